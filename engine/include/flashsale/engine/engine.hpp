@@ -1,0 +1,193 @@
+// The order-matching core: the authoritative state of every drop — stock, holds, per-user
+// limits, idempotency records and the waitlist — changed only by commands.
+//
+// Contract for every member function:
+// - Thread: one thread owns an Engine; nothing here is synchronised.
+// - Time: commands carry `now_ms`. The engine never reads a clock. Time never goes backwards:
+//   a `now_ms` earlier than the engine's time is taken as the engine's time. Before a command
+//   acts, time advances to `now_ms` (holds due by then expire, drops due by then open), so an
+//   order arriving exactly at the opening instant finds the drop open.
+// - Output: every state change is appended to `events` as an Event (see event.hpp), in the
+//   order it happened. Nothing else is output. The same commands always give the same events.
+// - Allocation: none per command, except amortised growth of pre-sized tables (record and
+//   order tables, the arena that keeps ids, the event vector the caller passes in).
+// - Failure: business failures are returned as outcomes/statuses; a broken invariant is a bug
+//   and stops the process (FS_ASSERT).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "flashsale/engine/event.hpp"
+#include "flashsale/engine/types.hpp"
+
+namespace flashsale::engine {
+
+namespace detail {
+class DropBook;
+class Arena;
+}  // namespace detail
+
+using Events = std::vector<Event>;
+
+// Bounds on what the engine holds, so memory stays bounded whatever clients send.
+struct EngineLimits {
+  std::uint32_t drops_max = 256;
+  // Recorded outcomes per drop (one per distinct (user, client_order_id)). Past it, new
+  // orders for that drop get `unavailable`; repeats still get their original outcome.
+  std::uint32_t decisions_per_drop_max = 16'000'000;
+  // Each new drop's record table is pre-sized for this many decisions, so a surge does not
+  // pay for rehashing.
+  std::uint32_t decisions_per_drop_reserve = 1u << 15;
+};
+
+struct PlaceOrder {
+  std::string_view drop;
+  std::string_view user;
+  std::string_view client_order_id;
+  std::uint32_t qty = 0;
+};
+
+inline constexpr std::uint32_t order_qty_max = 1'000'000;
+
+struct OrderResult {
+  OrderOutcome outcome = OrderOutcome::invalid;
+  bool repeated = false;  // the original outcome of an earlier identical (user, client_order_id)
+  DropIndex drop = 0;     // meaningful unless outcome is invalid
+  OrderNumber order = 0;  // reserved or waitlisted
+  std::uint32_t qty = 0;
+  TimeMs hold_expires_at_ms = 0;                 // reserved
+  std::uint32_t waitlist_position = 0;           // waitlisted
+  OrderStatus status = OrderStatus::waitlisted;  // where the order stands now (with `order`)
+  std::string_view reason;                       // for humans; static text
+};
+
+// A buyer acting on their own order: confirm (paid) or cancel.
+struct OrderAction {
+  std::string_view drop;
+  OrderNumber order = 0;
+  std::string_view user;
+};
+
+struct ActionResult {
+  CommandStatus status = CommandStatus::ok;
+  DropIndex drop = 0;
+  OrderStatus order_status = OrderStatus::waitlisted;  // valid unless unknown drop/order
+  std::string_view client_order_id;                    // valid unless unknown drop/order
+  std::string_view reason;
+};
+
+struct CommandResult {
+  CommandStatus status = CommandStatus::ok;
+  DropIndex drop = 0;  // valid when status is ok (and for wrong_state/already_exists)
+  std::string_view reason;
+};
+
+struct DropInfo {
+  DropIndex index = 0;
+  DropSpec spec;
+  DropState state = DropState::scheduled;
+  std::optional<TimeMs> opens_at_ms;  // set once a countdown starts
+  std::uint32_t stock_total = 0;      // creation stock plus restocks
+  std::uint32_t stock_left = 0;
+  std::uint32_t held = 0;             // units reserved, awaiting payment
+  std::uint32_t sold = 0;             // units confirmed
+  std::uint32_t waitlist_orders = 0;  // orders waiting
+  std::uint32_t orders = 0;           // orders ever accepted (reserved or waitlisted)
+  std::uint32_t decisions = 0;        // recorded outcomes
+};
+
+struct OrderInfo {
+  OrderNumber order = 0;
+  std::string_view user;
+  std::string_view client_order_id;
+  std::uint32_t qty = 0;
+  OrderStatus status = OrderStatus::waitlisted;
+  TimeMs hold_expires_at_ms = 0;  // 0 while waitlisted
+};
+
+class Engine {
+ public:
+  explicit Engine(EngineLimits limits = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Host commands. Precedence of failures: invalid_argument, limit_reached/already_exists
+  // (create), unknown_drop, wrong_state.
+  CommandResult create_drop(const DropSpec& spec, TimeMs now_ms, Events& events);
+  // Opens the drop at now + opens_in_ms (0 opens it now). From scheduled or countdown (a
+  // countdown may be moved); 0 <= opens_in_ms <= 7 days.
+  CommandResult start_countdown(std::string_view drop, TimeMs opens_in_ms, TimeMs now_ms,
+                                Events& events);
+  // Adds units; they serve the waitlist first. Any state but closed; 1 <= added, total <= 10^9.
+  CommandResult restock(std::string_view drop, std::uint32_t added, TimeMs now_ms, Events& events);
+  // Stops the sale: new orders get `closed`, waitlist entries are cancelled. Holds stay valid
+  // until paid, cancelled or expired: a winner never loses a reservation to a close.
+  CommandResult close(std::string_view drop, TimeMs now_ms, Events& events);
+
+  // A buyer's order. Outcome precedence: invalid, (repeat: the original outcome), not_open,
+  // unavailable (table full), closed, limit_exceeded, reserved, waitlisted, sold_out.
+  // Reserved needs an empty waitlist and enough stock: nobody jumps the queue.
+  OrderResult place_order(const PlaceOrder& order, TimeMs now_ms, Events& events);
+  // Confirm (paid): reserved -> confirmed, final. Confirming a confirmed order is ok.
+  ActionResult confirm(const OrderAction& action, TimeMs now_ms, Events& events);
+  // Cancel: reserved or waitlisted -> cancelled; held units go to the waitlist, then to stock.
+  ActionResult cancel(const OrderAction& action, TimeMs now_ms, Events& events);
+  // Expires due holds and opens due drops.
+  void advance_time(TimeMs now_ms, Events& events);
+
+  // Recovery: applies one event produced by another engine, in sequence order (asserted).
+  // Decides nothing; afterwards this engine is identical to the producer at that point.
+  void apply(const Event& event);
+
+  // Queries: pure reads, any time on the owning thread.
+  std::optional<DropIndex> find_drop(std::string_view id) const noexcept;
+  std::uint32_t drop_count() const noexcept;
+  DropInfo drop_info(DropIndex drop) const;  // precondition: drop < drop_count()
+  std::optional<OrderInfo> order_info(DropIndex drop, OrderNumber order) const;
+  // The buyer's orders in a drop, oldest first. Scans the drop's orders: for host tooling.
+  std::vector<OrderInfo> orders_of(DropIndex drop, std::string_view user) const;
+  // The recorded outcome of (user, client_order_id) without placing anything.
+  std::optional<OrderResult> find_decision(std::string_view drop, std::string_view user,
+                                           std::string_view client_order_id) const;
+  TimeMs now_ms() const noexcept { return now_ms_; }
+  std::uint64_t last_sequence() const noexcept { return sequence_; }
+  const EngineLimits& limits() const noexcept { return limits_; }
+
+  // A hash over a canonical encoding of the whole state (drops, decisions, orders, queues,
+  // sequence; not the clock). Equal digests mean equal engines. O(state).
+  std::uint64_t digest() const;
+  // Full scan of every invariant (stock_left + held + sold == total, per-user units within the
+  // limit and equal to their orders, queue and table consistency); FS_ASSERTs on a breach.
+  void check_invariants() const;
+
+ private:
+  detail::DropBook* lookup(std::string_view id) const noexcept;
+  // Applies a change, then appends it as the next event: deciding code never mutates state
+  // except through here, so replaying events takes exactly the same path.
+  void emit(DropIndex drop, EventBody body, Events& events);
+  void apply_body(DropIndex drop, EventBody& body);
+  void advance_to(TimeMs now_ms, Events& events);
+  void advance_drop(detail::DropBook& book, Events& events);
+  void release_units(detail::DropBook& book, Events& events);
+  void update_availability(detail::DropBook& book, Events& events);
+  void schedule(detail::DropBook& book);
+  void after_command();
+
+  EngineLimits limits_;
+  std::unique_ptr<detail::Arena> arena_;
+  std::vector<std::unique_ptr<detail::DropBook>> drops_;
+  struct DropIds;
+  std::unique_ptr<DropIds> drop_ids_;
+  struct Deadlines;
+  std::unique_ptr<Deadlines> deadlines_;
+  TimeMs now_ms_ = 0;
+  std::uint64_t sequence_ = 0;
+  std::uint64_t commands_ = 0;
+};
+
+}  // namespace flashsale::engine

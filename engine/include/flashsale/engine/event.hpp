@@ -1,0 +1,118 @@
+// Events: the engine's only output, an ordered, sequence-numbered record of every state change.
+//
+// One stream serves three readers: the journal persists it (an outcome counts once its event is
+// durable), the gateway turns it into messages for buyers and viewers, and `Engine::apply`
+// rebuilds identical state from it after a crash. So an event carries every value the change
+// depends on: applying it never decides anything.
+//
+// Lifetime: the string_views point into the engine's arena, which never moves or frees bytes
+// while the engine lives. They may be read from another thread once the event has been handed
+// over through a synchronising queue (bytes are written before the event is published).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <variant>
+
+#include "flashsale/engine/types.hpp"
+
+namespace flashsale::engine {
+
+// What a host sets when creating a drop. Validated by `Engine::create_drop`.
+struct DropSpec {
+  std::string_view id;               // 1-64 of [A-Za-z0-9_.-]
+  std::string_view title;            // 0-200 bytes, UTF-8 is the caller's business
+  std::int64_t price_cents = 0;      // 0 .. 10^12
+  std::uint32_t stock = 0;           // units at creation, 0 .. 10^9
+  std::uint32_t per_user_limit = 1;  // units per buyer, 1 .. 10^6
+  TimeMs hold_ms = 0;                // how long a reservation waits for payment, 1 s .. 24 h
+  std::uint32_t waitlist_limit = 0;  // waiting orders at most; 0 = no waitlist
+
+  friend bool operator==(const DropSpec&, const DropSpec&) = default;
+};
+
+struct DropCreated {
+  DropSpec spec;  // strings point into the arena
+
+  friend bool operator==(const DropCreated&, const DropCreated&) = default;
+};
+
+struct CountdownStarted {
+  TimeMs opens_at_ms = 0;
+
+  friend bool operator==(const CountdownStarted&, const CountdownStarted&) = default;
+};
+
+struct StateChanged {
+  DropState state = DropState::scheduled;
+
+  friend bool operator==(const StateChanged&, const StateChanged&) = default;
+};
+
+// A recorded order outcome: reserved, waitlisted, sold_out, limit_exceeded or closed.
+// For reserved and waitlisted, `order` is the new order's number; otherwise 0.
+struct OrderDecided {
+  std::string_view user;
+  std::string_view client_order_id;
+  OrderOutcome outcome = OrderOutcome::invalid;
+  std::uint32_t qty = 0;
+  OrderNumber order = 0;
+  TimeMs hold_expires_at_ms = 0;        // reserved only
+  std::uint32_t waitlist_position = 0;  // waitlisted only; 1 = next in line
+  std::uint32_t stock_left = 0;         // after the decision
+
+  friend bool operator==(const OrderDecided&, const OrderDecided&) = default;
+};
+
+// A waitlisted order got its units: it is now reserved with its own hold.
+struct OrderPromoted {
+  OrderNumber order = 0;
+  TimeMs hold_expires_at_ms = 0;
+  std::uint32_t stock_left = 0;
+
+  friend bool operator==(const OrderPromoted&, const OrderPromoted&) = default;
+};
+
+struct OrderConfirmed {
+  OrderNumber order = 0;
+
+  friend bool operator==(const OrderConfirmed&, const OrderConfirmed&) = default;
+};
+
+struct OrderCancelled {
+  OrderNumber order = 0;
+  CancelReason reason = CancelReason::by_buyer;
+  std::uint32_t stock_left = 0;  // after any units came back
+
+  friend bool operator==(const OrderCancelled&, const OrderCancelled&) = default;
+};
+
+struct HoldExpired {
+  OrderNumber order = 0;
+  std::uint32_t stock_left = 0;
+
+  friend bool operator==(const HoldExpired&, const HoldExpired&) = default;
+};
+
+struct Restocked {
+  std::uint32_t added = 0;
+  std::uint32_t stock_total = 0;  // after the restock
+  std::uint32_t stock_left = 0;
+
+  friend bool operator==(const Restocked&, const Restocked&) = default;
+};
+
+using EventBody =
+    std::variant<DropCreated, CountdownStarted, StateChanged, OrderDecided, OrderPromoted,
+                 OrderConfirmed, OrderCancelled, HoldExpired, Restocked>;
+
+struct Event {
+  std::uint64_t sequence = 0;  // 1, 2, 3, ... without gaps over the engine's life
+  TimeMs at_ms = 0;            // engine time of the command that caused it
+  DropIndex drop = 0;
+  EventBody body;
+
+  friend bool operator==(const Event&, const Event&) = default;
+};
+
+}  // namespace flashsale::engine

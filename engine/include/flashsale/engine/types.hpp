@@ -1,0 +1,113 @@
+// The engine's vocabulary: identifiers, states and outcome codes.
+//
+// Every enum here has a stable machine-readable name (`to_string`) that the wire protocol, the
+// journal and the metrics reuse, so renaming one is a protocol change. Enumerator values are
+// stored in the journal: append new ones at the end, never renumber.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace flashsale::engine {
+
+// Engine time: Unix milliseconds, supplied by the caller with every command. The engine never
+// reads a clock, so a recorded command sequence replays to the same state.
+using TimeMs = std::int64_t;
+
+// A drop's position in creation order. Stable for the engine's lifetime and reproduced exactly
+// by replay, so events can name drops compactly.
+using DropIndex = std::uint32_t;
+
+// An order's number within its drop, starting at 1 in the order the engine accepted them. The
+// pair (drop id, order number) names an order; the gateway spells it as a string.
+using OrderNumber = std::uint32_t;
+
+// A drop's lifecycle. `sold_out` and `open` alternate as units run out and come back
+// (cancels, expiries, restocks); `closed` is final.
+enum class DropState : std::uint8_t {
+  scheduled = 0,  // created, no opening time yet
+  countdown = 1,  // opening time set, not reached
+  open = 2,
+  sold_out = 3,
+  closed = 4,
+};
+
+// The answer to one order attempt, in order of precedence: the first that applies is given.
+// `reserved`, `waitlisted`, `sold_out`, `limit_exceeded` and `closed` are recorded against the
+// buyer's (user, client_order_id) and returned unchanged on every retry; `invalid` and
+// `not_open` are not recorded, so a retry is a fresh attempt.
+enum class OrderOutcome : std::uint8_t {
+  invalid = 0,         // bad qty, unknown drop, malformed user or client_order_id
+  closed = 1,          // the drop was closed before this order arrived
+  not_open = 2,        // before the opening instant: an early click never wins
+  limit_exceeded = 3,  // the buyer's held + confirmed + waitlisted units would pass the limit
+  reserved = 4,        // units held for the buyer until hold_expires_at_ms
+  waitlisted = 5,      // queued first-in-first-out for units that come back
+  sold_out = 6,        // no units and no room on the waitlist
+  unavailable = 7,     // the drop's order table is full (EngineLimits); not recorded
+};
+
+// Where an accepted order (reserved or waitlisted) stands now.
+enum class OrderStatus : std::uint8_t {
+  waitlisted = 0,
+  reserved = 1,   // held, waiting for payment
+  confirmed = 2,  // paid; final
+  cancelled = 3,  // by the buyer, or a waitlist entry dropped when its drop closed
+  expired = 4,    // the hold ran out before payment
+};
+
+// Why a cancellation happened.
+enum class CancelReason : std::uint8_t {
+  by_buyer = 0,
+  drop_closed = 1,  // waitlist entries are cancelled when their drop closes
+};
+
+// The answer to a host command or to a buyer's confirm/cancel.
+enum class CommandStatus : std::uint8_t {
+  ok = 0,
+  invalid_argument = 1,  // a field is out of its documented range
+  already_exists = 2,    // create: a drop with this id exists
+  unknown_drop = 3,
+  wrong_state = 4,    // the drop or order is not in a state that allows the command
+  limit_reached = 5,  // create: EngineLimits::drops_max drops exist
+  unknown_order = 6,
+  not_owner = 7,  // confirm/cancel by someone other than the buyer
+};
+
+std::string_view to_string(DropState state) noexcept;
+std::string_view to_string(OrderOutcome outcome) noexcept;
+std::string_view to_string(OrderStatus status) noexcept;
+std::string_view to_string(CancelReason reason) noexcept;
+std::string_view to_string(CommandStatus status) noexcept;
+
+// True for the outcomes that are remembered per (user, client_order_id).
+constexpr bool is_recorded(OrderOutcome outcome) noexcept {
+  switch (outcome) {
+    case OrderOutcome::closed:
+    case OrderOutcome::limit_exceeded:
+    case OrderOutcome::reserved:
+    case OrderOutcome::waitlisted:
+    case OrderOutcome::sold_out:
+      return true;
+    case OrderOutcome::invalid:
+    case OrderOutcome::not_open:
+    case OrderOutcome::unavailable:
+      return false;
+  }
+  return false;
+}
+
+// Identifier rules, shared by the engine and every edge that validates input early.
+inline constexpr std::size_t drop_id_length_max = 64;
+inline constexpr std::size_t user_length_max = 64;
+inline constexpr std::size_t client_order_id_length_max = 64;
+inline constexpr std::size_t title_length_max = 200;
+
+// A drop id is 1-64 characters of [A-Za-z0-9_.-].
+bool is_valid_drop_id(std::string_view id) noexcept;
+
+// A user or client_order_id is 1-64 bytes of printable ASCII (0x21-0x7e): what a token or a
+// JSON string can carry without escaping surprises in logs and journals.
+bool is_valid_name(std::string_view name, std::size_t length_max) noexcept;
+
+}  // namespace flashsale::engine

@@ -1,0 +1,674 @@
+// The engine's rules. Each command validates, decides, and then changes state only through
+// `emit`, which applies an event and appends it to the output; `apply` (recovery) runs the same
+// application code on events read back from the journal. Keeping decisions and mutations apart
+// is what makes "replay the events" and "replay the commands" reach the same digest.
+#include "flashsale/engine/engine.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <queue>
+#include <type_traits>
+#include <utility>
+
+#include "arena.hpp"
+#include "drop_book.hpp"
+
+namespace flashsale::engine {
+
+using detail::DropBook;
+using detail::Order;
+using detail::Record;
+
+struct Engine::DropIds {
+  boost::unordered_flat_map<std::string_view, DropIndex, detail::StringHash, std::equal_to<>> map;
+};
+
+// Earliest pending deadline per drop (opening instant or first hold expiry), min first; ties
+// go to the lower drop index so the order of events never depends on anything but input.
+struct Engine::Deadlines {
+  using Entry = std::pair<TimeMs, DropIndex>;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap;
+  std::vector<Entry> due;  // scratch for advance_to, kept to reuse its capacity
+};
+
+namespace {
+
+constexpr std::int64_t price_cents_max = 1'000'000'000'000;
+constexpr std::uint32_t stock_max = 1'000'000'000;
+constexpr std::uint32_t per_user_limit_max = 1'000'000;
+constexpr std::uint32_t waitlist_limit_max = 10'000'000;
+constexpr TimeMs hold_ms_min = 1'000;
+constexpr TimeMs hold_ms_max = 24 * 3600 * 1000;
+constexpr TimeMs countdown_ms_max = 7 * 24 * 3600 * 1000;
+
+const char* validate(const DropSpec& spec) {
+  if (!is_valid_drop_id(spec.id)) return "id must be 1-64 characters of [A-Za-z0-9_.-]";
+  if (spec.title.size() > title_length_max) return "title must be at most 200 bytes";
+  if (spec.price_cents < 0 || spec.price_cents > price_cents_max)
+    return "price_cents must be 0..10^12";
+  if (spec.stock > stock_max) return "stock must be 0..10^9";
+  if (spec.per_user_limit < 1 || spec.per_user_limit > per_user_limit_max)
+    return "per_user_limit must be 1..10^6";
+  if (spec.hold_ms < hold_ms_min || spec.hold_ms > hold_ms_max) return "hold must be 1 s .. 24 h";
+  if (spec.waitlist_limit > waitlist_limit_max) return "waitlist_limit must be 0..10^7";
+  return nullptr;
+}
+
+bool accepts_orders(DropState state) {
+  return state == DropState::open || state == DropState::sold_out;
+}
+
+// The drop's next moment of interest: its opening instant or its first hold's expiry.
+std::optional<TimeMs> next_deadline(DropBook& book) {
+  book.prune_queues();
+  std::optional<TimeMs> next;
+  if (book.state == DropState::countdown) next = book.opens_at_ms;
+  if (!book.holds.empty()) {
+    const TimeMs expiry = book.order(book.holds.front()).hold_expires_at_ms;
+    next = next ? std::min(*next, expiry) : expiry;
+  }
+  return next;
+}
+
+bool legal_transition(DropState from, DropState to) {
+  switch (to) {
+    case DropState::open:
+      return from == DropState::countdown || from == DropState::sold_out;
+    case DropState::sold_out:
+      return from == DropState::open;
+    case DropState::closed:
+      return from != DropState::closed;
+    case DropState::scheduled:
+    case DropState::countdown:
+      return false;  // countdown is entered through CountdownStarted only
+  }
+  return false;
+}
+
+OrderResult result_of(const DropBook& book, std::uint32_t position, bool repeated) {
+  const Record& record = book.decisions[position];
+  OrderResult result;
+  result.outcome = record.outcome;
+  result.repeated = repeated;
+  result.drop = book.index;
+  result.qty = record.qty;
+  result.order = record.order;
+  if (record.order != 0) {
+    const Order& order = book.order(record.order);
+    result.status = order.status;
+    result.hold_expires_at_ms = order.hold_expires_at_ms;
+    result.waitlist_position = order.waitlist_position;
+  }
+  return result;
+}
+
+OrderResult unrecorded(OrderOutcome outcome, const char* reason, DropIndex drop = 0) {
+  OrderResult result;
+  result.outcome = outcome;
+  result.drop = drop;
+  result.reason = reason;
+  return result;
+}
+
+// Units that a buyer stops holding (cancel, expiry) no longer count toward their limit.
+void release_user_units(DropBook& book, const Order& order) {
+  auto found = book.units_by_user.find(book.user_of(order));
+  FS_ASSERT(found != book.units_by_user.end());
+  FS_ASSERT(found->second >= order.qty);
+  found->second -= order.qty;
+}
+
+void release_hold(DropBook& book, const Order& order) {
+  FS_ASSERT(book.held >= order.qty);
+  book.held -= order.qty;
+  book.stock_left += order.qty;
+}
+
+// --- Applying events to a drop. Each asserts what the event claims about the state after. ---
+
+void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
+  FS_ASSERT(is_recorded(decided.outcome));
+  FS_ASSERT(!book.find_decision(decided.user, decided.client_order_id));
+  const char* key = arena.copy(decided.user, decided.client_order_id);
+  const Record record{key,
+                      static_cast<std::uint8_t>(decided.user.size()),
+                      static_cast<std::uint8_t>(decided.client_order_id.size()),
+                      decided.outcome,
+                      decided.qty,
+                      decided.order};
+  decided.user = record.user();
+  decided.client_order_id = record.client_order_id();
+  const auto position = static_cast<std::uint32_t>(book.decisions.size());
+  book.decisions.push_back(record);
+  FS_ASSERT(book.decision_index.insert(position).second);
+
+  if (decided.outcome != OrderOutcome::reserved && decided.outcome != OrderOutcome::waitlisted) {
+    FS_ASSERT(decided.order == 0);
+    return;
+  }
+  FS_ASSERT(decided.order == book.orders.size() + 1);
+  std::uint32_t& units = book.units_by_user[record.user()];
+  units += decided.qty;
+  FS_ASSERT(units <= book.spec.per_user_limit);
+  if (decided.outcome == OrderOutcome::reserved) {
+    FS_ASSERT(book.waitlist_orders == 0);
+    FS_ASSERT(book.stock_left >= decided.qty);
+    book.stock_left -= decided.qty;
+    book.held += decided.qty;
+    book.orders.push_back(
+        {position, decided.qty, decided.hold_expires_at_ms, 0, OrderStatus::reserved});
+    book.holds.push_back(decided.order);
+  } else {
+    book.waitlist_orders += 1;
+    FS_ASSERT(book.waitlist_orders <= book.spec.waitlist_limit);
+    FS_ASSERT(decided.waitlist_position == book.waitlist_orders);
+    book.orders.push_back(
+        {position, decided.qty, 0, decided.waitlist_position, OrderStatus::waitlisted});
+    book.waitlist.push_back(decided.order);
+  }
+  FS_ASSERT(book.stock_left == decided.stock_left);
+}
+
+void apply_to(DropBook& book, const OrderPromoted& promoted) {
+  book.prune_queues();
+  FS_ASSERT(!book.waitlist.empty() && book.waitlist.front() == promoted.order);
+  Order& order = book.order(promoted.order);
+  FS_ASSERT(order.status == OrderStatus::waitlisted);
+  FS_ASSERT(book.stock_left >= order.qty);
+  book.stock_left -= order.qty;
+  book.held += order.qty;
+  book.waitlist_orders -= 1;
+  order.status = OrderStatus::reserved;
+  order.hold_expires_at_ms = promoted.hold_expires_at_ms;
+  book.holds.push_back(promoted.order);
+  FS_ASSERT(book.stock_left == promoted.stock_left);
+}
+
+void apply_to(DropBook& book, const OrderConfirmed& confirmed) {
+  Order& order = book.order(confirmed.order);
+  FS_ASSERT(order.status == OrderStatus::reserved);
+  FS_ASSERT(book.held >= order.qty);
+  book.held -= order.qty;
+  book.sold += order.qty;
+  order.status = OrderStatus::confirmed;
+}
+
+void apply_to(DropBook& book, const OrderCancelled& cancelled) {
+  Order& order = book.order(cancelled.order);
+  if (order.status == OrderStatus::reserved) {
+    FS_ASSERT(cancelled.reason == CancelReason::by_buyer);
+    release_hold(book, order);
+  } else {
+    FS_ASSERT(order.status == OrderStatus::waitlisted);
+    FS_ASSERT(book.waitlist_orders >= 1);
+    book.waitlist_orders -= 1;
+  }
+  release_user_units(book, order);
+  order.status = OrderStatus::cancelled;
+  FS_ASSERT(book.stock_left == cancelled.stock_left);
+}
+
+void apply_to(DropBook& book, const HoldExpired& expired) {
+  Order& order = book.order(expired.order);
+  FS_ASSERT(order.status == OrderStatus::reserved);
+  release_hold(book, order);
+  release_user_units(book, order);
+  order.status = OrderStatus::expired;
+  FS_ASSERT(book.stock_left == expired.stock_left);
+}
+
+void apply_to(DropBook& book, const Restocked& restocked) {
+  FS_ASSERT(book.state != DropState::closed);
+  FS_ASSERT(restocked.added >= 1);
+  book.stock_total += restocked.added;
+  book.stock_left += restocked.added;
+  FS_ASSERT(book.stock_total == restocked.stock_total && book.stock_left == restocked.stock_left);
+}
+
+void apply_to(DropBook& book, const CountdownStarted& started) {
+  FS_ASSERT(book.state == DropState::scheduled || book.state == DropState::countdown);
+  book.state = DropState::countdown;
+  book.opens_at_ms = started.opens_at_ms;
+}
+
+void apply_to(DropBook& book, const StateChanged& changed) {
+  FS_ASSERT(legal_transition(book.state, changed.state));
+  book.state = changed.state;
+}
+
+}  // namespace
+
+namespace detail {
+
+void assert_failed(const char* expression, const char* file, int line) noexcept {
+  std::fprintf(stderr, "flashsale: assertion failed: %s (%s:%d)\n", expression, file, line);
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace detail
+
+Engine::Engine(EngineLimits limits)
+    : limits_(limits),
+      arena_(std::make_unique<detail::Arena>()),
+      drop_ids_(std::make_unique<DropIds>()),
+      deadlines_(std::make_unique<Deadlines>()) {
+  FS_ASSERT(limits_.drops_max >= 1);
+  FS_ASSERT(limits_.decisions_per_drop_reserve <= limits_.decisions_per_drop_max);
+  drops_.reserve(limits_.drops_max);
+  drop_ids_->map.reserve(limits_.drops_max);
+}
+
+Engine::~Engine() = default;
+
+DropBook* Engine::lookup(std::string_view id) const noexcept {
+  const auto found = drop_ids_->map.find(id);
+  return found == drop_ids_->map.end() ? nullptr : drops_[found->second].get();
+}
+
+void Engine::emit(DropIndex drop, EventBody body, Events& events) {
+  apply_body(drop, body);
+  events.push_back(Event{++sequence_, now_ms_, drop, std::move(body)});
+}
+
+void Engine::apply_body(DropIndex drop, EventBody& body) {
+  if (auto* created = std::get_if<DropCreated>(&body)) {
+    FS_ASSERT(drop == drops_.size());
+    FS_ASSERT(drops_.size() < limits_.drops_max);
+    FS_ASSERT(validate(created->spec) == nullptr);
+    created->spec.id = arena_->intern(created->spec.id);
+    created->spec.title = arena_->intern(created->spec.title);
+    drops_.push_back(
+        std::make_unique<DropBook>(drop, created->spec, limits_.decisions_per_drop_reserve));
+    FS_ASSERT(drop_ids_->map.emplace(created->spec.id, drop).second);
+    return;
+  }
+  FS_ASSERT(drop < drops_.size());
+  DropBook& book = *drops_[drop];
+  std::visit(
+      [&]<typename Body>(Body& change) {
+        if constexpr (std::is_same_v<Body, OrderDecided>) {
+          apply_to(book, *arena_, change);
+        } else if constexpr (!std::is_same_v<Body, DropCreated>) {
+          apply_to(book, change);
+        }
+      },
+      body);
+  book.check_balance();
+  schedule(book);
+}
+
+void Engine::apply(const Event& event) {
+  FS_ASSERT(event.sequence == sequence_ + 1);
+  FS_ASSERT(event.at_ms >= now_ms_);
+  now_ms_ = event.at_ms;
+  EventBody body = event.body;
+  apply_body(event.drop, body);
+  sequence_ = event.sequence;
+}
+
+// Keeps the heap holding, for every drop with a deadline, an entry no later than it.
+void Engine::schedule(DropBook& book) {
+  const std::optional<TimeMs> next = next_deadline(book);
+  if (next && (!book.scheduled_deadline || *next < *book.scheduled_deadline)) {
+    book.scheduled_deadline = next;
+    deadlines_->heap.emplace(*next, book.index);
+  }
+}
+
+// Time passes: every drop whose next deadline has come is brought up to `now`, in order of
+// that deadline (then drop index). The order depends only on the drops' state, never on the
+// heap's history, so an engine rebuilt by `apply` continues exactly as the original would.
+void Engine::advance_to(TimeMs now_ms, Events& events) {
+  now_ms_ = std::max(now_ms_, now_ms);
+  auto& heap = deadlines_->heap;
+  if (heap.empty() || heap.top().first > now_ms_) return;
+  auto& due = deadlines_->due;
+  due.clear();
+  while (!heap.empty() && heap.top().first <= now_ms_) {
+    DropBook& book = *drops_[heap.top().second];
+    heap.pop();
+    if (!book.scheduled_deadline) continue;  // collected already in this pass
+    book.scheduled_deadline.reset();
+    const std::optional<TimeMs> next = next_deadline(book);
+    if (next && *next <= now_ms_) {
+      due.emplace_back(*next, book.index);
+    } else {
+      schedule(book);
+    }
+  }
+  std::sort(due.begin(), due.end());
+  for (const auto& [deadline, index] : due) {
+    DropBook& book = *drops_[index];
+    advance_drop(book, events);
+    book.scheduled_deadline.reset();
+    schedule(book);
+  }
+}
+
+void Engine::advance_drop(DropBook& book, Events& events) {
+  if (book.state == DropState::countdown && book.opens_at_ms <= now_ms_) {
+    emit(book.index, StateChanged{DropState::open}, events);
+    update_availability(book, events);
+  }
+  book.prune_queues();
+  while (!book.holds.empty()) {
+    const OrderNumber number = book.holds.front();
+    const Order& order = book.order(number);
+    if (order.hold_expires_at_ms > now_ms_) break;
+    emit(book.index, HoldExpired{number, book.stock_left + order.qty}, events);
+    release_units(book, events);
+    book.prune_queues();
+  }
+}
+
+// Units came back (cancel, expiry, restock): the waitlist's head takes them first, strictly
+// in order; whatever it cannot use stays in stock.
+void Engine::release_units(DropBook& book, Events& events) {
+  if (accepts_orders(book.state)) {
+    book.prune_queues();
+    while (!book.waitlist.empty()) {
+      const OrderNumber number = book.waitlist.front();
+      const std::uint32_t qty = book.order(number).qty;
+      if (qty > book.stock_left) break;
+      emit(book.index, OrderPromoted{number, now_ms_ + book.spec.hold_ms, book.stock_left - qty},
+           events);
+      book.prune_queues();
+    }
+  }
+  update_availability(book, events);
+}
+
+void Engine::update_availability(DropBook& book, Events& events) {
+  if (book.state == DropState::open && book.stock_left == 0) {
+    emit(book.index, StateChanged{DropState::sold_out}, events);
+  } else if (book.state == DropState::sold_out && book.stock_left > 0) {
+    emit(book.index, StateChanged{DropState::open}, events);
+  }
+}
+
+void Engine::after_command() {
+  commands_ += 1;
+  if constexpr (FS_FULL_CHECKS_ENABLED) {
+    if (commands_ % 64 == 0) check_invariants();
+  }
+}
+
+CommandResult Engine::create_drop(const DropSpec& spec, TimeMs now_ms, Events& events) {
+  advance_to(now_ms, events);
+  CommandResult result;
+  if (const char* problem = validate(spec)) {
+    result.status = CommandStatus::invalid_argument;
+    result.reason = problem;
+  } else if (lookup(spec.id) != nullptr) {
+    result.status = CommandStatus::already_exists;
+    result.drop = *find_drop(spec.id);
+    result.reason = "a drop with this id exists";
+  } else if (drops_.size() >= limits_.drops_max) {
+    result.status = CommandStatus::limit_reached;
+    result.reason = "the engine holds its maximum number of drops";
+  } else {
+    result.drop = static_cast<DropIndex>(drops_.size());
+    emit(result.drop, DropCreated{spec}, events);
+  }
+  after_command();
+  return result;
+}
+
+CommandResult Engine::start_countdown(std::string_view drop, TimeMs opens_in_ms, TimeMs now_ms,
+                                      Events& events) {
+  advance_to(now_ms, events);
+  CommandResult result;
+  DropBook* book = lookup(drop);
+  if (opens_in_ms < 0 || opens_in_ms > countdown_ms_max) {
+    result.status = CommandStatus::invalid_argument;
+    result.reason = "the countdown must be 0 s .. 7 days";
+  } else if (book == nullptr) {
+    result.status = CommandStatus::unknown_drop;
+  } else if (book->state != DropState::scheduled && book->state != DropState::countdown) {
+    result.status = CommandStatus::wrong_state;
+    result.drop = book->index;
+    result.reason = "the drop has already opened";
+  } else {
+    result.drop = book->index;
+    emit(book->index, CountdownStarted{now_ms_ + opens_in_ms}, events);
+    advance_to(now_ms_, events);  // a zero countdown opens now
+  }
+  after_command();
+  return result;
+}
+
+CommandResult Engine::restock(std::string_view drop, std::uint32_t added, TimeMs now_ms,
+                              Events& events) {
+  advance_to(now_ms, events);
+  CommandResult result;
+  DropBook* book = lookup(drop);
+  if (added < 1 || added > stock_max) {
+    result.status = CommandStatus::invalid_argument;
+    result.reason = "add must be 1..10^9";
+  } else if (book == nullptr) {
+    result.status = CommandStatus::unknown_drop;
+  } else if (book->state == DropState::closed) {
+    result.status = CommandStatus::wrong_state;
+    result.drop = book->index;
+    result.reason = "the drop is closed";
+  } else if (std::uint64_t{book->stock_total} + added > stock_max) {
+    result.status = CommandStatus::invalid_argument;
+    result.drop = book->index;
+    result.reason = "total stock would pass 10^9";
+  } else {
+    result.drop = book->index;
+    emit(book->index, Restocked{added, book->stock_total + added, book->stock_left + added},
+         events);
+    release_units(*book, events);
+  }
+  after_command();
+  return result;
+}
+
+CommandResult Engine::close(std::string_view drop, TimeMs now_ms, Events& events) {
+  advance_to(now_ms, events);
+  CommandResult result;
+  DropBook* book = lookup(drop);
+  if (book == nullptr) {
+    result.status = CommandStatus::unknown_drop;
+  } else if (book->state == DropState::closed) {
+    result.status = CommandStatus::wrong_state;
+    result.drop = book->index;
+    result.reason = "the drop is already closed";
+  } else {
+    result.drop = book->index;
+    emit(book->index, StateChanged{DropState::closed}, events);
+    book->prune_queues();
+    // Copy: emitting mutates the queue's lazily deleted front.
+    const std::vector<OrderNumber> waiting(book->waitlist.begin(), book->waitlist.end());
+    for (const OrderNumber number : waiting) {
+      if (book->order(number).status != OrderStatus::waitlisted) continue;
+      emit(book->index, OrderCancelled{number, CancelReason::drop_closed, book->stock_left},
+           events);
+    }
+  }
+  after_command();
+  return result;
+}
+
+OrderResult Engine::place_order(const PlaceOrder& request, TimeMs now_ms, Events& events) {
+  advance_to(now_ms, events);
+  after_command();
+  if (request.qty < 1 || request.qty > order_qty_max)
+    return unrecorded(OrderOutcome::invalid, "qty must be 1..10^6");
+  if (!is_valid_name(request.user, user_length_max))
+    return unrecorded(OrderOutcome::invalid, "user must be 1-64 printable ASCII bytes");
+  if (!is_valid_name(request.client_order_id, client_order_id_length_max))
+    return unrecorded(OrderOutcome::invalid, "client_order_id must be 1-64 printable ASCII bytes");
+  DropBook* book = lookup(request.drop);
+  if (book == nullptr) return unrecorded(OrderOutcome::invalid, "unknown drop");
+
+  if (const auto position = book->find_decision(request.user, request.client_order_id))
+    return result_of(*book, *position, true);
+  if (book->state == DropState::scheduled || book->state == DropState::countdown)
+    return unrecorded(OrderOutcome::not_open, "the drop has not opened yet", book->index);
+  if (book->decisions.size() >= limits_.decisions_per_drop_max)
+    return unrecorded(OrderOutcome::unavailable, "the drop's order table is full", book->index);
+
+  OrderDecided decided{request.user, request.client_order_id};
+  decided.qty = request.qty;
+  decided.stock_left = book->stock_left;
+  if (book->state == DropState::closed) {
+    decided.outcome = OrderOutcome::closed;
+  } else if (std::uint64_t{book->units_of(request.user)} + request.qty >
+             book->spec.per_user_limit) {
+    decided.outcome = OrderOutcome::limit_exceeded;
+  } else if (book->waitlist_orders == 0 && book->stock_left >= request.qty) {
+    decided.outcome = OrderOutcome::reserved;
+    decided.order = static_cast<OrderNumber>(book->orders.size() + 1);
+    decided.hold_expires_at_ms = now_ms_ + book->spec.hold_ms;
+    decided.stock_left = book->stock_left - request.qty;
+  } else if (book->waitlist_orders < book->spec.waitlist_limit) {
+    decided.outcome = OrderOutcome::waitlisted;
+    decided.order = static_cast<OrderNumber>(book->orders.size() + 1);
+    decided.waitlist_position = book->waitlist_orders + 1;
+  } else {
+    decided.outcome = OrderOutcome::sold_out;
+  }
+  emit(book->index, decided, events);
+  if (decided.outcome == OrderOutcome::reserved) update_availability(*book, events);
+  return result_of(*book, static_cast<std::uint32_t>(book->decisions.size() - 1), false);
+}
+
+ActionResult Engine::confirm(const OrderAction& action, TimeMs now_ms, Events& events) {
+  advance_to(now_ms, events);
+  after_command();
+  ActionResult result;
+  DropBook* book = lookup(action.drop);
+  if (book == nullptr) {
+    result.status = CommandStatus::unknown_drop;
+    return result;
+  }
+  result.drop = book->index;
+  if (action.order < 1 || action.order > book->orders.size()) {
+    result.status = CommandStatus::unknown_order;
+    return result;
+  }
+  const Order& order = book->order(action.order);
+  result.client_order_id = book->decisions[order.decision].client_order_id();
+  if (book->user_of(order) != action.user) {
+    result.status = CommandStatus::not_owner;
+    return result;
+  }
+  if (order.status == OrderStatus::reserved) {
+    emit(book->index, OrderConfirmed{action.order}, events);
+  } else if (order.status != OrderStatus::confirmed) {
+    result.status = CommandStatus::wrong_state;
+    result.reason = "only a reserved order can be confirmed";
+  }
+  result.order_status = order.status;
+  return result;
+}
+
+ActionResult Engine::cancel(const OrderAction& action, TimeMs now_ms, Events& events) {
+  advance_to(now_ms, events);
+  after_command();
+  ActionResult result;
+  DropBook* book = lookup(action.drop);
+  if (book == nullptr) {
+    result.status = CommandStatus::unknown_drop;
+    return result;
+  }
+  result.drop = book->index;
+  if (action.order < 1 || action.order > book->orders.size()) {
+    result.status = CommandStatus::unknown_order;
+    return result;
+  }
+  const Order& order = book->order(action.order);
+  result.client_order_id = book->decisions[order.decision].client_order_id();
+  if (book->user_of(order) != action.user) {
+    result.status = CommandStatus::not_owner;
+    return result;
+  }
+  if (order.status == OrderStatus::reserved || order.status == OrderStatus::waitlisted) {
+    const std::uint32_t returned = order.status == OrderStatus::reserved ? order.qty : 0;
+    emit(book->index,
+         OrderCancelled{action.order, CancelReason::by_buyer, book->stock_left + returned}, events);
+    release_units(*book, events);
+  } else if (order.status != OrderStatus::cancelled) {
+    result.status = CommandStatus::wrong_state;
+    result.reason = "a confirmed or expired order cannot be cancelled";
+  }
+  result.order_status = order.status;
+  return result;
+}
+
+void Engine::advance_time(TimeMs now_ms, Events& events) {
+  advance_to(now_ms, events);
+  after_command();
+}
+
+std::optional<DropIndex> Engine::find_drop(std::string_view id) const noexcept {
+  const auto found = drop_ids_->map.find(id);
+  if (found == drop_ids_->map.end()) return std::nullopt;
+  return found->second;
+}
+
+std::uint32_t Engine::drop_count() const noexcept {
+  return static_cast<std::uint32_t>(drops_.size());
+}
+
+DropInfo Engine::drop_info(DropIndex drop) const {
+  FS_ASSERT(drop < drops_.size());
+  const DropBook& book = *drops_[drop];
+  DropInfo info;
+  info.index = drop;
+  info.spec = book.spec;
+  info.state = book.state;
+  if (book.state != DropState::scheduled) info.opens_at_ms = book.opens_at_ms;
+  info.stock_total = book.stock_total;
+  info.stock_left = book.stock_left;
+  info.held = book.held;
+  info.sold = book.sold;
+  info.waitlist_orders = book.waitlist_orders;
+  info.orders = static_cast<std::uint32_t>(book.orders.size());
+  info.decisions = static_cast<std::uint32_t>(book.decisions.size());
+  return info;
+}
+
+namespace {
+
+OrderInfo info_of(const DropBook& book, OrderNumber number) {
+  const Order& order = book.order(number);
+  const Record& record = book.decisions[order.decision];
+  return OrderInfo{number,    record.user(), record.client_order_id(),
+                   order.qty, order.status,  order.hold_expires_at_ms};
+}
+
+}  // namespace
+
+std::optional<OrderInfo> Engine::order_info(DropIndex drop, OrderNumber order) const {
+  FS_ASSERT(drop < drops_.size());
+  const DropBook& book = *drops_[drop];
+  if (order < 1 || order > book.orders.size()) return std::nullopt;
+  return info_of(book, order);
+}
+
+std::vector<OrderInfo> Engine::orders_of(DropIndex drop, std::string_view user) const {
+  FS_ASSERT(drop < drops_.size());
+  const DropBook& book = *drops_[drop];
+  std::vector<OrderInfo> found;
+  for (OrderNumber number = 1; number <= book.orders.size(); ++number) {
+    if (book.user_of(book.order(number)) == user) found.push_back(info_of(book, number));
+  }
+  return found;
+}
+
+std::optional<OrderResult> Engine::find_decision(std::string_view drop, std::string_view user,
+                                                 std::string_view client_order_id) const {
+  const DropBook* book = lookup(drop);
+  if (book == nullptr) return std::nullopt;
+  const auto position = book->find_decision(user, client_order_id);
+  if (!position) return std::nullopt;
+  return result_of(*book, *position, true);
+}
+
+}  // namespace flashsale::engine

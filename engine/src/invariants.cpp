@@ -1,0 +1,174 @@
+// The whole-state checks: `check_invariants` rescans everything the engine keeps incrementally
+// and asserts they agree; `digest` hashes a canonical encoding so tests and recovery can prove
+// two engines hold the same state. Both are O(state) and stay off the order path.
+#include <boost/container_hash/hash.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
+
+#include "drop_book.hpp"
+#include "flashsale/engine/engine.hpp"
+
+namespace flashsale::engine {
+
+using detail::DropBook;
+using detail::Order;
+using detail::Record;
+
+namespace {
+
+// Feeds values into one running hash in a fixed order. Strings carry their length so that
+// ("ab","c") and ("a","bc") differ.
+class DigestWriter {
+ public:
+  void add(std::uint64_t value) { boost::hash_combine(seed_, value); }
+  void add(std::string_view text) {
+    add(text.size());
+    boost::hash_range(seed_, text.begin(), text.end());
+  }
+  std::uint64_t value() const { return seed_; }
+
+ private:
+  std::size_t seed_ = 0x666c61736873616cULL;  // "flashsal"
+};
+
+void digest_drop(const DropBook& book, DigestWriter& writer) {
+  writer.add(book.spec.id);
+  writer.add(book.spec.title);
+  writer.add(static_cast<std::uint64_t>(book.spec.price_cents));
+  writer.add(book.spec.stock);
+  writer.add(book.spec.per_user_limit);
+  writer.add(static_cast<std::uint64_t>(book.spec.hold_ms));
+  writer.add(book.spec.waitlist_limit);
+  writer.add(static_cast<std::uint64_t>(book.state));
+  writer.add(static_cast<std::uint64_t>(book.opens_at_ms));
+  writer.add(book.stock_total);
+  writer.add(book.stock_left);
+  writer.add(book.held);
+  writer.add(book.sold);
+  writer.add(book.waitlist_orders);
+  writer.add(book.decisions.size());
+  for (const Record& record : book.decisions) {
+    writer.add(record.user());
+    writer.add(record.client_order_id());
+    writer.add(static_cast<std::uint64_t>(record.outcome));
+    writer.add(record.qty);
+    writer.add(record.order);
+  }
+  writer.add(book.orders.size());
+  for (const Order& order : book.orders) {
+    writer.add(order.decision);
+    writer.add(order.qty);
+    writer.add(static_cast<std::uint64_t>(order.hold_expires_at_ms));
+    writer.add(order.waitlist_position);
+    writer.add(static_cast<std::uint64_t>(order.status));
+  }
+  // Queue order matters (who is next); entries already gone from the queue do not.
+  for (const OrderNumber number : book.waitlist) {
+    if (book.order(number).status == OrderStatus::waitlisted) writer.add(number);
+  }
+  writer.add(std::uint64_t{0});
+  for (const OrderNumber number : book.holds) {
+    if (book.order(number).status == OrderStatus::reserved) writer.add(number);
+  }
+}
+
+void check_drop(const DropBook& book) {
+  book.check_balance();
+  FS_ASSERT(book.decision_index.size() == book.decisions.size());
+  std::uint64_t held = 0;
+  std::uint64_t sold = 0;
+  std::uint32_t waitlisted = 0;
+  boost::unordered_flat_map<std::string_view, std::uint64_t, detail::StringHash, std::equal_to<>>
+      units;
+  for (OrderNumber number = 1; number <= book.orders.size(); ++number) {
+    const Order& order = book.order(number);
+    const Record& record = book.decisions[order.decision];
+    // Every order belongs to exactly one decision and back: order numbers are unique.
+    FS_ASSERT(record.order == number);
+    FS_ASSERT(record.qty == order.qty);
+    FS_ASSERT(record.outcome == OrderOutcome::reserved ||
+              record.outcome == OrderOutcome::waitlisted);
+    switch (order.status) {
+      case OrderStatus::reserved:
+        held += order.qty;
+        units[record.user()] += order.qty;
+        break;
+      case OrderStatus::confirmed:
+        sold += order.qty;
+        units[record.user()] += order.qty;
+        break;
+      case OrderStatus::waitlisted:
+        waitlisted += 1;
+        units[record.user()] += order.qty;
+        break;
+      case OrderStatus::cancelled:
+      case OrderStatus::expired:
+        break;
+    }
+  }
+  FS_ASSERT(held == book.held);
+  FS_ASSERT(sold == book.sold);
+  FS_ASSERT(waitlisted == book.waitlist_orders);
+  for (const auto& [user, count] : units) {
+    FS_ASSERT(count <= book.spec.per_user_limit);  // nobody above their limit
+    FS_ASSERT(count == book.units_of(user));
+  }
+  for (const auto& [user, count] : book.units_by_user) {
+    FS_ASSERT(count == 0 || units.contains(user));
+  }
+  for (std::uint32_t position = 0; position < book.decisions.size(); ++position) {
+    const Record& record = book.decisions[position];
+    const auto found = book.find_decision(record.user(), record.client_order_id());
+    FS_ASSERT(found && *found == position);  // one outcome per (user, client_order_id)
+  }
+  // The waitlist and the holds list every waiting / held order, in order.
+  std::uint32_t queued = 0;
+  OrderNumber previous = 0;
+  for (const OrderNumber number : book.waitlist) {
+    FS_ASSERT(number > previous);  // first in, first out
+    previous = number;
+    if (book.order(number).status == OrderStatus::waitlisted) queued += 1;
+  }
+  FS_ASSERT(queued == waitlisted);
+  std::uint64_t queued_held = 0;
+  TimeMs previous_expiry = 0;
+  for (const OrderNumber number : book.holds) {
+    const Order& order = book.order(number);
+    if (order.status != OrderStatus::reserved) continue;
+    FS_ASSERT(order.hold_expires_at_ms >= previous_expiry);
+    previous_expiry = order.hold_expires_at_ms;
+    queued_held += order.qty;
+  }
+  FS_ASSERT(queued_held == held);
+  // State follows stock: an open drop has units, a sold-out one has none.
+  if (book.state == DropState::open) FS_ASSERT(book.stock_left > 0);
+  if (book.state == DropState::sold_out) FS_ASSERT(book.stock_left == 0);
+  if (book.state != DropState::open && book.state != DropState::sold_out) {
+    FS_ASSERT(book.waitlist_orders == 0);
+  }
+  // The deadline heap holds an entry no later than the drop's next deadline.
+  if (book.state == DropState::countdown || held > 0) {
+    FS_ASSERT(book.scheduled_deadline.has_value());
+    if (book.state == DropState::countdown) FS_ASSERT(*book.scheduled_deadline <= book.opens_at_ms);
+  }
+}
+
+}  // namespace
+
+std::uint64_t Engine::digest() const {
+  DigestWriter writer;
+  writer.add(sequence_);
+  writer.add(drops_.size());
+  for (const auto& book : drops_) digest_drop(*book, writer);
+  return writer.value();
+}
+
+void Engine::check_invariants() const {
+  for (DropIndex index = 0; index < drops_.size(); ++index) {
+    const DropBook& book = *drops_[index];
+    FS_ASSERT(book.index == index);
+    FS_ASSERT(find_drop(book.spec.id) == index);
+    check_drop(book);
+  }
+}
+
+}  // namespace flashsale::engine

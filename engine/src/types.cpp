@@ -1,0 +1,108 @@
+// Stable names for the engine's enums (the protocol and the journal spell them this way) and
+// the identifier rules every edge shares.
+#include "flashsale/engine/types.hpp"
+
+#include <algorithm>
+
+namespace flashsale::engine {
+
+std::string_view to_string(DropState state) noexcept {
+  switch (state) {
+    case DropState::scheduled:
+      return "scheduled";
+    case DropState::countdown:
+      return "countdown";
+    case DropState::open:
+      return "open";
+    case DropState::sold_out:
+      return "sold_out";
+    case DropState::closed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(OrderOutcome outcome) noexcept {
+  switch (outcome) {
+    case OrderOutcome::invalid:
+      return "invalid";
+    case OrderOutcome::closed:
+      return "closed";
+    case OrderOutcome::not_open:
+      return "not_open";
+    case OrderOutcome::limit_exceeded:
+      return "limit_exceeded";
+    case OrderOutcome::reserved:
+      return "reserved";
+    case OrderOutcome::waitlisted:
+      return "waitlisted";
+    case OrderOutcome::sold_out:
+      return "sold_out";
+    case OrderOutcome::unavailable:
+      return "unavailable";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(OrderStatus status) noexcept {
+  switch (status) {
+    case OrderStatus::waitlisted:
+      return "waitlisted";
+    case OrderStatus::reserved:
+      return "reserved";
+    case OrderStatus::confirmed:
+      return "confirmed";
+    case OrderStatus::cancelled:
+      return "cancelled";
+    case OrderStatus::expired:
+      return "expired";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(CancelReason reason) noexcept {
+  switch (reason) {
+    case CancelReason::by_buyer:
+      return "by_buyer";
+    case CancelReason::drop_closed:
+      return "drop_closed";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(CommandStatus status) noexcept {
+  switch (status) {
+    case CommandStatus::ok:
+      return "ok";
+    case CommandStatus::invalid_argument:
+      return "invalid_argument";
+    case CommandStatus::already_exists:
+      return "already_exists";
+    case CommandStatus::unknown_drop:
+      return "unknown_drop";
+    case CommandStatus::wrong_state:
+      return "wrong_state";
+    case CommandStatus::limit_reached:
+      return "limit_reached";
+    case CommandStatus::unknown_order:
+      return "unknown_order";
+    case CommandStatus::not_owner:
+      return "not_owner";
+  }
+  return "unknown";
+}
+
+bool is_valid_drop_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > drop_id_length_max) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+
+bool is_valid_name(std::string_view name, std::size_t length_max) noexcept {
+  if (name.empty() || name.size() > length_max) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
+}  // namespace flashsale::engine

@@ -1,0 +1,127 @@
+// bench_engine: the engine alone on one thread, in decisions per second.
+//   reserve       reservations while stock lasts (a distinct buyer each)
+//   sold_out      rejections of a sold-out drop by 1M distinct buyers (the surge's bulk)
+//   mixed_surge   a surge with confirms, cancels, expiring holds and waitlist promotions
+// Each benchmark iteration plays a whole batch on a fresh engine (set up outside the timing)
+// and drains the event vector every 4,096 commands, as the gateway does per batch.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "flashsale/engine/engine.hpp"
+
+namespace flashsale::engine {
+namespace {
+
+constexpr TimeMs t0 = 1'750'000'000'000;
+constexpr std::size_t drain_every = 4096;
+
+const std::vector<std::string>& buyers(std::size_t count) {
+  static std::vector<std::string> names;
+  while (names.size() < count) names.push_back("user-" + std::to_string(names.size()));
+  return names;
+}
+
+std::unique_ptr<Engine> open_engine(std::uint32_t stock, std::uint32_t waitlist,
+                                    std::uint32_t buyers_count, TimeMs hold_ms, Events& events) {
+  EngineLimits limits;
+  limits.decisions_per_drop_reserve = buyers_count + buyers_count / 4;
+  limits.decisions_per_drop_max = limits.decisions_per_drop_reserve;
+  auto engine = std::make_unique<Engine>(limits);
+  engine->create_drop({"chestnut", "Chestnuts", 1990, stock, 1, hold_ms, waitlist}, t0 - 1, events);
+  engine->start_countdown("chestnut", 0, t0, events);
+  events.clear();
+  return engine;
+}
+
+void play_orders(benchmark::State& state, std::uint32_t stock) {
+  const auto count = static_cast<std::uint32_t>(state.range(0));
+  const auto& names = buyers(count);
+  Events events;
+  events.reserve(drain_every + 64);
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto engine = open_engine(stock, 0, count, 60'000, events);
+    state.ResumeTiming();
+    for (std::uint32_t buyer = 0; buyer < count; ++buyer) {
+      const OrderResult result =
+          engine->place_order({"chestnut", names[buyer], "c-1", 1}, t0, events);
+      benchmark::DoNotOptimize(result);
+      if (events.size() >= drain_every) events.clear();
+    }
+    state.PauseTiming();
+    engine.reset();
+    events.clear();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * count);
+}
+
+void BM_reserve(benchmark::State& state) {
+  play_orders(state, static_cast<std::uint32_t>(state.range(0)));
+}
+BENCHMARK(BM_reserve)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_sold_out(benchmark::State& state) {
+  play_orders(state, 0);
+}
+BENCHMARK(BM_sold_out)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// 1M buyers arrive over 4 s of simulated time for 20k units with 1 s holds and a 5k
+// waitlist; a quarter of the winners pay, a tenth cancel, the rest let holds expire.
+struct Step {
+  enum class Kind : std::uint8_t { order, confirm, cancel } kind;
+  std::uint32_t buyer;
+  TimeMs at_ms;
+};
+
+void BM_mixed_surge(benchmark::State& state) {
+  const auto count = static_cast<std::uint32_t>(state.range(0));
+  const auto& names = buyers(count);
+  std::mt19937_64 random(7);
+  std::vector<Step> steps;
+  for (std::uint32_t buyer = 0; buyer < count; ++buyer) {
+    const TimeMs at = t0 + static_cast<TimeMs>(buyer) * 4'000 / count;
+    steps.push_back({Step::Kind::order, buyer, at});
+    const auto roll = random() % 100;
+    if (roll < 25)
+      steps.push_back({Step::Kind::confirm, buyer, at});
+    else if (roll < 35)
+      steps.push_back({Step::Kind::cancel, buyer, at});
+  }
+  Events events;
+  events.reserve(drain_every + 64);
+  std::vector<OrderNumber> order_of(count, 0);
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto engine = open_engine(20'000, 5'000, count, 1'000, events);
+    state.ResumeTiming();
+    for (const Step& step : steps) {
+      const std::string& user = names[step.buyer];
+      if (step.kind == Step::Kind::order) {
+        order_of[step.buyer] =
+            engine->place_order({"chestnut", user, "c-1", 1}, step.at_ms, events).order;
+      } else if (order_of[step.buyer] != 0) {
+        const OrderAction action{"chestnut", order_of[step.buyer], user};
+        const ActionResult result = step.kind == Step::Kind::confirm
+                                        ? engine->confirm(action, step.at_ms, events)
+                                        : engine->cancel(action, step.at_ms, events);
+        benchmark::DoNotOptimize(result);
+      }
+      if (events.size() >= drain_every) events.clear();
+    }
+    state.PauseTiming();
+    engine.reset();
+    events.clear();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * steps.size()));
+}
+BENCHMARK(BM_mixed_surge)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+}  // namespace flashsale::engine
+
+BENCHMARK_MAIN();

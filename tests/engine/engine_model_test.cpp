@@ -1,0 +1,350 @@
+// The engine against a deliberately simple reference model: long random command streams, every
+// answer compared, every drop's counters compared after every command, and the full invariant
+// scan run often. The model keeps no indexes, lazy queues or heaps — plain maps and vectors
+// scanned in full — so where the two disagree, the engine's machinery is the suspect.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flashsale/engine/engine.hpp"
+#include "printers.hpp"
+#include "random_commands.hpp"
+
+namespace flashsale::engine {
+namespace {
+
+using testing::Command;
+
+struct ModelOrder {
+  std::string user;
+  std::string client_order_id;
+  std::uint32_t qty = 0;
+  OrderStatus status = OrderStatus::waitlisted;
+  TimeMs hold_expires_at_ms = 0;
+  std::uint32_t waitlist_position = 0;
+};
+
+struct ModelDecision {
+  OrderOutcome outcome;
+  std::uint32_t qty;
+  OrderNumber order;
+};
+
+struct ModelDrop {
+  std::uint32_t per_user_limit = 1;
+  std::uint32_t waitlist_limit = 0;
+  TimeMs hold_ms = 0;
+  DropState state = DropState::scheduled;
+  TimeMs opens_at_ms = 0;
+  std::uint32_t total = 0;
+  std::uint32_t left = 0;
+  std::vector<ModelOrder> orders;  // order number = index + 1
+  std::map<std::pair<std::string, std::string>, ModelDecision> decisions;
+
+  std::uint32_t count(OrderStatus status) const {
+    std::uint32_t units = 0;
+    for (const auto& order : orders) units += order.status == status ? order.qty : 0;
+    return units;
+  }
+  std::uint32_t waiting_orders() const {
+    return static_cast<std::uint32_t>(
+        std::count_if(orders.begin(), orders.end(),
+                      [](const auto& order) { return order.status == OrderStatus::waitlisted; }));
+  }
+  std::uint32_t units_of(const std::string& user) const {
+    std::uint32_t units = 0;
+    for (const auto& order : orders) {
+      const bool counts = order.status == OrderStatus::waitlisted ||
+                          order.status == OrderStatus::reserved ||
+                          order.status == OrderStatus::confirmed;
+      if (counts && order.user == user) units += order.qty;
+    }
+    return units;
+  }
+  void follow_stock() {
+    if (state == DropState::open && left == 0) state = DropState::sold_out;
+    if (state == DropState::sold_out && left > 0) state = DropState::open;
+  }
+  // Units came back: the oldest waiting order takes them if they suffice, and so on.
+  void serve_waitlist(TimeMs now_ms) {
+    if (state == DropState::open || state == DropState::sold_out) {
+      for (auto& order : orders) {
+        if (order.status != OrderStatus::waitlisted) continue;
+        if (order.qty > left) break;
+        left -= order.qty;
+        order.status = OrderStatus::reserved;
+        order.hold_expires_at_ms = now_ms + hold_ms;
+      }
+    }
+    follow_stock();
+  }
+};
+
+class Model {
+ public:
+  void advance(TimeMs now_ms) {
+    now_ms_ = std::max(now_ms_, now_ms);
+    for (auto& [id, drop] : drops_) {
+      if (drop.state == DropState::countdown && drop.opens_at_ms <= now_ms_) {
+        drop.state = DropState::open;
+        drop.follow_stock();
+      }
+      while (true) {  // expire the earliest due hold, then let the waitlist in
+        ModelOrder* due = nullptr;
+        for (auto& order : drop.orders) {
+          if (order.status == OrderStatus::reserved && order.hold_expires_at_ms <= now_ms_ &&
+              (due == nullptr || order.hold_expires_at_ms < due->hold_expires_at_ms))
+            due = &order;
+        }
+        if (due == nullptr) break;
+        due->status = OrderStatus::expired;
+        drop.left += due->qty;
+        drop.serve_waitlist(now_ms_);
+      }
+    }
+  }
+
+  testing::Answer execute(const Command& command) {
+    advance(command.now_ms);
+    testing::Answer answer;
+    ModelDrop* drop = drops_.contains(command.drop) ? &drops_[command.drop] : nullptr;
+    switch (command.kind) {
+      case Command::Kind::create:
+        if (command.duration_ms < 1'000) {
+          answer.command.status = CommandStatus::invalid_argument;
+        } else if (drop != nullptr) {
+          answer.command.status = CommandStatus::already_exists;
+        } else {
+          ModelDrop& created = drops_[command.drop];
+          created.per_user_limit = command.per_user_limit;
+          created.waitlist_limit = command.waitlist_limit;
+          created.hold_ms = command.duration_ms;
+          created.total = created.left = command.qty;
+        }
+        break;
+      case Command::Kind::countdown:
+        if (command.duration_ms < 0) {
+          answer.command.status = CommandStatus::invalid_argument;
+        } else if (drop == nullptr) {
+          answer.command.status = CommandStatus::unknown_drop;
+        } else if (drop->state != DropState::scheduled && drop->state != DropState::countdown) {
+          answer.command.status = CommandStatus::wrong_state;
+        } else {
+          drop->state = DropState::countdown;
+          drop->opens_at_ms = now_ms_ + command.duration_ms;
+          advance(now_ms_);
+        }
+        break;
+      case Command::Kind::restock:
+        if (command.qty == 0) {
+          answer.command.status = CommandStatus::invalid_argument;
+        } else if (drop == nullptr) {
+          answer.command.status = CommandStatus::unknown_drop;
+        } else if (drop->state == DropState::closed) {
+          answer.command.status = CommandStatus::wrong_state;
+        } else {
+          drop->total += command.qty;
+          drop->left += command.qty;
+          drop->serve_waitlist(now_ms_);
+        }
+        break;
+      case Command::Kind::close:
+        if (drop == nullptr) {
+          answer.command.status = CommandStatus::unknown_drop;
+        } else if (drop->state == DropState::closed) {
+          answer.command.status = CommandStatus::wrong_state;
+        } else {
+          drop->state = DropState::closed;
+          for (auto& order : drop->orders)
+            if (order.status == OrderStatus::waitlisted) order.status = OrderStatus::cancelled;
+        }
+        break;
+      case Command::Kind::place:
+        answer.order = place(drop, command);
+        break;
+      case Command::Kind::confirm:
+      case Command::Kind::cancel:
+        answer.action = act(drop, command);
+        break;
+      case Command::Kind::advance:
+        break;
+    }
+    return answer;
+  }
+
+  const std::map<std::string, ModelDrop>& drops() const { return drops_; }
+
+ private:
+  OrderResult place(ModelDrop* drop, const Command& command) {
+    OrderResult result;
+    if (command.qty < 1 || command.user.empty() || drop == nullptr) return result;  // invalid
+    const auto key = std::make_pair(command.user, command.client_order_id);
+    if (const auto found = drop->decisions.find(key); found != drop->decisions.end()) {
+      result.repeated = true;
+      describe(*drop, found->second, result);
+      return result;
+    }
+    if (drop->state == DropState::scheduled || drop->state == DropState::countdown) {
+      result.outcome = OrderOutcome::not_open;
+      return result;
+    }
+    ModelDecision decision{OrderOutcome::sold_out, command.qty, 0};
+    const auto next_order = static_cast<OrderNumber>(drop->orders.size() + 1);
+    if (drop->state == DropState::closed) {
+      decision.outcome = OrderOutcome::closed;
+    } else if (drop->units_of(command.user) + command.qty > drop->per_user_limit) {
+      decision.outcome = OrderOutcome::limit_exceeded;
+    } else if (drop->waiting_orders() == 0 && drop->left >= command.qty) {
+      decision = {OrderOutcome::reserved, command.qty, next_order};
+      drop->left -= command.qty;
+      drop->orders.push_back({command.user, command.client_order_id, command.qty,
+                              OrderStatus::reserved, now_ms_ + drop->hold_ms, 0});
+      drop->follow_stock();
+    } else if (drop->waiting_orders() < drop->waitlist_limit) {
+      decision = {OrderOutcome::waitlisted, command.qty, next_order};
+      drop->orders.push_back({command.user, command.client_order_id, command.qty,
+                              OrderStatus::waitlisted, 0, drop->waiting_orders() + 1});
+    }
+    drop->decisions.emplace(key, decision);
+    describe(*drop, decision, result);
+    return result;
+  }
+
+  static void describe(const ModelDrop& drop, const ModelDecision& decision, OrderResult& result) {
+    result.outcome = decision.outcome;
+    result.qty = decision.qty;
+    result.order = decision.order;
+    if (decision.order != 0) {
+      const ModelOrder& order = drop.orders[decision.order - 1];
+      result.status = order.status;
+      result.hold_expires_at_ms = order.hold_expires_at_ms;
+      result.waitlist_position = order.waitlist_position;
+    }
+  }
+
+  ActionResult act(ModelDrop* drop, const Command& command) {
+    ActionResult result;
+    if (drop == nullptr) {
+      result.status = CommandStatus::unknown_drop;
+      return result;
+    }
+    if (command.order < 1 || command.order > drop->orders.size()) {
+      result.status = CommandStatus::unknown_order;
+      return result;
+    }
+    ModelOrder& order = drop->orders[command.order - 1];
+    result.client_order_id = order.client_order_id;
+    if (order.user != command.user) {
+      result.status = CommandStatus::not_owner;
+      return result;
+    }
+    if (command.kind == Command::Kind::confirm) {
+      if (order.status == OrderStatus::reserved)
+        order.status = OrderStatus::confirmed;
+      else if (order.status != OrderStatus::confirmed)
+        result.status = CommandStatus::wrong_state;
+    } else if (order.status == OrderStatus::reserved || order.status == OrderStatus::waitlisted) {
+      if (order.status == OrderStatus::reserved) drop->left += order.qty;
+      order.status = OrderStatus::cancelled;
+      drop->serve_waitlist(now_ms_);
+    } else if (order.status != OrderStatus::cancelled) {
+      result.status = CommandStatus::wrong_state;
+    }
+    result.order_status = order.status;
+    return result;
+  }
+
+  std::map<std::string, ModelDrop> drops_;
+  TimeMs now_ms_ = 0;
+};
+
+void expect_same_answer(const Command& command, const testing::Answer& engine,
+                        const testing::Answer& model) {
+  switch (command.kind) {
+    case Command::Kind::place:
+      ASSERT_EQ(engine.order.outcome, model.order.outcome);
+      ASSERT_EQ(engine.order.repeated, model.order.repeated);
+      ASSERT_EQ(engine.order.order, model.order.order);
+      if (engine.order.order != 0) {
+        ASSERT_EQ(engine.order.status, model.order.status);
+        ASSERT_EQ(engine.order.hold_expires_at_ms, model.order.hold_expires_at_ms);
+        ASSERT_EQ(engine.order.waitlist_position, model.order.waitlist_position);
+      }
+      break;
+    case Command::Kind::confirm:
+    case Command::Kind::cancel:
+      ASSERT_EQ(engine.action.status, model.action.status);
+      if (engine.action.status != CommandStatus::unknown_drop &&
+          engine.action.status != CommandStatus::unknown_order) {
+        ASSERT_EQ(engine.action.client_order_id, model.action.client_order_id);
+      }
+      if (engine.action.status == CommandStatus::ok ||
+          engine.action.status == CommandStatus::wrong_state) {
+        ASSERT_EQ(engine.action.order_status, model.action.order_status);
+      }
+      break;
+    default:
+      ASSERT_EQ(engine.command.status, model.command.status);
+  }
+}
+
+void expect_same_state(const Engine& engine, const Model& model, bool every_order) {
+  ASSERT_EQ(engine.drop_count(), model.drops().size());
+  for (const auto& [id, drop] : model.drops()) {
+    const auto index = engine.find_drop(id);
+    ASSERT_TRUE(index.has_value()) << id;
+    const DropInfo info = engine.drop_info(*index);
+    ASSERT_EQ(info.state, drop.state) << id;
+    ASSERT_EQ(info.stock_total, drop.total) << id;
+    ASSERT_EQ(info.stock_left, drop.left) << id;
+    ASSERT_EQ(info.held, drop.count(OrderStatus::reserved)) << id;
+    ASSERT_EQ(info.sold, drop.count(OrderStatus::confirmed)) << id;
+    ASSERT_EQ(info.waitlist_orders, drop.waiting_orders()) << id;
+    ASSERT_EQ(info.orders, drop.orders.size()) << id;
+    ASSERT_EQ(info.decisions, drop.decisions.size()) << id;
+    // The invariant in the model's own terms, independent of the engine's counters.
+    ASSERT_EQ(drop.left + drop.count(OrderStatus::reserved) + drop.count(OrderStatus::confirmed),
+              drop.total);
+    if (!every_order) continue;
+    for (OrderNumber number = 1; number <= drop.orders.size(); ++number) {
+      const auto order = engine.order_info(*index, number);
+      ASSERT_EQ(order->status, drop.orders[number - 1].status) << id << " order " << number;
+      ASSERT_EQ(order->user, drop.orders[number - 1].user);
+    }
+  }
+}
+
+TEST(EngineModel, RandomCommandStreamsMatchTheReferenceModel) {
+  const std::uint64_t total = testing::random_commands_total(2'000'000);
+  const std::uint64_t per_seed = 20'000;
+  const std::uint64_t base_seed = testing::random_base_seed();
+  std::cout << "EngineModel: base seed " << base_seed << " (FLASHSALE_SEED=" << base_seed
+            << " reproduces), " << total << " commands\n";
+  for (std::uint64_t run = 0; run * per_seed < total; ++run) {
+    const std::uint64_t seed = base_seed + run;
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Engine engine;
+    Model model;
+    Events events;
+    testing::CommandGenerator generator(seed);
+    for (std::uint64_t step = 0; step < per_seed; ++step) {
+      const Command command = generator.next(engine);
+      const testing::Answer engine_answer = testing::execute(engine, command, events);
+      const testing::Answer model_answer = model.execute(command);
+      SCOPED_TRACE("step " + std::to_string(step));
+      ASSERT_NO_FATAL_FAILURE(expect_same_answer(command, engine_answer, model_answer));
+      const bool full = step % 512 == 0 || step + 1 == per_seed;
+      ASSERT_NO_FATAL_FAILURE(expect_same_state(engine, model, full));
+      if (full) engine.check_invariants();
+      if (events.size() > 4096) events.clear();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace flashsale::engine

@@ -1,0 +1,160 @@
+// Random command streams for the engine's model and determinism tests.
+//
+// The generator favours collisions: few drops, a small crowd of users and client order ids,
+// small stock, short holds and uneven time steps, so limits, repeats, expiries, waitlist
+// promotions, restocks and closes all happen often. Commands own their strings so a stream
+// can be recorded and replayed.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "flashsale/engine/engine.hpp"
+
+namespace flashsale::engine::testing {
+
+struct Command {
+  enum class Kind { create, countdown, restock, close, place, confirm, cancel, advance };
+  Kind kind = Kind::advance;
+  TimeMs now_ms = 0;
+  std::string drop;
+  std::string user;
+  std::string client_order_id;
+  std::uint32_t qty = 0;  // place: qty; restock: added; create: stock
+  std::uint32_t per_user_limit = 1;
+  std::uint32_t waitlist_limit = 0;
+  TimeMs duration_ms = 0;  // create: hold; countdown: opens in
+  OrderNumber order = 0;
+};
+
+// What a command answered, flattened for comparison.
+struct Answer {
+  OrderResult order;      // place
+  ActionResult action;    // confirm, cancel
+  CommandResult command;  // host commands
+};
+
+inline Answer execute(Engine& engine, const Command& command, Events& events) {
+  Answer answer;
+  switch (command.kind) {
+    case Command::Kind::create:
+      answer.command =
+          engine.create_drop({command.drop, "title " + command.drop, 100, command.qty,
+                              command.per_user_limit, command.duration_ms, command.waitlist_limit},
+                             command.now_ms, events);
+      break;
+    case Command::Kind::countdown:
+      answer.command =
+          engine.start_countdown(command.drop, command.duration_ms, command.now_ms, events);
+      break;
+    case Command::Kind::restock:
+      answer.command = engine.restock(command.drop, command.qty, command.now_ms, events);
+      break;
+    case Command::Kind::close:
+      answer.command = engine.close(command.drop, command.now_ms, events);
+      break;
+    case Command::Kind::place:
+      answer.order =
+          engine.place_order({command.drop, command.user, command.client_order_id, command.qty},
+                             command.now_ms, events);
+      break;
+    case Command::Kind::confirm:
+      answer.action =
+          engine.confirm({command.drop, command.order, command.user}, command.now_ms, events);
+      break;
+    case Command::Kind::cancel:
+      answer.action =
+          engine.cancel({command.drop, command.order, command.user}, command.now_ms, events);
+      break;
+    case Command::Kind::advance:
+      engine.advance_time(command.now_ms, events);
+      break;
+  }
+  return answer;
+}
+
+class CommandGenerator {
+ public:
+  explicit CommandGenerator(std::uint64_t seed, TimeMs start_ms = 1'700'000'000'000)
+      : random_(seed), now_ms_(start_ms) {}
+
+  // The next command; `engine` is only read, to aim confirms and cancels at real orders.
+  Command next(const Engine& engine) {
+    Command command;
+    now_ms_ += step();
+    command.now_ms = now_ms_ - (chance(0.02) ? pick(0, 3'000) : 0);  // now and then a stale clock
+    command.drop = drop_name();
+    const int roll = static_cast<int>(pick(0, 999));
+    if (roll < 12) {
+      command.kind = Command::Kind::create;
+      command.qty = static_cast<std::uint32_t>(pick(0, 12));
+      command.per_user_limit = static_cast<std::uint32_t>(pick(1, 3));
+      command.waitlist_limit = chance(0.3) ? 0 : static_cast<std::uint32_t>(pick(1, 6));
+      command.duration_ms = pick(1'000, 20'000);
+      if (chance(0.05)) command.duration_ms = 10;  // invalid hold
+    } else if (roll < 30) {
+      command.kind = Command::Kind::countdown;
+      command.duration_ms = chance(0.3) ? 0 : pick(0, 8'000);
+      if (chance(0.03)) command.duration_ms = -5;
+    } else if (roll < 42) {
+      command.kind = Command::Kind::restock;
+      command.qty = static_cast<std::uint32_t>(pick(0, 4));
+    } else if (roll < 45) {
+      command.kind = Command::Kind::close;
+    } else if (roll < 700) {
+      command.kind = Command::Kind::place;
+      command.user = "u" + std::to_string(pick(0, 24));
+      command.client_order_id = "c" + std::to_string(pick(0, 5));
+      command.qty = static_cast<std::uint32_t>(pick(1, 3));
+      if (chance(0.01)) command.qty = 0;
+      if (chance(0.005)) command.user.clear();
+    } else if (roll < 960) {
+      command.kind = chance(0.7) ? Command::Kind::confirm : Command::Kind::cancel;
+      aim_at_order(engine, command);
+    } else {
+      command.kind = Command::Kind::advance;
+      now_ms_ += pick(0, 15'000);
+      command.now_ms = now_ms_;
+    }
+    return command;
+  }
+
+ private:
+  TimeMs pick(TimeMs low, TimeMs high) {
+    return std::uniform_int_distribution<TimeMs>(low, high)(random_);
+  }
+  bool chance(double probability) { return std::bernoulli_distribution(probability)(random_); }
+  TimeMs step() { return chance(0.5) ? 0 : pick(1, chance(0.9) ? 300 : 5'000); }
+  std::string drop_name() { return chance(0.02) ? "ghost" : "d" + std::to_string(pick(0, 3)); }
+
+  void aim_at_order(const Engine& engine, Command& command) {
+    const auto drop = engine.find_drop(command.drop);
+    const std::uint32_t orders = drop ? engine.drop_info(*drop).orders : 0;
+    command.order = static_cast<OrderNumber>(pick(0, orders + 1));
+    command.user = "u" + std::to_string(pick(0, 24));
+    if (drop && command.order >= 1 && command.order <= orders && chance(0.85)) {
+      command.user = std::string(engine.order_info(*drop, command.order)->user);
+    }
+  }
+
+  std::mt19937_64 random_;
+  TimeMs now_ms_;
+};
+
+// The number of commands a randomized suite runs in total; FLASHSALE_RANDOM_COMMANDS
+// overrides it (the sanitizer preset runs fewer).
+inline std::uint64_t random_commands_total(std::uint64_t fallback) {
+  if (const char* text = std::getenv("FLASHSALE_RANDOM_COMMANDS"))
+    return std::strtoull(text, nullptr, 10);
+  return fallback;
+}
+
+// The first seed of a randomized suite: FLASHSALE_SEED to reproduce a failure, else random.
+inline std::uint64_t random_base_seed() {
+  if (const char* text = std::getenv("FLASHSALE_SEED")) return std::strtoull(text, nullptr, 10);
+  return std::random_device{}();
+}
+
+}  // namespace flashsale::engine::testing
