@@ -2,14 +2,15 @@
 // rules that change it live in engine.cpp, so there is one place that decides and one place
 // (the apply functions) that mutates.
 //
-// Tables and why they are shaped so:
+// Tables and why they are shaped so. A surge is hundreds of thousands of distinct buyers, each
+// costing one random memory access at best, so an order makes exactly one hash lookup:
+// - `buyers` maps a user to their units (held + confirmed + waitlisted) and to the newest of
+//   their recorded decisions; older ones hang off it in a chain (`Record::previous_of_buyer`),
+//   so a retry finds its (user, client_order_id) by walking a handful of records. The chain is
+//   bounded by EngineLimits::decisions_per_buyer_max.
 // - `decisions` holds one Record per recorded outcome, in the order they were made (the
-//   canonical order for digests and snapshots). `decision_index` is a flat hash set of
-//   positions into it, keyed by (user, client_order_id) through a stateful hasher: 4 bytes a
-//   slot, so a surge of a million sold-out answers costs ~30 bytes each with the key bytes.
+//   canonical order for digests and snapshots); key bytes live in the arena.
 // - `orders` holds accepted orders (reserved or waitlisted), numbered from 1 by position.
-// - `units_by_user` counts held + confirmed + waitlisted units per buyer; only buyers who got
-//   an order appear, so it stays about as small as the stock while rejections pour in.
 // - `holds` and `waitlist` are FIFO queues of order numbers with lazy deletion: an order that
 //   left them (paid, cancelled) is skipped when it reaches the front. Holds of one drop expire
 //   in the order they were granted because hold_ms is fixed per drop and time never goes
@@ -18,7 +19,6 @@
 
 #include <boost/container_hash/hash.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
-#include <boost/unordered/unordered_flat_set.hpp>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -30,6 +30,8 @@
 
 namespace flashsale::engine::detail {
 
+inline constexpr std::uint32_t no_decision = 0xffffffff;
+
 // One recorded outcome. The key bytes (user then client_order_id) live in the arena.
 struct Record {
   const char* key = nullptr;
@@ -38,13 +40,14 @@ struct Record {
   OrderOutcome outcome = OrderOutcome::invalid;
   std::uint32_t qty = 0;
   OrderNumber order = 0;  // reserved or waitlisted; 0 otherwise
+  std::uint32_t previous_of_buyer = no_decision;  // the buyer's previous decision
 
   std::string_view user() const noexcept { return {key, user_length}; }
   std::string_view client_order_id() const noexcept {
     return {key + user_length, client_order_id_length};
   }
 };
-static_assert(sizeof(Record) == 24);
+static_assert(sizeof(Record) == 24, "a record stays within 24 bytes");
 
 struct Order {
   std::uint32_t decision = 0;  // position in DropBook::decisions
@@ -53,48 +56,7 @@ struct Order {
   std::uint32_t waitlist_position = 0;  // at entry; 0 if reserved at once
   OrderStatus status = OrderStatus::waitlisted;
 };
-static_assert(sizeof(Order) == 24);
-
-struct DecisionKey {
-  std::string_view user;
-  std::string_view client_order_id;
-};
-
-inline std::size_t hash_decision_key(std::string_view user, std::string_view client_order_id) {
-  std::size_t seed = user.size();
-  boost::hash_range(seed, user.begin(), user.end());
-  boost::hash_range(seed, client_order_id.begin(), client_order_id.end());
-  return seed;
-}
-
-// Hash and equality over positions in `decisions`, transparent to DecisionKey so a lookup
-// needs no copy of the key.
-struct DecisionHash {
-  using is_transparent = void;
-  const std::vector<Record>* decisions = nullptr;
-
-  std::size_t operator()(std::uint32_t position) const {
-    const Record& record = (*decisions)[position];
-    return hash_decision_key(record.user(), record.client_order_id());
-  }
-  std::size_t operator()(const DecisionKey& key) const {
-    return hash_decision_key(key.user, key.client_order_id);
-  }
-};
-
-struct DecisionEqual {
-  using is_transparent = void;
-  const std::vector<Record>* decisions = nullptr;
-
-  bool operator()(std::uint32_t left, std::uint32_t right) const { return left == right; }
-  bool operator()(const DecisionKey& key, std::uint32_t position) const {
-    const Record& record = (*decisions)[position];
-    return record.user() == key.user && record.client_order_id() == key.client_order_id;
-  }
-  bool operator()(std::uint32_t position, const DecisionKey& key) const {
-    return (*this)(key, position);
-  }
-};
+static_assert(sizeof(Order) == 24, "an order stays within 24 bytes");
 
 struct StringHash {
   using is_transparent = void;
@@ -103,24 +65,42 @@ struct StringHash {
   }
 };
 
+struct Buyer {
+  std::uint32_t units = 0;  // held + confirmed + waitlisted
+  std::uint32_t decisions = 0;  // recorded outcomes, the length of the chain
+  std::uint32_t last_decision = no_decision;
+};
+
+// The user string_views are the arena copies inside the buyer's first record.
+using BuyerTable = boost::unordered_flat_map<std::string_view, Buyer, StringHash, std::equal_to<>>;
+
 class DropBook {
  public:
   DropBook(DropIndex drop_index, const DropSpec& drop_spec, std::uint32_t decisions_reserve)
       : index(drop_index),
         spec(drop_spec),
         stock_total(drop_spec.stock),
-        stock_left(drop_spec.stock),
-        decision_index(decisions_reserve, DecisionHash{&decisions}, DecisionEqual{&decisions}) {
+        stock_left(drop_spec.stock) {
     decisions.reserve(decisions_reserve);
+    buyers.reserve(decisions_reserve);
   }
   DropBook(const DropBook&) = delete;
   DropBook& operator=(const DropBook&) = delete;
 
+  // The position of (buyer, client_order_id)'s decision, walking the buyer's chain.
+  std::optional<std::uint32_t> find_decision(const Buyer& buyer,
+                                             std::string_view client_order_id) const {
+    for (std::uint32_t position = buyer.last_decision; position != no_decision;
+         position = decisions[position].previous_of_buyer) {
+      if (decisions[position].client_order_id() == client_order_id) return position;
+    }
+    return std::nullopt;
+  }
   std::optional<std::uint32_t> find_decision(std::string_view user,
                                              std::string_view client_order_id) const {
-    const auto found = decision_index.find(DecisionKey{user, client_order_id});
-    if (found == decision_index.end()) return std::nullopt;
-    return *found;
+    const auto found = buyers.find(user);
+    if (found == buyers.end()) return std::nullopt;
+    return find_decision(found->second, client_order_id);
   }
 
   Order& order(OrderNumber number) {
@@ -133,9 +113,10 @@ class DropBook {
   }
   std::string_view user_of(const Order& order) const { return decisions[order.decision].user(); }
 
-  std::uint32_t units_of(std::string_view user) const {
-    const auto found = units_by_user.find(user);
-    return found == units_by_user.end() ? 0 : found->second;
+  Buyer& buyer_of(const Order& order) {
+    const auto found = buyers.find(user_of(order));
+    FS_ASSERT(found != buyers.end());
+    return found->second;
   }
 
   // The cheap invariant, checked after every change: no unit appears or vanishes.
@@ -165,10 +146,8 @@ class DropBook {
   std::uint32_t waitlist_orders = 0;
 
   std::vector<Record> decisions;
-  boost::unordered_flat_set<std::uint32_t, DecisionHash, DecisionEqual> decision_index;
+  BuyerTable buyers;
   std::vector<Order> orders;
-  boost::unordered_flat_map<std::string_view, std::uint32_t, StringHash, std::equal_to<>>
-      units_by_user;
   std::deque<OrderNumber> holds;
   std::deque<OrderNumber> waitlist;
   // The deadline this drop has in the engine's deadline heap, or none.

@@ -72,6 +72,15 @@ std::optional<TimeMs> next_deadline(DropBook& book) {
   return next;
 }
 
+// Only a new opening instant or a new hold can make a drop's next deadline earlier; every
+// other change leaves the heap's entry at or before the real deadline, which is all it needs.
+bool may_bring_deadline_forward(const EventBody& body) {
+  if (std::holds_alternative<CountdownStarted>(body) || std::holds_alternative<OrderPromoted>(body))
+    return true;
+  const auto* decided = std::get_if<OrderDecided>(&body);
+  return decided != nullptr && decided->outcome == OrderOutcome::reserved;
+}
+
 bool legal_transition(DropState from, DropState to) {
   switch (to) {
     case DropState::open:
@@ -114,10 +123,9 @@ OrderResult unrecorded(OrderOutcome outcome, const char* reason, DropIndex drop 
 
 // Units that a buyer stops holding (cancel, expiry) no longer count toward their limit.
 void release_user_units(DropBook& book, const Order& order) {
-  auto found = book.units_by_user.find(book.user_of(order));
-  FS_ASSERT(found != book.units_by_user.end());
-  FS_ASSERT(found->second >= order.qty);
-  found->second -= order.qty;
+  detail::Buyer& buyer = book.buyer_of(order);
+  FS_ASSERT(buyer.units >= order.qty);
+  buyer.units -= order.qty;
 }
 
 void release_hold(DropBook& book, const Order& order) {
@@ -130,28 +138,27 @@ void release_hold(DropBook& book, const Order& order) {
 
 void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
   FS_ASSERT(is_recorded(decided.outcome));
-  FS_ASSERT(!book.find_decision(decided.user, decided.client_order_id));
   const char* key = arena.copy(decided.user, decided.client_order_id);
-  const Record record{key,
-                      static_cast<std::uint8_t>(decided.user.size()),
-                      static_cast<std::uint8_t>(decided.client_order_id.size()),
-                      decided.outcome,
-                      decided.qty,
-                      decided.order};
+  Record record{key, static_cast<std::uint8_t>(decided.user.size()),
+                static_cast<std::uint8_t>(decided.client_order_id.size()),
+                decided.outcome, decided.qty, decided.order};
   decided.user = record.user();
   decided.client_order_id = record.client_order_id();
+  detail::Buyer& buyer = book.buyers.try_emplace(record.user()).first->second;
+  FS_ASSERT(!book.find_decision(buyer, record.client_order_id()));  // one outcome per key
   const auto position = static_cast<std::uint32_t>(book.decisions.size());
+  record.previous_of_buyer = buyer.last_decision;
+  buyer.last_decision = position;
+  buyer.decisions += 1;
   book.decisions.push_back(record);
-  FS_ASSERT(book.decision_index.insert(position).second);
 
   if (decided.outcome != OrderOutcome::reserved && decided.outcome != OrderOutcome::waitlisted) {
     FS_ASSERT(decided.order == 0);
     return;
   }
   FS_ASSERT(decided.order == book.orders.size() + 1);
-  std::uint32_t& units = book.units_by_user[record.user()];
-  units += decided.qty;
-  FS_ASSERT(units <= book.spec.per_user_limit);
+  buyer.units += decided.qty;
+  FS_ASSERT(buyer.units <= book.spec.per_user_limit);  // nobody above their limit
   if (decided.outcome == OrderOutcome::reserved) {
     FS_ASSERT(book.waitlist_orders == 0);
     FS_ASSERT(book.stock_left >= decided.qty);
@@ -257,6 +264,7 @@ Engine::Engine(EngineLimits limits)
       deadlines_(std::make_unique<Deadlines>()) {
   FS_ASSERT(limits_.drops_max >= 1);
   FS_ASSERT(limits_.decisions_per_drop_reserve <= limits_.decisions_per_drop_max);
+  FS_ASSERT(limits_.decisions_per_buyer_max >= 1);
   drops_.reserve(limits_.drops_max);
   drop_ids_->map.reserve(limits_.drops_max);
 }
@@ -297,7 +305,7 @@ void Engine::apply_body(DropIndex drop, EventBody& body) {
       },
       body);
   book.check_balance();
-  schedule(book);
+  if (may_bring_deadline_forward(body)) schedule(book);
 }
 
 void Engine::apply(const Event& event) {
@@ -506,20 +514,28 @@ OrderResult Engine::place_order(const PlaceOrder& request, TimeMs now_ms, Events
   DropBook* book = lookup(request.drop);
   if (book == nullptr) return unrecorded(OrderOutcome::invalid, "unknown drop");
 
-  if (const auto position = book->find_decision(request.user, request.client_order_id))
-    return result_of(*book, *position, true);
+  // The one hash lookup of the order: the buyer, their units and their earlier decisions.
+  const auto found = book->buyers.find(request.user);
+  const detail::Buyer* buyer = found == book->buyers.end() ? nullptr : &found->second;
+  if (buyer != nullptr) {
+    if (const auto position = book->find_decision(*buyer, request.client_order_id))
+      return result_of(*book, *position, true);
+  }
   if (book->state == DropState::scheduled || book->state == DropState::countdown)
     return unrecorded(OrderOutcome::not_open, "the drop has not opened yet", book->index);
   if (book->decisions.size() >= limits_.decisions_per_drop_max)
     return unrecorded(OrderOutcome::unavailable, "the drop's order table is full", book->index);
+  if (buyer != nullptr && buyer->decisions >= limits_.decisions_per_buyer_max)
+    return unrecorded(OrderOutcome::invalid, "too many client_order_ids for this buyer",
+                      book->index);
 
   OrderDecided decided{request.user, request.client_order_id};
   decided.qty = request.qty;
   decided.stock_left = book->stock_left;
+  const std::uint32_t units = buyer != nullptr ? buyer->units : 0;
   if (book->state == DropState::closed) {
     decided.outcome = OrderOutcome::closed;
-  } else if (std::uint64_t{book->units_of(request.user)} + request.qty >
-             book->spec.per_user_limit) {
+  } else if (std::uint64_t{units} + request.qty > book->spec.per_user_limit) {
     decided.outcome = OrderOutcome::limit_exceeded;
   } else if (book->waitlist_orders == 0 && book->stock_left >= request.qty) {
     decided.outcome = OrderOutcome::reserved;

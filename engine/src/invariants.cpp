@@ -73,7 +73,6 @@ void digest_drop(const DropBook& book, DigestWriter& writer) {
 
 void check_drop(const DropBook& book) {
   book.check_balance();
-  FS_ASSERT(book.decision_index.size() == book.decisions.size());
   std::uint64_t held = 0;
   std::uint64_t sold = 0;
   std::uint32_t waitlisted = 0;
@@ -110,11 +109,23 @@ void check_drop(const DropBook& book) {
   FS_ASSERT(waitlisted == book.waitlist_orders);
   for (const auto& [user, count] : units) {
     FS_ASSERT(count <= book.spec.per_user_limit);  // nobody above their limit
-    FS_ASSERT(count == book.units_of(user));
+    const auto buyer = book.buyers.find(user);
+    FS_ASSERT(buyer != book.buyers.end() && buyer->second.units == count);
   }
-  for (const auto& [user, count] : book.units_by_user) {
-    FS_ASSERT(count == 0 || units.contains(user));
+  std::uint64_t chained = 0;
+  for (const auto& [user, buyer] : book.buyers) {
+    FS_ASSERT(buyer.units == 0 || units.contains(user));
+    std::uint32_t length = 0;
+    for (std::uint32_t position = buyer.last_decision; position != detail::no_decision;
+         position = book.decisions[position].previous_of_buyer) {
+      FS_ASSERT(book.decisions[position].user() == user);
+      FS_ASSERT(position < book.decisions.size());
+      length += 1;
+    }
+    FS_ASSERT(length == buyer.decisions);
+    chained += length;
   }
+  FS_ASSERT(chained == book.decisions.size());  // every decision is reachable from its buyer
   for (std::uint32_t position = 0; position < book.decisions.size(); ++position) {
     const Record& record = book.decisions[position];
     const auto found = book.find_decision(record.user(), record.client_order_id());

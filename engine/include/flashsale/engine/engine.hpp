@@ -42,6 +42,9 @@ struct EngineLimits {
   // Each new drop's record table is pre-sized for this many decisions, so a surge does not
   // pay for rehashing.
   std::uint32_t decisions_per_drop_reserve = 1u << 15;
+  // Distinct client_order_ids one buyer may use on one drop. Past it, new ones get `invalid`:
+  // a real buyer retries with the same id, and this keeps each buyer's records short.
+  std::uint32_t decisions_per_buyer_max = 64;
 };
 
 struct PlaceOrder {
@@ -130,7 +133,8 @@ class Engine {
   CommandResult close(std::string_view drop, TimeMs now_ms, Events& events);
 
   // A buyer's order. Outcome precedence: invalid, (repeat: the original outcome), not_open,
-  // unavailable (table full), closed, limit_exceeded, reserved, waitlisted, sold_out.
+  // unavailable (table full), invalid (buyer over decisions_per_buyer_max), closed,
+  // limit_exceeded, reserved, waitlisted, sold_out.
   // Reserved needs an empty waitlist and enough stock: nobody jumps the queue.
   OrderResult place_order(const PlaceOrder& order, TimeMs now_ms, Events& events);
   // Confirm (paid): reserved -> confirmed, final. Confirming a confirmed order is ok.
