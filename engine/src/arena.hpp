@@ -24,7 +24,12 @@ class Arena {
     const std::size_t size = first.size() + second.size();
     FS_ASSERT(size <= chunk_bytes);
     if (size > chunk_left_) {
-      chunks_.push_back(std::make_unique_for_overwrite<char[]>(chunk_bytes));
+      if (spare_.empty()) {
+        chunks_.push_back(std::make_unique_for_overwrite<char[]>(chunk_bytes));
+      } else {
+        chunks_.push_back(std::move(spare_.back()));
+        spare_.pop_back();
+      }
       next_ = chunks_.back().get();
       chunk_left_ = chunk_bytes;
     }
@@ -38,10 +43,23 @@ class Arena {
 
   std::string_view intern(std::string_view text) { return {copy(text), text.size()}; }
 
-  std::size_t bytes_reserved() const noexcept { return chunks_.size() * chunk_bytes; }
+  // Makes sure `bytes` more can be copied without allocating or faulting in a page: chunks
+  // are allocated and written now, so a surge that follows runs on memory already mapped.
+  void reserve(std::size_t bytes) {
+    std::size_t ready = chunk_left_ + spare_.size() * chunk_bytes;
+    while (ready < bytes) {
+      spare_.push_back(std::make_unique<char[]>(chunk_bytes));  // zeroed: pages touched
+      ready += chunk_bytes;
+    }
+  }
+
+  std::size_t bytes_reserved() const noexcept {
+    return (chunks_.size() + spare_.size()) * chunk_bytes;
+  }
 
  private:
   std::vector<std::unique_ptr<char[]>> chunks_;
+  std::vector<std::unique_ptr<char[]>> spare_;  // reserved, not yet used
   char* next_ = nullptr;
   std::size_t chunk_left_ = 0;
 };

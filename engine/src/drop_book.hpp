@@ -4,10 +4,11 @@
 //
 // Tables and why they are shaped so. A surge is hundreds of thousands of distinct buyers, each
 // costing one random memory access at best, so an order makes exactly one hash lookup:
-// - `buyers` maps a user to their units (held + confirmed + waitlisted) and to the newest of
-//   their recorded decisions; older ones hang off it in a chain (`Record::previous_of_buyer`),
+// - `buyers` lists every buyer with their units (held + confirmed + waitlisted) and the newest
+//   of their recorded decisions; older ones hang off it in a chain (`Record::previous_of_buyer`),
 //   so a retry finds its (user, client_order_id) by walking a handful of records. The chain is
-//   bounded by EngineLimits::decisions_per_buyer_max.
+//   bounded by EngineLimits::decisions_per_buyer_max. `buyer_index` finds a buyer by name and
+//   can prefetch ahead of a batch (buyer_index.hpp says why it is our own table).
 // - `decisions` holds one Record per recorded outcome, in the order they were made (the
 //   canonical order for digests and snapshots); key bytes live in the arena.
 // - `orders` holds accepted orders (reserved or waitlisted), numbered from 1 by position.
@@ -25,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "buyer_index.hpp"
 #include "flashsale/engine/assert.hpp"
 #include "flashsale/engine/engine.hpp"
 
@@ -51,12 +53,13 @@ static_assert(sizeof(Record) == 24, "a record stays within 24 bytes");
 
 struct Order {
   std::uint32_t decision = 0;  // position in DropBook::decisions
+  std::uint32_t buyer = 0;  // position in DropBook::buyers
   std::uint32_t qty = 0;
   TimeMs hold_expires_at_ms = 0;        // 0 while waitlisted
   std::uint32_t waitlist_position = 0;  // at entry; 0 if reserved at once
   OrderStatus status = OrderStatus::waitlisted;
 };
-static_assert(sizeof(Order) == 24, "an order stays within 24 bytes");
+static_assert(sizeof(Order) == 32, "an order stays within 32 bytes");
 
 struct StringHash {
   using is_transparent = void;
@@ -66,13 +69,15 @@ struct StringHash {
 };
 
 struct Buyer {
+  const char* name = nullptr;  // in the arena: the user part of the buyer's first record
+  std::uint8_t name_length = 0;
   std::uint32_t units = 0;  // held + confirmed + waitlisted
   std::uint32_t decisions = 0;  // recorded outcomes, the length of the chain
   std::uint32_t last_decision = no_decision;
-};
 
-// The user string_views are the arena copies inside the buyer's first record.
-using BuyerTable = boost::unordered_flat_map<std::string_view, Buyer, StringHash, std::equal_to<>>;
+  std::string_view user() const noexcept { return {name, name_length}; }
+};
+static_assert(sizeof(Buyer) == 24, "a buyer stays within 24 bytes");
 
 class DropBook {
  public:
@@ -80,9 +85,14 @@ class DropBook {
       : index(drop_index),
         spec(drop_spec),
         stock_total(drop_spec.stock),
-        stock_left(drop_spec.stock) {
-    decisions.reserve(decisions_reserve);
-    buyers.reserve(decisions_reserve);
+        stock_left(drop_spec.stock),
+        buyer_index(decisions_reserve) {
+    // Sized and touched now, when the host creates the drop, so the surge pays for neither
+    // reallocation nor first-touch page faults.
+    decisions.resize(decisions_reserve);
+    decisions.clear();
+    buyers.resize(decisions_reserve);
+    buyers.clear();
   }
   DropBook(const DropBook&) = delete;
   DropBook& operator=(const DropBook&) = delete;
@@ -98,9 +108,15 @@ class DropBook {
   }
   std::optional<std::uint32_t> find_decision(std::string_view user,
                                              std::string_view client_order_id) const {
-    const auto found = buyers.find(user);
-    if (found == buyers.end()) return std::nullopt;
-    return find_decision(found->second, client_order_id);
+    const std::uint32_t buyer = find_buyer(user, BuyerIndex::tag_of(user));
+    if (buyer == BuyerIndex::not_found) return std::nullopt;
+    return find_decision(buyers[buyer], client_order_id);
+  }
+
+  // The buyer's position in `buyers`, or BuyerIndex::not_found.
+  std::uint32_t find_buyer(std::string_view user, BuyerIndex::Tag tag) const {
+    return buyer_index.find(user, tag,
+                            [this](std::uint32_t position) { return buyers[position].user(); });
   }
 
   Order& order(OrderNumber number) {
@@ -114,9 +130,8 @@ class DropBook {
   std::string_view user_of(const Order& order) const { return decisions[order.decision].user(); }
 
   Buyer& buyer_of(const Order& order) {
-    const auto found = buyers.find(user_of(order));
-    FS_ASSERT(found != buyers.end());
-    return found->second;
+    FS_ASSERT(order.buyer < buyers.size());
+    return buyers[order.buyer];
   }
 
   // The cheap invariant, checked after every change: no unit appears or vanishes.
@@ -146,10 +161,14 @@ class DropBook {
   std::uint32_t waitlist_orders = 0;
 
   std::vector<Record> decisions;
-  BuyerTable buyers;
+  std::vector<Buyer> buyers;
+  BuyerIndex buyer_index;
   std::vector<Order> orders;
   std::deque<OrderNumber> holds;
   std::deque<OrderNumber> waitlist;
+  // (tag, position or not_found) of the buyer of the OrderDecided being emitted, set by
+  // place_order just before emitting and consumed by applying it.
+  std::optional<std::pair<BuyerIndex::Tag, std::uint32_t>> decided_buyer;
   // The deadline this drop has in the engine's deadline heap, or none.
   std::optional<TimeMs> scheduled_deadline;
 };

@@ -83,6 +83,7 @@ void check_drop(const DropBook& book) {
     const Record& record = book.decisions[order.decision];
     // Every order belongs to exactly one decision and back: order numbers are unique.
     FS_ASSERT(record.order == number);
+    FS_ASSERT(book.buyers[order.buyer].user() == record.user());
     FS_ASSERT(record.qty == order.qty);
     FS_ASSERT(record.outcome == OrderOutcome::reserved ||
               record.outcome == OrderOutcome::waitlisted);
@@ -109,17 +110,21 @@ void check_drop(const DropBook& book) {
   FS_ASSERT(waitlisted == book.waitlist_orders);
   for (const auto& [user, count] : units) {
     FS_ASSERT(count <= book.spec.per_user_limit);  // nobody above their limit
-    const auto buyer = book.buyers.find(user);
-    FS_ASSERT(buyer != book.buyers.end() && buyer->second.units == count);
+    const std::uint32_t buyer = book.find_buyer(user, detail::BuyerIndex::tag_of(user));
+    FS_ASSERT(buyer != detail::BuyerIndex::not_found && book.buyers[buyer].units == count);
   }
+  FS_ASSERT(book.buyer_index.size() == book.buyers.size());
   std::uint64_t chained = 0;
-  for (const auto& [user, buyer] : book.buyers) {
+  for (std::uint32_t position = 0; position < book.buyers.size(); ++position) {
+    const detail::Buyer& buyer = book.buyers[position];
+    const std::string_view user = buyer.user();
+    FS_ASSERT(book.find_buyer(user, detail::BuyerIndex::tag_of(user)) == position);
     FS_ASSERT(buyer.units == 0 || units.contains(user));
     std::uint32_t length = 0;
-    for (std::uint32_t position = buyer.last_decision; position != detail::no_decision;
-         position = book.decisions[position].previous_of_buyer) {
-      FS_ASSERT(book.decisions[position].user() == user);
-      FS_ASSERT(position < book.decisions.size());
+    for (std::uint32_t decision = buyer.last_decision; decision != detail::no_decision;
+         decision = book.decisions[decision].previous_of_buyer) {
+      FS_ASSERT(decision < book.decisions.size());
+      FS_ASSERT(book.decisions[decision].user() == user);
       length += 1;
     }
     FS_ASSERT(length == buyer.decisions);

@@ -6,7 +6,9 @@
 // and drains the event vector every 4,096 commands, as the gateway does per batch.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,19 +38,30 @@ std::unique_ptr<Engine> open_engine(std::uint32_t stock, std::uint32_t waitlist,
   return engine;
 }
 
+// range(0) buyers, each ordering once; range(1) orders per call (1: place_order, more:
+// place_orders, as the gateway hands the engine a batch at a time).
 void play_orders(benchmark::State& state, std::uint32_t stock) {
   const auto count = static_cast<std::uint32_t>(state.range(0));
+  const auto batch = static_cast<std::size_t>(state.range(1));
   const auto& names = buyers(count);
+  std::vector<PlaceOrder> orders;
+  for (std::uint32_t buyer = 0; buyer < count; ++buyer)
+    orders.push_back({"chestnut", names[buyer], "c-1", 1});
+  std::vector<OrderResult> results(batch);
   Events events;
-  events.reserve(drain_every + 64);
+  events.reserve(drain_every + batch + 64);
   for (auto _ : state) {
     state.PauseTiming();
     auto engine = open_engine(stock, 0, count, 60'000, events);
     state.ResumeTiming();
-    for (std::uint32_t buyer = 0; buyer < count; ++buyer) {
-      const OrderResult result =
-          engine->place_order({"chestnut", names[buyer], "c-1", 1}, t0, events);
-      benchmark::DoNotOptimize(result);
+    for (std::size_t first = 0; first < orders.size(); first += batch) {
+      if (batch == 1) {
+        results[0] = engine->place_order(orders[first], t0, events);
+      } else {
+        const std::size_t size = std::min(batch, orders.size() - first);
+        engine->place_orders(std::span(orders).subspan(first, size), t0, events, results);
+      }
+      benchmark::DoNotOptimize(results.data());
       if (events.size() >= drain_every) events.clear();
     }
     state.PauseTiming();
@@ -62,12 +75,20 @@ void play_orders(benchmark::State& state, std::uint32_t stock) {
 void BM_reserve(benchmark::State& state) {
   play_orders(state, static_cast<std::uint32_t>(state.range(0)));
 }
-BENCHMARK(BM_reserve)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_reserve)
+    ->ArgNames({"buyers", "batch"})
+    ->Args({1'000'000, 1})
+    ->Args({1'000'000, 256})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
-void BM_sold_out(benchmark::State& state) {
-  play_orders(state, 0);
-}
-BENCHMARK(BM_sold_out)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+void BM_sold_out(benchmark::State& state) { play_orders(state, 0); }
+BENCHMARK(BM_sold_out)
+    ->ArgNames({"buyers", "batch"})
+    ->Args({1'000'000, 1})
+    ->Args({1'000'000, 256})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // 1M buyers arrive over 4 s of simulated time for 20k units with 1 s holds and a 5k
 // waitlist; a quarter of the winners pay, a tenth cancel, the rest let holds expire.

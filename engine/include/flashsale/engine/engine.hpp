@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -137,6 +138,11 @@ class Engine {
   // limit_exceeded, reserved, waitlisted, sold_out.
   // Reserved needs an empty waitlist and enough stock: nobody jumps the queue.
   OrderResult place_order(const PlaceOrder& order, TimeMs now_ms, Events& events);
+  // Places `orders` in order, all at `now_ms`, writing results[i] for orders[i]: exactly the
+  // answers and events of calling place_order for each, but faster for large batches (the
+  // buyer lookups of later orders are prefetched). Precondition: results.size() >= orders.size().
+  void place_orders(std::span<const PlaceOrder> orders, TimeMs now_ms, Events& events,
+                    std::span<OrderResult> results);
   // Confirm (paid): reserved -> confirmed, final. Confirming a confirmed order is ok.
   ActionResult confirm(const OrderAction& action, TimeMs now_ms, Events& events);
   // Cancel: reserved or waitlisted -> cancelled; held units go to the waitlist, then to stock.
@@ -176,6 +182,7 @@ class Engine {
   void emit(DropIndex drop, EventBody body, Events& events);
   void apply_body(DropIndex drop, EventBody& body);
   void advance_to(TimeMs now_ms, Events& events);
+  OrderResult decide_order(const PlaceOrder& order, std::uint32_t buyer_tag, Events& events);
   void advance_drop(detail::DropBook& book, Events& events);
   void release_units(detail::DropBook& book, Events& events);
   void update_availability(detail::DropBook& book, Events& events);
@@ -187,6 +194,7 @@ class Engine {
   std::vector<std::unique_ptr<detail::DropBook>> drops_;
   struct DropIds;
   std::unique_ptr<DropIds> drop_ids_;
+  mutable detail::DropBook* last_found_ = nullptr;  // lookup's one-entry cache
   struct Deadlines;
   std::unique_ptr<Deadlines> deadlines_;
   TimeMs now_ms_ = 0;
