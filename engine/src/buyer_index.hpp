@@ -28,7 +28,9 @@ class BuyerIndex {
   using Tag = std::uint32_t;
   static constexpr std::uint32_t not_found = 0xffffffff;
 
-  explicit BuyerIndex(std::uint32_t expected) { resize(std::bit_ceil(std::max(16u, expected) * 2u)); }
+  explicit BuyerIndex(std::uint32_t expected) {
+    resize(std::bit_ceil(std::max(16u, expected) * 2u));
+  }
 
   static Tag tag_of(std::string_view user) noexcept {
     const std::size_t hash = boost::hash_range(user.begin(), user.end());

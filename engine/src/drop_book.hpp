@@ -41,7 +41,7 @@ struct Record {
   std::uint8_t client_order_id_length = 0;
   OrderOutcome outcome = OrderOutcome::invalid;
   std::uint32_t qty = 0;
-  OrderNumber order = 0;  // reserved or waitlisted; 0 otherwise
+  OrderNumber order = 0;                          // reserved or waitlisted; 0 otherwise
   std::uint32_t previous_of_buyer = no_decision;  // the buyer's previous decision
 
   std::string_view user() const noexcept { return {key, user_length}; }
@@ -53,7 +53,7 @@ static_assert(sizeof(Record) == 24, "a record stays within 24 bytes");
 
 struct Order {
   std::uint32_t decision = 0;  // position in DropBook::decisions
-  std::uint32_t buyer = 0;  // position in DropBook::buyers
+  std::uint32_t buyer = 0;     // position in DropBook::buyers
   std::uint32_t qty = 0;
   TimeMs hold_expires_at_ms = 0;        // 0 while waitlisted
   std::uint32_t waitlist_position = 0;  // at entry; 0 if reserved at once
@@ -71,7 +71,7 @@ struct StringHash {
 struct Buyer {
   const char* name = nullptr;  // in the arena: the user part of the buyer's first record
   std::uint8_t name_length = 0;
-  std::uint32_t units = 0;  // held + confirmed + waitlisted
+  std::uint32_t units = 0;      // held + confirmed + waitlisted
   std::uint32_t decisions = 0;  // recorded outcomes, the length of the chain
   std::uint32_t last_decision = no_decision;
 

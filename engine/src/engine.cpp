@@ -140,32 +140,39 @@ void release_hold(DropBook& book, const Order& order) {
 void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
   FS_ASSERT(is_recorded(decided.outcome));
   const char* key = arena.copy(decided.user, decided.client_order_id);
-  Record record{key, static_cast<std::uint8_t>(decided.user.size()),
-                static_cast<std::uint8_t>(decided.client_order_id.size()),
-                decided.outcome, decided.qty, decided.order};
-  decided.user = record.user();
-  decided.client_order_id = record.client_order_id();
+  decided.user = {key, decided.user.size()};
+  decided.client_order_id = {key + decided.user.size(), decided.client_order_id.size()};
   // Deciding just looked this buyer up; replay has to look.
   auto [tag, found] = book.decided_buyer.value_or(std::pair{detail::BuyerIndex::Tag{0}, 0u});
   if (!book.decided_buyer) {
-    tag = detail::BuyerIndex::tag_of(record.user());
-    found = book.find_buyer(record.user(), tag);
+    tag = detail::BuyerIndex::tag_of(decided.user);
+    found = book.find_buyer(decided.user, tag);
   }
   book.decided_buyer.reset();
-  if constexpr (FS_FULL_CHECKS_ENABLED) FS_ASSERT(found == book.find_buyer(record.user(), tag));
+  if constexpr (FS_FULL_CHECKS_ENABLED) FS_ASSERT(found == book.find_buyer(decided.user, tag));
   std::uint32_t buyer_position = found;
   if (buyer_position == detail::BuyerIndex::not_found) {
     buyer_position = static_cast<std::uint32_t>(book.buyers.size());
-    book.buyers.push_back({key, record.user_length});
+    detail::Buyer& added = book.buyers.emplace_back();
+    added.name = key;
+    added.name_length = static_cast<std::uint8_t>(decided.user.size());
     book.buyer_index.insert(tag, buyer_position);
   }
   detail::Buyer& buyer = book.buyers[buyer_position];
-  FS_ASSERT(!book.find_decision(buyer, record.client_order_id()));  // one outcome per key
+  FS_ASSERT(!book.find_decision(buyer, decided.client_order_id));  // one outcome per key
   const auto position = static_cast<std::uint32_t>(book.decisions.size());
+  // Filled in place, field by field: copying a record assembled on the stack stalls on
+  // store forwarding, and this runs once per order.
+  Record& record = book.decisions.emplace_back();
+  record.key = key;
+  record.user_length = static_cast<std::uint8_t>(decided.user.size());
+  record.client_order_id_length = static_cast<std::uint8_t>(decided.client_order_id.size());
+  record.outcome = decided.outcome;
+  record.qty = decided.qty;
+  record.order = decided.order;
   record.previous_of_buyer = buyer.last_decision;
   buyer.last_decision = position;
   buyer.decisions += 1;
-  book.decisions.push_back(record);
 
   if (decided.outcome != OrderOutcome::reserved && decided.outcome != OrderOutcome::waitlisted) {
     FS_ASSERT(decided.order == 0);
@@ -179,15 +186,15 @@ void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
     FS_ASSERT(book.stock_left >= decided.qty);
     book.stock_left -= decided.qty;
     book.held += decided.qty;
-    book.orders.push_back(
-        {position, buyer_position, decided.qty, decided.hold_expires_at_ms, 0, OrderStatus::reserved});
+    book.orders.push_back({position, buyer_position, decided.qty, decided.hold_expires_at_ms, 0,
+                           OrderStatus::reserved});
     book.holds.push_back(decided.order);
   } else {
     book.waitlist_orders += 1;
     FS_ASSERT(book.waitlist_orders <= book.spec.waitlist_limit);
     FS_ASSERT(decided.waitlist_position == book.waitlist_orders);
-    book.orders.push_back(
-        {position, buyer_position, decided.qty, 0, decided.waitlist_position, OrderStatus::waitlisted});
+    book.orders.push_back({position, buyer_position, decided.qty, 0, decided.waitlist_position,
+                           OrderStatus::waitlisted});
     book.waitlist.push_back(decided.order);
   }
   FS_ASSERT(book.stock_left == decided.stock_left);
@@ -296,10 +303,24 @@ DropBook* Engine::lookup(std::string_view id) const noexcept {
 }
 
 void Engine::emit(DropIndex drop, EventBody body, Events& events) {
-  // Appended first and applied in place: applying rewrites the event's strings to the arena
-  // copies. A failed assertion ends the process, so no half-applied event is ever read.
-  Event& event = events.emplace_back(Event{sequence_ + 1, now_ms_, drop, std::move(body)});
-  apply_body(drop, event.body);
+  next_event(drop, events).body = std::move(body);
+  apply_last(events);
+}
+
+// Events are appended first and applied in place: applying rewrites the event's strings to
+// the arena copies. A failed assertion ends the process, so no half-applied event is read.
+Event& Engine::next_event(DropIndex drop, Events& events) {
+  Event& event = events.emplace_back();
+  event.sequence = sequence_ + 1;
+  event.at_ms = now_ms_;
+  event.drop = drop;
+  return event;
+}
+
+void Engine::apply_last(Events& events) {
+  Event& event = events.back();
+  FS_ASSERT(event.sequence == sequence_ + 1);
+  apply_body(event.drop, event.body);
   sequence_ += 1;
 }
 
@@ -565,7 +586,8 @@ OrderResult Engine::decide_order(const PlaceOrder& request, std::uint32_t tag, E
 
   // The one hash lookup of the order: the buyer, their units and their earlier decisions.
   const std::uint32_t found = book->find_buyer(request.user, tag);
-  const detail::Buyer* buyer = found == detail::BuyerIndex::not_found ? nullptr : &book->buyers[found];
+  const detail::Buyer* buyer =
+      found == detail::BuyerIndex::not_found ? nullptr : &book->buyers[found];
   if (buyer != nullptr) {
     if (const auto position = book->find_decision(*buyer, request.client_order_id))
       return result_of(*book, *position, true);
@@ -578,29 +600,33 @@ OrderResult Engine::decide_order(const PlaceOrder& request, std::uint32_t tag, E
     return unrecorded(OrderOutcome::invalid, "too many client_order_ids for this buyer",
                       book->index);
 
-  OrderDecided decided{request.user, request.client_order_id};
-  decided.qty = request.qty;
-  decided.stock_left = book->stock_left;
+  OrderOutcome outcome = OrderOutcome::sold_out;
   const std::uint32_t units = buyer != nullptr ? buyer->units : 0;
   if (book->state == DropState::closed) {
-    decided.outcome = OrderOutcome::closed;
+    outcome = OrderOutcome::closed;
   } else if (std::uint64_t{units} + request.qty > book->spec.per_user_limit) {
-    decided.outcome = OrderOutcome::limit_exceeded;
+    outcome = OrderOutcome::limit_exceeded;
   } else if (book->waitlist_orders == 0 && book->stock_left >= request.qty) {
-    decided.outcome = OrderOutcome::reserved;
+    outcome = OrderOutcome::reserved;
+  } else if (book->waitlist_orders < book->spec.waitlist_limit) {
+    outcome = OrderOutcome::waitlisted;
+  }
+  // The event is written straight into the output (see next_event).
+  OrderDecided& decided = std::get<OrderDecided>(
+      next_event(book->index, events).body = OrderDecided{request.user, request.client_order_id});
+  decided.outcome = outcome;
+  decided.qty = request.qty;
+  decided.stock_left = book->stock_left;
+  if (outcome == OrderOutcome::reserved || outcome == OrderOutcome::waitlisted)
     decided.order = static_cast<OrderNumber>(book->orders.size() + 1);
+  if (outcome == OrderOutcome::reserved) {
     decided.hold_expires_at_ms = now_ms_ + book->spec.hold_ms;
     decided.stock_left = book->stock_left - request.qty;
-  } else if (book->waitlist_orders < book->spec.waitlist_limit) {
-    decided.outcome = OrderOutcome::waitlisted;
-    decided.order = static_cast<OrderNumber>(book->orders.size() + 1);
-    decided.waitlist_position = book->waitlist_orders + 1;
-  } else {
-    decided.outcome = OrderOutcome::sold_out;
   }
-  book->decided_buyer = {tag, found};  // spares apply_to a second lookup of the same buyer
-  emit(book->index, decided, events);
-  if (decided.outcome == OrderOutcome::reserved) update_availability(*book, events);
+  if (outcome == OrderOutcome::waitlisted) decided.waitlist_position = book->waitlist_orders + 1;
+  book->decided_buyer = {tag, found};  // spares applying a second lookup of the same buyer
+  apply_last(events);
+  if (outcome == OrderOutcome::reserved) update_availability(*book, events);
   return result_of(*book, static_cast<std::uint32_t>(book->decisions.size() - 1), false);
 }
 

@@ -102,7 +102,11 @@ bool is_valid_drop_id(std::string_view id) noexcept {
 
 bool is_valid_name(std::string_view name, std::size_t length_max) noexcept {
   if (name.empty() || name.size() > length_max) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+  // Branch-free over the bytes (it runs twice per order): a byte outside 0x21..0x7e wraps
+  // below zero or lands above 0x5d after subtracting 0x21.
+  unsigned outside = 0;
+  for (const char c : name) outside |= static_cast<unsigned char>(c - 0x21) > 0x5d ? 1u : 0u;
+  return outside == 0;
 }
 
 }  // namespace flashsale::engine

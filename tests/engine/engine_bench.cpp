@@ -82,7 +82,9 @@ BENCHMARK(BM_reserve)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-void BM_sold_out(benchmark::State& state) { play_orders(state, 0); }
+void BM_sold_out(benchmark::State& state) {
+  play_orders(state, 0);
+}
 BENCHMARK(BM_sold_out)
     ->ArgNames({"buyers", "batch"})
     ->Args({1'000'000, 1})
@@ -91,7 +93,8 @@ BENCHMARK(BM_sold_out)
     ->UseRealTime();
 
 // 1M buyers arrive over 4 s of simulated time for 20k units with 1 s holds and a 5k
-// waitlist; a quarter of the winners pay, a tenth cancel, the rest let holds expire.
+// waitlist; a quarter of the buyers pay and a tenth cancel 0.2-0.8 s after ordering (only
+// those holding units succeed), the other holds expire and go to the waitlist.
 struct Step {
   enum class Kind : std::uint8_t { order, confirm, cancel } kind;
   std::uint32_t buyer;
@@ -107,32 +110,52 @@ void BM_mixed_surge(benchmark::State& state) {
     const TimeMs at = t0 + static_cast<TimeMs>(buyer) * 4'000 / count;
     steps.push_back({Step::Kind::order, buyer, at});
     const auto roll = random() % 100;
+    const TimeMs later = at + 200 + static_cast<TimeMs>(random() % 600);  // within the 1 s hold
     if (roll < 25)
-      steps.push_back({Step::Kind::confirm, buyer, at});
+      steps.push_back({Step::Kind::confirm, buyer, later});
     else if (roll < 35)
-      steps.push_back({Step::Kind::cancel, buyer, at});
+      steps.push_back({Step::Kind::cancel, buyer, later});
   }
+  std::stable_sort(steps.begin(), steps.end(),
+                   [](const Step& a, const Step& b) { return a.at_ms < b.at_ms; });
   Events events;
-  events.reserve(drain_every + 64);
+  events.reserve(drain_every + 1024);
   std::vector<OrderNumber> order_of(count, 0);
+  std::vector<PlaceOrder> batch;
+  std::vector<std::uint32_t> batch_buyers;
+  std::vector<OrderResult> results(steps.size());
   for (auto _ : state) {
     state.PauseTiming();
     auto engine = open_engine(20'000, 5'000, count, 1'000, events);
     state.ResumeTiming();
+    // Orders of the same millisecond go to the engine as one batch, as the gateway sends them.
+    const auto flush = [&](TimeMs at_ms) {
+      engine->place_orders(batch, at_ms, events, results);
+      for (std::size_t index = 0; index < batch.size(); ++index)
+        order_of[batch_buyers[index]] = results[index].order;
+      batch.clear();
+      batch_buyers.clear();
+      if (events.size() >= drain_every) events.clear();
+    };
+    TimeMs batch_at_ms = t0;
     for (const Step& step : steps) {
       const std::string& user = names[step.buyer];
       if (step.kind == Step::Kind::order) {
-        order_of[step.buyer] =
-            engine->place_order({"chestnut", user, "c-1", 1}, step.at_ms, events).order;
-      } else if (order_of[step.buyer] != 0) {
-        const OrderAction action{"chestnut", order_of[step.buyer], user};
-        const ActionResult result = step.kind == Step::Kind::confirm
-                                        ? engine->confirm(action, step.at_ms, events)
-                                        : engine->cancel(action, step.at_ms, events);
-        benchmark::DoNotOptimize(result);
+        if (step.at_ms != batch_at_ms) flush(batch_at_ms);
+        batch_at_ms = step.at_ms;
+        batch.push_back({"chestnut", user, "c-1", 1});
+        batch_buyers.push_back(step.buyer);
+        continue;
       }
-      if (events.size() >= drain_every) events.clear();
+      flush(batch_at_ms);
+      if (order_of[step.buyer] == 0) continue;
+      const OrderAction action{"chestnut", order_of[step.buyer], user};
+      const ActionResult result = step.kind == Step::Kind::confirm
+                                      ? engine->confirm(action, step.at_ms, events)
+                                      : engine->cancel(action, step.at_ms, events);
+      benchmark::DoNotOptimize(result);
     }
+    flush(batch_at_ms);
     state.PauseTiming();
     engine.reset();
     events.clear();

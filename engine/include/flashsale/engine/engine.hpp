@@ -180,6 +180,8 @@ class Engine {
   // Applies a change, then appends it as the next event: deciding code never mutates state
   // except through here, so replaying events takes exactly the same path.
   void emit(DropIndex drop, EventBody body, Events& events);
+  Event& next_event(DropIndex drop, Events& events);  // appends, not yet applied
+  void apply_last(Events& events);
   void apply_body(DropIndex drop, EventBody& body);
   void advance_to(TimeMs now_ms, Events& events);
   OrderResult decide_order(const PlaceOrder& order, std::uint32_t buyer_tag, Events& events);
