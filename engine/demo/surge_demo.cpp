@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
       tally.cancelled += engine.cancel(action, at_ms, events).status == CommandStatus::ok;
     }
   }
-  engine.advance_time(opens_at_ms + 10 * 60'000, events);
+  engine.advance_time(opens_at_ms + TimeMs{10} * 60'000, events);
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
 

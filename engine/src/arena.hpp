@@ -16,7 +16,7 @@ namespace flashsale::engine::detail {
 
 class Arena {
  public:
-  static constexpr std::size_t chunk_bytes = 256 * 1024;
+  static constexpr std::size_t chunk_bytes = std::size_t{256} * 1024;
 
   // Copies `first` and `second` next to each other and returns where they start.
   // Precondition: first.size() + second.size() <= chunk_bytes. Allocates a chunk when full.

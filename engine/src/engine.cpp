@@ -41,8 +41,8 @@ constexpr std::uint32_t stock_max = 1'000'000'000;
 constexpr std::uint32_t per_user_limit_max = 1'000'000;
 constexpr std::uint32_t waitlist_limit_max = 10'000'000;
 constexpr TimeMs hold_ms_min = 1'000;
-constexpr TimeMs hold_ms_max = 24 * 3600 * 1000;
-constexpr TimeMs countdown_ms_max = 7 * 24 * 3600 * 1000;
+constexpr TimeMs hold_ms_max = TimeMs{24} * 3600 * 1000;
+constexpr TimeMs countdown_ms_max = TimeMs{7} * 24 * 3600 * 1000;
 
 const char* validate(const DropSpec& spec) {
   if (!is_valid_drop_id(spec.id)) return "id must be 1-64 characters of [A-Za-z0-9_.-]";
@@ -303,7 +303,7 @@ DropBook* Engine::lookup(std::string_view id) const noexcept {
 }
 
 void Engine::emit(DropIndex drop, EventBody body, Events& events) {
-  next_event(drop, events).body = std::move(body);
+  next_event(drop, events).body = body;
   apply_last(events);
 }
 

@@ -2,6 +2,7 @@
 //   reserve       reservations while stock lasts (a distinct buyer each)
 //   sold_out      rejections of a sold-out drop by 1M distinct buyers (the surge's bulk)
 //   mixed_surge   a surge with confirms, cancels, expiring holds and waitlist promotions
+//   memory_read   the machine's random-read floor the three are judged against
 // Each benchmark iteration plays a whole batch on a fresh engine (set up outside the timing)
 // and drains the event vector every 4,096 commands, as the gateway does per batch.
 #include <benchmark/benchmark.h>
@@ -164,6 +165,34 @@ void BM_mixed_surge(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * steps.size()));
 }
 BENCHMARK(BM_mixed_surge)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The machine's floor for a surge of new buyers: random reads over a 64 MiB table (as large as
+// the buyer index of a 1M-buyer drop), one after another (each address depends on the last)
+// and independent of each other (the CPU overlaps them, as prefetching lets the engine do).
+void BM_memory_read(benchmark::State& state) {
+  const bool dependent = state.range(0) != 0;
+  constexpr std::size_t slots = std::size_t{64} << 20 >> 3;
+  std::vector<std::uint64_t> table(slots);
+  std::mt19937_64 random(11);
+  // Sattolo's shuffle: one cycle through every slot, so the chain never settles in cache.
+  for (std::size_t slot = 0; slot < slots; ++slot) table[slot] = slot;
+  for (std::size_t slot = slots - 1; slot > 0; --slot)
+    std::swap(table[slot], table[random() % slot]);
+  std::uint64_t position = 0;
+  std::uint64_t sum = 0;
+  for (auto _ : state) {
+    for (int read = 0; read < 1'000'000; ++read) {
+      if (dependent) {
+        position = table[position];
+      } else {
+        sum += table[random() % slots];
+      }
+    }
+  }
+  benchmark::DoNotOptimize(position + sum);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 1'000'000);
+}
+BENCHMARK(BM_memory_read)->ArgName("dependent")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace flashsale::engine

@@ -89,6 +89,52 @@ TEST_P(Determinism, ReplayingEventsRebuildsTheSameStateAtEveryPoint) {
   EXPECT_EQ(original.digest(), rebuilt.digest());
 }
 
+// place_orders is an optimisation of place_order: the same answers and events, always.
+TEST_P(Determinism, BatchedOrdersMatchOrdersOneByOne) {
+  Engine one_by_one;
+  Engine batched;
+  Events single_events;
+  Events batch_events;
+  testing::CommandGenerator generator(seed);
+  std::vector<Command> pending;  // consecutive orders at the same time form a batch
+  std::vector<PlaceOrder> batch;
+  std::vector<OrderResult> results;
+  const auto flush = [&] {
+    batch.clear();
+    for (const Command& command : pending)
+      batch.push_back({command.drop, command.user, command.client_order_id, command.qty});
+    results.assign(batch.size(), OrderResult{});
+    if (!batch.empty()) batched.place_orders(batch, pending.front().now_ms, batch_events, results);
+    for (std::size_t index = 0; index < pending.size(); ++index) {
+      const testing::Answer single = testing::execute(one_by_one, pending[index], single_events);
+      ASSERT_EQ(single.order.outcome, results[index].outcome) << "order " << index;
+      ASSERT_EQ(single.order.order, results[index].order) << "order " << index;
+      ASSERT_EQ(single.order.repeated, results[index].repeated) << "order " << index;
+      ASSERT_EQ(single.order.hold_expires_at_ms, results[index].hold_expires_at_ms);
+    }
+    pending.clear();
+  };
+  std::size_t batches = 0;
+  for (int step = 0; step < 20'000; ++step) {
+    Command command = generator.next(one_by_one);
+    if (command.kind == Command::Kind::place) {
+      if (!pending.empty()) command.now_ms = pending.front().now_ms;
+      pending.push_back(command);
+      if (pending.size() < 64 && step % 97 != 0) continue;
+    }
+    batches += pending.size() > 1;
+    ASSERT_NO_FATAL_FAILURE(flush());
+    if (command.kind != Command::Kind::place) {
+      testing::execute(one_by_one, command, single_events);
+      testing::execute(batched, command, batch_events);
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(flush());
+  EXPECT_GT(batches, 100u);
+  ASSERT_EQ(single_events, batch_events);
+  EXPECT_EQ(one_by_one.digest(), batched.digest());
+}
+
 TEST(DeterminismDigest, DiffersWhenStateDiffers) {
   Events events;
   Engine a;

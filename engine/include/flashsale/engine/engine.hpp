@@ -137,7 +137,7 @@ class Engine {
   // unavailable (table full), invalid (buyer over decisions_per_buyer_max), closed,
   // limit_exceeded, reserved, waitlisted, sold_out.
   // Reserved needs an empty waitlist and enough stock: nobody jumps the queue.
-  OrderResult place_order(const PlaceOrder& order, TimeMs now_ms, Events& events);
+  OrderResult place_order(const PlaceOrder& request, TimeMs now_ms, Events& events);
   // Places `orders` in order, all at `now_ms`, writing results[i] for orders[i]: exactly the
   // answers and events of calling place_order for each, but faster for large batches (the
   // buyer lookups of later orders are prefetched). Precondition: results.size() >= orders.size().
@@ -184,7 +184,7 @@ class Engine {
   void apply_last(Events& events);
   void apply_body(DropIndex drop, EventBody& body);
   void advance_to(TimeMs now_ms, Events& events);
-  OrderResult decide_order(const PlaceOrder& order, std::uint32_t buyer_tag, Events& events);
+  OrderResult decide_order(const PlaceOrder& request, std::uint32_t tag, Events& events);
   void advance_drop(detail::DropBook& book, Events& events);
   void release_units(detail::DropBook& book, Events& events);
   void update_availability(detail::DropBook& book, Events& events);
