@@ -34,6 +34,9 @@ namespace flashsale::engine::detail {
 
 inline constexpr std::uint32_t no_decision = 0xffffffff;
 
+// Why `spec` cannot be a drop, or nullptr when it can.
+const char* validate_spec(const DropSpec& spec);
+
 // One recorded outcome. The key bytes (user then client_order_id) live in the arena.
 struct Record {
   const char* key = nullptr;

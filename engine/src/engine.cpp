@@ -44,7 +44,9 @@ constexpr TimeMs hold_ms_min = 1'000;
 constexpr TimeMs hold_ms_max = TimeMs{24} * 3600 * 1000;
 constexpr TimeMs countdown_ms_max = TimeMs{7} * 24 * 3600 * 1000;
 
-const char* validate(const DropSpec& spec) {
+}  // namespace
+
+const char* detail::validate_spec(const DropSpec& spec) {
   if (!is_valid_drop_id(spec.id)) return "id must be 1-64 characters of [A-Za-z0-9_.-]";
   if (spec.title.size() > title_length_max) return "title must be at most 200 bytes";
   if (spec.price_cents < 0 || spec.price_cents > price_cents_max)
@@ -56,6 +58,8 @@ const char* validate(const DropSpec& spec) {
   if (spec.waitlist_limit > waitlist_limit_max) return "waitlist_limit must be 0..10^7";
   return nullptr;
 }
+
+namespace {
 
 bool accepts_orders(DropState state) {
   return state == DropState::open || state == DropState::sold_out;
@@ -328,7 +332,7 @@ void Engine::apply_body(DropIndex drop, EventBody& body) {
   if (auto* created = std::get_if<DropCreated>(&body)) {
     FS_ASSERT(drop == drops_.size());
     FS_ASSERT(drops_.size() < limits_.drops_max);
-    FS_ASSERT(validate(created->spec) == nullptr);
+    FS_ASSERT(detail::validate_spec(created->spec) == nullptr);
     created->spec.id = arena_->intern(created->spec.id);
     created->spec.title = arena_->intern(created->spec.title);
     drops_.push_back(
@@ -452,7 +456,7 @@ void Engine::after_command() {
 CommandResult Engine::create_drop(const DropSpec& spec, TimeMs now_ms, Events& events) {
   advance_to(now_ms, events);
   CommandResult result;
-  if (const char* problem = validate(spec)) {
+  if (const char* problem = detail::validate_spec(spec)) {
     result.status = CommandStatus::invalid_argument;
     result.reason = problem;
   } else if (lookup(spec.id) != nullptr) {

@@ -105,8 +105,8 @@ class CommandGenerator {
       command.kind = Command::Kind::close;
     } else if (roll < 700) {
       command.kind = Command::Kind::place;
-      command.user = "u" + std::to_string(pick(0, 24));
-      command.client_order_id = "c" + std::to_string(pick(0, 5));
+      command.user = "u" + std::to_string(pick(0, 40));
+      command.client_order_id = "c" + std::to_string(pick(0, 30));
       command.qty = static_cast<std::uint32_t>(pick(1, 3));
       if (chance(0.01)) command.qty = 0;
       if (chance(0.005)) command.user.clear();

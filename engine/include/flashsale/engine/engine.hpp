@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -153,6 +154,14 @@ class Engine {
   // Recovery: applies one event produced by another engine, in sequence order (asserted).
   // Decides nothing; afterwards this engine is identical to the producer at that point.
   void apply(const Event& event);
+
+  // The whole state as bytes: versioned and canonical (equal engines give equal bytes), with
+  // the clock and the sequence. O(state); allocates the string it returns.
+  std::string snapshot() const;
+  // Loads a snapshot into this engine, which must be fresh (no drops, no events). Returns an
+  // empty string on success, else what is wrong with the bytes; the engine is then unusable.
+  // Afterwards `digest()` equals the snapshotted engine's.
+  std::string restore(std::string_view bytes);
 
   // Queries: pure reads, any time on the owning thread.
   std::optional<DropIndex> find_drop(std::string_view id) const noexcept;

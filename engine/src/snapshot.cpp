@@ -1,0 +1,199 @@
+// Snapshots: the engine's whole state in a canonical byte form, so recovery can start from a
+// recent point instead of replaying every event since the first drop.
+//
+// Only what cannot be derived is written: drops, their decisions in order and their orders.
+// Restoring rebuilds the rest — buyers and their decision chains, units per buyer, the hold and
+// waitlist queues, the deadline heap — and then checks every invariant, so a snapshot is also a
+// compact proof that the derived state was right. Holds are restored in grant order, which is
+// (hold deadline, order number): hold_ms is fixed per drop, time only grows, and an order can be
+// reserved outright only while the waitlist is empty, so nobody granted later has a lower number
+// at the same deadline.
+#include <algorithm>
+#include <queue>
+
+#include "arena.hpp"
+#include "drop_book.hpp"
+#include "flashsale/engine/bytes.hpp"
+#include "flashsale/engine/engine.hpp"
+
+namespace flashsale::engine {
+
+using detail::DropBook;
+using detail::Order;
+using detail::Record;
+
+namespace {
+
+constexpr std::uint64_t snapshot_magic = 0x31534e5353414c46ULL;  // "FLASSNS1"
+constexpr std::uint64_t snapshot_version = 1;
+
+void write_drop(const DropBook& book, ByteWriter& out) {
+  out.string(book.spec.id);
+  out.string(book.spec.title);
+  out.signed_varint(book.spec.price_cents);
+  out.varint(book.spec.stock);
+  out.varint(book.spec.per_user_limit);
+  out.signed_varint(book.spec.hold_ms);
+  out.varint(book.spec.waitlist_limit);
+  out.byte(static_cast<std::uint8_t>(book.state));
+  out.signed_varint(book.opens_at_ms);
+  out.varint(book.stock_total);
+  out.varint(book.stock_left);
+  out.varint(book.held);
+  out.varint(book.sold);
+  out.varint(book.decisions.size());
+  for (const Record& record : book.decisions) {
+    out.string(record.user());
+    out.string(record.client_order_id());
+    out.byte(static_cast<std::uint8_t>(record.outcome));
+    out.varint(record.qty);
+    out.varint(record.order);
+  }
+  out.varint(book.orders.size());
+  for (const Order& order : book.orders) {
+    out.varint(order.decision);
+    out.signed_varint(order.hold_expires_at_ms);
+    out.varint(order.waitlist_position);
+    out.byte(static_cast<std::uint8_t>(order.status));
+  }
+}
+
+}  // namespace
+
+std::string Engine::snapshot() const {
+  std::string bytes;
+  ByteWriter out(bytes);
+  out.fixed64(snapshot_magic);
+  out.varint(snapshot_version);
+  out.signed_varint(now_ms_);
+  out.varint(sequence_);
+  out.varint(drops_.size());
+  for (const auto& book : drops_) write_drop(*book, out);
+  return bytes;
+}
+
+std::string Engine::restore(std::string_view bytes) {
+  FS_ASSERT(drops_.empty() && sequence_ == 0);
+  ByteReader in(bytes);
+  if (in.fixed64() != snapshot_magic) return "not a flashsale snapshot";
+  if (in.varint() != snapshot_version) return "unknown snapshot version";
+  now_ms_ = in.signed_varint();
+  sequence_ = in.varint();
+  const std::uint64_t drop_count = in.bounded(limits_.drops_max);
+  if (!in.ok()) return "bad snapshot header";
+  for (DropIndex index = 0; index < drop_count; ++index) {
+    DropSpec spec;
+    spec.id = in.string(drop_id_length_max);
+    spec.title = in.string(title_length_max);
+    spec.price_cents = in.signed_varint();
+    spec.stock = static_cast<std::uint32_t>(in.bounded(0xffffffff));
+    spec.per_user_limit = static_cast<std::uint32_t>(in.bounded(0xffffffff));
+    spec.hold_ms = in.signed_varint();
+    spec.waitlist_limit = static_cast<std::uint32_t>(in.bounded(0xffffffff));
+    if (!in.ok()) return "truncated drop";
+    if (const char* problem = detail::validate_spec(spec))
+      return "invalid drop: " + std::string(problem);
+    if (find_drop(spec.id)) return "duplicate drop " + std::string(spec.id);
+    EventBody created = DropCreated{spec};
+    apply_body(index, created);
+    DropBook& book = *drops_.back();
+    const std::uint8_t state = in.byte();
+    if (state > static_cast<std::uint8_t>(DropState::closed)) return "bad drop state";
+    book.state = static_cast<DropState>(state);
+    book.opens_at_ms = in.signed_varint();
+    book.stock_total = static_cast<std::uint32_t>(in.bounded(0xffffffff));
+    book.stock_left = static_cast<std::uint32_t>(in.bounded(0xffffffff));
+    const auto held = in.bounded(0xffffffff);
+    const auto sold = in.bounded(0xffffffff);
+
+    const std::uint64_t decision_count = in.bounded(limits_.decisions_per_drop_max);
+    if (!in.ok()) return "truncated drop";
+    book.decisions.reserve(decision_count);
+    for (std::uint64_t position = 0; position < decision_count; ++position) {
+      const std::string_view user = in.string(user_length_max);
+      const std::string_view client_order_id = in.string(client_order_id_length_max);
+      const std::uint8_t outcome = in.byte();
+      const auto qty = static_cast<std::uint32_t>(in.bounded(order_qty_max));
+      const auto order = static_cast<OrderNumber>(in.bounded(0xffffffff));
+      if (!in.ok() || user.empty() || client_order_id.empty() ||
+          !is_recorded(static_cast<OrderOutcome>(outcome)))
+        return "bad decision";
+      const char* key = arena_->copy(user, client_order_id);
+      const std::string_view stored_user{key, user.size()};
+      const detail::BuyerIndex::Tag tag = detail::BuyerIndex::tag_of(stored_user);
+      std::uint32_t buyer = book.find_buyer(stored_user, tag);
+      if (buyer == detail::BuyerIndex::not_found) {
+        buyer = static_cast<std::uint32_t>(book.buyers.size());
+        detail::Buyer& added = book.buyers.emplace_back();
+        added.name = key;
+        added.name_length = static_cast<std::uint8_t>(user.size());
+        book.buyer_index.insert(tag, buyer);
+      }
+      detail::Buyer& owner = book.buyers[buyer];
+      if (book.find_decision(owner, client_order_id)) return "duplicate decision";
+      Record& record = book.decisions.emplace_back();
+      record.key = key;
+      record.user_length = static_cast<std::uint8_t>(user.size());
+      record.client_order_id_length = static_cast<std::uint8_t>(client_order_id.size());
+      record.outcome = static_cast<OrderOutcome>(outcome);
+      record.qty = qty;
+      record.order = order;
+      record.previous_of_buyer = owner.last_decision;
+      owner.last_decision = static_cast<std::uint32_t>(position);
+      owner.decisions += 1;
+    }
+
+    const std::uint64_t order_count = in.bounded(decision_count);
+    if (!in.ok()) return "truncated drop";
+    book.orders.reserve(order_count);
+    std::vector<OrderNumber> reserved;
+    for (OrderNumber number = 1; number <= order_count; ++number) {
+      Order& order = book.orders.emplace_back();
+      order.decision = static_cast<std::uint32_t>(in.bounded(decision_count - 1));
+      order.hold_expires_at_ms = in.signed_varint();
+      order.waitlist_position = static_cast<std::uint32_t>(in.bounded(0xffffffff));
+      const std::uint8_t status = in.byte();
+      if (!in.ok() || status > static_cast<std::uint8_t>(OrderStatus::expired)) return "bad order";
+      order.status = static_cast<OrderStatus>(status);
+      const Record& record = book.decisions[order.decision];
+      if (record.order != number) return "order and decision disagree";
+      order.qty = record.qty;
+      order.buyer = book.find_buyer(record.user(), detail::BuyerIndex::tag_of(record.user()));
+      detail::Buyer& owner = book.buyers[order.buyer];
+      switch (order.status) {
+        case OrderStatus::reserved:
+          book.held += order.qty;
+          owner.units += order.qty;
+          reserved.push_back(number);
+          break;
+        case OrderStatus::confirmed:
+          book.sold += order.qty;
+          owner.units += order.qty;
+          break;
+        case OrderStatus::waitlisted:
+          book.waitlist_orders += 1;
+          owner.units += order.qty;
+          book.waitlist.push_back(number);
+          break;
+        case OrderStatus::cancelled:
+        case OrderStatus::expired:
+          break;
+      }
+    }
+    if (book.held != held || book.sold != sold) return "drop counters disagree with its orders";
+    std::sort(reserved.begin(), reserved.end(), [&book](OrderNumber a, OrderNumber b) {
+      const TimeMs a_at = book.order(a).hold_expires_at_ms;
+      const TimeMs b_at = book.order(b).hold_expires_at_ms;
+      return a_at < b_at || (a_at == b_at && a < b);
+    });
+    book.holds.assign(reserved.begin(), reserved.end());
+    if (std::uint64_t{book.stock_left} + book.held + book.sold != book.stock_total)
+      return "drop stock does not balance";
+    schedule(book);
+  }
+  if (!in.done()) return "trailing bytes after the snapshot";
+  check_invariants();
+  return {};
+}
+
+}  // namespace flashsale::engine
