@@ -1,0 +1,134 @@
+// Journal: makes the engine's events durable in Redis before anyone is told about them, and
+// rebuilds the engine from Redis after a crash.
+//
+// Write path (group commit): the engine thread appends events; a writer thread sends everything
+// that accumulated while its previous write was in flight as one batch — one Lua script call
+// that checks the lease and XADDs one stream entry — and publishes the batch's last sequence
+// number as durable when Redis has answered. With `appendfsync always` Redis answers after the
+// fsync, so "durable" means on disk. Outcomes are released only up to `durable_sequence()`.
+//
+// Keys, all sharing the hash tag `{prefix}` (so they live in one Redis Cluster slot):
+//   {prefix}:journal   stream of sealed batches, entry id "<batch number>-0", field "b"
+//   {prefix}:snapshot  the latest snapshot record (records.hpp)
+//   {prefix}:lease     the writing engine's token, with a time to live
+//
+// Single writer: only the holder of the lease may write, and every write is fenced by a Lua
+// script that checks the token first, so an engine paused past its lease (and replaced) cannot
+// write when it resumes; it sees `fenced` and must stop serving. docs/durability.md has the
+// whole argument.
+//
+// Threads: `recover`, `append`, `append_snapshot`, `snapshot_due` are for the engine thread;
+// `durable_sequence`, `wait_durable`, `status`, `accepting` for any thread. The writer thread
+// owns the Redis connection.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "flashsale/engine/engine.hpp"
+
+namespace flashsale::journal {
+
+struct JournalConfig {
+  std::string redis = "127.0.0.1:6379";  // HOST:PORT, or a unix socket path
+  std::string prefix = "flashsale";      // 1-64 of [A-Za-z0-9_.-]
+  std::chrono::milliseconds lease_ttl{5'000};
+  std::chrono::milliseconds redis_timeout{2'000};  // connecting, and waiting for a reply
+  std::chrono::milliseconds backoff_min{10};       // between reconnects, doubling up to the max
+  std::chrono::milliseconds backoff_max{1'000};
+  std::uint64_t snapshot_every_events = 1'000'000;
+  std::chrono::milliseconds snapshot_every{60'000};
+  // Appended bytes not yet durable; past it `accepting()` is false, so the caller answers
+  // `unavailable` instead of deciding more. Bounds memory while Redis is away.
+  std::size_t pending_bytes_max = std::size_t{64} << 20;
+};
+
+enum class JournalState : std::uint8_t {
+  recovering = 0,  // before recover() finished
+  ok = 1,
+  redis_unavailable = 2,  // cannot connect or the connection dropped; retrying with backoff
+  redis_error = 3,        // Redis answers with errors (out of memory, loading, …); retrying
+  fenced = 4,             // another engine holds the lease: this one must stop serving
+  stopped = 5,
+};
+std::string_view to_string(JournalState state) noexcept;
+
+struct JournalStatus {
+  JournalState state = JournalState::recovering;
+  std::string detail;                   // the last problem, for logs and /healthz
+  std::uint64_t appended_sequence = 0;  // last event handed to the journal
+  std::uint64_t durable_sequence = 0;   // last event on disk in Redis
+  std::size_t pending_bytes = 0;
+  std::uint64_t batches_written = 0;
+  std::uint64_t events_written = 0;
+  std::uint64_t bytes_written = 0;
+  std::uint64_t snapshots_written = 0;
+  std::uint32_t last_batch_events = 0;
+  double last_batch_ms = 0;  // one batch's round trip, fsync included
+};
+
+struct RecoveryStats {
+  double total_ms = 0;
+  double lease_wait_ms = 0;
+  std::uint64_t snapshot_sequence = 0;  // 0: started without a snapshot
+  std::uint64_t snapshot_bytes = 0;
+  std::uint64_t batches_read = 0;
+  std::uint64_t events_replayed = 0;
+  std::uint64_t journal_bytes_read = 0;
+  std::uint64_t last_sequence = 0;
+};
+
+class Journal {
+ public:
+  // No I/O yet; throws on a malformed config. Sets SIGPIPE to ignored for the process, so a
+  // dead Redis is an error to handle rather than the end of the process.
+  explicit Journal(JournalConfig config);
+  ~Journal();  // stop() with the configured redis_timeout
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Called on the writer thread after each batch becomes durable, with its last sequence.
+  // Set it before recover().
+  void on_durable(std::function<void(std::uint64_t)> callback);
+
+  // Blocks until the engine is rebuilt: connects (retrying while Redis is unreachable), takes
+  // the lease (waiting, and logging who holds it, while another engine does), restores the
+  // snapshot, replays the stream after it, checks the invariants and the snapshot's digest,
+  // then starts the writer. `engine` must be fresh. Throws std::runtime_error when the journal
+  // is damaged: an engine must not serve from a journal it cannot read.
+  RecoveryStats recover(engine::Engine& engine);
+
+  // Engine thread: queues events for the next batch. Never refuses — they already happened —
+  // so gate new commands on accepting(). Allocates only as the pending buffer grows.
+  void append(std::span<const engine::Event> events);
+
+  // Engine thread: whether enough events or time passed since the last snapshot.
+  bool snapshot_due() const;
+  // Engine thread: takes a snapshot of `engine` (O(state), allocates) and queues it; it is
+  // written after every event it covers is durable, and then the stream before it is trimmed.
+  void append_snapshot(const engine::Engine& engine);
+
+  // Any thread.
+  std::uint64_t durable_sequence() const noexcept;
+  bool wait_durable(std::uint64_t sequence, std::chrono::milliseconds timeout) const;
+  bool accepting() const noexcept;  // state ok and pending bytes under the bound
+  JournalStatus status() const;
+
+  // Writes what is queued (waiting at most `timeout`), releases the lease if all of it is
+  // durable, and ends the writer. Idempotent.
+  void stop(std::chrono::milliseconds timeout);
+
+ private:
+  struct Shared;
+  class Writer;
+  std::unique_ptr<Shared> shared_;
+  std::unique_ptr<Writer> writer_;
+};
+
+}  // namespace flashsale::journal

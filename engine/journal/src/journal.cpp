@@ -1,0 +1,613 @@
+// The journal: recovery on the engine thread, then a writer thread that group-commits batches
+// to Redis. See journal.hpp for the contract and docs/durability.md for why it holds.
+#include "flashsale/journal/journal.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <csignal>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#include "flashsale/engine/assert.hpp"
+#include "flashsale/engine/event_codec.hpp"
+#include "flashsale/journal/records.hpp"
+#include "redis_connection.hpp"
+#include "scripts.hpp"
+
+namespace flashsale::journal {
+
+using Clock = std::chrono::steady_clock;
+using detail::is_error;
+using detail::RedisConnection;
+using detail::Reply;
+using detail::text_of;
+
+std::string_view to_string(JournalState state) noexcept {
+  switch (state) {
+    case JournalState::recovering:
+      return "recovering";
+    case JournalState::ok:
+      return "ok";
+    case JournalState::redis_unavailable:
+      return "redis_unavailable";
+    case JournalState::redis_error:
+      return "redis_error";
+    case JournalState::fenced:
+      return "fenced";
+    case JournalState::stopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+namespace {
+
+double elapsed_ms(Clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+}
+
+std::string entry_id(std::uint64_t batch) {
+  return std::to_string(batch) + "-0";
+}
+
+// "<number>-0" → number; 0 for anything else.
+std::uint64_t batch_of(std::string_view id) {
+  std::uint64_t number = 0;
+  const auto [end, problem] = std::from_chars(id.data(), id.data() + id.size(), number);
+  if (problem != std::errc{} || std::string_view(end, id.data() + id.size() - end) != "-0")
+    return 0;
+  return number;
+}
+
+std::string make_token() {
+  std::random_device random;
+  char host[64] = {};
+  gethostname(host, sizeof host - 1);
+  return std::to_string(getpid()) + "@" + host + "#" + std::to_string(random()) +
+         std::to_string(random());
+}
+
+struct PendingSnapshot {
+  std::uint64_t covered_sequence = 0;
+  std::uint64_t digest = 0;
+  std::string bytes;
+};
+
+struct StreamEntry {
+  std::string_view id;
+  std::string_view batch;  // field "b"
+};
+
+// Reads an XRANGE/XREVRANGE reply: [[id, [field, value, …]], …].
+std::vector<StreamEntry> entries_of(const Reply& reply) {
+  std::vector<StreamEntry> entries;
+  if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY) return entries;
+  for (std::size_t index = 0; index < reply->elements; ++index) {
+    const redisReply* entry = reply->element[index];
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
+    const redisReply* id = entry->element[0];
+    const redisReply* fields = entry->element[1];
+    StreamEntry parsed{{id->str, id->len}, {}};
+    for (std::size_t field = 0; field + 1 < fields->elements; field += 2) {
+      if (std::string_view(fields->element[field]->str, fields->element[field]->len) == "b")
+        parsed.batch = {fields->element[field + 1]->str, fields->element[field + 1]->len};
+    }
+    entries.push_back(parsed);
+  }
+  return entries;
+}
+
+}  // namespace
+
+// State shared by the engine thread, the writer and readers of the status.
+struct Journal::Shared {
+  JournalConfig config;
+  detail::RedisEndpoint endpoint;
+  std::string lease_key;
+  std::string stream_key;
+  std::string snapshot_key;
+  std::string token = make_token();
+  std::string ttl_ms;
+
+  mutable std::mutex mutex;
+  std::condition_variable wake;  // the writer's
+  mutable std::condition_variable durable_changed;
+  // Handed from the engine thread to the writer, under `mutex`.
+  std::string open_events;
+  std::uint64_t open_first_sequence = 0;
+  std::uint32_t open_count = 0;
+  engine::TimeMs open_previous_at_ms = 0;
+  std::optional<PendingSnapshot> snapshot;
+  bool stopping = false;
+  Clock::time_point stop_deadline;
+  JournalStatus status;  // counters, under `mutex`
+  std::function<void(std::uint64_t)> on_durable;
+
+  std::atomic<std::uint64_t> durable{0};
+  std::atomic<JournalState> state{JournalState::recovering};
+  std::atomic<std::size_t> pending_bytes{0};
+
+  // Engine thread only.
+  std::uint64_t appended = 0;
+  std::uint64_t events_since_snapshot = 0;
+  Clock::time_point last_snapshot = Clock::now();
+
+  explicit Shared(JournalConfig journal_config)
+      : config(std::move(journal_config)),
+        endpoint(detail::RedisEndpoint::parse(config.redis)),
+        lease_key("{" + config.prefix + "}:lease"),
+        stream_key("{" + config.prefix + "}:journal"),
+        snapshot_key("{" + config.prefix + "}:snapshot"),
+        ttl_ms(std::to_string(config.lease_ttl.count())) {}
+
+  // Logs each change of state once, not every retry.
+  void set_state(JournalState next, std::string detail) {
+    const JournalState previous = state.exchange(next);
+    {
+      std::lock_guard lock(mutex);
+      status.detail = detail;
+    }
+    if (previous == next) return;
+    if (next == JournalState::ok) {
+      spdlog::info("journal: writing to redis {} again", endpoint.describe());
+    } else {
+      spdlog::warn("journal: {} ({}): {}", to_string(next), endpoint.describe(), detail);
+    }
+  }
+};
+
+// The writer thread: owns the connection, one batch in flight at a time.
+class Journal::Writer {
+ public:
+  Writer(Shared& shared, std::unique_ptr<RedisConnection> redis, std::uint64_t last_batch)
+      : shared_(shared),
+        redis_(std::move(redis)),
+        last_batch_(last_batch),
+        top_id_(last_batch == 0 ? "0-0" : entry_id(last_batch)),
+        thread_([this] { run(); }) {}
+  ~Writer() {
+    if (thread_.joinable()) thread_.join();
+  }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  struct Batch {
+    BatchHeader header;
+    std::string stored;
+    std::uint64_t last_sequence = 0;
+    std::size_t event_bytes = 0;
+  };
+
+  void run() {
+    while (take_work()) {
+      if (!connected()) {
+        pause();
+        continue;
+      }
+      if (snapshot_) {
+        write_snapshot();
+      } else if (in_flight_) {
+        write_batch();
+      } else {
+        renew();
+      }
+      if (shared_.state == JournalState::fenced) break;
+    }
+    if (shared_.state != JournalState::fenced && !in_flight_ && connected()) release_lease();
+  }
+
+  // Waits for something to do; false when it is time to stop.
+  bool take_work() {
+    std::unique_lock lock(shared_.mutex);
+    const auto renew_at = last_lease_touch_ + shared_.config.lease_ttl / 3;
+    shared_.wake.wait_until(lock, renew_at, [&] {
+      return shared_.stopping || in_flight_ || snapshot_ || shared_.open_count > 0 ||
+             snapshot_ready();
+    });
+    if (!snapshot_ && !in_flight_ && snapshot_ready()) {
+      snapshot_ = std::move(shared_.snapshot);
+      shared_.snapshot.reset();
+    }
+    if (!snapshot_ && !in_flight_ && shared_.open_count > 0) take_batch();
+    if (shared_.stopping) {
+      const bool drained = !snapshot_ && !in_flight_ && shared_.open_count == 0;
+      if (drained || Clock::now() >= shared_.stop_deadline) return false;
+    }
+    return true;
+  }
+
+  // Under the mutex: a snapshot may be written once every event it covers is durable.
+  bool snapshot_ready() const {
+    return shared_.snapshot && shared_.snapshot->covered_sequence <= shared_.durable.load();
+  }
+
+  // Under the mutex: everything appended so far becomes the next batch (group commit).
+  void take_batch() {
+    Batch batch;
+    batch.header = {last_batch_ + 1, shared_.open_first_sequence, shared_.open_count};
+    batch.last_sequence = shared_.open_first_sequence + shared_.open_count - 1;
+    batch.event_bytes = shared_.open_events.size();
+    batch.stored = seal_batch(batch.header, shared_.open_events);
+    shared_.open_events.clear();
+    shared_.open_count = 0;
+    in_flight_ = std::move(batch);
+  }
+
+  bool connected() {
+    if (redis_ != nullptr && redis_->ok()) return true;
+    redis_ = std::make_unique<RedisConnection>(shared_.endpoint, shared_.config.redis_timeout);
+    if (!redis_->ok()) {
+      shared_.set_state(JournalState::redis_unavailable, redis_->error());
+      redis_.reset();
+      return false;
+    }
+    if (uncertain_) resolve_uncertain();
+    return redis_ != nullptr;
+  }
+
+  void connection_lost() {
+    uncertain_ = in_flight_.has_value();
+    shared_.set_state(JournalState::redis_unavailable,
+                      redis_ != nullptr ? redis_->error() : "connection lost");
+    redis_.reset();
+    pause();
+  }
+
+  // Waits out the backoff (cut short by stop), doubling it up to the maximum.
+  void pause() {
+    std::unique_lock lock(shared_.mutex);
+    shared_.wake.wait_for(lock, backoff_, [&] { return shared_.stopping; });
+    backoff_ = std::min(backoff_ * 2, shared_.config.backoff_max);
+  }
+
+  // A write whose reply never came may or may not be in the stream: read it, never re-append
+  // blindly. Ours and there: durable. Someone else's there: fenced. Absent: send it again.
+  void resolve_uncertain() {
+    const std::string id = entry_id(in_flight_->header.number);
+    const Reply reply = redis_->command({"XRANGE", shared_.stream_key, id, id});
+    if (reply == nullptr) return connection_lost();
+    const auto entries = entries_of(reply);
+    uncertain_ = false;
+    if (entries.empty()) {
+      const Reply top = redis_->command({"XREVRANGE", shared_.stream_key, "+", "-", "COUNT", "1"});
+      const auto tops = entries_of(top);
+      if (!tops.empty() && batch_of(tops[0].id) > in_flight_->header.number)
+        shared_.set_state(JournalState::fenced, "the journal moved past our last batch");
+      return;
+    }
+    if (entries[0].batch == in_flight_->stored) {
+      spdlog::info("journal: batch {} was written before the connection dropped",
+                   in_flight_->header.number);
+      complete_batch(0);
+    } else {
+      shared_.set_state(JournalState::fenced, "another engine wrote batch " + id);
+    }
+  }
+
+  // An error reply: fenced, or a trouble that a retry may cure.
+  void handle_error(std::string_view text) {
+    if (text.starts_with("FENCED")) {
+      shared_.set_state(JournalState::fenced, std::string(text));
+    } else if (text.find("equal or smaller than the target stream top") != std::string_view::npos) {
+      uncertain_ = true;
+      resolve_uncertain();
+    } else {
+      shared_.set_state(JournalState::redis_error, std::string(text));
+      pause();
+    }
+  }
+
+  void write_batch() {
+    const Clock::time_point started = Clock::now();
+    const std::string id = entry_id(in_flight_->header.number);
+    const Reply reply =
+        redis_->command({"EVAL", detail::append_lua, "2", shared_.lease_key, shared_.stream_key,
+                         shared_.token, shared_.ttl_ms, top_id_, id, in_flight_->stored});
+    if (reply == nullptr) return connection_lost();
+    if (is_error(reply)) return handle_error(text_of(reply));
+    complete_batch(elapsed_ms(started));
+  }
+
+  void complete_batch(double round_trip_ms) {
+    Batch& batch = *in_flight_;
+    last_batch_ = batch.header.number;
+    top_id_ = entry_id(last_batch_);
+    since_snapshot_.emplace_back(last_batch_, batch.last_sequence);
+    last_lease_touch_ = Clock::now();
+    backoff_ = shared_.config.backoff_min;
+    {
+      std::lock_guard lock(shared_.mutex);
+      JournalStatus& status = shared_.status;
+      status.batches_written += 1;
+      status.events_written += batch.header.event_count;
+      status.bytes_written += batch.stored.size();
+      status.last_batch_events = batch.header.event_count;
+      status.last_batch_ms = round_trip_ms;
+      shared_.pending_bytes -= batch.event_bytes;
+      shared_.durable = batch.last_sequence;
+    }
+    if (shared_.state != JournalState::ok) shared_.set_state(JournalState::ok, "");
+    shared_.durable_changed.notify_all();
+    const std::uint64_t durable = batch.last_sequence;
+    in_flight_.reset();
+    if (shared_.on_durable) shared_.on_durable(durable);
+  }
+
+  // The stream may be trimmed up to the first batch holding an event after the snapshot —
+  // but never past the top entry, which the fence compares against.
+  void write_snapshot() {
+    std::uint64_t keep_from = last_batch_;
+    for (const auto& [batch, last_sequence] : since_snapshot_) {
+      if (last_sequence > snapshot_->covered_sequence) {
+        keep_from = batch;
+        break;
+      }
+    }
+    const SnapshotHeader header{snapshot_->covered_sequence, last_batch_, snapshot_->digest};
+    const std::string stored = seal_snapshot(header, snapshot_->bytes);
+    const Reply reply = redis_->command({"EVAL", detail::snapshot_lua, "3", shared_.lease_key,
+                                         shared_.stream_key, shared_.snapshot_key, shared_.token,
+                                         shared_.ttl_ms, top_id_, stored, entry_id(keep_from)});
+    if (reply == nullptr) return connection_lost();
+    if (is_error(reply)) return handle_error(text_of(reply));
+    while (!since_snapshot_.empty() && since_snapshot_.front().first < keep_from)
+      since_snapshot_.pop_front();
+    last_lease_touch_ = Clock::now();
+    spdlog::info("journal: snapshot of {} events ({} bytes) written; journal kept from batch {}",
+                 header.covered_sequence, stored.size(), keep_from);
+    snapshot_.reset();
+    std::lock_guard lock(shared_.mutex);
+    shared_.status.snapshots_written += 1;
+  }
+
+  void renew() {
+    if (Clock::now() < last_lease_touch_ + shared_.config.lease_ttl / 3) return;
+    const Reply reply =
+        redis_->command({"EVAL", detail::renew_lua, "2", shared_.lease_key, shared_.stream_key,
+                         shared_.token, shared_.ttl_ms, top_id_});
+    if (reply == nullptr) return connection_lost();
+    if (is_error(reply)) return handle_error(text_of(reply));
+    last_lease_touch_ = Clock::now();
+    if (shared_.state != JournalState::ok) shared_.set_state(JournalState::ok, "");
+  }
+
+  void release_lease() {
+    redis_->command({"EVAL", detail::release_lua, "1", shared_.lease_key, shared_.token});
+  }
+
+  Shared& shared_;
+  std::unique_ptr<RedisConnection> redis_;
+  std::optional<Batch> in_flight_;
+  std::optional<PendingSnapshot> snapshot_;
+  bool uncertain_ = false;  // in_flight_ was sent and its reply never came
+  std::uint64_t last_batch_;
+  std::string top_id_;  // the stream's top entry as this engine last wrote it
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> since_snapshot_;  // (batch, last sequence)
+  Clock::time_point last_lease_touch_ = Clock::now();
+  std::chrono::milliseconds backoff_ = shared_.config.backoff_min;
+  std::thread thread_;  // last: starts once everything above is ready
+};
+
+Journal::Journal(JournalConfig config) : shared_(std::make_unique<Shared>(std::move(config))) {
+  // hiredis writes with write(2): a Redis that died would end the process with SIGPIPE
+  // instead of giving the writer an error to recover from.
+  std::signal(SIGPIPE, SIG_IGN);
+  if (!engine::is_valid_drop_id(shared_->config.prefix))
+    throw std::invalid_argument("journal prefix must be 1-64 of [A-Za-z0-9_.-]");
+  if (shared_->config.lease_ttl < std::chrono::milliseconds(100))
+    throw std::invalid_argument("lease ttl must be at least 100 ms");
+}
+
+Journal::~Journal() {
+  stop(shared_->config.redis_timeout);
+}
+
+void Journal::on_durable(std::function<void(std::uint64_t)> callback) {
+  shared_->on_durable = std::move(callback);
+}
+
+namespace {
+
+std::string_view checked(const Reply& reply, std::string_view what) {
+  if (reply == nullptr)
+    throw std::runtime_error("journal: redis went away while " + std::string(what));
+  if (is_error(reply))
+    throw std::runtime_error("journal: redis refused " + std::string(what) + ": " +
+                             std::string(text_of(reply)));
+  return text_of(reply);
+}
+
+}  // namespace
+
+RecoveryStats Journal::recover(engine::Engine& engine) {
+  Shared& shared = *shared_;
+  FS_ASSERT(engine.drop_count() == 0 && engine.last_sequence() == 0);
+  FS_ASSERT(writer_ == nullptr);
+  RecoveryStats stats;
+  const Clock::time_point started = Clock::now();
+  std::unique_ptr<RedisConnection> redis;
+  for (std::chrono::milliseconds backoff = shared.config.backoff_min;;
+       backoff = std::min(backoff * 2, shared.config.backoff_max)) {
+    redis = std::make_unique<RedisConnection>(shared.endpoint, shared.config.redis_timeout);
+    if (redis->ok()) break;
+    spdlog::warn("journal: cannot reach redis {}: {}; retrying in {} ms",
+                 shared.endpoint.describe(), redis->error(), backoff.count());
+    std::this_thread::sleep_for(backoff);  // nothing to await: Redis is not there yet
+  }
+
+  // The lease: wait while another engine holds it.
+  while (true) {
+    const Reply taken =
+        redis->command({"SET", shared.lease_key, shared.token, "NX", "PX", shared.ttl_ms});
+    if (checked(taken, "taking the lease") == "OK") break;
+    const Reply holder = redis->command({"GET", shared.lease_key});
+    const Reply ttl = redis->command({"PTTL", shared.lease_key});
+    const long long left_ms = ttl != nullptr && ttl->type == REDIS_REPLY_INTEGER ? ttl->integer : 0;
+    spdlog::warn("journal: lease {} held by {} for {} ms more; waiting", shared.lease_key,
+                 checked(holder, "reading the lease"), left_ms);
+    // Nothing to await but the other engine's lease running out.
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        std::clamp<long long>(left_ms + 1, 1, shared.config.lease_ttl.count() / 4)));
+  }
+  stats.lease_wait_ms = elapsed_ms(started);
+
+  const Reply snapshot = redis->command({"GET", shared.snapshot_key});
+  checked(snapshot, "reading the snapshot");
+  if (snapshot->type == REDIS_REPLY_STRING) {
+    SnapshotHeader header;
+    std::string_view bytes;
+    if (std::string problem = open_snapshot(text_of(snapshot), header, bytes); !problem.empty())
+      throw std::runtime_error("journal: snapshot " + shared.snapshot_key + ": " + problem);
+    if (std::string problem = engine.restore(bytes); !problem.empty())
+      throw std::runtime_error("journal: snapshot " + shared.snapshot_key + ": " + problem);
+    if (engine.digest() != header.digest || engine.last_sequence() != header.covered_sequence)
+      throw std::runtime_error("journal: snapshot restores to a different digest");
+    stats.snapshot_sequence = header.covered_sequence;
+    stats.snapshot_bytes = snapshot->len;
+  }
+
+  std::uint64_t last_batch = 0;
+  std::string from = "-";
+  while (true) {
+    const Reply range = redis->command({"XRANGE", shared.stream_key, from, "+", "COUNT", "256"});
+    checked(range, "reading the journal");
+    const auto entries = entries_of(range);
+    for (const StreamEntry& entry : entries) {
+      BatchHeader header;
+      std::string_view events;
+      const std::string where = "journal " + shared.stream_key + " entry " + std::string(entry.id);
+      if (std::string problem = open_batch(entry.batch, header, events); !problem.empty())
+        throw std::runtime_error(where + ": " + problem);
+      if (header.number != batch_of(entry.id) || header.number <= last_batch)
+        throw std::runtime_error(where + ": batch number does not match its entry");
+      engine::ByteReader in(events);
+      engine::TimeMs previous_at_ms = 0;
+      for (std::uint32_t index = 0; index < header.event_count; ++index) {
+        engine::Event event;
+        const std::uint64_t sequence = header.first_sequence + index;
+        if (!engine::decode_event(in, sequence, previous_at_ms, event))
+          throw std::runtime_error(where + ": undecodable event " + std::to_string(sequence));
+        if (sequence <= engine.last_sequence()) continue;  // already in the snapshot
+        if (sequence != engine.last_sequence() + 1)
+          throw std::runtime_error(where + ": events missing before " + std::to_string(sequence));
+        engine.apply(event);
+        stats.events_replayed += 1;
+      }
+      if (!in.done()) throw std::runtime_error(where + ": trailing bytes");
+      last_batch = header.number;
+      stats.batches_read += 1;
+      stats.journal_bytes_read += entry.batch.size();
+    }
+    if (entries.size() < 256) break;
+    from = "(" + std::string(entries.back().id);
+  }
+  engine.check_invariants();
+
+  stats.last_sequence = engine.last_sequence();
+  stats.total_ms = elapsed_ms(started);
+  shared.appended = engine.last_sequence();
+  shared.durable = engine.last_sequence();
+  shared.last_snapshot = Clock::now();
+  shared.state = JournalState::ok;
+  spdlog::info(
+      "journal: recovered {} events ({} from the snapshot, {} replayed from {} batches) in {:.1f} "
+      "ms",
+      stats.last_sequence, stats.snapshot_sequence, stats.events_replayed, stats.batches_read,
+      stats.total_ms);
+  writer_ = std::make_unique<Writer>(shared, std::move(redis), last_batch);
+  return stats;
+}
+
+void Journal::append(std::span<const engine::Event> events) {
+  if (events.empty()) return;
+  Shared& shared = *shared_;
+  FS_ASSERT(writer_ != nullptr);
+  {
+    std::lock_guard lock(shared.mutex);
+    const std::size_t before = shared.open_events.size();
+    engine::ByteWriter out(shared.open_events);
+    for (const engine::Event& event : events) {
+      FS_ASSERT(event.sequence == shared.appended + 1);
+      if (shared.open_count == 0) {
+        shared.open_first_sequence = event.sequence;
+        shared.open_previous_at_ms = 0;
+      }
+      engine::encode_event(event, out, shared.open_previous_at_ms);
+      shared.open_count += 1;
+      shared.appended = event.sequence;
+    }
+    shared.pending_bytes += shared.open_events.size() - before;
+    shared.status.appended_sequence = shared.appended;
+  }
+  shared.events_since_snapshot += events.size();
+  shared.wake.notify_one();
+}
+
+bool Journal::snapshot_due() const {
+  const Shared& shared = *shared_;
+  if (shared.events_since_snapshot == 0) return false;
+  return shared.events_since_snapshot >= shared.config.snapshot_every_events ||
+         Clock::now() - shared.last_snapshot >= shared.config.snapshot_every;
+}
+
+void Journal::append_snapshot(const engine::Engine& engine) {
+  Shared& shared = *shared_;
+  PendingSnapshot snapshot{engine.last_sequence(), engine.digest(), engine.snapshot()};
+  {
+    std::lock_guard lock(shared.mutex);
+    shared.snapshot = std::move(snapshot);  // a newer one replaces one not yet written
+  }
+  shared.events_since_snapshot = 0;
+  shared.last_snapshot = Clock::now();
+  shared.wake.notify_one();
+}
+
+std::uint64_t Journal::durable_sequence() const noexcept {
+  return shared_->durable.load();
+}
+
+bool Journal::wait_durable(std::uint64_t sequence, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(shared_->mutex);
+  return shared_->durable_changed.wait_for(lock, timeout,
+                                           [&] { return shared_->durable.load() >= sequence; });
+}
+
+bool Journal::accepting() const noexcept {
+  return shared_->state.load() == JournalState::ok &&
+         shared_->pending_bytes.load() < shared_->config.pending_bytes_max;
+}
+
+JournalStatus Journal::status() const {
+  std::lock_guard lock(shared_->mutex);
+  JournalStatus status = shared_->status;
+  status.state = shared_->state.load();
+  status.durable_sequence = shared_->durable.load();
+  status.pending_bytes = shared_->pending_bytes.load();
+  return status;
+}
+
+void Journal::stop(std::chrono::milliseconds timeout) {
+  if (writer_ == nullptr) return;
+  {
+    std::lock_guard lock(shared_->mutex);
+    shared_->stopping = true;
+    shared_->stop_deadline = Clock::now() + timeout;
+  }
+  shared_->wake.notify_one();
+  writer_->join();
+  writer_.reset();
+  if (shared_->state != JournalState::fenced) shared_->state = JournalState::stopped;
+  shared_->durable_changed.notify_all();
+}
+
+}  // namespace flashsale::journal

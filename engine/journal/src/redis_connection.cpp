@@ -1,0 +1,105 @@
+// See redis_connection.hpp.
+#include "redis_connection.hpp"
+
+#include <charconv>
+#include <stdexcept>
+
+namespace flashsale::journal::detail {
+
+RedisEndpoint RedisEndpoint::parse(std::string_view text) {
+  RedisEndpoint endpoint;
+  if (text.find('/') != std::string_view::npos) {
+    endpoint.unix_socket = std::string(text);
+    return endpoint;
+  }
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0)
+    throw std::invalid_argument("redis address must be HOST:PORT or a socket path: " +
+                                std::string(text));
+  const std::string_view port = text.substr(colon + 1);
+  const auto [end, problem] =
+      std::from_chars(port.data(), port.data() + port.size(), endpoint.port);
+  if (problem != std::errc{} || end != port.data() + port.size() || endpoint.port < 1 ||
+      endpoint.port > 65535)
+    throw std::invalid_argument("bad redis port in " + std::string(text));
+  endpoint.host = std::string(text.substr(0, colon));
+  return endpoint;
+}
+
+std::string RedisEndpoint::describe() const {
+  return unix_socket.empty() ? host + ":" + std::to_string(port) : unix_socket;
+}
+
+RedisConnection::RedisConnection(const RedisEndpoint& endpoint, std::chrono::milliseconds timeout) {
+  timeval tv{};
+  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((timeout.count() % 1000) * 1000);
+  context_ = endpoint.unix_socket.empty()
+                 ? redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, tv)
+                 : redisConnectUnixWithTimeout(endpoint.unix_socket.c_str(), tv);
+  if (context_ == nullptr) {
+    error_ = "out of memory allocating a redis context";
+    return;
+  }
+  if (context_->err != 0) {
+    error_ = context_->errstr;
+    return;
+  }
+  if (redisSetTimeout(context_, tv) != REDIS_OK) error_ = "cannot set the redis timeout";
+}
+
+RedisConnection::~RedisConnection() {
+  if (context_ != nullptr) redisFree(context_);
+}
+
+bool RedisConnection::ok() const noexcept {
+  return context_ != nullptr && context_->err == 0 && error_.empty();
+}
+
+std::string RedisConnection::error() const {
+  if (!error_.empty()) return error_;
+  if (context_ != nullptr && context_->err != 0) return context_->errstr;
+  return {};
+}
+
+void RedisConnection::append(const std::vector<std::string_view>& arguments) {
+  if (!ok()) return;
+  std::vector<const char*> pointers;
+  std::vector<std::size_t> lengths;
+  pointers.reserve(arguments.size());
+  lengths.reserve(arguments.size());
+  for (const std::string_view argument : arguments) {
+    pointers.push_back(argument.data());
+    lengths.push_back(argument.size());
+  }
+  if (redisAppendCommandArgv(context_, static_cast<int>(arguments.size()), pointers.data(),
+                             lengths.data()) != REDIS_OK)
+    error_ = "cannot queue a redis command";
+}
+
+Reply RedisConnection::read() {
+  if (!ok()) return nullptr;
+  void* reply = nullptr;
+  if (redisGetReply(context_, &reply) != REDIS_OK || reply == nullptr) {
+    if (error_.empty()) error_ = context_->err != 0 ? context_->errstr : "no reply from redis";
+    if (reply != nullptr) freeReplyObject(reply);
+    return nullptr;
+  }
+  return Reply(static_cast<redisReply*>(reply));
+}
+
+Reply RedisConnection::command(const std::vector<std::string_view>& arguments) {
+  append(arguments);
+  return read();
+}
+
+bool is_error(const Reply& reply) noexcept {
+  return reply != nullptr && reply->type == REDIS_REPLY_ERROR;
+}
+
+std::string_view text_of(const Reply& reply) noexcept {
+  if (reply == nullptr || reply->str == nullptr) return {};
+  return {reply->str, reply->len};
+}
+
+}  // namespace flashsale::journal::detail

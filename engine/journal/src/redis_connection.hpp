@@ -1,0 +1,61 @@
+// RedisConnection: one synchronous hiredis 0.14 context with timeouts, owned by one thread.
+//
+// hiredis 0.14 has no async timeouts and no reconnect, and its contexts are not thread-safe;
+// the journal's writer thread owns one of these and pipelines through it. A connection that
+// failed (I/O error, timeout, protocol error) is dead: `ok()` turns false for good and the owner
+// makes a new one. Redis's error replies are not connection failures: they come back as
+// replies of type error.
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flashsale::journal::detail {
+
+struct ReplyDeleter {
+  void operator()(redisReply* reply) const noexcept { freeReplyObject(reply); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+// "HOST:PORT" or a unix socket path (anything containing '/').
+struct RedisEndpoint {
+  std::string host;
+  int port = 0;
+  std::string unix_socket;
+
+  static RedisEndpoint parse(std::string_view text);  // throws std::invalid_argument
+  std::string describe() const;
+};
+
+class RedisConnection {
+ public:
+  RedisConnection(const RedisEndpoint& endpoint, std::chrono::milliseconds timeout);
+  ~RedisConnection();
+  RedisConnection(const RedisConnection&) = delete;
+  RedisConnection& operator=(const RedisConnection&) = delete;
+
+  bool ok() const noexcept;
+  std::string error() const;  // why the connection is dead
+
+  // Queues a command (no I/O until a reply is read). Arguments are binary-safe.
+  void append(const std::vector<std::string_view>& arguments);
+  // Sends what is queued and reads the next reply; null when the connection died.
+  Reply read();
+  // append + read.
+  Reply command(const std::vector<std::string_view>& arguments);
+
+ private:
+  redisContext* context_ = nullptr;
+  std::string error_;
+};
+
+// Helpers for reading replies.
+bool is_error(const Reply& reply) noexcept;
+std::string_view text_of(const Reply& reply) noexcept;  // string, status or error text
+
+}  // namespace flashsale::journal::detail

@@ -1,0 +1,57 @@
+// The Lua scripts every journal write goes through. Each starts with `#!lua` (Redis 7
+// function flags), which makes Redis refuse it *before it runs* when memory is over
+// `maxmemory`: an out-of-memory Redis never half-applies a write, and the journal fails closed.
+//
+// hold_lease is the fence. The lease key holds the writer's token with a time to live; a
+// write proceeds only if this engine still holds it — renewing it as a side effect — or if the
+// lease lapsed *and* the stream's top entry is still the one this engine last wrote (nobody
+// else recovered and wrote since, so taking the lease back loses nothing). Anything else is
+// "FENCED": another engine owns the journal.
+#pragma once
+
+#include <string>
+
+namespace flashsale::journal::detail {
+
+// KEYS[1] lease, KEYS[2] stream; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] expected top id.
+inline const std::string hold_lease_lua = R"(
+local function hold_lease()
+  local holder = redis.call('GET', KEYS[1])
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return true
+  end
+  if holder then return false end
+  local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  local top_id = '0-0'
+  if top[1] then top_id = top[1][1] end
+  if top_id ~= ARGV[3] then return false end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return true
+end
+if not hold_lease() then
+  return redis.error_reply('FENCED the journal belongs to another engine')
+end
+)";
+
+// ARGV[4] entry id, ARGV[5] sealed batch.
+inline const std::string append_lua =
+    "#!lua\n" + hold_lease_lua + "return redis.call('XADD', KEYS[2], ARGV[4], 'b', ARGV[5])\n";
+
+// KEYS[3] snapshot; ARGV[4] sealed snapshot, ARGV[5] first entry id to keep.
+inline const std::string snapshot_lua = "#!lua\n" + hold_lease_lua + R"(
+redis.call('SET', KEYS[3], ARGV[4])
+redis.call('XTRIM', KEYS[2], 'MINID', ARGV[5])
+return 'OK'
+)";
+
+inline const std::string renew_lua = "#!lua\n" + hold_lease_lua + "return 'OK'\n";
+
+// KEYS[1] lease; ARGV[1] token. Gives the lease up on a clean stop, so a successor need not
+// wait for it to lapse.
+inline const std::string release_lua = R"(#!lua
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)";
+
+}  // namespace flashsale::journal::detail

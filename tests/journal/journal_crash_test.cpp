@@ -1,0 +1,185 @@
+// Crash and trouble tests of engine + journal, with real processes, a real redis-server and
+// real signals. The engine runs in journal_driver, which prints each outcome only once it is
+// durable; these tests kill things at random points and then check, through a fresh recovery,
+// that every printed outcome survived unchanged (journal_driver check).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../engine/random_commands.hpp"
+#include "../support/process.hpp"
+#include "../support/redis_server.hpp"
+
+namespace flashsale::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::unique_ptr<ChildProcess> start_surge(const RedisServer& redis, const std::string& prefix,
+                                          std::uint64_t seed, std::vector<std::string> extra = {}) {
+  std::vector<std::string> arguments{
+      FLASHSALE_JOURNAL_DRIVER, "surge", "--redis", redis.socket(), "--prefix", prefix, "--seed",
+      std::to_string(seed)};
+  arguments.insert(arguments.end(), extra.begin(), extra.end());
+  return std::make_unique<ChildProcess>(arguments);
+}
+
+// Reads acknowledgements until `count` more arrived; false if the driver stopped first.
+bool collect(ChildProcess& driver, std::vector<std::string>& acks, std::size_t count,
+             std::chrono::milliseconds timeout = 30s) {
+  const std::size_t target = acks.size() + count;
+  while (acks.size() < target) {
+    auto line = driver.read_line(timeout);
+    if (!line) return false;
+    acks.push_back(std::move(*line));
+  }
+  return true;
+}
+
+// Kills the driver and keeps what it printed before dying: each of those was durable.
+void kill_and_keep(ChildProcess& driver, std::vector<std::string>& acks) {
+  driver.signal(SIGKILL);
+  for (auto& line : driver.drain_stdout(10s)) acks.push_back(std::move(line));
+  driver.wait(10s);
+}
+
+// Runs journal_driver check on the acknowledgements; its verdict line.
+std::string check(const RedisServer& redis, const std::string& prefix,
+                  const std::vector<std::string>& acks) {
+  const std::string input = ::testing::TempDir() + "acks-" + std::to_string(getpid()) + ".txt";
+  {
+    std::FILE* file = std::fopen(input.c_str(), "w");
+    for (const auto& line : acks) std::fputs((line + "\n").c_str(), file);
+    std::fclose(file);
+  }
+  ChildProcess checker({"/bin/sh", "-c",
+                        std::string(FLASHSALE_JOURNAL_DRIVER) + " check --redis " + redis.socket() +
+                            " --prefix " + prefix + " < " + input});
+  const auto verdict = checker.read_line(60s);
+  const auto status = checker.wait(60s);
+  std::remove(input.c_str());
+  if (!verdict || status != 0)
+    return "check failed: " + verdict.value_or("") + " " + checker.stderr_text();
+  return *verdict;
+}
+
+TEST(JournalCrash, KilledEngineLosesNoAcknowledgedOutcome) {
+  const std::uint64_t seed = engine::testing::random_base_seed();
+  std::cout << "JournalCrash: seed " << seed << " (FLASHSALE_SEED reproduces the kill points)\n";
+  std::mt19937_64 random(seed);
+  RedisServer redis;
+  std::vector<std::string> acks;
+  constexpr int kills = 20;
+  for (int kill = 0; kill < kills; ++kill) {
+    auto driver = start_surge(redis, "crash", seed + static_cast<std::uint64_t>(kill),
+                              {"--snapshot-every", "3000"});
+    ASSERT_TRUE(collect(*driver, acks, 1 + random() % 600)) << driver->stderr_text();
+    kill_and_keep(*driver, acks);
+    const std::string verdict = check(redis, "crash", acks);
+    ASSERT_EQ(verdict.rfind("CHECKED", 0), 0u) << "after kill " << kill << ": " << verdict;
+  }
+  std::cout << "JournalCrash: " << kills << " kills, " << acks.size()
+            << " acknowledgements checked\n";
+}
+
+TEST(JournalCrash, KilledRedisLosesNoAcknowledgedOutcome) {
+  const std::uint64_t seed = engine::testing::random_base_seed();
+  std::cout << "JournalCrash: seed " << seed << "\n";
+  std::mt19937_64 random(seed);
+  RedisServer redis;
+  std::vector<std::string> acks;
+  auto driver = start_surge(redis, "redis-crash", seed, {"--timeout-ms", "300"});
+  for (int crash = 0; crash < 3; ++crash) {
+    ASSERT_TRUE(collect(*driver, acks, 1 + random() % 500)) << driver->stderr_text();
+    redis.kill();
+    ASSERT_TRUE(driver->await_stderr("redis_unavailable", 20s));
+    redis.start();
+    ASSERT_TRUE(collect(*driver, acks, 50)) << "no acknowledgements after redis came back";
+  }
+  kill_and_keep(*driver, acks);
+  const std::string verdict = check(redis, "redis-crash", acks);
+  EXPECT_EQ(verdict.rfind("CHECKED", 0), 0u) << verdict;
+}
+
+TEST(JournalTrouble, UnreachableRedisAtStartIsWaitedFor) {
+  RedisServer redis;
+  redis.kill();
+  auto driver = start_surge(redis, "late", 7);
+  ASSERT_TRUE(driver->await_stderr("cannot reach redis", 20s));
+  redis.start();
+  std::vector<std::string> acks;
+  ASSERT_TRUE(collect(*driver, acks, 100)) << driver->stderr_text();
+  kill_and_keep(*driver, acks);
+  EXPECT_EQ(check(redis, "late", acks).rfind("CHECKED", 0), 0u);
+}
+
+TEST(JournalTrouble, OutOfMemoryFailsClosedThenRecovers) {
+  RedisServer redis;
+  std::vector<std::string> acks;
+  auto driver = start_surge(redis, "oom", 11);
+  ASSERT_TRUE(collect(*driver, acks, 200)) << driver->stderr_text();
+  redis.call({"CONFIG", "SET", "maxmemory", "1"});
+  ASSERT_TRUE(driver->await_stderr("OOM", 20s)) << driver->stderr_text();
+  // The batch made durable just before the refusal may still be printing; then silence.
+  while (auto line = driver->read_line(200ms)) acks.push_back(std::move(*line));
+  const std::size_t before = acks.size();
+  const std::string stream_length = redis.call({"XLEN", "{oom}:journal"});
+  EXPECT_FALSE(driver->read_line(500ms).has_value()) << "acknowledged while Redis refused writes";
+  EXPECT_EQ(redis.call({"XLEN", "{oom}:journal"}), stream_length);
+  redis.call({"CONFIG", "SET", "maxmemory", "0"});
+  ASSERT_TRUE(collect(*driver, acks, 100)) << "no acknowledgements after memory came back";
+  EXPECT_GT(acks.size(), before);
+  kill_and_keep(*driver, acks);
+  EXPECT_EQ(check(redis, "oom", acks).rfind("CHECKED", 0), 0u);
+}
+
+TEST(JournalTrouble, LostReplyIsResolvedByReadingTheStream) {
+  RedisServer redis({"--enable-debug-command", "local"});
+  std::vector<std::string> acks;
+  // A 100 ms reply timeout against a Redis that sleeps 300 ms: the batch in flight is executed
+  // after the client gave up on its reply.
+  auto driver = start_surge(redis, "lost", 13, {"--timeout-ms", "100"});
+  bool resolved = false;
+  for (int attempt = 0; attempt < 10 && !resolved; ++attempt) {
+    ASSERT_TRUE(collect(*driver, acks, 100)) << driver->stderr_text();
+    redis.call({"DEBUG", "SLEEP", "0.3"});
+    resolved = driver->await_stderr("was written before the connection dropped", 2s);
+  }
+  EXPECT_TRUE(resolved) << "no lost reply happened: " << driver->stderr_text();
+  ASSERT_TRUE(collect(*driver, acks, 100));
+  kill_and_keep(*driver, acks);
+  EXPECT_EQ(check(redis, "lost", acks).rfind("CHECKED", 0), 0u);
+}
+
+TEST(JournalFencing, SecondEngineWaitsAndAStaleOwnerIsFenced) {
+  RedisServer redis;
+  std::vector<std::string> acks;
+  auto first = start_surge(redis, "fence", 17, {"--lease-ms", "800"});
+  ASSERT_TRUE(collect(*first, acks, 100)) << first->stderr_text();
+  auto second = start_surge(redis, "fence", 18, {"--lease-ms", "800"});
+  ASSERT_TRUE(second->await_stderr("waiting", 10s)) << second->stderr_text();
+  // The first keeps serving while the second waits, and the second serves nothing.
+  ASSERT_TRUE(collect(*first, acks, 100));
+  EXPECT_FALSE(second->read_line(0ms).has_value());
+
+  // Paused past its lease, the first is replaced…
+  first->signal(SIGSTOP);
+  std::vector<std::string> second_acks;
+  ASSERT_TRUE(collect(*second, second_acks, 100, 20s)) << second->stderr_text();
+  // …and when it resumes, its next write is refused by the fence and it stops.
+  first->signal(SIGCONT);
+  for (auto& line : first->drain_stdout(20s)) acks.push_back(std::move(line));
+  EXPECT_TRUE(first->await_stderr("fenced", 10s)) << first->stderr_text();
+  EXPECT_EQ(first->wait(10s), 3) << first->stderr_text();
+
+  kill_and_keep(*second, second_acks);
+  acks.insert(acks.end(), second_acks.begin(), second_acks.end());
+  EXPECT_EQ(check(redis, "fence", acks).rfind("CHECKED", 0), 0u);
+}
+
+}  // namespace
+}  // namespace flashsale::testing

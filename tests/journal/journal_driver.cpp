@@ -1,0 +1,195 @@
+// journal_driver: engine + journal in a process of its own, for the crash tests to kill.
+//
+//   journal_driver surge --redis SOCKET --prefix P --seed N
+//     Recovers from the journal, then plays a random surge on three drops forever: batches of
+//     orders, confirms and cancels; each batch's events are appended and, once durable, every
+//     outcome of the batch is printed on stdout — the acknowledgements a buyer would get:
+//       ACK <drop> <user> <client_order_id> <outcome> <order>
+//       PAID <drop> <order>          CANCELLED <drop> <order>
+//     Exits 3 when fenced (another engine took the journal).
+//   journal_driver check --redis SOCKET --prefix P   (acknowledgements on stdin)
+//     Recovers and checks that every acknowledged outcome is there unchanged, that retrying
+//     each (user, client_order_id) returns it, and every invariant. Prints "CHECKED <n>" and
+//     exits 0, or prints what differs and exits 1.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "flashsale/engine/engine.hpp"
+#include "flashsale/journal/journal.hpp"
+
+namespace {
+
+using namespace flashsale;
+using engine::Engine;
+using engine::Events;
+using engine::OrderOutcome;
+using engine::TimeMs;
+
+constexpr int exit_fenced = 3;
+
+TimeMs wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Held {
+  std::string drop;
+  engine::OrderNumber order;
+  std::string user;
+};
+
+// Waits until everything the engine produced is durable; false when fenced.
+bool await_durable(journal::Journal& journal, const Engine& engine) {
+  while (!journal.wait_durable(engine.last_sequence(), std::chrono::seconds(1))) {
+    if (journal.status().state == journal::JournalState::fenced) return false;
+  }
+  return true;
+}
+
+int surge(journal::Journal& journal, std::uint64_t seed) {
+  Engine engine;
+  journal.recover(engine);
+  Events events;
+  for (const char* drop : {"d0", "d1", "d2"}) {
+    if (engine.find_drop(drop)) continue;
+    engine.create_drop({drop, "driver drop", 100, 300, 3, 1'500, 40}, wall_ms(), events);
+    engine.start_countdown(drop, 0, wall_ms(), events);
+  }
+  journal.append(events);
+  events.clear();
+  if (!await_durable(journal, engine)) return exit_fenced;
+
+  std::mt19937_64 random(seed);
+  std::vector<Held> held;
+  std::vector<std::string> lines;
+  while (true) {
+    if (!journal.accepting()) {
+      if (journal.status().state == journal::JournalState::fenced) return exit_fenced;
+      // Redis is away: fail closed (no orders taken) until the writer reports it back.
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    const int commands = 1 + static_cast<int>(random() % 48);
+    for (int command = 0; command < commands; ++command) {
+      const TimeMs now = wall_ms();
+      if (random() % 5 != 0 || held.empty()) {
+        const std::string drop = "d" + std::to_string(random() % 3);
+        const std::string user = "u" + std::to_string(random() % 2'000);
+        const std::string client_order_id = "c" + std::to_string(random() % 4);
+        const auto result = engine.place_order(
+            {drop, user, client_order_id, static_cast<std::uint32_t>(1 + random() % 2)}, now,
+            events);
+        if (!engine::is_recorded(result.outcome)) continue;
+        lines.push_back("ACK " + drop + " " + user + " " + client_order_id + " " +
+                        std::string(to_string(result.outcome)) + " " +
+                        std::to_string(result.order));
+        if (result.outcome == OrderOutcome::reserved && !result.repeated)
+          held.push_back({drop, result.order, user});
+      } else {
+        const std::size_t pick = random() % held.size();
+        const Held order = held[pick];
+        held[pick] = held.back();
+        held.pop_back();
+        const bool pay = random() % 3 != 0;
+        const engine::OrderAction action{order.drop, order.order, order.user};
+        const auto result =
+            pay ? engine.confirm(action, now, events) : engine.cancel(action, now, events);
+        if (result.status == engine::CommandStatus::ok)
+          lines.push_back(std::string(pay ? "PAID " : "CANCELLED ") + order.drop + " " +
+                          std::to_string(order.order));
+      }
+    }
+    journal.append(events);
+    events.clear();
+    if (journal.snapshot_due()) journal.append_snapshot(engine);
+    if (!await_durable(journal, engine)) return exit_fenced;
+    for (const std::string& line : lines) std::fputs((line + "\n").c_str(), stdout);
+    std::fflush(stdout);
+    lines.clear();
+  }
+}
+
+int check(journal::Journal& journal) {
+  Engine engine;
+  journal.recover(engine);
+  Events events;
+  std::string line;
+  std::uint64_t checked = 0;
+  const auto mismatch = [&](const std::string& what) {
+    std::printf("MISMATCH %s: %s\n", what.c_str(), line.c_str());
+    return 1;
+  };
+  while (std::getline(std::cin, line)) {
+    std::istringstream fields(line);
+    std::string kind;
+    std::string drop;
+    fields >> kind >> drop;
+    const auto index = engine.find_drop(drop);
+    if (!index) return mismatch("unknown drop");
+    if (kind == "ACK") {
+      std::string user, client_order_id, outcome;
+      engine::OrderNumber order = 0;
+      fields >> user >> client_order_id >> outcome >> order;
+      const auto found = engine.find_decision(drop, user, client_order_id);
+      if (!found) return mismatch("acknowledged outcome missing");
+      if (to_string(found->outcome) != outcome || found->order != order)
+        return mismatch("outcome changed");
+      const auto retry =
+          engine.place_order({drop, user, client_order_id, 1}, engine.now_ms(), events);
+      if (!retry.repeated || retry.outcome != found->outcome || retry.order != order)
+        return mismatch("retry did not return the original outcome");
+    } else {
+      engine::OrderNumber order = 0;
+      fields >> order;
+      const auto info = engine.order_info(*index, order);
+      const auto expected =
+          kind == "PAID" ? engine::OrderStatus::confirmed : engine::OrderStatus::cancelled;
+      if (!info || info->status != expected) return mismatch("order status changed");
+    }
+    checked += 1;
+  }
+  engine.check_invariants();
+  std::printf("CHECKED %llu\n", static_cast<unsigned long long>(checked));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"engine + journal, for crash tests"};
+  app.require_subcommand(1);
+  journal::JournalConfig config;
+  std::uint64_t seed = 1;
+  std::int64_t lease_ms = 500;
+  std::int64_t timeout_ms = 1'000;
+  for (CLI::App* mode : {app.add_subcommand("surge", "play a surge"),
+                         app.add_subcommand("check", "check acknowledgements from stdin")}) {
+    mode->add_option("--redis", config.redis, "redis socket path or HOST:PORT")->required();
+    mode->add_option("--prefix", config.prefix, "journal prefix")->required();
+    mode->add_option("--lease-ms", lease_ms, "lease time to live");
+    mode->add_option("--timeout-ms", timeout_ms, "redis timeout");
+    mode->add_option("--snapshot-every", config.snapshot_every_events, "events between snapshots");
+  }
+  app.get_subcommand("surge")->add_option("--seed", seed, "random seed");
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("driver"));
+  config.lease_ttl = std::chrono::milliseconds(lease_ms);
+  config.redis_timeout = std::chrono::milliseconds(timeout_ms);
+  config.backoff_max = std::chrono::milliseconds(200);
+  journal::Journal journal(config);
+  if (app.got_subcommand("surge")) return surge(journal, seed);
+  const int result = check(journal);
+  journal.stop(std::chrono::seconds(1));
+  return result;
+}

@@ -1,0 +1,142 @@
+// The journal in-process against a real redis-server: what is appended comes back on recovery,
+// snapshots trim the stream, and a damaged journal is refused rather than served.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "../support/redis_server.hpp"
+#include "flashsale/journal/journal.hpp"
+
+namespace flashsale::journal {
+namespace {
+
+using engine::Engine;
+using engine::Events;
+using testing::RedisServer;
+using namespace std::chrono_literals;
+
+JournalConfig config_for(const RedisServer& redis, const std::string& prefix) {
+  JournalConfig config;
+  config.redis = redis.socket();
+  config.prefix = prefix;
+  config.lease_ttl = 1s;
+  return config;
+}
+
+// Plays `orders` orders on drop "d" in batches of 64, each appended and awaited: one stream
+// entry each (without the wait, group commit would fold them into a few).
+void play(Engine& engine, Journal& journal, int first, int orders) {
+  Events events;
+  if (!engine.find_drop("d")) {
+    engine.create_drop({"d", "Chestnuts", 1990, 500, 2, 60'000, 100}, 1'000, events);
+    engine.start_countdown("d", 0, 1'000, events);
+  }
+  for (int order = first; order < first + orders; ++order) {
+    const std::string user = "user-" + std::to_string(order % 700);
+    engine.place_order({"d", user, "c-" + std::to_string(order), 1}, 2'000 + order, events);
+    if (order % 64 == 63) {
+      journal.append(events);
+      events.clear();
+      ASSERT_TRUE(journal.wait_durable(engine.last_sequence(), 10s));
+    }
+  }
+  journal.append(events);
+  ASSERT_TRUE(journal.wait_durable(engine.last_sequence(), 10s));
+}
+
+TEST(Journal, RecoversWhatWasAppended) {
+  RedisServer redis;
+  Engine original;
+  std::uint64_t digest = 0;
+  {
+    Journal journal(config_for(redis, "round"));
+    const RecoveryStats fresh = journal.recover(original);
+    EXPECT_EQ(fresh.last_sequence, 0u);
+    play(original, journal, 0, 3'000);
+    digest = original.digest();
+    EXPECT_EQ(journal.status().durable_sequence, original.last_sequence());
+    EXPECT_GE(journal.status().batches_written, 1u);
+  }  // stops, releasing the lease
+  Engine recovered;
+  Journal journal(config_for(redis, "round"));
+  const RecoveryStats stats = journal.recover(recovered);
+  EXPECT_EQ(stats.last_sequence, original.last_sequence());
+  EXPECT_EQ(stats.events_replayed, original.last_sequence());
+  EXPECT_EQ(recovered.digest(), digest);
+  EXPECT_LT(stats.lease_wait_ms, 500) << "a clean stop releases the lease";
+}
+
+TEST(Journal, SnapshotsTrimTheStreamAndRecoveryStartsFromThem) {
+  RedisServer redis;
+  Engine original;
+  {
+    Journal journal(config_for(redis, "snap"));
+    journal.recover(original);
+    play(original, journal, 0, 2'000);
+    const std::string length_before = redis.call({"XLEN", "{snap}:journal"});
+    journal.append_snapshot(original);
+    play(original, journal, 2'000, 500);  // the snapshot is written once its events are durable
+    journal.stop(5s);
+    EXPECT_EQ(journal.status().snapshots_written, 1u);
+    EXPECT_LT(std::stoi(redis.call({"XLEN", "{snap}:journal"})), std::stoi(length_before));
+  }
+  Engine recovered;
+  Journal journal(config_for(redis, "snap"));
+  const RecoveryStats stats = journal.recover(recovered);
+  EXPECT_GT(stats.snapshot_sequence, 0u);
+  EXPECT_LT(stats.events_replayed, original.last_sequence());
+  EXPECT_EQ(recovered.digest(), original.digest());
+}
+
+TEST(Journal, DamagedJournalIsRefused) {
+  RedisServer redis;
+  {
+    Engine engine;
+    Journal journal(config_for(redis, "damage"));
+    journal.recover(engine);
+    play(engine, journal, 0, 1'000);
+  }
+  // Flip one byte in the middle of the second entry, keeping its id.
+  const std::string ids = redis.call({"XRANGE", "{damage}:journal", "-", "+"});
+  const std::string second_id = redis.call(
+      {"EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+')[2][1]", "1", "{damage}:journal"});
+  std::string bytes =
+      redis.call({"EVAL", "return redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])[1][2][2]", "1",
+                  "{damage}:journal", second_id});
+  ASSERT_GT(bytes.size(), 20u) << ids;
+  bytes[bytes.size() / 2] ^= 0x40;
+  redis.call({"EVAL",
+              "local all = redis.call('XRANGE', KEYS[1], '-', '+') redis.call('DEL', KEYS[1]) "
+              "for _, entry in ipairs(all) do local value = entry[2][2] "
+              "if entry[1] == ARGV[1] then value = ARGV[2] end "
+              "redis.call('XADD', KEYS[1], entry[1], 'b', value) end return #all",
+              "1", "{damage}:journal", second_id, bytes});
+  Engine engine;
+  Journal journal(config_for(redis, "damage"));
+  try {
+    journal.recover(engine);
+    FAIL() << "a damaged journal was accepted";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find("checksum"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find(second_id), std::string::npos) << error.what();
+  }
+}
+
+TEST(Journal, MissingEntryIsRefused) {
+  RedisServer redis;
+  {
+    Engine engine;
+    Journal journal(config_for(redis, "hole"));
+    journal.recover(engine);
+    play(engine, journal, 0, 1'000);
+  }
+  const std::string second_id = redis.call(
+      {"EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+')[2][1]", "1", "{hole}:journal"});
+  ASSERT_EQ(redis.call({"XDEL", "{hole}:journal", second_id}), "1");
+  Engine engine;
+  Journal journal(config_for(redis, "hole"));
+  EXPECT_THROW(journal.recover(engine), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace flashsale::journal

@@ -1,0 +1,50 @@
+// ChildProcess: runs a program with its stdout and stderr on pipes, so tests can await the
+// lines it prints (with a deadline), signal it (SIGKILL, SIGSTOP, SIGCONT, SIGTERM) and read its
+// exit status. Real processes, real signals: what crash tests need.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace flashsale::testing {
+
+class ChildProcess {
+ public:
+  explicit ChildProcess(std::vector<std::string> arguments);  // argv[0] is the program path
+  ~ChildProcess();                                            // SIGKILL and reap, if still running
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  // The next line on stdout (without the newline), or nullopt at end of output or deadline.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+  // Reads stderr until a line containing `text` appears; false at end or deadline.
+  bool await_stderr(const std::string& text, std::chrono::milliseconds timeout);
+  // Every stdout line until the end of output (the process must be ending).
+  std::vector<std::string> drain_stdout(std::chrono::milliseconds timeout);
+
+  void signal(int number);
+  // Waits for the exit; the exit code, or 128 + signal; nullopt at deadline.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  pid_t pid() const noexcept { return pid_; }
+  const std::string& stderr_text() const noexcept { return stderr_seen_; }
+
+ private:
+  struct Pipe {
+    int fd = -1;
+    std::string buffer;
+    bool closed = false;
+  };
+  std::optional<std::string> read_line_from(Pipe& pipe, std::chrono::milliseconds timeout);
+
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+  Pipe out_;
+  Pipe err_;
+  std::string stderr_seen_;
+};
+
+}  // namespace flashsale::testing
