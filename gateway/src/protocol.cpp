@@ -1,0 +1,311 @@
+// Protocol v1: parsing client frames with Boost.JSON into a per-session buffer, and writing
+// server frames with fmt. docs/protocol.md is the reference; this file must agree with it.
+#include "flashsale/gateway/protocol.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <charconv>
+
+namespace flashsale::gateway::protocol {
+
+namespace json = boost::json;
+
+std::string_view to_string(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::bad_json:
+      return "bad_json";
+    case ErrorCode::unknown_type:
+      return "unknown_type";
+    case ErrorCode::bad_field:
+      return "bad_field";
+    case ErrorCode::too_large:
+      return "too_large";
+    case ErrorCode::rate_limited:
+      return "rate_limited";
+    case ErrorCode::unauthenticated:
+      return "unauthenticated";
+    case ErrorCode::unknown_drop:
+      return "unknown_drop";
+    case ErrorCode::unknown_order:
+      return "unknown_order";
+    case ErrorCode::not_owner:
+      return "not_owner";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::optional<ClientType> type_of(std::string_view name) {
+  if (name == "order") return ClientType::order;
+  if (name == "hello") return ClientType::hello;
+  if (name == "subscribe") return ClientType::subscribe;
+  if (name == "unsubscribe") return ClientType::unsubscribe;
+  if (name == "confirm") return ClientType::confirm;
+  if (name == "cancel") return ClientType::cancel;
+  if (name == "time") return ClientType::time;
+  return std::nullopt;
+}
+
+ParseError field_error(std::string_view field, std::string_view expected, std::string_view ref) {
+  return {ErrorCode::bad_field, fmt::format("\"{}\" must be {}", field, expected),
+          std::string(ref)};
+}
+
+// A required string field of 1..max bytes.
+std::optional<ParseError> string_field(const json::object& object, std::string_view field,
+                                       std::size_t max, std::string_view ref,
+                                       std::string_view& out) {
+  const json::value* value = object.if_contains(field);
+  if (value == nullptr || !value->is_string() || value->get_string().empty() ||
+      value->get_string().size() > max)
+    return field_error(field, fmt::format("a string of 1-{} bytes", max), ref);
+  out = value->get_string();
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<ParseError> parse(std::string_view frame, ParseBuffer& buffer,
+                                ClientMessage& message) {
+  json::monotonic_resource resource(buffer.bytes, sizeof buffer.bytes);
+  json::parse_options options;
+  options.max_depth = 8;
+  json::error_code error;
+  const json::value root = json::parse(frame, error, &resource, options);
+  if (error) return ParseError{ErrorCode::bad_json, "not valid JSON: " + error.message(), {}};
+  const json::object* object = root.if_object();
+  if (object == nullptr) return ParseError{ErrorCode::bad_json, "a message is a JSON object", {}};
+  const json::value* type = object->if_contains("type");
+  if (type == nullptr || !type->is_string())
+    return ParseError{ErrorCode::bad_field, "\"type\" must be a string", {}};
+  const std::string_view type_name = type->get_string();
+  const auto known = type_of(type_name);
+  if (!known)
+    return ParseError{ErrorCode::unknown_type, "unknown message type", std::string(type_name)};
+  message = ClientMessage{};
+  message.type = *known;
+  switch (*known) {
+    case ClientType::hello: {
+      const json::value* token = object->if_contains("token");
+      if (token != nullptr) return string_field(*object, "token", 4096, type_name, message.token);
+      return string_field(*object, "user", engine::user_length_max, type_name, message.user);
+    }
+    case ClientType::subscribe:
+    case ClientType::unsubscribe:
+      return string_field(*object, "drop", engine::drop_id_length_max, type_name, message.drop);
+    case ClientType::order: {
+      if (auto problem =
+              string_field(*object, "client_order_id", engine::client_order_id_length_max,
+                           type_name, message.client_order_id))
+        return problem;
+      const std::string_view ref = message.client_order_id;
+      if (auto problem =
+              string_field(*object, "drop", engine::drop_id_length_max, ref, message.drop))
+        return problem;
+      const json::value* qty = object->if_contains("qty");
+      if (qty == nullptr) {
+        message.qty = 1;
+        return std::nullopt;
+      }
+      const auto number = qty->is_int64() ? std::optional(qty->get_int64())
+                          : qty->is_uint64() && qty->get_uint64() <= engine::order_qty_max
+                              ? std::optional(static_cast<std::int64_t>(qty->get_uint64()))
+                              : std::nullopt;
+      if (!number || *number < 1 || *number > engine::order_qty_max)
+        return field_error("qty", "a whole number from 1 to 1000000", ref);
+      message.qty = static_cast<std::uint32_t>(*number);
+      return std::nullopt;
+    }
+    case ClientType::confirm:
+    case ClientType::cancel:
+      return string_field(*object, "order_id", engine::drop_id_length_max + 12, type_name,
+                          message.order_id);
+    case ClientType::time:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::string order_id(std::string_view drop, engine::OrderNumber order) {
+  return fmt::format("{}:{}", drop, order);
+}
+
+std::optional<OrderRef> parse_order_id(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  OrderRef ref{text.substr(0, colon), 0};
+  const std::string_view number = text.substr(colon + 1);
+  const auto [end, problem] =
+      std::from_chars(number.data(), number.data() + number.size(), ref.order);
+  if (problem != std::errc{} || end != number.data() + number.size() || ref.order == 0)
+    return std::nullopt;
+  return ref;
+}
+
+void append_string(std::string& out, std::string_view text) {
+  out.push_back('"');
+  for (const char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+namespace {
+
+// Writes {"type":"<type>", then the caller's fields, then "}".
+class Message {
+ public:
+  explicit Message(std::string_view type) {
+    out_.reserve(160);
+    out_ += "{\"type\":\"";
+    out_ += type;
+    out_ += '"';
+  }
+  Message& text(std::string_view key, std::string_view value) {
+    this->key(key);
+    append_string(out_, value);
+    return *this;
+  }
+  Message& number(std::string_view key, std::int64_t value) {
+    this->key(key);
+    fmt::format_to(std::back_inserter(out_), "{}", value);
+    return *this;
+  }
+  Message& null(std::string_view key) {
+    this->key(key);
+    out_ += "null";
+    return *this;
+  }
+  std::string done() {
+    out_ += '}';
+    return std::move(out_);
+  }
+
+ private:
+  void key(std::string_view name) {
+    out_ += ",\"";
+    out_ += name;
+    out_ += "\":";
+  }
+  std::string out_;
+};
+
+}  // namespace
+
+std::string welcome(std::string_view user, engine::TimeMs now_ms) {
+  return Message("welcome").text("user", user).number("server_time_ms", now_ms).done();
+}
+
+std::string time(engine::TimeMs now_ms) {
+  return Message("time").number("server_time_ms", now_ms).done();
+}
+
+std::string error(ErrorCode code, std::string_view message, std::string_view ref) {
+  Message out("error");
+  out.text("code", to_string(code)).text("message", message);
+  if (!ref.empty()) out.text("ref", ref);
+  return out.done();
+}
+
+std::string drop(const engine::DropInfo& info, engine::TimeMs now_ms) {
+  Message out("drop");
+  out.text("drop", info.spec.id)
+      .text("title", info.spec.title)
+      .number("price_cents", info.spec.price_cents)
+      .number("stock_total", info.stock_total)
+      .number("stock_left", info.stock_left)
+      .number("per_user_limit", info.spec.per_user_limit);
+  if (info.opens_at_ms) {
+    out.number("opens_at_ms", *info.opens_at_ms);
+  } else {
+    out.null("opens_at_ms");
+  }
+  return out.text("state", engine::to_string(info.state)).number("server_time_ms", now_ms).done();
+}
+
+std::string tick(std::string_view drop, engine::TimeMs ms_left, engine::TimeMs now_ms) {
+  return Message("tick")
+      .text("drop", drop)
+      .number("ms_left", ms_left)
+      .number("server_time_ms", now_ms)
+      .done();
+}
+
+std::string state(std::string_view drop, engine::DropState state, engine::TimeMs now_ms) {
+  return Message("state")
+      .text("drop", drop)
+      .text("state", engine::to_string(state))
+      .number("server_time_ms", now_ms)
+      .done();
+}
+
+std::string stock(std::string_view drop, std::uint32_t left) {
+  return Message("stock").text("drop", drop).number("left", left).done();
+}
+
+std::string order_result(std::string_view drop, std::string_view client_order_id,
+                         const engine::OrderResult& result) {
+  Message out("order_result");
+  out.text("client_order_id", client_order_id)
+      .text("drop", drop)
+      .text("status", engine::to_string(result.outcome));
+  if (result.outcome == engine::OrderOutcome::reserved) {
+    out.text("order_id", order_id(drop, result.order))
+        .number("qty", result.qty)
+        .number("hold_expires_at_ms", result.hold_expires_at_ms);
+  } else if (result.outcome == engine::OrderOutcome::waitlisted) {
+    out.text("order_id", order_id(drop, result.order)).number("position", result.waitlist_position);
+  } else if (!result.reason.empty()) {
+    out.text("reason", result.reason);
+  }
+  return out.done();
+}
+
+std::string order_result_status(std::string_view drop, std::string_view client_order_id,
+                                std::string_view status, std::string_view reason) {
+  return Message("order_result")
+      .text("client_order_id", client_order_id)
+      .text("drop", drop)
+      .text("status", status)
+      .text("reason", reason)
+      .done();
+}
+
+std::string order_update(std::string_view drop, engine::OrderNumber order,
+                         std::string_view client_order_id, engine::OrderStatus status,
+                         std::uint32_t qty, engine::TimeMs hold_expires_at_ms) {
+  Message out("order_update");
+  out.text("order_id", order_id(drop, order))
+      .text("client_order_id", client_order_id)
+      .text("drop", drop)
+      .text("status", engine::to_string(status));
+  if (status == engine::OrderStatus::reserved)
+    out.number("qty", qty).number("hold_expires_at_ms", hold_expires_at_ms);
+  return out.done();
+}
+
+}  // namespace flashsale::gateway::protocol
