@@ -112,8 +112,10 @@ OrderResult result_of(const DropBook& book, std::uint32_t position, bool repeate
   if (record.order != 0) {
     const Order& order = book.order(record.order);
     result.status = order.status;
-    result.hold_expires_at_ms = order.hold_expires_at_ms;
     result.waitlist_position = order.waitlist_position;
+    // The original answer: a waitlisted order had no hold, whatever it got since.
+    if (record.outcome == OrderOutcome::reserved)
+      result.hold_expires_at_ms = order.hold_expires_at_ms;
   }
   return result;
 }
@@ -379,6 +381,7 @@ void Engine::schedule(DropBook& book) {
 // that deadline (then drop index). The order depends only on the drops' state, never on the
 // heap's history, so an engine rebuilt by `apply` continues exactly as the original would.
 void Engine::advance_to(TimeMs now_ms, Events& events) {
+  FS_ASSERT(now_ms >= 0 && now_ms <= time_ms_max);  // callers pass a clock's reading
   now_ms_ = std::max(now_ms_, now_ms);
   auto& heap = deadlines_->heap;
   if (heap.empty() || heap.top().first > now_ms_) return;

@@ -2,6 +2,8 @@
 // it only with a new journal version.
 #include "flashsale/engine/event_codec.hpp"
 
+#include "flashsale/engine/engine.hpp"
+
 #include <type_traits>
 
 namespace flashsale::engine {
@@ -15,6 +17,22 @@ bool read_enum(ByteReader& in, Enum last, Enum& value) {
   value = static_cast<Enum>(raw);
   return true;
 }
+
+// A time stored as a delta from `base`, checked to stay within the engine's range (wrapping
+// arithmetic: crafted deltas must not overflow).
+bool read_time(ByteReader& in, TimeMs base, TimeMs& out) {
+  const auto delta = static_cast<std::uint64_t>(in.signed_varint());
+  out = static_cast<TimeMs>(static_cast<std::uint64_t>(base) + delta);
+  return in.ok() && out >= 0 && out <= time_ms_max;
+}
+
+bool valid_spec(const DropSpec& spec) {
+  return is_valid_drop_id(spec.id) && spec.price_cents >= 0 && spec.per_user_limit >= 1 &&
+         spec.hold_ms >= 1'000 && spec.hold_ms <= time_ms_max;
+}
+
+// The body of one event; false when a field is out of its range.
+bool decode_body(ByteReader& in, std::uint8_t kind, Event& event);
 
 std::uint32_t read_u32(ByteReader& in) {
   return static_cast<std::uint32_t>(in.bounded(0xffffffffULL));
@@ -76,10 +94,19 @@ void encode_event(const Event& event, ByteWriter& out, TimeMs& previous_at_ms) {
 bool decode_event(ByteReader& in, std::uint64_t sequence, TimeMs& previous_at_ms, Event& event) {
   const std::uint8_t kind = in.byte();
   event.sequence = sequence;
-  event.at_ms = previous_at_ms + in.signed_varint();
+  const bool ok = read_time(in, previous_at_ms, event.at_ms) &&
+                  (event.drop = read_u32(in), in.ok()) && decode_body(in, kind, event);
+  if (!ok) {
+    in.reject();
+    return false;
+  }
   previous_at_ms = event.at_ms;
-  event.drop = read_u32(in);
-  if (!in.ok()) return false;
+  return true;
+}
+
+namespace {
+
+bool decode_body(ByteReader& in, std::uint8_t kind, Event& event) {
   switch (kind) {
     case 0: {
       DropSpec spec;
@@ -91,16 +118,19 @@ bool decode_event(ByteReader& in, std::uint64_t sequence, TimeMs& previous_at_ms
       spec.hold_ms = in.signed_varint();
       spec.waitlist_limit = read_u32(in);
       event.body = DropCreated{spec};
-      break;
+      return in.ok() && valid_spec(spec);
     }
-    case 1:
-      event.body = CountdownStarted{event.at_ms + in.signed_varint()};
-      break;
+    case 1: {
+      CountdownStarted started;
+      if (!read_time(in, event.at_ms, started.opens_at_ms)) return false;
+      event.body = started;
+      return true;
+    }
     case 2: {
       StateChanged changed;
       if (!read_enum(in, DropState::closed, changed.state)) return false;
       event.body = changed;
-      break;
+      return true;
     }
     case 3: {
       OrderDecided decided;
@@ -109,39 +139,44 @@ bool decode_event(ByteReader& in, std::uint64_t sequence, TimeMs& previous_at_ms
       if (!read_enum(in, OrderOutcome::unavailable, decided.outcome)) return false;
       decided.qty = read_u32(in);
       decided.order = read_u32(in);
-      const TimeMs hold = in.signed_varint();
-      if (decided.outcome == OrderOutcome::reserved)
-        decided.hold_expires_at_ms = event.at_ms + hold;
+      TimeMs hold = 0;
+      if (!read_time(in, event.at_ms, hold)) return false;
+      if (decided.outcome == OrderOutcome::reserved) decided.hold_expires_at_ms = hold;
       decided.waitlist_position = read_u32(in);
       decided.stock_left = read_u32(in);
       event.body = decided;
-      break;
+      const bool accepted =
+          decided.outcome == OrderOutcome::reserved || decided.outcome == OrderOutcome::waitlisted;
+      return in.ok() && is_recorded(decided.outcome) &&
+             is_valid_name(decided.user, user_length_max) &&
+             is_valid_name(decided.client_order_id, client_order_id_length_max) &&
+             decided.qty >= 1 && decided.qty <= order_qty_max && accepted == (decided.order != 0);
     }
     case 4: {
       OrderPromoted promoted;
       promoted.order = read_u32(in);
-      promoted.hold_expires_at_ms = event.at_ms + in.signed_varint();
+      if (!read_time(in, event.at_ms, promoted.hold_expires_at_ms)) return false;
       promoted.stock_left = read_u32(in);
       event.body = promoted;
-      break;
+      return in.ok() && promoted.order != 0;
     }
     case 5:
       event.body = OrderConfirmed{read_u32(in)};
-      break;
+      return in.ok() && std::get<OrderConfirmed>(event.body).order != 0;
     case 6: {
       OrderCancelled cancelled;
       cancelled.order = read_u32(in);
       if (!read_enum(in, CancelReason::drop_closed, cancelled.reason)) return false;
       cancelled.stock_left = read_u32(in);
       event.body = cancelled;
-      break;
+      return in.ok() && cancelled.order != 0;
     }
     case 7: {
       HoldExpired expired;
       expired.order = read_u32(in);
       expired.stock_left = read_u32(in);
       event.body = expired;
-      break;
+      return in.ok() && expired.order != 0;
     }
     case 8: {
       Restocked restocked;
@@ -149,13 +184,14 @@ bool decode_event(ByteReader& in, std::uint64_t sequence, TimeMs& previous_at_ms
       restocked.stock_total = read_u32(in);
       restocked.stock_left = read_u32(in);
       event.body = restocked;
-      break;
+      return in.ok() && restocked.added >= 1;
     }
     default:
       return false;
   }
   static_assert(std::variant_size_v<EventBody> == 9, "a new event kind needs a decoder case");
-  return in.ok();
 }
+
+}  // namespace
 
 }  // namespace flashsale::engine

@@ -79,6 +79,7 @@ std::string Engine::restore(std::string_view bytes) {
   if (in.varint() != snapshot_version) return "unknown snapshot version";
   now_ms_ = in.signed_varint();
   sequence_ = in.varint();
+  if (now_ms_ < 0 || now_ms_ > time_ms_max) return "snapshot time out of range";
   const std::uint64_t drop_count = in.bounded(limits_.drops_max);
   if (!in.ok()) return "bad snapshot header";
   for (DropIndex index = 0; index < drop_count; ++index) {
@@ -101,22 +102,32 @@ std::string Engine::restore(std::string_view bytes) {
     if (state > static_cast<std::uint8_t>(DropState::closed)) return "bad drop state";
     book.state = static_cast<DropState>(state);
     book.opens_at_ms = in.signed_varint();
-    book.stock_total = static_cast<std::uint32_t>(in.bounded(0xffffffff));
-    book.stock_left = static_cast<std::uint32_t>(in.bounded(0xffffffff));
-    const auto held = in.bounded(0xffffffff);
-    const auto sold = in.bounded(0xffffffff);
+    book.stock_total = static_cast<std::uint32_t>(in.bounded(1'000'000'000));
+    book.stock_left = static_cast<std::uint32_t>(in.bounded(book.stock_total));
+    const auto held = in.bounded(book.stock_total);
+    const auto sold = in.bounded(book.stock_total);
+    if (book.opens_at_ms < 0 || book.opens_at_ms > time_ms_max) return "opening time out of range";
+    if ((book.state == DropState::open && book.stock_left == 0) ||
+        (book.state == DropState::sold_out && book.stock_left != 0))
+      return "drop state does not match its stock";
 
     const std::uint64_t decision_count = in.bounded(limits_.decisions_per_drop_max);
     if (!in.ok()) return "truncated drop";
-    book.decisions.reserve(decision_count);
+    // Each record takes at least 6 bytes: no reservation beyond what the input can hold.
+    book.decisions.reserve(std::min<std::uint64_t>(decision_count, in.rest().size() / 6));
     for (std::uint64_t position = 0; position < decision_count; ++position) {
       const std::string_view user = in.string(user_length_max);
       const std::string_view client_order_id = in.string(client_order_id_length_max);
       const std::uint8_t outcome = in.byte();
       const auto qty = static_cast<std::uint32_t>(in.bounded(order_qty_max));
       const auto order = static_cast<OrderNumber>(in.bounded(0xffffffff));
-      if (!in.ok() || user.empty() || client_order_id.empty() ||
-          !is_recorded(static_cast<OrderOutcome>(outcome)))
+      const auto recorded = static_cast<OrderOutcome>(outcome);
+      const bool accepted =
+          recorded == OrderOutcome::reserved || recorded == OrderOutcome::waitlisted;
+      if (!in.ok() || !is_valid_name(user, user_length_max) ||
+          !is_valid_name(client_order_id, client_order_id_length_max) ||
+          outcome > static_cast<std::uint8_t>(OrderOutcome::unavailable) ||
+          !is_recorded(recorded) || qty == 0 || accepted != (order != 0))
         return "bad decision";
       const char* key = arena_->copy(user, client_order_id);
       const std::string_view stored_user{key, user.size()};
@@ -145,7 +156,7 @@ std::string Engine::restore(std::string_view bytes) {
 
     const std::uint64_t order_count = in.bounded(decision_count);
     if (!in.ok()) return "truncated drop";
-    book.orders.reserve(order_count);
+    book.orders.reserve(std::min<std::uint64_t>(order_count, in.rest().size() / 4));
     std::vector<OrderNumber> reserved;
     for (OrderNumber number = 1; number <= order_count; ++number) {
       Order& order = book.orders.emplace_back();
@@ -157,9 +168,24 @@ std::string Engine::restore(std::string_view bytes) {
       order.status = static_cast<OrderStatus>(status);
       const Record& record = book.decisions[order.decision];
       if (record.order != number) return "order and decision disagree";
+      if (order.status == OrderStatus::waitlisted && record.outcome != OrderOutcome::waitlisted)
+        return "an order reserved outright cannot be waitlisted";
+      if (order.hold_expires_at_ms < 0 || order.hold_expires_at_ms > time_ms_max)
+        return "hold out of range";
       order.qty = record.qty;
       order.buyer = book.find_buyer(record.user(), detail::BuyerIndex::tag_of(record.user()));
       detail::Buyer& owner = book.buyers[order.buyer];
+      const bool counts = order.status == OrderStatus::reserved ||
+                          order.status == OrderStatus::confirmed ||
+                          order.status == OrderStatus::waitlisted;
+      if (counts && std::uint64_t{owner.units} + order.qty > book.spec.per_user_limit)
+        return "a buyer above the limit";
+      if (std::uint64_t{book.held} + book.sold + order.qty > book.stock_total &&
+          (order.status == OrderStatus::reserved || order.status == OrderStatus::confirmed))
+        return "more units held and sold than the drop has";
+      if (order.status == OrderStatus::waitlisted && book.state != DropState::open &&
+          book.state != DropState::sold_out)
+        return "a waitlist on a drop that does not sell";
       switch (order.status) {
         case OrderStatus::reserved:
           book.held += order.qty;
@@ -181,6 +207,12 @@ std::string Engine::restore(std::string_view bytes) {
       }
     }
     if (book.held != held || book.sold != sold) return "drop counters disagree with its orders";
+    for (std::uint32_t position = 0; position < book.decisions.size(); ++position) {
+      const OrderNumber order = book.decisions[position].order;
+      if (order != 0 && (order > book.orders.size() || book.orders[order - 1].decision != position))
+        return "a decision names an order that is not its own";
+    }
+    if (book.waitlist_orders > book.spec.waitlist_limit) return "waitlist over its limit";
     std::sort(reserved.begin(), reserved.end(), [&book](OrderNumber a, OrderNumber b) {
       const TimeMs a_at = book.order(a).hold_expires_at_ms;
       const TimeMs b_at = book.order(b).hold_expires_at_ms;

@@ -222,8 +222,9 @@ class Model {
     if (decision.order != 0) {
       const ModelOrder& order = drop.orders[decision.order - 1];
       result.status = order.status;
-      result.hold_expires_at_ms = order.hold_expires_at_ms;
       result.waitlist_position = order.waitlist_position;
+      if (decision.outcome == OrderOutcome::reserved)
+        result.hold_expires_at_ms = order.hold_expires_at_ms;
     }
   }
 

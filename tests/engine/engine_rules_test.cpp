@@ -253,6 +253,7 @@ TEST_F(EngineRules, ExpiredHoldGoesToTheWaitlistHead) {
   const OrderResult retry = order("bob", "b1", t0 + hold_ms + 1);
   EXPECT_EQ(retry.outcome, OrderOutcome::waitlisted);
   EXPECT_EQ(retry.status, OrderStatus::reserved);
+  EXPECT_EQ(retry.hold_expires_at_ms, 0);  // the original answer had no hold
 }
 
 TEST_F(EngineRules, CancellingTheWaitlistHeadLetsTheNextOneIn) {

@@ -138,5 +138,29 @@ TEST(Journal, MissingEntryIsRefused) {
   EXPECT_THROW(journal.recover(engine), std::runtime_error);
 }
 
+TEST(Journal, LostTailAfterASnapshotIsRefused) {
+  RedisServer redis;
+  {
+    Engine engine;
+    Journal journal(config_for(redis, "tail"));
+    journal.recover(engine);
+    play(engine, journal, 0, 1'000);
+    journal.append_snapshot(engine);
+    play(engine, journal, 1'000, 200);
+    journal.stop(5s);
+    ASSERT_EQ(journal.status().snapshots_written, 1u);
+  }
+  // Drop every entry: the snapshot says batches existed that are now gone.
+  redis.call({"DEL", "{tail}:journal"});
+  Engine engine;
+  Journal journal(config_for(redis, "tail"));
+  try {
+    journal.recover(engine);
+    FAIL() << "a journal missing its tail was accepted";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find("missing"), std::string::npos) << error.what();
+  }
+}
+
 }  // namespace
 }  // namespace flashsale::journal

@@ -86,24 +86,47 @@ struct StreamEntry {
   std::string_view batch;  // field "b"
 };
 
-// Reads an XRANGE/XREVRANGE reply: [[id, [field, value, …]], …].
-std::vector<StreamEntry> entries_of(const Reply& reply) {
+// Reads an XRANGE/XREVRANGE reply: [[id, [field, value, …]], …]. Sets `malformed` when
+// anything is not of that shape: a journal entry we cannot read must not be passed over.
+std::vector<StreamEntry> entries_of(const Reply& reply, bool& malformed) {
   std::vector<StreamEntry> entries;
-  if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY) return entries;
+  malformed = reply == nullptr || reply->type != REDIS_REPLY_ARRAY;
+  if (malformed) return entries;
   for (std::size_t index = 0; index < reply->elements; ++index) {
     const redisReply* entry = reply->element[index];
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING ||
+        entry->element[1]->type != REDIS_REPLY_ARRAY) {
+      malformed = true;
+      return entries;
+    }
     const redisReply* id = entry->element[0];
     const redisReply* fields = entry->element[1];
     StreamEntry parsed{{id->str, id->len}, {}};
     for (std::size_t field = 0; field + 1 < fields->elements; field += 2) {
-      if (std::string_view(fields->element[field]->str, fields->element[field]->len) == "b")
+      if (fields->element[field]->type == REDIS_REPLY_STRING &&
+          std::string_view(fields->element[field]->str, fields->element[field]->len) == "b")
         parsed.batch = {fields->element[field + 1]->str, fields->element[field + 1]->len};
+    }
+    if (parsed.batch.empty()) {
+      malformed = true;
+      return entries;
     }
     entries.push_back(parsed);
   }
   return entries;
 }
+
+// Error replies a retry may cure: Redis loading its data, busy with a script, out of memory.
+bool transient(std::string_view error) {
+  for (const std::string_view prefix :
+       {"LOADING", "BUSY", "OOM", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN"})
+    if (error.starts_with(prefix)) return true;
+  return false;
+}
+
+// A snapshot is one large value, fsynced before Redis answers: it may take longer than a batch.
+constexpr std::chrono::milliseconds snapshot_timeout_min{30'000};
 
 }  // namespace
 
@@ -167,11 +190,13 @@ struct Journal::Shared {
 // The writer thread: owns the connection, one batch in flight at a time.
 class Journal::Writer {
  public:
-  Writer(Shared& shared, std::unique_ptr<RedisConnection> redis, std::uint64_t last_batch)
+  Writer(Shared& shared, std::unique_ptr<RedisConnection> redis, std::uint64_t last_batch,
+         Clock::time_point lease_touched)
       : shared_(shared),
         redis_(std::move(redis)),
         last_batch_(last_batch),
         top_id_(last_batch == 0 ? "0-0" : entry_id(last_batch)),
+        last_lease_touch_(lease_touched),
         thread_([this] { run(); }) {}
   ~Writer() {
     if (thread_.joinable()) thread_.join();
@@ -203,7 +228,12 @@ class Journal::Writer {
       }
       if (shared_.state == JournalState::fenced) break;
     }
-    if (shared_.state != JournalState::fenced && !in_flight_ && connected()) release_lease();
+    bool drained = false;
+    {
+      std::lock_guard lock(shared_.mutex);
+      drained = !in_flight_ && shared_.open_count == 0;
+    }
+    if (shared_.state != JournalState::fenced && drained && connected()) release_lease();
   }
 
   // Waits for something to do; false when it is time to stop.
@@ -226,9 +256,11 @@ class Journal::Writer {
     return true;
   }
 
-  // Under the mutex: a snapshot may be written once every event it covers is durable.
+  // Under the mutex: a snapshot may be written once every event it covers is durable (and a
+  // while after a failed attempt, so that batches are not held up behind it).
   bool snapshot_ready() const {
-    return shared_.snapshot && shared_.snapshot->covered_sequence <= shared_.durable.load();
+    return shared_.snapshot && shared_.snapshot->covered_sequence <= shared_.durable.load() &&
+           Clock::now() >= snapshot_retry_at_;
   }
 
   // Under the mutex: everything appended so far becomes the next batch (group commit).
@@ -251,8 +283,9 @@ class Journal::Writer {
       redis_.reset();
       return false;
     }
-    if (uncertain_) resolve_uncertain();
-    return redis_ != nullptr;
+    if (uncertain_ && !resolve_uncertain()) return false;
+    if (shared_.state == JournalState::redis_unavailable) shared_.set_state(JournalState::ok, "");
+    return shared_.state != JournalState::fenced;
   }
 
   void connection_lost() {
@@ -263,35 +296,63 @@ class Journal::Writer {
     pause();
   }
 
-  // Waits out the backoff (cut short by stop), doubling it up to the maximum.
+  // Waits out the backoff, doubling it up to the maximum. A stop cuts it short, but while
+  // stopping the writer still waits between attempts (until the stop deadline) rather than spin.
   void pause() {
     std::unique_lock lock(shared_.mutex);
-    shared_.wake.wait_for(lock, backoff_, [&] { return shared_.stopping; });
+    if (shared_.stopping) {
+      shared_.wake.wait_until(lock, std::min(Clock::now() + backoff_, shared_.stop_deadline));
+    } else {
+      shared_.wake.wait_for(lock, backoff_, [&] { return shared_.stopping; });
+    }
     backoff_ = std::min(backoff_ * 2, shared_.config.backoff_max);
   }
 
   // A write whose reply never came may or may not be in the stream: read it, never re-append
   // blindly. Ours and there: durable. Someone else's there: fenced. Absent: send it again.
-  void resolve_uncertain() {
+  // False while the answer is unknown (Redis unreachable or answering errors).
+  bool resolve_uncertain() {
     const std::string id = entry_id(in_flight_->header.number);
     const Reply reply = redis_->command({"XRANGE", shared_.stream_key, id, id});
-    if (reply == nullptr) return connection_lost();
-    const auto entries = entries_of(reply);
+    bool malformed = false;
+    const auto entries = entries_of(reply, malformed);
+    if (reply == nullptr) {
+      connection_lost();
+      return false;
+    }
+    if (malformed) {
+      shared_.set_state(JournalState::redis_error,
+                        is_error(reply) ? std::string(text_of(reply)) : "unreadable reply");
+      pause();
+      return false;
+    }
+    if (!entries.empty()) {
+      uncertain_ = false;
+      if (entries[0].batch == in_flight_->stored) {
+        spdlog::info("journal: batch {} was written before the connection dropped",
+                     in_flight_->header.number);
+        complete_batch(0);
+      } else {
+        shared_.set_state(JournalState::fenced, "another engine wrote batch " + id);
+      }
+      return true;
+    }
+    const Reply top = redis_->command({"XREVRANGE", shared_.stream_key, "+", "-", "COUNT", "1"});
+    const auto tops = entries_of(top, malformed);
+    if (top == nullptr) {
+      connection_lost();
+      return false;
+    }
+    if (malformed) {
+      shared_.set_state(JournalState::redis_error,
+                        is_error(top) ? std::string(text_of(top)) : "unreadable reply");
+      pause();
+      return false;
+    }
     uncertain_ = false;
-    if (entries.empty()) {
-      const Reply top = redis_->command({"XREVRANGE", shared_.stream_key, "+", "-", "COUNT", "1"});
-      const auto tops = entries_of(top);
-      if (!tops.empty() && batch_of(tops[0].id) > in_flight_->header.number)
-        shared_.set_state(JournalState::fenced, "the journal moved past our last batch");
-      return;
-    }
-    if (entries[0].batch == in_flight_->stored) {
-      spdlog::info("journal: batch {} was written before the connection dropped",
-                   in_flight_->header.number);
-      complete_batch(0);
-    } else {
-      shared_.set_state(JournalState::fenced, "another engine wrote batch " + id);
-    }
+    if (!tops.empty() && batch_of(tops[0].id) > in_flight_->header.number)
+      shared_.set_state(JournalState::fenced, "the journal moved past our last batch");
+    return true;
   }
 
   // An error reply: fenced, or a trouble that a retry may cure.
@@ -300,7 +361,7 @@ class Journal::Writer {
       shared_.set_state(JournalState::fenced, std::string(text));
     } else if (text.find("equal or smaller than the target stream top") != std::string_view::npos) {
       uncertain_ = true;
-      resolve_uncertain();
+      if (resolve_uncertain() && in_flight_) pause();
     } else {
       shared_.set_state(JournalState::redis_error, std::string(text));
       pause();
@@ -355,11 +416,23 @@ class Journal::Writer {
     }
     const SnapshotHeader header{snapshot_->covered_sequence, last_batch_, snapshot_->digest};
     const std::string stored = seal_snapshot(header, snapshot_->bytes);
+    redis_->set_timeout(std::max(shared_.config.redis_timeout, snapshot_timeout_min));
     const Reply reply = redis_->command({"EVAL", detail::snapshot_lua, "3", shared_.lease_key,
                                          shared_.stream_key, shared_.snapshot_key, shared_.token,
                                          shared_.ttl_ms, top_id_, stored, entry_id(keep_from)});
-    if (reply == nullptr) return connection_lost();
-    if (is_error(reply)) return handle_error(text_of(reply));
+    if (redis_ != nullptr) redis_->set_timeout(shared_.config.redis_timeout);
+    if (reply == nullptr || is_error(reply)) {
+      // Writing it again later is harmless (it replaces the value and trims no further), and
+      // batches must not wait behind it meanwhile.
+      {
+        std::lock_guard lock(shared_.mutex);
+        if (!shared_.snapshot) shared_.snapshot = std::move(snapshot_);
+      }
+      snapshot_.reset();
+      snapshot_retry_at_ = Clock::now() + shared_.config.backoff_max;
+      if (reply == nullptr) return connection_lost();
+      return handle_error(text_of(reply));
+    }
     while (!since_snapshot_.empty() && since_snapshot_.front().first < keep_from)
       since_snapshot_.pop_front();
     last_lease_touch_ = Clock::now();
@@ -393,7 +466,8 @@ class Journal::Writer {
   std::uint64_t last_batch_;
   std::string top_id_;  // the stream's top entry as this engine last wrote it
   std::deque<std::pair<std::uint64_t, std::uint64_t>> since_snapshot_;  // (batch, last sequence)
-  Clock::time_point last_lease_touch_ = Clock::now();
+  Clock::time_point last_lease_touch_;
+  Clock::time_point snapshot_retry_at_;  // after a failed snapshot write, batches go first
   std::chrono::milliseconds backoff_ = shared_.config.backoff_min;
   std::thread thread_;  // last: starts once everything above is ready
 };
@@ -416,18 +490,69 @@ void Journal::on_durable(std::function<void(std::uint64_t)> callback) {
   shared_->on_durable = std::move(callback);
 }
 
-namespace {
+// Recovery's side of Redis: every read retried through connection losses and transient error
+// replies (Redis restarting alongside the engine is common), errors that a retry cannot cure
+// thrown.
+class Journal::RecoveryRedis {
+ public:
+  explicit RecoveryRedis(Journal::Shared& shared) : shared_(shared) {}
 
-std::string_view checked(const Reply& reply, std::string_view what) {
-  if (reply == nullptr)
-    throw std::runtime_error("journal: redis went away while " + std::string(what));
-  if (is_error(reply))
-    throw std::runtime_error("journal: redis refused " + std::string(what) + ": " +
-                             std::string(text_of(reply)));
-  return text_of(reply);
-}
+  Reply call(const std::vector<std::string_view>& arguments, std::string_view what) {
+    std::chrono::milliseconds backoff = shared_.config.backoff_min;
+    while (true) {
+      if (redis_ == nullptr || !redis_->ok()) {
+        redis_ = std::make_unique<RedisConnection>(shared_.endpoint, shared_.config.redis_timeout);
+        if (!redis_->ok()) {
+          spdlog::warn("journal: cannot reach redis {}: {}; retrying in {} ms",
+                       shared_.endpoint.describe(), redis_->error(), backoff.count());
+          wait(backoff);
+          continue;
+        }
+      }
+      Reply reply = redis_->command(arguments);
+      if (reply == nullptr) {
+        spdlog::warn("journal: redis went away while {}: {}", what, redis_->error());
+        redis_.reset();
+        wait(backoff);
+        continue;
+      }
+      if (is_error(reply) && transient(text_of(reply))) {
+        spdlog::warn("journal: redis answered {} while {}; retrying", text_of(reply), what);
+        wait(backoff);
+        continue;
+      }
+      if (is_error(reply))
+        throw std::runtime_error("journal: redis refused " + std::string(what) + ": " +
+                                 std::string(text_of(reply)));
+      return reply;
+    }
+  }
 
-}  // namespace
+  // Renews the lease taken for this recovery; throws if another engine has it now.
+  void touch_lease() {
+    const Reply renewed =
+        call({"EVAL", detail::touch_lua, "1", shared_.lease_key, shared_.token, shared_.ttl_ms},
+             "renewing the lease");
+    if (renewed->type != REDIS_REPLY_INTEGER || renewed->integer != 1)
+      throw std::runtime_error(
+          "journal: lost the lease during recovery; another engine owns the journal");
+    touched_ = Clock::now();
+  }
+
+  std::unique_ptr<RedisConnection> release() { return std::move(redis_); }
+  Clock::time_point touched() const { return touched_; }
+
+ private:
+  // Nothing to await: Redis is not there or not ready yet.
+  void wait(std::chrono::milliseconds& backoff) {
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, shared_.config.backoff_max);
+  }
+
+  Journal::Shared& shared_;
+  std::unique_ptr<RedisConnection> redis_;
+  Clock::time_point touched_ = Clock::now();
+};
 
 RecoveryStats Journal::recover(engine::Engine& engine) {
   Shared& shared = *shared_;
@@ -435,53 +560,55 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
   FS_ASSERT(writer_ == nullptr);
   RecoveryStats stats;
   const Clock::time_point started = Clock::now();
-  std::unique_ptr<RedisConnection> redis;
-  for (std::chrono::milliseconds backoff = shared.config.backoff_min;;
-       backoff = std::min(backoff * 2, shared.config.backoff_max)) {
-    redis = std::make_unique<RedisConnection>(shared.endpoint, shared.config.redis_timeout);
-    if (redis->ok()) break;
-    spdlog::warn("journal: cannot reach redis {}: {}; retrying in {} ms",
-                 shared.endpoint.describe(), redis->error(), backoff.count());
-    std::this_thread::sleep_for(backoff);  // nothing to await: Redis is not there yet
-  }
+  RecoveryRedis redis(shared);
 
-  // The lease: wait while another engine holds it.
+  // The lease: wait while another engine holds it. A SET whose reply was lost may have taken
+  // it for us: the holder's token tells.
   while (true) {
-    const Reply taken =
-        redis->command({"SET", shared.lease_key, shared.token, "NX", "PX", shared.ttl_ms});
-    if (checked(taken, "taking the lease") == "OK") break;
-    const Reply holder = redis->command({"GET", shared.lease_key});
-    const Reply ttl = redis->command({"PTTL", shared.lease_key});
-    const long long left_ms = ttl != nullptr && ttl->type == REDIS_REPLY_INTEGER ? ttl->integer : 0;
+    const Reply taken = redis.call(
+        {"SET", shared.lease_key, shared.token, "NX", "PX", shared.ttl_ms}, "taking the lease");
+    if (text_of(taken) == "OK") break;
+    const Reply holder = redis.call({"GET", shared.lease_key}, "reading the lease");
+    if (text_of(holder) == shared.token) break;
+    const Reply ttl = redis.call({"PTTL", shared.lease_key}, "reading the lease");
+    const long long left_ms = ttl->type == REDIS_REPLY_INTEGER ? ttl->integer : 0;
     spdlog::warn("journal: lease {} held by {} for {} ms more; waiting", shared.lease_key,
-                 checked(holder, "reading the lease"), left_ms);
+                 text_of(holder), left_ms);
     // Nothing to await but the other engine's lease running out.
     std::this_thread::sleep_for(std::chrono::milliseconds(
         std::clamp<long long>(left_ms + 1, 1, shared.config.lease_ttl.count() / 4)));
   }
+  redis.touch_lease();
   stats.lease_wait_ms = elapsed_ms(started);
 
-  const Reply snapshot = redis->command({"GET", shared.snapshot_key});
-  checked(snapshot, "reading the snapshot");
+  SnapshotHeader snapshot_header;
+  const Reply snapshot = redis.call({"GET", shared.snapshot_key}, "reading the snapshot");
   if (snapshot->type == REDIS_REPLY_STRING) {
-    SnapshotHeader header;
     std::string_view bytes;
-    if (std::string problem = open_snapshot(text_of(snapshot), header, bytes); !problem.empty())
+    if (std::string problem = open_snapshot(text_of(snapshot), snapshot_header, bytes);
+        !problem.empty())
       throw std::runtime_error("journal: snapshot " + shared.snapshot_key + ": " + problem);
     if (std::string problem = engine.restore(bytes); !problem.empty())
       throw std::runtime_error("journal: snapshot " + shared.snapshot_key + ": " + problem);
-    if (engine.digest() != header.digest || engine.last_sequence() != header.covered_sequence)
+    if (engine.digest() != snapshot_header.digest ||
+        engine.last_sequence() != snapshot_header.covered_sequence)
       throw std::runtime_error("journal: snapshot restores to a different digest");
-    stats.snapshot_sequence = header.covered_sequence;
+    stats.snapshot_sequence = snapshot_header.covered_sequence;
     stats.snapshot_bytes = snapshot->len;
+    redis.touch_lease();
   }
 
   std::uint64_t last_batch = 0;
   std::string from = "-";
   while (true) {
-    const Reply range = redis->command({"XRANGE", shared.stream_key, from, "+", "COUNT", "256"});
-    checked(range, "reading the journal");
-    const auto entries = entries_of(range);
+    const Reply range =
+        redis.call({"XRANGE", shared.stream_key, from, "+", "COUNT", "256"}, "reading the journal");
+    bool malformed = false;
+    const auto entries = entries_of(range, malformed);
+    if (malformed)
+      throw std::runtime_error("journal " + shared.stream_key +
+                               ": an entry is not a journal batch");
+    if (entries.empty()) break;
     for (const StreamEntry& entry : entries) {
       BatchHeader header;
       std::string_view events;
@@ -497,9 +624,14 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
         const std::uint64_t sequence = header.first_sequence + index;
         if (!engine::decode_event(in, sequence, previous_at_ms, event))
           throw std::runtime_error(where + ": undecodable event " + std::to_string(sequence));
-        if (sequence <= engine.last_sequence()) continue;  // already in the snapshot
+        if (sequence <= stats.snapshot_sequence) continue;  // the snapshot has it
         if (sequence != engine.last_sequence() + 1)
-          throw std::runtime_error(where + ": events missing before " + std::to_string(sequence));
+          throw std::runtime_error(where + ": event " + std::to_string(sequence) +
+                                   " out of sequence after " +
+                                   std::to_string(engine.last_sequence()));
+        if (event.at_ms < engine.now_ms())
+          throw std::runtime_error(where + ": event " + std::to_string(sequence) +
+                                   " goes back in time");
         engine.apply(event);
         stats.events_replayed += 1;
       }
@@ -508,10 +640,16 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
       stats.batches_read += 1;
       stats.journal_bytes_read += entry.batch.size();
     }
-    if (entries.size() < 256) break;
     from = "(" + std::string(entries.back().id);
+    redis.touch_lease();
   }
+  if (last_batch < snapshot_header.covered_batch)
+    throw std::runtime_error("journal " + shared.stream_key + " ends at batch " +
+                             std::to_string(last_batch) + " but the snapshot covers batch " +
+                             std::to_string(snapshot_header.covered_batch) +
+                             ": entries are missing");
   engine.check_invariants();
+  redis.touch_lease();
 
   stats.last_sequence = engine.last_sequence();
   stats.total_ms = elapsed_ms(started);
@@ -524,7 +662,8 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
       "ms",
       stats.last_sequence, stats.snapshot_sequence, stats.events_replayed, stats.batches_read,
       stats.total_ms);
-  writer_ = std::make_unique<Writer>(shared, std::move(redis), last_batch);
+  const Clock::time_point touched = redis.touched();
+  writer_ = std::make_unique<Writer>(shared, redis.release(), last_batch, touched);
   return stats;
 }
 

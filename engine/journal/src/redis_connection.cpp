@@ -30,10 +30,24 @@ std::string RedisEndpoint::describe() const {
   return unix_socket.empty() ? host + ":" + std::to_string(port) : unix_socket;
 }
 
-RedisConnection::RedisConnection(const RedisEndpoint& endpoint, std::chrono::milliseconds timeout) {
+namespace {
+
+timeval to_timeval(std::chrono::milliseconds timeout) {
   timeval tv{};
   tv.tv_sec = static_cast<decltype(tv.tv_sec)>(timeout.count() / 1000);
   tv.tv_usec = static_cast<decltype(tv.tv_usec)>((timeout.count() % 1000) * 1000);
+  return tv;
+}
+
+}  // namespace
+
+void RedisConnection::set_timeout(std::chrono::milliseconds timeout) {
+  if (ok() && redisSetTimeout(context_, to_timeval(timeout)) != REDIS_OK)
+    error_ = "cannot set the redis timeout";
+}
+
+RedisConnection::RedisConnection(const RedisEndpoint& endpoint, std::chrono::milliseconds timeout) {
+  const timeval tv = to_timeval(timeout);
   context_ = endpoint.unix_socket.empty()
                  ? redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, tv)
                  : redisConnectUnixWithTimeout(endpoint.unix_socket.c_str(), tv);

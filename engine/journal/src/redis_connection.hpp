@@ -40,6 +40,8 @@ class RedisConnection {
   RedisConnection& operator=(const RedisConnection&) = delete;
 
   bool ok() const noexcept;
+  // How long a reply may take from now on.
+  void set_timeout(std::chrono::milliseconds timeout);
   std::string error() const;  // why the connection is dead
 
   // Queues a command (no I/O until a reply is read). Arguments are binary-safe.

@@ -47,6 +47,16 @@ return 'OK'
 
 inline const std::string renew_lua = "#!lua\n" + hold_lease_lua + "return 'OK'\n";
 
+// KEYS[1] lease; ARGV[1] token, ARGV[2] ttl ms. Keeps the lease while recovery reads: 1 if
+// still ours, 0 if another engine has it.
+inline const std::string touch_lua = R"(#!lua
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+)";
+
 // KEYS[1] lease; ARGV[1] token. Gives the lease up on a clean stop, so a successor need not
 // wait for it to lapse.
 inline const std::string release_lua = R"(#!lua

@@ -92,6 +92,9 @@ class ByteReader {
     return value <= max ? value : fail();
   }
 
+  // Marks the input bad (a decoder found a value out of range): later reads return zeros.
+  void reject() { fail(); }
+
   bool ok() const noexcept { return ok_; }
   bool done() const noexcept { return ok_ && position_ == in_.size(); }
   std::size_t position() const noexcept { return position_; }

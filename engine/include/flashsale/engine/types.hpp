@@ -13,6 +13,9 @@ namespace flashsale::engine {
 // Engine time: Unix milliseconds, supplied by the caller with every command. The engine never
 // reads a clock, so a recorded command sequence replays to the same state.
 using TimeMs = std::int64_t;
+// Engine times are 0 ..time_ms_max (2^50 ms, some 35,000 years): far from overflow however
+// deadlines are added to them.
+inline constexpr TimeMs time_ms_max = TimeMs{1} << 50;
 
 // A drop's position in creation order. Stable for the engine's lifetime and reproduced exactly
 // by replay, so events can name drops compactly.

@@ -127,6 +127,7 @@ class Journal {
  private:
   struct Shared;
   class Writer;
+  class RecoveryRedis;
   std::unique_ptr<Shared> shared_;
   std::unique_ptr<Writer> writer_;
 };
