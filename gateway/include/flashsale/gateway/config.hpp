@@ -1,0 +1,50 @@
+// The server's configuration: a TOML file (configs/*.toml) plus command-line overrides. Every
+// limit the gateway enforces is here, with its default, and is checked at start-up: a bad
+// value stops the server with a message naming the key, before anything listens.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "flashsale/engine/engine.hpp"
+#include "flashsale/journal/journal.hpp"
+
+namespace flashsale::gateway {
+
+enum class AuthMode { token, dev };
+enum class AckMode { durable, async };
+
+struct Limits {
+  std::size_t frame_bytes_max = 4096;        // larger frames: error too_large, close 1009
+  std::size_t queue_bytes_max = 256 * 1024;  // per connection, outbound; past it: close 1013
+  std::uint32_t connections_max = 19'000;    // per process (the fd limit is 20,000)
+  std::uint32_t connections_per_user = 4;
+  std::uint32_t subscriptions_max = 16;  // per connection
+  double orders_per_second = 5;          // token bucket per connection
+  double orders_burst = 10;
+  std::chrono::milliseconds handshake_timeout{5'000};
+  std::chrono::milliseconds idle_timeout{30'000};  // pings are sent at half of it
+  std::size_t http_body_bytes_max = 64 * 1024;
+  std::size_t engine_queue_max = 65'536;  // commands waiting for the engine; past it: busy
+};
+
+struct GatewayConfig {
+  std::string listen = "127.0.0.1:8080";
+  unsigned io_threads = 1;
+  AuthMode auth = AuthMode::token;
+  std::string token_secret;  // required with auth = "token"
+  std::string host_key;      // required: Authorization: Bearer <host_key>
+  AckMode ack = AckMode::durable;
+  std::string web_root;  // static pages; empty: none
+  Limits limits;
+  engine::EngineLimits engine;
+  journal::JournalConfig journal;
+};
+
+// Reads `path` (TOML). Throws std::runtime_error naming the file, key and problem.
+GatewayConfig load_config(const std::string& path);
+// Checks cross-field rules; throws std::runtime_error.
+void validate(const GatewayConfig& config);
+
+}  // namespace flashsale::gateway

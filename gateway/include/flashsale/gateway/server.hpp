@@ -1,0 +1,23 @@
+// Server: the whole `flashsale` process — I/O threads with their hubs, the engine thread, the
+// journal — from recovery to a clean stop.
+//
+// run() recovers the engine from the journal, listens, and serves until SIGINT or SIGTERM;
+// then it stops accepting, lets the engine thread finish and release every outcome that became
+// durable, closes every WebSocket with 1001 once its queued frames are out, flushes the
+// journal and returns 0. Start-up failures (config, bind, a damaged journal) throw.
+#pragma once
+
+#include "flashsale/gateway/config.hpp"
+
+namespace flashsale::gateway {
+
+class Server {
+ public:
+  explicit Server(GatewayConfig config);
+  int run();
+
+ private:
+  GatewayConfig config_;
+};
+
+}  // namespace flashsale::gateway

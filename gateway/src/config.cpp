@@ -1,0 +1,139 @@
+// Loading the server's TOML configuration with toml++; docs/operations.md lists every key.
+#include "flashsale/gateway/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <stdexcept>
+
+namespace flashsale::gateway {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& key, const std::string& problem) {
+  throw std::runtime_error("config: " + key + ": " + problem);
+}
+
+// Reads table.key into `out` if present, checking its type and range.
+template <typename Number>
+void read_number(const toml::table& table, const std::string& section, const char* key, Number& out,
+                 double min, double max) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return;
+  double value = 0;
+  if (const auto integer = node->value<std::int64_t>()) {
+    value = static_cast<double>(*integer);
+  } else if (const auto real = node->value<double>(); real && std::is_floating_point_v<Number>) {
+    value = *real;
+  } else {
+    bad(section + "." + key, "must be a number");
+  }
+  if (value < min || value > max)
+    bad(section + "." + key,
+        "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  out = static_cast<Number>(value);
+}
+
+void read_ms(const toml::table& table, const std::string& section, const char* key,
+             std::chrono::milliseconds& out, double max_ms) {
+  std::int64_t value = out.count();
+  read_number(table, section, key, value, 1, max_ms);
+  out = std::chrono::milliseconds(value);
+}
+
+void read_string(const toml::table& table, const std::string& section, const char* key,
+                 std::string& out) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return;
+  const auto value = node->value<std::string>();
+  if (!value) bad(section + "." + key, "must be a string");
+  out = *value;
+}
+
+const toml::table& section(const toml::table& root, const char* name) {
+  static const toml::table empty;
+  const toml::node* node = root.get(name);
+  if (node == nullptr) return empty;
+  if (!node->is_table()) bad(name, "must be a table");
+  return *node->as_table();
+}
+
+}  // namespace
+
+GatewayConfig load_config(const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& error) {
+    throw std::runtime_error("config: " + path + ": " + std::string(error.description()));
+  }
+  GatewayConfig config;
+  const toml::table& server = section(root, "server");
+  read_string(server, "server", "listen", config.listen);
+  read_number(server, "server", "io_threads", config.io_threads, 1, 64);
+  read_string(server, "server", "web_root", config.web_root);
+
+  const toml::table& auth = section(root, "auth");
+  std::string mode = "token";
+  read_string(auth, "auth", "mode", mode);
+  if (mode == "dev") {
+    config.auth = AuthMode::dev;
+  } else if (mode != "token") {
+    bad("auth.mode", "must be \"token\" or \"dev\"");
+  }
+  read_string(auth, "auth", "token_secret", config.token_secret);
+  read_string(auth, "auth", "host_key", config.host_key);
+
+  const toml::table& journal = section(root, "journal");
+  read_string(journal, "journal", "redis", config.journal.redis);
+  read_string(journal, "journal", "prefix", config.journal.prefix);
+  std::string ack = "durable";
+  read_string(journal, "journal", "ack", ack);
+  if (ack == "async") {
+    config.ack = AckMode::async;
+  } else if (ack != "durable") {
+    bad("journal.ack", "must be \"durable\" or \"async\"");
+  }
+  read_ms(journal, "journal", "lease_ms", config.journal.lease_ttl, 600'000);
+  read_ms(journal, "journal", "redis_timeout_ms", config.journal.redis_timeout, 600'000);
+  read_number(journal, "journal", "snapshot_every_events", config.journal.snapshot_every_events, 1,
+              1e12);
+  read_ms(journal, "journal", "snapshot_every_ms", config.journal.snapshot_every, 86'400'000);
+
+  const toml::table& limits = section(root, "limits");
+  Limits& l = config.limits;
+  read_number(limits, "limits", "frame_bytes_max", l.frame_bytes_max, 256, 1 << 20);
+  read_number(limits, "limits", "queue_bytes_max", l.queue_bytes_max, 4096, 1 << 30);
+  read_number(limits, "limits", "connections_max", l.connections_max, 1, 1e7);
+  read_number(limits, "limits", "connections_per_user", l.connections_per_user, 1, 1e6);
+  read_number(limits, "limits", "subscriptions_max", l.subscriptions_max, 1, 1e4);
+  read_number(limits, "limits", "orders_per_second", l.orders_per_second, 0.01, 1e6);
+  read_number(limits, "limits", "orders_burst", l.orders_burst, 1, 1e6);
+  read_ms(limits, "limits", "handshake_timeout_ms", l.handshake_timeout, 600'000);
+  read_ms(limits, "limits", "idle_timeout_ms", l.idle_timeout, 86'400'000);
+  read_number(limits, "limits", "http_body_bytes_max", l.http_body_bytes_max, 1024, 1 << 26);
+  read_number(limits, "limits", "engine_queue_max", l.engine_queue_max, 16, 1e8);
+
+  const toml::table& engine = section(root, "engine");
+  read_number(engine, "engine", "drops_max", config.engine.drops_max, 1, 1e5);
+  read_number(engine, "engine", "decisions_per_drop_max", config.engine.decisions_per_drop_max, 1,
+              4e9);
+  read_number(engine, "engine", "decisions_per_drop_reserve",
+              config.engine.decisions_per_drop_reserve, 0, 4e9);
+  read_number(engine, "engine", "decisions_per_buyer_max", config.engine.decisions_per_buyer_max, 1,
+              1e6);
+  validate(config);
+  return config;
+}
+
+void validate(const GatewayConfig& config) {
+  if (config.host_key.size() < 8) bad("auth.host_key", "must be at least 8 characters");
+  if (config.auth == AuthMode::token && config.token_secret.size() < 16)
+    bad("auth.token_secret", "must be at least 16 characters with mode = \"token\"");
+  if (!engine::is_valid_drop_id(config.journal.prefix))
+    bad("journal.prefix", "must be 1-64 of [A-Za-z0-9_.-]");
+  if (config.engine.decisions_per_drop_reserve > config.engine.decisions_per_drop_max)
+    bad("engine.decisions_per_drop_reserve", "must not exceed decisions_per_drop_max");
+  if (config.limits.orders_burst < 1) bad("limits.orders_burst", "must be at least 1");
+}
+
+}  // namespace flashsale::gateway

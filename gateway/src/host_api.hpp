@@ -1,0 +1,25 @@
+// The host HTTP API (docs/protocol.md, "Host API"): drops are created, counted down,
+// restocked, closed and watched here. Requests are parsed and checked on the I/O thread; what
+// touches the engine runs on the engine thread as a HostRequest, and its reply is released once
+// durable like every other outcome.
+#pragma once
+
+#include <boost/beast/http.hpp>
+#include <functional>
+#include <optional>
+
+#include "context.hpp"
+
+namespace flashsale::gateway {
+
+using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+
+// An error body: {"error":{"code":"…","message":"…"}}.
+HostReply http_error(unsigned status, std::string_view code, std::string_view message);
+
+// Handles one request under /api/. Returns the reply at once, or nullopt when the engine
+// thread will call `done` with it later (from its own thread).
+std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
+                                   std::function<void(HostReply)> done);
+
+}  // namespace flashsale::gateway

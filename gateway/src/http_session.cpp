@@ -1,0 +1,105 @@
+// See http_session.hpp.
+#include "http_session.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "websocket_session.hpp"
+
+namespace flashsale::gateway {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+HttpSession::HttpSession(boost::asio::ip::tcp::socket&& socket, ServerContext& context, Hub& hub)
+    : stream_(std::move(socket)), context_(context), hub_(hub) {}
+
+void HttpSession::start() {
+  boost::asio::dispatch(stream_.get_executor(),
+                        beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
+}
+
+void HttpSession::do_read() {
+  parser_.emplace();
+  parser_->body_limit(context_.config.limits.http_body_bytes_max);
+  parser_->header_limit(16 * 1024);
+  stream_.expires_after(first_request_ ? context_.config.limits.handshake_timeout
+                                       : context_.config.limits.idle_timeout);
+  first_request_ = false;
+  http::async_read(stream_, buffer_, *parser_,
+                   beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
+}
+
+void HttpSession::on_read(beast::error_code error, std::size_t) {
+  if (error == http::error::end_of_stream) {
+    stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, error);
+    return;
+  }
+  if (error == http::error::body_limit) {
+    keep_alive_ = false;
+    return respond(http_error(413, "too_large", "the body is over limits.http_body_bytes_max"));
+  }
+  if (error) return;  // timeouts, resets, garbage: the connection ends
+  HttpRequest& request = parser_->get();
+  keep_alive_ = request.keep_alive();
+  const std::string_view target = request.target();
+  if (beast::websocket::is_upgrade(request)) {
+    if (target != "/ws") return respond(http_error(404, "not_found", "WebSocket is at /ws"));
+    if (context_.shutting_down)
+      return respond(http_error(503, "shutting_down", "the server is stopping"));
+    std::make_shared<WebsocketSession>(stream_.release_socket(), context_, hub_)
+        ->start(parser_->release());
+    return;
+  }
+  if (target == "/healthz") return respond(health());
+  if (target == "/metrics") {
+    return respond({200, context_.metrics.render(context_.journal.status())},
+                   "text/plain; version=0.0.4");
+  }
+  if (target.starts_with("/api/")) {
+    auto done = [self = shared_from_this()](HostReply reply) {
+      boost::asio::post(self->stream_.get_executor(), [self, reply = std::move(reply)]() mutable {
+        self->respond(std::move(reply));
+      });
+    };
+    if (auto reply = route_api(request, context_, std::move(done))) respond(std::move(*reply));
+    return;
+  }
+  respond(http_error(404, "not_found", "no such page"));
+}
+
+HostReply HttpSession::health() const {
+  const journal::JournalStatus status = context_.journal.status();
+  if (context_.shutting_down) return http_error(503, "shutting_down", "the server is stopping");
+  if (status.state != journal::JournalState::ok)
+    return http_error(503, journal::to_string(status.state),
+                      status.detail.empty() ? "journal not writable" : status.detail);
+  return {200, "{\"status\":\"ok\",\"durable_sequence\":" +
+                   std::to_string(status.durable_sequence) + "}"};
+}
+
+void HttpSession::respond(HostReply reply, std::string_view content_type) {
+  response_ = std::make_shared<http::response<http::string_body>>(
+      static_cast<http::status>(reply.status), 11);
+  response_->set(http::field::server, "flashsale");
+  response_->set(http::field::content_type, content_type);
+  response_->set(http::field::cache_control, "no-store");
+  response_->keep_alive(keep_alive_);
+  response_->body() = std::move(reply.body);
+  response_->prepare_payload();
+  http::async_write(stream_, *response_,
+                    beast::bind_front_handler(&HttpSession::on_write, shared_from_this(),
+                                              response_->keep_alive()));
+}
+
+void HttpSession::on_write(bool keep_alive, beast::error_code error, std::size_t) {
+  if (error) return;
+  if (!keep_alive) {
+    stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, error);
+    return;
+  }
+  do_read();
+}
+
+}  // namespace flashsale::gateway

@@ -1,0 +1,57 @@
+// Hub: the viewers of one I/O thread, by drop. A drop update is serialized once by the engine
+// thread, posted once to each hub, and handed by the hub to each of its subscribers on their
+// own thread — no locks, no copies of the frame.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
+#include <string>
+#include <vector>
+
+#include "outbox.hpp"
+
+namespace flashsale::gateway {
+
+class Hub {
+ public:
+  explicit Hub(boost::asio::io_context& io) : io_(io) {}
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  boost::asio::io_context& io() noexcept { return io_; }
+
+  // The hub's own thread only.
+  void join(Outbox* viewer) { connected_.insert(viewer); }
+  void leave(Outbox* viewer) { connected_.erase(viewer); }
+  void shut_down_all() {
+    const std::vector<Outbox*> everyone(connected_.begin(), connected_.end());
+    for (Outbox* viewer : everyone) viewer->shut_down();
+  }
+  void subscribe(const std::string& drop, Outbox* viewer) { subscribers_[drop].insert(viewer); }
+  void unsubscribe(const std::string& drop, Outbox* viewer) {
+    const auto found = subscribers_.find(drop);
+    if (found == subscribers_.end()) return;
+    found->second.erase(viewer);
+    if (found->second.empty()) subscribers_.erase(found);
+  }
+
+  // Any thread: every subscriber of `drop` on this hub gets `frame`.
+  void publish(std::string drop, SharedFrame frame, FrameKind kind, std::uint32_t drop_index) {
+    boost::asio::post(io_,
+                      [this, drop = std::move(drop), frame = std::move(frame), kind, drop_index] {
+                        const auto found = subscribers_.find(drop);
+                        if (found == subscribers_.end()) return;
+                        for (Outbox* viewer : found->second)
+                          viewer->send_here(frame, kind, drop_index);
+                      });
+  }
+
+ private:
+  boost::asio::io_context& io_;
+  boost::unordered_flat_map<std::string, boost::unordered_flat_set<Outbox*>> subscribers_;
+  boost::unordered_flat_set<Outbox*> connected_;
+};
+
+}  // namespace flashsale::gateway

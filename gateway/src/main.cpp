@@ -1,0 +1,38 @@
+// flashsale: the server. `flashsale --config configs/dev.toml`; flags override the file so
+// tests and operators can run several side by side.
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "flashsale/gateway/config.hpp"
+#include "flashsale/gateway/server.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"flashsale: flash sales inside live streams"};
+  std::string config_path;
+  std::string listen;
+  std::string redis;
+  std::string prefix;
+  unsigned io_threads = 0;
+  app.add_option("--config", config_path, "TOML configuration file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--listen", listen, "HOST:PORT to serve on (overrides server.listen)");
+  app.add_option("--redis", redis,
+                 "journal Redis, HOST:PORT or a unix socket path (overrides journal.redis)");
+  app.add_option("--journal-prefix", prefix, "journal key prefix (overrides journal.prefix)");
+  app.add_option("--io-threads", io_threads, "I/O threads (overrides server.io_threads)")
+      ->check(CLI::Range(1u, 64u));
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  try {
+    flashsale::gateway::GatewayConfig config = flashsale::gateway::load_config(config_path);
+    if (!listen.empty()) config.listen = listen;
+    if (!redis.empty()) config.journal.redis = redis;
+    if (!prefix.empty()) config.journal.prefix = prefix;
+    if (io_threads != 0) config.io_threads = io_threads;
+    return flashsale::gateway::Server(std::move(config)).run();
+  } catch (const std::exception& error) {
+    spdlog::error("flashsale: {}", error.what());
+    return 2;
+  }
+}

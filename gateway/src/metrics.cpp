@@ -1,0 +1,62 @@
+// See metrics.hpp.
+#include "metrics.hpp"
+
+#include <fmt/format.h>
+
+namespace flashsale::gateway {
+
+std::string Metrics::render(const journal::JournalStatus& journal) const {
+  std::string out;
+  auto line = [&out](std::string_view name, std::string_view type, std::string_view help,
+                     auto value) {
+    fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help,
+                   type, value);
+  };
+  const auto load = [](const Counter& counter) { return counter.load(std::memory_order_relaxed); };
+  line("flashsale_connections", "gauge", "Open WebSocket connections.", load(connections_open));
+  line("flashsale_connections_accepted_total", "counter", "Connections accepted.",
+       load(connections_accepted));
+  line("flashsale_connections_refused_total", "counter",
+       "Connections refused over connections_max.", load(connections_refused));
+  line("flashsale_messages_in_total", "counter", "WebSocket messages received.", load(messages_in));
+  line("flashsale_messages_out_total", "counter", "WebSocket messages sent.", load(messages_out));
+  line("flashsale_frames_superseded_total", "counter",
+       "Stale tick/stock frames replaced by newer ones for slow viewers.", load(frames_superseded));
+  line("flashsale_slow_viewers_closed_total", "counter", "Viewers closed for not keeping up.",
+       load(slow_viewers_closed));
+  line("flashsale_protocol_errors_total", "counter", "Error messages sent to clients.",
+       load(protocol_errors));
+  out +=
+      "# HELP flashsale_orders_total Order results sent, by status.\n# TYPE flashsale_orders_total "
+      "counter\n";
+  for (std::size_t index = 0; index < order_statuses.size(); ++index)
+    fmt::format_to(std::back_inserter(out), "flashsale_orders_total{{status=\"{}\"}} {}\n",
+                   order_statuses[index], load(orders[index]));
+  line("flashsale_engine_queue_depth", "gauge", "Requests waiting for the engine thread.",
+       load(engine_queue_depth));
+  line("flashsale_engine_batches_total", "counter", "Batches the engine thread processed.",
+       load(engine_batches));
+  line("flashsale_releases_pending", "gauge", "Messages held until their events are durable.",
+       load(releases_pending));
+  line("flashsale_recovery_ms", "gauge", "Time the last recovery took.", recovery_ms.load());
+  line("flashsale_journal_durable_sequence", "gauge", "Last durable event.",
+       journal.durable_sequence);
+  line("flashsale_journal_pending_bytes", "gauge", "Journal bytes not yet durable.",
+       journal.pending_bytes);
+  line("flashsale_journal_batches_total", "counter", "Journal batches written.",
+       journal.batches_written);
+  line("flashsale_journal_events_total", "counter", "Events written to the journal.",
+       journal.events_written);
+  line("flashsale_journal_last_batch_events", "gauge", "Events in the last journal batch.",
+       journal.last_batch_events);
+  line("flashsale_journal_last_batch_ms", "gauge",
+       "Round trip of the last journal batch, fsync included.", journal.last_batch_ms);
+  fmt::format_to(
+      std::back_inserter(out),
+      "# HELP flashsale_journal_state Journal state (1 for the current one).\n"
+      "# TYPE flashsale_journal_state gauge\nflashsale_journal_state{{state=\"{}\"}} 1\n",
+      journal::to_string(journal.state));
+  return out;
+}
+
+}  // namespace flashsale::gateway

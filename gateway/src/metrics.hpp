@@ -1,0 +1,48 @@
+// Metrics: counters the I/O threads and the engine thread bump with relaxed atomics, rendered
+// in Prometheus' text format for GET /metrics. Nothing here allocates on the hot path.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "flashsale/journal/journal.hpp"
+
+namespace flashsale::gateway {
+
+// Statuses an order_result can carry: the engine's outcomes and the gateway's own.
+inline constexpr std::array<std::string_view, 10> order_statuses = {
+    "invalid",    "closed",   "not_open",    "limit_exceeded", "reserved",
+    "waitlisted", "sold_out", "unavailable", "busy",           "rate_limited"};
+
+struct Metrics {
+  using Counter = std::atomic<std::uint64_t>;
+  Counter connections_open{0};
+  Counter connections_accepted{0};
+  Counter connections_refused{0};  // over connections_max
+  Counter messages_in{0};
+  Counter messages_out{0};
+  Counter frames_superseded{0};  // stale tick/stock frames a slow viewer never got
+  Counter slow_viewers_closed{0};
+  Counter protocol_errors{0};
+  std::array<Counter, order_statuses.size()> orders{};
+  Counter engine_queue_depth{0};
+  Counter engine_batches{0};
+  Counter releases_pending{0};
+  std::atomic<double> recovery_ms{0};
+
+  void count_order(std::string_view status) {
+    for (std::size_t index = 0; index < order_statuses.size(); ++index) {
+      if (order_statuses[index] == status) {
+        orders[index].fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+    }
+  }
+
+  std::string render(const journal::JournalStatus& journal) const;
+};
+
+}  // namespace flashsale::gateway

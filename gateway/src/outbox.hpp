@@ -1,0 +1,48 @@
+// Outbox: what the engine thread and the hubs may hand a viewer's connection. Frames are
+// serialized once and shared (`shared_ptr<const std::string>`) by every connection that gets
+// them. Every call may come from any thread: the connection posts it to its own I/O thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace flashsale::gateway {
+
+using SharedFrame = std::shared_ptr<const std::string>;
+
+// How a frame may be treated by a connection that cannot keep up.
+enum class FrameKind : std::uint8_t {
+  reply,  // to this connection's own request: never dropped
+  order,  // order_result / order_update: never dropped
+  drop,   // full state of a drop: never dropped
+  state,  // a drop's state changed: never dropped
+  stock,  // superseded by a newer stock frame of the same drop
+  tick,   // superseded by a newer tick of the same drop
+};
+
+inline bool supersedable(FrameKind kind) {
+  return kind == FrameKind::stock || kind == FrameKind::tick;
+}
+
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  // `drop` tells supersedable frames of different drops apart.
+  virtual void send(SharedFrame frame, FrameKind kind, std::uint32_t drop = 0) = 0;
+  // The same, called on the connection's own thread (by its hub). Never closes synchronously,
+  // so a hub may call it while iterating its subscribers.
+  virtual void send_here(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) = 0;
+  // Sends `frame` (if any), then closes with a WebSocket close code and reason.
+  virtual void close_with(SharedFrame frame, std::uint16_t code, std::string reason) = 0;
+  // The engine knows no drop by this name: forget the subscription.
+  virtual void forget_subscription(std::string drop) = 0;
+  // Own thread: the server is stopping; close (1001) once queued frames are out.
+  virtual void shut_down() = 0;
+};
+
+inline SharedFrame share(std::string text) {
+  return std::make_shared<const std::string>(std::move(text));
+}
+
+}  // namespace flashsale::gateway

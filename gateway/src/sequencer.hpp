@@ -1,0 +1,137 @@
+// Sequencer: the engine thread. I/O threads submit requests to a bounded queue; this thread
+// takes everything queued at once, runs it through the engine (consecutive orders as one
+// `place_orders` batch), hands the events to the journal, turns them into messages for buyers
+// and viewers, and releases every message only once the journal says the events it depends on
+// are durable (or at once with ack = "async").
+//
+// It also keeps time moving: holds expire and drops open even when no request arrives, a
+// countdown `tick` goes out every second, and `stock` updates are coalesced to at most 10 per
+// second per drop, with the value at sell-out and at the return of units always sent.
+#pragma once
+
+#include <atomic>
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "flashsale/engine/engine.hpp"
+#include "flashsale/gateway/config.hpp"
+#include "flashsale/journal/journal.hpp"
+#include "hub.hpp"
+#include "metrics.hpp"
+#include "outbox.hpp"
+
+namespace flashsale::gateway {
+
+struct HelloRequest {
+  std::shared_ptr<Outbox> from;
+  std::string user;
+};
+struct LeaveRequest {
+  Outbox* from = nullptr;
+  std::string user;
+};
+struct SubscribeRequest {
+  std::shared_ptr<Outbox> from;
+  std::string drop;
+};
+struct OrderRequest {
+  std::shared_ptr<Outbox> from;
+  std::string drop;
+  std::string user;
+  std::string client_order_id;
+  std::uint32_t qty = 1;
+};
+struct ActionRequest {
+  std::shared_ptr<Outbox> from;
+  bool confirm = true;
+  std::string order_id;
+  std::string user;
+};
+
+// A host API call: `run` executes on the engine thread, `done` gets the reply once durable.
+struct HostReply {
+  unsigned status = 200;
+  std::string body;  // JSON
+};
+struct HostContext {
+  engine::Engine& engine;
+  engine::Events& events;
+  engine::TimeMs now_ms;
+  bool accepting;  // false: the journal cannot take writes; refuse changes with 503
+};
+struct HostRequest {
+  std::function<HostReply(HostContext&)> run;
+  std::function<void(HostReply)> done;  // called on the engine thread: post to your own
+};
+
+using Request = std::variant<HelloRequest, LeaveRequest, SubscribeRequest, OrderRequest,
+                             ActionRequest, HostRequest>;
+
+class Sequencer {
+ public:
+  Sequencer(const GatewayConfig& config, journal::Journal& journal, std::vector<Hub*> hubs,
+            Metrics& metrics);
+  ~Sequencer();  // stop()
+
+  // Blocking, before start(): rebuilds the engine from the journal.
+  journal::RecoveryStats recover();
+  void start();
+  // Stops taking requests, finishes those queued, waits (up to `timeout`) for their outcomes
+  // to become durable, releases them, and ends the thread.
+  void stop(std::chrono::milliseconds timeout);
+
+  // Any thread. False when the queue is full or stopping: answer `busy` yourself.
+  bool submit(Request request);
+
+ private:
+  struct Release;
+  struct DropView;
+  void run();
+  void process(std::vector<Request>& work, engine::TimeMs now_ms, bool accepting);
+  void place(std::vector<Request>& work, std::size_t first, std::size_t end, engine::TimeMs now_ms);
+  void handle(HelloRequest& request);
+  void handle(LeaveRequest& request);
+  void handle(SubscribeRequest& request, engine::TimeMs now_ms);
+  void handle(ActionRequest& request, engine::TimeMs now_ms);
+  void handle(HostRequest& request, engine::TimeMs now_ms, bool accepting);
+  void publish_events(engine::TimeMs now_ms);
+  void flush_stock_and_ticks(engine::TimeMs now_ms);
+  void push_to_user(std::string_view user, SharedFrame frame);
+  void to_outbox(std::shared_ptr<Outbox> outbox, SharedFrame frame, FrameKind kind,
+                 std::uint32_t drop = 0);
+  void to_viewers(engine::DropIndex drop, SharedFrame frame, FrameKind kind);
+  void release_durable();
+  DropView& view(engine::DropIndex drop);
+
+  const GatewayConfig& config_;
+  journal::Journal& journal_;
+  std::vector<Hub*> hubs_;
+  Metrics& metrics_;
+  engine::Engine engine_;
+  engine::Events events_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<Request> queue_;
+  bool stopping_ = false;
+  bool durable_advanced_ = false;
+  std::thread thread_;
+
+  // Engine thread only.
+  std::deque<Release> releases_;
+  std::vector<DropView> views_;
+  // Each signed-in user's connections, for pushing order updates to wherever they are.
+  boost::unordered_flat_map<std::string, std::vector<std::weak_ptr<Outbox>>> users_;
+  std::vector<engine::OrderResult> results_;
+  std::vector<engine::PlaceOrder> batch_;
+};
+
+}  // namespace flashsale::gateway

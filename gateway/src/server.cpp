@@ -1,0 +1,164 @@
+// See server.hpp. The listener accepts on the first I/O thread and deals connections to the
+// I/O threads in turn; each connection then lives on one thread only.
+#include "flashsale/gateway/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <charconv>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <thread>
+
+#include "context.hpp"
+#include "http_session.hpp"
+
+namespace flashsale::gateway {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+tcp::endpoint parse_endpoint(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) throw std::runtime_error("listen must be HOST:PORT: " + text);
+  unsigned short port = 0;
+  const auto [end, problem] =
+      std::from_chars(text.data() + colon + 1, text.data() + text.size(), port);
+  if (problem != std::errc{} || end != text.data() + text.size())
+    throw std::runtime_error("bad port in listen address " + text);
+  std::string host = text.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return {asio::ip::make_address(host), port};
+}
+
+class Listener {
+ public:
+  Listener(std::vector<std::unique_ptr<asio::io_context>>& threads,
+           std::vector<std::unique_ptr<Hub>>& hubs, ServerContext& context,
+           const tcp::endpoint& endpoint)
+      : threads_(threads), hubs_(hubs), context_(context), acceptor_(*threads[0]) {
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+  }
+  tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
+  void start() { do_accept(); }
+  void stop() {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+  }
+
+ private:
+  void do_accept() {
+    next_ = (next_ + 1) % threads_.size();
+    acceptor_.async_accept(*threads_[next_], [this, index = next_](boost::system::error_code error,
+                                                                   tcp::socket socket) {
+      if (error == asio::error::operation_aborted) return;
+      if (!error) {
+        if (context_.metrics.connections_open.load(std::memory_order_relaxed) >=
+            context_.config.limits.connections_max) {
+          context_.metrics.connections_refused.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          socket.set_option(tcp::no_delay(true), error);
+          context_.metrics.connections_accepted.fetch_add(1, std::memory_order_relaxed);
+          std::make_shared<HttpSession>(std::move(socket), context_, *hubs_[index])->start();
+        }
+      } else if (error == asio::error::no_descriptors) {
+        spdlog::warn("accept: out of file descriptors");
+      }
+      do_accept();
+    });
+  }
+
+  std::vector<std::unique_ptr<asio::io_context>>& threads_;
+  std::vector<std::unique_ptr<Hub>>& hubs_;
+  ServerContext& context_;
+  tcp::acceptor acceptor_;
+  std::size_t next_ = 0;
+};
+
+}  // namespace
+
+Server::Server(GatewayConfig config) : config_(std::move(config)) {
+  validate(config_);
+}
+
+int Server::run() {
+  std::vector<std::unique_ptr<asio::io_context>> threads;
+  std::vector<std::unique_ptr<Hub>> hubs;
+  std::vector<Hub*> hub_pointers;
+  for (unsigned index = 0; index < config_.io_threads; ++index) {
+    threads.push_back(std::make_unique<asio::io_context>(1));
+    hubs.push_back(std::make_unique<Hub>(*threads.back()));
+    hub_pointers.push_back(hubs.back().get());
+  }
+  journal::Journal journal(config_.journal);
+  Metrics metrics;
+  Sequencer sequencer(config_, journal, hub_pointers, metrics);
+  ServerContext context{config_, sequencer, journal, metrics};
+  sequencer.recover();
+  sequencer.start();
+
+  Listener listener(threads, hubs, context, parse_endpoint(config_.listen));
+  listener.start();
+  spdlog::info("flashsale: listening on {}:{} with {} I/O thread(s); viewers at ws://{}:{}/ws",
+               listener.endpoint().address().to_string(), listener.endpoint().port(),
+               threads.size(), listener.endpoint().address().to_string(),
+               listener.endpoint().port());
+
+  using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
+  std::vector<std::unique_ptr<Guard>> guards;
+  for (auto& thread : threads) guards.push_back(std::make_unique<Guard>(thread->get_executor()));
+
+  // Shutdown: the stopper thread releases what the engine decided, says goodbye to every
+  // viewer, then gives the I/O threads up to 3 s to finish before stopping them.
+  std::mutex finished_mutex;
+  std::condition_variable finished_changed;
+  std::size_t finished = 0;
+  std::thread stopper;
+  asio::signal_set signals(*threads[0], SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code error, int signal) {
+    if (error) return;
+    spdlog::info("flashsale: signal {}; stopping", signal);
+    context.shutting_down = true;
+    listener.stop();
+    stopper = std::thread([&] {
+      sequencer.stop(config_.journal.redis_timeout);
+      for (auto& hub : hubs) asio::post(hub->io(), [hub = hub.get()] { hub->shut_down_all(); });
+      asio::post(*threads[0], [&] { guards.clear(); });
+      std::unique_lock lock(finished_mutex);
+      if (!finished_changed.wait_for(lock, std::chrono::seconds(3),
+                                     [&] { return finished == threads.size(); })) {
+        spdlog::warn("flashsale: connections still open after 3 s; closing them");
+        for (auto& thread : threads) thread->stop();
+      }
+    });
+  });
+
+  const auto serve = [&](asio::io_context& io) {
+    io.run();
+    std::lock_guard lock(finished_mutex);
+    finished += 1;
+    finished_changed.notify_all();
+  };
+  std::vector<std::thread> workers;
+  for (std::size_t index = 1; index < threads.size(); ++index)
+    workers.emplace_back([&, index] { serve(*threads[index]); });
+  serve(*threads[0]);
+  for (auto& worker : workers) worker.join();
+  if (stopper.joinable()) stopper.join();
+  sequencer.stop(config_.journal.redis_timeout);
+  journal.stop(config_.journal.redis_timeout);
+  spdlog::info("flashsale: stopped; journal durable up to event {}", journal.durable_sequence());
+  return 0;
+}
+
+}  // namespace flashsale::gateway

@@ -1,0 +1,322 @@
+// See websocket_session.hpp. Handlers come in do_/on_ pairs; each on_ starts with the error.
+#include "websocket_session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "flashsale/gateway/tokens.hpp"
+
+namespace flashsale::gateway {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using protocol::ClientType;
+using protocol::ErrorCode;
+
+namespace {
+
+// The JSON tree of the frame being handled; one per I/O thread, as handling is synchronous.
+thread_local protocol::ParseBuffer parse_buffer;
+
+std::int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+WebsocketSession::WebsocketSession(boost::asio::ip::tcp::socket&& socket, ServerContext& context,
+                                   Hub& hub)
+    : ws_(std::move(socket)),
+      context_(context),
+      hub_(hub),
+      deadline_(ws_.get_executor()),
+      order_tokens_(context.config.limits.orders_burst),
+      tokens_at_(std::chrono::steady_clock::now()) {
+  context_.metrics.connections_open.fetch_add(1, std::memory_order_relaxed);
+}
+
+WebsocketSession::~WebsocketSession() {
+  finish();  // normally done already; not when the server stops with the connection open
+  context_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void WebsocketSession::start(beast::http::request<beast::http::string_body> upgrade) {
+  const Limits& limits = context_.config.limits;
+  beast::get_lowest_layer(ws_).expires_never();  // the websocket stream keeps its own time
+  websocket::stream_base::timeout timeouts{limits.handshake_timeout, limits.idle_timeout, true};
+  ws_.set_option(timeouts);
+  ws_.read_message_max(limits.frame_bytes_max);
+  ws_.auto_fragment(false);
+  ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
+    response.set(beast::http::field::server, "flashsale");
+  }));
+  hub_.join(this);
+  ws_.async_accept(upgrade,
+                   beast::bind_front_handler(&WebsocketSession::on_accept, shared_from_this()));
+}
+
+void WebsocketSession::on_accept(beast::error_code error) {
+  if (error) return finish();
+  // A viewer has handshake_timeout to say hello.
+  deadline_.expires_after(context_.config.limits.handshake_timeout);
+  deadline_.async_wait([self = shared_from_this()](beast::error_code cancelled) {
+    if (!cancelled && !self->signed_in_ && !self->closing_)
+      self->close_with(share(protocol::error(ErrorCode::unauthenticated, "say hello first")), 1008,
+                       "no hello in time");
+  });
+  do_read();
+}
+
+void WebsocketSession::do_read() {
+  ws_.async_read(buffer_,
+                 beast::bind_front_handler(&WebsocketSession::on_read, shared_from_this()));
+}
+
+void WebsocketSession::on_read(beast::error_code error, std::size_t) {
+  if (error == websocket::error::message_too_big) {
+    // Beast fails the connection with close code 1009 (too big) itself.
+    context_.metrics.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    return finish();
+  }
+  if (error) return finish();
+  context_.metrics.messages_in.fetch_add(1, std::memory_order_relaxed);
+  const std::string_view frame(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+  if (!ws_.got_text()) {
+    refuse(ErrorCode::bad_json, "frames must be text (JSON)", {});
+  } else {
+    protocol::ClientMessage message;
+    if (auto problem = protocol::parse(frame, parse_buffer, message)) {
+      if (!signed_in_) {
+        close_with(share(protocol::error(ErrorCode::unauthenticated, "say hello first")), 1008,
+                   "unauthenticated");
+      } else {
+        refuse(problem->code, problem->message, problem->ref);
+      }
+    } else {
+      handle(message);
+    }
+  }
+  buffer_.consume(buffer_.size());
+  if (!closing_) do_read();
+}
+
+void WebsocketSession::handle(const protocol::ClientMessage& message) {
+  if (!signed_in_) {
+    if (message.type == ClientType::hello && !hello_sent_) return hello(message);
+    return close_with(share(protocol::error(ErrorCode::unauthenticated, "say hello first")), 1008,
+                      "unauthenticated");
+  }
+  Sequencer& sequencer = context_.sequencer;
+  const auto self = shared_from_this();
+  switch (message.type) {
+    case ClientType::hello:
+      return refuse(ErrorCode::bad_field, "already signed in", "hello");
+    case ClientType::time:
+      return reply(protocol::time(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count()));
+    case ClientType::subscribe: {
+      const std::string drop(message.drop);
+      const bool known =
+          std::find(subscriptions_.begin(), subscriptions_.end(), drop) != subscriptions_.end();
+      if (!known && subscriptions_.size() >= context_.config.limits.subscriptions_max)
+        return refuse(ErrorCode::rate_limited, "too many subscriptions on this connection", drop);
+      if (!known) {
+        subscriptions_.push_back(drop);
+        hub_.subscribe(drop, this);
+      }
+      if (!sequencer.submit(SubscribeRequest{self, drop}))
+        refuse(ErrorCode::rate_limited, "the server is busy; subscribe again", drop);
+      return;
+    }
+    case ClientType::unsubscribe: {
+      const std::string drop(message.drop);
+      std::erase(subscriptions_, drop);
+      hub_.unsubscribe(drop, this);
+      return;
+    }
+    case ClientType::order: {
+      if (!take_order_token()) {
+        context_.metrics.count_order("rate_limited");
+        return reply(protocol::order_result_status(message.drop, message.client_order_id,
+                                                   "rate_limited",
+                                                   "too many orders from this connection"));
+      }
+      if (!sequencer.submit(OrderRequest{self, std::string(message.drop), user_,
+                                         std::string(message.client_order_id), message.qty})) {
+        context_.metrics.count_order("busy");
+        reply(protocol::order_result_status(
+            message.drop, message.client_order_id, "busy",
+            "the server is busy; retry with the same client_order_id"));
+      }
+      return;
+    }
+    case ClientType::confirm:
+    case ClientType::cancel:
+      if (!sequencer.submit(ActionRequest{self, message.type == ClientType::confirm,
+                                          std::string(message.order_id), user_}))
+        refuse(ErrorCode::rate_limited, "the server is busy; retry", message.order_id);
+      return;
+  }
+}
+
+void WebsocketSession::hello(const protocol::ClientMessage& message) {
+  std::string user;
+  if (!message.token.empty()) {
+    TokenCheck check = verify_token(context_.config.token_secret, message.token, unix_seconds());
+    if (check.user.empty())
+      return close_with(share(protocol::error(ErrorCode::unauthenticated, check.problem, "hello")),
+                        1008, "unauthenticated");
+    user = std::move(check.user);
+  } else if (context_.config.auth == AuthMode::dev &&
+             engine::is_valid_name(message.user, engine::user_length_max)) {
+    user = std::string(message.user);
+  } else {
+    return close_with(
+        share(protocol::error(ErrorCode::unauthenticated, "a valid token is required", "hello")),
+        1008, "unauthenticated");
+  }
+  hello_sent_ = true;
+  signed_in_ = true;
+  user_ = user;
+  deadline_.cancel();
+  if (!context_.sequencer.submit(HelloRequest{shared_from_this(), std::move(user)}))
+    close_with(
+        share(protocol::error(ErrorCode::rate_limited, "the server is busy; reconnect", "hello")),
+        1013, "busy");
+}
+
+void WebsocketSession::reply(std::string frame) {
+  enqueue(share(std::move(frame)), FrameKind::reply, 0);
+}
+
+void WebsocketSession::refuse(ErrorCode code, std::string_view message, std::string_view ref) {
+  context_.metrics.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+  reply(protocol::error(code, message, ref));
+}
+
+// A token bucket per connection: orders_per_second, bursts up to orders_burst.
+bool WebsocketSession::take_order_token() {
+  const Limits& limits = context_.config.limits;
+  const auto now = std::chrono::steady_clock::now();
+  const double elapsed_s = std::chrono::duration<double>(now - tokens_at_).count();
+  tokens_at_ = now;
+  order_tokens_ =
+      std::min(limits.orders_burst, order_tokens_ + elapsed_s * limits.orders_per_second);
+  if (order_tokens_ < 1) return false;
+  order_tokens_ -= 1;
+  return true;
+}
+
+void WebsocketSession::send(SharedFrame frame, FrameKind kind, std::uint32_t drop) {
+  boost::asio::post(ws_.get_executor(), [self = shared_from_this(), frame = std::move(frame), kind,
+                                         drop] { self->send_here(frame, kind, drop); });
+}
+
+void WebsocketSession::send_here(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) {
+  enqueue(frame, kind, drop);
+}
+
+void WebsocketSession::close_with(SharedFrame frame, std::uint16_t code, std::string reason) {
+  boost::asio::post(ws_.get_executor(), [self = shared_from_this(), frame = std::move(frame), code,
+                                         reason = std::move(reason)]() mutable {
+    if (frame) self->enqueue(frame, FrameKind::reply, 0);
+    self->begin_close(code, std::move(reason));
+  });
+}
+
+void WebsocketSession::forget_subscription(std::string drop) {
+  boost::asio::post(ws_.get_executor(), [self = shared_from_this(), drop = std::move(drop)] {
+    std::erase(self->subscriptions_, drop);
+    self->hub_.unsubscribe(drop, self.get());
+  });
+}
+
+void WebsocketSession::shut_down() {
+  begin_close(websocket::close_code::going_away, "server shutting down");
+}
+
+void WebsocketSession::enqueue(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) {
+  if (closed_ || (closing_ && kind != FrameKind::reply)) return;
+  if (supersedable(kind)) {
+    for (Outgoing& queued : queue_) {
+      // The one at the front may be being written; only replace what is still waiting.
+      if (&queued == &queue_.front() && writing_) continue;
+      if (queued.kind == kind && queued.drop == drop) {
+        queued_bytes_ = queued_bytes_ - queued.frame->size() + frame->size();
+        queued.frame = frame;
+        context_.metrics.frames_superseded.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+    }
+  }
+  queue_.push_back({frame, kind, drop});
+  queued_bytes_ += frame->size();
+  if (queued_bytes_ > context_.config.limits.queue_bytes_max) {
+    context_.metrics.slow_viewers_closed.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("closing slow viewer {} ({} bytes queued)", user_, queued_bytes_);
+    // Keep only what is being written; a viewer this far behind gets nothing more.
+    while (queue_.size() > (writing_ ? 1u : 0u)) {
+      queued_bytes_ -= queue_.back().frame->size();
+      queue_.pop_back();
+    }
+    begin_close(websocket::close_code::try_again_later, "too slow: messages were piling up");
+    return;
+  }
+  if (!writing_) do_write();
+}
+
+void WebsocketSession::do_write() {
+  if (queue_.empty()) {
+    if (closing_ && !closed_) {
+      closed_ = true;
+      ws_.async_close(close_reason_,
+                      [self = shared_from_this()](beast::error_code) { self->finish(); });
+    }
+    return;
+  }
+  writing_ = true;
+  ws_.text(true);
+  ws_.async_write(boost::asio::buffer(*queue_.front().frame),
+                  beast::bind_front_handler(&WebsocketSession::on_write, shared_from_this()));
+}
+
+void WebsocketSession::on_write(beast::error_code error, std::size_t) {
+  writing_ = false;
+  if (error) return finish();
+  context_.metrics.messages_out.fetch_add(1, std::memory_order_relaxed);
+  queued_bytes_ -= queue_.front().frame->size();
+  queue_.pop_front();
+  do_write();
+}
+
+void WebsocketSession::begin_close(std::uint16_t code, std::string reason) {
+  if (closing_) return;
+  closing_ = true;
+  close_reason_ =
+      websocket::close_reason(static_cast<websocket::close_code>(code), std::move(reason));
+  // A viewer that stopped reading may never let the close through: give it a moment, then
+  // drop the connection.
+  deadline_.expires_after(std::chrono::seconds(2));
+  deadline_.async_wait([self = shared_from_this()](beast::error_code cancelled) {
+    if (!cancelled) beast::get_lowest_layer(self->ws_).close();
+  });
+  if (!writing_) do_write();
+}
+
+// The connection is over: leave the hub and the engine's user list. Idempotent.
+void WebsocketSession::finish() {
+  if (finished_) return;
+  finished_ = true;
+  closed_ = true;
+  deadline_.cancel();
+  for (const std::string& drop : subscriptions_) hub_.unsubscribe(drop, this);
+  subscriptions_.clear();
+  hub_.leave(this);
+  if (signed_in_) context_.sequencer.submit(LeaveRequest{this, user_});
+}
+
+}  // namespace flashsale::gateway

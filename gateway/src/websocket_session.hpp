@@ -1,0 +1,79 @@
+// WebsocketSession: one viewer's connection at /ws (protocol v1, docs/protocol.md).
+//
+// Reads one message at a time and answers or forwards it to the engine thread; writes with one
+// write in flight and a queue bounded in bytes. A viewer that cannot keep up first loses stale
+// `tick` and `stock` frames (a newer one replaces the older of the same drop), and is closed
+// with 1013 if still over its bound; order messages are never the ones dropped. Everything runs
+// on the session's own I/O thread; Outbox calls from other threads are posted there.
+#pragma once
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "context.hpp"
+#include "flashsale/gateway/protocol.hpp"
+#include "outbox.hpp"
+
+namespace flashsale::gateway {
+
+class WebsocketSession : public Outbox, public std::enable_shared_from_this<WebsocketSession> {
+ public:
+  WebsocketSession(boost::asio::ip::tcp::socket&& socket, ServerContext& context, Hub& hub);
+  ~WebsocketSession() override;
+
+  // Completes the upgrade the HTTP session read.
+  void start(boost::beast::http::request<boost::beast::http::string_body> upgrade);
+  void send(SharedFrame frame, FrameKind kind, std::uint32_t drop) override;
+  void send_here(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) override;
+  void close_with(SharedFrame frame, std::uint16_t code, std::string reason) override;
+  void forget_subscription(std::string drop) override;
+  void shut_down() override;
+
+ private:
+  struct Outgoing {
+    SharedFrame frame;
+    FrameKind kind;
+    std::uint32_t drop;
+  };
+
+  void on_accept(boost::beast::error_code error);
+  void do_read();
+  void on_read(boost::beast::error_code error, std::size_t bytes);
+  void handle(const protocol::ClientMessage& message);
+  void hello(const protocol::ClientMessage& message);
+  void reply(std::string frame);
+  void refuse(protocol::ErrorCode code, std::string_view message, std::string_view ref);
+  bool take_order_token();
+  void enqueue(const SharedFrame& frame, FrameKind kind, std::uint32_t drop);
+  void do_write();
+  void on_write(boost::beast::error_code error, std::size_t bytes);
+  void begin_close(std::uint16_t code, std::string reason);
+  void finish();
+
+  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  ServerContext& context_;
+  Hub& hub_;
+  boost::beast::flat_buffer buffer_;
+  boost::asio::steady_timer deadline_;  // hello, then a stuck close
+  std::string user_;
+  bool signed_in_ = false;
+  bool hello_sent_ = false;
+  std::vector<std::string> subscriptions_;
+  double order_tokens_;
+  std::chrono::steady_clock::time_point tokens_at_;
+  std::deque<Outgoing> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool closing_ = false;  // a close is wanted once the queue drains
+  bool closed_ = false;
+  bool finished_ = false;  // left the hub and the engine's user list
+  boost::beast::websocket::close_reason close_reason_;
+};
+
+}  // namespace flashsale::gateway

@@ -1,0 +1,324 @@
+// The flashsale server end to end: the real executable, a real redis-server, real sockets.
+// Viewers are Beast WebSocket clients; the host is plain HTTP.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <string>
+
+#include "clients.hpp"
+#include "server_process.hpp"
+
+namespace flashsale::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+constexpr const char* host_key = "dev-host-key";
+const std::string dev_config = FLASHSALE_SOURCE_DIR "/configs/dev.toml";
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { server = std::make_unique<ServerProcess>(redis, dev_config, "gw"); }
+
+  HttpReply host(std::string_view method, std::string_view target, std::string_view body = {}) {
+    return http_call(server->port(), method, target, body, host_key);
+  }
+  void create(std::string_view id, int stock, int limit, int hold_seconds, int waitlist) {
+    const auto reply = host("POST", "/api/drops",
+                            json::serialize(json::object{{"id", id},
+                                                         {"title", "Chestnuts"},
+                                                         {"price_cents", 1990},
+                                                         {"stock", stock},
+                                                         {"per_user_limit", limit},
+                                                         {"hold_seconds", hold_seconds},
+                                                         {"waitlist_limit", waitlist}}));
+    ASSERT_EQ(reply.status, 201u) << reply.body;
+  }
+  void open_now(std::string_view id) {
+    const auto reply =
+        host("POST", "/api/drops/" + std::string(id) + "/countdown", R"({"seconds":0})");
+    ASSERT_EQ(reply.status, 200u) << reply.body;
+  }
+  static json::object order(std::string_view drop, std::string_view client_order_id, int qty = 1) {
+    return {{"type", "order"}, {"drop", drop}, {"qty", qty}, {"client_order_id", client_order_id}};
+  }
+
+  RedisServer redis;
+  std::unique_ptr<ServerProcess> server;
+};
+
+std::string text(const json::object& message, std::string_view key) {
+  return std::string(message.at(key).as_string());
+}
+
+TEST_F(ServerTest, WholeFlowFromCountdownToWaitlistPromotionAndExpiry) {
+  create("d", 2, 1, 2, 2);
+  Viewer alice(server->port());
+  Viewer bob(server->port());
+  Viewer carol(server->port());
+  for (const auto& [viewer, name] :
+       {std::pair{&alice, "alice"}, std::pair{&bob, "bob"}, std::pair{&carol, "carol"}}) {
+    viewer->sign_in(name);
+    viewer->send_json({{"type", "subscribe"}, {"drop", "d"}});
+    const auto drop = viewer->next_of("drop");
+    ASSERT_TRUE(drop);
+    EXPECT_EQ(text(*drop, "state"), "scheduled");
+    EXPECT_TRUE(drop->at("opens_at_ms").is_null());
+  }
+  ASSERT_EQ(host("POST", "/api/drops/d/countdown", R"({"seconds":2})").status, 200u);
+  const auto countdown = alice.next_of("drop");
+  ASSERT_TRUE(countdown);
+  EXPECT_EQ(text(*countdown, "state"), "countdown");
+  const auto tick = alice.next_of("tick");
+  ASSERT_TRUE(tick);
+  EXPECT_LE(tick->at("ms_left").as_int64(), 2'000);
+  const auto opened = alice.next_of("state", 5s);
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(text(*opened, "state"), "open");
+
+  alice.send_json(order("d", "a-1"));
+  const auto alice_result = alice.next_of("order_result");
+  ASSERT_TRUE(alice_result);
+  EXPECT_EQ(text(*alice_result, "status"), "reserved");
+  bob.send_json(order("d", "b-1"));
+  const auto bob_result = bob.next_of("order_result");
+  ASSERT_TRUE(bob_result);
+  EXPECT_EQ(text(*bob_result, "status"), "reserved");
+  carol.send_json(order("d", "c-1"));
+  const auto carol_result = carol.next_of("order_result");
+  ASSERT_TRUE(carol_result);
+  EXPECT_EQ(text(*carol_result, "status"), "waitlisted");
+  EXPECT_EQ(carol_result->at("position").as_int64(), 1);
+
+  // Viewers see the stock reach zero.
+  std::int64_t left = -1;
+  while (left != 0) {
+    const auto stock = alice.next_of("stock");
+    ASSERT_TRUE(stock);
+    left = stock->at("left").as_int64();
+  }
+
+  alice.send_json({{"type", "confirm"}, {"order_id", alice_result->at("order_id")}});
+  const auto paid = alice.next_of("order_update");
+  ASSERT_TRUE(paid);
+  EXPECT_EQ(text(*paid, "status"), "confirmed");
+
+  bob.send_json({{"type", "cancel"}, {"order_id", bob_result->at("order_id")}});
+  const auto cancelled = bob.next_of("order_update");
+  ASSERT_TRUE(cancelled);
+  EXPECT_EQ(text(*cancelled, "status"), "cancelled");
+  // Bob's unit goes to Carol, pushed to her connection.
+  const auto promoted = carol.next_of("order_update");
+  ASSERT_TRUE(promoted);
+  EXPECT_EQ(text(*promoted, "status"), "reserved");
+  EXPECT_EQ(text(*promoted, "client_order_id"), "c-1");
+  // She does not pay: the hold (2 s) expires and she is told.
+  const auto expired = carol.next_of("order_update", 6s);
+  ASSERT_TRUE(expired);
+  EXPECT_EQ(text(*expired, "status"), "expired");
+
+  const auto counters = host("GET", "/api/drops/d").json().as_object();
+  EXPECT_EQ(counters.at("sold").as_int64(), 1);
+  EXPECT_EQ(counters.at("held").as_int64(), 0);
+  EXPECT_EQ(counters.at("stock_left").as_int64() + counters.at("held").as_int64() +
+                counters.at("sold").as_int64(),
+            counters.at("stock_total").as_int64());
+
+  // A retry returns the original outcome.
+  carol.send_json(order("d", "c-1"));
+  const auto again = carol.next_of("order_result");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(text(*again, "status"), "waitlisted");
+  const auto orders = host("GET", "/api/drops/d/orders?user=carol").json().as_object();
+  EXPECT_EQ(orders.at("orders").as_array().at(0).as_object().at("status").as_string(), "expired");
+}
+
+TEST_F(ServerTest, SignInIsRequiredFirst) {
+  Viewer early(server->port());
+  early.send_json(order("d", "x"));
+  const auto refused = early.next();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(text(*refused, "code"), "unauthenticated");
+  EXPECT_FALSE(early.next());
+  EXPECT_EQ(early.close_code(), 1008);
+}
+
+TEST(ServerTokens, TokensAreCheckedWhenAuthIsTokenMode) {
+  RedisServer redis;
+  std::ifstream dev(dev_config);
+  std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
+  const auto mode = config.find("\nmode = \"dev\"");
+  ASSERT_NE(mode, std::string::npos);
+  config.replace(mode, 13, "\nmode = \"token\"");
+  ServerProcess server(redis, write_temp_file("token.toml", config), "tokens");
+  const auto minted = http_call(server.port(), "POST", "/api/tokens",
+                                R"({"user":"dana","ttl_seconds":60})", host_key);
+  ASSERT_EQ(minted.status, 200u) << minted.body;
+  Viewer dana(server.port());
+  dana.send_json({{"type", "hello"}, {"token", minted.json().at("token")}});
+  const auto welcome = dana.next();
+  ASSERT_TRUE(welcome);
+  ASSERT_EQ(text(*welcome, "type"), "welcome") << json::serialize(*welcome);
+  EXPECT_EQ(text(*welcome, "user"), "dana");
+
+  Viewer forger(server.port());
+  forger.send_json({{"type", "hello"}, {"token", "eyJ1c2VyIjoiZXZlIn0.AAAA"}});
+  const auto refused = forger.next();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(text(*refused, "code"), "unauthenticated");
+  EXPECT_FALSE(forger.next());
+  EXPECT_EQ(forger.close_code(), 1008);
+
+  Viewer name_only(server.port());  // dev sign-in is off
+  name_only.send_json({{"type", "hello"}, {"user", "mallory"}});
+  const auto no_dev = name_only.next();
+  ASSERT_TRUE(no_dev);
+  EXPECT_EQ(text(*no_dev, "code"), "unauthenticated");
+}
+
+TEST_F(ServerTest, EveryErrorCodeIsAnsweredAndTheConnectionKeepsServing) {
+  create("d", 5, 1, 60, 0);
+  open_now("d");
+  Viewer alice(server->port());
+  alice.sign_in("alice");
+  const auto error_for = [&](std::string_view frame) {
+    alice.send(frame);
+    const auto error = alice.next_of("error");
+    return error ? text(*error, "code") : std::string("no error");
+  };
+  EXPECT_EQ(error_for("{nope"), "bad_json");
+  EXPECT_EQ(error_for(R"({"type":"teleport"})"), "unknown_type");
+  EXPECT_EQ(error_for(R"({"type":"order","drop":"d","qty":-3,"client_order_id":"c"})"),
+            "bad_field");
+  EXPECT_EQ(error_for(R"({"type":"subscribe","drop":"nope"})"), "unknown_drop");
+  EXPECT_EQ(error_for(R"({"type":"confirm","order_id":"nope:1"})"), "unknown_order");
+  EXPECT_EQ(error_for(R"({"type":"confirm","order_id":"d:99"})"), "unknown_order");
+
+  Viewer bob(server->port());
+  bob.sign_in("bob");
+  bob.send_json(order("d", "b-1"));
+  const auto bobs = bob.next_of("order_result");
+  ASSERT_TRUE(bobs);
+  EXPECT_EQ(error_for(R"({"type":"cancel","order_id":")" + text(*bobs, "order_id") + "\"}"),
+            "not_owner");
+
+  // Still serving after all that.
+  alice.send_json({{"type", "time"}});
+  EXPECT_TRUE(alice.next_of("time"));
+
+  // Orders beyond the burst (10) are refused for rate, with an order_result.
+  for (int index = 0; index < 15; ++index)
+    alice.send_json(order("d", "r-" + std::to_string(index)));
+  int rate_limited = 0;
+  for (int index = 0; index < 15; ++index) {
+    const auto result = alice.next_of("order_result");
+    ASSERT_TRUE(result);
+    rate_limited += text(*result, "status") == "rate_limited";
+  }
+  EXPECT_GE(rate_limited, 4);
+}
+
+TEST_F(ServerTest, OversizedFramesCloseWith1009) {
+  Viewer alice(server->port());
+  alice.sign_in("alice");
+  alice.send(R"({"type":"time","padding":")" + std::string(5'000, 'x') + "\"}");
+  EXPECT_FALSE(alice.next());
+  EXPECT_EQ(alice.close_code(), 1009);
+}
+
+TEST_F(ServerTest, HostApiAnswersErrorsWithStatusAndCode) {
+  EXPECT_EQ(http_call(server->port(), "GET", "/api/drops").status, 401u);
+  EXPECT_EQ(http_call(server->port(), "GET", "/api/drops", {}, "wrong-key-123").status, 401u);
+  EXPECT_EQ(host("GET", "/api/drops/nope").status, 404u);
+  EXPECT_EQ(host("POST", "/api/drops", "{not json").status, 400u);
+  const auto missing = host("POST", "/api/drops", R"({"id":"d"})");
+  EXPECT_EQ(missing.status, 400u);
+  EXPECT_EQ(missing.json().at("error").at("code").as_string(), "invalid_argument");
+  create("d", 1, 1, 60, 0);
+  EXPECT_EQ(
+      host(
+          "POST", "/api/drops",
+          R"({"id":"d","title":"t","price_cents":1,"stock":1,"per_user_limit":1,"hold_seconds":60})")
+          .status,
+      409u);
+  open_now("d");
+  EXPECT_EQ(host("POST", "/api/drops/d/countdown", R"({"seconds":5})").status, 409u);
+  EXPECT_EQ(host("POST", "/api/drops/d/restock", R"({"add":2})").status, 200u);
+  EXPECT_EQ(host("POST", "/api/drops/d/close").status, 200u);
+  EXPECT_EQ(host("POST", "/api/drops/d/close").status, 409u);
+  EXPECT_EQ(host("GET", "/api/drops/d/orders").status, 400u);
+  EXPECT_EQ(http_call(server->port(), "GET", "/healthz").status, 200u);
+  const auto metrics = http_call(server->port(), "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("flashsale_orders_total{status=\"reserved\"}"), std::string::npos);
+}
+
+TEST_F(ServerTest, RetryAfterARestartReturnsTheOriginalOutcome) {
+  create("d", 1, 1, 60, 0);
+  open_now("d");
+  std::string order_id;
+  {
+    Viewer alice(server->port());
+    alice.sign_in("alice");
+    alice.send_json(order("d", "a-1"));
+    const auto result = alice.next_of("order_result");
+    ASSERT_TRUE(result);
+    ASSERT_EQ(text(*result, "status"), "reserved");
+    order_id = text(*result, "order_id");
+  }
+  EXPECT_EQ(server->stop(), 0);
+  server->restart();
+  Viewer alice(server->port());
+  alice.sign_in("alice");
+  alice.send_json(order("d", "a-1"));
+  const auto again = alice.next_of("order_result");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(text(*again, "status"), "reserved");
+  EXPECT_EQ(text(*again, "order_id"), order_id);
+  Viewer bob(server->port());
+  bob.sign_in("bob");
+  bob.send_json(order("d", "b-1"));
+  const auto sold_out = bob.next_of("order_result");
+  ASSERT_TRUE(sold_out);
+  EXPECT_EQ(text(*sold_out, "status"), "sold_out");
+}
+
+TEST_F(ServerTest, ShutdownClosesViewersWith1001AndExitsCleanly) {
+  Viewer alice(server->port());
+  alice.sign_in("alice");
+  EXPECT_EQ(server->stop(), 0);
+  EXPECT_FALSE(alice.next());
+  EXPECT_EQ(alice.close_code(), 1001);
+}
+
+// A viewer that stops reading is closed; memory stays bounded and others are served.
+TEST_F(ServerTest, SlowViewerIsClosedAndOthersAreUnaffected) {
+  Viewer slow(server->port(), 4096);
+  slow.sign_in("slow");
+  Viewer fine(server->port());
+  fine.sign_in("fine");
+  const std::string time_request = R"({"type":"time"})";
+  bool closed = false;
+  try {
+    for (int index = 0; index < 400'000 && !closed; ++index) slow.send(time_request);
+  } catch (const std::exception&) {
+    closed = true;  // the server dropped it while we were still writing
+  }
+  // The fine viewer is answered promptly throughout.
+  fine.send_json({{"type", "time"}});
+  EXPECT_TRUE(fine.next_of("time", 2s));
+  const auto metrics = http_call(server->port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("flashsale_slow_viewers_closed_total 1"), std::string::npos)
+      << metrics.substr(0, 2000);
+  std::ifstream status("/proc/" + std::to_string(server->pid()) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      EXPECT_LT(std::stol(line.substr(6)), 200'000) << line;  // kB
+    }
+  }
+}
+
+}  // namespace
+}  // namespace flashsale::testing

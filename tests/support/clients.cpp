@@ -1,0 +1,100 @@
+// See clients.hpp.
+#include "clients.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http.hpp>
+#include <stdexcept>
+
+namespace flashsale::testing {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::asio::ip::tcp;
+
+HttpReply http_call(unsigned short port, std::string_view method, std::string_view target,
+                    std::string_view body, std::string_view host_key) {
+  boost::asio::io_context io;
+  beast::tcp_stream stream(io);
+  stream.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  http::request<http::string_body> request(http::string_to_verb(method), std::string(target), 11);
+  request.set(http::field::host, "127.0.0.1");
+  if (!host_key.empty()) request.set(http::field::authorization, "Bearer " + std::string(host_key));
+  if (!body.empty()) {
+    request.set(http::field::content_type, "application/json");
+    request.body() = std::string(body);
+  }
+  request.prepare_payload();
+  http::write(stream, request);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  http::read(stream, buffer, response);
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  return {response.result_int(), response.body()};
+}
+
+Viewer::Viewer(unsigned short port, int receive_buffer) : ws_(io_) {
+  tcp::socket& socket = beast::get_lowest_layer(ws_).socket();
+  socket.open(tcp::v4());
+  if (receive_buffer > 0)
+    socket.set_option(boost::asio::socket_base::receive_buffer_size(receive_buffer));
+  beast::get_lowest_layer(ws_).connect(
+      tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  ws_.handshake("127.0.0.1", "/ws");
+}
+
+Viewer::~Viewer() {
+  if (closed_) return;
+  beast::error_code ignored;
+  beast::get_lowest_layer(ws_).socket().close(ignored);
+}
+
+void Viewer::send(std::string_view text) {
+  ws_.text(true);
+  ws_.write(boost::asio::buffer(text));
+}
+
+std::optional<boost::json::object> Viewer::next(std::chrono::milliseconds timeout) {
+  if (closed_) return std::nullopt;
+  std::optional<beast::error_code> result;
+  ws_.async_read(buffer_, [&](beast::error_code error, std::size_t) { result = error; });
+  io_.restart();
+  io_.run_for(timeout);
+  if (!result) {  // deadline: abandon the read (the stream is unusable after this)
+    beast::get_lowest_layer(ws_).socket().cancel();
+    io_.restart();
+    io_.run();
+    closed_ = true;
+    return std::nullopt;
+  }
+  if (*result) {
+    closed_ = true;
+    close_code_ = ws_.reason().code;
+    return std::nullopt;
+  }
+  const std::string text = beast::buffers_to_string(buffer_.data());
+  buffer_.consume(buffer_.size());
+  return boost::json::parse(text).as_object();
+}
+
+std::optional<boost::json::object> Viewer::next_of(std::string_view type,
+                                                   std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    auto message = next(left);
+    if (!message) return std::nullopt;
+    if (message->at("type").as_string() == type) return message;
+  }
+}
+
+void Viewer::sign_in(std::string_view user) {
+  send_json({{"type", "hello"}, {"user", user}});
+  const auto welcome = next_of("welcome");
+  if (!welcome) throw std::runtime_error("no welcome for " + std::string(user));
+}
+
+}  // namespace flashsale::testing

@@ -1,0 +1,55 @@
+// Test clients for the flashsale server: a WebSocket viewer and one-shot HTTP calls, with
+// Boost.Beast over real loopback sockets. Every read has a deadline, so a missing message
+// fails a test instead of hanging it.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace flashsale::testing {
+
+struct HttpReply {
+  unsigned status = 0;
+  std::string body;
+  boost::json::value json() const { return boost::json::parse(body); }
+};
+
+// One request on a fresh connection. `host_key` empty: no Authorization header.
+HttpReply http_call(unsigned short port, std::string_view method, std::string_view target,
+                    std::string_view body = {}, std::string_view host_key = {});
+
+class Viewer {
+ public:
+  // Connects and upgrades at /ws. `receive_buffer` > 0 shrinks the socket's receive buffer.
+  explicit Viewer(unsigned short port, int receive_buffer = 0);
+  ~Viewer();
+
+  void send(std::string_view text);
+  void send_json(const boost::json::object& message) { send(boost::json::serialize(message)); }
+  // The next message, or nullopt when the deadline passes or the connection closes. After a
+  // deadline passed the viewer is closed: assert silence only as a test's last use of it.
+  std::optional<boost::json::object> next(
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Skips messages until one of `type` arrives (nullopt at deadline or close).
+  std::optional<boost::json::object> next_of(
+      std::string_view type, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // hello (dev mode) and welcome.
+  void sign_in(std::string_view user);
+  // After the server closed: its close code (0 when the connection ended without one).
+  std::uint16_t close_code() const { return close_code_; }
+  bool closed() const { return closed_; }
+
+ private:
+  boost::asio::io_context io_;
+  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::flat_buffer buffer_;
+  bool closed_ = false;
+  std::uint16_t close_code_ = 0;
+};
+
+}  // namespace flashsale::testing

@@ -1,0 +1,44 @@
+// ServerProcess: the real `flashsale` executable started for a test, on a free port (it listens
+// on port 0 and the test reads the port from its "listening on" log line), against a test's
+// RedisServer. Stop it with SIGTERM (graceful) or SIGKILL (a crash).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "process.hpp"
+#include "redis_server.hpp"
+
+namespace flashsale::testing {
+
+class ServerProcess {
+ public:
+  // `config` is a TOML file; `prefix` the journal prefix.
+  ServerProcess(const RedisServer& redis, std::string config, std::string prefix,
+                std::vector<std::string> extra = {});
+  ~ServerProcess();
+
+  unsigned short port() const noexcept { return port_; }
+  // SIGTERM and wait; the exit status.
+  int stop();
+  void kill();
+  pid_t pid() const { return process_->pid(); }
+  // Starts again on the same Redis and prefix (a new port).
+  void restart();
+
+ private:
+  void start();
+  void drain_after_start();
+
+  std::vector<std::string> arguments_;
+  std::unique_ptr<ChildProcess> process_;
+  std::thread log_drain_;
+  unsigned short port_ = 0;
+};
+
+// Writes `text` to a fresh file under the test temp folder; its path.
+std::string write_temp_file(const std::string& name, const std::string& text);
+
+}  // namespace flashsale::testing
