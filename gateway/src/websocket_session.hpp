@@ -11,7 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <deque>
+#include <boost/container/devector.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,7 +67,9 @@ class WebsocketSession : public Outbox, public std::enable_shared_from_this<Webs
   std::vector<std::string> subscriptions_;
   double order_tokens_;
   std::chrono::steady_clock::time_point tokens_at_;
-  std::deque<Outgoing> queue_;
+  // devector: no allocation while empty (std::deque allocates ~600 bytes up front), and an
+  // idle connection's queue is empty.
+  boost::container::devector<Outgoing> queue_;
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
   bool closing_ = false;  // a close is wanted once the queue drains

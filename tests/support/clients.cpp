@@ -3,36 +3,12 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/http.hpp>
 #include <stdexcept>
 
 namespace flashsale::testing {
 
 namespace beast = boost::beast;
-namespace http = beast::http;
 using boost::asio::ip::tcp;
-
-HttpReply http_call(unsigned short port, std::string_view method, std::string_view target,
-                    std::string_view body, std::string_view host_key) {
-  boost::asio::io_context io;
-  beast::tcp_stream stream(io);
-  stream.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::string_body> request(http::string_to_verb(method), std::string(target), 11);
-  request.set(http::field::host, "127.0.0.1");
-  if (!host_key.empty()) request.set(http::field::authorization, "Bearer " + std::string(host_key));
-  if (!body.empty()) {
-    request.set(http::field::content_type, "application/json");
-    request.body() = std::string(body);
-  }
-  request.prepare_payload();
-  http::write(stream, request);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> response;
-  http::read(stream, buffer, response);
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  return {response.result_int(), response.body()};
-}
 
 Viewer::Viewer(unsigned short port, int receive_buffer) : ws_(io_) {
   tcp::socket& socket = beast::get_lowest_layer(ws_).socket();

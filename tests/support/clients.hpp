@@ -11,17 +11,19 @@
 #include <optional>
 #include <string>
 
+#include "flashsale/loadtest/http.hpp"
+
 namespace flashsale::testing {
 
-struct HttpReply {
-  unsigned status = 0;
-  std::string body;
+struct HttpReply : loadtest::HttpReply {
   boost::json::value json() const { return boost::json::parse(body); }
 };
 
-// One request on a fresh connection. `host_key` empty: no Authorization header.
-HttpReply http_call(unsigned short port, std::string_view method, std::string_view target,
-                    std::string_view body = {}, std::string_view host_key = {});
+// One request to 127.0.0.1:`port` on a fresh connection (the load tester's client).
+inline HttpReply http_call(unsigned short port, std::string_view method, std::string_view target,
+                           std::string_view body = {}, std::string_view host_key = {}) {
+  return {loadtest::http_call({"127.0.0.1", port}, method, target, body, host_key)};
+}
 
 class Viewer {
  public:

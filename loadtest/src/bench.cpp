@@ -1,0 +1,398 @@
+// See bench.hpp. Each worker thread owns an io_context and its share of the connections; a
+// 1 ms timer per thread sends whatever the schedule says is due.
+#include "flashsale/loadtest/bench.hpp"
+
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <charconv>
+#include <deque>
+#include <map>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "flashsale/loadtest/histogram.hpp"
+#include "flashsale/loadtest/http.hpp"
+
+namespace flashsale::loadtest {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct WsTarget {
+  std::string host;
+  unsigned short port = 0;
+  std::string path;
+};
+
+WsTarget parse_ws(std::string_view url) {
+  constexpr std::string_view scheme = "ws://";
+  if (!url.starts_with(scheme)) throw std::invalid_argument("expected ws://HOST:PORT/PATH");
+  url.remove_prefix(scheme.size());
+  const auto slash = url.find('/');
+  const std::string_view authority = url.substr(0, slash);
+  const auto colon = authority.rfind(':');
+  WsTarget target{std::string(authority.substr(0, colon)), 0,
+                  slash == std::string_view::npos ? "/" : std::string(url.substr(slash))};
+  const std::string_view port = authority.substr(colon + 1);
+  if (colon == std::string_view::npos || std::from_chars(port.data(), port.data() + port.size(), target.port).ec != std::errc{})
+    throw std::invalid_argument("bad port in " + std::string(url));
+  return target;
+}
+
+// The value of a string field in a server message, found without a JSON parser (the load
+// generator must stay cheaper than the server it measures).
+std::string_view field(std::string_view message, std::string_view name) {
+  const std::string key = fmt::format("\"{}\":", name);
+  auto at = message.find(key);
+  if (at == std::string_view::npos) return {};
+  at += key.size();
+  if (at < message.size() && message[at] == '"') {
+    const auto end = message.find('"', at + 1);
+    return message.substr(at + 1, end - at - 1);
+  }
+  const auto end = message.find_first_of(",}", at);
+  return message.substr(at, end - at);
+}
+
+template <typename Number>
+Number number(std::string_view text) {
+  Number value{};
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void raise_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+long rss_kb(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+// One signed-in viewer. Writes are queued, one in flight.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using Handler = std::function<void(std::string_view)>;
+
+  Connection(asio::io_context& io, Handler on_message) : ws_(io), on_message_(std::move(on_message)) {}
+
+  void open(const WsTarget& target, const std::string& source, std::string user, std::function<void(bool)> ready) {
+    user_ = std::move(user);
+    ready_ = std::move(ready);
+    tcp::socket& socket = beast::get_lowest_layer(ws_).socket();
+    beast::error_code error;
+    socket.open(tcp::v4(), error);
+    // Choose the source port at connect time, per destination: binding to port 0 would search
+    // the whole range for a port free for every destination, slower with every socket open.
+    const int one = 1;
+    setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    socket.bind(tcp::endpoint(asio::ip::make_address(source), 0), error);
+    if (error) return fail();
+    beast::get_lowest_layer(ws_).async_connect(
+        tcp::endpoint(asio::ip::make_address(target.host), target.port),
+        [self = shared_from_this(), target](beast::error_code connect_error) {
+          if (connect_error) return self->fail();
+          self->ws_.async_handshake(target.host, target.path, [self](beast::error_code handshake_error) {
+            if (handshake_error) return self->fail();
+            self->send(fmt::format(R"({{"type":"hello","user":"{}"}})", self->user_));
+            self->read();
+          });
+        });
+  }
+
+  void send(std::string frame) {
+    out_.push_back(std::move(frame));
+    if (!writing_) write();
+  }
+  void close() {
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+ private:
+  void fail() {
+    if (ready_) std::exchange(ready_, nullptr)(false);
+  }
+  void read() {
+    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code error, std::size_t) {
+      if (error) return self->fail();
+      const std::string_view text(static_cast<const char*>(self->buffer_.data().data()), self->buffer_.size());
+      if (self->ready_ && field(text, "type") == "welcome") {
+        std::exchange(self->ready_, nullptr)(true);
+      } else {
+        self->on_message_(text);
+      }
+      self->buffer_.consume(self->buffer_.size());
+      self->read();
+    });
+  }
+  void write() {
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(asio::buffer(out_.front()), [self = shared_from_this()](beast::error_code error, std::size_t) {
+      self->writing_ = false;
+      if (error) return;
+      self->out_.pop_front();
+      if (!self->out_.empty()) self->write();
+    });
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buffer_;
+  std::deque<std::string> out_;
+  bool writing_ = false;
+  std::string user_;
+  Handler on_message_;
+  std::function<void(bool)> ready_;
+};
+
+// Worker threads, each with an io_context and its connections.
+class Workers {
+ public:
+  explicit Workers(unsigned count) {
+    for (unsigned index = 0; index < count; ++index) {
+      contexts_.push_back(std::make_unique<asio::io_context>(1));
+      guards_.emplace_back(contexts_.back()->get_executor());
+    }
+  }
+  ~Workers() { join(); }
+  asio::io_context& io(std::size_t index) { return *contexts_[index % contexts_.size()]; }
+  std::size_t size() const { return contexts_.size(); }
+  void start() {
+    for (auto& context : contexts_) threads_.emplace_back([io = context.get()] { io->run(); });
+  }
+  void join() {
+    guards_.clear();
+    for (auto& context : contexts_) context->stop();
+    for (auto& thread : threads_) thread.join();
+    threads_.clear();
+  }
+
+ private:
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::vector<std::thread> threads_;
+};
+
+// Opens `count` connections spread over the workers and source addresses; waits for every
+// welcome. `handler(connection_index)` makes each one's message handler.
+std::vector<std::shared_ptr<Connection>> connect_all(
+    Workers& workers, const BenchOptions& options, const std::function<Connection::Handler(std::size_t)>& handler) {
+  const WsTarget target = parse_ws(options.url);
+  std::vector<std::shared_ptr<Connection>> connections;
+  std::atomic<std::size_t> ready{0};
+  std::atomic<std::size_t> failed{0};
+  const auto started = Clock::now();
+  for (std::size_t index = 0; index < options.connections; ++index) {
+    auto connection = std::make_shared<Connection>(workers.io(index), handler(index));
+    connections.push_back(connection);
+    asio::post(workers.io(index), [connection, &target, &options, &ready, &failed, index] {
+      connection->open(target, options.sources[index % options.sources.size()],
+                       fmt::format("{}-u{}", options.run, index),
+                       [&ready, &failed](bool ok) { (ok ? ready : failed) += 1; });
+    });
+    // At most 256 handshakes in flight: an overrun SYN backlog (2,048 here) drops SYNs, and
+    // the retries cost seconds.
+    while (index + 1 - ready - failed > 256) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  while (ready + failed < options.connections) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  fmt::print("connected {} viewers in {:.2f} s ({} failed)\n", ready.load(),
+             std::chrono::duration<double>(Clock::now() - started).count(), failed.load());
+  if (failed > 0) throw std::runtime_error("some connections failed");
+  return connections;
+}
+
+void create_drop(const BenchOptions& options, const std::string& id, unsigned stock, unsigned per_user_limit) {
+  const HttpTarget api = HttpTarget::parse(options.api);
+  const auto created = http_call(api, "POST", "/api/drops",
+                                 fmt::format(R"({{"id":"{}","title":"bench","price_cents":100,"stock":{},)"
+                                             R"("per_user_limit":{},"hold_seconds":600,"waitlist_limit":0}})",
+                                             id, stock, per_user_limit),
+                                 options.host_key);
+  if (created.status != 201) throw std::runtime_error("cannot create drop " + id + ": " + created.body);
+  const auto opened = http_call(api, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})", options.host_key);
+  if (opened.status != 200) throw std::runtime_error("cannot open drop " + id + ": " + opened.body);
+}
+
+void print_latency(std::string_view what, const LatencyHistogram& histogram) {
+  fmt::print("{}: p50 {:.2f} ms, p90 {:.2f} ms, p99 {:.2f} ms, p99.9 {:.2f} ms, max {:.2f} ms ({} samples)\n", what,
+             histogram.percentile(0.50) / 1e3, histogram.percentile(0.90) / 1e3, histogram.percentile(0.99) / 1e3,
+             histogram.percentile(0.999) / 1e3, histogram.max() / 1e3, histogram.count());
+}
+
+}  // namespace
+
+int bench_orders(const BenchOptions& options) {
+  raise_file_limit();
+  const auto total = static_cast<std::uint64_t>(options.rate * options.seconds);
+  const std::uint64_t per_user_drop = total / (std::uint64_t{options.connections} * options.drops) + 1;
+  if (per_user_drop > 64)
+    throw std::runtime_error(fmt::format("{} orders per viewer and drop; the server allows 64: add connections or drops",
+                                         per_user_drop));
+  std::vector<std::string> drops;
+  for (unsigned index = 0; index < options.drops; ++index) {
+    drops.push_back(fmt::format("{}-d{}", options.run, index));
+    create_drop(options, drops.back(), options.stock, 1'000'000);
+  }
+  Workers workers(options.threads);
+  std::vector<LatencyHistogram> histograms(workers.size());
+  std::mutex statuses_mutex;
+  std::map<std::string, std::uint64_t> statuses;
+  std::atomic<std::uint64_t> answered{0};
+  Clock::time_point start;
+  const double interval_us = 1e6 / options.rate;
+  workers.start();
+  auto connections = connect_all(workers, options, [&](std::size_t index) -> Connection::Handler {
+    const std::size_t thread = index % workers.size();
+    return [&, thread](std::string_view message) {
+      if (field(message, "type") != "order_result") return;
+      const auto order = number<std::uint64_t>(field(message, "client_order_id").substr(1));
+      const auto scheduled = start + std::chrono::microseconds(static_cast<std::int64_t>(order * interval_us));
+      histograms[thread].record(static_cast<std::uint64_t>(
+          std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - scheduled).count())));
+      {
+        std::lock_guard lock(statuses_mutex);
+        statuses[std::string(field(message, "status"))] += 1;
+      }
+      answered += 1;
+    };
+  });
+
+  // Each thread sends the orders of its own connections when they fall due.
+  start = Clock::now() + std::chrono::milliseconds(100);
+  std::vector<std::unique_ptr<asio::steady_timer>> timers;
+  std::vector<std::function<void()>> ticks(workers.size());
+  for (std::size_t thread = 0; thread < workers.size(); ++thread) {
+    timers.push_back(std::make_unique<asio::steady_timer>(workers.io(thread)));
+    ticks[thread] = [&, thread, next = std::uint64_t{0}]() mutable {
+      const auto now = Clock::now();
+      const auto due = std::min<std::uint64_t>(
+          total, now < start ? 0 : static_cast<std::uint64_t>(std::chrono::duration<double, std::micro>(now - start).count() / interval_us) + 1);
+      for (; next < due; ++next) {
+        const std::size_t connection = next % connections.size();
+        if (connection % workers.size() != thread) continue;
+        connections[connection]->send(fmt::format(R"({{"type":"order","drop":"{}","qty":1,"client_order_id":"k{}"}})",
+                                                  drops[(next / connections.size()) % drops.size()], next));
+      }
+      if (next < total) {
+        timers[thread]->expires_after(std::chrono::milliseconds(1));
+        timers[thread]->async_wait([&, thread](beast::error_code) { ticks[thread](); });
+      }
+    };
+    asio::post(workers.io(thread), [&, thread] { ticks[thread](); });
+  }
+  const auto deadline = start + std::chrono::duration<double>(options.seconds + 15);
+  while (answered < total && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  for (auto& connection : connections) asio::post(workers.io(0), [connection] { connection->close(); });
+  workers.join();
+
+  LatencyHistogram all;
+  for (const auto& histogram : histograms) all.merge(histogram);
+  fmt::print("offered {} orders at {:.0f}/s over {} connections, {} drops, {} thread(s)\n", total, options.rate,
+             options.connections, options.drops, options.threads);
+  fmt::print("answered {} in {:.2f} s = {:.0f} orders/s\n", answered.load(), elapsed, answered / elapsed);
+  for (const auto& [status, count] : statuses) fmt::print("  {:<15} {}\n", status, count);
+  print_latency("latency from schedule", all);
+  return answered == total ? 0 : 1;
+}
+
+int bench_fanout(const BenchOptions& options) {
+  raise_file_limit();
+  const std::string drop = options.run + "-fanout";
+  create_drop(options, drop, 1, 1);
+  Workers workers(options.threads);
+  std::vector<LatencyHistogram> histograms(workers.size());
+  std::atomic<std::uint64_t> deliveries{0};
+  std::atomic<bool> measuring{false};
+  workers.start();
+  auto connections = connect_all(workers, options, [&](std::size_t index) -> Connection::Handler {
+    const std::size_t thread = index % workers.size();
+    return [&, thread](std::string_view message) {
+      if (!measuring || field(message, "type") != "drop") return;
+      const auto stamped = number<std::int64_t>(field(message, "server_time_ms"));
+      histograms[thread].record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, wall_ms() - stamped)) * 1000);
+      deliveries += 1;
+    };
+  });
+  for (auto& connection : connections) {
+    asio::post(workers.io(0), [connection, &drop] {
+      connection->send(fmt::format(R"({{"type":"subscribe","drop":"{}"}})", drop));
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // let every subscription land first
+  measuring = true;
+  const HttpTarget api = HttpTarget::parse(options.api);
+  const auto start = Clock::now();
+  std::uint64_t restocks = 0;
+  while (Clock::now() - start < std::chrono::duration<double>(options.seconds)) {
+    http_call(api, "POST", "/api/drops/" + drop + "/restock", R"({"add":1})", options.host_key);
+    restocks += 1;
+    std::this_thread::sleep_until(start + std::chrono::milliseconds(options.interval_ms * restocks));
+  }
+  const std::uint64_t expected = restocks * options.connections;
+  const auto settle = Clock::now() + std::chrono::seconds(10);
+  while (deliveries < expected && Clock::now() < settle) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  for (auto& connection : connections) asio::post(workers.io(0), [connection] { connection->close(); });
+  workers.join();
+  LatencyHistogram all;
+  for (const auto& histogram : histograms) all.merge(histogram);
+  fmt::print("{} restocks to {} subscribers: {} of {} deliveries in {:.2f} s = {:.0f} deliveries/s\n", restocks,
+             options.connections, deliveries.load(), expected, elapsed, deliveries / elapsed);
+  print_latency("server stamp to viewer (ms resolution)", all);
+  return deliveries == expected ? 0 : 1;
+}
+
+int bench_idle(const BenchOptions& options) {
+  raise_file_limit();
+  if (options.server_pid <= 0) throw std::runtime_error("--server-pid is required");
+  const std::string drop = options.run + "-idle";
+  create_drop(options, drop, 1, 1);
+  const long before_kb = rss_kb(options.server_pid);
+  Workers workers(options.threads);
+  workers.start();
+  auto connections = connect_all(workers, options, [](std::size_t) { return [](std::string_view) {}; });
+  for (auto& connection : connections) {
+    asio::post(workers.io(0), [connection, &drop] {
+      connection->send(fmt::format(R"({{"type":"subscribe","drop":"{}"}})", drop));
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(options.seconds));
+  const long after_kb = rss_kb(options.server_pid);
+  fmt::print("server RSS {} KiB before, {} KiB with {} idle subscribed viewers: {:.2f} KiB per connection\n", before_kb,
+             after_kb, options.connections, static_cast<double>(after_kb - before_kb) / options.connections);
+  for (auto& connection : connections) asio::post(workers.io(0), [connection] { connection->close(); });
+  workers.join();
+  return 0;
+}
+
+}  // namespace flashsale::loadtest

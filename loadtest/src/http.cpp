@@ -1,0 +1,54 @@
+// See http.hpp.
+#include "flashsale/loadtest/http.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <stdexcept>
+
+namespace flashsale::loadtest {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::asio::ip::tcp;
+
+HttpTarget HttpTarget::parse(std::string_view url) {
+  constexpr std::string_view scheme = "http://";
+  if (!url.starts_with(scheme)) throw std::invalid_argument("expected http://HOST:PORT, got " + std::string(url));
+  url.remove_prefix(scheme.size());
+  if (url.ends_with('/')) url.remove_suffix(1);
+  const auto colon = url.rfind(':');
+  if (colon == std::string_view::npos) throw std::invalid_argument("expected http://HOST:PORT");
+  HttpTarget target;
+  target.host = std::string(url.substr(0, colon));
+  const std::string_view port = url.substr(colon + 1);
+  if (std::from_chars(port.data(), port.data() + port.size(), target.port).ec != std::errc{})
+    throw std::invalid_argument("bad port in " + std::string(url));
+  return target;
+}
+
+HttpReply http_call(const HttpTarget& target, std::string_view method, std::string_view path, std::string_view body,
+                    std::string_view host_key) {
+  boost::asio::io_context io;
+  beast::tcp_stream stream(io);
+  stream.connect(tcp::endpoint(boost::asio::ip::make_address(target.host), target.port));
+  http::request<http::string_body> request(http::string_to_verb(method), std::string(path), 11);
+  request.set(http::field::host, target.host);
+  if (!host_key.empty()) request.set(http::field::authorization, "Bearer " + std::string(host_key));
+  if (!body.empty()) {
+    request.set(http::field::content_type, "application/json");
+    request.body() = std::string(body);
+  }
+  request.prepare_payload();
+  http::write(stream, request);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  http::read(stream, buffer, response);
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  return {response.result_int(), response.body()};
+}
+
+}  // namespace flashsale::loadtest
