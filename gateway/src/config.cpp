@@ -106,6 +106,8 @@ GatewayConfig load_config(const std::string& path) {
   read_number(limits, "limits", "connections_max", l.connections_max, 1, 1e7);
   read_number(limits, "limits", "connections_per_user", l.connections_per_user, 1, 1e6);
   read_number(limits, "limits", "subscriptions_max", l.subscriptions_max, 1, 1e4);
+  read_number(limits, "limits", "accepts_per_second", l.accepts_per_second, 1, 1e7);
+  read_number(limits, "limits", "accepts_burst", l.accepts_burst, 1, 1e7);
   read_number(limits, "limits", "orders_per_second", l.orders_per_second, 0.01, 1e6);
   read_number(limits, "limits", "orders_burst", l.orders_burst, 1, 1e6);
   read_ms(limits, "limits", "handshake_timeout_ms", l.handshake_timeout, 600'000);

@@ -48,6 +48,13 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
     if (target != "/ws") return respond(http_error(404, "not_found", "WebSocket is at /ws"));
     if (context_.shutting_down)
       return respond(http_error(503, "shutting_down", "the server is stopping"));
+    // Counted here rather than at accept, so the host API stays reachable at capacity.
+    if (context_.metrics.connections_open.load(std::memory_order_relaxed) >=
+        context_.config.limits.connections_max) {
+      context_.metrics.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      return respond(
+          http_error(503, "too_many_connections", "the server holds its maximum of viewers"));
+    }
     std::make_shared<WebsocketSession>(stream_.release_socket(), context_, hub_)
         ->start(parser_->release());
     return;

@@ -7,16 +7,18 @@
 #include <boost/asio/post.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
+#include <chrono>
 #include <string>
 #include <vector>
 
+#include "metrics.hpp"
 #include "outbox.hpp"
 
 namespace flashsale::gateway {
 
 class Hub {
  public:
-  explicit Hub(boost::asio::io_context& io) : io_(io) {}
+  Hub(boost::asio::io_context& io, Metrics& metrics) : io_(io), metrics_(metrics) {}
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
 
@@ -39,17 +41,24 @@ class Hub {
 
   // Any thread: every subscriber of `drop` on this hub gets `frame`.
   void publish(std::string drop, SharedFrame frame, FrameKind kind, std::uint32_t drop_index) {
-    boost::asio::post(io_,
-                      [this, drop = std::move(drop), frame = std::move(frame), kind, drop_index] {
-                        const auto found = subscribers_.find(drop);
-                        if (found == subscribers_.end()) return;
-                        for (Outbox* viewer : found->second)
-                          viewer->send_here(frame, kind, drop_index);
-                      });
+    const auto posted = std::chrono::steady_clock::now();
+    boost::asio::post(
+        io_, [this, drop = std::move(drop), frame = std::move(frame), kind, drop_index, posted] {
+          // How long the update waited for this I/O thread: the fan-out lag.
+          const auto waited = std::chrono::steady_clock::now() - posted;
+          metrics_.fanout_lag_us.store(
+              static_cast<std::uint64_t>(
+                  std::chrono::duration_cast<std::chrono::microseconds>(waited).count()),
+              std::memory_order_relaxed);
+          const auto found = subscribers_.find(drop);
+          if (found == subscribers_.end()) return;
+          for (Outbox* viewer : found->second) viewer->send_here(frame, kind, drop_index);
+        });
   }
 
  private:
   boost::asio::io_context& io_;
+  Metrics& metrics_;
   boost::unordered_flat_map<std::string, boost::unordered_flat_set<Outbox*>> subscribers_;
   boost::unordered_flat_set<Outbox*> connected_;
 };

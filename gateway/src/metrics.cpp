@@ -38,6 +38,9 @@ std::string Metrics::render(const journal::JournalStatus& journal) const {
        load(engine_batches));
   line("flashsale_releases_pending", "gauge", "Messages held until their events are durable.",
        load(releases_pending));
+  line("flashsale_fanout_lag_ms", "gauge",
+       "How long the last drop update waited for an I/O thread.",
+       static_cast<double>(load(fanout_lag_us)) / 1000.0);
   line("flashsale_recovery_ms", "gauge", "Time the last recovery took.", recovery_ms.load());
   line("flashsale_journal_durable_sequence", "gauge", "Last durable event.",
        journal.durable_sequence);

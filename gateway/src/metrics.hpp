@@ -31,6 +31,7 @@ struct Metrics {
   Counter engine_queue_depth{0};
   Counter engine_batches{0};
   Counter releases_pending{0};
+  Counter fanout_lag_us{0};  // the last drop update's wait for an I/O thread
   std::atomic<double> recovery_ms{0};
 
   void count_order(std::string_view status) {

@@ -62,15 +62,15 @@ class Listener {
     acceptor_.async_accept(*threads_[next_], [this, index = next_](boost::system::error_code error,
                                                                    tcp::socket socket) {
       if (error == asio::error::operation_aborted) return;
-      if (!error) {
-        if (context_.metrics.connections_open.load(std::memory_order_relaxed) >=
-            context_.config.limits.connections_max) {
-          context_.metrics.connections_refused.fetch_add(1, std::memory_order_relaxed);
-        } else {
-          socket.set_option(tcp::no_delay(true), error);
-          context_.metrics.connections_accepted.fetch_add(1, std::memory_order_relaxed);
-          std::make_shared<HttpSession>(std::move(socket), context_, *hubs_[index])->start();
-        }
+      if (!error && !take_accept_token()) {
+        // Over the accept rate: a reconnect storm must not starve the connections already up.
+        context_.metrics.connections_refused.fetch_add(1, std::memory_order_relaxed);
+        socket.close(error);
+      } else if (!error) {
+        // connections_max is counted at the WebSocket upgrade, so the host API stays reachable.
+        socket.set_option(tcp::no_delay(true), error);
+        context_.metrics.connections_accepted.fetch_add(1, std::memory_order_relaxed);
+        std::make_shared<HttpSession>(std::move(socket), context_, *hubs_[index])->start();
       } else if (error == asio::error::no_descriptors) {
         spdlog::warn("accept: out of file descriptors");
       }
@@ -78,11 +78,25 @@ class Listener {
     });
   }
 
+  bool take_accept_token() {
+    const Limits& limits = context_.config.limits;
+    const auto now = std::chrono::steady_clock::now();
+    tokens_ = std::min(limits.accepts_burst,
+                       tokens_ + std::chrono::duration<double>(now - tokens_at_).count() *
+                                     limits.accepts_per_second);
+    tokens_at_ = now;
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+  }
+
   std::vector<std::unique_ptr<asio::io_context>>& threads_;
   std::vector<std::unique_ptr<Hub>>& hubs_;
   ServerContext& context_;
   tcp::acceptor acceptor_;
   std::size_t next_ = 0;
+  double tokens_ = context_.config.limits.accepts_burst;
+  std::chrono::steady_clock::time_point tokens_at_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace
@@ -92,16 +106,16 @@ Server::Server(GatewayConfig config) : config_(std::move(config)) {
 }
 
 int Server::run() {
+  Metrics metrics;
   std::vector<std::unique_ptr<asio::io_context>> threads;
   std::vector<std::unique_ptr<Hub>> hubs;
   std::vector<Hub*> hub_pointers;
   for (unsigned index = 0; index < config_.io_threads; ++index) {
     threads.push_back(std::make_unique<asio::io_context>(1));
-    hubs.push_back(std::make_unique<Hub>(*threads.back()));
+    hubs.push_back(std::make_unique<Hub>(*threads.back(), metrics));
     hub_pointers.push_back(hubs.back().get());
   }
   journal::Journal journal(config_.journal);
-  Metrics metrics;
   Sequencer sequencer(config_, journal, hub_pointers, metrics);
   ServerContext context{config_, sequencer, journal, metrics};
   sequencer.recover();

@@ -14,9 +14,9 @@
 #include <boost/beast/websocket.hpp>
 #include <charconv>
 #include <deque>
-#include <map>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -49,7 +49,8 @@ WsTarget parse_ws(std::string_view url) {
   WsTarget target{std::string(authority.substr(0, colon)), 0,
                   slash == std::string_view::npos ? "/" : std::string(url.substr(slash))};
   const std::string_view port = authority.substr(colon + 1);
-  if (colon == std::string_view::npos || std::from_chars(port.data(), port.data() + port.size(), target.port).ec != std::errc{})
+  if (colon == std::string_view::npos ||
+      std::from_chars(port.data(), port.data() + port.size(), target.port).ec != std::errc{})
     throw std::invalid_argument("bad port in " + std::string(url));
   return target;
 }
@@ -77,7 +78,8 @@ Number number(std::string_view text) {
 }
 
 std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -102,9 +104,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   using Handler = std::function<void(std::string_view)>;
 
-  Connection(asio::io_context& io, Handler on_message) : ws_(io), on_message_(std::move(on_message)) {}
+  Connection(asio::io_context& io, Handler on_message)
+      : ws_(io), on_message_(std::move(on_message)) {}
 
-  void open(const WsTarget& target, const std::string& source, std::string user, std::function<void(bool)> ready) {
+  void open(const WsTarget& target, const std::string& source, std::string user,
+            std::function<void(bool)> ready) {
     user_ = std::move(user);
     ready_ = std::move(ready);
     tcp::socket& socket = beast::get_lowest_layer(ws_).socket();
@@ -120,11 +124,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
         tcp::endpoint(asio::ip::make_address(target.host), target.port),
         [self = shared_from_this(), target](beast::error_code connect_error) {
           if (connect_error) return self->fail();
-          self->ws_.async_handshake(target.host, target.path, [self](beast::error_code handshake_error) {
-            if (handshake_error) return self->fail();
-            self->send(fmt::format(R"({{"type":"hello","user":"{}"}})", self->user_));
-            self->read();
-          });
+          self->ws_.async_handshake(
+              target.host, target.path, [self](beast::error_code handshake_error) {
+                if (handshake_error) return self->fail();
+                self->send(fmt::format(R"({{"type":"hello","user":"{}"}})", self->user_));
+                self->read();
+              });
         });
   }
 
@@ -144,7 +149,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void read() {
     ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code error, std::size_t) {
       if (error) return self->fail();
-      const std::string_view text(static_cast<const char*>(self->buffer_.data().data()), self->buffer_.size());
+      const std::string_view text(static_cast<const char*>(self->buffer_.data().data()),
+                                  self->buffer_.size());
       if (self->ready_ && field(text, "type") == "welcome") {
         std::exchange(self->ready_, nullptr)(true);
       } else {
@@ -157,12 +163,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void write() {
     writing_ = true;
     ws_.text(true);
-    ws_.async_write(asio::buffer(out_.front()), [self = shared_from_this()](beast::error_code error, std::size_t) {
-      self->writing_ = false;
-      if (error) return;
-      self->out_.pop_front();
-      if (!self->out_.empty()) self->write();
-    });
+    ws_.async_write(asio::buffer(out_.front()),
+                    [self = shared_from_this()](beast::error_code error, std::size_t) {
+                      self->writing_ = false;
+                      if (error) return;
+                      self->out_.pop_front();
+                      if (!self->out_.empty()) self->write();
+                    });
   }
 
   websocket::stream<beast::tcp_stream> ws_;
@@ -205,7 +212,8 @@ class Workers {
 // Opens `count` connections spread over the workers and source addresses; waits for every
 // welcome. `handler(connection_index)` makes each one's message handler.
 std::vector<std::shared_ptr<Connection>> connect_all(
-    Workers& workers, const BenchOptions& options, const std::function<Connection::Handler(std::size_t)>& handler) {
+    Workers& workers, const BenchOptions& options,
+    const std::function<Connection::Handler(std::size_t)>& handler) {
   const WsTarget target = parse_ws(options.url);
   std::vector<std::shared_ptr<Connection>> connections;
   std::atomic<std::size_t> ready{0};
@@ -221,31 +229,40 @@ std::vector<std::shared_ptr<Connection>> connect_all(
     });
     // At most 256 handshakes in flight: an overrun SYN backlog (2,048 here) drops SYNs, and
     // the retries cost seconds.
-    while (index + 1 - ready - failed > 256) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (index + 1 - ready - failed > 256)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  while (ready + failed < options.connections) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  while (ready + failed < options.connections)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   fmt::print("connected {} viewers in {:.2f} s ({} failed)\n", ready.load(),
              std::chrono::duration<double>(Clock::now() - started).count(), failed.load());
   if (failed > 0) throw std::runtime_error("some connections failed");
   return connections;
 }
 
-void create_drop(const BenchOptions& options, const std::string& id, unsigned stock, unsigned per_user_limit) {
+void create_drop(const BenchOptions& options, const std::string& id, unsigned stock,
+                 unsigned per_user_limit) {
   const HttpTarget api = HttpTarget::parse(options.api);
-  const auto created = http_call(api, "POST", "/api/drops",
-                                 fmt::format(R"({{"id":"{}","title":"bench","price_cents":100,"stock":{},)"
-                                             R"("per_user_limit":{},"hold_seconds":600,"waitlist_limit":0}})",
-                                             id, stock, per_user_limit),
-                                 options.host_key);
-  if (created.status != 201) throw std::runtime_error("cannot create drop " + id + ": " + created.body);
-  const auto opened = http_call(api, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})", options.host_key);
+  const auto created =
+      http_call(api, "POST", "/api/drops",
+                fmt::format(R"({{"id":"{}","title":"bench","price_cents":100,"stock":{},)"
+                            R"("per_user_limit":{},"hold_seconds":600,"waitlist_limit":0}})",
+                            id, stock, per_user_limit),
+                options.host_key);
+  if (created.status != 201)
+    throw std::runtime_error("cannot create drop " + id + ": " + created.body);
+  const auto opened = http_call(api, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})",
+                                options.host_key);
   if (opened.status != 200) throw std::runtime_error("cannot open drop " + id + ": " + opened.body);
 }
 
 void print_latency(std::string_view what, const LatencyHistogram& histogram) {
-  fmt::print("{}: p50 {:.2f} ms, p90 {:.2f} ms, p99 {:.2f} ms, p99.9 {:.2f} ms, max {:.2f} ms ({} samples)\n", what,
-             histogram.percentile(0.50) / 1e3, histogram.percentile(0.90) / 1e3, histogram.percentile(0.99) / 1e3,
-             histogram.percentile(0.999) / 1e3, histogram.max() / 1e3, histogram.count());
+  fmt::print(
+      "{}: p50 {:.2f} ms, p90 {:.2f} ms, p99 {:.2f} ms, p99.9 {:.2f} ms, max {:.2f} ms ({} "
+      "samples)\n",
+      what, histogram.percentile(0.50) / 1e3, histogram.percentile(0.90) / 1e3,
+      histogram.percentile(0.99) / 1e3, histogram.percentile(0.999) / 1e3, histogram.max() / 1e3,
+      histogram.count());
 }
 
 }  // namespace
@@ -253,10 +270,12 @@ void print_latency(std::string_view what, const LatencyHistogram& histogram) {
 int bench_orders(const BenchOptions& options) {
   raise_file_limit();
   const auto total = static_cast<std::uint64_t>(options.rate * options.seconds);
-  const std::uint64_t per_user_drop = total / (std::uint64_t{options.connections} * options.drops) + 1;
+  const std::uint64_t per_user_drop =
+      total / (std::uint64_t{options.connections} * options.drops) + 1;
   if (per_user_drop > 64)
-    throw std::runtime_error(fmt::format("{} orders per viewer and drop; the server allows 64: add connections or drops",
-                                         per_user_drop));
+    throw std::runtime_error(
+        fmt::format("{} orders per viewer and drop; the server allows 64: add connections or drops",
+                    per_user_drop));
   std::vector<std::string> drops;
   for (unsigned index = 0; index < options.drops; ++index) {
     drops.push_back(fmt::format("{}-d{}", options.run, index));
@@ -275,9 +294,11 @@ int bench_orders(const BenchOptions& options) {
     return [&, thread](std::string_view message) {
       if (field(message, "type") != "order_result") return;
       const auto order = number<std::uint64_t>(field(message, "client_order_id").substr(1));
-      const auto scheduled = start + std::chrono::microseconds(static_cast<std::int64_t>(order * interval_us));
-      histograms[thread].record(static_cast<std::uint64_t>(
-          std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - scheduled).count())));
+      const auto scheduled =
+          start + std::chrono::microseconds(static_cast<std::int64_t>(order * interval_us));
+      histograms[thread].record(static_cast<std::uint64_t>(std::max<std::int64_t>(
+          0, std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - scheduled)
+                 .count())));
       {
         std::lock_guard lock(statuses_mutex);
         statuses[std::string(field(message, "status"))] += 1;
@@ -295,12 +316,17 @@ int bench_orders(const BenchOptions& options) {
     ticks[thread] = [&, thread, next = std::uint64_t{0}]() mutable {
       const auto now = Clock::now();
       const auto due = std::min<std::uint64_t>(
-          total, now < start ? 0 : static_cast<std::uint64_t>(std::chrono::duration<double, std::micro>(now - start).count() / interval_us) + 1);
+          total, now < start ? 0
+                             : static_cast<std::uint64_t>(
+                                   std::chrono::duration<double, std::micro>(now - start).count() /
+                                   interval_us) +
+                                   1);
       for (; next < due; ++next) {
         const std::size_t connection = next % connections.size();
         if (connection % workers.size() != thread) continue;
-        connections[connection]->send(fmt::format(R"({{"type":"order","drop":"{}","qty":1,"client_order_id":"k{}"}})",
-                                                  drops[(next / connections.size()) % drops.size()], next));
+        connections[connection]->send(
+            fmt::format(R"({{"type":"order","drop":"{}","qty":1,"client_order_id":"k{}"}})",
+                        drops[(next / connections.size()) % drops.size()], next));
       }
       if (next < total) {
         timers[thread]->expires_after(std::chrono::milliseconds(1));
@@ -310,16 +336,19 @@ int bench_orders(const BenchOptions& options) {
     asio::post(workers.io(thread), [&, thread] { ticks[thread](); });
   }
   const auto deadline = start + std::chrono::duration<double>(options.seconds + 15);
-  while (answered < total && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  while (answered < total && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  for (auto& connection : connections) asio::post(workers.io(0), [connection] { connection->close(); });
+  for (auto& connection : connections)
+    asio::post(workers.io(0), [connection] { connection->close(); });
   workers.join();
 
   LatencyHistogram all;
   for (const auto& histogram : histograms) all.merge(histogram);
-  fmt::print("offered {} orders at {:.0f}/s over {} connections, {} drops, {} thread(s)\n", total, options.rate,
-             options.connections, options.drops, options.threads);
-  fmt::print("answered {} in {:.2f} s = {:.0f} orders/s\n", answered.load(), elapsed, answered / elapsed);
+  fmt::print("offered {} orders at {:.0f}/s over {} connections, {} drops, {} thread(s)\n", total,
+             options.rate, options.connections, options.drops, options.threads);
+  fmt::print("answered {} in {:.2f} s = {:.0f} orders/s\n", answered.load(), elapsed,
+             answered / elapsed);
   for (const auto& [status, count] : statuses) fmt::print("  {:<15} {}\n", status, count);
   print_latency("latency from schedule", all);
   return answered == total ? 0 : 1;
@@ -339,7 +368,8 @@ int bench_fanout(const BenchOptions& options) {
     return [&, thread](std::string_view message) {
       if (!measuring || field(message, "type") != "drop") return;
       const auto stamped = number<std::int64_t>(field(message, "server_time_ms"));
-      histograms[thread].record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, wall_ms() - stamped)) * 1000);
+      histograms[thread].record(
+          static_cast<std::uint64_t>(std::max<std::int64_t>(0, wall_ms() - stamped)) * 1000);
       deliveries += 1;
     };
   });
@@ -356,18 +386,22 @@ int bench_fanout(const BenchOptions& options) {
   while (Clock::now() - start < std::chrono::duration<double>(options.seconds)) {
     http_call(api, "POST", "/api/drops/" + drop + "/restock", R"({"add":1})", options.host_key);
     restocks += 1;
-    std::this_thread::sleep_until(start + std::chrono::milliseconds(options.interval_ms * restocks));
+    std::this_thread::sleep_until(start +
+                                  std::chrono::milliseconds(options.interval_ms * restocks));
   }
   const std::uint64_t expected = restocks * options.connections;
   const auto settle = Clock::now() + std::chrono::seconds(10);
-  while (deliveries < expected && Clock::now() < settle) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  while (deliveries < expected && Clock::now() < settle)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  for (auto& connection : connections) asio::post(workers.io(0), [connection] { connection->close(); });
+  for (auto& connection : connections)
+    asio::post(workers.io(0), [connection] { connection->close(); });
   workers.join();
   LatencyHistogram all;
   for (const auto& histogram : histograms) all.merge(histogram);
-  fmt::print("{} restocks to {} subscribers: {} of {} deliveries in {:.2f} s = {:.0f} deliveries/s\n", restocks,
-             options.connections, deliveries.load(), expected, elapsed, deliveries / elapsed);
+  fmt::print(
+      "{} restocks to {} subscribers: {} of {} deliveries in {:.2f} s = {:.0f} deliveries/s\n",
+      restocks, options.connections, deliveries.load(), expected, elapsed, deliveries / elapsed);
   print_latency("server stamp to viewer (ms resolution)", all);
   return deliveries == expected ? 0 : 1;
 }
@@ -380,7 +414,8 @@ int bench_idle(const BenchOptions& options) {
   const long before_kb = rss_kb(options.server_pid);
   Workers workers(options.threads);
   workers.start();
-  auto connections = connect_all(workers, options, [](std::size_t) { return [](std::string_view) {}; });
+  auto connections =
+      connect_all(workers, options, [](std::size_t) { return [](std::string_view) {}; });
   for (auto& connection : connections) {
     asio::post(workers.io(0), [connection, &drop] {
       connection->send(fmt::format(R"({{"type":"subscribe","drop":"{}"}})", drop));
@@ -388,9 +423,13 @@ int bench_idle(const BenchOptions& options) {
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(options.seconds));
   const long after_kb = rss_kb(options.server_pid);
-  fmt::print("server RSS {} KiB before, {} KiB with {} idle subscribed viewers: {:.2f} KiB per connection\n", before_kb,
-             after_kb, options.connections, static_cast<double>(after_kb - before_kb) / options.connections);
-  for (auto& connection : connections) asio::post(workers.io(0), [connection] { connection->close(); });
+  fmt::print(
+      "server RSS {} KiB before, {} KiB with {} idle subscribed viewers: {:.2f} KiB per "
+      "connection\n",
+      before_kb, after_kb, options.connections,
+      static_cast<double>(after_kb - before_kb) / options.connections);
+  for (auto& connection : connections)
+    asio::post(workers.io(0), [connection] { connection->close(); });
   workers.join();
   return 0;
 }

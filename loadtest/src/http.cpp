@@ -16,7 +16,8 @@ using boost::asio::ip::tcp;
 
 HttpTarget HttpTarget::parse(std::string_view url) {
   constexpr std::string_view scheme = "http://";
-  if (!url.starts_with(scheme)) throw std::invalid_argument("expected http://HOST:PORT, got " + std::string(url));
+  if (!url.starts_with(scheme))
+    throw std::invalid_argument("expected http://HOST:PORT, got " + std::string(url));
   url.remove_prefix(scheme.size());
   if (url.ends_with('/')) url.remove_suffix(1);
   const auto colon = url.rfind(':');
@@ -29,8 +30,8 @@ HttpTarget HttpTarget::parse(std::string_view url) {
   return target;
 }
 
-HttpReply http_call(const HttpTarget& target, std::string_view method, std::string_view path, std::string_view body,
-                    std::string_view host_key) {
+HttpReply http_call(const HttpTarget& target, std::string_view method, std::string_view path,
+                    std::string_view body, std::string_view host_key) {
   boost::asio::io_context io;
   beast::tcp_stream stream(io);
   stream.connect(tcp::endpoint(boost::asio::ip::make_address(target.host), target.port));

@@ -54,6 +54,19 @@ std::string text(const json::object& message, std::string_view key) {
   return std::string(message.at(key).as_string());
 }
 
+// Writes configs/dev.toml with `key = …` lines replaced, for a server with other limits.
+std::string dev_config_with(const std::vector<std::pair<std::string, std::string>>& changes) {
+  std::ifstream dev(dev_config);
+  std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
+  for (const auto& [key, value] : changes) {
+    const auto at = config.find("\n" + key + " = ");
+    if (at == std::string::npos) throw std::runtime_error("no key " + key);
+    const auto end = config.find('\n', at + 1);
+    config.replace(at, end - at, "\n" + key + " = " + value);
+  }
+  return write_temp_file("config.toml", config);
+}
+
 TEST_F(ServerTest, WholeFlowFromCountdownToWaitlistPromotionAndExpiry) {
   create("d", 2, 1, 2, 2);
   Viewer alice(server->port());
@@ -148,12 +161,7 @@ TEST_F(ServerTest, SignInIsRequiredFirst) {
 
 TEST(ServerTokens, TokensAreCheckedWhenAuthIsTokenMode) {
   RedisServer redis;
-  std::ifstream dev(dev_config);
-  std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
-  const auto mode = config.find("\nmode = \"dev\"");
-  ASSERT_NE(mode, std::string::npos);
-  config.replace(mode, 13, "\nmode = \"token\"");
-  ServerProcess server(redis, write_temp_file("token.toml", config), "tokens");
+  ServerProcess server(redis, dev_config_with({{"mode", "\"token\""}}), "tokens");
   const auto minted = http_call(server.port(), "POST", "/api/tokens",
                                 R"({"user":"dana","ttl_seconds":60})", host_key);
   ASSERT_EQ(minted.status, 200u) << minted.body;
@@ -177,6 +185,40 @@ TEST(ServerTokens, TokensAreCheckedWhenAuthIsTokenMode) {
   const auto no_dev = name_only.next();
   ASSERT_TRUE(no_dev);
   EXPECT_EQ(text(*no_dev, "code"), "unauthenticated");
+}
+
+TEST(ServerLimits, AcceptRateAndConnectionsPerUserHoldAtTheirValues) {
+  RedisServer redis;
+  ServerProcess server(
+      redis,
+      dev_config_with(
+          {{"accepts_per_second", "1"}, {"accepts_burst", "3"}, {"connections_per_user", "2"}}),
+      "limits");
+  // The burst of 3 connections is accepted...
+  Viewer first(server.port());
+  first.sign_in("dana");
+  Viewer second(server.port());
+  second.sign_in("dana");
+  Viewer third(server.port());
+  // ...the user's third connection is refused at hello (limit 2)...
+  third.send_json({{"type", "hello"}, {"user", "dana"}});
+  const auto refused = third.next();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(text(*refused, "code"), "rate_limited");
+  // ...and a fourth within the same second is over the accept rate: closed at once.
+  EXPECT_THROW(Viewer(server.port()), std::exception);
+}
+
+TEST(ServerLimits, ViewersPastConnectionsMaxAreRefusedButTheHostApiAnswers) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config_with({{"connections_max", "1"}}), "capacity");
+  Viewer first(server.port());
+  first.sign_in("erin");
+  EXPECT_THROW(Viewer(server.port()), std::exception);  // the upgrade gets 503
+  EXPECT_EQ(http_call(server.port(), "GET", "/api/drops", {}, host_key).status, 200u);
+  EXPECT_NE(http_call(server.port(), "GET", "/metrics")
+                .body.find("flashsale_connections_refused_total 1"),
+            std::string::npos);
 }
 
 TEST_F(ServerTest, EveryErrorCodeIsAnsweredAndTheConnectionKeepsServing) {
@@ -318,7 +360,8 @@ TEST_F(ServerTest, SlowViewerIsClosedAndOthersAreUnaffected) {
   fine.send_json({{"type", "time"}});
   EXPECT_TRUE(fine.next_of("time", 2s));
   const auto metrics = http_call(server->port(), "GET", "/metrics").body;
-  EXPECT_NE(metrics.find("flashsale_slow_viewers_closed_total 1"), std::string::npos) << metrics.substr(0, 2000);
+  EXPECT_NE(metrics.find("flashsale_slow_viewers_closed_total 1"), std::string::npos)
+      << metrics.substr(0, 2000);
   // 400,000 replies of ~40 bytes were asked for; at most queue_bytes_max (256 KiB) of them may
   // wait in the server. Allocator and sanitizer overhead aside, memory must not have followed.
   // Unbounded, the replies alone would be over 20 MiB. Under ASan every allocation carries

@@ -20,6 +20,8 @@ struct Limits {
   std::size_t queue_bytes_max = 256 * 1024;  // per connection, outbound; past it: close 1013
   std::uint32_t connections_max = 19'000;    // per process (the fd limit is 20,000)
   std::uint32_t connections_per_user = 4;
+  double accepts_per_second = 5'000;  // new connections, token bucket; past it: closed at once
+  double accepts_burst = 2'000;
   std::uint32_t subscriptions_max = 16;  // per connection
   double orders_per_second = 5;          // token bucket per connection
   double orders_burst = 10;

@@ -24,13 +24,13 @@ struct BenchOptions {
   unsigned connections = 1'000;
   unsigned threads = 1;
   std::vector<std::string> sources = {"127.0.0.1"};  // local addresses to spread connections over
-  double rate = 10'000;  // orders per second
+  double rate = 10'000;                              // orders per second
   double seconds = 10;
   unsigned drops = 1;
-  unsigned stock = 0;  // per drop; 0 = every order is a sold-out answer
+  unsigned stock = 0;          // per drop; 0 = every order is a sold-out answer
   unsigned interval_ms = 100;  // fanout: between restocks
-  int server_pid = 0;  // idle
-  std::string run = "run";  // distinguishes the drops and users of one run
+  int server_pid = 0;          // idle
+  std::string run = "run";     // distinguishes the drops and users of one run
 };
 
 int bench_orders(const BenchOptions& options);

@@ -21,7 +21,8 @@ class LatencyHistogram {
     if (micros > max_) max_ = micros;
   }
   void merge(const LatencyHistogram& other) {
-    for (std::size_t index = 0; index < counts_.size(); ++index) counts_[index] += other.counts_[index];
+    for (std::size_t index = 0; index < counts_.size(); ++index)
+      counts_[index] += other.counts_[index];
     total_ += other.total_;
     if (other.max_ > max_) max_ = other.max_;
   }
@@ -44,7 +45,7 @@ class LatencyHistogram {
   static std::size_t index_of(std::uint64_t value) {
     if (value < sub_buckets) return static_cast<std::size_t>(value);
     const int exponent = std::bit_width(value) - 1;  // value in [2^e, 2^(e+1))
-    const int shift = exponent - 5;  // keep the top 5 bits below the leading one
+    const int shift = exponent - 5;                  // keep the top 5 bits below the leading one
     const auto step = static_cast<std::size_t>((value >> shift) & (sub_buckets - 1));
     return static_cast<std::size_t>(exponent - 4) * sub_buckets + step;
   }
