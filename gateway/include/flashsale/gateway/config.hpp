@@ -18,7 +18,8 @@ enum class AckMode { durable, async };
 struct Limits {
   std::size_t frame_bytes_max = 4096;        // larger frames: error too_large, close 1009
   std::size_t queue_bytes_max = 256 * 1024;  // per connection, outbound; past it: close 1013
-  std::uint32_t connections_max = 19'000;    // per process (the fd limit is 20,000)
+  // WebSocket viewers per process (the fd limit is 20,000); past it an upgrade gets 503.
+  std::uint32_t connections_max = 19'000;
   std::uint32_t connections_per_user = 4;
   double accepts_per_second = 5'000;  // new connections, token bucket; past it: closed at once
   double accepts_burst = 2'000;
