@@ -40,6 +40,28 @@ std::uint32_t read_u32(ByteReader& in) {
 
 }  // namespace
 
+void encode_spec(const DropSpec& spec, ByteWriter& out) {
+  out.string(spec.id);
+  out.string(spec.title);
+  out.signed_varint(spec.price_cents);
+  out.varint(spec.stock);
+  out.varint(spec.per_user_limit);
+  out.signed_varint(spec.hold_ms);
+  out.varint(spec.waitlist_limit);
+}
+
+DropSpec decode_spec(ByteReader& in) {
+  DropSpec spec;
+  spec.id = in.string(drop_id_length_max);
+  spec.title = in.string(title_length_max);
+  spec.price_cents = in.signed_varint();
+  spec.stock = read_u32(in);
+  spec.per_user_limit = read_u32(in);
+  spec.hold_ms = in.signed_varint();
+  spec.waitlist_limit = read_u32(in);
+  return spec;
+}
+
 void encode_event(const Event& event, ByteWriter& out, TimeMs& previous_at_ms) {
   out.byte(static_cast<std::uint8_t>(event.body.index()));
   out.signed_varint(event.at_ms - previous_at_ms);
@@ -48,13 +70,7 @@ void encode_event(const Event& event, ByteWriter& out, TimeMs& previous_at_ms) {
   std::visit(
       [&]<typename Body>(const Body& body) {
         if constexpr (std::is_same_v<Body, DropCreated>) {
-          out.string(body.spec.id);
-          out.string(body.spec.title);
-          out.signed_varint(body.spec.price_cents);
-          out.varint(body.spec.stock);
-          out.varint(body.spec.per_user_limit);
-          out.signed_varint(body.spec.hold_ms);
-          out.varint(body.spec.waitlist_limit);
+          encode_spec(body.spec, out);
         } else if constexpr (std::is_same_v<Body, CountdownStarted>) {
           out.signed_varint(body.opens_at_ms - event.at_ms);
         } else if constexpr (std::is_same_v<Body, StateChanged>) {
@@ -109,14 +125,7 @@ namespace {
 bool decode_body(ByteReader& in, std::uint8_t kind, Event& event) {
   switch (kind) {
     case 0: {
-      DropSpec spec;
-      spec.id = in.string(drop_id_length_max);
-      spec.title = in.string(title_length_max);
-      spec.price_cents = in.signed_varint();
-      spec.stock = read_u32(in);
-      spec.per_user_limit = read_u32(in);
-      spec.hold_ms = in.signed_varint();
-      spec.waitlist_limit = read_u32(in);
+      const DropSpec spec = decode_spec(in);
       event.body = DropCreated{spec};
       return in.ok() && valid_spec(spec);
     }

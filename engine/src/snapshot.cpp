@@ -15,6 +15,7 @@
 #include "drop_book.hpp"
 #include "flashsale/engine/bytes.hpp"
 #include "flashsale/engine/engine.hpp"
+#include "flashsale/engine/event_codec.hpp"
 
 namespace flashsale::engine {
 
@@ -28,13 +29,7 @@ constexpr std::uint64_t snapshot_magic = 0x31534e5353414c46ULL;  // "FLASSNS1"
 constexpr std::uint64_t snapshot_version = 1;
 
 void write_drop(const DropBook& book, ByteWriter& out) {
-  out.string(book.spec.id);
-  out.string(book.spec.title);
-  out.signed_varint(book.spec.price_cents);
-  out.varint(book.spec.stock);
-  out.varint(book.spec.per_user_limit);
-  out.signed_varint(book.spec.hold_ms);
-  out.varint(book.spec.waitlist_limit);
+  encode_spec(book.spec, out);
   out.byte(static_cast<std::uint8_t>(book.state));
   out.signed_varint(book.opens_at_ms);
   out.varint(book.stock_total);
@@ -83,14 +78,7 @@ std::string Engine::restore(std::string_view bytes) {
   const std::uint64_t drop_count = in.bounded(limits_.drops_max);
   if (!in.ok()) return "bad snapshot header";
   for (DropIndex index = 0; index < drop_count; ++index) {
-    DropSpec spec;
-    spec.id = in.string(drop_id_length_max);
-    spec.title = in.string(title_length_max);
-    spec.price_cents = in.signed_varint();
-    spec.stock = static_cast<std::uint32_t>(in.bounded(0xffffffff));
-    spec.per_user_limit = static_cast<std::uint32_t>(in.bounded(0xffffffff));
-    spec.hold_ms = in.signed_varint();
-    spec.waitlist_limit = static_cast<std::uint32_t>(in.bounded(0xffffffff));
+    const DropSpec spec = decode_spec(in);
     if (!in.ok()) return "truncated drop";
     if (const char* problem = detail::validate_spec(spec))
       return "invalid drop: " + std::string(problem);

@@ -240,6 +240,15 @@ std::vector<std::shared_ptr<Connection>> connect_all(
   return connections;
 }
 
+// Runs `action` on every connection, each on its own worker thread (connection i lives on
+// worker i mod threads).
+void on_each(Workers& workers, const std::vector<std::shared_ptr<Connection>>& connections,
+             const std::function<void(Connection&)>& action) {
+  for (std::size_t index = 0; index < connections.size(); ++index)
+    asio::post(workers.io(index),
+               [connection = connections[index], action] { action(*connection); });
+}
+
 void create_drop(const BenchOptions& options, const std::string& id, unsigned stock,
                  unsigned per_user_limit) {
   const HttpTarget api = HttpTarget::parse(options.api);
@@ -339,8 +348,7 @@ int bench_orders(const BenchOptions& options) {
   while (answered < total && Clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  for (auto& connection : connections)
-    asio::post(workers.io(0), [connection] { connection->close(); });
+  on_each(workers, connections, [](Connection& connection) { connection.close(); });
   workers.join();
 
   LatencyHistogram all;
@@ -373,11 +381,9 @@ int bench_fanout(const BenchOptions& options) {
       deliveries += 1;
     };
   });
-  for (auto& connection : connections) {
-    asio::post(workers.io(0), [connection, &drop] {
-      connection->send(fmt::format(R"({{"type":"subscribe","drop":"{}"}})", drop));
-    });
-  }
+  const std::string subscribe = fmt::format(R"({{"type":"subscribe","drop":"{}"}})", drop);
+  on_each(workers, connections,
+          [subscribe](Connection& connection) { connection.send(subscribe); });
   std::this_thread::sleep_for(std::chrono::seconds(1));  // let every subscription land first
   measuring = true;
   const HttpTarget api = HttpTarget::parse(options.api);
@@ -394,8 +400,7 @@ int bench_fanout(const BenchOptions& options) {
   while (deliveries < expected && Clock::now() < settle)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  for (auto& connection : connections)
-    asio::post(workers.io(0), [connection] { connection->close(); });
+  on_each(workers, connections, [](Connection& connection) { connection.close(); });
   workers.join();
   LatencyHistogram all;
   for (const auto& histogram : histograms) all.merge(histogram);
@@ -416,11 +421,9 @@ int bench_idle(const BenchOptions& options) {
   workers.start();
   auto connections =
       connect_all(workers, options, [](std::size_t) { return [](std::string_view) {}; });
-  for (auto& connection : connections) {
-    asio::post(workers.io(0), [connection, &drop] {
-      connection->send(fmt::format(R"({{"type":"subscribe","drop":"{}"}})", drop));
-    });
-  }
+  const std::string subscribe = fmt::format(R"({{"type":"subscribe","drop":"{}"}})", drop);
+  on_each(workers, connections,
+          [subscribe](Connection& connection) { connection.send(subscribe); });
   std::this_thread::sleep_for(std::chrono::duration<double>(options.seconds));
   const long after_kb = rss_kb(options.server_pid);
   fmt::print(
@@ -428,8 +431,7 @@ int bench_idle(const BenchOptions& options) {
       "connection\n",
       before_kb, after_kb, options.connections,
       static_cast<double>(after_kb - before_kb) / options.connections);
-  for (auto& connection : connections)
-    asio::post(workers.io(0), [connection] { connection->close(); });
+  on_each(workers, connections, [](Connection& connection) { connection.close(); });
   workers.join();
   return 0;
 }

@@ -313,19 +313,8 @@ class Journal::Writer {
   // False while the answer is unknown (Redis unreachable or answering errors).
   bool resolve_uncertain() {
     const std::string id = entry_id(in_flight_->header.number);
-    const Reply reply = redis_->command({"XRANGE", shared_.stream_key, id, id});
-    bool malformed = false;
-    const auto entries = entries_of(reply, malformed);
-    if (reply == nullptr) {
-      connection_lost();
-      return false;
-    }
-    if (malformed) {
-      shared_.set_state(JournalState::redis_error,
-                        is_error(reply) ? std::string(text_of(reply)) : "unreadable reply");
-      pause();
-      return false;
-    }
+    std::vector<StreamEntry> entries;
+    if (!read_entries({"XRANGE", shared_.stream_key, id, id}, entries)) return false;
     if (!entries.empty()) {
       uncertain_ = false;
       if (entries[0].batch == in_flight_->stored) {
@@ -337,22 +326,31 @@ class Journal::Writer {
       }
       return true;
     }
-    const Reply top = redis_->command({"XREVRANGE", shared_.stream_key, "+", "-", "COUNT", "1"});
-    const auto tops = entries_of(top, malformed);
-    if (top == nullptr) {
+    if (!read_entries({"XREVRANGE", shared_.stream_key, "+", "-", "COUNT", "1"}, entries))
+      return false;
+    uncertain_ = false;
+    if (!entries.empty() && batch_of(entries[0].id) > in_flight_->header.number)
+      shared_.set_state(JournalState::fenced, "the journal moved past our last batch");
+    return true;
+  }
+
+  // Runs a stream read. False (after handling it) when the connection died or Redis answered
+  // anything but entries: the caller learns nothing this time.
+  bool read_entries(const std::vector<std::string_view>& command,
+                    std::vector<StreamEntry>& entries) {
+    last_reply_ = redis_->command(command);
+    if (last_reply_ == nullptr) {
       connection_lost();
       return false;
     }
-    if (malformed) {
-      shared_.set_state(JournalState::redis_error,
-                        is_error(top) ? std::string(text_of(top)) : "unreadable reply");
-      pause();
-      return false;
-    }
-    uncertain_ = false;
-    if (!tops.empty() && batch_of(tops[0].id) > in_flight_->header.number)
-      shared_.set_state(JournalState::fenced, "the journal moved past our last batch");
-    return true;
+    bool malformed = false;
+    entries = entries_of(last_reply_, malformed);
+    if (!malformed) return true;
+    shared_.set_state(JournalState::redis_error, is_error(last_reply_)
+                                                     ? std::string(text_of(last_reply_))
+                                                     : "unreadable reply");
+    pause();
+    return false;
   }
 
   // An error reply: fenced, or a trouble that a retry may cure.
@@ -463,6 +461,7 @@ class Journal::Writer {
   std::optional<Batch> in_flight_;
   std::optional<PendingSnapshot> snapshot_;
   bool uncertain_ = false;  // in_flight_ was sent and its reply never came
+  Reply last_reply_;        // owns what read_entries' views point into
   std::uint64_t last_batch_;
   std::string top_id_;  // the stream's top entry as this engine last wrote it
   std::deque<std::pair<std::uint64_t, std::uint64_t>> since_snapshot_;  // (batch, last sequence)

@@ -12,6 +12,11 @@
 
 namespace flashsale::engine {
 
+// A drop's spec, as both events (DropCreated) and snapshots store it. Reading checks lengths
+// and ranges of the encoding, not the engine's rules (the caller validates the spec).
+void encode_spec(const DropSpec& spec, ByteWriter& out);
+DropSpec decode_spec(ByteReader& in);
+
 // Appends `event`. `previous_at_ms` carries the time of the previous event in the same batch
 // (start a batch with 0) and is updated.
 void encode_event(const Event& event, ByteWriter& out, TimeMs& previous_at_ms);
