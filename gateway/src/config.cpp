@@ -70,7 +70,6 @@ GatewayConfig load_config(const std::string& path) {
   const toml::table& server = section(root, "server");
   read_string(server, "server", "listen", config.listen);
   read_number(server, "server", "io_threads", config.io_threads, 1, 64);
-  read_string(server, "server", "web_root", config.web_root);
 
   const toml::table& auth = section(root, "auth");
   std::string mode = "token";

@@ -39,7 +39,6 @@ struct GatewayConfig {
   std::string token_secret;  // required with auth = "token"
   std::string host_key;      // required: Authorization: Bearer <host_key>
   AckMode ack = AckMode::durable;
-  std::string web_root;  // static pages; empty: none
   Limits limits;
   engine::EngineLimits engine;
   journal::JournalConfig journal;
