@@ -1,9 +1,12 @@
-// flashsale-loadtest: load testing a running flashsale server. `bench` measures it open loop
-// (docs/loadtest.md); trace generation and replay with a verdict come next (issue: load tester).
+// flashsale-loadtest: load testing a running flashsale server (docs/loadtest.md): `gen` writes a
+// surge trace from a scenario, `replay` plays it open loop and gives a verdict and a report,
+// `bench` measures throughput, fan-out and memory.
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
 #include "flashsale/loadtest/bench.hpp"
+#include "flashsale/loadtest/replay.hpp"
+#include "flashsale/loadtest/trace.hpp"
 
 int main(int argc, char** argv) {
   using flashsale::loadtest::BenchOptions;
@@ -40,8 +43,50 @@ int main(int argc, char** argv) {
   bench->get_subcommand("idle")
       ->add_option("--server-pid", options.server_pid, "the server's pid")
       ->required();
+  CLI::App* gen = app.add_subcommand("gen", "write a surge trace from a scenario");
+  std::string scenario;
+  std::string out;
+  double scale = 1;
+  std::uint64_t seed = 1;
+  gen->add_option("--scenario", scenario, "loadtest/scenarios/NAME.toml")
+      ->required()
+      ->check(CLI::ExistingFile);
+  gen->add_option("--out", out, "trace file to write")->required();
+  gen->add_option("--scale", scale, "multiplies viewers and stock")->check(CLI::PositiveNumber);
+  gen->add_option("--seed", seed, "random seed");
+  CLI::App* replay =
+      app.add_subcommand("replay", "play a trace against a server: verdict and report");
+  flashsale::loadtest::ReplayOptions replay_options;
+  std::uint32_t assume_stock = 0;
+  replay->add_option("--trace", replay_options.trace, "trace file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  replay->add_option("--url", replay_options.url, "WebSocket URL");
+  replay->add_option("--api", replay_options.api, "host API base URL");
+  replay->add_option("--host-key", replay_options.host_key, "host API key");
+  replay->add_option("--report", replay_options.report_dir,
+                     "folder for report.json and report.html");
+  replay->add_option("--threads", replay_options.threads, "load generator threads")
+      ->check(CLI::Range(1u, 64u));
+  replay->add_option("--sources", replay_options.sources,
+                     "local addresses to connect from (127.0.0.x)");
+  replay->add_option("--grace-seconds", replay_options.grace_seconds,
+                     "wait for answers after the last action");
+  replay->add_option("--assume-stock", assume_stock,
+                     "check against this stock, not the server's (tests the verdict)");
   CLI11_PARSE(app, argc, argv);
   try {
+    if (app.got_subcommand("gen")) {
+      const auto trace = flashsale::loadtest::generate(scenario, scale, seed);
+      flashsale::loadtest::write_trace(trace, out);
+      fmt::print("{}: {} viewers, {} units, {} actions\n", out, trace.header.viewers,
+                 trace.header.drop.stock, trace.actions.size());
+      return 0;
+    }
+    if (app.got_subcommand("replay")) {
+      if (assume_stock > 0) replay_options.assume_stock = assume_stock;
+      return flashsale::loadtest::replay(replay_options);
+    }
     if (bench->got_subcommand("orders")) return flashsale::loadtest::bench_orders(options);
     if (bench->got_subcommand("fanout")) return flashsale::loadtest::bench_fanout(options);
     return flashsale::loadtest::bench_idle(options);
