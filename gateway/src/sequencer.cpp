@@ -41,6 +41,9 @@ struct Sequencer::DropView {
   std::string id;
   bool stock_dirty = false;
   std::uint32_t stock_sent = 0;
+  // The open/sold_out state viewers were last told, once the drop opened (units coming back
+  // after a sell-out flip the drop between the two; viewers get the latest, coalesced).
+  std::optional<engine::DropState> state_sent;
   TimeMs stock_sent_ms = 0;
   TimeMs next_tick_ms = 0;  // 0: not counting down
 };
@@ -72,6 +75,8 @@ journal::RecoveryStats Sequencer::recover() {
     DropView& drop_view = view(drop);
     const engine::DropInfo info = engine_.drop_info(drop);
     drop_view.stock_sent = info.stock_left;
+    if (info.state != engine::DropState::scheduled && info.state != engine::DropState::countdown)
+      drop_view.state_sent = info.state;
     if (info.state == engine::DropState::countdown) drop_view.next_tick_ms = 1;
   }
   return stats;
@@ -313,8 +318,13 @@ void Sequencer::publish_events(TimeMs now_ms) {
                        FrameKind::drop);
           } else if constexpr (std::is_same_v<Body, engine::StateChanged>) {
             if (body.state != engine::DropState::countdown) drop_view.next_tick_ms = 0;
-            to_viewers(event.drop, share(protocol::state(drop_view.id, body.state, event.at_ms)),
-                       FrameKind::state);
+            const bool flap = drop_view.state_sent && (body.state == engine::DropState::open ||
+                                                       body.state == engine::DropState::sold_out);
+            if (!flap) {  // the opening instant and the close go out at once
+              to_viewers(event.drop, share(protocol::state(drop_view.id, body.state, event.at_ms)),
+                         FrameKind::state);
+              drop_view.state_sent = body.state;
+            }
             drop_view.stock_dirty = true;
           } else if constexpr (std::is_same_v<Body, engine::Restocked>) {
             to_viewers(event.drop, share(protocol::drop(engine_.drop_info(event.drop), now_ms)),
@@ -335,15 +345,32 @@ void Sequencer::publish_events(TimeMs now_ms) {
   }
 }
 
+// Every stock update is one frame to every viewer: with a large audience, 10 a second would
+// take the I/O threads from the order results. The interval stretches so that stock updates
+// stay within limits.stock_deliveries_per_second, counting every open connection as a viewer.
+TimeMs Sequencer::stock_interval() const {
+  const auto viewers =
+      static_cast<double>(metrics_.connections_open.load(std::memory_order_relaxed));
+  const double budget_ms = viewers * 1000.0 / config_.limits.stock_deliveries_per_second;
+  return std::max(stock_interval_ms, static_cast<TimeMs>(budget_ms));
+}
+
 void Sequencer::flush_stock_and_ticks(TimeMs now_ms) {
   for (engine::DropIndex drop = 0; drop < views_.size(); ++drop) {
     DropView& drop_view = views_[drop];
     if (drop_view.stock_dirty) {
       const std::uint32_t left = engine_.drop_info(drop).stock_left;
       const bool edge = (left == 0) != (drop_view.stock_sent == 0);  // sold out, or units back
-      if (left == drop_view.stock_sent) {
+      const TimeMs since_ms = now_ms - drop_view.stock_sent_ms;
+      const engine::DropState state = engine_.drop_info(drop).state;
+      const bool state_changed = drop_view.state_sent && *drop_view.state_sent != state;
+      if (left == drop_view.stock_sent && !state_changed) {
         drop_view.stock_dirty = false;
-      } else if (edge || now_ms - drop_view.stock_sent_ms >= stock_interval_ms) {
+      } else if ((edge && since_ms >= stock_interval_ms) || since_ms >= stock_interval()) {
+        if (state_changed) {
+          to_viewers(drop, share(protocol::state(drop_view.id, state, now_ms)), FrameKind::state);
+          drop_view.state_sent = state;
+        }
         to_viewers(drop, share(protocol::stock(drop_view.id, left)), FrameKind::stock);
         drop_view.stock_sent = left;
         drop_view.stock_sent_ms = now_ms;

@@ -6,7 +6,8 @@
 //
 // It also keeps time moving: holds expire and drops open even when no request arrives, a
 // countdown `tick` goes out every second, and `stock` updates are coalesced to at most 10 per
-// second per drop, with the value at sell-out and at the return of units always sent.
+// second per drop — fewer for a large audience (limits.stock_deliveries_per_second) — with the
+// value at sell-out and at the return of units always sent.
 #pragma once
 
 #include <atomic>
@@ -104,6 +105,7 @@ class Sequencer {
   void handle(HostRequest& request, engine::TimeMs now_ms, bool accepting);
   void publish_events(engine::TimeMs now_ms);
   void flush_stock_and_ticks(engine::TimeMs now_ms);
+  engine::TimeMs stock_interval() const;
   void push_to_user(std::string_view user, SharedFrame frame);
   void to_outbox(std::shared_ptr<Outbox> outbox, SharedFrame frame, FrameKind kind,
                  std::uint32_t drop = 0);

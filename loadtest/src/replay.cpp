@@ -55,14 +55,15 @@ struct Tally {
   std::map<std::int64_t, LatencyHistogram> latency_by_bucket;
   std::map<std::int64_t, std::uint32_t> stock_left;  // bucket -> last value seen
   std::map<std::string, std::pair<std::uint32_t, std::string>> order_owner;  // order_id -> user, id
-  std::uint64_t sent = 0;
-  std::uint64_t answered = 0;
+  // Also read by the progress line on the main thread: atomics, relaxed.
+  std::atomic<std::uint64_t> sent{0};
+  std::atomic<std::uint64_t> answered{0};
+  std::atomic<std::uint64_t> reserved{0};
   std::uint64_t abandoned = 0;   // sent on a connection the trace then dropped
   std::uint64_t unexpected = 0;  // a result with nothing pending for it
   std::uint64_t repeat_mismatches = 0;
   std::uint64_t reserved_before_open = 0;
   std::uint64_t duplicate_order_ids = 0;
-  std::uint64_t reserved = 0;
   std::uint64_t confirmed = 0;
   std::uint64_t released = 0;
   std::uint64_t over_limit = 0;
@@ -118,6 +119,7 @@ class Replay {
   std::vector<std::size_t> next_;
   std::vector<std::unique_ptr<asio::steady_timer>> timers_;
   std::atomic<std::size_t> threads_done_{0};
+  std::atomic<std::uint32_t> stock_left_{0};  // the last value any viewer was told
 };
 
 void Replay::prepare_drop() {
@@ -140,7 +142,9 @@ void Replay::prepare_drop() {
                                  fmt::format(R"({{"seconds":{}}})", seconds), options_.host_key);
   if (started.status != 200)
     throw std::runtime_error("cannot start the countdown: " + started.body);
-  opens_at_ms_ = json::parse(started.body).at("opens_at_ms").to_number<std::int64_t>();
+  const json::value opened = json::parse(started.body);
+  opens_at_ms_ = opened.at("opens_at_ms").to_number<std::int64_t>();
+  stock_left_ = static_cast<std::uint32_t>(opened.at("stock_left").to_number<std::int64_t>());
   t0_ = Clock::now() + std::chrono::milliseconds(opens_at_ms_ - wall_ms());
 }
 
@@ -214,7 +218,9 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
   const auto now = Clock::now();
   const std::string_view type = field(message, "type");
   if (type == "stock") {
-    tally.stock_left[bucket_of(now)] = number<std::uint32_t>(field(message, "left"));
+    const auto left = number<std::uint32_t>(field(message, "left"));
+    tally.stock_left[bucket_of(now)] = left;
+    stock_left_.store(left, std::memory_order_relaxed);
     return;
   }
   if (type == "order_update") {
@@ -305,20 +311,24 @@ int Replay::run() {
       trace_.actions.empty() ? t0_ : t0_ + std::chrono::milliseconds(trace_.actions.back().t_ms);
   const auto end = last + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double>(options_.grace_seconds));
+  std::uint64_t answered_before = 0;
   while (Clock::now() < end) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
     std::uint64_t sent = 0;
     std::uint64_t answered = 0;
-    for (const Tally& tally : tallies_) {  // racy reads of counters, for display only
-      sent += tally.sent;
-      answered += tally.answered;
+    std::uint64_t reserved = 0;
+    for (const Tally& tally : tallies_) {
+      sent += tally.sent.load(std::memory_order_relaxed);
+      answered += tally.answered.load(std::memory_order_relaxed);
+      reserved += tally.reserved.load(std::memory_order_relaxed);
     }
-    fmt::print("\r  t={:+.1f}s  sent {}  answered {}   ",
-               std::chrono::duration<double>(Clock::now() - t0_).count(), sent, answered);
+    fmt::print("  t={:+.1f}s  sent {}  answered {} ({}/s)  reserved {}  stock left {}\n",
+               std::chrono::duration<double>(Clock::now() - t0_).count(), sent, answered,
+               answered - answered_before, reserved, stock_left_.load(std::memory_order_relaxed));
     std::fflush(stdout);
+    answered_before = answered;
     if (threads_done_ == workers_.size() && sent == answered && Clock::now() > last) break;
   }
-  fmt::print("\n");
   for (std::size_t index = 0; index < viewers_.size(); ++index) {
     asio::post(workers_.io(index), [this, index] {
       if (viewers_[index].connection) viewers_[index].connection->close();

@@ -30,6 +30,9 @@ struct Limits {
   std::chrono::milliseconds idle_timeout{30'000};  // pings are sent at half of it
   std::size_t http_body_bytes_max = 64 * 1024;
   std::size_t engine_queue_max = 65'536;  // commands waiting for the engine; past it: busy
+  // Stock updates to all viewers together, per second: with 18,000 viewers, 10 updates a second
+  // would be 180,000 frames a second, more than the I/O threads can send beside the orders.
+  double stock_deliveries_per_second = 30'000;
 };
 
 struct GatewayConfig {
