@@ -96,7 +96,15 @@ void print_latency(std::string_view what, const LatencyHistogram& histogram) {
 
 }  // namespace
 
-int bench_orders(const BenchOptions& options) {
+namespace {
+
+struct OrdersRun {
+  double answered_per_s = 0;
+  double p99_ms = 0;
+  bool complete = false;  // every order answered
+};
+
+OrdersRun run_orders(const BenchOptions& options) {
   raise_file_limit();
   const auto total = static_cast<std::uint64_t>(options.rate * options.seconds);
   const std::uint64_t per_user_drop =
@@ -179,7 +187,35 @@ int bench_orders(const BenchOptions& options) {
              answered / elapsed);
   for (const auto& [status, count] : statuses) fmt::print("  {:<15} {}\n", status, count);
   print_latency("latency from schedule", all);
-  return answered == total ? 0 : 1;
+  return {answered / elapsed, all.percentile(0.99) / 1e3, answered == total};
+}
+
+}  // namespace
+
+int bench_orders(const BenchOptions& options) {
+  return run_orders(options).complete ? 0 : 1;
+}
+
+// Ramps the offered rate step by step, each step on fresh drops and viewers, until p99 passes
+// the bound or orders go unanswered; reports the highest rate held.
+int bench_capacity(const BenchOptions& options, double p99_ms_max, double rate_step,
+                   double rate_max) {
+  double held = 0;
+  for (double rate = options.rate; rate <= rate_max; rate += rate_step) {
+    BenchOptions step = options;
+    step.rate = rate;
+    step.run = fmt::format("{}-r{:.0f}", options.run, rate);
+    fmt::print("--- offering {:.0f} orders/s\n", rate);
+    const OrdersRun result = run_orders(step);
+    if (!result.complete || result.p99_ms > p99_ms_max) break;
+    held = rate;
+  }
+  if (held == 0) {
+    fmt::print("capacity: not even {:.0f} orders/s held p99 <= {} ms\n", options.rate, p99_ms_max);
+    return 1;
+  }
+  fmt::print("capacity: {:.0f} orders/s with p99 <= {} ms\n", held, p99_ms_max);
+  return 0;
 }
 
 int bench_fanout(const BenchOptions& options) {

@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   for (CLI::App* mode :
        {bench->add_subcommand("orders", "open-loop orders: throughput and latency"),
         bench->add_subcommand("fanout", "restocks to many subscribers: delivery rate and delay"),
-        bench->add_subcommand("idle", "idle subscribed viewers: server memory per connection")}) {
+        bench->add_subcommand("idle", "idle subscribed viewers: server memory per connection"),
+        bench->add_subcommand("capacity", "rising order rates until p99 passes a bound")}) {
     mode->add_option("--url", options.url, "WebSocket URL");
     mode->add_option("--api", options.api, "host API base URL");
     mode->add_option("--host-key", options.host_key, "host API key");
@@ -32,12 +33,20 @@ int main(int argc, char** argv) {
     mode->add_option("--seconds", options.seconds, "how long to offer load or hold connections");
     mode->add_option("--run", options.run, "name prefix for this run's drops and users");
   }
-  CLI::App* orders = bench->get_subcommand("orders");
-  orders->add_option("--rate", options.rate, "orders per second offered")
-      ->check(CLI::PositiveNumber);
-  orders->add_option("--drops", options.drops, "drops to spread orders over")
-      ->check(CLI::Range(1u, 256u));
-  orders->add_option("--stock", options.stock, "units per drop (0: every answer is sold_out)");
+  double p99_ms_max = 20;
+  double rate_step = 10'000;
+  double rate_max = 1'000'000;
+  for (CLI::App* mode : {bench->get_subcommand("orders"), bench->get_subcommand("capacity")}) {
+    mode->add_option("--rate", options.rate, "orders per second offered (capacity: the first step)")
+        ->check(CLI::PositiveNumber);
+    mode->add_option("--drops", options.drops, "drops to spread orders over")
+        ->check(CLI::Range(1u, 256u));
+    mode->add_option("--stock", options.stock, "units per drop (0: every answer is sold_out)");
+  }
+  CLI::App* capacity = bench->get_subcommand("capacity");
+  capacity->add_option("--p99-ms", p99_ms_max, "the latency bound")->check(CLI::PositiveNumber);
+  capacity->add_option("--rate-step", rate_step, "added each step")->check(CLI::PositiveNumber);
+  capacity->add_option("--rate-max", rate_max, "stop there")->check(CLI::PositiveNumber);
   bench->get_subcommand("fanout")->add_option("--interval-ms", options.interval_ms,
                                               "between restocks");
   bench->get_subcommand("idle")
@@ -87,6 +96,8 @@ int main(int argc, char** argv) {
       if (assume_stock > 0) replay_options.assume_stock = assume_stock;
       return flashsale::loadtest::replay(replay_options);
     }
+    if (bench->got_subcommand("capacity"))
+      return flashsale::loadtest::bench_capacity(options, p99_ms_max, rate_step, rate_max);
     if (bench->got_subcommand("orders")) return flashsale::loadtest::bench_orders(options);
     if (bench->got_subcommand("fanout")) return flashsale::loadtest::bench_fanout(options);
     return flashsale::loadtest::bench_idle(options);

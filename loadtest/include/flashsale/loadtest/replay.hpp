@@ -22,7 +22,8 @@ struct ReplayOptions {
   std::string host_key = "dev-host-key";
   std::string report_dir = "report";
   unsigned threads = 1;
-  std::vector<std::string> sources = {"127.0.0.1"};
+  std::vector<std::string> sources = {"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4",
+                                      "127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.8"};
   double grace_seconds = 5;  // after the last action, for the last answers
   // The verdict checks against this stock instead of the server's: a way to prove, in a test,
   // that the checker fails when what the server did does not add up.
