@@ -69,6 +69,17 @@ std::vector<std::shared_ptr<Connection>> connect_all(
   return connections;
 }
 
+// The end of a run: every connection closed, the workers stopped, their histograms merged.
+LatencyHistogram finish(Workers& workers,
+                        const std::vector<std::shared_ptr<Connection>>& connections,
+                        const std::vector<LatencyHistogram>& histograms) {
+  on_each(workers, connections, [](Connection& connection) { connection.close(); });
+  workers.join();
+  LatencyHistogram all;
+  for (const auto& histogram : histograms) all.merge(histogram);
+  return all;
+}
+
 void create_drop(const BenchOptions& options, const std::string& id, unsigned stock,
                  unsigned per_user_limit) {
   const HttpTarget api = HttpTarget::parse(options.api);
@@ -176,11 +187,7 @@ OrdersRun run_orders(const BenchOptions& options) {
   while (answered < total && Clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  on_each(workers, connections, [](Connection& connection) { connection.close(); });
-  workers.join();
-
-  LatencyHistogram all;
-  for (const auto& histogram : histograms) all.merge(histogram);
+  const LatencyHistogram all = finish(workers, connections, histograms);
   fmt::print("offered {} orders at {:.0f}/s over {} connections, {} drops, {} thread(s)\n", total,
              options.rate, options.connections, options.drops, options.threads);
   fmt::print("answered {} in {:.2f} s = {:.0f} orders/s\n", answered.load(), elapsed,
@@ -256,10 +263,7 @@ int bench_fanout(const BenchOptions& options) {
   while (deliveries < expected && Clock::now() < settle)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  on_each(workers, connections, [](Connection& connection) { connection.close(); });
-  workers.join();
-  LatencyHistogram all;
-  for (const auto& histogram : histograms) all.merge(histogram);
+  const LatencyHistogram all = finish(workers, connections, histograms);
   fmt::print(
       "{} restocks to {} subscribers: {} of {} deliveries in {:.2f} s = {:.0f} deliveries/s\n",
       restocks, options.connections, deliveries.load(), expected, elapsed, deliveries / elapsed);
