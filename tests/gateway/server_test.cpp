@@ -221,6 +221,47 @@ TEST(ServerLimits, ViewersPastConnectionsMaxAreRefusedButTheHostApiAnswers) {
             std::string::npos);
 }
 
+// ack = "durable" holds an outcome until Redis has it; ack = "async" answers at once. With
+// Redis stopped, only the async server answers — and the durable one's outcome is there, the
+// same, once Redis is back.
+TEST(ServerAck, DurableWaitsForRedisAndAsyncDoesNot) {
+  RedisServer redis;
+  ServerProcess durable(redis, dev_config_with({}), "ack-durable");
+  ServerProcess async(redis, dev_config_with({{"ack", "\"async\""}}), "ack-async");
+  for (const ServerProcess* server : {&durable, &async}) {
+    const unsigned short port = server->port();
+    ASSERT_EQ(
+        http_call(
+            port, "POST", "/api/drops",
+            R"({"id":"d","title":"t","price_cents":1,"stock":5,"per_user_limit":1,"hold_seconds":60})",
+            host_key)
+            .status,
+        201u);
+    ASSERT_EQ(
+        http_call(port, "POST", "/api/drops/d/countdown", R"({"seconds":0})", host_key).status,
+        200u);
+  }
+  Viewer waits(durable.port());
+  waits.sign_in("ann");
+  Viewer quick(async.port());
+  quick.sign_in("ann");
+  redis.pause();
+  quick.send(R"({"type":"order","drop":"d","client_order_id":"c1"})");
+  const auto answered = quick.next_of("order_result", 3s);
+  ASSERT_TRUE(answered) << "async ack answers while Redis is stopped";
+  EXPECT_EQ(text(*answered, "status"), "reserved");
+  waits.send(R"({"type":"order","drop":"d","client_order_id":"c1"})");
+  EXPECT_FALSE(waits.next_of("order_result", 500ms)) << "durable ack answered before Redis had it";
+  redis.resume();
+  Viewer again(durable.port());
+  again.sign_in("ann");
+  again.send(R"({"type":"order","drop":"d","client_order_id":"c1"})");
+  const auto original = again.next_of("order_result", 10s);
+  ASSERT_TRUE(original);
+  EXPECT_EQ(text(*original, "status"), "reserved");
+  EXPECT_EQ(text(*original, "order_id"), "d:1");
+}
+
 TEST_F(ServerTest, EveryErrorCodeIsAnsweredAndTheConnectionKeepsServing) {
   create("d", 5, 1, 60, 0);
   open_now("d");

@@ -82,6 +82,14 @@ void RedisServer::kill() {
   process_.reset();
 }
 
+void RedisServer::pause() {
+  process_->signal(SIGSTOP);
+}
+
+void RedisServer::resume() {
+  process_->signal(SIGCONT);
+}
+
 std::string RedisServer::call(const std::vector<std::string>& arguments) const {
   redisContext* context = redisConnectUnix(socket_.c_str());
   if (context == nullptr || context->err != 0) {

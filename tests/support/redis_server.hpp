@@ -21,8 +21,10 @@ class RedisServer {
   ~RedisServer();  // stops the server and removes its folder
 
   const std::string& socket() const noexcept { return socket_; }
-  void kill();   // SIGKILL, as a crash
-  void start();  // on the same folder: the AOF brings the data back
+  void kill();    // SIGKILL, as a crash
+  void start();   // on the same folder: the AOF brings the data back
+  void pause();   // SIGSTOP: Redis stops answering without closing connections
+  void resume();  // SIGCONT
   bool running() const noexcept { return process_ != nullptr; }
 
   // Runs one command through redis-cli-free hiredis; the reply as text (arrays joined by ' ').
