@@ -16,6 +16,8 @@
 //   left them (paid, cancelled) is skipped when it reaches the front. Holds of one drop expire
 //   in the order they were granted because hold_ms is fixed per drop and time never goes
 //   backwards, so expiry is O(1) per hold.
+// - `admission` lists the orders collected in the admission window (their records say
+//   `pending`), in arrival order, until the window's draw has decided them all.
 #pragma once
 
 #include <boost/container_hash/hash.hpp>
@@ -162,6 +164,17 @@ class DropBook {
   std::uint32_t held = 0;
   std::uint32_t sold = 0;
   std::uint32_t waitlist_orders = 0;
+  std::uint64_t admission_seed = 0;  // from the countdown
+  std::uint32_t pending_orders = 0;  // records still `pending`
+  std::uint32_t pending_units = 0;   // their units
+
+  // Orders arriving before this instant are collected for the draw (with a window at all).
+  TimeMs admission_closes_at_ms() const noexcept { return opens_at_ms + spec.admission_window_ms; }
+  bool collecting(TimeMs now_ms) const noexcept {
+    return spec.admission_window_ms > 0 &&
+           (state == DropState::open || state == DropState::sold_out) &&
+           now_ms < admission_closes_at_ms();
+  }
 
   std::vector<Record> decisions;
   std::vector<Buyer> buyers;
@@ -169,9 +182,16 @@ class DropBook {
   std::vector<Order> orders;
   std::deque<OrderNumber> holds;
   std::deque<OrderNumber> waitlist;
+  struct Collected {
+    std::uint32_t decision = 0;
+    std::uint32_t buyer = 0;
+  };
+  std::vector<Collected> admission;
   // (tag, position or not_found) of the buyer of the OrderDecided being emitted, set by
   // place_order just before emitting and consumed by applying it.
   std::optional<std::pair<BuyerIndex::Tag, std::uint32_t>> decided_buyer;
+  // The same for a drawn OrderDecided: the collected order it decides.
+  std::optional<Collected> drawn;
   // The deadline this drop has in the engine's deadline heap, or none.
   std::optional<TimeMs> scheduled_deadline;
 };

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <functional>
 #include <queue>
+#include <random>
 #include <type_traits>
 #include <utility>
 
@@ -43,6 +44,7 @@ constexpr std::uint32_t waitlist_limit_max = 10'000'000;
 constexpr TimeMs hold_ms_min = 1'000;
 constexpr TimeMs hold_ms_max = TimeMs{24} * 3600 * 1000;
 constexpr TimeMs countdown_ms_max = TimeMs{7} * 24 * 3600 * 1000;
+constexpr TimeMs admission_window_ms_max = 60'000;
 
 }  // namespace
 
@@ -56,6 +58,8 @@ const char* detail::validate_spec(const DropSpec& spec) {
     return "per_user_limit must be 1..10^6";
   if (spec.hold_ms < hold_ms_min || spec.hold_ms > hold_ms_max) return "hold must be 1 s .. 24 h";
   if (spec.waitlist_limit > waitlist_limit_max) return "waitlist_limit must be 0..10^7";
+  if (spec.admission_window_ms < 0 || spec.admission_window_ms > admission_window_ms_max)
+    return "admission_window must be 0 .. 60 s";
   return nullptr;
 }
 
@@ -65,11 +69,13 @@ bool accepts_orders(DropState state) {
   return state == DropState::open || state == DropState::sold_out;
 }
 
-// The drop's next moment of interest: its opening instant or its first hold's expiry.
+// The drop's next moment of interest: its opening instant, the end of its admission window
+// (with orders to draw) or its first hold's expiry.
 std::optional<TimeMs> next_deadline(DropBook& book) {
   book.prune_queues();
   std::optional<TimeMs> next;
   if (book.state == DropState::countdown) next = book.opens_at_ms;
+  if (book.pending_orders > 0) next = book.admission_closes_at_ms();
   if (!book.holds.empty()) {
     const TimeMs expiry = book.order(book.holds.front()).hold_expires_at_ms;
     next = next ? std::min(*next, expiry) : expiry;
@@ -77,13 +83,16 @@ std::optional<TimeMs> next_deadline(DropBook& book) {
   return next;
 }
 
-// Only a new opening instant or a new hold can make a drop's next deadline earlier; every
-// other change leaves the heap's entry at or before the real deadline, which is all it needs.
-bool may_bring_deadline_forward(const EventBody& body) {
+// Only a new opening instant, a new hold or a first order to draw can make a drop's next
+// deadline earlier; every other change leaves the heap's entry at or before the real deadline,
+// which is all it needs.
+bool may_bring_deadline_forward(const DropBook& book, const EventBody& body) {
   if (std::holds_alternative<CountdownStarted>(body) || std::holds_alternative<OrderPromoted>(body))
     return true;
   const auto* decided = std::get_if<OrderDecided>(&body);
-  return decided != nullptr && decided->outcome == OrderOutcome::reserved;
+  return decided != nullptr &&
+         (decided->outcome == OrderOutcome::reserved ||
+          (decided->outcome == OrderOutcome::pending && book.pending_orders == 1));
 }
 
 bool legal_transition(DropState from, DropState to) {
@@ -143,8 +152,75 @@ void release_hold(DropBook& book, const Order& order) {
 
 // --- Applying events to a drop. Each asserts what the event claims about the state after. ---
 
+// Records a new order in the book: reserved (held, queued for expiry) or waitlisted.
+void add_order(DropBook& book, const OrderDecided& decided, std::uint32_t position,
+               std::uint32_t buyer_position) {
+  FS_ASSERT(decided.order == book.orders.size() + 1);
+  if (decided.outcome == OrderOutcome::reserved) {
+    FS_ASSERT(book.waitlist_orders == 0);
+    FS_ASSERT(book.stock_left >= decided.qty);
+    book.stock_left -= decided.qty;
+    book.held += decided.qty;
+    book.orders.push_back({position, buyer_position, decided.qty, decided.hold_expires_at_ms, 0,
+                           OrderStatus::reserved});
+    book.holds.push_back(decided.order);
+  } else {
+    book.waitlist_orders += 1;
+    FS_ASSERT(book.waitlist_orders <= book.spec.waitlist_limit);
+    FS_ASSERT(decided.waitlist_position == book.waitlist_orders);
+    book.orders.push_back({position, buyer_position, decided.qty, 0, decided.waitlist_position,
+                           OrderStatus::waitlisted});
+    book.waitlist.push_back(decided.order);
+  }
+  FS_ASSERT(book.stock_left == decided.stock_left);
+}
+
+// The draw decides an order collected in the admission window: its pending record takes the
+// outcome, and its units stop counting unless it got them (or a place in the queue).
+void apply_drawn(DropBook& book, OrderDecided& decided) {
+  FS_ASSERT(book.pending_orders >= 1);
+  FS_ASSERT(decided.outcome == OrderOutcome::reserved ||
+            decided.outcome == OrderOutcome::waitlisted ||
+            decided.outcome == OrderOutcome::sold_out);
+  DropBook::Collected collected{};
+  if (book.drawn) {
+    collected = *book.drawn;  // the draw knows where it is; replay has to look
+    book.drawn.reset();
+  } else {
+    const auto tag = detail::BuyerIndex::tag_of(decided.user);
+    collected.buyer = book.find_buyer(decided.user, tag);
+    FS_ASSERT(collected.buyer != detail::BuyerIndex::not_found);
+    const auto position = book.find_decision(book.buyers[collected.buyer], decided.client_order_id);
+    FS_ASSERT(position.has_value());
+    collected.decision = *position;
+  }
+  Record& record = book.decisions[collected.decision];
+  FS_ASSERT(record.outcome == OrderOutcome::pending && record.qty == decided.qty);
+  FS_ASSERT(record.user() == decided.user && record.client_order_id() == decided.client_order_id);
+  decided.user = record.user();  // the arena's copies, as for every applied event
+  decided.client_order_id = record.client_order_id();
+  record.outcome = decided.outcome;
+  record.order = decided.order;
+  book.pending_orders -= 1;
+  FS_ASSERT(book.pending_units >= decided.qty);
+  book.pending_units -= decided.qty;
+  if (book.pending_orders == 0) {
+    book.admission.clear();
+    book.admission.shrink_to_fit();
+  }
+  detail::Buyer& buyer = book.buyers[collected.buyer];
+  if (decided.outcome == OrderOutcome::sold_out) {
+    FS_ASSERT(decided.order == 0 && buyer.units >= decided.qty);
+    buyer.units -= decided.qty;
+    FS_ASSERT(book.stock_left == decided.stock_left);
+    return;
+  }
+  add_order(book, decided, collected.decision, collected.buyer);
+}
+
 void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
   FS_ASSERT(is_recorded(decided.outcome));
+  if (decided.drawn) return apply_drawn(book, decided);
   const char* key = arena.copy(decided.user, decided.client_order_id);
   decided.user = {key, decided.user.size()};
   decided.client_order_id = {key + decided.user.size(), decided.client_order_id.size()};
@@ -180,30 +256,25 @@ void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
   buyer.last_decision = position;
   buyer.decisions += 1;
 
-  if (decided.outcome != OrderOutcome::reserved && decided.outcome != OrderOutcome::waitlisted) {
+  const bool takes_units = decided.outcome == OrderOutcome::reserved ||
+                           decided.outcome == OrderOutcome::waitlisted ||
+                           decided.outcome == OrderOutcome::pending;
+  if (!takes_units) {
     FS_ASSERT(decided.order == 0);
     return;
   }
-  FS_ASSERT(decided.order == book.orders.size() + 1);
   buyer.units += decided.qty;
   FS_ASSERT(buyer.units <= book.spec.per_user_limit);  // nobody above their limit
-  if (decided.outcome == OrderOutcome::reserved) {
-    FS_ASSERT(book.waitlist_orders == 0);
-    FS_ASSERT(book.stock_left >= decided.qty);
-    book.stock_left -= decided.qty;
-    book.held += decided.qty;
-    book.orders.push_back({position, buyer_position, decided.qty, decided.hold_expires_at_ms, 0,
-                           OrderStatus::reserved});
-    book.holds.push_back(decided.order);
-  } else {
-    book.waitlist_orders += 1;
-    FS_ASSERT(book.waitlist_orders <= book.spec.waitlist_limit);
-    FS_ASSERT(decided.waitlist_position == book.waitlist_orders);
-    book.orders.push_back({position, buyer_position, decided.qty, 0, decided.waitlist_position,
-                           OrderStatus::waitlisted});
-    book.waitlist.push_back(decided.order);
+  if (decided.outcome == OrderOutcome::pending) {
+    FS_ASSERT(decided.order == 0 && book.spec.admission_window_ms > 0);
+    FS_ASSERT(book.state == DropState::open || book.state == DropState::sold_out);
+    FS_ASSERT(book.stock_left == decided.stock_left);
+    book.admission.push_back({position, buyer_position});
+    book.pending_orders += 1;
+    book.pending_units += decided.qty;
+    return;
   }
-  FS_ASSERT(book.stock_left == decided.stock_left);
+  add_order(book, decided, position, buyer_position);
 }
 
 void apply_to(DropBook& book, const OrderPromoted& promoted) {
@@ -266,10 +337,12 @@ void apply_to(DropBook& book, const CountdownStarted& started) {
   FS_ASSERT(book.state == DropState::scheduled || book.state == DropState::countdown);
   book.state = DropState::countdown;
   book.opens_at_ms = started.opens_at_ms;
+  book.admission_seed = started.admission_seed;
 }
 
 void apply_to(DropBook& book, const StateChanged& changed) {
   FS_ASSERT(legal_transition(book.state, changed.state));
+  FS_ASSERT(changed.state != DropState::closed || book.pending_orders == 0);  // drawn first
   book.state = changed.state;
 }
 
@@ -356,7 +429,7 @@ void Engine::apply_body(DropIndex drop, EventBody& body) {
       },
       body);
   book.check_balance();
-  if (may_bring_deadline_forward(body)) schedule(book);
+  if (may_bring_deadline_forward(book, body)) schedule(book);
 }
 
 void Engine::apply(const Event& event) {
@@ -413,6 +486,8 @@ void Engine::advance_drop(DropBook& book, Events& events) {
     emit(book.index, StateChanged{DropState::open}, events);
     update_availability(book, events);
   }
+  if (book.pending_orders > 0 && book.admission_closes_at_ms() <= now_ms_)
+    draw_admission(book, events);
   book.prune_queues();
   while (!book.holds.empty()) {
     const OrderNumber number = book.holds.front();
@@ -422,6 +497,67 @@ void Engine::advance_drop(DropBook& book, Events& events) {
     release_units(book, events);
     book.prune_queues();
   }
+}
+
+namespace {
+
+// A uniform integer in [0, bound) from one 64-bit draw (Lemire's multiply-shift; its bias,
+// under bound / 2^64, is far below anything a drop's audience could notice).
+std::size_t below(std::uint64_t random, std::size_t bound) {
+  __extension__ using Wide = unsigned __int128;  // GCC and Clang on 64-bit targets
+  return static_cast<std::size_t>((static_cast<Wide>(random) * bound) >> 64);
+}
+
+}  // namespace
+
+// The admission window has closed: its orders are decided in a uniformly random order — a
+// Fisher-Yates shuffle of the arrival order driven by std::mt19937_64 from the countdown's
+// seed (the standard fixes that generator's output, so every build draws alike). Arriving first
+// inside the window is worth nothing. An engine recovered from the journal holds the same
+// arrivals and seed, so it draws the same winners; orders already decided (a draw cut short
+// between journal batches) keep their outcome and are skipped.
+void Engine::draw_admission(DropBook& book, Events& events) {
+  std::vector<DropBook::Collected> draw = book.admission;
+  std::mt19937_64 random(book.admission_seed);
+  for (std::size_t left = draw.size(); left > 1; --left)
+    std::swap(draw[left - 1], draw[below(random(), left)]);
+  // The records and buyers are scattered: fetch them a few orders ahead.
+  constexpr std::size_t ahead = 8;
+  const auto prefetch = [&](std::size_t index) {
+    __builtin_prefetch(&book.decisions[draw[index].decision]);
+    __builtin_prefetch(&book.buyers[draw[index].buyer], 1);
+  };
+  for (std::size_t index = 0; index < std::min(ahead, draw.size()); ++index) prefetch(index);
+  for (std::size_t index = 0; index < draw.size(); ++index) {
+    if (index + ahead < draw.size()) prefetch(index + ahead);
+    const DropBook::Collected collected = draw[index];
+    const Record& record = book.decisions[collected.decision];
+    if (record.outcome != OrderOutcome::pending) continue;
+    OrderOutcome outcome = OrderOutcome::sold_out;
+    if (book.waitlist_orders == 0 && book.stock_left >= record.qty) {
+      outcome = OrderOutcome::reserved;
+    } else if (book.waitlist_orders < book.spec.waitlist_limit) {
+      outcome = OrderOutcome::waitlisted;
+    }
+    OrderDecided& decided =
+        std::get<OrderDecided>(next_event(book.index, events).body =
+                                   OrderDecided{record.user(), record.client_order_id()});
+    decided.outcome = outcome;
+    decided.qty = record.qty;
+    decided.stock_left = book.stock_left;
+    decided.drawn = true;
+    if (outcome == OrderOutcome::reserved || outcome == OrderOutcome::waitlisted)
+      decided.order = static_cast<OrderNumber>(book.orders.size() + 1);
+    if (outcome == OrderOutcome::reserved) {
+      decided.hold_expires_at_ms = now_ms_ + book.spec.hold_ms;
+      decided.stock_left = book.stock_left - record.qty;
+    }
+    if (outcome == OrderOutcome::waitlisted) decided.waitlist_position = book.waitlist_orders + 1;
+    book.drawn = collected;
+    apply_last(events);
+  }
+  FS_ASSERT(book.pending_orders == 0 && book.admission.empty());
+  update_availability(book, events);
 }
 
 // Units came back (cancel, expiry, restock): the waitlist's head takes them first, strictly
@@ -478,7 +614,7 @@ CommandResult Engine::create_drop(const DropSpec& spec, TimeMs now_ms, Events& e
 }
 
 CommandResult Engine::start_countdown(std::string_view drop, TimeMs opens_in_ms, TimeMs now_ms,
-                                      Events& events) {
+                                      Events& events, std::uint64_t admission_seed) {
   advance_to(now_ms, events);
   CommandResult result;
   DropBook* book = lookup(drop);
@@ -493,7 +629,7 @@ CommandResult Engine::start_countdown(std::string_view drop, TimeMs opens_in_ms,
     result.reason = "the drop has already opened";
   } else {
     result.drop = book->index;
-    emit(book->index, CountdownStarted{now_ms_ + opens_in_ms}, events);
+    emit(book->index, CountdownStarted{now_ms_ + opens_in_ms, admission_seed}, events);
     advance_to(now_ms_, events);  // a zero countdown opens now
   }
   after_command();
@@ -540,6 +676,8 @@ CommandResult Engine::close(std::string_view drop, TimeMs now_ms, Events& events
     result.reason = "the drop is already closed";
   } else {
     result.drop = book->index;
+    // Orders that arrived inside the admission window came before the close: drawn now.
+    if (book->pending_orders > 0) draw_admission(*book, events);
     emit(book->index, StateChanged{DropState::closed}, events);
     book->prune_queues();
     // Copy: emitting mutates the queue's lazily deleted front.
@@ -613,6 +751,8 @@ OrderResult Engine::decide_order(const PlaceOrder& request, std::uint32_t tag, E
     outcome = OrderOutcome::closed;
   } else if (std::uint64_t{units} + request.qty > book->spec.per_user_limit) {
     outcome = OrderOutcome::limit_exceeded;
+  } else if (book->collecting(now_ms_)) {
+    outcome = OrderOutcome::pending;
   } else if (book->waitlist_orders == 0 && book->stock_left >= request.qty) {
     outcome = OrderOutcome::reserved;
   } else if (book->waitlist_orders < book->spec.waitlist_limit) {
@@ -634,7 +774,10 @@ OrderResult Engine::decide_order(const PlaceOrder& request, std::uint32_t tag, E
   book->decided_buyer = {tag, found};  // spares applying a second lookup of the same buyer
   apply_last(events);
   if (outcome == OrderOutcome::reserved) update_availability(*book, events);
-  return result_of(*book, static_cast<std::uint32_t>(book->decisions.size() - 1), false);
+  OrderResult result =
+      result_of(*book, static_cast<std::uint32_t>(book->decisions.size() - 1), false);
+  result.waitlist_full = outcome == OrderOutcome::sold_out && book->spec.waitlist_limit > 0;
+  return result;
 }
 
 ActionResult Engine::confirm(const OrderAction& action, TimeMs now_ms, Events& events) {
@@ -728,6 +871,7 @@ DropInfo Engine::drop_info(DropIndex drop) const {
   info.held = book.held;
   info.sold = book.sold;
   info.waitlist_orders = book.waitlist_orders;
+  info.pending_orders = book.pending_orders;
   info.orders = static_cast<std::uint32_t>(book.orders.size());
   info.decisions = static_cast<std::uint32_t>(book.decisions.size());
   return info;

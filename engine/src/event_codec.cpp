@@ -2,6 +2,7 @@
 // it only with a new journal version.
 #include "flashsale/engine/event_codec.hpp"
 
+#include "drop_book.hpp"
 #include "flashsale/engine/engine.hpp"
 
 #include <type_traits>
@@ -26,13 +27,10 @@ bool read_time(ByteReader& in, TimeMs base, TimeMs& out) {
   return in.ok() && out >= 0 && out <= time_ms_max;
 }
 
-bool valid_spec(const DropSpec& spec) {
-  return is_valid_drop_id(spec.id) && spec.price_cents >= 0 && spec.per_user_limit >= 1 &&
-         spec.hold_ms >= 1'000 && spec.hold_ms <= time_ms_max;
-}
-
 // The body of one event; false when a field is out of its range.
 bool decode_body(ByteReader& in, std::uint8_t kind, Event& event);
+
+constexpr std::uint8_t drawn_bit = 0x80;
 
 std::uint32_t read_u32(ByteReader& in) {
   return static_cast<std::uint32_t>(in.bounded(0xffffffffULL));
@@ -48,6 +46,7 @@ void encode_spec(const DropSpec& spec, ByteWriter& out) {
   out.varint(spec.per_user_limit);
   out.signed_varint(spec.hold_ms);
   out.varint(spec.waitlist_limit);
+  out.signed_varint(spec.admission_window_ms);
 }
 
 DropSpec decode_spec(ByteReader& in) {
@@ -59,6 +58,7 @@ DropSpec decode_spec(ByteReader& in) {
   spec.per_user_limit = read_u32(in);
   spec.hold_ms = in.signed_varint();
   spec.waitlist_limit = read_u32(in);
+  spec.admission_window_ms = in.signed_varint();
   return spec;
 }
 
@@ -73,12 +73,15 @@ void encode_event(const Event& event, ByteWriter& out, TimeMs& previous_at_ms) {
           encode_spec(body.spec, out);
         } else if constexpr (std::is_same_v<Body, CountdownStarted>) {
           out.signed_varint(body.opens_at_ms - event.at_ms);
+          out.fixed64(body.admission_seed);
         } else if constexpr (std::is_same_v<Body, StateChanged>) {
           out.byte(static_cast<std::uint8_t>(body.state));
         } else if constexpr (std::is_same_v<Body, OrderDecided>) {
           out.string(body.user);
           out.string(body.client_order_id);
-          out.byte(static_cast<std::uint8_t>(body.outcome));
+          // The top bit of the outcome byte says `drawn`.
+          out.byte(static_cast<std::uint8_t>(static_cast<std::uint8_t>(body.outcome) |
+                                             (body.drawn ? drawn_bit : 0)));
           out.varint(body.qty);
           out.varint(body.order);
           out.signed_varint(
@@ -127,13 +130,14 @@ bool decode_body(ByteReader& in, std::uint8_t kind, Event& event) {
     case 0: {
       const DropSpec spec = decode_spec(in);
       event.body = DropCreated{spec};
-      return in.ok() && valid_spec(spec);
+      return in.ok() && detail::validate_spec(spec) == nullptr;
     }
     case 1: {
       CountdownStarted started;
       if (!read_time(in, event.at_ms, started.opens_at_ms)) return false;
+      started.admission_seed = in.fixed64();
       event.body = started;
-      return true;
+      return in.ok();
     }
     case 2: {
       StateChanged changed;
@@ -145,7 +149,11 @@ bool decode_body(ByteReader& in, std::uint8_t kind, Event& event) {
       OrderDecided decided;
       decided.user = in.string(user_length_max);
       decided.client_order_id = in.string(client_order_id_length_max);
-      if (!read_enum(in, OrderOutcome::unavailable, decided.outcome)) return false;
+      const std::uint8_t outcome = in.byte();
+      decided.drawn = (outcome & drawn_bit) != 0;
+      decided.outcome = static_cast<OrderOutcome>(outcome & ~drawn_bit);
+      if (!in.ok() || (outcome & ~drawn_bit) > static_cast<std::uint8_t>(OrderOutcome::pending))
+        return false;
       decided.qty = read_u32(in);
       decided.order = read_u32(in);
       TimeMs hold = 0;
@@ -156,7 +164,8 @@ bool decode_body(ByteReader& in, std::uint8_t kind, Event& event) {
       event.body = decided;
       const bool accepted =
           decided.outcome == OrderOutcome::reserved || decided.outcome == OrderOutcome::waitlisted;
-      return in.ok() && is_recorded(decided.outcome) &&
+      const bool drawable = decided.outcome == OrderOutcome::sold_out || accepted;
+      return in.ok() && is_recorded(decided.outcome) && (!decided.drawn || drawable) &&
              is_valid_name(decided.user, user_length_max) &&
              is_valid_name(decided.client_order_id, client_order_id_length_max) &&
              decided.qty >= 1 && decided.qty <= order_qty_max && accepted == (decided.order != 0);

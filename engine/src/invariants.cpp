@@ -38,6 +38,8 @@ void digest_drop(const DropBook& book, DigestWriter& writer) {
   writer.add(book.spec.per_user_limit);
   writer.add(static_cast<std::uint64_t>(book.spec.hold_ms));
   writer.add(book.spec.waitlist_limit);
+  writer.add(static_cast<std::uint64_t>(book.spec.admission_window_ms));
+  writer.add(book.admission_seed);
   writer.add(static_cast<std::uint64_t>(book.state));
   writer.add(static_cast<std::uint64_t>(book.opens_at_ms));
   writer.add(book.stock_total);
@@ -108,6 +110,23 @@ void check_drop(const DropBook& book) {
   FS_ASSERT(held == book.held);
   FS_ASSERT(sold == book.sold);
   FS_ASSERT(waitlisted == book.waitlist_orders);
+  // Orders collected in the admission window count toward their buyer's limit until drawn.
+  std::uint32_t pending = 0;
+  std::uint64_t pending_units = 0;
+  for (const Record& record : book.decisions) {
+    if (record.outcome != OrderOutcome::pending) continue;
+    FS_ASSERT(record.order == 0);
+    pending += 1;
+    pending_units += record.qty;
+    units[record.user()] += record.qty;
+  }
+  FS_ASSERT(pending == book.pending_orders && pending_units == book.pending_units);
+  FS_ASSERT(pending == 0 || book.spec.admission_window_ms > 0);
+  FS_ASSERT(pending == 0 || book.admission.size() >= pending);
+  for (const DropBook::Collected& collected : book.admission) {
+    FS_ASSERT(collected.decision < book.decisions.size());
+    FS_ASSERT(book.decisions[collected.decision].user() == book.buyers[collected.buyer].user());
+  }
   for (const auto& [user, count] : units) {
     FS_ASSERT(count <= book.spec.per_user_limit);  // nobody above their limit
     const std::uint32_t buyer = book.find_buyer(user, detail::BuyerIndex::tag_of(user));
@@ -162,7 +181,7 @@ void check_drop(const DropBook& book) {
     FS_ASSERT(book.waitlist_orders == 0);
   }
   // The deadline heap holds an entry no later than the drop's next deadline.
-  if (book.state == DropState::countdown || held > 0) {
+  if (book.state == DropState::countdown || held > 0 || pending > 0) {
     FS_ASSERT(book.scheduled_deadline.has_value());
     if (book.state == DropState::countdown) FS_ASSERT(*book.scheduled_deadline <= book.opens_at_ms);
   }

@@ -26,12 +26,13 @@ using detail::Record;
 namespace {
 
 constexpr std::uint64_t snapshot_magic = 0x31534e5353414c46ULL;  // "FLASSNS1"
-constexpr std::uint64_t snapshot_version = 1;
+constexpr std::uint64_t snapshot_version = 2;                    // 2: admission windows
 
 void write_drop(const DropBook& book, ByteWriter& out) {
   encode_spec(book.spec, out);
   out.byte(static_cast<std::uint8_t>(book.state));
   out.signed_varint(book.opens_at_ms);
+  out.fixed64(book.admission_seed);
   out.varint(book.stock_total);
   out.varint(book.stock_left);
   out.varint(book.held);
@@ -90,6 +91,7 @@ std::string Engine::restore(std::string_view bytes) {
     if (state > static_cast<std::uint8_t>(DropState::closed)) return "bad drop state";
     book.state = static_cast<DropState>(state);
     book.opens_at_ms = in.signed_varint();
+    book.admission_seed = in.fixed64();
     book.stock_total = static_cast<std::uint32_t>(in.bounded(1'000'000'000));
     book.stock_left = static_cast<std::uint32_t>(in.bounded(book.stock_total));
     const auto held = in.bounded(book.stock_total);
@@ -114,8 +116,8 @@ std::string Engine::restore(std::string_view bytes) {
           recorded == OrderOutcome::reserved || recorded == OrderOutcome::waitlisted;
       if (!in.ok() || !is_valid_name(user, user_length_max) ||
           !is_valid_name(client_order_id, client_order_id_length_max) ||
-          outcome > static_cast<std::uint8_t>(OrderOutcome::unavailable) ||
-          !is_recorded(recorded) || qty == 0 || accepted != (order != 0))
+          outcome > static_cast<std::uint8_t>(OrderOutcome::pending) || !is_recorded(recorded) ||
+          qty == 0 || accepted != (order != 0))
         return "bad decision";
       const char* key = arena_->copy(user, client_order_id);
       const std::string_view stored_user{key, user.size()};
@@ -140,6 +142,16 @@ std::string Engine::restore(std::string_view bytes) {
       record.previous_of_buyer = owner.last_decision;
       owner.last_decision = static_cast<std::uint32_t>(position);
       owner.decisions += 1;
+      if (record.outcome == OrderOutcome::pending) {
+        // Collected in the admission window; arrival order is decision order.
+        if (!book.collecting(now_ms_)) return "a pending order outside an admission window";
+        if (std::uint64_t{owner.units} + qty > book.spec.per_user_limit)
+          return "a buyer above the limit";
+        owner.units += qty;
+        book.admission.push_back({static_cast<std::uint32_t>(position), buyer});
+        book.pending_orders += 1;
+        book.pending_units += qty;
+      }
     }
 
     const std::uint64_t order_count = in.bounded(decision_count);

@@ -40,6 +40,8 @@ std::string_view to_string(OrderOutcome outcome) noexcept {
       return "sold_out";
     case OrderOutcome::unavailable:
       return "unavailable";
+    case OrderOutcome::pending:
+      return "pending";
   }
   return "unknown";
 }

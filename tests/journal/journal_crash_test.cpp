@@ -86,6 +86,45 @@ TEST(JournalCrash, KilledEngineLosesNoAcknowledgedOutcome) {
             << " acknowledgements checked\n";
 }
 
+// Runs journal_driver window until it prints DONE; the winners it printed.
+std::vector<std::string> draw_winners(ChildProcess& driver) {
+  std::vector<std::string> winners;
+  while (auto line = driver.read_line(60s)) {
+    if (*line == "DONE") return winners;
+    if (line->starts_with("WINNER ")) winners.push_back(line->substr(7));
+  }
+  ADD_FAILURE() << "the window driver stopped early: " << driver.stderr_text();
+  return winners;
+}
+
+std::unique_ptr<ChildProcess> start_window(const RedisServer& redis, const std::string& prefix,
+                                           std::uint64_t seed) {
+  return std::make_unique<ChildProcess>(std::vector<std::string>{
+      FLASHSALE_JOURNAL_DRIVER, "window", "--redis", redis.socket(), "--prefix", prefix, "--seed",
+      std::to_string(seed), "--orders", "2000", "--stock", "25"});
+}
+
+// The admission window's winners are drawn from the journaled seed over the journaled arrivals:
+// an engine killed inside the window and recovered draws exactly the winners an engine that
+// never crashed draws. The restarted driver is given another seed, which it must not use.
+TEST(JournalCrash, KilledInsideTheAdmissionWindowTheSameBuyersWin) {
+  const std::uint64_t seed = engine::testing::random_base_seed();
+  std::cout << "JournalCrash window: seed " << seed << "\n";
+  RedisServer redis;
+  auto calm = start_window(redis, "calm", seed);
+  const std::vector<std::string> expected = draw_winners(*calm);
+  ASSERT_EQ(expected.size(), 25u);
+
+  auto crashing = start_window(redis, "crash", seed);
+  const std::size_t kill_after = 1 + seed % 30;  // batches of 50 collected before the kill
+  for (std::size_t line = 0; line < kill_after; ++line)
+    ASSERT_TRUE(crashing->read_line(30s).has_value()) << crashing->stderr_text();
+  crashing->signal(SIGKILL);
+  crashing->wait(10s);
+  auto restarted = start_window(redis, "crash", seed + 1);
+  EXPECT_EQ(draw_winners(*restarted), expected) << "killed after " << kill_after << " batches";
+}
+
 TEST(JournalCrash, KilledRedisLosesNoAcknowledgedOutcome) {
   const std::uint64_t seed = engine::testing::random_base_seed();
   std::cout << "JournalCrash: seed " << seed << "\n";

@@ -7,6 +7,13 @@
 //       ACK <drop> <user> <client_order_id> <outcome> <order>
 //       PAID <drop> <order>          CANCELLED <drop> <order>
 //     Exits 3 when fenced (another engine took the journal).
+//   journal_driver window --redis SOCKET --prefix P --seed N --orders N --stock S
+//     Recovers, then (unless the journal already has it) creates drop "w" with a 60 s admission
+//     window and countdown seed N, opening at once. Places orders from users u0..u<N-1> in
+//     batches, printing "COLLECTED <n>" once the first n are durable; then jumps engine time to
+//     the window's end, so the draw runs, and prints "WINNER <user>" for each reservation, in
+//     user order, once durable. Orders already collected before a crash are retried, which
+//     changes nothing: a restarted driver continues the same arrival order.
 //   journal_driver check --redis SOCKET --prefix P   (acknowledgements on stdin)
 //     Recovers and checks that every acknowledged outcome is there unchanged, that retrying
 //     each (user, client_order_id) returns it, and every invariant. Prints "CHECKED <n>" and
@@ -120,6 +127,53 @@ int surge(journal::Journal& journal, std::uint64_t seed) {
   }
 }
 
+int window(journal::Journal& journal, std::uint64_t seed, std::uint32_t orders,
+           std::uint32_t stock) {
+  Engine engine;
+  journal.recover(engine);
+  Events events;
+  if (!engine.find_drop("w")) {
+    engine::DropSpec spec{"w", "window drop", 100, stock, 1, 600'000, 0};
+    spec.admission_window_ms = 60'000;
+    engine.create_drop(spec, wall_ms(), events);
+    engine.start_countdown("w", 0, wall_ms(), events, seed);
+  }
+  journal.append(events);
+  events.clear();
+  if (!await_durable(journal, engine)) return exit_fenced;
+  constexpr std::uint32_t batch = 50;
+  for (std::uint32_t first = 0; first < orders; first += batch) {
+    for (std::uint32_t user = first; user < std::min(orders, first + batch); ++user) {
+      const auto result =
+          engine.place_order({"w", "u" + std::to_string(user), "c", 1}, wall_ms(), events);
+      if (result.outcome != OrderOutcome::pending) {
+        std::printf("UNEXPECTED %s\n", std::string(to_string(result.outcome)).c_str());
+        return 1;
+      }
+    }
+    journal.append(events);
+    events.clear();
+    if (!await_durable(journal, engine)) return exit_fenced;
+    std::printf("COLLECTED %u\n", std::min(orders, first + batch));
+    std::fflush(stdout);
+  }
+  const engine::DropInfo info = engine.drop_info(*engine.find_drop("w"));
+  engine.advance_time(*info.opens_at_ms + info.spec.admission_window_ms, events);
+  journal.append(events);
+  events.clear();
+  if (!await_durable(journal, engine)) return exit_fenced;
+  std::vector<std::string> winners;
+  for (std::uint32_t user = 0; user < orders; ++user) {
+    const std::string name = "u" + std::to_string(user);
+    const auto decided = engine.find_decision("w", name, "c");
+    if (decided && decided->outcome == OrderOutcome::reserved) winners.push_back(name);
+  }
+  for (const std::string& winner : winners) std::printf("WINNER %s\n", winner.c_str());
+  std::printf("DONE\n");
+  std::fflush(stdout);
+  return 0;
+}
+
 int check(journal::Journal& journal) {
   Engine engine;
   journal.recover(engine);
@@ -171,9 +225,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   journal::JournalConfig config;
   std::uint64_t seed = 1;
+  std::uint32_t orders = 1'000;
+  std::uint32_t stock = 10;
   std::int64_t lease_ms = 500;
   std::int64_t timeout_ms = 1'000;
   for (CLI::App* mode : {app.add_subcommand("surge", "play a surge"),
+                         app.add_subcommand("window", "collect an admission window and draw"),
                          app.add_subcommand("check", "check acknowledgements from stdin")}) {
     mode->add_option("--redis", config.redis, "redis socket path or HOST:PORT")->required();
     mode->add_option("--prefix", config.prefix, "journal prefix")->required();
@@ -182,6 +239,10 @@ int main(int argc, char** argv) {
     mode->add_option("--snapshot-every", config.snapshot_every_events, "events between snapshots");
   }
   app.get_subcommand("surge")->add_option("--seed", seed, "random seed");
+  CLI::App* window_mode = app.get_subcommand("window");
+  window_mode->add_option("--seed", seed, "the countdown's admission seed");
+  window_mode->add_option("--orders", orders, "orders in the window");
+  window_mode->add_option("--stock", stock, "units");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_default_logger(spdlog::stderr_logger_mt("driver"));
   config.lease_ttl = std::chrono::milliseconds(lease_ms);
@@ -189,6 +250,7 @@ int main(int argc, char** argv) {
   config.backoff_max = std::chrono::milliseconds(200);
   journal::Journal journal(config);
   if (app.got_subcommand("surge")) return surge(journal, seed);
+  if (app.got_subcommand("window")) return window(journal, seed, orders, stock);
   const int result = check(journal);
   journal.stop(std::chrono::seconds(1));
   return result;

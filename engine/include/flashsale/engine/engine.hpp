@@ -67,7 +67,8 @@ struct OrderResult {
   TimeMs hold_expires_at_ms = 0;                 // reserved
   std::uint32_t waitlist_position = 0;           // waitlisted
   OrderStatus status = OrderStatus::waitlisted;  // where the order stands now (with `order`)
-  std::string_view reason;                       // for humans; static text
+  bool waitlist_full = false;  // a new sold_out because the drop's waitlist is at its limit
+  std::string_view reason;     // for humans; static text
 };
 
 // A buyer acting on their own order: confirm (paid) or cancel.
@@ -101,6 +102,7 @@ struct DropInfo {
   std::uint32_t held = 0;             // units reserved, awaiting payment
   std::uint32_t sold = 0;             // units confirmed
   std::uint32_t waitlist_orders = 0;  // orders waiting
+  std::uint32_t pending_orders = 0;   // collected in the admission window, not yet drawn
   std::uint32_t orders = 0;           // orders ever accepted (reserved or waitlisted)
   std::uint32_t decisions = 0;        // recorded outcomes
 };
@@ -125,9 +127,10 @@ class Engine {
   // (create), unknown_drop, wrong_state.
   CommandResult create_drop(const DropSpec& spec, TimeMs now_ms, Events& events);
   // Opens the drop at now + opens_in_ms (0 opens it now). From scheduled or countdown (a
-  // countdown may be moved); 0 <= opens_in_ms <= 7 days.
+  // countdown may be moved); 0 <= opens_in_ms <= 7 days. `admission_seed` orders the draw of
+  // the admission window (DropSpec::admission_window_ms); it only matters for drops with one.
   CommandResult start_countdown(std::string_view drop, TimeMs opens_in_ms, TimeMs now_ms,
-                                Events& events);
+                                Events& events, std::uint64_t admission_seed = 0);
   // Adds units; they serve the waitlist first. Any state but closed; 1 <= added, total <= 10^9.
   CommandResult restock(std::string_view drop, std::uint32_t added, TimeMs now_ms, Events& events);
   // Stops the sale: new orders get `closed`, waitlist entries are cancelled. Holds stay valid
@@ -136,8 +139,9 @@ class Engine {
 
   // A buyer's order. Outcome precedence: invalid, (repeat: the original outcome), not_open,
   // unavailable (table full), invalid (buyer over decisions_per_buyer_max), closed,
-  // limit_exceeded, reserved, waitlisted, sold_out.
-  // Reserved needs an empty waitlist and enough stock: nobody jumps the queue.
+  // limit_exceeded, pending (inside the admission window), reserved, waitlisted, sold_out.
+  // Reserved needs an empty waitlist and enough stock: nobody jumps the queue. A pending
+  // order's units count toward the buyer's limit until it is drawn.
   OrderResult place_order(const PlaceOrder& request, TimeMs now_ms, Events& events);
   // Places `orders` in order, all at `now_ms`, writing results[i] for orders[i]: exactly the
   // answers and events of calling place_order for each, but faster for large batches (the
@@ -148,7 +152,7 @@ class Engine {
   ActionResult confirm(const OrderAction& action, TimeMs now_ms, Events& events);
   // Cancel: reserved or waitlisted -> cancelled; held units go to the waitlist, then to stock.
   ActionResult cancel(const OrderAction& action, TimeMs now_ms, Events& events);
-  // Expires due holds and opens due drops.
+  // Expires due holds, opens due drops and draws admission windows that have closed.
   void advance_time(TimeMs now_ms, Events& events);
 
   // Recovery: applies one event produced by another engine, in sequence order (asserted).
@@ -195,6 +199,7 @@ class Engine {
   void advance_to(TimeMs now_ms, Events& events);
   OrderResult decide_order(const PlaceOrder& request, std::uint32_t tag, Events& events);
   void advance_drop(detail::DropBook& book, Events& events);
+  void draw_admission(detail::DropBook& book, Events& events);
   void release_units(detail::DropBook& book, Events& events);
   void update_availability(detail::DropBook& book, Events& events);
   void schedule(detail::DropBook& book);

@@ -27,6 +27,10 @@ struct DropSpec {
   std::uint32_t per_user_limit = 1;  // units per buyer, 1 .. 10^6
   TimeMs hold_ms = 0;                // how long a reservation waits for payment, 1 s .. 24 h
   std::uint32_t waitlist_limit = 0;  // waiting orders at most; 0 = no waitlist
+  // Fair admission: orders arriving in the first `admission_window_ms` after the opening instant
+  // are collected, then decided in a random order when the window closes; later orders are
+  // first come, first served. 0 (the default) serves everyone on arrival. 0 .. 60 s.
+  TimeMs admission_window_ms = 0;
 
   friend bool operator==(const DropSpec&, const DropSpec&) = default;
 };
@@ -39,6 +43,10 @@ struct DropCreated {
 
 struct CountdownStarted {
   TimeMs opens_at_ms = 0;
+  // Orders the admission window's draw. Chosen by whoever starts the countdown (the gateway
+  // draws it from a CSPRNG) and kept from buyers; journaled, so a recovered engine draws the
+  // same winners.
+  std::uint64_t admission_seed = 0;
 
   friend bool operator==(const CountdownStarted&, const CountdownStarted&) = default;
 };
@@ -49,8 +57,10 @@ struct StateChanged {
   friend bool operator==(const StateChanged&, const StateChanged&) = default;
 };
 
-// A recorded order outcome: reserved, waitlisted, sold_out, limit_exceeded or closed.
-// For reserved and waitlisted, `order` is the new order's number; otherwise 0.
+// A recorded order outcome: reserved, waitlisted, sold_out, limit_exceeded, closed or pending.
+// For reserved and waitlisted, `order` is the new order's number; otherwise 0. With `drawn`,
+// it decides an order collected earlier as pending (the admission window closed): reserved,
+// waitlisted or sold_out replaces the pending record.
 struct OrderDecided {
   std::string_view user;
   std::string_view client_order_id;
@@ -60,6 +70,7 @@ struct OrderDecided {
   TimeMs hold_expires_at_ms = 0;        // reserved only
   std::uint32_t waitlist_position = 0;  // waitlisted only; 1 = next in line
   std::uint32_t stock_left = 0;         // after the decision
+  bool drawn = false;
 
   friend bool operator==(const OrderDecided&, const OrderDecided&) = default;
 };

@@ -48,6 +48,10 @@ enum class OrderOutcome : std::uint8_t {
   waitlisted = 5,      // queued first-in-first-out for units that come back
   sold_out = 6,        // no units and no room on the waitlist
   unavailable = 7,     // the drop's order table is full (EngineLimits); not recorded
+  // Collected inside the drop's admission window: decided, in a random order, when the window
+  // closes (an OrderDecided with `drawn` set). Recorded: a retry is answered `pending` until
+  // then, and the final outcome after.
+  pending = 8,
 };
 
 // Where an accepted order (reserved or waitlisted) stands now.
@@ -91,6 +95,7 @@ constexpr bool is_recorded(OrderOutcome outcome) noexcept {
     case OrderOutcome::reserved:
     case OrderOutcome::waitlisted:
     case OrderOutcome::sold_out:
+    case OrderOutcome::pending:
       return true;
     case OrderOutcome::invalid:
     case OrderOutcome::not_open:

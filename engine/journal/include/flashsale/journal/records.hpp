@@ -15,7 +15,7 @@
 
 namespace flashsale::journal {
 
-inline constexpr std::uint8_t record_version = 1;
+inline constexpr std::uint8_t record_version = 2;  // 2: admission windows in events
 
 struct BatchHeader {
   std::uint64_t number = 0;          // 1, 2, 3, … : also the stream entry id "<number>-0"
