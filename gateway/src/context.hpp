@@ -9,6 +9,7 @@
 #include "hub.hpp"
 #include "metrics.hpp"
 #include "sequencer.hpp"
+#include "source_limits.hpp"
 
 namespace flashsale::gateway {
 
@@ -17,6 +18,7 @@ struct ServerContext {
   Sequencer& sequencer;
   journal::Journal& journal;
   Metrics& metrics;
+  SourceLimits& source_limits;
   std::atomic<bool> shutting_down{false};
 };
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <boost/json.hpp>
 
 #include "flashsale/gateway/protocol.hpp"
@@ -36,11 +37,13 @@ std::string drop_json(const engine::DropInfo& info) {
   fmt::format_to(std::back_inserter(out),
                  ",\"price_cents\":{},\"stock_total\":{},\"stock_left\":{},\"per_user_limit\":{},"
                  "\"hold_seconds\":{},\"waitlist_limit\":{},\"state\":\"{}\",\"opens_at_ms\":{},"
-                 "\"held\":{},\"sold\":{},\"waitlist\":{},\"orders\":{},\"decisions\":{}}}",
+                 "\"held\":{},\"sold\":{},\"waitlist\":{},\"orders\":{},\"decisions\":{},"
+                 "\"admission_window_ms\":{},\"pending\":{}}}",
                  info.spec.price_cents, info.stock_total, info.stock_left, info.spec.per_user_limit,
                  info.spec.hold_ms / 1000, info.spec.waitlist_limit, engine::to_string(info.state),
                  info.opens_at_ms ? std::to_string(*info.opens_at_ms) : "null", info.held,
-                 info.sold, info.waitlist_orders, info.orders, info.decisions);
+                 info.sold, info.waitlist_orders, info.orders, info.decisions,
+                 info.spec.admission_window_ms, info.pending_orders);
   return out;
 }
 
@@ -136,22 +139,27 @@ std::optional<HostReply> create_drop(const json::object& body, ServerContext& co
   const auto stock = integer(body, "stock", 0, 1'000'000'000, problem);
   const auto limit = integer(body, "per_user_limit", 1, 1'000'000, problem);
   const auto hold = integer(body, "hold_seconds", 1, 86'400, problem);
-  const auto waitlist = body.contains("waitlist_limit")
-                            ? integer(body, "waitlist_limit", 0, 10'000'000, problem)
-                            : std::optional<std::int64_t>(0);
-  if (!id || !title || !price || !stock || !limit || !hold || !waitlist)
+  const auto waitlist =
+      body.contains("waitlist_limit")
+          ? integer(body, "waitlist_limit", 0, context.config.limits.waitlist_limit_max, problem)
+          : std::optional<std::int64_t>(0);
+  const auto window = body.contains("admission_window_ms")
+                          ? integer(body, "admission_window_ms", 0, 60'000, problem)
+                          : std::optional<std::int64_t>(0);
+  if (!id || !title || !price || !stock || !limit || !hold || !waitlist || !window)
     return http_error(400, "invalid_argument", problem);
   return on_engine(
       context,
       [id = *id, title = *title, price = *price, stock = *stock, limit = *limit, hold = *hold,
-       waitlist = *waitlist](HostContext& host) {
+       waitlist = *waitlist, window = *window](HostContext& host) {
         const engine::DropSpec spec{id,
                                     title,
                                     price,
                                     static_cast<std::uint32_t>(stock),
                                     static_cast<std::uint32_t>(limit),
                                     hold * 1000,
-                                    static_cast<std::uint32_t>(waitlist)};
+                                    static_cast<std::uint32_t>(waitlist),
+                                    window};
         return from_status(host.engine.create_drop(spec, host.now_ms, host.events), host.engine,
                            201);
       },
@@ -169,8 +177,13 @@ std::optional<HostReply> drop_action(std::string_view drop, std::string_view act
     return on_engine(
         context,
         [id, seconds = *seconds](HostContext& host) {
+          // The admission window's draw must be unpredictable to buyers: a fresh CSPRNG seed,
+          // journaled with the countdown and never shown.
+          std::uint64_t seed = 0;
+          if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed) != 1)
+            return http_error(503, "unavailable", "no random seed for the admission draw");
           return from_status(
-              host.engine.start_countdown(id, seconds * 1000, host.now_ms, host.events),
+              host.engine.start_countdown(id, seconds * 1000, host.now_ms, host.events, seed),
               host.engine, 200);
         },
         true, std::move(done));

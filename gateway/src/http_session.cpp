@@ -55,7 +55,21 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
       return respond(
           http_error(503, "too_many_connections", "the server holds its maximum of viewers"));
     }
-    std::make_shared<WebsocketSession>(stream_.release_socket(), context_, hub_)
+    boost::system::error_code ignored;
+    const auto source = stream_.socket().remote_endpoint(ignored).address();
+    SourceLimits::Slot slot;
+    switch (context_.source_limits.admit(source, slot)) {
+      case SourceLimits::Verdict::admitted:
+        break;
+      case SourceLimits::Verdict::too_many_connections:
+        context_.metrics.count_limited(Limit::connections_per_source);
+        return respond(http_error(429, "rate_limited", "too many connections from your address"));
+      case SourceLimits::Verdict::too_fast:
+        context_.metrics.count_limited(Limit::accepts_per_source);
+        return respond(
+            http_error(429, "rate_limited", "your address is connecting too fast; back off"));
+    }
+    std::make_shared<WebsocketSession>(stream_.release_socket(), context_, hub_, std::move(slot))
         ->start(parser_->release());
     return;
   }

@@ -32,6 +32,12 @@ std::string Metrics::render(const journal::JournalStatus& journal) const {
   for (std::size_t index = 0; index < order_statuses.size(); ++index)
     fmt::format_to(std::back_inserter(out), "flashsale_orders_total{{status=\"{}\"}} {}\n",
                    order_statuses[index], load(orders[index]));
+  out +=
+      "# HELP flashsale_limited_total Requests refused by an abuse limit, by limit.\n"
+      "# TYPE flashsale_limited_total counter\n";
+  for (std::size_t index = 0; index < limit_names.size(); ++index)
+    fmt::format_to(std::back_inserter(out), "flashsale_limited_total{{limit=\"{}\"}} {}\n",
+                   limit_names[index], load(limited[index]));
   line("flashsale_engine_queue_depth", "gauge", "Requests waiting for the engine thread.",
        load(engine_queue_depth));
   line("flashsale_engine_batches_total", "counter", "Batches the engine thread processed.",

@@ -13,15 +13,35 @@
 namespace flashsale::gateway {
 
 // Statuses an order_result can carry: the engine's outcomes and the gateway's own.
-inline constexpr std::array<std::string_view, 10> order_statuses = {
-    "invalid",    "closed",   "not_open",    "limit_exceeded", "reserved",
-    "waitlisted", "sold_out", "unavailable", "busy",           "rate_limited"};
+// `pending` counts orders collected in an admission window (their result follows the draw).
+inline constexpr std::array<std::string_view, 11> order_statuses = {
+    "invalid",  "closed",      "not_open", "limit_exceeded", "reserved", "waitlisted",
+    "sold_out", "unavailable", "busy",     "rate_limited",   "pending"};
+
+// Abuse limits (config.hpp, docs/protocol.md), counted each time one refuses something.
+enum class Limit : std::uint8_t {
+  accepts,                       // the server's accept rate: closed at once
+  accepts_per_source,            // upgrade: HTTP 429
+  connections_per_source,        // upgrade: HTTP 429
+  connections_per_user,          // hello: rate_limited, close 1008
+  orders_per_connection,         // order_result rate_limited
+  subscriptions_per_connection,  // error rate_limited
+  waitlist_full,                 // order_result sold_out: the drop's waitlist is at its cap
+};
+inline constexpr std::array<std::string_view, 7> limit_names = {"accepts",
+                                                                "accepts_per_source",
+                                                                "connections_per_source",
+                                                                "connections_per_user",
+                                                                "orders_per_connection",
+                                                                "subscriptions_per_connection",
+                                                                "waitlist_full"};
 
 struct Metrics {
   using Counter = std::atomic<std::uint64_t>;
   Counter connections_open{0};
   Counter connections_accepted{0};
   Counter connections_refused{0};  // over connections_max
+  std::array<Counter, limit_names.size()> limited{};
   Counter messages_in{0};
   Counter messages_out{0};
   Counter frames_superseded{0};  // stale tick/stock frames a slow viewer never got
@@ -41,6 +61,10 @@ struct Metrics {
         return;
       }
     }
+  }
+
+  void count_limited(Limit limit) {
+    limited[static_cast<std::size_t>(limit)].fetch_add(1, std::memory_order_relaxed);
   }
 
   std::string render(const journal::JournalStatus& journal) const;

@@ -238,7 +238,8 @@ std::string drop(const engine::DropInfo& info, engine::TimeMs now_ms) {
       .number("price_cents", info.spec.price_cents)
       .number("stock_total", info.stock_total)
       .number("stock_left", info.stock_left)
-      .number("per_user_limit", info.spec.per_user_limit);
+      .number("per_user_limit", info.spec.per_user_limit)
+      .number("admission_window_ms", info.spec.admission_window_ms);
   if (info.opens_at_ms) {
     out.number("opens_at_ms", *info.opens_at_ms);
   } else {

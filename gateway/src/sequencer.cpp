@@ -205,6 +205,9 @@ void Sequencer::place(std::vector<Request>& work, std::size_t first, std::size_t
     auto& order = std::get<OrderRequest>(work[index]);
     const engine::OrderResult& result = results_[index - first];
     metrics_.count_order(engine::to_string(result.outcome));
+    if (result.waitlist_full) metrics_.count_limited(Limit::waitlist_full);
+    // Collected in an admission window: the answer is the draw's, pushed when it happens.
+    if (result.outcome == engine::OrderOutcome::pending) continue;
     to_outbox(std::move(order.from),
               share(protocol::order_result(order.drop, order.client_order_id, result)),
               FrameKind::order);
@@ -217,6 +220,7 @@ void Sequencer::handle(HelloRequest& request) {
                 [](const std::weak_ptr<Outbox>& connection) { return connection.expired(); });
   if (connections.size() >= config_.limits.connections_per_user) {
     metrics_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    metrics_.count_limited(Limit::connections_per_user);
     request.from->close_with(share(protocol::error(protocol::ErrorCode::rate_limited,
                                                    "too many connections for this user", "hello")),
                              1008, "too many connections for this user");
@@ -301,6 +305,19 @@ void Sequencer::push_to_user(std::string_view user, SharedFrame frame) {
   }
 }
 
+// The admission window's draw decided an order: its buyer learns the outcome on every connection
+// they have (the one that ordered may be gone; a retry of the client_order_id finds it too).
+void Sequencer::push_drawn(std::string_view drop, const engine::OrderDecided& decided) {
+  engine::OrderResult result;
+  result.outcome = decided.outcome;
+  result.order = decided.order;
+  result.qty = decided.qty;
+  result.hold_expires_at_ms = decided.hold_expires_at_ms;
+  result.waitlist_position = decided.waitlist_position;
+  metrics_.count_order(engine::to_string(result.outcome));
+  push_to_user(decided.user, share(protocol::order_result(drop, decided.client_order_id, result)));
+}
+
 void Sequencer::publish_events(TimeMs now_ms) {
   for (const engine::Event& event : events_) {
     DropView& drop_view = view(event.drop);
@@ -332,6 +349,7 @@ void Sequencer::publish_events(TimeMs now_ms) {
             drop_view.stock_sent = body.stock_left;
           } else if constexpr (std::is_same_v<Body, engine::OrderDecided>) {
             drop_view.stock_dirty |= body.outcome == engine::OrderOutcome::reserved;
+            if (body.drawn) push_drawn(drop_view.id, body);
           } else if constexpr (std::is_same_v<Body, engine::OrderPromoted> ||
                                std::is_same_v<Body, engine::OrderCancelled> ||
                                std::is_same_v<Body, engine::HoldExpired>) {

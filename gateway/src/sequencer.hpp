@@ -107,6 +107,7 @@ class Sequencer {
   void flush_stock_and_ticks(engine::TimeMs now_ms);
   engine::TimeMs stock_interval() const;
   void push_to_user(std::string_view user, SharedFrame frame);
+  void push_drawn(std::string_view drop, const engine::OrderDecided& decided);
   void to_outbox(std::shared_ptr<Outbox> outbox, SharedFrame frame, FrameKind kind,
                  std::uint32_t drop = 0);
   void to_viewers(engine::DropIndex drop, SharedFrame frame, FrameKind kind);

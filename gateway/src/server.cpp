@@ -64,7 +64,7 @@ class Listener {
       if (error == asio::error::operation_aborted) return;
       if (!error && !take_accept_token()) {
         // Over the accept rate: a reconnect storm must not starve the connections already up.
-        context_.metrics.connections_refused.fetch_add(1, std::memory_order_relaxed);
+        context_.metrics.count_limited(Limit::accepts);
         socket.close(error);
       } else if (!error) {
         // connections_max is counted at the WebSocket upgrade, so the host API stays reachable.
@@ -117,7 +117,8 @@ int Server::run() {
   }
   journal::Journal journal(config_.journal);
   Sequencer sequencer(config_, journal, hub_pointers, metrics);
-  ServerContext context{config_, sequencer, journal, metrics};
+  SourceLimits source_limits(config_.limits);
+  ServerContext context{config_, sequencer, journal, metrics, source_limits};
   sequencer.recover();
   sequencer.start();
 

@@ -28,10 +28,11 @@ std::int64_t unix_seconds() {
 }  // namespace
 
 WebsocketSession::WebsocketSession(boost::asio::ip::tcp::socket&& socket, ServerContext& context,
-                                   Hub& hub)
+                                   Hub& hub, SourceLimits::Slot source_slot)
     : ws_(std::move(socket)),
       context_(context),
       hub_(hub),
+      source_slot_(std::move(source_slot)),
       deadline_(ws_.get_executor()),
       order_tokens_(context.config.limits.orders_burst),
       tokens_at_(std::chrono::steady_clock::now()) {
@@ -122,8 +123,10 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
       const std::string drop(message.drop);
       const bool known =
           std::find(subscriptions_.begin(), subscriptions_.end(), drop) != subscriptions_.end();
-      if (!known && subscriptions_.size() >= context_.config.limits.subscriptions_max)
+      if (!known && subscriptions_.size() >= context_.config.limits.subscriptions_max) {
+        context_.metrics.count_limited(Limit::subscriptions_per_connection);
         return refuse(ErrorCode::rate_limited, "too many subscriptions on this connection", drop);
+      }
       if (!known) {
         subscriptions_.push_back(drop);
         hub_.subscribe(drop, this);
@@ -141,6 +144,7 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
     case ClientType::order: {
       if (!take_order_token()) {
         context_.metrics.count_order("rate_limited");
+        context_.metrics.count_limited(Limit::orders_per_connection);
         return reply(protocol::order_result_status(message.drop, message.client_order_id,
                                                    "rate_limited",
                                                    "too many orders from this connection"));

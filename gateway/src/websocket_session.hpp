@@ -24,7 +24,8 @@ namespace flashsale::gateway {
 
 class WebsocketSession : public Outbox, public std::enable_shared_from_this<WebsocketSession> {
  public:
-  WebsocketSession(boost::asio::ip::tcp::socket&& socket, ServerContext& context, Hub& hub);
+  WebsocketSession(boost::asio::ip::tcp::socket&& socket, ServerContext& context, Hub& hub,
+                   SourceLimits::Slot source_slot);
   ~WebsocketSession() override;
 
   // Completes the upgrade the HTTP session read.
@@ -59,6 +60,7 @@ class WebsocketSession : public Outbox, public std::enable_shared_from_this<Webs
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
   ServerContext& context_;
   Hub& hub_;
+  SourceLimits::Slot source_slot_;  // this connection's place in its address's share
   boost::beast::flat_buffer buffer_;
   boost::asio::steady_timer deadline_;  // hello, then a stuck close
   std::string user_;

@@ -221,6 +221,156 @@ TEST(ServerLimits, ViewersPastConnectionsMaxAreRefusedButTheHostApiAnswers) {
             std::string::npos);
 }
 
+// A metric's value from /metrics (the whole line's number), or -1 when absent.
+double metric(unsigned short port, const std::string& series) {
+  const std::string body = http_call(port, "GET", "/metrics").body;
+  const auto at = body.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(body.substr(at + series.size() + 2));
+}
+
+// Polls /metrics until `series` reads `value`; false after `timeout`.
+bool await_metric(unsigned short port, const std::string& series, double value,
+                  std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (metric(port, series) != value) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+  }
+  return true;
+}
+
+// Each abuse limit lets exactly its configured value through, refuses the next with the
+// protocol's code, counts it in /metrics, and leaves everyone else alone.
+TEST(ServerLimits, EachAbuseLimitTriggersAtItsValueAndSparesOthers) {
+  RedisServer redis;
+  ServerProcess server(redis,
+                       dev_config_with({{"connections_per_source", "3"},
+                                        {"orders_per_second", "0.01"},
+                                        {"orders_burst", "3"},
+                                        {"subscriptions_max", "2"},
+                                        {"waitlist_limit_max", "2"}}),
+                       "abuse");
+  const unsigned short port = server.port();
+  // Connections per source address: 3 from 127.0.0.1, the 4th refused; 127.0.0.2 unaffected.
+  std::vector<std::unique_ptr<Viewer>> local;
+  for (int index = 0; index < 3; ++index) local.push_back(std::make_unique<Viewer>(port));
+  EXPECT_THROW(Viewer{port}, std::exception);  // HTTP 429 rate_limited
+  EXPECT_EQ(metric(port, "flashsale_limited_total{limit=\"connections_per_source\"}"), 1);
+  Viewer other(port, 0, "127.0.0.2");
+  other.sign_in("olga");
+  // A closed connection gives its place back.
+  local.pop_back();
+  ASSERT_TRUE(await_metric(port, "flashsale_connections", 3));
+  local.push_back(std::make_unique<Viewer>(port));
+
+  // The per-drop waitlist cap: a host may not set more than waitlist_limit_max...
+  const auto create = [&](int waitlist) {
+    return http_call(port, "POST", "/api/drops",
+                     json::serialize(json::object{{"id", "w"},
+                                                  {"title", "t"},
+                                                  {"price_cents", 1},
+                                                  {"stock", 1},
+                                                  {"per_user_limit", 1},
+                                                  {"hold_seconds", 60},
+                                                  {"waitlist_limit", waitlist}}),
+                     host_key);
+  };
+  EXPECT_EQ(create(3).status, 400u);
+  ASSERT_EQ(create(2).status, 201u);
+  ASSERT_EQ(http_call(port, "POST", "/api/drops/w/countdown", R"({"seconds":0})", host_key).status,
+            200u);
+  // Subscriptions per connection: 2, the 3rd refused.
+  Viewer& buyer = *local[0];
+  buyer.sign_in("bea");
+  for (const char* drop : {"w", "x"}) buyer.send_json({{"type", "subscribe"}, {"drop", drop}});
+  buyer.send_json({{"type", "subscribe"}, {"drop", "y"}});
+  std::optional<json::object> refused;
+  while ((refused = buyer.next()) && text(*refused, "type") != "error") {
+  }
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(text(*refused, "code"), "rate_limited");
+  EXPECT_EQ(text(*refused, "ref"), "y");
+  EXPECT_EQ(metric(port, "flashsale_limited_total{limit=\"subscriptions_per_connection\"}"), 1);
+
+  // Orders per connection: a burst of 3, the 4th rate_limited; another connection still orders.
+  const std::vector<std::string> answers = [&] {
+    std::vector<std::string> statuses;
+    for (int index = 0; index < 4; ++index) {
+      buyer.send_json({{"type", "order"},
+                       {"drop", "w"},
+                       {"qty", 1},
+                       {"client_order_id", "b" + std::to_string(index)}});
+      const auto result = buyer.next_of("order_result");
+      statuses.push_back(result ? text(*result, "status") : "none");
+    }
+    return statuses;
+  }();
+  EXPECT_EQ(answers, (std::vector<std::string>{"reserved", "limit_exceeded", "limit_exceeded",
+                                               "rate_limited"}));
+  EXPECT_EQ(metric(port, "flashsale_limited_total{limit=\"orders_per_connection\"}"), 1);
+  // Waitlist joins: two waiting places, then sold_out counted as waitlist_full.
+  std::vector<std::string> waiting;
+  for (const auto& [viewer, name] : {std::pair{local[1].get(), "cy"},
+                                     std::pair{local[2].get(), "di"}, std::pair{&other, "olga"}}) {
+    if (viewer != &other) viewer->sign_in(name);
+    viewer->send_json({{"type", "order"}, {"drop", "w"}, {"qty", 1}, {"client_order_id", "c"}});
+    const auto result = viewer->next_of("order_result");
+    waiting.push_back(result ? text(*result, "status") : "none");
+  }
+  EXPECT_EQ(waiting, (std::vector<std::string>{"waitlisted", "waitlisted", "sold_out"}));
+  EXPECT_EQ(metric(port, "flashsale_limited_total{limit=\"waitlist_full\"}"), 1);
+}
+
+TEST(ServerLimits, AcceptsPerSourceHoldAtTheirValueAndSpareOtherAddresses) {
+  RedisServer redis;
+  ServerProcess server(redis,
+                       dev_config_with({{"accepts_per_source_per_second", "0.01"},
+                                        {"accepts_per_source_burst", "3"}}),
+                       "accepts");
+  std::vector<std::unique_ptr<Viewer>> viewers;
+  for (int index = 0; index < 3; ++index)
+    viewers.push_back(std::make_unique<Viewer>(server.port()));
+  EXPECT_THROW(Viewer{server.port()}, std::exception);  // HTTP 429 rate_limited
+  EXPECT_EQ(metric(server.port(), "flashsale_limited_total{limit=\"accepts_per_source\"}"), 1);
+  Viewer other(server.port(), 0, "127.0.0.2");
+  other.sign_in("olga");
+}
+
+// With an admission window nobody is answered on arrival: every buyer inside the window hears
+// the draw's outcome when it closes, exactly `stock` of them reserved.
+TEST_F(ServerTest, AdmissionWindowAnswersEveryBuyerWhenItCloses) {
+  const auto created = host(
+      "POST", "/api/drops",
+      R"({"id":"fair","title":"t","price_cents":1,"stock":2,"per_user_limit":1,"hold_seconds":60,)"
+      R"("admission_window_ms":1500})");
+  ASSERT_EQ(created.status, 201u) << created.body;
+  EXPECT_EQ(created.json().at("admission_window_ms").as_int64(), 1500);
+  std::vector<std::unique_ptr<Viewer>> buyers;
+  for (int index = 0; index < 5; ++index) {
+    buyers.push_back(std::make_unique<Viewer>(server->port()));
+    buyers.back()->sign_in("b" + std::to_string(index));
+  }
+  const auto opened = host("POST", "/api/drops/fair/countdown", R"({"seconds":0})");
+  ASSERT_EQ(opened.status, 200u);
+  const std::int64_t closes_at_ms = opened.json().at("opens_at_ms").as_int64() + 1500;
+  for (auto& buyer : buyers) buyer->send_json(order("fair", "c1"));
+  int reserved = 0;
+  int sold_out = 0;
+  for (auto& buyer : buyers) {
+    const auto result = buyer->next_of("order_result");
+    ASSERT_TRUE(result);
+    const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+    EXPECT_GE(now_ms, closes_at_ms) << "answered before the window closed";
+    reserved += text(*result, "status") == "reserved";
+    sold_out += text(*result, "status") == "sold_out";
+  }
+  EXPECT_EQ(reserved, 2);
+  EXPECT_EQ(sold_out, 3);
+  EXPECT_EQ(metric(server->port(), "flashsale_orders_total{status=\"pending\"}"), 5);
+}
+
 // ack = "durable" holds an outcome until Redis has it; ack = "async" answers at once. With
 // Redis stopped, only the async server answers — and the durable one's outcome is there, the
 // same, once Redis is back.

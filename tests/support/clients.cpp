@@ -10,9 +10,10 @@ namespace flashsale::testing {
 namespace beast = boost::beast;
 using boost::asio::ip::tcp;
 
-Viewer::Viewer(unsigned short port, int receive_buffer) : ws_(io_) {
+Viewer::Viewer(unsigned short port, int receive_buffer, const std::string& source) : ws_(io_) {
   tcp::socket& socket = beast::get_lowest_layer(ws_).socket();
   socket.open(tcp::v4());
+  socket.bind(tcp::endpoint(boost::asio::ip::make_address(source), 0));
   if (receive_buffer > 0)
     socket.set_option(boost::asio::socket_base::receive_buffer_size(receive_buffer));
   beast::get_lowest_layer(ws_).connect(

@@ -27,8 +27,10 @@ inline HttpReply http_call(unsigned short port, std::string_view method, std::st
 
 class Viewer {
  public:
-  // Connects and upgrades at /ws. `receive_buffer` > 0 shrinks the socket's receive buffer.
-  explicit Viewer(unsigned short port, int receive_buffer = 0);
+  // Connects and upgrades at /ws; throws if refused. `receive_buffer` > 0 shrinks the socket's
+  // receive buffer; `source` binds the client to another loopback address (127.0.0.2, ...).
+  explicit Viewer(unsigned short port, int receive_buffer = 0,
+                  const std::string& source = "127.0.0.1");
   ~Viewer();
 
   void send(std::string_view text);

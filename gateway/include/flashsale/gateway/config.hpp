@@ -20,9 +20,17 @@ struct Limits {
   std::size_t queue_bytes_max = 256 * 1024;  // per connection, outbound; past it: close 1013
   // WebSocket viewers per process (the fd limit is 20,000); past it an upgrade gets 503.
   std::uint32_t connections_max = 19'000;
-  std::uint32_t connections_per_user = 4;
-  double accepts_per_second = 5'000;  // new connections, token bucket; past it: closed at once
+  std::uint32_t connections_per_user = 4;  // past it: error rate_limited, close 1008
+  double accepts_per_second = 5'000;       // new connections, token bucket; past it: closed at once
   double accepts_burst = 2'000;
+  // Per source address, at the WebSocket upgrade; past either: HTTP 429 rate_limited. Generous
+  // by default because a carrier-grade NAT puts many real viewers behind one address.
+  std::uint32_t connections_per_source = 4'096;
+  double accepts_per_source_per_second = 500;
+  double accepts_per_source_burst = 1'000;
+  // The largest waitlist_limit a host may give a drop (the per-drop cap on waitlist joins);
+  // orders past a drop's cap are sold_out, counted as limit "waitlist_full".
+  std::uint32_t waitlist_limit_max = 100'000;
   std::uint32_t subscriptions_max = 16;  // per connection
   double orders_per_second = 5;          // token bucket per connection
   double orders_burst = 10;

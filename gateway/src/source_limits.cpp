@@ -1,0 +1,77 @@
+// See source_limits.hpp.
+#include "source_limits.hpp"
+
+#include <functional>
+
+namespace flashsale::gateway {
+
+SourceLimits::Slot::Slot(Slot&& other) noexcept
+    : owner_(std::exchange(other.owner_, nullptr)), address_(other.address_) {}
+
+SourceLimits::Slot& SourceLimits::Slot::operator=(Slot&& other) noexcept {
+  if (this != &other) {
+    if (owner_ != nullptr) owner_->release(address_);
+    owner_ = std::exchange(other.owner_, nullptr);
+    address_ = other.address_;
+  }
+  return *this;
+}
+
+SourceLimits::Slot::~Slot() {
+  if (owner_ != nullptr) owner_->release(address_);
+}
+
+std::size_t SourceLimits::AddressHash::operator()(
+    const boost::asio::ip::address& address) const noexcept {
+  return std::hash<boost::asio::ip::address>{}(address);
+}
+
+SourceLimits::SourceLimits(const Limits& limits) : limits_(limits) {}
+
+SourceLimits::Verdict SourceLimits::admit(const boost::asio::ip::address& source, Slot& slot) {
+  const Clock::time_point now = Clock::now();
+  std::lock_guard lock(mutex_);
+  if (sources_.size() >= sweep_at_) sweep(now);
+  auto [found, added] = sources_.try_emplace(source);
+  Source& entry = found->second;
+  if (added) {
+    entry.tokens = limits_.accepts_per_source_burst;
+  } else {
+    entry.tokens = std::min(limits_.accepts_per_source_burst,
+                            entry.tokens + std::chrono::duration<double>(now - entry.at).count() *
+                                               limits_.accepts_per_source_per_second);
+  }
+  entry.at = now;
+  if (entry.open >= limits_.connections_per_source) return Verdict::too_many_connections;
+  if (entry.tokens < 1) return Verdict::too_fast;
+  entry.tokens -= 1;
+  entry.open += 1;
+  slot = Slot();
+  slot.owner_ = this;
+  slot.address_ = source;
+  return Verdict::admitted;
+}
+
+std::size_t SourceLimits::tracked() const {
+  std::lock_guard lock(mutex_);
+  return sources_.size();
+}
+
+void SourceLimits::release(const boost::asio::ip::address& source) {
+  std::lock_guard lock(mutex_);
+  const auto found = sources_.find(source);
+  if (found != sources_.end() && found->second.open > 0) found->second.open -= 1;
+}
+
+// Under the mutex. Forgets addresses that hold nothing: no connection, and a bucket that has
+// refilled since. The next sweep waits until the table doubles, so sweeping stays amortised O(1).
+void SourceLimits::sweep(Clock::time_point now) {
+  const double refill_s = limits_.accepts_per_source_burst / limits_.accepts_per_source_per_second;
+  boost::unordered::erase_if(sources_, [&](const auto& item) {
+    const Source& entry = item.second;
+    return entry.open == 0 && std::chrono::duration<double>(now - entry.at).count() >= refill_s;
+  });
+  sweep_at_ = std::max<std::size_t>(4'096, sources_.size() * 2);
+}
+
+}  // namespace flashsale::gateway

@@ -1,0 +1,66 @@
+// SourceLimits: what one source address may do, whatever user names it signs in with: hold at
+// most limits.connections_per_source WebSocket connections, and open new ones at
+// limits.accepts_per_source_per_second (a token bucket, bursts of accepts_per_source_burst).
+// Counted at the WebSocket upgrade, so a refusal is an HTTP 429 with the protocol's
+// `rate_limited` code, and one address over its share never slows anyone else down.
+//
+// Any thread: a mutex guards the table. Upgrades arrive at most a few thousand a second, far
+// below what a mutex costs. Memory stays bounded: an address with no connection left and a full
+// bucket carries no information and is swept once the table has grown.
+#pragma once
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <chrono>
+#include <mutex>
+
+#include "flashsale/gateway/config.hpp"
+
+namespace flashsale::gateway {
+
+class SourceLimits {
+ public:
+  enum class Verdict { admitted, too_many_connections, too_fast };
+
+  // One admitted connection; releasing it (destroying or moving over it) frees its place.
+  class Slot {
+   public:
+    Slot() = default;
+    Slot(Slot&& other) noexcept;
+    Slot& operator=(Slot&& other) noexcept;
+    ~Slot();
+
+   private:
+    friend class SourceLimits;
+    SourceLimits* owner_ = nullptr;
+    boost::asio::ip::address address_;
+  };
+
+  explicit SourceLimits(const Limits& limits);
+  SourceLimits(const SourceLimits&) = delete;
+  SourceLimits& operator=(const SourceLimits&) = delete;
+
+  // On `admitted`, `slot` holds the connection's place until it is released.
+  Verdict admit(const boost::asio::ip::address& source, Slot& slot);
+  std::size_t tracked() const;  // addresses in the table, for tests
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Source {
+    std::uint32_t open = 0;
+    double tokens = 0;
+    Clock::time_point at;
+  };
+  struct AddressHash {
+    std::size_t operator()(const boost::asio::ip::address& address) const noexcept;
+  };
+  void release(const boost::asio::ip::address& source);
+  void sweep(Clock::time_point now);
+
+  const Limits& limits_;
+  mutable std::mutex mutex_;
+  boost::unordered_flat_map<boost::asio::ip::address, Source, AddressHash> sources_;
+  std::size_t sweep_at_ = 4'096;
+};
+
+}  // namespace flashsale::gateway
