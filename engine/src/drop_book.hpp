@@ -17,7 +17,10 @@
 //   in the order they were granted because hold_ms is fixed per drop and time never goes
 //   backwards, so expiry is O(1) per hold.
 // - `admission` lists the orders collected in the admission window (their records say
-//   `pending`), in arrival order, until the window's draw has decided them all.
+//   `pending`), in arrival order until the draw shuffles it. Their units are not in the buyer's
+//   `units` (the draw would have to visit every buyer to take them out again): the limit check
+//   adds them from the buyer's chain while the window collects. Once the draw is over
+//   (`admission_closed`) a record still saying `pending` is read as sold_out (`outcome_of`).
 #pragma once
 
 #include <boost/container_hash/hash.hpp>
@@ -98,9 +101,29 @@ class DropBook {
     decisions.clear();
     buyers.resize(decisions_reserve);
     buyers.clear();
+    if (drop_spec.admission_window_ms > 0) {
+      admission.resize(decisions_reserve);
+      admission.clear();
+    }
   }
   DropBook(const DropBook&) = delete;
   DropBook& operator=(const DropBook&) = delete;
+
+  // A record's outcome as buyers see it: a pending one the draw passed over is sold out.
+  OrderOutcome outcome_of(const Record& record) const noexcept {
+    return record.outcome == OrderOutcome::pending && admission_closed ? OrderOutcome::sold_out
+                                                                       : record.outcome;
+  }
+  // Units the buyer has waiting for the draw.
+  std::uint64_t pending_units_of(const Buyer& buyer) const {
+    std::uint64_t units = 0;
+    if (admission_closed) return 0;
+    for (std::uint32_t position = buyer.last_decision; position != no_decision;
+         position = decisions[position].previous_of_buyer) {
+      if (decisions[position].outcome == OrderOutcome::pending) units += decisions[position].qty;
+    }
+    return units;
+  }
 
   // The position of (buyer, client_order_id)'s decision, walking the buyer's chain.
   std::optional<std::uint32_t> find_decision(const Buyer& buyer,
@@ -165,13 +188,14 @@ class DropBook {
   std::uint32_t sold = 0;
   std::uint32_t waitlist_orders = 0;
   std::uint64_t admission_seed = 0;  // from the countdown
-  std::uint32_t pending_orders = 0;  // records still `pending`
+  std::uint32_t pending_orders = 0;  // records still `pending`, until the draw is over
   std::uint32_t pending_units = 0;   // their units
+  bool admission_closed = false;     // the draw is over
 
   // Orders arriving before this instant are collected for the draw (with a window at all).
   TimeMs admission_closes_at_ms() const noexcept { return opens_at_ms + spec.admission_window_ms; }
   bool collecting(TimeMs now_ms) const noexcept {
-    return spec.admission_window_ms > 0 &&
+    return spec.admission_window_ms > 0 && !admission_closed &&
            (state == DropState::open || state == DropState::sold_out) &&
            now_ms < admission_closes_at_ms();
   }

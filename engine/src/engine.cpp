@@ -113,7 +113,7 @@ bool legal_transition(DropState from, DropState to) {
 OrderResult result_of(const DropBook& book, std::uint32_t position, bool repeated) {
   const Record& record = book.decisions[position];
   OrderResult result;
-  result.outcome = record.outcome;
+  result.outcome = book.outcome_of(record);
   result.repeated = repeated;
   result.drop = book.index;
   result.qty = record.qty;
@@ -176,9 +176,10 @@ void add_order(DropBook& book, const OrderDecided& decided, std::uint32_t positi
 }
 
 // The draw decides an order collected in the admission window: its pending record takes the
-// outcome, and its units stop counting unless it got them (or a place in the queue).
+// outcome, and its units count toward the buyer's limit from now on if it got them (or a place
+// in the queue).
 void apply_drawn(DropBook& book, OrderDecided& decided) {
-  FS_ASSERT(book.pending_orders >= 1);
+  FS_ASSERT(book.pending_orders >= 1 && !book.admission_closed);
   FS_ASSERT(decided.outcome == OrderOutcome::reserved ||
             decided.outcome == OrderOutcome::waitlisted ||
             decided.outcome == OrderOutcome::sold_out);
@@ -194,9 +195,10 @@ void apply_drawn(DropBook& book, OrderDecided& decided) {
     FS_ASSERT(position.has_value());
     collected.decision = *position;
   }
+  // The record is the one named by the event's (user, client_order_id): found by them on
+  // replay, or the very record the draw took them from.
   Record& record = book.decisions[collected.decision];
   FS_ASSERT(record.outcome == OrderOutcome::pending && record.qty == decided.qty);
-  FS_ASSERT(record.user() == decided.user && record.client_order_id() == decided.client_order_id);
   decided.user = record.user();  // the arena's copies, as for every applied event
   decided.client_order_id = record.client_order_id();
   record.outcome = decided.outcome;
@@ -204,17 +206,14 @@ void apply_drawn(DropBook& book, OrderDecided& decided) {
   book.pending_orders -= 1;
   FS_ASSERT(book.pending_units >= decided.qty);
   book.pending_units -= decided.qty;
-  if (book.pending_orders == 0) {
-    book.admission.clear();
-    book.admission.shrink_to_fit();
-  }
-  detail::Buyer& buyer = book.buyers[collected.buyer];
   if (decided.outcome == OrderOutcome::sold_out) {
-    FS_ASSERT(decided.order == 0 && buyer.units >= decided.qty);
-    buyer.units -= decided.qty;
+    FS_ASSERT(decided.order == 0);
     FS_ASSERT(book.stock_left == decided.stock_left);
     return;
   }
+  detail::Buyer& buyer = book.buyers[collected.buyer];
+  buyer.units += decided.qty;
+  FS_ASSERT(buyer.units <= book.spec.per_user_limit);  // nobody above their limit
   add_order(book, decided, collected.decision, collected.buyer);
 }
 
@@ -256,25 +255,31 @@ void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
   buyer.last_decision = position;
   buyer.decisions += 1;
 
-  const bool takes_units = decided.outcome == OrderOutcome::reserved ||
-                           decided.outcome == OrderOutcome::waitlisted ||
-                           decided.outcome == OrderOutcome::pending;
-  if (!takes_units) {
-    FS_ASSERT(decided.order == 0);
-    return;
-  }
-  buyer.units += decided.qty;
-  FS_ASSERT(buyer.units <= book.spec.per_user_limit);  // nobody above their limit
   if (decided.outcome == OrderOutcome::pending) {
-    FS_ASSERT(decided.order == 0 && book.spec.admission_window_ms > 0);
+    FS_ASSERT(decided.order == 0 && book.spec.admission_window_ms > 0 && !book.admission_closed);
     FS_ASSERT(book.state == DropState::open || book.state == DropState::sold_out);
     FS_ASSERT(book.stock_left == decided.stock_left);
+    // Nobody above their limit, counting what waits for the draw.
+    FS_ASSERT(buyer.units + book.pending_units_of(buyer) <= book.spec.per_user_limit);
     book.admission.push_back({position, buyer_position});
     book.pending_orders += 1;
     book.pending_units += decided.qty;
     return;
   }
+  if (decided.outcome != OrderOutcome::reserved && decided.outcome != OrderOutcome::waitlisted) {
+    FS_ASSERT(decided.order == 0);
+    return;
+  }
+  buyer.units += decided.qty;
+  FS_ASSERT(buyer.units <= book.spec.per_user_limit);  // nobody above their limit
   add_order(book, decided, position, buyer_position);
+}
+
+void apply_to(DropBook& book, const AdmissionClosed& closed) {
+  FS_ASSERT(!book.admission_closed && book.pending_orders == closed.sold_out);
+  book.admission_closed = true;
+  book.pending_orders = 0;
+  book.pending_units = 0;
 }
 
 void apply_to(DropBook& book, const OrderPromoted& promoted) {
@@ -511,25 +516,44 @@ std::size_t below(std::uint64_t random, std::size_t bound) {
 }  // namespace
 
 // The admission window has closed: its orders are decided in a uniformly random order — a
-// Fisher-Yates shuffle of the arrival order driven by std::mt19937_64 from the countdown's
-// seed (the standard fixes that generator's output, so every build draws alike). Arriving first
-// inside the window is worth nothing. An engine recovered from the journal holds the same
-// arrivals and seed, so it draws the same winners; orders already decided (a draw cut short
-// between journal batches) keep their outcome and are skipped.
+// Fisher-Yates shuffle of the arrival order, driven by std::mt19937_64 from the countdown's seed
+// (the standard fixes that generator's output, so every build draws alike) — so arriving first
+// inside the window is worth nothing. The shuffle is lazy: it draws one order at a time and
+// stops once nobody left could get a unit or a waitlist place, and AdmissionClosed then makes
+// the rest sold out at once; a window of 1M orders for 1,000 units costs 1,000 draws.
+// An engine recovered from the journal holds the same arrivals and seed, so it draws the same
+// winners; orders already decided (a draw cut short between journal batches) are skipped.
 void Engine::draw_admission(DropBook& book, Events& events) {
-  std::vector<DropBook::Collected> draw = book.admission;
+  std::vector<DropBook::Collected>& draw = book.admission;
+  const std::size_t count = draw.size();
+  // Step i swaps draw[i] with draw[pick(i)]. pick depends only on the generator and i, so it is
+  // computed `ahead` steps early, and the slots, records and buyers a large draw will touch are
+  // fetched while earlier steps run (a guess: a swap in between makes it a wasted fetch).
+  constexpr std::size_t ahead = 16;
   std::mt19937_64 random(book.admission_seed);
-  for (std::size_t left = draw.size(); left > 1; --left)
-    std::swap(draw[left - 1], draw[below(random(), left)]);
-  // The records and buyers are scattered: fetch them a few orders ahead.
-  constexpr std::size_t ahead = 8;
-  const auto prefetch = [&](std::size_t index) {
-    __builtin_prefetch(&book.decisions[draw[index].decision]);
-    __builtin_prefetch(&book.buyers[draw[index].buyer], 1);
+  std::array<std::size_t, ahead> picks{};
+  std::size_t picked = 0;  // picks made so far
+  const auto pick_next = [&] {
+    if (picked < count) {
+      picks[picked % ahead] = picked + below(random(), count - picked);
+      __builtin_prefetch(&draw[picks[picked % ahead]]);
+    }
+    picked += 1;
   };
-  for (std::size_t index = 0; index < std::min(ahead, draw.size()); ++index) prefetch(index);
-  for (std::size_t index = 0; index < draw.size(); ++index) {
-    if (index + ahead < draw.size()) prefetch(index + ahead);
+  while (picked < std::min(ahead, count)) pick_next();
+  // Nobody left can be reserved (the waitlist goes first, or no stock) nor waitlisted (full).
+  const auto nothing_left = [&book] {
+    return book.waitlist_orders >= book.spec.waitlist_limit &&
+           (book.waitlist_orders > 0 || book.stock_left == 0);
+  };
+  for (std::size_t index = 0; index < count && !nothing_left(); ++index) {
+    std::swap(draw[index], draw[picks[index % ahead]]);
+    pick_next();  // replaces the pick just used, `ahead` steps on
+    // Written out here, not in a lambda: GCC 12 takes a lambda that only prefetches for a pure
+    // function and drops the call. Every pick is a valid index, even a stale one.
+    const DropBook::Collected next = draw[picks[(index + ahead / 2) % ahead]];
+    __builtin_prefetch(book.decisions.data() + next.decision);
+    __builtin_prefetch(book.buyers.data() + next.buyer);
     const DropBook::Collected collected = draw[index];
     const Record& record = book.decisions[collected.decision];
     if (record.outcome != OrderOutcome::pending) continue;
@@ -539,9 +563,9 @@ void Engine::draw_admission(DropBook& book, Events& events) {
     } else if (book.waitlist_orders < book.spec.waitlist_limit) {
       outcome = OrderOutcome::waitlisted;
     }
-    OrderDecided& decided =
-        std::get<OrderDecided>(next_event(book.index, events).body =
-                                   OrderDecided{record.user(), record.client_order_id()});
+    OrderDecided& decided = std::get<OrderDecided>(
+        next_event(book.index, events).body =
+            OrderDecided{record.user(), record.client_order_id()});
     decided.outcome = outcome;
     decided.qty = record.qty;
     decided.stock_left = book.stock_left;
@@ -556,8 +580,21 @@ void Engine::draw_admission(DropBook& book, Events& events) {
     book.drawn = collected;
     apply_last(events);
   }
-  FS_ASSERT(book.pending_orders == 0 && book.admission.empty());
+  emit(book.index, AdmissionClosed{book.pending_orders}, events);
   update_availability(book, events);
+}
+
+std::vector<Engine::Undrawn> Engine::undrawn(DropIndex drop) const {
+  FS_ASSERT(drop < drops_.size());
+  const DropBook& book = *drops_[drop];
+  std::vector<Undrawn> found;
+  if (!book.admission_closed) return found;
+  for (const DropBook::Collected& collected : book.admission) {
+    const Record& record = book.decisions[collected.decision];
+    if (record.outcome == OrderOutcome::pending)
+      found.push_back({record.user(), record.client_order_id()});
+  }
+  return found;
 }
 
 // Units came back (cancel, expiry, restock): the waitlist's head takes them first, strictly
@@ -746,12 +783,14 @@ OrderResult Engine::decide_order(const PlaceOrder& request, std::uint32_t tag, E
                       book->index);
 
   OrderOutcome outcome = OrderOutcome::sold_out;
-  const std::uint32_t units = buyer != nullptr ? buyer->units : 0;
+  std::uint64_t units = buyer != nullptr ? buyer->units : 0;
+  const bool collecting = book->collecting(now_ms_);
+  if (collecting && buyer != nullptr) units += book->pending_units_of(*buyer);
   if (book->state == DropState::closed) {
     outcome = OrderOutcome::closed;
-  } else if (std::uint64_t{units} + request.qty > book->spec.per_user_limit) {
+  } else if (units + request.qty > book->spec.per_user_limit) {
     outcome = OrderOutcome::limit_exceeded;
-  } else if (book->collecting(now_ms_)) {
+  } else if (collecting) {
     outcome = OrderOutcome::pending;
   } else if (book->waitlist_orders == 0 && book->stock_left >= request.qty) {
     outcome = OrderOutcome::reserved;

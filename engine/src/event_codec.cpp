@@ -105,6 +105,8 @@ void encode_event(const Event& event, ByteWriter& out, TimeMs& previous_at_ms) {
           out.varint(body.added);
           out.varint(body.stock_total);
           out.varint(body.stock_left);
+        } else if constexpr (std::is_same_v<Body, AdmissionClosed>) {
+          out.varint(body.sold_out);
         }
       },
       event.body);
@@ -204,10 +206,13 @@ bool decode_body(ByteReader& in, std::uint8_t kind, Event& event) {
       event.body = restocked;
       return in.ok() && restocked.added >= 1;
     }
+    case 9:
+      event.body = AdmissionClosed{read_u32(in)};
+      return in.ok();
     default:
       return false;
   }
-  static_assert(std::variant_size_v<EventBody> == 9, "a new event kind needs a decoder case");
+  static_assert(std::variant_size_v<EventBody> == 10, "a new event kind needs a decoder case");
 }
 
 }  // namespace

@@ -40,6 +40,7 @@ void digest_drop(const DropBook& book, DigestWriter& writer) {
   writer.add(book.spec.waitlist_limit);
   writer.add(static_cast<std::uint64_t>(book.spec.admission_window_ms));
   writer.add(book.admission_seed);
+  writer.add(book.admission_closed ? 1u : 0u);
   writer.add(static_cast<std::uint64_t>(book.state));
   writer.add(static_cast<std::uint64_t>(book.opens_at_ms));
   writer.add(book.stock_total);
@@ -110,19 +111,29 @@ void check_drop(const DropBook& book) {
   FS_ASSERT(held == book.held);
   FS_ASSERT(sold == book.sold);
   FS_ASSERT(waitlisted == book.waitlist_orders);
-  // Orders collected in the admission window count toward their buyer's limit until drawn.
+  // Orders collected in the admission window count toward their buyer's limit until drawn;
+  // once the draw is over, those it passed over are sold out and count for nothing.
   std::uint32_t pending = 0;
   std::uint64_t pending_units = 0;
+  boost::unordered_flat_map<std::string_view, std::uint64_t, detail::StringHash, std::equal_to<>>
+      waiting;
   for (const Record& record : book.decisions) {
     if (record.outcome != OrderOutcome::pending) continue;
-    FS_ASSERT(record.order == 0);
+    FS_ASSERT(record.order == 0 && book.spec.admission_window_ms > 0);
     pending += 1;
     pending_units += record.qty;
-    units[record.user()] += record.qty;
+    waiting[record.user()] += record.qty;
   }
-  FS_ASSERT(pending == book.pending_orders && pending_units == book.pending_units);
-  FS_ASSERT(pending == 0 || book.spec.admission_window_ms > 0);
-  FS_ASSERT(pending == 0 || book.admission.size() >= pending);
+  if (book.admission_closed) {
+    FS_ASSERT(book.pending_orders == 0 && book.pending_units == 0);
+  } else {
+    FS_ASSERT(pending == book.pending_orders && pending_units == book.pending_units);
+    FS_ASSERT(book.admission.size() == pending);
+    for (const auto& [user, count] : waiting) {
+      const auto found = units.find(user);
+      FS_ASSERT(count + (found != units.end() ? found->second : 0) <= book.spec.per_user_limit);
+    }
+  }
   for (const DropBook::Collected& collected : book.admission) {
     FS_ASSERT(collected.decision < book.decisions.size());
     FS_ASSERT(book.decisions[collected.decision].user() == book.buyers[collected.buyer].user());
@@ -181,7 +192,7 @@ void check_drop(const DropBook& book) {
     FS_ASSERT(book.waitlist_orders == 0);
   }
   // The deadline heap holds an entry no later than the drop's next deadline.
-  if (book.state == DropState::countdown || held > 0 || pending > 0) {
+  if (book.state == DropState::countdown || held > 0 || book.pending_orders > 0) {
     FS_ASSERT(book.scheduled_deadline.has_value());
     if (book.state == DropState::countdown) FS_ASSERT(*book.scheduled_deadline <= book.opens_at_ms);
   }

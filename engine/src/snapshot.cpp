@@ -33,6 +33,7 @@ void write_drop(const DropBook& book, ByteWriter& out) {
   out.byte(static_cast<std::uint8_t>(book.state));
   out.signed_varint(book.opens_at_ms);
   out.fixed64(book.admission_seed);
+  out.byte(book.admission_closed ? 1 : 0);
   out.varint(book.stock_total);
   out.varint(book.stock_left);
   out.varint(book.held);
@@ -92,6 +93,9 @@ std::string Engine::restore(std::string_view bytes) {
     book.state = static_cast<DropState>(state);
     book.opens_at_ms = in.signed_varint();
     book.admission_seed = in.fixed64();
+    const std::uint8_t admission_closed = in.byte();
+    if (admission_closed > 1) return "bad admission flag";
+    book.admission_closed = admission_closed == 1;
     book.stock_total = static_cast<std::uint32_t>(in.bounded(1'000'000'000));
     book.stock_left = static_cast<std::uint32_t>(in.bounded(book.stock_total));
     const auto held = in.bounded(book.stock_total);
@@ -142,12 +146,9 @@ std::string Engine::restore(std::string_view bytes) {
       record.previous_of_buyer = owner.last_decision;
       owner.last_decision = static_cast<std::uint32_t>(position);
       owner.decisions += 1;
-      if (record.outcome == OrderOutcome::pending) {
+      if (record.outcome == OrderOutcome::pending && !book.admission_closed) {
         // Collected in the admission window; arrival order is decision order.
         if (!book.collecting(now_ms_)) return "a pending order outside an admission window";
-        if (std::uint64_t{owner.units} + qty > book.spec.per_user_limit)
-          return "a buyer above the limit";
-        owner.units += qty;
         book.admission.push_back({static_cast<std::uint32_t>(position), buyer});
         book.pending_orders += 1;
         book.pending_units += qty;
@@ -213,6 +214,12 @@ std::string Engine::restore(std::string_view bytes) {
         return "a decision names an order that is not its own";
     }
     if (book.waitlist_orders > book.spec.waitlist_limit) return "waitlist over its limit";
+    if (book.pending_orders > 0) {
+      for (const detail::Buyer& owner : book.buyers) {
+        if (owner.units + book.pending_units_of(owner) > book.spec.per_user_limit)
+          return "a buyer above the limit";
+      }
+    }
     std::sort(reserved.begin(), reserved.end(), [&book](OrderNumber a, OrderNumber b) {
       const TimeMs a_at = book.order(a).hold_expires_at_ms;
       const TimeMs b_at = book.order(b).hold_expires_at_ms;

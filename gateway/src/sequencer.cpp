@@ -350,6 +350,15 @@ void Sequencer::publish_events(TimeMs now_ms) {
           } else if constexpr (std::is_same_v<Body, engine::OrderDecided>) {
             drop_view.stock_dirty |= body.outcome == engine::OrderOutcome::reserved;
             if (body.drawn) push_drawn(drop_view.id, body);
+          } else if constexpr (std::is_same_v<Body, engine::AdmissionClosed>) {
+            // Everyone the draw passed over is sold out: no event each, one message each.
+            engine::OrderResult sold_out;
+            sold_out.outcome = engine::OrderOutcome::sold_out;
+            for (const engine::Engine::Undrawn& order : engine_.undrawn(event.drop)) {
+              metrics_.count_order("sold_out");
+              push_to_user(order.user, share(protocol::order_result(
+                                           drop_view.id, order.client_order_id, sold_out)));
+            }
           } else if constexpr (std::is_same_v<Body, engine::OrderPromoted> ||
                                std::is_same_v<Body, engine::OrderCancelled> ||
                                std::is_same_v<Body, engine::HoldExpired>) {

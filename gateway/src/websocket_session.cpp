@@ -41,6 +41,7 @@ WebsocketSession::WebsocketSession(boost::asio::ip::tcp::socket&& socket, Server
 
 WebsocketSession::~WebsocketSession() {
   finish();  // normally done already; not when the server stops with the connection open
+  source_slot_ = SourceLimits::Slot();  // its address's place is free before the gauge says so
   context_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,7 +59,9 @@ TEST(AdmissionWindow, OrdersInsideAreCollectedThenDrawnWhenItCloses) {
   drop.engine.advance_time(t0 + window_ms, drop.events);
   int reserved = 0;
   int drawn = 0;
+  std::optional<AdmissionClosed> closed;
   for (const Event& event : drop.events) {
+    if (const auto* body = std::get_if<AdmissionClosed>(&event.body)) closed = *body;
     if (const auto* decided = std::get_if<OrderDecided>(&event.body)) {
       EXPECT_TRUE(decided->drawn);
       drawn += 1;
@@ -68,8 +71,12 @@ TEST(AdmissionWindow, OrdersInsideAreCollectedThenDrawnWhenItCloses) {
       }
     }
   }
-  EXPECT_EQ(drawn, 10);
+  // The draw stops once the stock is gone: the other 8 are sold out by one event.
+  EXPECT_EQ(drawn, 2);
   EXPECT_EQ(reserved, 2);
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->sold_out, 8u);
+  EXPECT_EQ(drop.engine.undrawn(0).size(), 8u);
   EXPECT_EQ(drop.info().state, DropState::sold_out);
   EXPECT_EQ(drop.info().pending_orders, 0u);
   drop.engine.check_invariants();

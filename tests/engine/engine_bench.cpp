@@ -1,6 +1,8 @@
 // bench_engine: the engine alone on one thread, in decisions per second.
 //   reserve       reservations while stock lasts (a distinct buyer each)
 //   sold_out      rejections of a sold-out drop by 1M distinct buyers (the surge's bulk)
+//                 (both also with a 200 ms admission window: every order arriving inside it,
+//                 collected then drawn, timed together; or every order arriving after it)
 //   mixed_surge   a surge with confirms, cancels, expiring holds and waitlist promotions
 //   memory_read   the machine's random-read floor the three are judged against
 // Each benchmark iteration plays a whole batch on a fresh engine (set up outside the timing)
@@ -28,22 +30,30 @@ const std::vector<std::string>& buyers(std::size_t count) {
 }
 
 std::unique_ptr<Engine> open_engine(std::uint32_t stock, std::uint32_t waitlist,
-                                    std::uint32_t buyers_count, TimeMs hold_ms, Events& events) {
+                                    std::uint32_t buyers_count, TimeMs hold_ms, Events& events,
+                                    TimeMs window_ms = 0) {
   EngineLimits limits;
   limits.decisions_per_drop_reserve = buyers_count + buyers_count / 4;
   limits.decisions_per_drop_max = limits.decisions_per_drop_reserve;
   auto engine = std::make_unique<Engine>(limits);
-  engine->create_drop({"chestnut", "Chestnuts", 1990, stock, 1, hold_ms, waitlist}, t0 - 1, events);
-  engine->start_countdown("chestnut", 0, t0, events);
+  DropSpec spec{"chestnut", "Chestnuts", 1990, stock, 1, hold_ms, waitlist};
+  spec.admission_window_ms = window_ms;
+  engine->create_drop(spec, t0 - 1, events);
+  engine->start_countdown("chestnut", 0, t0, events, 0x5eed);
   events.clear();
   return engine;
 }
 
 // range(0) buyers, each ordering once; range(1) orders per call (1: place_order, more:
-// place_orders, as the gateway hands the engine a batch at a time).
+// place_orders, as the gateway hands the engine a batch at a time); range(2) the admission
+// window in ms; range(3) 1: every order arrives inside the window, and the draw at its end is
+// timed too; 0: every order arrives once it has closed.
 void play_orders(benchmark::State& state, std::uint32_t stock) {
   const auto count = static_cast<std::uint32_t>(state.range(0));
   const auto batch = static_cast<std::size_t>(state.range(1));
+  const TimeMs window_ms = state.range(2);
+  const bool inside = state.range(3) != 0;
+  const TimeMs at_ms = inside ? t0 : t0 + window_ms;
   const auto& names = buyers(count);
   std::vector<PlaceOrder> orders;
   for (std::uint32_t buyer = 0; buyer < count; ++buyer)
@@ -53,19 +63,22 @@ void play_orders(benchmark::State& state, std::uint32_t stock) {
   events.reserve(drain_every + batch + 64);
   for (auto _ : state) {
     state.PauseTiming();
-    auto engine = open_engine(stock, 0, count, 60'000, events);
+    auto engine = open_engine(stock, 0, count, 60'000, events, window_ms);
     state.ResumeTiming();
     for (std::size_t first = 0; first < orders.size(); first += batch) {
       if (batch == 1) {
-        results[0] = engine->place_order(orders[first], t0, events);
+        results[0] = engine->place_order(orders[first], at_ms, events);
       } else {
         const std::size_t size = std::min(batch, orders.size() - first);
-        engine->place_orders(std::span(orders).subspan(first, size), t0, events, results);
+        engine->place_orders(std::span(orders).subspan(first, size), at_ms, events, results);
       }
       benchmark::DoNotOptimize(results.data());
       if (events.size() >= drain_every) events.clear();
     }
+    if (inside) engine->advance_time(t0 + window_ms, events);
     state.PauseTiming();
+    if (engine->drop_info(0).pending_orders != 0)
+      state.SkipWithError("the window was not drawn");
     engine.reset();
     events.clear();
     state.ResumeTiming();
@@ -77,9 +90,11 @@ void BM_reserve(benchmark::State& state) {
   play_orders(state, static_cast<std::uint32_t>(state.range(0)));
 }
 BENCHMARK(BM_reserve)
-    ->ArgNames({"buyers", "batch"})
-    ->Args({1'000'000, 1})
-    ->Args({1'000'000, 256})
+    ->ArgNames({"buyers", "batch", "window_ms", "inside"})
+    ->Args({1'000'000, 1, 0, 0})
+    ->Args({1'000'000, 256, 0, 0})
+    ->Args({1'000'000, 256, 200, 0})
+    ->Args({1'000'000, 256, 200, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -87,9 +102,11 @@ void BM_sold_out(benchmark::State& state) {
   play_orders(state, 0);
 }
 BENCHMARK(BM_sold_out)
-    ->ArgNames({"buyers", "batch"})
-    ->Args({1'000'000, 1})
-    ->Args({1'000'000, 256})
+    ->ArgNames({"buyers", "batch", "window_ms", "inside"})
+    ->Args({1'000'000, 1, 0, 0})
+    ->Args({1'000'000, 256, 0, 0})
+    ->Args({1'000'000, 256, 200, 0})
+    ->Args({1'000'000, 256, 200, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

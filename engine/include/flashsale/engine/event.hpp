@@ -113,9 +113,19 @@ struct Restocked {
   friend bool operator==(const Restocked&, const Restocked&) = default;
 };
 
+// The admission window's draw has decided everything it could: every order it leaves pending
+// (`sold_out` of them) is sold out. The draw stops as soon as nobody left could get a unit or a
+// waitlist place, so a window of a million orders for a thousand units costs a thousand
+// OrderDecided events and this one, not a million.
+struct AdmissionClosed {
+  std::uint32_t sold_out = 0;
+
+  friend bool operator==(const AdmissionClosed&, const AdmissionClosed&) = default;
+};
+
 using EventBody =
     std::variant<DropCreated, CountdownStarted, StateChanged, OrderDecided, OrderPromoted,
-                 OrderConfirmed, OrderCancelled, HoldExpired, Restocked>;
+                 OrderConfirmed, OrderCancelled, HoldExpired, Restocked, AdmissionClosed>;
 
 struct Event {
   std::uint64_t sequence = 0;  // 1, 2, 3, ... without gaps over the engine's life

@@ -49,8 +49,8 @@ enum class OrderOutcome : std::uint8_t {
   sold_out = 6,        // no units and no room on the waitlist
   unavailable = 7,     // the drop's order table is full (EngineLimits); not recorded
   // Collected inside the drop's admission window: decided, in a random order, when the window
-  // closes (an OrderDecided with `drawn` set). Recorded: a retry is answered `pending` until
-  // then, and the final outcome after.
+  // closes (an OrderDecided with `drawn` set, or sold_out by AdmissionClosed). Recorded: a
+  // retry is answered `pending` until then, and the final outcome after.
   pending = 8,
 };
 
