@@ -178,7 +178,7 @@ void add_order(DropBook& book, const OrderDecided& decided, std::uint32_t positi
 // The draw decides an order collected in the admission window: its pending record takes the
 // outcome, and its units count toward the buyer's limit from now on if it got them (or a place
 // in the queue).
-void apply_drawn(DropBook& book, OrderDecided& decided) {
+[[gnu::cold]] void apply_drawn(DropBook& book, OrderDecided& decided) {
   FS_ASSERT(book.pending_orders >= 1 && !book.admission_closed);
   FS_ASSERT(decided.outcome == OrderOutcome::reserved ||
             decided.outcome == OrderOutcome::waitlisted ||
@@ -215,6 +215,20 @@ void apply_drawn(DropBook& book, OrderDecided& decided) {
   buyer.units += decided.qty;
   FS_ASSERT(buyer.units <= book.spec.per_user_limit);  // nobody above their limit
   add_order(book, decided, collected.decision, collected.buyer);
+}
+
+// An order arrived inside the admission window: it waits for the draw.
+[[gnu::noinline]] void collect(DropBook& book, const OrderDecided& decided, std::uint32_t position,
+                           std::uint32_t buyer_position) {
+  FS_ASSERT(decided.order == 0 && book.spec.admission_window_ms > 0 && !book.admission_closed);
+  FS_ASSERT(book.state == DropState::open || book.state == DropState::sold_out);
+  FS_ASSERT(book.stock_left == decided.stock_left);
+  // Nobody above their limit, counting what waits for the draw.
+  const detail::Buyer& buyer = book.buyers[buyer_position];
+  FS_ASSERT(buyer.units + book.pending_units_of(buyer) <= book.spec.per_user_limit);
+  book.admission.push_back({position, buyer_position});
+  book.pending_orders += 1;
+  book.pending_units += decided.qty;
 }
 
 void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
@@ -255,17 +269,8 @@ void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
   buyer.last_decision = position;
   buyer.decisions += 1;
 
-  if (decided.outcome == OrderOutcome::pending) {
-    FS_ASSERT(decided.order == 0 && book.spec.admission_window_ms > 0 && !book.admission_closed);
-    FS_ASSERT(book.state == DropState::open || book.state == DropState::sold_out);
-    FS_ASSERT(book.stock_left == decided.stock_left);
-    // Nobody above their limit, counting what waits for the draw.
-    FS_ASSERT(buyer.units + book.pending_units_of(buyer) <= book.spec.per_user_limit);
-    book.admission.push_back({position, buyer_position});
-    book.pending_orders += 1;
-    book.pending_units += decided.qty;
-    return;
-  }
+  if (decided.outcome == OrderOutcome::pending)
+    return collect(book, decided, position, buyer_position);
   if (decided.outcome != OrderOutcome::reserved && decided.outcome != OrderOutcome::waitlisted) {
     FS_ASSERT(decided.order == 0);
     return;

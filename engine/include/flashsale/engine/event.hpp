@@ -65,12 +65,12 @@ struct OrderDecided {
   std::string_view user;
   std::string_view client_order_id;
   OrderOutcome outcome = OrderOutcome::invalid;
+  bool drawn = false;  // next to `outcome`: an event is written per order, so its size counts
   std::uint32_t qty = 0;
   OrderNumber order = 0;
   TimeMs hold_expires_at_ms = 0;        // reserved only
   std::uint32_t waitlist_position = 0;  // waitlisted only; 1 = next in line
   std::uint32_t stock_left = 0;         // after the decision
-  bool drawn = false;
 
   friend bool operator==(const OrderDecided&, const OrderDecided&) = default;
 };
@@ -126,6 +126,8 @@ struct AdmissionClosed {
 using EventBody =
     std::variant<DropCreated, CountdownStarted, StateChanged, OrderDecided, OrderPromoted,
                  OrderConfirmed, OrderCancelled, HoldExpired, Restocked, AdmissionClosed>;
+
+static_assert(sizeof(OrderDecided) == 64, "an order's event stays within 64 bytes");
 
 struct Event {
   std::uint64_t sequence = 0;  // 1, 2, 3, ... without gaps over the engine's life
