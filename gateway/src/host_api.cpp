@@ -277,6 +277,31 @@ HostReply mint(const json::object& body, const GatewayConfig& config) {
 
 }  // namespace
 
+std::optional<HostReply> public_drops(ServerContext& context, std::function<void(HostReply)> done) {
+  return on_engine(
+      context,
+      [](HostContext& host) {
+        std::string out = "{\"drops\":[";
+        for (engine::DropIndex index = 0; index < host.engine.drop_count(); ++index) {
+          const engine::DropInfo info = host.engine.drop_info(index);
+          if (index > 0) out += ',';
+          out += "{\"id\":";
+          protocol::append_string(out, info.spec.id);
+          out += ",\"title\":";
+          protocol::append_string(out, info.spec.title);
+          fmt::format_to(std::back_inserter(out),
+                         ",\"price_cents\":{},\"state\":\"{}\",\"opens_at_ms\":{},"
+                         "\"stock_left\":{},\"stock_total\":{}}}",
+                         info.spec.price_cents, engine::to_string(info.state),
+                         info.opens_at_ms ? std::to_string(*info.opens_at_ms) : "null",
+                         info.stock_left, info.stock_total);
+        }
+        out += "]}";
+        return HostReply{200, std::move(out)};
+      },
+      false, std::move(done));
+}
+
 std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
                                    std::function<void(HostReply)> done) {
   const auto authorization = request[http::field::authorization];

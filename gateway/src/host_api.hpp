@@ -19,6 +19,9 @@ HostReply http_error(unsigned status, std::string_view code, std::string_view me
 
 // Handles one request under /api/. Returns the reply at once, or nullopt when the engine
 // thread will call `done` with it later (from its own thread).
+// GET /drops, no key: what a viewer may see of every drop, to choose one.
+std::optional<HostReply> public_drops(ServerContext& context, std::function<void(HostReply)> done);
+
 std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
                                    std::function<void(HostReply)> done);
 

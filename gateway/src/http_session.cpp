@@ -74,6 +74,20 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
     return;
   }
   if (target == "/healthz") return respond(health());
+  if (const WebAsset* asset = find_web_asset(target.substr(0, target.find('?')))) {
+    if (request.method() != http::verb::get && request.method() != http::verb::head)
+      return respond(http_error(405, "method_not_allowed", "use GET"));
+    return respond_asset(*asset, request);
+  }
+  if (target == "/drops") {
+    auto done = [self = shared_from_this()](HostReply reply) {
+      boost::asio::post(self->stream_.get_executor(), [self, reply = std::move(reply)]() mutable {
+        self->respond(std::move(reply));
+      });
+    };
+    if (auto reply = public_drops(context_, std::move(done))) respond(std::move(*reply));
+    return;
+  }
   if (target == "/metrics") {
     return respond({200, context_.metrics.render(context_.journal.status())},
                    "text/plain; version=0.0.4");
@@ -109,6 +123,33 @@ void HttpSession::respond(HostReply reply, std::string_view content_type) {
   response_->keep_alive(keep_alive_);
   response_->body() = std::move(reply.body);
   response_->prepare_payload();
+  send(response_);
+}
+
+// Pages are revalidated on every load (no-cache with an ETag: a 304 costs a header), so a
+// browser never runs a script older than the server it talks to.
+void HttpSession::respond_asset(const WebAsset& asset, const HttpRequest& request) {
+  const bool unchanged = request[http::field::if_none_match] == asset.etag;
+  auto response = std::make_shared<http::response<http::string_body>>(
+      unchanged ? http::status::not_modified : http::status::ok, 11);
+  response->set(http::field::server, "flashsale");
+  response->set(http::field::content_type, asset.content_type);
+  response->set(http::field::etag, asset.etag);
+  response->set(http::field::cache_control, "no-cache");
+  response->set("X-Content-Type-Options", "nosniff");
+  if (asset.content_type.starts_with("text/html")) {
+    response->set("Content-Security-Policy",
+                  "default-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'");
+  }
+  response->keep_alive(keep_alive_);
+  if (!unchanged && request.method() == http::verb::get) response->body() = asset.body;
+  response->prepare_payload();
+  if (request.method() == http::verb::head) response->content_length(asset.body.size());
+  send(std::move(response));
+}
+
+void HttpSession::send(std::shared_ptr<http::response<http::string_body>> response) {
+  response_ = std::move(response);
   http::async_write(stream_, *response_,
                     beast::bind_front_handler(&HttpSession::on_write, shared_from_this(),
                                               response_->keep_alive()));

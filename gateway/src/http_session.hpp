@@ -11,6 +11,7 @@
 
 #include "context.hpp"
 #include "host_api.hpp"
+#include "web_assets.hpp"
 
 namespace flashsale::gateway {
 
@@ -23,6 +24,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void do_read();
   void on_read(boost::beast::error_code error, std::size_t bytes);
   void respond(HostReply reply, std::string_view content_type = "application/json");
+  void respond_asset(const WebAsset& asset, const HttpRequest& request);
+  void send(
+      std::shared_ptr<boost::beast::http::response<boost::beast::http::string_body>> response);
   void on_write(bool keep_alive, boost::beast::error_code error, std::size_t bytes);
   HostReply health() const;
 

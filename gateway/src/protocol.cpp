@@ -239,6 +239,7 @@ std::string drop(const engine::DropInfo& info, engine::TimeMs now_ms) {
       .number("stock_total", info.stock_total)
       .number("stock_left", info.stock_left)
       .number("per_user_limit", info.spec.per_user_limit)
+      .number("waitlist_limit", info.spec.waitlist_limit)
       .number("admission_window_ms", info.spec.admission_window_ms);
   if (info.opens_at_ms) {
     out.number("opens_at_ms", *info.opens_at_ms);

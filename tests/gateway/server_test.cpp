@@ -149,6 +149,46 @@ TEST_F(ServerTest, WholeFlowFromCountdownToWaitlistPromotionAndExpiry) {
   EXPECT_EQ(orders.at("orders").as_array().at(0).as_object().at("status").as_string(), "expired");
 }
 
+// The viewer page and console come from the binary itself, with their content types, an ETag
+// that a revalidation answers with 304, and a content security policy on the pages.
+TEST_F(ServerTest, PagesAreServedWithTypesAndValidators) {
+  namespace http = boost::beast::http;
+  const PageReply page = page_call(server->port(), http::verb::get, "/?drop=x&user=ann");
+  ASSERT_EQ(page.status, 200u);
+  EXPECT_EQ(page.headers[http::field::content_type], "text/html; charset=utf-8");
+  EXPECT_EQ(page.headers[http::field::cache_control], "no-cache");
+  EXPECT_NE(page.headers["Content-Security-Policy"], "");
+  EXPECT_NE(page.body.find("data-testid=\"buy\""), std::string::npos);
+  const std::string etag(page.headers[http::field::etag]);
+  ASSERT_FALSE(etag.empty());
+  const PageReply again = page_call(server->port(), http::verb::get, "/", etag);
+  EXPECT_EQ(again.status, 304u);
+  EXPECT_TRUE(again.body.empty());
+
+  const PageReply console = page_call(server->port(), http::verb::get, "/host");
+  EXPECT_EQ(console.status, 200u);
+  EXPECT_NE(console.body.find("data-testid=\"sales-chart\""), std::string::npos);
+  const PageReply script = page_call(server->port(), http::verb::get, "/web/viewer.js");
+  EXPECT_EQ(script.status, 200u);
+  EXPECT_EQ(script.headers[http::field::content_type], "text/javascript; charset=utf-8");
+  const PageReply head = page_call(server->port(), http::verb::head, "/web/style.css");
+  EXPECT_EQ(head.status, 200u);
+  EXPECT_EQ(head.headers[http::field::content_type], "text/css; charset=utf-8");
+  EXPECT_NE(head.headers[http::field::content_length], "0");
+  EXPECT_EQ(page_call(server->port(), http::verb::get, "/web/nothing.js").status, 404u);
+  EXPECT_EQ(page_call(server->port(), http::verb::post, "/host").status, 405u);
+
+  // The drop list a viewer may see, without the host key and without the host's numbers.
+  create("d", 5, 1, 60, 0);
+  const auto drops = http_call(server->port(), "GET", "/drops");
+  ASSERT_EQ(drops.status, 200u);
+  const json::value listing = drops.json();
+  const auto& listed = listing.at("drops").as_array().at(0).as_object();
+  EXPECT_EQ(text(listed, "id"), "d");
+  EXPECT_EQ(listed.at("stock_left").as_int64(), 5);
+  EXPECT_FALSE(listed.contains("held"));
+}
+
 TEST_F(ServerTest, SignInIsRequiredFirst) {
   Viewer early(server->port());
   early.send_json(order("d", "x"));

@@ -74,4 +74,24 @@ void Viewer::sign_in(std::string_view user) {
   if (!welcome) throw std::runtime_error("no welcome for " + std::string(user));
 }
 
+PageReply page_call(unsigned short port, beast::http::verb method, std::string_view target,
+                    std::string_view if_none_match) {
+  boost::asio::io_context io;
+  beast::tcp_stream stream(io);
+  stream.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  beast::http::request<beast::http::empty_body> request(method, target, 11);
+  request.set(beast::http::field::host, "127.0.0.1");
+  if (!if_none_match.empty()) request.set(beast::http::field::if_none_match, if_none_match);
+  beast::http::write(stream, request);
+  beast::flat_buffer buffer;
+  beast::http::response_parser<beast::http::string_body> parser;
+  parser.skip(method == beast::http::verb::head);
+  beast::http::read(stream, buffer, parser);
+  PageReply reply;
+  reply.status = parser.get().result_int();
+  reply.body = parser.get().body();
+  for (const auto& field : parser.get()) reply.headers.set(field.name_string(), field.value());
+  return reply;
+}
+
 }  // namespace flashsale::testing

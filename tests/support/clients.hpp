@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 #include <chrono>
@@ -24,6 +25,15 @@ inline HttpReply http_call(unsigned short port, std::string_view method, std::st
                            std::string_view body = {}, std::string_view host_key = {}) {
   return {loadtest::http_call({"127.0.0.1", port}, method, target, body, host_key)};
 }
+
+// A GET (or HEAD) with the response's headers, for the pages.
+struct PageReply {
+  unsigned status = 0;
+  std::string body;
+  boost::beast::http::fields headers;
+};
+PageReply page_call(unsigned short port, boost::beast::http::verb method, std::string_view target,
+                    std::string_view if_none_match = {});
 
 class Viewer {
  public:

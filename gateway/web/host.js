@@ -1,0 +1,158 @@
+// The host console: create drops, start the countdown, restock, close, and watch the sale.
+// Everything goes through the host API (docs/protocol.md) with the host key, which stays in
+// this tab's sessionStorage. The selected drop is polled once a second; the chart keeps the
+// last five minutes of those samples.
+import { clockText, element, money } from './common.js';
+
+const ui = Object.fromEntries(
+    ['host-key', 'problem', 'drops', 'live', 'live-title', 'live-state', 'live-countdown',
+     'live-left', 'live-held', 'live-sold', 'live-waitlist', 'live-rate', 'sales-chart',
+     'start-seconds', 'drop-start', 'restock-add', 'drop-restock', 'drop-close', 'drop-form']
+        .map((id) => [id, element(id)]));
+
+let selected = new URLSearchParams(location.search).get('drop');
+let samples = [];  // {at, left, held, sold, decisions} of the selected drop, oldest first
+const keep_ms = 5 * 60 * 1000;
+
+ui['host-key'].value = sessionStorage.getItem('flashsale:host-key') ?? '';
+ui['host-key'].addEventListener('change', () => {
+  sessionStorage.setItem('flashsale:host-key', ui['host-key'].value);
+  refresh();
+});
+
+async function api(method, path, body) {
+  const reply = await fetch(`/api/${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${ui['host-key'].value}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = await reply.json().catch(() => ({}));
+  if (!reply.ok) throw new Error(answer.error?.message ?? `HTTP ${reply.status}`);
+  return answer;
+}
+
+function showProblem(error) {
+  ui.problem.hidden = !error;
+  ui.problem.textContent = error ? String(error.message ?? error) : '';
+}
+
+async function act(method, path, body) {
+  try {
+    const answer = await api(method, path, body);
+    showProblem(null);
+    return answer;
+  } catch (error) {
+    showProblem(error);
+    return null;
+  }
+}
+
+async function refresh() {
+  if (!ui['host-key'].value) return showProblem(new Error('Enter the host key to begin.'));
+  const answer = await act('GET', 'drops');
+  if (!answer) return;
+  const rows = answer.drops.map((drop) => {
+    const row = document.createElement('tr');
+    row.dataset.drop = drop.id;
+    row.classList.toggle('selected', drop.id === selected);
+    for (const value of [drop.title || drop.id, drop.state.replace('_', ' '), drop.stock_left, drop.held,
+                         drop.sold, drop.stock_total]) {
+      const cell = document.createElement('td');
+      cell.textContent = String(value);
+      row.append(cell);
+    }
+    row.addEventListener('click', () => select(drop.id));
+    return row;
+  });
+  ui.drops.tBodies[0].replaceChildren(...rows);
+  const current = answer.drops.find((drop) => drop.id === selected);
+  if (current) show(current);
+}
+
+function select(id) {
+  selected = id;
+  samples = [];
+  history.replaceState(null, '', `/host?drop=${encodeURIComponent(id)}`);
+  refresh();
+}
+
+function show(drop) {
+  ui.live.hidden = false;
+  ui['live-title'].textContent = `${drop.title} (${drop.id}) · ${money(drop.price_cents)}`;
+  ui['live-state'].textContent = drop.state.replace('_', ' ');
+  ui['live-countdown'].textContent =
+      drop.state === 'countdown' ? clockText(drop.opens_at_ms - Date.now()) : '–';
+  ui['live-left'].textContent = drop.stock_left;
+  ui['live-held'].textContent = drop.held;
+  ui['live-sold'].textContent = drop.sold;
+  ui['live-waitlist'].textContent = drop.waitlist;
+  const now = Date.now();
+  samples.push({ at: now, left: drop.stock_left, held: drop.held, sold: drop.sold,
+                 decisions: drop.decisions, total: drop.stock_total });
+  samples = samples.filter((sample) => now - sample.at <= keep_ms);
+  ui['live-rate'].textContent = Math.round(rate(samples.length - 1));
+  draw();
+}
+
+// Orders a second between sample i-1 and i (recorded outcomes, so retries are not counted).
+function rate(index) {
+  if (index < 1) return 0;
+  const [before, after] = [samples[index - 1], samples[index]];
+  return ((after.decisions - before.decisions) * 1000) / Math.max(1, after.at - before.at);
+}
+
+function draw() {
+  const canvas = ui['sales-chart'];
+  const context = canvas.getContext('2d');
+  const { width, height } = canvas;
+  context.clearRect(0, 0, width, height);
+  if (samples.length === 0) return;
+  const first = samples[0].at;
+  const span = Math.max(10_000, samples[samples.length - 1].at - first);
+  const x = (at) => 8 + ((at - first) / span) * (width - 16);
+  const units = Math.max(1, ...samples.map((sample) => sample.total));
+  const rates = samples.map((_, index) => rate(index));
+  const peak = Math.max(1, ...rates);
+  const line = (color, value) => {
+    context.strokeStyle = color;
+    context.lineWidth = 2;
+    context.beginPath();
+    samples.forEach((sample, index) => {
+      const y = height - 8 - value(sample, index) * (height - 32);  // room for the label on top
+      if (index === 0) context.moveTo(x(sample.at), y); else context.lineTo(x(sample.at), y);
+    });
+    context.stroke();
+  };
+  const style = getComputedStyle(document.body);
+  line(style.getPropertyValue('--sold'), (sample) => sample.sold / units);
+  line(style.getPropertyValue('--held'), (sample) => sample.held / units);
+  line(style.getPropertyValue('--left'), (sample) => sample.left / units);
+  line(style.getPropertyValue('--rate'), (_, index) => rates[index] / peak);
+  context.fillStyle = style.getPropertyValue('--muted');
+  context.font = '12px system-ui';
+  context.fillText(`${units} units · peak ${Math.round(peak)} orders/s`, 12, 16);
+}
+
+ui['drop-form'].addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const number = (name) => Number(form.get(name));
+  const created = await act('POST', 'drops', {
+    id: form.get('id'), title: form.get('title'), price_cents: Math.round(number('price') * 100),
+    stock: number('stock'), per_user_limit: number('per_user_limit'),
+    hold_seconds: number('hold_seconds'), waitlist_limit: number('waitlist_limit'),
+    admission_window_ms: number('admission_window_ms'),
+  });
+  if (created) select(created.id);
+});
+ui['drop-start'].addEventListener('click', () =>
+  act('POST', `drops/${selected}/countdown`, { seconds: Number(ui['start-seconds'].value) }).then(refresh));
+ui['drop-restock'].addEventListener('click', () =>
+  act('POST', `drops/${selected}/restock`, { add: Number(ui['restock-add'].value) }).then(refresh));
+ui['drop-close'].addEventListener('click', () => {
+  if (confirm('Close the sale? Buyers holding units keep them until they pay or their hold ends.'))
+    act('POST', `drops/${selected}/close`).then(refresh);
+});
+
+refresh();
+setInterval(refresh, 1000);
