@@ -1,0 +1,211 @@
+// The viewer page and the host console end to end, in Debian's headless Chromium driven by
+// playwright-core, against a real redis-server and the real `flashsale` binary.
+//
+//   node --test tests/browser/            (CTest runs it; `npm ci` in tests/browser first)
+//
+// Environment: FLASHSALE_BIN (the server), FLASHSALE_SOURCE_DIR (for configs/), and
+// FLASHSALE_SCREENSHOTS (where the screenshots go; default build/screenshots).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { chromium } from 'playwright-core';
+
+const source = process.env.FLASHSALE_SOURCE_DIR ?? path.resolve(import.meta.dirname, '../..');
+const serverBinary = process.env.FLASHSALE_BIN ?? path.join(source, 'build/release/gateway/flashsale');
+const screenshots = process.env.FLASHSALE_SCREENSHOTS ?? path.join(source, 'build/screenshots');
+const hostKey = 'dev-host-key';
+
+const folder = mkdtempSync(path.join(tmpdir(), 'flashsale-browser-'));
+const redisSocket = path.join(folder, 'redis.sock');
+let redis;
+let server;
+let port;
+let browser;
+
+function start(program, args) {
+  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.output = '';
+  child.stdout.on('data', (chunk) => { child.output += chunk; });
+  child.stderr.on('data', (chunk) => { child.output += chunk; });
+  child.exited = new Promise((resolve) => child.on('exit', resolve));
+  return child;
+}
+
+// Resolves when `probe` does, retrying every 50 ms until `ms` have passed.
+async function eventually(probe, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address();
+      probe.close(() => resolve(free));
+    });
+  });
+}
+
+async function startServer() {
+  server = start(serverBinary, ['--config', path.join(source, 'configs/dev.toml'), '--redis', redisSocket,
+                                '--listen', `127.0.0.1:${port}`, '--journal-prefix', 'browser']);
+  await eventually(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 20_000,
+                   `flashsale on port ${port}:\n${server.output}`);
+}
+
+async function stopServer() {
+  server.kill('SIGTERM');
+  assert.equal(await server.exited, 0, server.output);
+}
+
+before(async () => {
+  mkdirSync(screenshots, { recursive: true });
+  redis = start('/usr/bin/redis-server', [path.join(source, 'configs/redis.conf'), '--dir', folder, '--port', '0',
+                                          '--unixsocket', redisSocket, '--logfile', '', '--daemonize', 'no']);
+  await eventually(() => /eady to accept connections/.test(redis.output), 20_000, 'redis-server');
+  port = await freePort();
+  await startServer();
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+           '--disable-component-update', '--no-first-run'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGKILL');
+  redis?.kill('SIGKILL');
+  rmSync(folder, { recursive: true, force: true });
+});
+
+const url = (target) => `http://127.0.0.1:${port}${target}`;
+const byTest = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+// A phone-sized viewer page for `user` on `drop`; `skewMs` sets the page's own clock off.
+async function viewer(drop, user, skewMs = 0) {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+  if (skewMs) {
+    await context.addInitScript((skew) => {
+      const realNow = Date.now.bind(Date);
+      Date.now = () => realNow() + skew;
+    }, skewMs);
+  }
+  const page = await context.newPage();
+  await page.goto(url(`/?drop=${drop}&user=${user}`));
+  await byTest(page, 'connection').and(page.locator('[data-state="live"]')).waitFor();
+  return page;
+}
+
+async function console_() {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  page.on('dialog', (dialog) => dialog.accept());
+  await page.goto(url('/host'));
+  await byTest(page, 'host-key').fill(hostKey);
+  await byTest(page, 'host-key').dispatchEvent('change');
+  return page;
+}
+
+async function createDrop(host, fields) {
+  const form = byTest(host, 'drop-form');
+  for (const [name, value] of Object.entries(fields)) await form.locator(`[name="${name}"]`).fill(String(value));
+  await form.locator('button[type="submit"]').click();
+  await host.locator('#live-title').filter({ hasText: `(${fields.id})` }).waitFor();
+}
+
+const status = (page) => byTest(page, 'order-status').getAttribute('data-status');
+
+test('a drop from the console: countdown, one winner of one unit, payment', async () => {
+  const host = await console_();
+  await createDrop(host, { id: 'chestnut', title: 'Roasted chestnuts', price: '19.90', stock: 1,
+                           per_user_limit: 1, hold_seconds: 60, waitlist_limit: 0 });
+  const ann = await viewer('chestnut', 'ann');
+  const bob = await viewer('chestnut', 'bob');
+  // A viewer whose own clock is five minutes fast still counts down with the server.
+  const skewed = await viewer('chestnut', 'cat', 5 * 60 * 1000);
+  for (const page of [ann, bob]) {
+    await page.locator('#title').filter({ hasText: 'Roasted chestnuts' }).waitFor();
+    assert.equal(await byTest(page, 'stock-left').textContent(), '1');
+    assert.equal(await byTest(page, 'buy').isDisabled(), true, 'Buy is disabled before a countdown');
+  }
+
+  await host.locator('#start-seconds').fill('3');
+  await byTest(host, 'drop-start').click();
+
+  // The countdown ticks down on both pages, and Buy stays disabled until T-0.
+  const seen = new Set();
+  await eventually(async () => {
+    const text = await byTest(ann, 'countdown').textContent();
+    if (/^0:0[1-3]$/.test(text)) seen.add(text);
+    assert.equal(await byTest(ann, 'buy').isDisabled(), true);
+    const [mine, theirs] = [text, await byTest(skewed, 'countdown').textContent()];
+    if (/^0:0[1-3]$/.test(theirs)) {
+      assert.ok(Math.abs(Number(mine.slice(2)) - Number(theirs.slice(2))) <= 1,
+                `a skewed clock shows ${theirs} where the server's shows ${mine}`);
+    }
+    return seen.size >= 2;
+  }, 5_000, 'the countdown to tick');
+  await host.screenshot({ path: path.join(screenshots, 'host-console-countdown.png') });
+  await ann.screenshot({ path: path.join(screenshots, 'viewer-countdown.png') });
+
+  await Promise.all([ann, bob].map((page) => byTest(page, 'buy').and(page.locator(':enabled')).waitFor({ timeout: 8_000 })));
+  assert.equal(await byTest(ann, 'countdown').textContent(), '0:00');
+  await Promise.all([byTest(ann, 'buy').click(), byTest(bob, 'buy').click()]);
+
+  await eventually(async () => (await status(ann)) && (await status(bob)) &&
+                               !['', 'busy'].includes(await status(ann)) && !['', 'busy'].includes(await status(bob)),
+                   10_000, 'both outcomes');
+  const outcomes = [await status(ann), await status(bob)];
+  assert.equal(outcomes.filter((outcome) => outcome === 'reserved').length, 1, `outcomes ${outcomes}`);
+  assert.ok(outcomes.includes('sold_out') || outcomes.includes('waitlisted'), `outcomes ${outcomes}`);
+  const [winner, loser] = outcomes[0] === 'reserved' ? [ann, bob] : [bob, ann];
+  await eventually(async () => (await byTest(loser, 'stock-left').textContent()) === '0', 5_000, 'stock 0');
+  await winner.screenshot({ path: path.join(screenshots, 'viewer-reserved.png') });
+  await loser.screenshot({ path: path.join(screenshots, 'viewer-sold-out.png') });
+
+  await byTest(winner, 'pay').click();
+  await eventually(async () => (await status(winner)) === 'confirmed', 5_000, 'confirmed');
+  assert.match(await byTest(winner, 'order-status').textContent(), /Paid/);
+  await winner.screenshot({ path: path.join(screenshots, 'viewer-paid.png') });
+  await eventually(async () => (await host.locator('#live-sold').textContent()) === '1', 5_000,
+                   'the console to show the sale');
+  await host.screenshot({ path: path.join(screenshots, 'host-console.png'), fullPage: true });
+});
+
+test('a viewer page reconnects after a server restart and shows the order it had', async () => {
+  const host = await console_();
+  await createDrop(host, { id: 'pears', title: 'Snow pears', price: '9.90', stock: 5,
+                           per_user_limit: 1, hold_seconds: 600, waitlist_limit: 0 });
+  await host.locator('#start-seconds').fill('0');
+  await byTest(host, 'drop-start').click();
+  const dan = await viewer('pears', 'dan');
+  await byTest(dan, 'buy').and(dan.locator(':enabled')).waitFor({ timeout: 8_000 });
+  await byTest(dan, 'buy').click();
+  await eventually(async () => (await status(dan)) === 'reserved', 5_000, 'reserved');
+
+  await stopServer();
+  await byTest(dan, 'connection').and(dan.locator('[data-state="lost"]')).waitFor();
+  await startServer();
+  await byTest(dan, 'connection').and(dan.locator('[data-state="live"]')).waitFor({ timeout: 20_000 });
+  await eventually(async () => (await status(dan)) === 'reserved', 5_000, 'the order after reconnecting');
+  assert.equal(await byTest(dan, 'pay').isVisible(), true);
+
+  // A reload keeps the client_order_id: asking again returns the same reservation.
+  await dan.reload();
+  await eventually(async () => (await status(dan)) === 'reserved', 10_000, 'the order after a reload');
+  assert.equal(await byTest(dan, 'stock-left').textContent(), '4');
+});
