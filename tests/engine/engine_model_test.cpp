@@ -39,6 +39,10 @@ struct ModelDrop {
   std::uint32_t per_user_limit = 1;
   std::uint32_t waitlist_limit = 0;
   TimeMs hold_ms = 0;
+  TimeMs window_ms = 0;  // admission window
+  std::uint64_t seed = 0;
+  bool drawn = false;
+  std::vector<std::pair<std::string, std::string>> pending;  // collected, in arrival order
   DropState state = DropState::scheduled;
   TimeMs opens_at_ms = 0;
   std::uint32_t total = 0;
@@ -56,8 +60,14 @@ struct ModelDrop {
         std::count_if(orders.begin(), orders.end(),
                       [](const auto& order) { return order.status == OrderStatus::waitlisted; }));
   }
+  bool collecting(TimeMs now_ms) const {
+    return window_ms > 0 && !drawn && (state == DropState::open || state == DropState::sold_out) &&
+           now_ms < opens_at_ms + window_ms;
+  }
   std::uint32_t units_of(const std::string& user) const {
     std::uint32_t units = 0;
+    for (const auto& [key, decision] : decisions)
+      if (decision.outcome == OrderOutcome::pending && key.first == user) units += decision.qty;
     for (const auto& order : orders) {
       const bool counts = order.status == OrderStatus::waitlisted ||
                           order.status == OrderStatus::reserved ||
@@ -70,6 +80,39 @@ struct ModelDrop {
     if (state == DropState::open && left == 0) state = DropState::sold_out;
     if (state == DropState::sold_out && left > 0) state = DropState::open;
   }
+  // The window's draw, written plainly: the whole arrival order shuffled front to back with the
+  // documented generator (mt19937_64 from the seed, bounds by multiply-shift), then every order
+  // decided in that order as if it had just arrived.
+  void draw(TimeMs now_ms) {
+    std::vector<std::pair<std::string, std::string>> order = pending;
+    std::mt19937_64 random(seed);
+    for (std::size_t index = 0; index < order.size(); ++index) {
+      __extension__ using Wide = unsigned __int128;
+      const auto offset =
+          static_cast<std::size_t>((static_cast<Wide>(random()) * (order.size() - index)) >> 64);
+      std::swap(order[index], order[index + offset]);
+    }
+    for (const auto& key : order) {
+      ModelDecision& decision = decisions.at(key);
+      const auto next_order = static_cast<OrderNumber>(orders.size() + 1);
+      if (waiting_orders() == 0 && left >= decision.qty) {
+        decision = {OrderOutcome::reserved, decision.qty, next_order};
+        left -= decision.qty;
+        orders.push_back(
+            {key.first, key.second, decision.qty, OrderStatus::reserved, now_ms + hold_ms, 0});
+      } else if (waiting_orders() < waitlist_limit) {
+        decision = {OrderOutcome::waitlisted, decision.qty, next_order};
+        orders.push_back({key.first, key.second, decision.qty, OrderStatus::waitlisted, 0,
+                          waiting_orders() + 1});
+      } else {
+        decision.outcome = OrderOutcome::sold_out;
+      }
+    }
+    pending.clear();
+    drawn = true;
+    follow_stock();
+  }
+
   // Units came back: the oldest waiting order takes them if they suffice, and so on.
   void serve_waitlist(TimeMs now_ms) {
     if (state == DropState::open || state == DropState::sold_out) {
@@ -94,6 +137,7 @@ class Model {
         drop.state = DropState::open;
         drop.follow_stock();
       }
+      if (!drop.pending.empty() && drop.opens_at_ms + drop.window_ms <= now_ms_) drop.draw(now_ms_);
       while (true) {  // expire the earliest due hold, then let the waitlist in
         ModelOrder* due = nullptr;
         for (auto& order : drop.orders) {
@@ -124,6 +168,7 @@ class Model {
           created.per_user_limit = command.per_user_limit;
           created.waitlist_limit = command.waitlist_limit;
           created.hold_ms = command.duration_ms;
+          created.window_ms = command.admission_window_ms;
           created.total = created.left = command.qty;
         }
         break;
@@ -137,6 +182,7 @@ class Model {
         } else {
           drop->state = DropState::countdown;
           drop->opens_at_ms = now_ms_ + command.duration_ms;
+          drop->seed = command.admission_seed;
           advance(now_ms_);
         }
         break;
@@ -159,6 +205,7 @@ class Model {
         } else if (drop->state == DropState::closed) {
           answer.command.status = CommandStatus::wrong_state;
         } else {
+          if (!drop->pending.empty()) drop->draw(now_ms_);  // they came before the close
           drop->state = DropState::closed;
           for (auto& order : drop->orders)
             if (order.status == OrderStatus::waitlisted) order.status = OrderStatus::cancelled;
@@ -199,6 +246,9 @@ class Model {
       decision.outcome = OrderOutcome::closed;
     } else if (drop->units_of(command.user) + command.qty > drop->per_user_limit) {
       decision.outcome = OrderOutcome::limit_exceeded;
+    } else if (drop->collecting(now_ms_)) {
+      decision.outcome = OrderOutcome::pending;
+      drop->pending.push_back(key);
     } else if (drop->waiting_orders() == 0 && drop->left >= command.qty) {
       decision = {OrderOutcome::reserved, command.qty, next_order};
       drop->left -= command.qty;
@@ -308,6 +358,7 @@ void expect_same_state(const Engine& engine, const Model& model, bool every_orde
     ASSERT_EQ(info.waitlist_orders, drop.waiting_orders()) << id;
     ASSERT_EQ(info.orders, drop.orders.size()) << id;
     ASSERT_EQ(info.decisions, drop.decisions.size()) << id;
+    ASSERT_EQ(info.pending_orders, drop.pending.size()) << id;
     // The invariant in the model's own terms, independent of the engine's counters.
     ASSERT_EQ(drop.left + drop.count(OrderStatus::reserved) + drop.count(OrderStatus::confirmed),
               drop.total);

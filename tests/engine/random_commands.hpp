@@ -25,7 +25,9 @@ struct Command {
   std::uint32_t qty = 0;  // place: qty; restock: added; create: stock
   std::uint32_t per_user_limit = 1;
   std::uint32_t waitlist_limit = 0;
-  TimeMs duration_ms = 0;  // create: hold; countdown: opens in
+  TimeMs duration_ms = 0;            // create: hold; countdown: opens in
+  TimeMs admission_window_ms = 0;    // create
+  std::uint64_t admission_seed = 0;  // countdown
   OrderNumber order = 0;
 };
 
@@ -39,15 +41,22 @@ struct Answer {
 inline Answer execute(Engine& engine, const Command& command, Events& events) {
   Answer answer;
   switch (command.kind) {
-    case Command::Kind::create:
-      answer.command =
-          engine.create_drop({command.drop, "title " + command.drop, 100, command.qty,
-                              command.per_user_limit, command.duration_ms, command.waitlist_limit},
-                             command.now_ms, events);
+    case Command::Kind::create: {
+      const std::string title = "title " + command.drop;
+      DropSpec spec{command.drop,
+                    title,
+                    100,
+                    command.qty,
+                    command.per_user_limit,
+                    command.duration_ms,
+                    command.waitlist_limit};
+      spec.admission_window_ms = command.admission_window_ms;
+      answer.command = engine.create_drop(spec, command.now_ms, events);
       break;
+    }
     case Command::Kind::countdown:
-      answer.command =
-          engine.start_countdown(command.drop, command.duration_ms, command.now_ms, events);
+      answer.command = engine.start_countdown(command.drop, command.duration_ms, command.now_ms,
+                                              events, command.admission_seed);
       break;
     case Command::Kind::restock:
       answer.command = engine.restock(command.drop, command.qty, command.now_ms, events);
@@ -94,10 +103,13 @@ class CommandGenerator {
       command.waitlist_limit = chance(0.3) ? 0 : static_cast<std::uint32_t>(pick(1, 6));
       command.duration_ms = pick(1'000, 20'000);
       if (chance(0.05)) command.duration_ms = 10;  // invalid hold
+      // A third of the drops collect their first moments for a draw (admission window).
+      if (chance(0.33)) command.admission_window_ms = pick(1, 3'000);
     } else if (roll < 30) {
       command.kind = Command::Kind::countdown;
       command.duration_ms = chance(0.3) ? 0 : pick(0, 8'000);
       if (chance(0.03)) command.duration_ms = -5;
+      command.admission_seed = random_();
     } else if (roll < 42) {
       command.kind = Command::Kind::restock;
       command.qty = static_cast<std::uint32_t>(pick(0, 4));
