@@ -79,6 +79,7 @@ struct StringHash {
 struct Buyer {
   const char* name = nullptr;  // in the arena: the user part of the buyer's first record
   std::uint8_t name_length = 0;
+  bool supporter = false;       // has a confirmed order (a charity drop counts them)
   std::uint32_t units = 0;      // held + confirmed + waitlisted
   std::uint32_t decisions = 0;  // recorded outcomes, the length of the chain
   std::uint32_t last_decision = no_decision;
@@ -187,6 +188,8 @@ class DropBook {
   std::uint32_t held = 0;
   std::uint32_t sold = 0;
   std::uint32_t waitlist_orders = 0;
+  std::uint32_t orders_confirmed = 0;
+  std::uint32_t supporters = 0;      // buyers with `supporter` set
   std::uint64_t admission_seed = 0;  // from the countdown
   std::uint32_t pending_orders = 0;  // records still `pending`, until the draw is over
   std::uint32_t pending_units = 0;   // their units

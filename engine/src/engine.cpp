@@ -45,6 +45,7 @@ constexpr TimeMs hold_ms_min = 1'000;
 constexpr TimeMs hold_ms_max = TimeMs{24} * 3600 * 1000;
 constexpr TimeMs countdown_ms_max = TimeMs{7} * 24 * 3600 * 1000;
 constexpr TimeMs admission_window_ms_max = 60'000;
+constexpr std::int64_t charity_price_cents_max = 1'000'000'000;
 
 }  // namespace
 
@@ -60,6 +61,15 @@ const char* detail::validate_spec(const DropSpec& spec) {
   if (spec.waitlist_limit > waitlist_limit_max) return "waitlist_limit must be 0..10^7";
   if (spec.admission_window_ms < 0 || spec.admission_window_ms > admission_window_ms_max)
     return "admission_window must be 0 .. 60 s";
+  if (spec.beneficiary.size() > beneficiary_length_max)
+    return "beneficiary must be at most 100 bytes";
+  if (spec.beneficiary_note.size() > beneficiary_note_length_max)
+    return "beneficiary_note must be at most 300 bytes";
+  if (spec.pledge_bps > pledge_bps_max) return "pledge_bps must be 0..10000";
+  if (spec.pledge_bps > 0 && spec.beneficiary.empty()) return "a pledge needs a beneficiary";
+  // Keeps the amount raised within 64 bits whatever the restocks: 10^9 cents × 10^9 units.
+  if (spec.pledge_bps > 0 && spec.price_cents > charity_price_cents_max)
+    return "a charity drop's price_cents must be at most 10^9";
   return nullptr;
 }
 
@@ -219,7 +229,7 @@ void add_order(DropBook& book, const OrderDecided& decided, std::uint32_t positi
 
 // An order arrived inside the admission window: it waits for the draw.
 [[gnu::noinline]] void collect(DropBook& book, const OrderDecided& decided, std::uint32_t position,
-                           std::uint32_t buyer_position) {
+                               std::uint32_t buyer_position) {
   FS_ASSERT(decided.order == 0 && book.spec.admission_window_ms > 0 && !book.admission_closed);
   FS_ASSERT(book.state == DropState::open || book.state == DropState::sold_out);
   FS_ASSERT(book.stock_left == decided.stock_left);
@@ -309,6 +319,12 @@ void apply_to(DropBook& book, const OrderConfirmed& confirmed) {
   book.held -= order.qty;
   book.sold += order.qty;
   order.status = OrderStatus::confirmed;
+  book.orders_confirmed += 1;
+  detail::Buyer& buyer = book.buyer_of(order);
+  if (!buyer.supporter) {
+    buyer.supporter = true;
+    book.supporters += 1;
+  }
 }
 
 void apply_to(DropBook& book, const OrderCancelled& cancelled) {
@@ -420,6 +436,8 @@ void Engine::apply_body(DropIndex drop, EventBody& body) {
     FS_ASSERT(detail::validate_spec(created->spec) == nullptr);
     created->spec.id = arena_->intern(created->spec.id);
     created->spec.title = arena_->intern(created->spec.title);
+    created->spec.beneficiary = arena_->intern(created->spec.beneficiary);
+    created->spec.beneficiary_note = arena_->intern(created->spec.beneficiary_note);
     drops_.push_back(
         std::make_unique<DropBook>(drop, created->spec, limits_.decisions_per_drop_reserve));
     // Room for the reserved decisions' keys at a typical 24 bytes each.
@@ -568,9 +586,9 @@ void Engine::draw_admission(DropBook& book, Events& events) {
     } else if (book.waitlist_orders < book.spec.waitlist_limit) {
       outcome = OrderOutcome::waitlisted;
     }
-    OrderDecided& decided = std::get<OrderDecided>(
-        next_event(book.index, events).body =
-            OrderDecided{record.user(), record.client_order_id()});
+    OrderDecided& decided =
+        std::get<OrderDecided>(next_event(book.index, events).body =
+                                   OrderDecided{record.user(), record.client_order_id()});
     decided.outcome = outcome;
     decided.qty = record.qty;
     decided.stock_left = book.stock_left;
@@ -892,6 +910,15 @@ void Engine::advance_time(TimeMs now_ms, Events& events) {
   after_command();
 }
 
+std::int64_t pledged_cents(std::int64_t price_cents, std::uint64_t units,
+                           std::uint32_t pledge_bps) {
+  __extension__ using Wide = unsigned __int128;
+  FS_ASSERT(price_cents >= 0 && pledge_bps <= pledge_bps_max);
+  const Wide value = static_cast<Wide>(price_cents) * units * pledge_bps / pledge_bps_max;
+  FS_ASSERT(value <= static_cast<Wide>(INT64_MAX));
+  return static_cast<std::int64_t>(value);
+}
+
 std::optional<DropIndex> Engine::find_drop(std::string_view id) const noexcept {
   const auto found = drop_ids_->map.find(id);
   if (found == drop_ids_->map.end()) return std::nullopt;
@@ -916,6 +943,9 @@ DropInfo Engine::drop_info(DropIndex drop) const {
   info.sold = book.sold;
   info.waitlist_orders = book.waitlist_orders;
   info.pending_orders = book.pending_orders;
+  info.orders_confirmed = book.orders_confirmed;
+  info.supporters = book.supporters;
+  info.raised_cents = pledged_cents(book.spec.price_cents, book.sold, book.spec.pledge_bps);
   info.orders = static_cast<std::uint32_t>(book.orders.size());
   info.decisions = static_cast<std::uint32_t>(book.decisions.size());
   return info;

@@ -47,6 +47,9 @@ void encode_spec(const DropSpec& spec, ByteWriter& out) {
   out.signed_varint(spec.hold_ms);
   out.varint(spec.waitlist_limit);
   out.signed_varint(spec.admission_window_ms);
+  out.string(spec.beneficiary);
+  out.string(spec.beneficiary_note);
+  out.varint(spec.pledge_bps);
 }
 
 DropSpec decode_spec(ByteReader& in) {
@@ -59,6 +62,9 @@ DropSpec decode_spec(ByteReader& in) {
   spec.hold_ms = in.signed_varint();
   spec.waitlist_limit = read_u32(in);
   spec.admission_window_ms = in.signed_varint();
+  spec.beneficiary = in.string(beneficiary_length_max);
+  spec.beneficiary_note = in.string(beneficiary_note_length_max);
+  spec.pledge_bps = read_u32(in);
   return spec;
 }
 

@@ -41,6 +41,9 @@ void digest_drop(const DropBook& book, DigestWriter& writer) {
   writer.add(static_cast<std::uint64_t>(book.spec.admission_window_ms));
   writer.add(book.admission_seed);
   writer.add(book.admission_closed ? 1u : 0u);
+  writer.add(book.spec.beneficiary);
+  writer.add(book.spec.beneficiary_note);
+  writer.add(book.spec.pledge_bps);
   writer.add(static_cast<std::uint64_t>(book.state));
   writer.add(static_cast<std::uint64_t>(book.opens_at_ms));
   writer.add(book.stock_total);
@@ -110,6 +113,18 @@ void check_drop(const DropBook& book) {
   }
   FS_ASSERT(held == book.held);
   FS_ASSERT(sold == book.sold);
+  // Supporters: the distinct buyers of the confirmed orders.
+  std::uint32_t confirmed_orders = 0;
+  boost::unordered_flat_map<std::uint32_t, bool> paying;
+  for (const Order& order : book.orders) {
+    if (order.status != OrderStatus::confirmed) continue;
+    confirmed_orders += 1;
+    paying[order.buyer] = true;
+  }
+  FS_ASSERT(confirmed_orders == book.orders_confirmed);
+  FS_ASSERT(paying.size() == book.supporters);
+  for (std::uint32_t position = 0; position < book.buyers.size(); ++position)
+    FS_ASSERT(book.buyers[position].supporter == paying.contains(position));
   FS_ASSERT(waitlisted == book.waitlist_orders);
   // Orders collected in the admission window count toward their buyer's limit until drawn;
   // once the draw is over, those it passed over are sold out and count for nothing.

@@ -26,7 +26,7 @@ using detail::Record;
 namespace {
 
 constexpr std::uint64_t snapshot_magic = 0x31534e5353414c46ULL;  // "FLASSNS1"
-constexpr std::uint64_t snapshot_version = 2;                    // 2: admission windows
+constexpr std::uint64_t snapshot_version = 3;  // 2: admission windows; 3: charity pledges
 
 void write_drop(const DropBook& book, ByteWriter& out) {
   encode_spec(book.spec, out);
@@ -196,6 +196,11 @@ std::string Engine::restore(std::string_view bytes) {
         case OrderStatus::confirmed:
           book.sold += order.qty;
           owner.units += order.qty;
+          book.orders_confirmed += 1;
+          if (!owner.supporter) {
+            owner.supporter = true;
+            book.supporters += 1;
+          }
           break;
         case OrderStatus::waitlisted:
           book.waitlist_orders += 1;

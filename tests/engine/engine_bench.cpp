@@ -77,8 +77,7 @@ void play_orders(benchmark::State& state, std::uint32_t stock) {
     }
     if (inside) engine->advance_time(t0 + window_ms, events);
     state.PauseTiming();
-    if (engine->drop_info(0).pending_orders != 0)
-      state.SkipWithError("the window was not drawn");
+    if (engine->drop_info(0).pending_orders != 0) state.SkipWithError("the window was not drawn");
     engine.reset();
     events.clear();
     state.ResumeTiming();

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,7 @@ struct ModelDrop {
   std::uint32_t waitlist_limit = 0;
   TimeMs hold_ms = 0;
   TimeMs window_ms = 0;  // admission window
+  std::uint32_t pledge_bps = 0;
   std::uint64_t seed = 0;
   bool drawn = false;
   std::vector<std::pair<std::string, std::string>> pending;  // collected, in arrival order
@@ -169,6 +171,7 @@ class Model {
           created.waitlist_limit = command.waitlist_limit;
           created.hold_ms = command.duration_ms;
           created.window_ms = command.admission_window_ms;
+          created.pledge_bps = command.pledge_bps;
           created.total = created.left = command.qty;
         }
         break;
@@ -359,6 +362,22 @@ void expect_same_state(const Engine& engine, const Model& model, bool every_orde
     ASSERT_EQ(info.orders, drop.orders.size()) << id;
     ASSERT_EQ(info.decisions, drop.decisions.size()) << id;
     ASSERT_EQ(info.pending_orders, drop.pending.size()) << id;
+    // The amount raised, by hand: the value of every confirmed order (price 100 cents), the
+    // pledge taken of the sum and rounded down once.
+    std::uint64_t confirmed_value = 0;
+    std::set<std::string> supporters;
+    std::uint32_t confirmed_orders = 0;
+    for (const ModelOrder& order : drop.orders) {
+      if (order.status != OrderStatus::confirmed) continue;
+      confirmed_value += std::uint64_t{order.qty} * 100;
+      supporters.insert(order.user);
+      confirmed_orders += 1;
+    }
+    ASSERT_EQ(info.raised_cents,
+              static_cast<std::int64_t>(confirmed_value * drop.pledge_bps / 10'000))
+        << id;
+    ASSERT_EQ(info.supporters, supporters.size()) << id;
+    ASSERT_EQ(info.orders_confirmed, confirmed_orders) << id;
     // The invariant in the model's own terms, independent of the engine's counters.
     ASSERT_EQ(drop.left + drop.count(OrderStatus::reserved) + drop.count(OrderStatus::confirmed),
               drop.total);

@@ -27,6 +27,7 @@ struct Command {
   std::uint32_t waitlist_limit = 0;
   TimeMs duration_ms = 0;            // create: hold; countdown: opens in
   TimeMs admission_window_ms = 0;    // create
+  std::uint32_t pledge_bps = 0;      // create
   std::uint64_t admission_seed = 0;  // countdown
   OrderNumber order = 0;
 };
@@ -51,6 +52,11 @@ inline Answer execute(Engine& engine, const Command& command, Events& events) {
                     command.duration_ms,
                     command.waitlist_limit};
       spec.admission_window_ms = command.admission_window_ms;
+      if (command.pledge_bps > 0) {
+        spec.beneficiary = "Mountain school";
+        spec.beneficiary_note = "books for a village school";
+        spec.pledge_bps = command.pledge_bps;
+      }
       answer.command = engine.create_drop(spec, command.now_ms, events);
       break;
     }
@@ -105,6 +111,8 @@ class CommandGenerator {
       if (chance(0.05)) command.duration_ms = 10;  // invalid hold
       // A third of the drops collect their first moments for a draw (admission window).
       if (chance(0.33)) command.admission_window_ms = pick(1, 3'000);
+      // Half of them are charity drops, with odd pledges so that rounding matters.
+      if (chance(0.5)) command.pledge_bps = static_cast<std::uint32_t>(pick(1, 10'000));
     } else if (roll < 30) {
       command.kind = Command::Kind::countdown;
       command.duration_ms = chance(0.3) ? 0 : pick(0, 8'000);

@@ -70,7 +70,11 @@ int surge(journal::Journal& journal, std::uint64_t seed) {
   Events events;
   for (const char* drop : {"d0", "d1", "d2"}) {
     if (engine.find_drop(drop)) continue;
-    engine.create_drop({drop, "driver drop", 100, 300, 3, 1'500, 40}, wall_ms(), events);
+    // Charity drops with an odd price and pledge, so that rounding shows.
+    engine::DropSpec spec{drop, "driver drop", 1'999, 300, 3, 1'500, 40};
+    spec.beneficiary = "Mountain school";
+    spec.pledge_bps = 1'234;
+    engine.create_drop(spec, wall_ms(), events);
     engine.start_countdown(drop, 0, wall_ms(), events);
   }
   journal.append(events);
@@ -212,6 +216,23 @@ int check(journal::Journal& journal) {
       if (!info || info->status != expected) return mismatch("order status changed");
     }
     checked += 1;
+  }
+  // The amount raised, recomputed by hand from the recovered orders.
+  for (engine::DropIndex drop = 0; drop < engine.drop_count(); ++drop) {
+    const engine::DropInfo info = engine.drop_info(drop);
+    std::uint64_t confirmed_value = 0;
+    for (engine::OrderNumber order = 1; order <= info.orders; ++order) {
+      const auto found = engine.order_info(drop, order);
+      if (found->status == engine::OrderStatus::confirmed)
+        confirmed_value += std::uint64_t{found->qty} * info.spec.price_cents;
+    }
+    const auto expected =
+        static_cast<std::int64_t>(confirmed_value * info.spec.pledge_bps / 10'000);
+    if (info.raised_cents != expected) {
+      std::printf("MISMATCH raised %lld, by hand %lld\n", static_cast<long long>(info.raised_cents),
+                  static_cast<long long>(expected));
+      return 1;
+    }
   }
   engine.check_invariants();
   std::printf("CHECKED %llu\n", static_cast<unsigned long long>(checked));

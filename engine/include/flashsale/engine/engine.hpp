@@ -99,13 +99,23 @@ struct DropInfo {
   std::optional<TimeMs> opens_at_ms;  // set once a countdown starts
   std::uint32_t stock_total = 0;      // creation stock plus restocks
   std::uint32_t stock_left = 0;
-  std::uint32_t held = 0;             // units reserved, awaiting payment
-  std::uint32_t sold = 0;             // units confirmed
-  std::uint32_t waitlist_orders = 0;  // orders waiting
-  std::uint32_t pending_orders = 0;   // collected in the admission window, not yet drawn
-  std::uint32_t orders = 0;           // orders ever accepted (reserved or waitlisted)
-  std::uint32_t decisions = 0;        // recorded outcomes
+  std::uint32_t held = 0;              // units reserved, awaiting payment
+  std::uint32_t sold = 0;              // units confirmed
+  std::uint32_t waitlist_orders = 0;   // orders waiting
+  std::uint32_t pending_orders = 0;    // collected in the admission window, not yet drawn
+  std::uint32_t orders = 0;            // orders ever accepted (reserved or waitlisted)
+  std::uint32_t decisions = 0;         // recorded outcomes
+  std::uint32_t orders_confirmed = 0;  // paid orders
+  std::uint32_t supporters = 0;        // distinct buyers with a paid order
+  // What a charity drop has raised: pledge_bps of the value of the confirmed units, in whole
+  // cents, rounded down once on the total — ⌊sold × price_cents × pledge_bps / 10,000⌋ — so it
+  // never overstates and never drifts with the number of orders. Cancelled and expired holds
+  // raise nothing; a confirmed sale is final.
+  std::int64_t raised_cents = 0;
 };
+
+// The pledge arithmetic of DropInfo::raised_cents, exact in 128 bits.
+std::int64_t pledged_cents(std::int64_t price_cents, std::uint64_t units, std::uint32_t pledge_bps);
 
 struct OrderInfo {
   OrderNumber order = 0;

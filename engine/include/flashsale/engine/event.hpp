@@ -31,6 +31,12 @@ struct DropSpec {
   // are collected, then decided in a random order when the window closes; later orders are
   // first come, first served. 0 (the default) serves everyone on arrival. 0 .. 60 s.
   TimeMs admission_window_ms = 0;
+  // A charity drop: `pledge_bps` basis points (0-10,000) of every confirmed sale go to
+  // `beneficiary` (1-100 bytes when pledging; `beneficiary_note`, 0-300 bytes, says who they
+  // are). See DropInfo::raised_cents for the arithmetic.
+  std::string_view beneficiary = {};
+  std::string_view beneficiary_note = {};
+  std::uint32_t pledge_bps = 0;
 
   friend bool operator==(const DropSpec&, const DropSpec&) = default;
 };

@@ -110,6 +110,9 @@ inline constexpr std::size_t drop_id_length_max = 64;
 inline constexpr std::size_t user_length_max = 64;
 inline constexpr std::size_t client_order_id_length_max = 64;
 inline constexpr std::size_t title_length_max = 200;
+inline constexpr std::size_t beneficiary_length_max = 100;
+inline constexpr std::size_t beneficiary_note_length_max = 300;
+inline constexpr std::uint32_t pledge_bps_max = 10'000;
 
 // A drop id is 1-64 characters of [A-Za-z0-9_.-].
 bool is_valid_drop_id(std::string_view id) noexcept;

@@ -15,7 +15,8 @@
 
 namespace flashsale::journal {
 
-inline constexpr std::uint8_t record_version = 2;  // 2: admission windows in events
+// 2: admission windows in events; 3: charity pledges in DropCreated
+inline constexpr std::uint8_t record_version = 3;
 
 struct BatchHeader {
   std::uint64_t number = 0;          // 1, 2, 3, … : also the stream entry id "<number>-0"
