@@ -20,14 +20,17 @@
 #include "flashsale/engine/event_codec.hpp"
 #include "flashsale/journal/records.hpp"
 #include "redis_connection.hpp"
+#include "replay.hpp"
 #include "scripts.hpp"
 
 namespace flashsale::journal {
 
 using Clock = std::chrono::steady_clock;
+using detail::entries_of;
 using detail::is_error;
 using detail::RedisConnection;
 using detail::Reply;
+using detail::StreamEntry;
 using detail::text_of;
 
 std::string_view to_string(JournalState state) noexcept {
@@ -81,42 +84,6 @@ struct PendingSnapshot {
   std::string bytes;
 };
 
-struct StreamEntry {
-  std::string_view id;
-  std::string_view batch;  // field "b"
-};
-
-// Reads an XRANGE/XREVRANGE reply: [[id, [field, value, …]], …]. Sets `malformed` when
-// anything is not of that shape: a journal entry we cannot read must not be passed over.
-std::vector<StreamEntry> entries_of(const Reply& reply, bool& malformed) {
-  std::vector<StreamEntry> entries;
-  malformed = reply == nullptr || reply->type != REDIS_REPLY_ARRAY;
-  if (malformed) return entries;
-  for (std::size_t index = 0; index < reply->elements; ++index) {
-    const redisReply* entry = reply->element[index];
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-        entry->element[0]->type != REDIS_REPLY_STRING ||
-        entry->element[1]->type != REDIS_REPLY_ARRAY) {
-      malformed = true;
-      return entries;
-    }
-    const redisReply* id = entry->element[0];
-    const redisReply* fields = entry->element[1];
-    StreamEntry parsed{{id->str, id->len}, {}};
-    for (std::size_t field = 0; field + 1 < fields->elements; field += 2) {
-      if (fields->element[field]->type == REDIS_REPLY_STRING &&
-          std::string_view(fields->element[field]->str, fields->element[field]->len) == "b")
-        parsed.batch = {fields->element[field + 1]->str, fields->element[field + 1]->len};
-    }
-    if (parsed.batch.empty()) {
-      malformed = true;
-      return entries;
-    }
-    entries.push_back(parsed);
-  }
-  return entries;
-}
-
 // Error replies a retry may cure: Redis loading its data, busy with a script, out of memory.
 bool transient(std::string_view error) {
   for (const std::string_view prefix :
@@ -124,6 +91,9 @@ bool transient(std::string_view error) {
     if (error.starts_with(prefix)) return true;
   return false;
 }
+
+// Heads kept for chain_head(): an audit asks right after its own cut, so few are needed.
+constexpr std::size_t heads_kept = 4'096;
 
 // A snapshot is one large value, fsynced before Redis answers: it may take longer than a batch.
 constexpr std::chrono::milliseconds snapshot_timeout_min{30'000};
@@ -148,6 +118,13 @@ struct Journal::Shared {
   std::uint64_t open_first_sequence = 0;
   std::uint32_t open_count = 0;
   engine::TimeMs open_previous_at_ms = 0;
+  // Where cut() asked batches to end: bytes and events of the open buffer before the cut.
+  struct Cut {
+    std::size_t bytes = 0;
+    std::uint32_t events = 0;
+  };
+  std::deque<Cut> cuts;
+  std::deque<ChainHead> heads;  // the last batches written, oldest first
   std::optional<PendingSnapshot> snapshot;
   bool stopping = false;
   Clock::time_point stop_deadline;
@@ -191,9 +168,13 @@ struct Journal::Shared {
 class Journal::Writer {
  public:
   Writer(Shared& shared, std::unique_ptr<RedisConnection> redis, std::uint64_t last_batch,
+         const Hash& last_hash, std::optional<Hash> checkpoint, std::uint64_t next_sequence,
          Clock::time_point lease_touched)
       : shared_(shared),
         redis_(std::move(redis)),
+        sealed_hash_(last_hash),
+        checkpoint_(checkpoint),
+        next_sequence_(next_sequence),
         last_batch_(last_batch),
         top_id_(last_batch == 0 ? "0-0" : entry_id(last_batch)),
         last_lease_touch_(lease_touched),
@@ -241,14 +222,14 @@ class Journal::Writer {
     std::unique_lock lock(shared_.mutex);
     const auto renew_at = last_lease_touch_ + shared_.config.lease_ttl / 3;
     shared_.wake.wait_until(lock, renew_at, [&] {
-      return shared_.stopping || in_flight_ || snapshot_ || shared_.open_count > 0 ||
+      return shared_.stopping || in_flight_ || snapshot_ || shared_.open_count > 0 || checkpoint_ ||
              snapshot_ready();
     });
-    if (!snapshot_ && !in_flight_ && snapshot_ready()) {
+    if (!snapshot_ && !in_flight_ && !checkpoint_ && snapshot_ready()) {
       snapshot_ = std::move(shared_.snapshot);
       shared_.snapshot.reset();
     }
-    if (!snapshot_ && !in_flight_ && shared_.open_count > 0) take_batch();
+    if (!snapshot_ && !in_flight_ && (shared_.open_count > 0 || checkpoint_)) take_batch();
     if (shared_.stopping) {
       const bool drained = !snapshot_ && !in_flight_ && shared_.open_count == 0;
       if (drained || Clock::now() >= shared_.stop_deadline) return false;
@@ -263,15 +244,38 @@ class Journal::Writer {
            Clock::now() >= snapshot_retry_at_;
   }
 
-  // Under the mutex: everything appended so far becomes the next batch (group commit).
+  // Under the mutex: everything appended so far becomes the next batch (group commit), up to
+  // the first cut if there is one. It links to the batch before it and carries the checkpoint
+  // of a snapshot just written; with nothing appended, it is a batch of the checkpoint alone.
   void take_batch() {
     Batch batch;
-    batch.header = {last_batch_ + 1, shared_.open_first_sequence, shared_.open_count};
-    batch.last_sequence = shared_.open_first_sequence + shared_.open_count - 1;
-    batch.event_bytes = shared_.open_events.size();
-    batch.stored = seal_batch(batch.header, shared_.open_events);
-    shared_.open_events.clear();
-    shared_.open_count = 0;
+    std::uint32_t count = shared_.open_count;
+    std::size_t bytes = shared_.open_events.size();
+    if (!shared_.cuts.empty()) {
+      const Shared::Cut cut = shared_.cuts.front();
+      shared_.cuts.pop_front();
+      count = cut.events;
+      bytes = cut.bytes;
+      for (Shared::Cut& later : shared_.cuts) {
+        later.events -= cut.events;
+        later.bytes -= cut.bytes;
+      }
+    }
+    const std::uint64_t first = count > 0 ? shared_.open_first_sequence : next_sequence_;
+    batch.header.number = last_batch_ + 1;
+    batch.header.first_sequence = first;
+    batch.header.event_count = count;
+    batch.header.previous = sealed_hash_;
+    batch.header.checkpoint = checkpoint_;
+    batch.last_sequence = first + count - 1;
+    batch.event_bytes = bytes;
+    batch.stored = seal_batch(batch.header, std::string_view(shared_.open_events).substr(0, bytes));
+    shared_.open_events.erase(0, bytes);
+    shared_.open_count -= count;
+    shared_.open_first_sequence += count;
+    checkpoint_.reset();
+    sealed_hash_ = sha256(batch.stored);
+    next_sequence_ = batch.last_sequence + 1;
     in_flight_ = std::move(batch);
   }
 
@@ -394,6 +398,8 @@ class Journal::Writer {
       status.last_batch_ms = round_trip_ms;
       shared_.pending_bytes -= batch.event_bytes;
       shared_.durable = batch.last_sequence;
+      shared_.heads.push_back({batch.header.number, batch.last_sequence, sealed_hash_});
+      if (shared_.heads.size() > heads_kept) shared_.heads.pop_front();
     }
     if (shared_.state != JournalState::ok) shared_.set_state(JournalState::ok, "");
     shared_.durable_changed.notify_all();
@@ -412,7 +418,9 @@ class Journal::Writer {
         break;
       }
     }
-    const SnapshotHeader header{snapshot_->covered_sequence, last_batch_, snapshot_->digest};
+    SnapshotHeader header{snapshot_->covered_sequence, last_batch_, snapshot_->digest};
+    header.chain_batch = last_batch_;  // nothing is in flight: the last sealed is the last written
+    header.chain_head = sealed_hash_;
     const std::string stored = seal_snapshot(header, snapshot_->bytes);
     redis_->set_timeout(std::max(shared_.config.redis_timeout, snapshot_timeout_min));
     const Reply reply = redis_->command({"EVAL", detail::snapshot_lua, "3", shared_.lease_key,
@@ -433,6 +441,7 @@ class Journal::Writer {
     }
     while (!since_snapshot_.empty() && since_snapshot_.front().first < keep_from)
       since_snapshot_.pop_front();
+    checkpoint_ = sha256(stored);  // the next batch, at once, binds this snapshot to the chain
     last_lease_touch_ = Clock::now();
     spdlog::info("journal: snapshot of {} events ({} bytes) written; journal kept from batch {}",
                  header.covered_sequence, stored.size(), keep_from);
@@ -458,6 +467,9 @@ class Journal::Writer {
 
   Shared& shared_;
   std::unique_ptr<RedisConnection> redis_;
+  Hash sealed_hash_;                // of the last batch sealed (in flight or written)
+  std::optional<Hash> checkpoint_;  // a snapshot record's hash for the next batch to carry
+  std::uint64_t next_sequence_;     // the first event of the next batch
   std::optional<Batch> in_flight_;
   std::optional<PendingSnapshot> snapshot_;
   bool uncertain_ = false;  // in_flight_ was sent and its reply never came
@@ -581,8 +593,10 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
   stats.lease_wait_ms = elapsed_ms(started);
 
   SnapshotHeader snapshot_header;
+  std::optional<Hash> snapshot_hash;
   const Reply snapshot = redis.call({"GET", shared.snapshot_key}, "reading the snapshot");
   if (snapshot->type == REDIS_REPLY_STRING) {
+    snapshot_hash = sha256(text_of(snapshot));
     std::string_view bytes;
     if (std::string problem = open_snapshot(text_of(snapshot), snapshot_header, bytes);
         !problem.empty())
@@ -598,6 +612,7 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
   }
 
   std::uint64_t last_batch = 0;
+  ChainCheck chain = snapshot_hash ? ChainCheck(snapshot_header) : ChainCheck();
   std::string from = "-";
   while (true) {
     const Reply range =
@@ -616,25 +631,13 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
         throw std::runtime_error(where + ": " + problem);
       if (header.number != batch_of(entry.id) || header.number <= last_batch)
         throw std::runtime_error(where + ": batch number does not match its entry");
-      engine::ByteReader in(events);
-      engine::TimeMs previous_at_ms = 0;
-      for (std::uint32_t index = 0; index < header.event_count; ++index) {
-        engine::Event event;
-        const std::uint64_t sequence = header.first_sequence + index;
-        if (!engine::decode_event(in, sequence, previous_at_ms, event))
-          throw std::runtime_error(where + ": undecodable event " + std::to_string(sequence));
-        if (sequence <= stats.snapshot_sequence) continue;  // the snapshot has it
-        if (sequence != engine.last_sequence() + 1)
-          throw std::runtime_error(where + ": event " + std::to_string(sequence) +
-                                   " out of sequence after " +
-                                   std::to_string(engine.last_sequence()));
-        if (event.at_ms < engine.now_ms())
-          throw std::runtime_error(where + ": event " + std::to_string(sequence) +
-                                   " goes back in time");
-        engine.apply(event);
-        stats.events_replayed += 1;
-      }
-      if (!in.done()) throw std::runtime_error(where + ": trailing bytes");
+      if (std::string problem = chain.next(header, entry.batch); !problem.empty())
+        throw std::runtime_error("journal " + shared.stream_key +
+                                 ": hash chain broken: " + problem);
+      if (std::string problem = detail::replay_batch(
+              engine, header, events, stats.snapshot_sequence, stats.events_replayed);
+          !problem.empty())
+        throw std::runtime_error(where + ": " + problem);
       last_batch = header.number;
       stats.batches_read += 1;
       stats.journal_bytes_read += entry.batch.size();
@@ -642,6 +645,8 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
     from = "(" + std::string(entries.back().id);
     redis.touch_lease();
   }
+  if (std::string problem = chain.finish(); !problem.empty())
+    throw std::runtime_error("journal " + shared.stream_key + ": " + problem);
   if (last_batch < snapshot_header.covered_batch)
     throw std::runtime_error("journal " + shared.stream_key + " ends at batch " +
                              std::to_string(last_batch) + " but the snapshot covers batch " +
@@ -661,8 +666,22 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
       "ms",
       stats.last_sequence, stats.snapshot_sequence, stats.events_replayed, stats.batches_read,
       stats.total_ms);
+  if (last_batch > 0) shared.heads.push_back({last_batch, engine.last_sequence(), chain.head()});
+  // A snapshot written just before a crash, with no batch after it yet, is not in the chain:
+  // the first batch binds it. One that batches follow without binding it is not the snapshot
+  // this journal wrote (replaced?): it is left unbound, for flashsale-audit to report.
+  std::optional<Hash> checkpoint;
+  if (snapshot_hash && !chain.checkpointed(*snapshot_hash)) {
+    if (last_batch == snapshot_header.chain_batch) {
+      checkpoint = snapshot_hash;
+    } else {
+      spdlog::warn("journal: snapshot {} is not bound to the hash chain; audits will fail",
+                   shared.snapshot_key);
+    }
+  }
   const Clock::time_point touched = redis.touched();
-  writer_ = std::make_unique<Writer>(shared, redis.release(), last_batch, touched);
+  writer_ = std::make_unique<Writer>(shared, redis.release(), last_batch, chain.head(), checkpoint,
+                                     engine.last_sequence() + 1, touched);
   return stats;
 }
 
@@ -689,6 +708,27 @@ void Journal::append(std::span<const engine::Event> events) {
   }
   shared.events_since_snapshot += events.size();
   shared.wake.notify_one();
+}
+
+void Journal::cut() {
+  Shared& shared = *shared_;
+  {
+    std::lock_guard lock(shared.mutex);
+    const std::uint32_t before = shared.cuts.empty() ? 0 : shared.cuts.back().events;
+    if (shared.open_count == before) return;  // a batch already ends at the last event
+    shared.cuts.push_back({shared.open_events.size(), shared.open_count});
+    shared.open_previous_at_ms = 0;  // the next batch's times start afresh
+  }
+  shared.wake.notify_one();
+}
+
+std::optional<ChainHead> Journal::chain_head(std::uint64_t sequence) const {
+  std::lock_guard lock(shared_->mutex);
+  for (auto head = shared_->heads.rbegin(); head != shared_->heads.rend(); ++head) {
+    if (head->last_sequence == sequence) return *head;
+    if (head->last_sequence < sequence) break;
+  }
+  return std::nullopt;
 }
 
 bool Journal::snapshot_due() const {

@@ -116,4 +116,33 @@ std::string_view text_of(const Reply& reply) noexcept {
   return {reply->str, reply->len};
 }
 
+std::vector<StreamEntry> entries_of(const Reply& reply, bool& malformed) {
+  std::vector<StreamEntry> entries;
+  malformed = reply == nullptr || reply->type != REDIS_REPLY_ARRAY;
+  if (malformed) return entries;
+  for (std::size_t index = 0; index < reply->elements; ++index) {
+    const redisReply* entry = reply->element[index];
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING ||
+        entry->element[1]->type != REDIS_REPLY_ARRAY) {
+      malformed = true;
+      return entries;
+    }
+    const redisReply* id = entry->element[0];
+    const redisReply* fields = entry->element[1];
+    StreamEntry parsed{{id->str, id->len}, {}};
+    for (std::size_t field = 0; field + 1 < fields->elements; field += 2) {
+      if (fields->element[field]->type == REDIS_REPLY_STRING &&
+          std::string_view(fields->element[field]->str, fields->element[field]->len) == "b")
+        parsed.batch = {fields->element[field + 1]->str, fields->element[field + 1]->len};
+    }
+    if (parsed.batch.empty()) {
+      malformed = true;
+      return entries;
+    }
+    entries.push_back(parsed);
+  }
+  return entries;
+}
+
 }  // namespace flashsale::journal::detail

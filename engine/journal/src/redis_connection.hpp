@@ -56,6 +56,16 @@ class RedisConnection {
   std::string error_;
 };
 
+// One journal stream entry, viewing into its reply.
+struct StreamEntry {
+  std::string_view id;
+  std::string_view batch;  // field "b"
+};
+
+// Reads an XRANGE/XREVRANGE reply: [[id, [field, value, …]], …]. Sets `malformed` when
+// anything is not of that shape: a journal entry we cannot read must not be passed over.
+std::vector<StreamEntry> entries_of(const Reply& reply, bool& malformed);
+
 // Helpers for reading replies.
 bool is_error(const Reply& reply) noexcept;
 std::string_view text_of(const Reply& reply) noexcept;  // string, status or error text

@@ -86,6 +86,16 @@ class ByteReader {
     position_ += length;
     return text;
   }
+  // The next `count` bytes as a view; empty (and failed) past the end.
+  std::string_view take(std::size_t count) {
+    if (!ok_ || count > in_.size() - position_) {
+      fail();
+      return {};
+    }
+    const std::string_view bytes = in_.substr(position_, count);
+    position_ += count;
+    return bytes;
+  }
   // A varint that must not exceed `max` (fails otherwise).
   std::uint64_t bounded(std::uint64_t max) {
     const std::uint64_t value = varint();

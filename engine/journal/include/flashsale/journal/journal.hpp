@@ -32,6 +32,7 @@
 #include <string_view>
 
 #include "flashsale/engine/engine.hpp"
+#include "flashsale/journal/records.hpp"
 
 namespace flashsale::journal {
 
@@ -84,6 +85,13 @@ struct RecoveryStats {
   std::uint64_t last_sequence = 0;
 };
 
+// A written batch and its place in the hash chain (records.hpp).
+struct ChainHead {
+  std::uint64_t batch = 0;
+  std::uint64_t last_sequence = 0;  // its last event
+  Hash hash{};
+};
+
 class Journal {
  public:
   // No I/O yet; throws on a malformed config. Sets SIGPIPE to ignored for the process, so a
@@ -107,6 +115,14 @@ class Journal {
   // Engine thread: queues events for the next batch. Never refuses — they already happened —
   // so gate new commands on accepting(). Allocates only as the pending buffer grows.
   void append(std::span<const engine::Event> events);
+
+  // Engine thread: ends the batch being gathered at the last event appended, so that one batch
+  // ends exactly there and chain_head() can name it: for answers that commit to a state (the
+  // audit API). Rare: each cut may cost a batch of its own.
+  void cut();
+  // Any thread: the written batch that ends at `sequence`, if one does and it is among the
+  // last 4,096 written (or the last one recovery read).
+  std::optional<ChainHead> chain_head(std::uint64_t sequence) const;
 
   // Engine thread: whether enough events or time passed since the last snapshot.
   bool snapshot_due() const;

@@ -2,26 +2,45 @@
 // the snapshot record. Both are versioned and end with a CRC-32 of everything before it, so a
 // damaged or truncated value is refused instead of replayed.
 //
-//   batch    = version(1) number first_sequence event_count events… crc32
-//   snapshot = version(1) covered_sequence covered_batch digest engine_snapshot… crc32
+//   batch    = version(1) number first_sequence event_count previous(32) flags(1)
+//              [checkpoint(32)] events… crc32
+//   snapshot = version(1) covered_sequence covered_batch digest chain_batch chain_head(32)
+//              engine_snapshot… crc32
 //
-// (numbers as varints, the digest and the CRC as fixed 64-bit little-endian words). Pure
-// functions: any thread, no I/O.
+// (numbers as varints, the digest and the CRC as fixed 64-bit little-endian words, hashes as
+// 32 raw bytes). Pure functions: any thread, no I/O.
+//
+// The hash chain (docs/audit.md): a batch's hash is the SHA-256 of its stored bytes, and each
+// batch carries the hash of the batch before it (zeros for batch 1), so changing, removing or
+// reordering any batch breaks every link after it. A snapshot records the chain's head when
+// it was written, so the stream can be trimmed and still be checked from the snapshot on; the
+// first batch written after a snapshot carries the snapshot record's own hash (`checkpoint`),
+// so the snapshot is bound to the chain too.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace flashsale::journal {
 
-// 2: admission windows in events; 3: charity pledges in DropCreated
+// 2: admission windows in events; 3: charity pledges in DropCreated, the hash chain
 inline constexpr std::uint8_t record_version = 3;
+
+using Hash = std::array<std::uint8_t, 32>;
+Hash sha256(std::string_view bytes);
+std::string to_hex(const Hash& hash);
+std::optional<Hash> from_hex(std::string_view text);
 
 struct BatchHeader {
   std::uint64_t number = 0;          // 1, 2, 3, … : also the stream entry id "<number>-0"
   std::uint64_t first_sequence = 0;  // of its first event; the rest follow without gaps
-  std::uint32_t event_count = 0;
+  std::uint32_t event_count = 0;     // 0 for a batch that only carries a checkpoint
+  Hash previous{};                   // the hash of batch number - 1
+  std::optional<Hash> checkpoint;    // the hash of the snapshot record written just before
 };
 
 std::string seal_batch(const BatchHeader& header, std::string_view encoded_events);
@@ -33,10 +52,39 @@ struct SnapshotHeader {
   std::uint64_t covered_sequence = 0;  // the engine's last event in the snapshot
   std::uint64_t covered_batch = 0;     // the last batch number written when it was taken
   std::uint64_t digest = 0;            // Engine::digest() of the snapshotted state
+  std::uint64_t chain_batch = 0;       // the chain's head when the snapshot was written:
+  Hash chain_head{};                   // the last batch written, and its hash
 };
 
 std::string seal_snapshot(const SnapshotHeader& header, std::string_view engine_snapshot);
 std::string open_snapshot(std::string_view stored, SnapshotHeader& header,
                           std::string_view& engine_snapshot);
+
+// Follows the hash chain through a journal read in order (recovery and flashsale-audit).
+class ChainCheck {
+ public:
+  // From the journal's first batch; or from a snapshot, whose head vouches for the batch it
+  // names (those before it may have been trimmed).
+  ChainCheck() = default;
+  explicit ChainCheck(const SnapshotHeader& snapshot);
+
+  // The next batch, opened: an empty string, or which link is broken.
+  std::string next(const BatchHeader& header, std::string_view stored);
+  // After the last batch: an empty string, or what is missing.
+  std::string finish() const;
+
+  std::uint64_t batch() const noexcept { return batch_; }  // the last one checked
+  const Hash& head() const noexcept { return head_; }      // its hash
+  // Whether some batch carried this checkpoint.
+  bool checkpointed(const Hash& snapshot_record) const noexcept;
+
+ private:
+  std::uint64_t batch_ = 0;
+  Hash head_{};
+  bool linked_ = true;  // head_ is the hash of batch_ (false before the first after a trim)
+  std::optional<SnapshotHeader> snapshot_;
+  bool reached_snapshot_head_ = false;
+  std::vector<Hash> checkpoints_;
+};
 
 }  // namespace flashsale::journal

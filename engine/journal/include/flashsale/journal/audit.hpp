@@ -1,0 +1,53 @@
+// Auditing a journal (docs/audit.md): every batch's checksum, every link of the hash chain,
+// the snapshot's binding to the chain, then a replay of every event through a fresh engine,
+// which yields each drop's totals. Used by `flashsale-audit`; reads Redis only through
+// read_journal, so an export file audits the same way.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "flashsale/journal/journal.hpp"
+
+namespace flashsale::journal {
+
+// A journal as stored: the snapshot record, if any, and the stream's entries in order.
+struct JournalCopy {
+  std::optional<std::string> snapshot;
+  std::vector<std::pair<std::string, std::string>> entries;  // entry id, stored batch
+};
+
+// Reads `{prefix}:snapshot` and `{prefix}:journal` (read-only; a serving engine may keep
+// writing). Reads again when a snapshot was written meanwhile. Throws std::runtime_error when
+// Redis cannot be read.
+JournalCopy read_journal(const std::string& redis, const std::string& prefix);
+// An export file: the same bytes, to audit elsewhere. Both throw std::runtime_error.
+void write_export(const JournalCopy& copy, const std::string& path);
+JournalCopy read_export(const std::string& path);
+
+struct DropTotals {
+  std::string id;
+  std::string title;
+  std::string beneficiary;
+  std::uint32_t pledge_bps = 0;
+  std::uint64_t units_sold = 0;
+  std::uint32_t orders_confirmed = 0;
+  std::uint32_t supporters = 0;
+  std::int64_t raised_cents = 0;
+};
+
+struct AuditReport {
+  std::string problem;  // empty: everything verified; else what failed, and where
+  ChainHead head;       // the last batch verified and its hash
+  std::uint64_t batches = 0;
+  std::uint64_t events_replayed = 0;
+  bool from_snapshot = false;
+  std::vector<DropTotals> drops;  // when verified
+};
+
+AuditReport audit(const JournalCopy& copy);
+
+}  // namespace flashsale::journal

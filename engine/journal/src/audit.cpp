@@ -1,0 +1,178 @@
+// See audit.hpp.
+#include "flashsale/journal/audit.hpp"
+
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+
+#include "flashsale/engine/bytes.hpp"
+#include "redis_connection.hpp"
+#include "replay.hpp"
+
+namespace flashsale::journal {
+
+namespace {
+
+constexpr std::string_view export_magic = "FLASHSALE-JOURNAL-EXPORT 1\n";
+constexpr std::size_t bytes_max = std::size_t{1} << 40;
+
+detail::Reply must(detail::RedisConnection& redis, const std::vector<std::string_view>& command) {
+  detail::Reply reply = redis.command(command);
+  if (reply == nullptr) throw std::runtime_error("redis: " + redis.error());
+  if (detail::is_error(reply))
+    throw std::runtime_error("redis: " + std::string(detail::text_of(reply)));
+  return reply;
+}
+
+std::optional<std::string> snapshot_of(detail::RedisConnection& redis, const std::string& key) {
+  const detail::Reply reply = must(redis, {"GET", key});
+  if (reply->type != REDIS_REPLY_STRING) return std::nullopt;
+  return std::string(detail::text_of(reply));
+}
+
+}  // namespace
+
+JournalCopy read_journal(const std::string& redis_address, const std::string& prefix) {
+  detail::RedisConnection redis(detail::RedisEndpoint::parse(redis_address),
+                                std::chrono::seconds(30));
+  if (!redis.ok()) throw std::runtime_error("redis " + redis_address + ": " + redis.error());
+  const std::string stream_key = "{" + prefix + "}:journal";
+  const std::string snapshot_key = "{" + prefix + "}:snapshot";
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    JournalCopy copy;
+    copy.snapshot = snapshot_of(redis, snapshot_key);
+    std::string from = "-";
+    while (true) {
+      const detail::Reply range = must(redis, {"XRANGE", stream_key, from, "+", "COUNT", "512"});
+      bool malformed = false;
+      const auto entries = detail::entries_of(range, malformed);
+      if (malformed) throw std::runtime_error(stream_key + ": an entry is not a journal batch");
+      if (entries.empty()) break;
+      for (const auto& entry : entries) copy.entries.emplace_back(entry.id, entry.batch);
+      from = "(" + std::string(entries.back().id);
+    }
+    // A snapshot written while we read may have trimmed what we were about to read.
+    if (snapshot_of(redis, snapshot_key) == copy.snapshot) return copy;
+  }
+  throw std::runtime_error("the journal kept changing under the reader; try again");
+}
+
+void write_export(const JournalCopy& copy, const std::string& path) {
+  std::string bytes(export_magic);
+  engine::ByteWriter out(bytes);
+  out.byte(copy.snapshot ? 1 : 0);
+  if (copy.snapshot) out.string(*copy.snapshot);
+  out.varint(copy.entries.size());
+  for (const auto& [id, batch] : copy.entries) {
+    out.string(id);
+    out.string(batch);
+  }
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!file) throw std::runtime_error("cannot write " + path);
+}
+
+JournalCopy read_export(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw std::runtime_error("cannot read " + path);
+  const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (!std::string_view(bytes).starts_with(export_magic))
+    throw std::runtime_error(path + ": not a flashsale journal export");
+  engine::ByteReader in(std::string_view(bytes).substr(export_magic.size()));
+  JournalCopy copy;
+  const std::uint8_t has_snapshot = in.byte();
+  if (has_snapshot == 1) copy.snapshot = std::string(in.string(bytes_max));
+  const std::uint64_t count = in.bounded(bytes.size());
+  for (std::uint64_t index = 0; index < count && in.ok(); ++index) {
+    std::string id(in.string(64));
+    std::string batch(in.string(bytes_max));
+    copy.entries.emplace_back(std::move(id), std::move(batch));
+  }
+  if (!in.done() || has_snapshot > 1) throw std::runtime_error(path + ": damaged export file");
+  return copy;
+}
+
+AuditReport audit(const JournalCopy& copy) {
+  AuditReport report;
+  engine::EngineLimits limits;
+  limits.decisions_per_drop_reserve = 0;  // sized as it grows: an audit is not a surge
+  limits.drops_max = 100'000;
+  limits.decisions_per_drop_max = 0xffffffff;  // whatever the engine that wrote it allowed
+  engine::Engine engine(limits);
+  SnapshotHeader snapshot;
+  if (copy.snapshot) {
+    report.from_snapshot = true;
+    std::string_view bytes;
+    if (std::string problem = open_snapshot(*copy.snapshot, snapshot, bytes); !problem.empty()) {
+      report.problem = "snapshot: " + problem;
+      return report;
+    }
+    if (std::string problem = engine.restore(bytes); !problem.empty()) {
+      report.problem = "snapshot: " + problem;
+      return report;
+    }
+    if (engine.digest() != snapshot.digest || engine.last_sequence() != snapshot.covered_sequence) {
+      report.problem = "snapshot: it restores to another state than its digest says";
+      return report;
+    }
+    report.head = {snapshot.chain_batch, snapshot.covered_sequence, snapshot.chain_head};
+  }
+  // First the chain and the snapshot's binding to it, then the replay: only a journal whose
+  // every byte is vouched for is replayed.
+  ChainCheck chain = copy.snapshot ? ChainCheck(snapshot) : ChainCheck();
+  std::vector<std::pair<BatchHeader, std::string_view>> batches;
+  for (std::size_t position = 0; position < copy.entries.size(); ++position) {
+    const auto& [id, stored] = copy.entries[position];
+    const std::string where =
+        "entry " + id + " (position " + std::to_string(position + 1) + " in the stream)";
+    BatchHeader header;
+    std::string_view events;
+    if (std::string problem = open_batch(stored, header, events); !problem.empty()) {
+      report.problem = where + ": " + problem;
+      return report;
+    }
+    if (id != std::to_string(header.number) + "-0") {
+      report.problem = where + ": holds batch " + std::to_string(header.number);
+      return report;
+    }
+    if (std::string problem = chain.next(header, stored); !problem.empty()) {
+      report.problem = where + ": " + problem;
+      return report;
+    }
+    batches.emplace_back(header, events);
+  }
+  if (std::string problem = chain.finish(); !problem.empty()) {
+    report.problem = problem;
+    return report;
+  }
+  if (copy.snapshot && !chain.checkpointed(sha256(*copy.snapshot))) {
+    report.problem =
+        "snapshot: no batch carries its checkpoint: it is not the snapshot the journal wrote";
+    return report;
+  }
+  for (std::size_t position = 0; position < batches.size(); ++position) {
+    const auto& [header, events] = batches[position];
+    if (std::string problem = detail::replay_batch(
+            engine, header, events, snapshot.covered_sequence, report.events_replayed);
+        !problem.empty()) {
+      report.problem = "entry " + copy.entries[position].first + " (position " +
+                       std::to_string(position + 1) + " in the stream): " + problem;
+      return report;
+    }
+    report.batches += 1;
+  }
+  if (!batches.empty()) {
+    const BatchHeader& last = batches.back().first;
+    report.head = {last.number, last.first_sequence + last.event_count - 1, chain.head()};
+  }
+  engine.check_invariants();
+  for (engine::DropIndex index = 0; index < engine.drop_count(); ++index) {
+    const engine::DropInfo info = engine.drop_info(index);
+    report.drops.push_back({std::string(info.spec.id), std::string(info.spec.title),
+                            std::string(info.spec.beneficiary), info.spec.pledge_bps, info.sold,
+                            info.orders_confirmed, info.supporters, info.raised_cents});
+  }
+  return report;
+}
+
+}  // namespace flashsale::journal
