@@ -38,12 +38,20 @@ std::string drop_json(const engine::DropInfo& info) {
                  ",\"price_cents\":{},\"stock_total\":{},\"stock_left\":{},\"per_user_limit\":{},"
                  "\"hold_seconds\":{},\"waitlist_limit\":{},\"state\":\"{}\",\"opens_at_ms\":{},"
                  "\"held\":{},\"sold\":{},\"waitlist\":{},\"orders\":{},\"decisions\":{},"
-                 "\"admission_window_ms\":{},\"pending\":{}}}",
+                 "\"admission_window_ms\":{},\"pending\":{},\"pledge_bps\":{},"
+                 "\"raised_cents\":{},\"supporters\":{},\"orders_confirmed\":{},",
+
                  info.spec.price_cents, info.stock_total, info.stock_left, info.spec.per_user_limit,
                  info.spec.hold_ms / 1000, info.spec.waitlist_limit, engine::to_string(info.state),
                  info.opens_at_ms ? std::to_string(*info.opens_at_ms) : "null", info.held,
                  info.sold, info.waitlist_orders, info.orders, info.decisions,
-                 info.spec.admission_window_ms, info.pending_orders);
+                 info.spec.admission_window_ms, info.pending_orders, info.spec.pledge_bps,
+                 info.raised_cents, info.supporters, info.orders_confirmed);
+  out += "\"beneficiary\":";
+  protocol::append_string(out, info.spec.beneficiary);
+  out += ",\"beneficiary_note\":";
+  protocol::append_string(out, info.spec.beneficiary_note);
+  out += '}';
   return out;
 }
 
@@ -146,12 +154,24 @@ std::optional<HostReply> create_drop(const json::object& body, ServerContext& co
   const auto window = body.contains("admission_window_ms")
                           ? integer(body, "admission_window_ms", 0, 60'000, problem)
                           : std::optional<std::int64_t>(0);
-  if (!id || !title || !price || !stock || !limit || !hold || !waitlist || !window)
+  const auto pledge = body.contains("pledge_bps")
+                          ? integer(body, "pledge_bps", 0, engine::pledge_bps_max, problem)
+                          : std::optional<std::int64_t>(0);
+  const auto beneficiary = body.contains("beneficiary")
+                               ? text(body, "beneficiary", engine::beneficiary_length_max, problem)
+                               : std::optional<std::string>("");
+  const auto note =
+      body.contains("beneficiary_note")
+          ? text(body, "beneficiary_note", engine::beneficiary_note_length_max, problem)
+          : std::optional<std::string>("");
+  if (!id || !title || !price || !stock || !limit || !hold || !waitlist || !window || !pledge ||
+      !beneficiary || !note)
     return http_error(400, "invalid_argument", problem);
   return on_engine(
       context,
       [id = *id, title = *title, price = *price, stock = *stock, limit = *limit, hold = *hold,
-       waitlist = *waitlist, window = *window](HostContext& host) {
+       waitlist = *waitlist, window = *window, pledge = *pledge, beneficiary = *beneficiary,
+       note = *note](HostContext& host) {
         const engine::DropSpec spec{id,
                                     title,
                                     price,
@@ -159,7 +179,10 @@ std::optional<HostReply> create_drop(const json::object& body, ServerContext& co
                                     static_cast<std::uint32_t>(limit),
                                     hold * 1000,
                                     static_cast<std::uint32_t>(waitlist),
-                                    window};
+                                    window,
+                                    beneficiary,
+                                    note,
+                                    static_cast<std::uint32_t>(pledge)};
         return from_status(host.engine.create_drop(spec, host.now_ms, host.events), host.engine,
                            201);
       },
@@ -230,6 +253,32 @@ std::optional<HostReply> read_drops(std::string_view drop, ServerContext& contex
         return HostReply{200, drop_json(host.engine.drop_info(*index))};
       },
       false, std::move(done));
+}
+
+// What a drop's sale commits to, with the journal's chain head at that state (docs/audit.md).
+std::optional<HostReply> read_audit(std::string_view drop, ServerContext& context,
+                                    std::function<void(HostReply)> done) {
+  HostRequest request;
+  request.run = [id = std::string(drop)](HostContext& host) {
+    const auto index = host.engine.find_drop(id);
+    if (!index) return http_error(404, "unknown_drop", "no such drop");
+    const engine::DropInfo info = host.engine.drop_info(*index);
+    std::string out = "{\"drop\":";
+    protocol::append_string(out, info.spec.id);
+    out += ",\"beneficiary\":";
+    protocol::append_string(out, info.spec.beneficiary);
+    fmt::format_to(std::back_inserter(out),
+                   ",\"pledge_bps\":{},\"units_sold\":{},\"orders_confirmed\":{},"
+                   "\"supporters\":{},\"raised_cents\":{}}}",
+                   info.spec.pledge_bps, info.sold, info.orders_confirmed, info.supporters,
+                   info.raised_cents);
+    return HostReply{200, std::move(out)};
+  };
+  request.done = std::move(done);
+  request.with_chain_head = true;
+  if (!context.sequencer.submit(std::move(request)))
+    return http_error(503, "busy", "the engine is busy; retry");
+  return std::nullopt;
 }
 
 std::optional<HostReply> read_orders(std::string_view drop, std::string user,
@@ -340,6 +389,10 @@ std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& co
   if (parts.size() == 2) {
     if (!get) return http_error(405, "method_not_allowed", "use GET");
     return read_drops(parts[1], context, std::move(done));
+  }
+  if (parts.size() == 3 && parts[2] == "audit") {
+    if (!get) return http_error(405, "method_not_allowed", "use GET");
+    return read_audit(parts[1], context, std::move(done));
   }
   if (parts.size() == 3 && parts[2] == "orders") {
     if (!get) return http_error(405, "method_not_allowed", "use GET");

@@ -246,6 +246,13 @@ std::string drop(const engine::DropInfo& info, engine::TimeMs now_ms) {
   } else {
     out.null("opens_at_ms");
   }
+  if (info.spec.pledge_bps > 0) {
+    out.text("beneficiary", info.spec.beneficiary)
+        .text("beneficiary_note", info.spec.beneficiary_note)
+        .number("pledge_bps", info.spec.pledge_bps)
+        .number("raised_cents", info.raised_cents)
+        .number("supporters", info.supporters);
+  }
   return out.text("state", engine::to_string(info.state)).number("server_time_ms", now_ms).done();
 }
 
@@ -265,8 +272,12 @@ std::string state(std::string_view drop, engine::DropState state, engine::TimeMs
       .done();
 }
 
-std::string stock(std::string_view drop, std::uint32_t left) {
-  return Message("stock").text("drop", drop).number("left", left).done();
+std::string stock(std::string_view drop, std::uint32_t left, const engine::DropInfo& info) {
+  Message out("stock");
+  out.text("drop", drop).number("left", left);
+  if (info.spec.pledge_bps > 0)
+    out.number("raised_cents", info.raised_cents).number("supporters", info.supporters);
+  return out.done();
 }
 
 std::string order_result(std::string_view drop, std::string_view client_order_id,

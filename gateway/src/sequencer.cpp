@@ -2,11 +2,13 @@
 // wait for the journal.
 #include "sequencer.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 
 #include "flashsale/gateway/protocol.hpp"
+#include "host_api.hpp"
 
 namespace flashsale::gateway {
 
@@ -44,6 +46,8 @@ struct Sequencer::DropView {
   // The open/sold_out state viewers were last told, once the drop opened (units coming back
   // after a sell-out flip the drop between the two; viewers get the latest, coalesced).
   std::optional<engine::DropState> state_sent;
+  bool pledges = false;  // a charity drop: confirmations change what viewers see
+  std::int64_t raised_sent = 0;
   TimeMs stock_sent_ms = 0;
   TimeMs next_tick_ms = 0;  // 0: not counting down
 };
@@ -114,8 +118,10 @@ bool Sequencer::submit(Request request) {
 Sequencer::DropView& Sequencer::view(engine::DropIndex drop) {
   while (views_.size() <= drop) {
     DropView added;
-    added.id =
-        std::string(engine_.drop_info(static_cast<engine::DropIndex>(views_.size())).spec.id);
+    const engine::DropInfo info = engine_.drop_info(static_cast<engine::DropIndex>(views_.size()));
+    added.id = std::string(info.spec.id);
+    added.pledges = info.spec.pledge_bps > 0;
+    added.raised_sent = info.raised_cents;
     views_.push_back(std::move(added));
   }
   return views_[drop];
@@ -291,6 +297,29 @@ void Sequencer::handle(HostRequest& request, TimeMs now_ms, bool accepting) {
   HostReply reply = request.run(context);
   Release release;
   release.sequence = config_.ack == AckMode::durable ? engine_.last_sequence() : 0;
+  if (request.with_chain_head && reply.status == 200) {
+    // Everything decided so far goes to the journal now, in batches that end here.
+    publish_events(now_ms);
+    journal_.append(events_);
+    events_.clear();
+    journal_.cut();
+    const std::uint64_t sequence = engine_.last_sequence();
+    release.sequence = sequence;  // the head is known once its batch is written, ack or not
+    release.host = [this, sequence, done = std::move(request.done),
+                    reply = std::move(reply)]() mutable {
+      const auto head = journal_.chain_head(sequence);
+      if (!head) {
+        done(http_error(503, "unavailable", "the journal has not written that state yet; retry"));
+        return;
+      }
+      reply.body.pop_back();  // the closing brace of the object
+      reply.body += fmt::format(R"(,"head":"{}","batch":{},"sequence":{}}})",
+                                journal::to_hex(head->hash), head->batch, head->last_sequence);
+      done(std::move(reply));
+    };
+    releases_.push_back(std::move(release));
+    return;
+  }
   release.host = [done = std::move(request.done), reply = std::move(reply)]() mutable {
     done(std::move(reply));
   };
@@ -366,6 +395,8 @@ void Sequencer::publish_events(TimeMs now_ms) {
             push_update(body.order);
           } else if constexpr (std::is_same_v<Body, engine::OrderConfirmed>) {
             push_update(body.order);
+            // A charity drop's amount raised goes out with the coalesced stock updates.
+            drop_view.stock_dirty |= drop_view.pledges;
           }
         },
         event.body);
@@ -386,20 +417,23 @@ void Sequencer::flush_stock_and_ticks(TimeMs now_ms) {
   for (engine::DropIndex drop = 0; drop < views_.size(); ++drop) {
     DropView& drop_view = views_[drop];
     if (drop_view.stock_dirty) {
-      const std::uint32_t left = engine_.drop_info(drop).stock_left;
+      const engine::DropInfo info = engine_.drop_info(drop);
+      const std::uint32_t left = info.stock_left;
+      const bool raised_changed = info.raised_cents != drop_view.raised_sent;
       const bool edge = (left == 0) != (drop_view.stock_sent == 0);  // sold out, or units back
       const TimeMs since_ms = now_ms - drop_view.stock_sent_ms;
-      const engine::DropState state = engine_.drop_info(drop).state;
+      const engine::DropState state = info.state;
       const bool state_changed = drop_view.state_sent && *drop_view.state_sent != state;
-      if (left == drop_view.stock_sent && !state_changed) {
+      if (left == drop_view.stock_sent && !state_changed && !raised_changed) {
         drop_view.stock_dirty = false;
       } else if ((edge && since_ms >= stock_interval_ms) || since_ms >= stock_interval()) {
         if (state_changed) {
           to_viewers(drop, share(protocol::state(drop_view.id, state, now_ms)), FrameKind::state);
           drop_view.state_sent = state;
         }
-        to_viewers(drop, share(protocol::stock(drop_view.id, left)), FrameKind::stock);
+        to_viewers(drop, share(protocol::stock(drop_view.id, left, info)), FrameKind::stock);
         drop_view.stock_sent = left;
+        drop_view.raised_sent = info.raised_cents;
         drop_view.stock_sent_ms = now_ms;
         drop_view.stock_dirty = false;
       }

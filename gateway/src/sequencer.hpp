@@ -71,6 +71,9 @@ struct HostContext {
 struct HostRequest {
   std::function<HostReply(HostContext&)> run;
   std::function<void(HostReply)> done;  // called on the engine thread: post to your own
+  // The answer commits to the state `run` saw: the journal ends a batch there, and the reply
+  // (a JSON object) gets that batch's "head", "batch" and "sequence" once it is written.
+  bool with_chain_head = false;
 };
 
 using Request = std::variant<HelloRequest, LeaveRequest, SubscribeRequest, OrderRequest,

@@ -6,7 +6,7 @@ import { clockText, element, money } from './common.js';
 
 const ui = Object.fromEntries(
     ['host-key', 'problem', 'drops', 'live', 'live-title', 'live-state', 'live-countdown',
-     'live-left', 'live-held', 'live-sold', 'live-waitlist', 'live-rate', 'sales-chart',
+     'live-left', 'live-held', 'live-sold', 'live-waitlist', 'live-rate', 'live-raised', 'sales-chart',
      'start-seconds', 'drop-start', 'restock-add', 'drop-restock', 'drop-close', 'drop-form']
         .map((id) => [id, element(id)]));
 
@@ -86,6 +86,9 @@ function show(drop) {
   ui['live-held'].textContent = drop.held;
   ui['live-sold'].textContent = drop.sold;
   ui['live-waitlist'].textContent = drop.waitlist;
+  ui['live-raised'].textContent = drop.pledge_bps
+      ? `${money(drop.raised_cents)} (${drop.supporters})` : '–';
+  ui['live-raised'].title = drop.pledge_bps ? `for ${drop.beneficiary}` : '';
   const now = Date.now();
   samples.push({ at: now, left: drop.stock_left, held: drop.held, sold: drop.sold,
                  decisions: drop.decisions, total: drop.stock_total });
@@ -142,6 +145,7 @@ ui['drop-form'].addEventListener('submit', async (event) => {
     stock: number('stock'), per_user_limit: number('per_user_limit'),
     hold_seconds: number('hold_seconds'), waitlist_limit: number('waitlist_limit'),
     admission_window_ms: number('admission_window_ms'),
+    beneficiary: form.get('beneficiary'), pledge_bps: Math.round(number('pledge') * 100),
   });
   if (created) select(created.id);
 });

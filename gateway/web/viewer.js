@@ -12,7 +12,7 @@ const clock = new ServerClock();
 const ui = Object.fromEntries(
     ['connection', 'sign-in', 'choose', 'drop-list', 'drop', 'title', 'price', 'phase', 'countdown',
      'stock-bar', 'stock-left', 'stock-total', 'buy', 'order-status', 'pay', 'cancel',
-     'window-note'].map((id) => [id, element(id)]));
+     'window-note', 'raised'].map((id) => [id, element(id)]));
 
 let user = params.get('user') ?? sessionStorage.getItem('flashsale:user');
 const token = params.get('token');
@@ -113,7 +113,13 @@ function receive(message) {
       if (drop && message.drop === drop.drop) drop.state = message.state;
       break;
     case 'stock':
-      if (drop && message.drop === drop.drop) drop.stock_left = message.left;
+      if (drop && message.drop === drop.drop) {
+        drop.stock_left = message.left;
+        if (message.raised_cents !== undefined) {
+          drop.raised_cents = message.raised_cents;
+          drop.supporters = message.supporters;
+        }
+      }
       break;
     case 'order_result':
       if (order && message.client_order_id === order.clientOrderId) onResult(message);
@@ -215,6 +221,14 @@ function render() {
   if (!drop) return;
   ui.title.textContent = drop.title;
   ui.price.textContent = money(drop.price_cents);
+  // A charity drop: what every confirmed sale has given so far.
+  ui.raised.hidden = !drop.pledge_bps;
+  if (drop.pledge_bps) {
+    const people = drop.supporters === 1 ? '1 supporter' : `${drop.supporters} supporters`;
+    ui.raised.textContent = `${money(drop.raised_cents)} raised for ${drop.beneficiary} · ${people} · ` +
+        `${drop.pledge_bps / 100}% of every sale`;
+    ui.raised.title = drop.beneficiary_note ?? '';
+  }
   const left = drop.stock_left;
   ui['stock-left'].textContent = String(left);
   ui['stock-total'].textContent = String(drop.stock_total);

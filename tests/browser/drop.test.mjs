@@ -132,7 +132,8 @@ const status = (page) => byTest(page, 'order-status').getAttribute('data-status'
 test('a drop from the console: countdown, one winner of one unit, payment', async () => {
   const host = await console_();
   await createDrop(host, { id: 'chestnut', title: 'Roasted chestnuts', price: '19.90', stock: 1,
-                           per_user_limit: 1, hold_seconds: 60, waitlist_limit: 0 });
+                           per_user_limit: 1, hold_seconds: 60, waitlist_limit: 0,
+                           beneficiary: 'Village school', pledge: '15' });
   const ann = await viewer('chestnut', 'ann');
   const bob = await viewer('chestnut', 'bob');
   // A viewer whose own clock is five minutes fast still counts down with the server.
@@ -180,6 +181,10 @@ test('a drop from the console: countdown, one winner of one unit, payment', asyn
   await byTest(winner, 'pay').click();
   await eventually(async () => (await status(winner)) === 'confirmed', 5_000, 'confirmed');
   assert.match(await byTest(winner, 'order-status').textContent(), /Paid/);
+  // A charity drop: 15% of ¥19.90, rounded down, reaches every viewer.
+  await eventually(async () => /¥2\.98 raised for Village school · 1 supporter/.test(
+                                   await byTest(loser, 'raised').textContent()),
+                   5_000, 'the amount raised');
   await winner.screenshot({ path: path.join(screenshots, 'viewer-paid.png') });
   await eventually(async () => (await host.locator('#live-sold').textContent()) === '1', 5_000,
                    'the console to show the sale');

@@ -558,6 +558,72 @@ TEST_F(ServerTest, RetryAfterARestartReturnsTheOriginalOutcome) {
   EXPECT_EQ(text(*sold_out, "status"), "sold_out");
 }
 
+// A charity drop: viewers see what it raised (from confirmed sales only, rounded down once);
+// the audit API names the journal's head for that state, flashsale-audit agrees with it, and
+// after a crash and recovery the API names the same head.
+TEST_F(ServerTest, CharityDropReportsWhatItRaisedAndItsAuditHeadSurvivesACrash) {
+  const auto created = host("POST", "/api/drops",
+                            R"({"id":"d","title":"Snow pears","price_cents":1990,"stock":5,)"
+                            R"("per_user_limit":1,"hold_seconds":60,"pledge_bps":1500,)"
+                            R"("beneficiary":"Village school","beneficiary_note":"books"})");
+  ASSERT_EQ(created.status, 201u) << created.body;
+  open_now("d");
+  Viewer ann(server->port());
+  ann.sign_in("ann");
+  ann.send_json({{"type", "subscribe"}, {"drop", "d"}});
+  const auto described = ann.next_of("drop");
+  ASSERT_TRUE(described);
+  EXPECT_EQ(text(*described, "beneficiary"), "Village school");
+  EXPECT_EQ(described->at("pledge_bps").as_int64(), 1500);
+  EXPECT_EQ(described->at("raised_cents").as_int64(), 0);
+  Viewer bob(server->port());
+  bob.sign_in("bob");
+  std::vector<std::string> order_ids;
+  for (Viewer* viewer : {&ann, &bob}) {
+    viewer->send_json(order("d", "c1"));
+    const auto result = viewer->next_of("order_result");
+    ASSERT_TRUE(result);
+    ASSERT_EQ(text(*result, "status"), "reserved");
+    order_ids.push_back(text(*result, "order_id"));
+  }
+  ann.send_json({{"type", "confirm"}, {"order_id", order_ids[0]}});
+  bob.send_json({{"type", "cancel"}, {"order_id", order_ids[1]}});
+  ASSERT_TRUE(bob.next_of("order_update"));
+  // 15% of ¥19.90 is 298.5 cents: 298 raised, and the cancelled hold raised nothing.
+  std::int64_t raised = -1;
+  while (raised != 298) {
+    const auto update = ann.next_of("stock");
+    ASSERT_TRUE(update) << "no stock update with the amount raised";
+    raised = update->at("raised_cents").as_int64();
+  }
+
+  const auto audited = host("GET", "/api/drops/d/audit");
+  ASSERT_EQ(audited.status, 200u) << audited.body;
+  const json::value before = audited.json();
+  EXPECT_EQ(before.at("raised_cents").as_int64(), 298);
+  EXPECT_EQ(before.at("units_sold").as_int64(), 1);
+  EXPECT_EQ(before.at("orders_confirmed").as_int64(), 1);
+  EXPECT_EQ(before.at("supporters").as_int64(), 1);
+  const std::string head(before.at("head").as_string());
+  ASSERT_EQ(head.size(), 64u);
+
+  ChildProcess audit({FLASHSALE_AUDIT, "--redis", redis.socket(), "--journal-prefix", "gw",
+                      "--expect-head", head});
+  std::string printed;
+  while (auto line = audit.read_line(30s)) printed += *line + "\n";
+  EXPECT_EQ(audit.wait(30s), 0) << printed << audit.stderr_text();
+  EXPECT_NE(printed.find("raised ¥2.98 for Village school"), std::string::npos) << printed;
+
+  server->kill();
+  server->restart();
+  const auto again = host("GET", "/api/drops/d/audit");
+  ASSERT_EQ(again.status, 200u) << again.body;
+  const json::value after = again.json();
+  EXPECT_EQ(after.at("head"), before.at("head"));
+  EXPECT_EQ(after.at("sequence"), before.at("sequence"));
+  EXPECT_EQ(after.at("raised_cents"), before.at("raised_cents"));
+}
+
 TEST_F(ServerTest, ShutdownClosesViewersWith1001AndExitsCleanly) {
   Viewer alice(server->port());
   alice.sign_in("alice");

@@ -82,7 +82,8 @@ std::string error(ErrorCode code, std::string_view message, std::string_view ref
 std::string drop(const engine::DropInfo& info, engine::TimeMs now_ms);
 std::string tick(std::string_view drop, engine::TimeMs ms_left, engine::TimeMs now_ms);
 std::string state(std::string_view drop, engine::DropState state, engine::TimeMs now_ms);
-std::string stock(std::string_view drop, std::uint32_t left);
+// For a charity drop (`pledge_bps` > 0) also what it has raised so far.
+std::string stock(std::string_view drop, std::uint32_t left, const engine::DropInfo& info);
 // `status` overrides the engine's outcome with a gateway status (busy, unavailable, rate_limited).
 std::string order_result(std::string_view drop, std::string_view client_order_id,
                          const engine::OrderResult& result);
