@@ -4,6 +4,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "flashsale/gateway/config.hpp"
 #include "hub.hpp"
@@ -13,6 +18,17 @@
 
 namespace flashsale::gateway {
 
+// GET /drops answers anyone, so it must not let anyone flood the engine thread: the list is
+// read from the engine at most once per `fresh_for`, every caller meanwhile shares the answer.
+struct DropListCache {
+  static constexpr std::chrono::milliseconds fresh_for{250};
+  std::mutex mutex;
+  std::string body;  // empty until the first read
+  std::chrono::steady_clock::time_point read_at;
+  bool reading = false;
+  std::vector<std::function<void(HostReply)>> waiting;
+};
+
 struct ServerContext {
   const GatewayConfig& config;
   Sequencer& sequencer;
@@ -20,6 +36,7 @@ struct ServerContext {
   Metrics& metrics;
   SourceLimits& source_limits;
   std::atomic<bool> shutting_down{false};
+  DropListCache drop_list{};
 };
 
 }  // namespace flashsale::gateway

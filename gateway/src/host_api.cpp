@@ -327,7 +327,30 @@ HostReply mint(const json::object& body, const GatewayConfig& config) {
 }  // namespace
 
 std::optional<HostReply> public_drops(ServerContext& context, std::function<void(HostReply)> done) {
-  return on_engine(
+  DropListCache& cache = context.drop_list;
+  {
+    std::lock_guard lock(cache.mutex);
+    if (!cache.body.empty() &&
+        std::chrono::steady_clock::now() - cache.read_at < DropListCache::fresh_for)
+      return HostReply{200, cache.body};
+    cache.waiting.push_back(std::move(done));
+    if (cache.reading) return std::nullopt;
+    cache.reading = true;
+  }
+  const auto answer_all = [&cache](HostReply reply) {
+    std::vector<std::function<void(HostReply)>> waiting;
+    {
+      std::lock_guard lock(cache.mutex);
+      if (reply.status == 200) {
+        cache.body = reply.body;
+        cache.read_at = std::chrono::steady_clock::now();
+      }
+      cache.reading = false;
+      waiting.swap(cache.waiting);
+    }
+    for (auto& waiter : waiting) waiter(reply);
+  };
+  auto refused = on_engine(
       context,
       [](HostContext& host) {
         std::string out = "{\"drops\":[";
@@ -348,7 +371,9 @@ std::optional<HostReply> public_drops(ServerContext& context, std::function<void
         out += "]}";
         return HostReply{200, std::move(out)};
       },
-      false, std::move(done));
+      false, answer_all);
+  if (refused) answer_all(std::move(*refused));
+  return std::nullopt;
 }
 
 std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
