@@ -212,8 +212,20 @@ void Sequencer::place(std::vector<Request>& work, std::size_t first, std::size_t
     const engine::OrderResult& result = results_[index - first];
     metrics_.count_order(engine::to_string(result.outcome));
     if (result.waitlist_full) metrics_.count_limited(Limit::waitlist_full);
-    // Collected in an admission window: the answer is the draw's, pushed when it happens.
-    if (result.outcome == engine::OrderOutcome::pending) continue;
+    // Collected in an admission window: the answer is the draw's, sent when it happens.
+    if (result.outcome == engine::OrderOutcome::pending) {
+      auto& waiters = waiting_[waiting_key(result.drop, order.user, order.client_order_id)];
+      std::erase_if(waiters, [](const Waiter& waiter) { return waiter.outbox.expired(); });
+      const auto same = std::find_if(waiters.begin(), waiters.end(), [&](const Waiter& waiter) {
+        return waiter.outbox.lock() == order.from;
+      });
+      if (same != waiters.end()) {
+        same->answers += 1;
+      } else {
+        waiters.push_back({order.from, 1});
+      }
+      continue;
+    }
     to_outbox(std::move(order.from),
               share(protocol::order_result(order.drop, order.client_order_id, result)),
               FrameKind::order);
@@ -334,17 +346,32 @@ void Sequencer::push_to_user(std::string_view user, SharedFrame frame) {
   }
 }
 
-// The admission window's draw decided an order: its buyer learns the outcome on every connection
-// they have (the one that ordered may be gone; a retry of the client_order_id finds it too).
-void Sequencer::push_drawn(std::string_view drop, const engine::OrderDecided& decided) {
-  engine::OrderResult result;
-  result.outcome = decided.outcome;
-  result.order = decided.order;
-  result.qty = decided.qty;
-  result.hold_expires_at_ms = decided.hold_expires_at_ms;
-  result.waitlist_position = decided.waitlist_position;
-  metrics_.count_order(engine::to_string(result.outcome));
-  push_to_user(decided.user, share(protocol::order_result(drop, decided.client_order_id, result)));
+// The admission window's draw decided an order: every order message that asked for it gets its
+// answer now (a buyer who left finds it by retrying the client_order_id).
+void Sequencer::answer_waiting(engine::DropIndex drop, std::string_view user,
+                               std::string_view client_order_id,
+                               const engine::OrderResult& result) {
+  const auto found = waiting_.find(waiting_key(drop, user, client_order_id));
+  if (found == waiting_.end()) return;
+  const SharedFrame frame = share(protocol::order_result(views_[drop].id, client_order_id, result));
+  for (const Waiter& waiter : found->second) {
+    const auto outbox = waiter.outbox.lock();
+    for (std::uint32_t answer = 0; outbox && answer < waiter.answers; ++answer) {
+      metrics_.count_order(engine::to_string(result.outcome));
+      to_outbox(outbox, frame, FrameKind::order);
+    }
+  }
+  waiting_.erase(found);
+}
+
+std::string Sequencer::waiting_key(engine::DropIndex drop, std::string_view user,
+                                   std::string_view client_order_id) {
+  std::string key = std::to_string(drop);
+  key += '\0';
+  key += user;
+  key += '\0';
+  key += client_order_id;
+  return key;
 }
 
 void Sequencer::publish_events(TimeMs now_ms) {
@@ -378,16 +405,21 @@ void Sequencer::publish_events(TimeMs now_ms) {
             drop_view.stock_sent = body.stock_left;
           } else if constexpr (std::is_same_v<Body, engine::OrderDecided>) {
             drop_view.stock_dirty |= body.outcome == engine::OrderOutcome::reserved;
-            if (body.drawn) push_drawn(drop_view.id, body);
+            if (body.drawn) {
+              engine::OrderResult result;
+              result.outcome = body.outcome;
+              result.order = body.order;
+              result.qty = body.qty;
+              result.hold_expires_at_ms = body.hold_expires_at_ms;
+              result.waitlist_position = body.waitlist_position;
+              answer_waiting(event.drop, body.user, body.client_order_id, result);
+            }
           } else if constexpr (std::is_same_v<Body, engine::AdmissionClosed>) {
-            // Everyone the draw passed over is sold out: no event each, one message each.
+            // Everyone the draw passed over is sold out: no event each, an answer each.
             engine::OrderResult sold_out;
             sold_out.outcome = engine::OrderOutcome::sold_out;
-            for (const engine::Engine::Undrawn& order : engine_.undrawn(event.drop)) {
-              metrics_.count_order("sold_out");
-              push_to_user(order.user, share(protocol::order_result(
-                                           drop_view.id, order.client_order_id, sold_out)));
-            }
+            for (const engine::Engine::Undrawn& order : engine_.undrawn(event.drop))
+              answer_waiting(event.drop, order.user, order.client_order_id, sold_out);
           } else if constexpr (std::is_same_v<Body, engine::OrderPromoted> ||
                                std::is_same_v<Body, engine::OrderCancelled> ||
                                std::is_same_v<Body, engine::HoldExpired>) {

@@ -110,7 +110,10 @@ class Sequencer {
   void flush_stock_and_ticks(engine::TimeMs now_ms);
   engine::TimeMs stock_interval() const;
   void push_to_user(std::string_view user, SharedFrame frame);
-  void push_drawn(std::string_view drop, const engine::OrderDecided& decided);
+  static std::string waiting_key(engine::DropIndex drop, std::string_view user,
+                                 std::string_view client_order_id);
+  void answer_waiting(engine::DropIndex drop, std::string_view user,
+                      std::string_view client_order_id, const engine::OrderResult& result);
   void to_outbox(std::shared_ptr<Outbox> outbox, SharedFrame frame, FrameKind kind,
                  std::uint32_t drop = 0);
   void to_viewers(engine::DropIndex drop, SharedFrame frame, FrameKind kind);
@@ -136,6 +139,14 @@ class Sequencer {
   std::vector<DropView> views_;
   // Each signed-in user's connections, for pushing order updates to wherever they are.
   boost::unordered_flat_map<std::string, std::vector<std::weak_ptr<Outbox>>> users_;
+  // Orders collected in an admission window, by drop, user and client_order_id: the
+  // connections that asked and how many answers each is owed — one per order message, retries
+  // included — when the draw decides them. Bounded by the window's orders.
+  struct Waiter {
+    std::weak_ptr<Outbox> outbox;
+    std::uint32_t answers = 0;
+  };
+  boost::unordered_flat_map<std::string, std::vector<Waiter>> waiting_;
   std::vector<engine::OrderResult> results_;
   std::vector<engine::PlaceOrder> batch_;
 };

@@ -133,7 +133,8 @@ void Replay::prepare_drop() {
                                              {"stock", drop.stock},
                                              {"per_user_limit", drop.per_user_limit},
                                              {"hold_seconds", drop.hold_seconds},
-                                             {"waitlist_limit", drop.waitlist_limit}}),
+                                             {"waitlist_limit", drop.waitlist_limit},
+                                             {"admission_window_ms", drop.admission_window_ms}}),
                 options_.host_key);
   if (created.status != 201 && created.status != 409)
     throw std::runtime_error("cannot create drop " + drop.id + ": " + created.body);

@@ -97,6 +97,7 @@ Scenario load_scenario(const std::string& path) {
     read(*drop, path, "per_user_limit", scenario.drop.per_user_limit);
     read(*drop, path, "hold_seconds", scenario.drop.hold_seconds);
     read(*drop, path, "waitlist_limit", scenario.drop.waitlist_limit);
+    read(*drop, path, "admission_window_ms", scenario.drop.admission_window_ms);
   }
   if (const toml::table* arrival = root["arrival"].as_table()) {
     read(*arrival, path, "shape", scenario.shape);
@@ -223,7 +224,8 @@ void write_trace(const Trace& trace, const std::string& path) {
                                                 {"stock", drop.stock},
                                                 {"per_user_limit", drop.per_user_limit},
                                                 {"hold_seconds", drop.hold_seconds},
-                                                {"waitlist_limit", drop.waitlist_limit}}}})
+                                                {"waitlist_limit", drop.waitlist_limit},
+                                                {"admission_window_ms", drop.admission_window_ms}}}})
       << '\n';
   for (const Action& action : trace.actions) {
     json::object line{{"t", action.t_ms}, {"u", action.user}, {"a", to_string(action.kind)}};
@@ -268,6 +270,8 @@ Trace read_trace(const std::string& path) {
         header.drop.per_user_limit = drop.at("per_user_limit").to_number<std::uint32_t>();
         header.drop.hold_seconds = drop.at("hold_seconds").to_number<std::uint32_t>();
         header.drop.waitlist_limit = drop.at("waitlist_limit").to_number<std::uint32_t>();
+        if (const json::value* window = drop.if_contains("admission_window_ms"))
+          header.drop.admission_window_ms = window->to_number<std::int64_t>();
         continue;
       }
       Action action;

@@ -20,6 +20,7 @@ struct DropSetup {
   std::uint32_t per_user_limit = 1;
   std::uint32_t hold_seconds = 60;
   std::uint32_t waitlist_limit = 0;
+  std::int64_t admission_window_ms = 0;  // a fair start (docs/protocol.md); 0: none
 };
 
 struct TraceHeader {
