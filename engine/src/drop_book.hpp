@@ -192,7 +192,7 @@ class DropBook {
   std::uint32_t supporters = 0;      // buyers with `supporter` set
   std::uint64_t admission_seed = 0;  // from the countdown
   std::uint32_t pending_orders = 0;  // records still `pending`, until the draw is over
-  std::uint32_t pending_units = 0;   // their units
+  std::uint64_t pending_units = 0;   // their units (may pass 2^32: 10^6-unit orders, many)
   bool admission_closed = false;     // the draw is over
 
   // Orders arriving before this instant are collected for the draw (with a window at all).

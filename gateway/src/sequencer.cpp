@@ -99,7 +99,8 @@ void Sequencer::stop(std::chrono::milliseconds timeout) {
   wake_.notify_one();
   thread_.join();
   // Whatever was decided last is released once durable, so nobody who was answered loses it.
-  if (!releases_.empty() && journal_.wait_durable(engine_.last_sequence(), timeout))
+  if ((!releases_.empty() || !chain_releases_.empty()) &&
+      journal_.wait_durable(engine_.last_sequence(), timeout))
     release_durable();
 }
 
@@ -329,7 +330,7 @@ void Sequencer::handle(HostRequest& request, TimeMs now_ms, bool accepting) {
                                 journal::to_hex(head->hash), head->batch, head->last_sequence);
       done(std::move(reply));
     };
-    releases_.push_back(std::move(release));
+    chain_releases_.push_back(std::move(release));
     return;
   }
   release.host = [done = std::move(request.done), reply = std::move(reply)]() mutable {
@@ -520,7 +521,12 @@ void Sequencer::release_durable() {
     }
     releases_.pop_front();
   }
-  metrics_.releases_pending.store(releases_.size(), std::memory_order_relaxed);
+  while (!chain_releases_.empty() && chain_releases_.front().sequence <= durable) {
+    chain_releases_.front().host();
+    chain_releases_.pop_front();
+  }
+  metrics_.releases_pending.store(releases_.size() + chain_releases_.size(),
+                                  std::memory_order_relaxed);
 }
 
 }  // namespace flashsale::gateway

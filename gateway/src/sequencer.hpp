@@ -136,6 +136,9 @@ class Sequencer {
 
   // Engine thread only.
   std::deque<Release> releases_;
+  // Answers that name the journal's chain head wait for their batch even with ack = "async":
+  // queued apart, so that they hold nothing else up.
+  std::deque<Release> chain_releases_;
   std::vector<DropView> views_;
   // Each signed-in user's connections, for pushing order updates to wherever they are.
   boost::unordered_flat_map<std::string, std::vector<std::weak_ptr<Outbox>>> users_;

@@ -129,11 +129,13 @@ async function createDrop(host, fields) {
 
 const status = (page) => byTest(page, 'order-status').getAttribute('data-status');
 
-test('a drop from the console: countdown, one winner of one unit, payment', async () => {
+test('a drop from the console: countdown, a fair start, one winner of one unit, payment', async () => {
   const host = await console_();
+  // A two-second fair start: both clicks land inside it, so neither page can see the drop
+  // sell out before its own click (without it the second click may find Buy disabled already).
   await createDrop(host, { id: 'chestnut', title: 'Roasted chestnuts', price: '19.90', stock: 1,
                            per_user_limit: 1, hold_seconds: 60, waitlist_limit: 0,
-                           beneficiary: 'Village school', pledge: '15' });
+                           admission_window_ms: 2000, beneficiary: 'Village school', pledge: '15' });
   const ann = await viewer('chestnut', 'ann');
   const bob = await viewer('chestnut', 'bob');
   // A viewer whose own clock is five minutes fast still counts down with the server.
@@ -166,6 +168,8 @@ test('a drop from the console: countdown, one winner of one unit, payment', asyn
   await Promise.all([ann, bob].map((page) => byTest(page, 'buy').and(page.locator(':enabled')).waitFor({ timeout: 8_000 })));
   assert.equal(await byTest(ann, 'countdown').textContent(), '0:00');
   await Promise.all([byTest(ann, 'buy').click(), byTest(bob, 'buy').click()]);
+  // Inside the window both wait for the draw.
+  assert.match(await byTest(ann, 'order-status').textContent(), /in the draw/);
 
   await eventually(async () => (await status(ann)) && (await status(bob)) &&
                                !['', 'busy'].includes(await status(ann)) && !['', 'busy'].includes(await status(bob)),

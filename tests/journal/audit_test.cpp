@@ -152,6 +152,22 @@ TEST_F(Audit, AnUntouchedJournalVerifiesAfterTrimmingAndGivesTheTotals) {
   EXPECT_EQ(run_audit(redis, "sale", {"--expect-head", std::string(64, '0')}).status, 1);
 }
 
+// A head recorded earlier (say by the audit API) stays checkable as the journal grows: later
+// batches extend the chain, and the totals printed are those of the state the head names.
+TEST_F(Audit, AnEarlierHeadStillVerifiesWithItsOwnTotals) {
+  JournalCopy earlier = copy;
+  earlier.entries.resize(copy.entries.size() - 3);
+  const AuditReport then = audit(earlier);
+  ASSERT_EQ(then.problem, "");
+  const AuditReport now = audit(copy, then.head.hash);
+  ASSERT_EQ(now.problem, "");
+  EXPECT_EQ(now.head.batch, then.head.batch);
+  ASSERT_EQ(now.drops.size(), 1u);
+  EXPECT_EQ(now.drops[0].raised_cents, then.drops[0].raised_cents);
+  EXPECT_EQ(now.drops[0].units_sold, then.drops[0].units_sold);
+  EXPECT_EQ(run_audit(redis, "sale", {"--expect-head", to_hex(then.head.hash)}).status, 0);
+}
+
 TEST_F(Audit, AnEditedByteFailsAtThatEntry) {
   JournalCopy tampered = copy;
   auto& [id, batch] = tampered.entries[3];

@@ -1,6 +1,7 @@
 // See audit.hpp.
 #include "flashsale/journal/audit.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -92,7 +93,7 @@ JournalCopy read_export(const std::string& path) {
   return copy;
 }
 
-AuditReport audit(const JournalCopy& copy) {
+AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head) {
   AuditReport report;
   engine::EngineLimits limits;
   limits.decisions_per_drop_reserve = 0;  // sized as it grows: an audit is not a surge
@@ -150,8 +151,27 @@ AuditReport audit(const JournalCopy& copy) {
         "snapshot: no batch carries its checkpoint: it is not the snapshot the journal wrote";
     return report;
   }
+  // With an expected head: replay up to the batch it names, and report the totals there.
+  std::uint64_t last_batch = batches.empty() ? 0 : batches.back().first.number;
+  if (head) {
+    const auto found = chain.batch_of(*head);
+    if (!found) {
+      report.problem = "the head " + to_hex(*head) + " is not in the journal's chain";
+      return report;
+    }
+    last_batch = *found;
+    const auto named = std::find_if(batches.begin(), batches.end(), [&](const auto& batch) {
+      return batch.first.number == last_batch;
+    });
+    if (named->first.first_sequence + named->first.event_count - 1 < snapshot.covered_sequence) {
+      report.problem = "the head " + to_hex(*head) +
+                       " is older than the journal's snapshot: its totals are no longer in it";
+      return report;
+    }
+  }
   for (std::size_t position = 0; position < batches.size(); ++position) {
     const auto& [header, events] = batches[position];
+    if (header.number > last_batch) break;
     if (std::string problem = detail::replay_batch(
             engine, header, events, snapshot.covered_sequence, report.events_replayed);
         !problem.empty()) {
@@ -161,9 +181,10 @@ AuditReport audit(const JournalCopy& copy) {
     }
     report.batches += 1;
   }
-  if (!batches.empty()) {
-    const BatchHeader& last = batches.back().first;
-    report.head = {last.number, last.first_sequence + last.event_count - 1, chain.head()};
+  for (const auto& [header, events] : batches) {
+    if (header.number != last_batch) continue;
+    report.head = {last_batch, header.first_sequence + header.event_count - 1,
+                   head ? *head : chain.head()};
   }
   engine.check_invariants();
   for (engine::DropIndex index = 0; index < engine.drop_count(); ++index) {

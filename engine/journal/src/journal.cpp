@@ -168,12 +168,10 @@ struct Journal::Shared {
 class Journal::Writer {
  public:
   Writer(Shared& shared, std::unique_ptr<RedisConnection> redis, std::uint64_t last_batch,
-         const Hash& last_hash, std::optional<Hash> checkpoint, std::uint64_t next_sequence,
-         Clock::time_point lease_touched)
+         const Hash& last_hash, std::uint64_t next_sequence, Clock::time_point lease_touched)
       : shared_(shared),
         redis_(std::move(redis)),
         sealed_hash_(last_hash),
-        checkpoint_(checkpoint),
         next_sequence_(next_sequence),
         last_batch_(last_batch),
         top_id_(last_batch == 0 ? "0-0" : entry_id(last_batch)),
@@ -222,14 +220,14 @@ class Journal::Writer {
     std::unique_lock lock(shared_.mutex);
     const auto renew_at = last_lease_touch_ + shared_.config.lease_ttl / 3;
     shared_.wake.wait_until(lock, renew_at, [&] {
-      return shared_.stopping || in_flight_ || snapshot_ || shared_.open_count > 0 || checkpoint_ ||
+      return shared_.stopping || in_flight_ || snapshot_ || shared_.open_count > 0 ||
              snapshot_ready();
     });
-    if (!snapshot_ && !in_flight_ && !checkpoint_ && snapshot_ready()) {
+    if (!snapshot_ && !in_flight_ && snapshot_ready()) {
       snapshot_ = std::move(shared_.snapshot);
       shared_.snapshot.reset();
     }
-    if (!snapshot_ && !in_flight_ && (shared_.open_count > 0 || checkpoint_)) take_batch();
+    if (!snapshot_ && !in_flight_ && shared_.open_count > 0) take_batch();
     if (shared_.stopping) {
       const bool drained = !snapshot_ && !in_flight_ && shared_.open_count == 0;
       if (drained || Clock::now() >= shared_.stop_deadline) return false;
@@ -245,8 +243,7 @@ class Journal::Writer {
   }
 
   // Under the mutex: everything appended so far becomes the next batch (group commit), up to
-  // the first cut if there is one. It links to the batch before it and carries the checkpoint
-  // of a snapshot just written; with nothing appended, it is a batch of the checkpoint alone.
+  // the first cut if there is one, linked to the batch before it.
   void take_batch() {
     Batch batch;
     std::uint32_t count = shared_.open_count;
@@ -261,19 +258,17 @@ class Journal::Writer {
         later.bytes -= cut.bytes;
       }
     }
-    const std::uint64_t first = count > 0 ? shared_.open_first_sequence : next_sequence_;
+    const std::uint64_t first = shared_.open_first_sequence;
     batch.header.number = last_batch_ + 1;
     batch.header.first_sequence = first;
     batch.header.event_count = count;
     batch.header.previous = sealed_hash_;
-    batch.header.checkpoint = checkpoint_;
     batch.last_sequence = first + count - 1;
     batch.event_bytes = bytes;
     batch.stored = seal_batch(batch.header, std::string_view(shared_.open_events).substr(0, bytes));
     shared_.open_events.erase(0, bytes);
     shared_.open_count -= count;
     shared_.open_first_sequence += count;
-    checkpoint_.reset();
     sealed_hash_ = sha256(batch.stored);
     next_sequence_ = batch.last_sequence + 1;
     in_flight_ = std::move(batch);
@@ -422,10 +417,21 @@ class Journal::Writer {
     header.chain_batch = last_batch_;  // nothing is in flight: the last sealed is the last written
     header.chain_head = sealed_hash_;
     const std::string stored = seal_snapshot(header, snapshot_->bytes);
+    // The batch that binds the snapshot to the chain: no events, the snapshot's hash as its
+    // checkpoint, written by the same script.
+    Batch binding;
+    binding.header.number = last_batch_ + 1;
+    binding.header.first_sequence = next_sequence_;
+    binding.header.previous = sealed_hash_;
+    binding.header.checkpoint = sha256(stored);
+    binding.last_sequence = next_sequence_ - 1;
+    binding.stored = seal_batch(binding.header, {});
+    const std::string binding_id = entry_id(binding.header.number);
     redis_->set_timeout(std::max(shared_.config.redis_timeout, snapshot_timeout_min));
-    const Reply reply = redis_->command({"EVAL", detail::snapshot_lua, "3", shared_.lease_key,
-                                         shared_.stream_key, shared_.snapshot_key, shared_.token,
-                                         shared_.ttl_ms, top_id_, stored, entry_id(keep_from)});
+    const Reply reply =
+        redis_->command({"EVAL", detail::snapshot_lua, "3", shared_.lease_key, shared_.stream_key,
+                         shared_.snapshot_key, shared_.token, shared_.ttl_ms, top_id_, stored,
+                         entry_id(keep_from), binding_id, binding.stored});
     if (redis_ != nullptr) redis_->set_timeout(shared_.config.redis_timeout);
     if (reply == nullptr || is_error(reply)) {
       // Writing it again later is harmless (it replaces the value and trims no further), and
@@ -436,12 +442,20 @@ class Journal::Writer {
       }
       snapshot_.reset();
       snapshot_retry_at_ = Clock::now() + shared_.config.backoff_max;
-      if (reply == nullptr) return connection_lost();
+      if (reply == nullptr) {
+        // Whether the script ran is unknown: its batch is settled like any other, by reading
+        // the stream (if it is there, so is the snapshot; if not, neither is).
+        sealed_hash_ = sha256(binding.stored);
+        in_flight_ = std::move(binding);
+        return connection_lost();
+      }
       return handle_error(text_of(reply));
     }
+    sealed_hash_ = sha256(binding.stored);
+    in_flight_ = std::move(binding);
+    complete_batch(0);
     while (!since_snapshot_.empty() && since_snapshot_.front().first < keep_from)
       since_snapshot_.pop_front();
-    checkpoint_ = sha256(stored);  // the next batch, at once, binds this snapshot to the chain
     last_lease_touch_ = Clock::now();
     spdlog::info("journal: snapshot of {} events ({} bytes) written; journal kept from batch {}",
                  header.covered_sequence, stored.size(), keep_from);
@@ -467,9 +481,8 @@ class Journal::Writer {
 
   Shared& shared_;
   std::unique_ptr<RedisConnection> redis_;
-  Hash sealed_hash_;                // of the last batch sealed (in flight or written)
-  std::optional<Hash> checkpoint_;  // a snapshot record's hash for the next batch to carry
-  std::uint64_t next_sequence_;     // the first event of the next batch
+  Hash sealed_hash_;             // of the last batch sealed (in flight or written)
+  std::uint64_t next_sequence_;  // the first event of the next batch
   std::optional<Batch> in_flight_;
   std::optional<PendingSnapshot> snapshot_;
   bool uncertain_ = false;  // in_flight_ was sent and its reply never came
@@ -666,21 +679,15 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
       "ms",
       stats.last_sequence, stats.snapshot_sequence, stats.events_replayed, stats.batches_read,
       stats.total_ms);
-  if (last_batch > 0) shared.heads.push_back({last_batch, engine.last_sequence(), chain.head()});
-  // A snapshot written just before a crash, with no batch after it yet, is not in the chain:
-  // the first batch binds it. One that batches follow without binding it is not the snapshot
-  // this journal wrote (replaced?): it is left unbound, for flashsale-audit to report.
-  std::optional<Hash> checkpoint;
-  if (snapshot_hash && !chain.checkpointed(*snapshot_hash)) {
-    if (last_batch == snapshot_header.chain_batch) {
-      checkpoint = snapshot_hash;
-    } else {
-      spdlog::warn("journal: snapshot {} is not bound to the hash chain; audits will fail",
-                   shared.snapshot_key);
-    }
-  }
+  for (const ChainHead& head : chain.recent())
+    shared.heads.push_back(head);  // The journal writes a snapshot and the batch that binds it in
+                                   // one script: an unbound one is
+  // not the snapshot this journal wrote (replaced?). Served from, but flashsale-audit fails.
+  if (snapshot_hash && !chain.checkpointed(*snapshot_hash))
+    spdlog::warn("journal: snapshot {} is not bound to the hash chain; audits will fail",
+                 shared.snapshot_key);
   const Clock::time_point touched = redis.touched();
-  writer_ = std::make_unique<Writer>(shared, redis.release(), last_batch, chain.head(), checkpoint,
+  writer_ = std::make_unique<Writer>(shared, redis.release(), last_batch, chain.head(),
                                      engine.last_sequence() + 1, touched);
   return stats;
 }
@@ -724,11 +731,15 @@ void Journal::cut() {
 
 std::optional<ChainHead> Journal::chain_head(std::uint64_t sequence) const {
   std::lock_guard lock(shared_->mutex);
+  // The oldest batch ending there: the one the cut produced. A later one ending at the same
+  // event (a snapshot's binding batch) commits to the same state, but the first is the answer
+  // that stays the same.
+  std::optional<ChainHead> found;
   for (auto head = shared_->heads.rbegin(); head != shared_->heads.rend(); ++head) {
-    if (head->last_sequence == sequence) return *head;
+    if (head->last_sequence == sequence) found = *head;
     if (head->last_sequence < sequence) break;
   }
-  return std::nullopt;
+  return found;
 }
 
 bool Journal::snapshot_due() const {

@@ -38,8 +38,11 @@ end
 inline const std::string append_lua =
     "#!lua\n" + hold_lease_lua + "return redis.call('XADD', KEYS[2], ARGV[4], 'b', ARGV[5])\n";
 
-// KEYS[3] snapshot; ARGV[4] sealed snapshot, ARGV[5] first entry id to keep.
+// KEYS[3] snapshot; ARGV[4] sealed snapshot, ARGV[5] first entry id to keep, ARGV[6] and
+// ARGV[7] the id and bytes of the batch that binds the snapshot to the hash chain: the
+// snapshot and its checkpoint are written together or not at all.
 inline const std::string snapshot_lua = "#!lua\n" + hold_lease_lua + R"(
+redis.call('XADD', KEYS[2], ARGV[6], 'b', ARGV[7])
 redis.call('SET', KEYS[3], ARGV[4])
 redis.call('XTRIM', KEYS[2], 'MINID', ARGV[5])
 return 'OK'

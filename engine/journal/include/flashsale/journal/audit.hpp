@@ -48,6 +48,8 @@ struct AuditReport {
   std::vector<DropTotals> drops;  // when verified
 };
 
-AuditReport audit(const JournalCopy& copy);
+// With `head`, the journal must also contain that batch — anywhere in its chain, since later
+// batches only extend it — and the totals are those of the state it commits to.
+AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head = std::nullopt);
 
 }  // namespace flashsale::journal

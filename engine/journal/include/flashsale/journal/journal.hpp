@@ -85,13 +85,6 @@ struct RecoveryStats {
   std::uint64_t last_sequence = 0;
 };
 
-// A written batch and its place in the hash chain (records.hpp).
-struct ChainHead {
-  std::uint64_t batch = 0;
-  std::uint64_t last_sequence = 0;  // its last event
-  Hash hash{};
-};
-
 class Journal {
  public:
   // No I/O yet; throws on a malformed config. Sets SIGPIPE to ignored for the process, so a

@@ -20,6 +20,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,13 @@ namespace flashsale::journal {
 inline constexpr std::uint8_t record_version = 3;
 
 using Hash = std::array<std::uint8_t, 32>;
+
+// A batch and its place in the hash chain.
+struct ChainHead {
+  std::uint64_t batch = 0;
+  std::uint64_t last_sequence = 0;  // its last event
+  Hash hash{};
+};
 Hash sha256(std::string_view bytes);
 std::string to_hex(const Hash& hash);
 std::optional<Hash> from_hex(std::string_view text);
@@ -77,6 +85,11 @@ class ChainCheck {
   const Hash& head() const noexcept { return head_; }      // its hash
   // Whether some batch carried this checkpoint.
   bool checkpointed(const Hash& snapshot_record) const noexcept;
+  // The batches checked, oldest first: number, last event, hash (the last `recent_kept`).
+  static constexpr std::size_t recent_kept = 4'096;
+  const std::deque<ChainHead>& recent() const noexcept { return recent_; }
+  // Where a head is among all the batches checked, if it is.
+  std::optional<std::uint64_t> batch_of(const Hash& head) const;
 
  private:
   std::uint64_t batch_ = 0;
@@ -85,6 +98,8 @@ class ChainCheck {
   std::optional<SnapshotHeader> snapshot_;
   bool reached_snapshot_head_ = false;
   std::vector<Hash> checkpoints_;
+  std::deque<ChainHead> recent_;
+  std::vector<std::pair<Hash, std::uint64_t>> all_;  // every hash checked, with its batch
 };
 
 }  // namespace flashsale::journal
