@@ -33,7 +33,10 @@ std::string unseal(std::string_view stored, std::string_view& body) {
   body = stored.substr(0, stored.size() - 8);
   ByteReader trailer(stored.substr(stored.size() - 8));
   if (trailer.fixed64() != crc_of(body)) return "checksum mismatch";
-  if (static_cast<std::uint8_t>(body[0]) != record_version) return "unknown record version";
+  if (static_cast<std::uint8_t>(body[0]) != record_version)
+    return "unknown record version " + std::to_string(static_cast<std::uint8_t>(body[0])) +
+           " (this flashsale reads version " + std::to_string(record_version) +
+           "): written by another version";
   return {};
 }
 
