@@ -17,7 +17,7 @@
 //   in the order they were granted because hold_ms is fixed per drop and time never goes
 //   backwards, so expiry is O(1) per hold.
 // - `admission` lists the orders collected in the admission window (their records say
-//   `pending`), in arrival order until the draw shuffles it. Their units are not in the buyer's
+//   `pending`), in arrival order until the draw shuffles it; freed when the draw is over. Their units are not in the buyer's
 //   `units` (the draw would have to visit every buyer to take them out again): the limit check
 //   adds them from the buyer's chain while the window collects. Once the draw is over
 //   (`admission_closed`) a record still saying `pending` is read as sold_out (`outcome_of`).

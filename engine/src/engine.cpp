@@ -295,6 +295,8 @@ void apply_to(DropBook& book, const AdmissionClosed& closed) {
   book.admission_closed = true;
   book.pending_orders = 0;
   book.pending_units = 0;
+  book.admission.clear();  // the rest read as sold out through their records (outcome_of)
+  book.admission.shrink_to_fit();
 }
 
 void apply_to(DropBook& book, const OrderPromoted& promoted) {
@@ -605,19 +607,6 @@ void Engine::draw_admission(DropBook& book, Events& events) {
   }
   emit(book.index, AdmissionClosed{book.pending_orders}, events);
   update_availability(book, events);
-}
-
-std::vector<Engine::Undrawn> Engine::undrawn(DropIndex drop) const {
-  FS_ASSERT(drop < drops_.size());
-  const DropBook& book = *drops_[drop];
-  std::vector<Undrawn> found;
-  if (!book.admission_closed) return found;
-  for (const DropBook::Collected& collected : book.admission) {
-    const Record& record = book.decisions[collected.decision];
-    if (record.outcome == OrderOutcome::pending)
-      found.push_back({record.user(), record.client_order_id()});
-  }
-  return found;
 }
 
 // Units came back (cancel, expiry, restock): the waitlist's head takes them first, strictly

@@ -140,7 +140,7 @@ void check_drop(const DropBook& book) {
     waiting[record.user()] += record.qty;
   }
   if (book.admission_closed) {
-    FS_ASSERT(book.pending_orders == 0 && book.pending_units == 0);
+    FS_ASSERT(book.pending_orders == 0 && book.pending_units == 0 && book.admission.empty());
   } else {
     FS_ASSERT(pending == book.pending_orders && pending_units == book.pending_units);
     FS_ASSERT(book.admission.size() == pending);

@@ -416,11 +416,19 @@ void Sequencer::publish_events(TimeMs now_ms) {
               answer_waiting(event.drop, body.user, body.client_order_id, result);
             }
           } else if constexpr (std::is_same_v<Body, engine::AdmissionClosed>) {
-            // Everyone the draw passed over is sold out: no event each, an answer each.
+            // Everyone the draw passed over is sold out: no event each, an answer each. The
+            // orders still waiting for this drop are exactly those (drawn ones were answered).
             engine::OrderResult sold_out;
             sold_out.outcome = engine::OrderOutcome::sold_out;
-            for (const engine::Engine::Undrawn& order : engine_.undrawn(event.drop))
-              answer_waiting(event.drop, order.user, order.client_order_id, sold_out);
+            const std::string prefix = std::to_string(event.drop) + '\0';  // see waiting_key
+            std::vector<std::string> passed_over;
+            for (const auto& [key, waiters] : waiting_)
+              if (key.starts_with(prefix)) passed_over.push_back(key);
+            for (const std::string& key : passed_over) {
+              const std::string_view rest = std::string_view(key).substr(prefix.size());
+              const auto split = rest.find('\0');
+              answer_waiting(event.drop, rest.substr(0, split), rest.substr(split + 1), sold_out);
+            }
           } else if constexpr (std::is_same_v<Body, engine::OrderPromoted> ||
                                std::is_same_v<Body, engine::OrderCancelled> ||
                                std::is_same_v<Body, engine::HoldExpired>) {

@@ -184,14 +184,6 @@ class Engine {
   std::optional<OrderInfo> order_info(DropIndex drop, OrderNumber order) const;
   // The buyer's orders in a drop, oldest first. Scans the drop's orders: for host tooling.
   std::vector<OrderInfo> orders_of(DropIndex drop, std::string_view user) const;
-  // The orders of the drop's admission window that its draw left sold out without an event of
-  // their own (see AdmissionClosed), for telling their buyers. Meaningful right after the
-  // AdmissionClosed event, on the engine that produced it. O(orders collected).
-  struct Undrawn {
-    std::string_view user;
-    std::string_view client_order_id;
-  };
-  std::vector<Undrawn> undrawn(DropIndex drop) const;
   // The recorded outcome of (user, client_order_id) without placing anything.
   std::optional<OrderResult> find_decision(std::string_view drop, std::string_view user,
                                            std::string_view client_order_id) const;
