@@ -435,16 +435,17 @@ void Engine::apply_body(DropIndex drop, EventBody& body) {
   if (auto* created = std::get_if<DropCreated>(&body)) {
     FS_ASSERT(drop == drops_.size());
     FS_ASSERT(drops_.size() < limits_.drops_max);
-    FS_ASSERT(detail::validate_spec(created->spec) == nullptr);
-    created->spec.id = arena_->intern(created->spec.id);
-    created->spec.title = arena_->intern(created->spec.title);
-    created->spec.beneficiary = arena_->intern(created->spec.beneficiary);
-    created->spec.beneficiary_note = arena_->intern(created->spec.beneficiary_note);
-    drops_.push_back(
-        std::make_unique<DropBook>(drop, created->spec, limits_.decisions_per_drop_reserve));
+    FS_ASSERT(created->spec != nullptr && detail::validate_spec(*created->spec) == nullptr);
+    DropSpec spec = *created->spec;
+    spec.id = arena_->intern(spec.id);
+    spec.title = arena_->intern(spec.title);
+    spec.beneficiary = arena_->intern(spec.beneficiary);
+    spec.beneficiary_note = arena_->intern(spec.beneficiary_note);
+    created->spec = std::make_shared<const DropSpec>(spec);
+    drops_.push_back(std::make_unique<DropBook>(drop, spec, limits_.decisions_per_drop_reserve));
     // Room for the reserved decisions' keys at a typical 24 bytes each.
     arena_->reserve(std::size_t{limits_.decisions_per_drop_reserve} * 24);
-    FS_ASSERT(drop_ids_->map.emplace(created->spec.id, drop).second);
+    FS_ASSERT(drop_ids_->map.emplace(spec.id, drop).second);
     return;
   }
   FS_ASSERT(drop < drops_.size());
@@ -656,7 +657,7 @@ CommandResult Engine::create_drop(const DropSpec& spec, TimeMs now_ms, Events& e
     result.reason = "the engine holds its maximum number of drops";
   } else {
     result.drop = static_cast<DropIndex>(drops_.size());
-    emit(result.drop, DropCreated{spec}, events);
+    emit(result.drop, DropCreated{std::make_shared<const DropSpec>(spec)}, events);
   }
   after_command();
   return result;

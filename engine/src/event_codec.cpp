@@ -76,7 +76,7 @@ void encode_event(const Event& event, ByteWriter& out, TimeMs& previous_at_ms) {
   std::visit(
       [&]<typename Body>(const Body& body) {
         if constexpr (std::is_same_v<Body, DropCreated>) {
-          encode_spec(body.spec, out);
+          encode_spec(*body.spec, out);
         } else if constexpr (std::is_same_v<Body, CountdownStarted>) {
           out.signed_varint(body.opens_at_ms - event.at_ms);
           out.fixed64(body.admission_seed);
@@ -137,7 +137,7 @@ bool decode_body(ByteReader& in, std::uint8_t kind, Event& event) {
   switch (kind) {
     case 0: {
       const DropSpec spec = decode_spec(in);
-      event.body = DropCreated{spec};
+      event.body = DropCreated{std::make_shared<const DropSpec>(spec)};
       return in.ok() && detail::validate_spec(spec) == nullptr;
     }
     case 1: {

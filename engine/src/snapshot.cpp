@@ -85,7 +85,7 @@ std::string Engine::restore(std::string_view bytes) {
     if (const char* problem = detail::validate_spec(spec))
       return "invalid drop: " + std::string(problem);
     if (find_drop(spec.id)) return "duplicate drop " + std::string(spec.id);
-    EventBody created = DropCreated{spec};
+    EventBody created = DropCreated{std::make_shared<const DropSpec>(spec)};
     apply_body(index, created);
     DropBook& book = *drops_.back();
     const std::uint8_t state = in.byte();

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 #include <variant>
 
@@ -41,10 +42,12 @@ struct DropSpec {
   friend bool operator==(const DropSpec&, const DropSpec&) = default;
 };
 
+// The spec is shared rather than held: it is by far the largest body, and every event (one
+// per order in a surge) is as large as the largest body. Strings point into the arena.
 struct DropCreated {
-  DropSpec spec;  // strings point into the arena
+  std::shared_ptr<const DropSpec> spec;
 
-  friend bool operator==(const DropCreated&, const DropCreated&) = default;
+  friend bool operator==(const DropCreated& a, const DropCreated& b) { return *a.spec == *b.spec; }
 };
 
 struct CountdownStarted {
@@ -143,5 +146,6 @@ struct Event {
 
   friend bool operator==(const Event&, const Event&) = default;
 };
+static_assert(sizeof(Event) <= 96, "an event is written per order: keep it small");
 
 }  // namespace flashsale::engine
