@@ -17,10 +17,11 @@
 //   in the order they were granted because hold_ms is fixed per drop and time never goes
 //   backwards, so expiry is O(1) per hold.
 // - `admission` lists the orders collected in the admission window (their records say
-//   `pending`), in arrival order until the draw shuffles it; freed when the draw is over. Their units are not in the buyer's
-//   `units` (the draw would have to visit every buyer to take them out again): the limit check
-//   adds them from the buyer's chain while the window collects. Once the draw is over
-//   (`admission_closed`) a record still saying `pending` is read as sold_out (`outcome_of`).
+//   `pending`), in arrival order until the draw shuffles it; freed when the draw is over.
+//   Their units are not in the buyer's `units` (the draw would have to visit every buyer to
+//   take them out again): the limit check adds them from the buyer's chain while the window
+//   collects. Once the draw is over (`admission_closed`) a record still saying `pending` is
+//   read as sold_out (`outcome_of`).
 #pragma once
 
 #include <boost/container_hash/hash.hpp>
@@ -192,7 +193,6 @@ class DropBook {
   std::uint32_t supporters = 0;      // buyers with `supporter` set
   std::uint64_t admission_seed = 0;  // from the countdown
   std::uint32_t pending_orders = 0;  // records still `pending`, until the draw is over
-  std::uint64_t pending_units = 0;   // their units (may pass 2^32: 10^6-unit orders, many)
   bool admission_closed = false;     // the draw is over
 
   // Orders arriving before this instant are collected for the draw (with a window at all).

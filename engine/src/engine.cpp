@@ -214,8 +214,6 @@ void add_order(DropBook& book, const OrderDecided& decided, std::uint32_t positi
   record.outcome = decided.outcome;
   record.order = decided.order;
   book.pending_orders -= 1;
-  FS_ASSERT(book.pending_units >= decided.qty);
-  book.pending_units -= decided.qty;
   if (decided.outcome == OrderOutcome::sold_out) {
     FS_ASSERT(decided.order == 0);
     FS_ASSERT(book.stock_left == decided.stock_left);
@@ -238,7 +236,6 @@ void add_order(DropBook& book, const OrderDecided& decided, std::uint32_t positi
   FS_ASSERT(buyer.units + book.pending_units_of(buyer) <= book.spec.per_user_limit);
   book.admission.push_back({position, buyer_position});
   book.pending_orders += 1;
-  book.pending_units += decided.qty;
 }
 
 void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
@@ -294,7 +291,6 @@ void apply_to(DropBook& book, const AdmissionClosed& closed) {
   FS_ASSERT(!book.admission_closed && book.pending_orders == closed.sold_out);
   book.admission_closed = true;
   book.pending_orders = 0;
-  book.pending_units = 0;
   book.admission.clear();  // the rest read as sold out through their records (outcome_of)
   book.admission.shrink_to_fit();
 }

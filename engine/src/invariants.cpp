@@ -129,20 +129,18 @@ void check_drop(const DropBook& book) {
   // Orders collected in the admission window count toward their buyer's limit until drawn;
   // once the draw is over, those it passed over are sold out and count for nothing.
   std::uint32_t pending = 0;
-  std::uint64_t pending_units = 0;
   boost::unordered_flat_map<std::string_view, std::uint64_t, detail::StringHash, std::equal_to<>>
       waiting;
   for (const Record& record : book.decisions) {
     if (record.outcome != OrderOutcome::pending) continue;
     FS_ASSERT(record.order == 0 && book.spec.admission_window_ms > 0);
     pending += 1;
-    pending_units += record.qty;
     waiting[record.user()] += record.qty;
   }
   if (book.admission_closed) {
-    FS_ASSERT(book.pending_orders == 0 && book.pending_units == 0 && book.admission.empty());
+    FS_ASSERT(book.pending_orders == 0 && book.admission.empty());
   } else {
-    FS_ASSERT(pending == book.pending_orders && pending_units == book.pending_units);
+    FS_ASSERT(pending == book.pending_orders);
     FS_ASSERT(book.admission.size() == pending);
     for (const auto& [user, count] : waiting) {
       const auto found = units.find(user);

@@ -151,7 +151,6 @@ std::string Engine::restore(std::string_view bytes) {
         if (!book.collecting(now_ms_)) return "a pending order outside an admission window";
         book.admission.push_back({static_cast<std::uint32_t>(position), buyer});
         book.pending_orders += 1;
-        book.pending_units += qty;
       }
     }
 
