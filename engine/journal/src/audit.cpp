@@ -121,7 +121,12 @@ AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head) {
   // First the chain and the snapshot's binding to it, then the replay: only a journal whose
   // every byte is vouched for is replayed.
   ChainCheck chain = copy.snapshot ? ChainCheck(snapshot) : ChainCheck();
-  std::vector<std::pair<BatchHeader, std::string_view>> batches;
+  struct Checked {
+    BatchHeader header;
+    std::string_view events;
+    Hash hash;
+  };
+  std::vector<Checked> batches;
   for (std::size_t position = 0; position < copy.entries.size(); ++position) {
     const auto& [id, stored] = copy.entries[position];
     const std::string where =
@@ -140,7 +145,7 @@ AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head) {
       report.problem = where + ": " + problem;
       return report;
     }
-    batches.emplace_back(header, events);
+    batches.push_back({header, events, chain.head()});
   }
   if (std::string problem = chain.finish(); !problem.empty()) {
     report.problem = problem;
@@ -151,29 +156,27 @@ AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head) {
         "snapshot: no batch carries its checkpoint: it is not the snapshot the journal wrote";
     return report;
   }
-  // With an expected head: replay up to the batch it names, and report the totals there.
-  std::uint64_t last_batch = batches.empty() ? 0 : batches.back().first.number;
+  // Replay up to the expected head, if any, and report the totals there.
+  auto last = batches.end();
+  if (!batches.empty()) last = std::prev(batches.end());
   if (head) {
-    const auto found = chain.batch_of(*head);
-    if (!found) {
+    last = std::find_if(batches.begin(), batches.end(),
+                        [&](const Checked& batch) { return batch.hash == *head; });
+    if (last == batches.end()) {
       report.problem = "the head " + to_hex(*head) + " is not in the journal's chain";
       return report;
     }
-    last_batch = *found;
-    const auto named = std::find_if(batches.begin(), batches.end(), [&](const auto& batch) {
-      return batch.first.number == last_batch;
-    });
-    if (named->first.first_sequence + named->first.event_count - 1 < snapshot.covered_sequence) {
+    if (last->header.first_sequence + last->header.event_count - 1 < snapshot.covered_sequence) {
       report.problem = "the head " + to_hex(*head) +
                        " is older than the journal's snapshot: its totals are no longer in it";
       return report;
     }
   }
-  for (std::size_t position = 0; position < batches.size(); ++position) {
-    const auto& [header, events] = batches[position];
-    if (header.number > last_batch) break;
-    if (std::string problem = detail::replay_batch(
-            engine, header, events, snapshot.covered_sequence, report.events_replayed);
+  for (auto batch = batches.begin(); last != batches.end() && batch <= last; ++batch) {
+    const std::size_t position = static_cast<std::size_t>(batch - batches.begin());
+    if (std::string problem =
+            detail::replay_batch(engine, batch->header, batch->events, snapshot.covered_sequence,
+                                 report.events_replayed);
         !problem.empty()) {
       report.problem = "entry " + copy.entries[position].first + " (position " +
                        std::to_string(position + 1) + " in the stream): " + problem;
@@ -181,10 +184,9 @@ AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head) {
     }
     report.batches += 1;
   }
-  for (const auto& [header, events] : batches) {
-    if (header.number != last_batch) continue;
-    report.head = {last_batch, header.first_sequence + header.event_count - 1,
-                   head ? *head : chain.head()};
+  if (last != batches.end()) {
+    report.head = {last->header.number, last->header.first_sequence + last->header.event_count - 1,
+                   last->hash};
   }
   engine.check_invariants();
   for (engine::DropIndex index = 0; index < engine.drop_count(); ++index) {

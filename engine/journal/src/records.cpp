@@ -185,7 +185,6 @@ std::string ChainCheck::next(const BatchHeader& header, std::string_view stored)
   if (header.checkpoint) checkpoints_.push_back(*header.checkpoint);
   recent_.push_back({header.number, header.first_sequence + header.event_count - 1, head_});
   if (recent_.size() > recent_kept) recent_.pop_front();
-  all_.emplace_back(head_, header.number);
   return {};
 }
 
@@ -194,12 +193,6 @@ std::string ChainCheck::finish() const {
     return "the journal ends before batch " + std::to_string(snapshot_->chain_batch) +
            ", the snapshot's head: batches are missing";
   return {};
-}
-
-std::optional<std::uint64_t> ChainCheck::batch_of(const Hash& head) const {
-  for (const auto& [hash, batch] : all_)
-    if (hash == head) return batch;
-  return std::nullopt;
 }
 
 bool ChainCheck::checkpointed(const Hash& snapshot_record) const noexcept {

@@ -88,8 +88,6 @@ class ChainCheck {
   // The batches checked, oldest first: number, last event, hash (the last `recent_kept`).
   static constexpr std::size_t recent_kept = 4'096;
   const std::deque<ChainHead>& recent() const noexcept { return recent_; }
-  // Where a head is among all the batches checked, if it is.
-  std::optional<std::uint64_t> batch_of(const Hash& head) const;
 
  private:
   std::uint64_t batch_ = 0;
@@ -99,7 +97,6 @@ class ChainCheck {
   bool reached_snapshot_head_ = false;
   std::vector<Hash> checkpoints_;
   std::deque<ChainHead> recent_;
-  std::vector<std::pair<Hash, std::uint64_t>> all_;  // every hash checked, with its batch
 };
 
 }  // namespace flashsale::journal
