@@ -126,16 +126,7 @@ void Replay::prepare_drop() {
   const HttpTarget api = HttpTarget::parse(options_.api);
   const DropSetup& drop = trace_.header.drop;
   const auto created =
-      http_call(api, "POST", "/api/drops",
-                json::serialize(json::object{{"id", drop.id},
-                                             {"title", drop.title},
-                                             {"price_cents", drop.price_cents},
-                                             {"stock", drop.stock},
-                                             {"per_user_limit", drop.per_user_limit},
-                                             {"hold_seconds", drop.hold_seconds},
-                                             {"waitlist_limit", drop.waitlist_limit},
-                                             {"admission_window_ms", drop.admission_window_ms}}),
-                options_.host_key);
+      http_call(api, "POST", "/api/drops", json::serialize(to_json(drop)), options_.host_key);
   if (created.status != 201 && created.status != 409)
     throw std::runtime_error("cannot create drop " + drop.id + ": " + created.body);
   const auto seconds = (trace_.header.countdown_ms + 999) / 1000;

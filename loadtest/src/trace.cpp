@@ -206,26 +206,28 @@ Trace generate(const std::string& scenario_path, double scale, std::uint64_t see
   return trace;
 }
 
+json::object to_json(const DropSetup& drop) {
+  return {{"id", drop.id},
+          {"title", drop.title},
+          {"price_cents", drop.price_cents},
+          {"stock", drop.stock},
+          {"per_user_limit", drop.per_user_limit},
+          {"hold_seconds", drop.hold_seconds},
+          {"waitlist_limit", drop.waitlist_limit},
+          {"admission_window_ms", drop.admission_window_ms}};
+}
+
 void write_trace(const Trace& trace, const std::string& path) {
   std::ofstream out(path);
   if (!out) throw std::runtime_error("cannot write " + path);
   const TraceHeader& header = trace.header;
-  const DropSetup& drop = header.drop;
-  out << json::serialize(
-             json::object{{"flashsale_trace", header.version},
-                          {"scenario", header.scenario},
-                          {"seed", header.seed},
-                          {"scale", header.scale},
-                          {"countdown_ms", header.countdown_ms},
-                          {"viewers", header.viewers},
-                          {"drop", json::object{{"id", drop.id},
-                                                {"title", drop.title},
-                                                {"price_cents", drop.price_cents},
-                                                {"stock", drop.stock},
-                                                {"per_user_limit", drop.per_user_limit},
-                                                {"hold_seconds", drop.hold_seconds},
-                                                {"waitlist_limit", drop.waitlist_limit},
-                                                {"admission_window_ms", drop.admission_window_ms}}}})
+  out << json::serialize(json::object{{"flashsale_trace", header.version},
+                                      {"scenario", header.scenario},
+                                      {"seed", header.seed},
+                                      {"scale", header.scale},
+                                      {"countdown_ms", header.countdown_ms},
+                                      {"viewers", header.viewers},
+                                      {"drop", to_json(header.drop)}})
       << '\n';
   for (const Action& action : trace.actions) {
     json::object line{{"t", action.t_ms}, {"u", action.user}, {"a", to_string(action.kind)}};

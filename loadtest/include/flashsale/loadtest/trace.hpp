@@ -4,6 +4,7 @@
 // scenario, scale and seed always give the same trace.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,6 +23,10 @@ struct DropSetup {
   std::uint32_t waitlist_limit = 0;
   std::int64_t admission_window_ms = 0;  // a fair start (docs/protocol.md); 0: none
 };
+
+// The drop's fields as the host API's create body takes them, which is also how a trace's
+// header stores them.
+boost::json::object to_json(const DropSetup& drop);
 
 struct TraceHeader {
   int version = trace_version;
