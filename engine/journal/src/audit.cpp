@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "flashsale/engine/bytes.hpp"
-#include "redis_connection.hpp"
+#include "flashsale/journal/redis_connection.hpp"
 #include "replay.hpp"
 
 namespace flashsale::journal {
@@ -17,24 +17,24 @@ namespace {
 constexpr std::string_view export_magic = "FLASHSALE-JOURNAL-EXPORT 1\n";
 constexpr std::size_t bytes_max = std::size_t{1} << 40;
 
-detail::Reply must(detail::RedisConnection& redis, const std::vector<std::string_view>& command) {
-  detail::Reply reply = redis.command(command);
+Reply must(RedisConnection& redis, const std::vector<std::string_view>& command) {
+  Reply reply = redis.command(command);
   if (reply == nullptr) throw std::runtime_error("redis: " + redis.error());
-  if (detail::is_error(reply))
-    throw std::runtime_error("redis: " + std::string(detail::text_of(reply)));
+  if (is_error(reply))
+    throw std::runtime_error("redis: " + std::string(text_of(reply)));
   return reply;
 }
 
-std::optional<std::string> snapshot_of(detail::RedisConnection& redis, const std::string& key) {
-  const detail::Reply reply = must(redis, {"GET", key});
+std::optional<std::string> snapshot_of(RedisConnection& redis, const std::string& key) {
+  const Reply reply = must(redis, {"GET", key});
   if (reply->type != REDIS_REPLY_STRING) return std::nullopt;
-  return std::string(detail::text_of(reply));
+  return std::string(text_of(reply));
 }
 
 }  // namespace
 
 JournalCopy read_journal(const std::string& redis_address, const std::string& prefix) {
-  detail::RedisConnection redis(detail::RedisEndpoint::parse(redis_address),
+  RedisConnection redis(RedisEndpoint::parse(redis_address),
                                 std::chrono::seconds(30));
   if (!redis.ok()) throw std::runtime_error("redis " + redis_address + ": " + redis.error());
   const std::string stream_key = "{" + prefix + "}:journal";
@@ -44,9 +44,9 @@ JournalCopy read_journal(const std::string& redis_address, const std::string& pr
     copy.snapshot = snapshot_of(redis, snapshot_key);
     std::string from = "-";
     while (true) {
-      const detail::Reply range = must(redis, {"XRANGE", stream_key, from, "+", "COUNT", "512"});
+      const Reply range = must(redis, {"XRANGE", stream_key, from, "+", "COUNT", "512"});
       bool malformed = false;
-      const auto entries = detail::entries_of(range, malformed);
+      const auto entries = entries_of(range, malformed);
       if (malformed) throw std::runtime_error(stream_key + ": an entry is not a journal batch");
       if (entries.empty()) break;
       for (const auto& entry : entries) copy.entries.emplace_back(entry.id, entry.batch);

@@ -19,19 +19,13 @@
 #include "flashsale/engine/assert.hpp"
 #include "flashsale/engine/event_codec.hpp"
 #include "flashsale/journal/records.hpp"
-#include "redis_connection.hpp"
+#include "flashsale/journal/redis_connection.hpp"
 #include "replay.hpp"
 #include "scripts.hpp"
 
 namespace flashsale::journal {
 
 using Clock = std::chrono::steady_clock;
-using detail::entries_of;
-using detail::is_error;
-using detail::RedisConnection;
-using detail::Reply;
-using detail::StreamEntry;
-using detail::text_of;
 
 std::string_view to_string(JournalState state) noexcept {
   switch (state) {
@@ -103,10 +97,13 @@ constexpr std::chrono::milliseconds snapshot_timeout_min{30'000};
 // State shared by the engine thread, the writer and readers of the status.
 struct Journal::Shared {
   JournalConfig config;
-  detail::RedisEndpoint endpoint;
+  RedisEndpoint endpoint;
   std::string lease_key;
   std::string stream_key;
   std::string snapshot_key;
+  std::string cursor_key;
+  std::string orders_key;
+  std::string orders_kept;
   std::string token = make_token();
   std::string ttl_ms;
 
@@ -122,8 +119,13 @@ struct Journal::Shared {
   struct Cut {
     std::size_t bytes = 0;
     std::uint32_t events = 0;
+    std::string cursor;  // the caller's when it cut
   };
   std::deque<Cut> cuts;
+  std::string open_cursor;     // the caller's latest, not yet in a batch taken
+  bool cursor_dirty = false;   // open_cursor was not yet handed to the writer
+  std::deque<OrderRecord> open_orders;  // by sequence
+  std::string durable_cursor;
   std::deque<ChainHead> heads;  // the last batches written, oldest first
   std::optional<PendingSnapshot> snapshot;
   bool stopping = false;
@@ -142,10 +144,13 @@ struct Journal::Shared {
 
   explicit Shared(JournalConfig journal_config)
       : config(std::move(journal_config)),
-        endpoint(detail::RedisEndpoint::parse(config.redis)),
+        endpoint(RedisEndpoint::parse(config.redis)),
         lease_key("{" + config.prefix + "}:lease"),
         stream_key("{" + config.prefix + "}:journal"),
         snapshot_key("{" + config.prefix + "}:snapshot"),
+        cursor_key("{" + config.prefix + "}:cursor"),
+        orders_key("{" + config.prefix + "}:orders"),
+        orders_kept(std::to_string(config.orders_kept)),
         ttl_ms(std::to_string(config.lease_ttl.count())) {}
 
   // Logs each change of state once, not every retry.
@@ -190,6 +195,8 @@ class Journal::Writer {
     std::string stored;
     std::uint64_t last_sequence = 0;
     std::size_t event_bytes = 0;
+    std::string cursor;                    // '' leaves the stored one
+    std::vector<std::string> order_values;  // detail::order_fields per order record
   };
 
   void run() {
@@ -202,6 +209,8 @@ class Journal::Writer {
         write_snapshot();
       } else if (in_flight_) {
         write_batch();
+      } else if (cursor_) {
+        write_cursor();
       } else {
         renew();
       }
@@ -221,15 +230,19 @@ class Journal::Writer {
     const auto renew_at = last_lease_touch_ + shared_.config.lease_ttl / 3;
     shared_.wake.wait_until(lock, renew_at, [&] {
       return shared_.stopping || in_flight_ || snapshot_ || shared_.open_count > 0 ||
-             snapshot_ready();
+             shared_.cursor_dirty || cursor_ || snapshot_ready();
     });
     if (!snapshot_ && !in_flight_ && snapshot_ready()) {
       snapshot_ = std::move(shared_.snapshot);
       shared_.snapshot.reset();
     }
     if (!snapshot_ && !in_flight_ && shared_.open_count > 0) take_batch();
+    if (!snapshot_ && !in_flight_ && !cursor_ && shared_.cursor_dirty) {
+      cursor_ = shared_.open_cursor;  // nothing to batch: the position goes on its own
+      shared_.cursor_dirty = false;
+    }
     if (shared_.stopping) {
-      const bool drained = !snapshot_ && !in_flight_ && shared_.open_count == 0;
+      const bool drained = !snapshot_ && !in_flight_ && !cursor_ && shared_.open_count == 0;
       if (drained || Clock::now() >= shared_.stop_deadline) return false;
     }
     return true;
@@ -248,11 +261,15 @@ class Journal::Writer {
     Batch batch;
     std::uint32_t count = shared_.open_count;
     std::size_t bytes = shared_.open_events.size();
-    if (!shared_.cuts.empty()) {
+    if (shared_.cuts.empty()) {
+      if (shared_.cursor_dirty) batch.cursor = shared_.open_cursor;
+      shared_.cursor_dirty = false;
+    } else {
       const Shared::Cut cut = shared_.cuts.front();
       shared_.cuts.pop_front();
       count = cut.events;
       bytes = cut.bytes;
+      batch.cursor = cut.cursor;
       for (Shared::Cut& later : shared_.cuts) {
         later.events -= cut.events;
         later.bytes -= cut.bytes;
@@ -265,6 +282,11 @@ class Journal::Writer {
     batch.header.previous = sealed_hash_;
     batch.last_sequence = first + count - 1;
     batch.event_bytes = bytes;
+    while (!shared_.open_orders.empty() &&
+           shared_.open_orders.front().sequence <= batch.last_sequence) {
+      add_order_values(shared_.open_orders.front(), batch.order_values);
+      shared_.open_orders.pop_front();
+    }
     batch.stored = seal_batch(batch.header, std::string_view(shared_.open_events).substr(0, bytes));
     shared_.open_events.erase(0, bytes);
     shared_.open_count -= count;
@@ -365,15 +387,57 @@ class Journal::Writer {
     }
   }
 
+  static void add_order_values(const OrderRecord& record, std::vector<std::string>& values) {
+    values.emplace_back(record.event);
+    values.push_back(record.drop);
+    values.push_back(std::to_string(record.order));
+    values.push_back(record.order_id);
+    values.push_back(record.user);
+    values.push_back(record.client_order_id);
+    values.push_back(std::to_string(record.qty));
+    values.push_back(std::to_string(record.price_cents));
+    values.push_back(std::to_string(record.at_ms));
+    values.push_back(std::to_string(record.sequence));
+    values.emplace_back(record.reason);
+    static_assert(detail::order_fields == 11);
+  }
+
   void write_batch() {
     const Clock::time_point started = Clock::now();
     const std::string id = entry_id(in_flight_->header.number);
-    const Reply reply =
-        redis_->command({"EVAL", detail::append_lua, "2", shared_.lease_key, shared_.stream_key,
-                         shared_.token, shared_.ttl_ms, top_id_, id, in_flight_->stored});
+    std::vector<std::string_view> command{
+        "EVAL",          detail::append_lua, "4",     shared_.lease_key,   shared_.stream_key,
+        shared_.cursor_key, shared_.orders_key, shared_.token, shared_.ttl_ms, top_id_,
+        id,              in_flight_->stored, in_flight_->cursor, shared_.orders_kept};
+    command.insert(command.end(), in_flight_->order_values.begin(),
+                   in_flight_->order_values.end());
+    const Reply reply = redis_->command(command);
     if (reply == nullptr) return connection_lost();
     if (is_error(reply)) return handle_error(text_of(reply));
     complete_batch(elapsed_ms(started));
+  }
+
+  // The caller's position when no batch was there to carry it.
+  void write_cursor() {
+    const Reply reply =
+        redis_->command({"EVAL", detail::cursor_lua, "3", shared_.lease_key, shared_.stream_key,
+                         shared_.cursor_key, shared_.token, shared_.ttl_ms, top_id_, *cursor_});
+    if (reply == nullptr || is_error(reply)) {
+      {
+        std::lock_guard lock(shared_.mutex);
+        if (!shared_.cursor_dirty) {  // not overtaken by a newer one meanwhile: send it again
+          shared_.open_cursor = *cursor_;
+          shared_.cursor_dirty = true;
+        }
+      }
+      cursor_.reset();
+      if (reply == nullptr) return connection_lost();
+      return handle_error(text_of(reply));
+    }
+    last_lease_touch_ = Clock::now();
+    std::lock_guard lock(shared_.mutex);
+    shared_.durable_cursor = std::move(*cursor_);
+    cursor_.reset();
   }
 
   void complete_batch(double round_trip_ms) {
@@ -394,6 +458,7 @@ class Journal::Writer {
       shared_.pending_bytes -= batch.event_bytes;
       shared_.durable = batch.last_sequence;
       shared_.heads.push_back({batch.header.number, batch.last_sequence, sealed_hash_});
+      if (!batch.cursor.empty()) shared_.durable_cursor = batch.cursor;
       if (shared_.heads.size() > heads_kept) shared_.heads.pop_front();
     }
     if (shared_.state != JournalState::ok) shared_.set_state(JournalState::ok, "");
@@ -485,6 +550,7 @@ class Journal::Writer {
   std::uint64_t next_sequence_;  // the first event of the next batch
   std::optional<Batch> in_flight_;
   std::optional<PendingSnapshot> snapshot_;
+  std::optional<std::string> cursor_;  // a position being written on its own
   bool uncertain_ = false;  // in_flight_ was sent and its reply never came
   Reply last_reply_;        // owns what read_entries' views point into
   std::uint64_t last_batch_;
@@ -666,6 +732,9 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
                              std::to_string(snapshot_header.covered_batch) +
                              ": entries are missing");
   engine.check_invariants();
+  const Reply cursor = redis.call({"GET", shared.cursor_key}, "reading the cursor");
+  if (cursor->type == REDIS_REPLY_STRING) stats.cursor = std::string(text_of(cursor));
+  shared.durable_cursor = stats.cursor;
   redis.touch_lease();
 
   stats.last_sequence = engine.last_sequence();
@@ -692,12 +761,18 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
   return stats;
 }
 
-void Journal::append(std::span<const engine::Event> events) {
-  if (events.empty()) return;
+void Journal::append(std::span<const engine::Event> events, std::string_view cursor,
+                     std::span<const OrderRecord> orders) {
+  if (events.empty() && cursor.empty()) return;
   Shared& shared = *shared_;
   FS_ASSERT(writer_ != nullptr);
   {
     std::lock_guard lock(shared.mutex);
+    if (!cursor.empty()) {
+      shared.open_cursor = cursor;
+      shared.cursor_dirty = true;
+    }
+
     const std::size_t before = shared.open_events.size();
     engine::ByteWriter out(shared.open_events);
     for (const engine::Event& event : events) {
@@ -712,6 +787,12 @@ void Journal::append(std::span<const engine::Event> events) {
     }
     shared.pending_bytes += shared.open_events.size() - before;
     shared.status.appended_sequence = shared.appended;
+    for (const OrderRecord& order : orders) {
+      // Each record belongs to one of these events: it rides with the batch that holds it.
+      FS_ASSERT(!events.empty() && order.sequence >= events.front().sequence &&
+                order.sequence <= events.back().sequence);
+      shared.open_orders.push_back(order);
+    }
   }
   shared.events_since_snapshot += events.size();
   shared.wake.notify_one();
@@ -723,7 +804,8 @@ void Journal::cut() {
     std::lock_guard lock(shared.mutex);
     const std::uint32_t before = shared.cuts.empty() ? 0 : shared.cuts.back().events;
     if (shared.open_count == before) return;  // a batch already ends at the last event
-    shared.cuts.push_back({shared.open_events.size(), shared.open_count});
+    shared.cuts.push_back({shared.open_events.size(), shared.open_count, shared.open_cursor});
+    shared.cursor_dirty = false;
     shared.open_previous_at_ms = 0;  // the next batch's times start afresh
   }
   shared.wake.notify_one();
@@ -763,6 +845,19 @@ void Journal::append_snapshot(const engine::Engine& engine) {
 
 std::uint64_t Journal::durable_sequence() const noexcept {
   return shared_->durable.load();
+}
+
+std::string Journal::durable_cursor() const {
+  std::lock_guard lock(shared_->mutex);
+  return shared_->durable_cursor;
+}
+
+const std::string& Journal::lease_token() const noexcept {
+  return shared_->token;
+}
+
+std::string Journal::lease_key() const {
+  return shared_->lease_key;
 }
 
 bool Journal::wait_durable(std::uint64_t sequence, std::chrono::milliseconds timeout) const {

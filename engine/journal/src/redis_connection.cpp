@@ -1,10 +1,10 @@
 // See redis_connection.hpp.
-#include "redis_connection.hpp"
+#include "flashsale/journal/redis_connection.hpp"
 
 #include <charconv>
 #include <stdexcept>
 
-namespace flashsale::journal::detail {
+namespace flashsale::journal {
 
 RedisEndpoint RedisEndpoint::parse(std::string_view text) {
   RedisEndpoint endpoint;
@@ -145,4 +145,4 @@ std::vector<StreamEntry> entries_of(const Reply& reply, bool& malformed) {
   return entries;
 }
 
-}  // namespace flashsale::journal::detail
+}  // namespace flashsale::journal

@@ -34,9 +34,26 @@ if not hold_lease() then
 end
 )";
 
-// ARGV[4] entry id, ARGV[5] sealed batch.
-inline const std::string append_lua =
-    "#!lua\n" + hold_lease_lua + "return redis.call('XADD', KEYS[2], ARGV[4], 'b', ARGV[5])\n";
+// KEYS[3] cursor, KEYS[4] orders; ARGV[4] entry id, ARGV[5] sealed batch, ARGV[6] the caller's
+// cursor ('' leaves it), ARGV[7] how many order entries to keep, then each order record as
+// `order_fields` values: the batch, its cursor and its orders land together or not at all.
+inline constexpr int order_fields = 11;
+inline const std::string append_lua = "#!lua\n" + hold_lease_lua + R"(
+local id = redis.call('XADD', KEYS[2], ARGV[4], 'b', ARGV[5])
+if ARGV[6] ~= '' then redis.call('SET', KEYS[3], ARGV[6]) end
+for i = 8, #ARGV, 11 do
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*',
+    'event', ARGV[i], 'drop', ARGV[i + 1], 'order', ARGV[i + 2], 'order_id', ARGV[i + 3],
+    'user', ARGV[i + 4], 'client_order_id', ARGV[i + 5], 'qty', ARGV[i + 6],
+    'price_cents', ARGV[i + 7], 'at_ms', ARGV[i + 8], 'sequence', ARGV[i + 9],
+    'reason', ARGV[i + 10])
+end
+return id
+)";
+
+// KEYS[3] cursor; ARGV[4] the caller's cursor, stored alone when no batch carries it.
+inline const std::string cursor_lua =
+    "#!lua\n" + hold_lease_lua + "return redis.call('SET', KEYS[3], ARGV[4])\n";
 
 // KEYS[3] snapshot; ARGV[4] sealed snapshot, ARGV[5] first entry id to keep, ARGV[6] and
 // ARGV[7] the id and bytes of the batch that binds the snapshot to the hash chain: the

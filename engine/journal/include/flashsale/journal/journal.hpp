@@ -11,6 +11,10 @@
 //   {prefix}:journal   stream of sealed batches, entry id "<batch number>-0", field "b"
 //   {prefix}:snapshot  the latest snapshot record (records.hpp)
 //   {prefix}:lease     the writing engine's token, with a time to live
+//   {prefix}:cursor    the caller's position in its own input when the last batch was written
+//                      (the cluster's command stream entry id: docs/scaling.md)
+//   {prefix}:orders    confirmed, cancelled and expired orders for downstream systems, written
+//                      by the same script as the batch holding their events (docs/scaling.md)
 //
 // Single writer: only the holder of the lease may write, and every write is fenced by a Lua
 // script that checks the token first, so an engine paused past its lease (and replaced) cannot
@@ -48,6 +52,26 @@ struct JournalConfig {
   // Appended bytes not yet durable; past it `accepting()` is false, so the caller answers
   // `unavailable` instead of deciding more. Bounds memory while Redis is away.
   std::size_t pending_bytes_max = std::size_t{64} << 20;
+  // {prefix}:orders keeps about this many entries (XADD MAXLEN ~): downstream consumers must
+  // keep up within it, and Redis memory stays bounded whatever they do.
+  std::uint64_t orders_kept = 1'000'000;
+};
+
+// An order change that systems downstream act on (payment, fulfilment): appended to
+// {prefix}:orders atomically with the batch that holds its event, so a consumer sees exactly
+// the changes that are durable, each once.
+struct OrderRecord {
+  std::uint64_t sequence = 0;  // of its event
+  std::string_view event;      // "confirmed", "cancelled" or "expired"
+  std::string drop;
+  engine::OrderNumber order = 0;
+  std::string order_id;  // as buyers see it (the protocol's "order" field)
+  std::string user;
+  std::string client_order_id;
+  std::uint32_t qty = 0;
+  std::int64_t price_cents = 0;  // per unit
+  engine::TimeMs at_ms = 0;
+  std::string_view reason;  // cancelled: "by_buyer" or "closed"; otherwise empty
 };
 
 enum class JournalState : std::uint8_t {
@@ -83,6 +107,7 @@ struct RecoveryStats {
   std::uint64_t events_replayed = 0;
   std::uint64_t journal_bytes_read = 0;
   std::uint64_t last_sequence = 0;
+  std::string cursor;  // the caller's position stored with the last batch; empty if none
 };
 
 class Journal {
@@ -107,7 +132,11 @@ class Journal {
 
   // Engine thread: queues events for the next batch. Never refuses — they already happened —
   // so gate new commands on accepting(). Allocates only as the pending buffer grows.
-  void append(std::span<const engine::Event> events);
+  // `cursor`, if not empty, is the caller's position in its input that these events complete:
+  // it is stored with the batch that holds them (or on its own when there are none), and comes
+  // back from recover(). `orders` go to {prefix}:orders with the batch holding their events.
+  void append(std::span<const engine::Event> events, std::string_view cursor = {},
+              std::span<const OrderRecord> orders = {});
 
   // Engine thread: ends the batch being gathered at the last event appended, so that one batch
   // ends exactly there and chain_head() can name it: for answers that commit to a state (the
@@ -125,6 +154,11 @@ class Journal {
 
   // Any thread.
   std::uint64_t durable_sequence() const noexcept;
+  std::string durable_cursor() const;  // the last cursor written
+  // The token this journal holds its lease with (after recover()): a caller's own reads and
+  // writes under the same key prefix can be fenced by the same lease (docs/scaling.md).
+  const std::string& lease_token() const noexcept;
+  std::string lease_key() const;
   bool wait_durable(std::uint64_t sequence, std::chrono::milliseconds timeout) const;
   bool accepting() const noexcept;  // state ok and pending bytes under the bound
   JournalStatus status() const;

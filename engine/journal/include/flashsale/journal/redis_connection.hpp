@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-namespace flashsale::journal::detail {
+namespace flashsale::journal {
 
 struct ReplyDeleter {
   void operator()(redisReply* reply) const noexcept { freeReplyObject(reply); }
@@ -70,4 +70,4 @@ std::vector<StreamEntry> entries_of(const Reply& reply, bool& malformed);
 bool is_error(const Reply& reply) noexcept;
 std::string_view text_of(const Reply& reply) noexcept;  // string, status or error text
 
-}  // namespace flashsale::journal::detail
+}  // namespace flashsale::journal
