@@ -121,6 +121,12 @@ GatewayConfig load_config(const std::string& path) {
   read_number(limits, "limits", "stock_deliveries_per_second", l.stock_deliveries_per_second, 100,
               1e8);
 
+  const toml::table& cluster = section(root, "cluster");
+  read_number(cluster, "cluster", "shards", config.cluster.shards, 1, 1024);
+  read_ms(cluster, "cluster", "standby_delay_ms", config.cluster.standby_delay, 600'000);
+  read_ms(cluster, "cluster", "forward_timeout_ms", config.cluster.forward_timeout, 600'000);
+  read_string(cluster, "cluster", "id", config.cluster.id);
+
   const toml::table& engine = section(root, "engine");
   read_number(engine, "engine", "drops_max", config.engine.drops_max, 1, 1e5);
   read_number(engine, "engine", "decisions_per_drop_max", config.engine.decisions_per_drop_max, 1,
@@ -142,6 +148,11 @@ void validate(const GatewayConfig& config) {
   if (config.engine.decisions_per_drop_reserve > config.engine.decisions_per_drop_max)
     bad("engine.decisions_per_drop_reserve", "must not exceed decisions_per_drop_max");
   if (config.limits.orders_burst < 1) bad("limits.orders_burst", "must be at least 1");
+  if (!config.cluster.id.empty() &&
+      (config.cluster.id.size() > 32 || !engine::is_valid_drop_id(config.cluster.id)))
+    bad("cluster.id", "must be 1-32 of [A-Za-z0-9_.-]");
+  for (const std::uint32_t shard : config.cluster.preferred_shards)
+    if (shard >= config.cluster.shards) bad("cluster.shards", "a preferred shard is out of range");
 }
 
 }  // namespace flashsale::gateway

@@ -18,6 +18,8 @@
 
 namespace flashsale::gateway {
 
+class ClusterLink;
+
 // GET /drops answers anyone, so it must not let anyone flood the engine thread: the list is
 // read from the engine at most once per `fresh_for`, every caller meanwhile shares the answer.
 struct DropListCache {
@@ -31,10 +33,11 @@ struct DropListCache {
 
 struct ServerContext {
   const GatewayConfig& config;
-  Sequencer& sequencer;
-  journal::Journal& journal;
+  RequestSink& sequencer;
+  journal::Journal* journal;  // null in a gateway: the engines hold the journals
   Metrics& metrics;
   SourceLimits& source_limits;
+  ClusterLink* cluster = nullptr;  // a gateway's link to the engines
   std::atomic<bool> shutting_down{false};
   DropListCache drop_list{};
 };

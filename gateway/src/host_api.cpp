@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 #include <boost/json.hpp>
 
+#include "cluster_gateway.hpp"
 #include "flashsale/gateway/protocol.hpp"
 #include "flashsale/gateway/tokens.hpp"
 
@@ -350,6 +351,10 @@ std::optional<HostReply> public_drops(ServerContext& context, std::function<void
     }
     for (auto& waiter : waiting) waiter(reply);
   };
+  if (context.cluster != nullptr) {  // a gateway: every shard's list, merged
+    context.cluster->forward(HttpRequest{http::verb::get, "/drops", 11}, answer_all);
+    return std::nullopt;
+  }
   auto refused = on_engine(
       context,
       [](HostContext& host) {
@@ -376,13 +381,18 @@ std::optional<HostReply> public_drops(ServerContext& context, std::function<void
   return std::nullopt;
 }
 
-std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
-                                   std::function<void(HostReply)> done) {
+std::optional<HostReply> check_host_key(const HttpRequest& request, const GatewayConfig& config) {
   const auto authorization = request[http::field::authorization];
-  const std::string expected = "Bearer " + context.config.host_key;
+  const std::string expected = "Bearer " + config.host_key;
   if (authorization.size() != expected.size() ||
       CRYPTO_memcmp(authorization.data(), expected.data(), expected.size()) != 0)
     return http_error(401, "unauthorized", "Authorization: Bearer <host_key> required");
+  return std::nullopt;
+}
+
+std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
+                                   std::function<void(HostReply)> done) {
+  if (auto refused = check_host_key(request, context.config)) return refused;
 
   std::string_view target = request.target();
   std::string_view query;

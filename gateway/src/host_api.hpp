@@ -22,6 +22,9 @@ HostReply http_error(unsigned status, std::string_view code, std::string_view me
 // GET /drops, no key: what a viewer may see of every drop, to choose one.
 std::optional<HostReply> public_drops(ServerContext& context, std::function<void(HostReply)> done);
 
+// 401 unless the request carries `Authorization: Bearer <host_key>`.
+std::optional<HostReply> check_host_key(const HttpRequest& request, const GatewayConfig& config);
+
 std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
                                    std::function<void(HostReply)> done);
 

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "cluster_gateway.hpp"
 #include "websocket_session.hpp"
 
 namespace flashsale::gateway {
@@ -89,7 +90,9 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
     return;
   }
   if (target == "/metrics") {
-    return respond({200, context_.metrics.render(context_.journal.status())},
+    return respond({200, context_.metrics.render(context_.journal != nullptr
+                                                     ? context_.journal->status()
+                                                     : journal::JournalStatus{})},
                    "text/plain; version=0.0.4");
   }
   if (target.starts_with("/api/")) {
@@ -98,6 +101,13 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
         self->respond(std::move(reply));
       });
     };
+    if (context_.cluster != nullptr && target != "/api/tokens") {
+      // A gateway: checked here, answered by the engine that owns the drop.
+      if (auto refused = check_host_key(request, context_.config))
+        return respond(std::move(*refused));
+      context_.cluster->forward(request, std::move(done));
+      return;
+    }
     if (auto reply = route_api(request, context_, std::move(done))) respond(std::move(*reply));
     return;
   }
@@ -105,8 +115,9 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
 }
 
 HostReply HttpSession::health() const {
-  const journal::JournalStatus status = context_.journal.status();
   if (context_.shutting_down) return http_error(503, "shutting_down", "the server is stopping");
+  if (context_.cluster != nullptr) return context_.cluster->health();
+  const journal::JournalStatus status = context_.journal->status();
   if (status.state != journal::JournalState::ok)
     return http_error(503, journal::to_string(status.state),
                       status.detail.empty() ? "journal not writable" : status.detail);

@@ -16,7 +16,7 @@
 
 namespace flashsale::gateway {
 
-class Hub {
+class Hub final : public Fanout {
  public:
   Hub(boost::asio::io_context& io, Metrics& metrics) : io_(io), metrics_(metrics) {}
   Hub(const Hub&) = delete;
@@ -40,7 +40,8 @@ class Hub {
   }
 
   // Any thread: every subscriber of `drop` on this hub gets `frame`.
-  void publish(std::string drop, SharedFrame frame, FrameKind kind, std::uint32_t drop_index) {
+  void publish(std::string drop, SharedFrame frame, FrameKind kind,
+               std::uint32_t drop_index) override {
     const auto posted = std::chrono::steady_clock::now();
     boost::asio::post(
         io_, [this, drop = std::move(drop), frame = std::move(frame), kind, drop_index, posted] {

@@ -13,6 +13,10 @@ int main(int argc, char** argv) {
   std::string redis;
   std::string prefix;
   unsigned io_threads = 0;
+  std::string role;
+  std::uint32_t shards = 0;
+  std::vector<std::uint32_t> preferred;
+  std::string id;
   app.add_option("--config", config_path, "TOML configuration file")
       ->required()
       ->check(CLI::ExistingFile);
@@ -22,6 +26,13 @@ int main(int argc, char** argv) {
   app.add_option("--journal-prefix", prefix, "journal key prefix (overrides journal.prefix)");
   app.add_option("--io-threads", io_threads, "I/O threads (overrides server.io_threads)")
       ->check(CLI::Range(1u, 64u));
+  app.add_option("--role", role, "all (default): one process; gateway; engine (docs/scaling.md)")
+      ->check(CLI::IsMember({"all", "gateway", "engine"}));
+  app.add_option("--shards", shards, "shards of the deployment (overrides cluster.shards)")
+      ->check(CLI::Range(1u, 1024u));
+  app.add_option("--prefer", preferred, "an engine's preferred shards, e.g. --prefer 0 1")
+      ->delimiter(',');
+  app.add_option("--id", id, "this process's name in Redis (overrides cluster.id)");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   try {
@@ -30,6 +41,15 @@ int main(int argc, char** argv) {
     if (!redis.empty()) config.journal.redis = redis;
     if (!prefix.empty()) config.journal.prefix = prefix;
     if (io_threads != 0) config.io_threads = io_threads;
+    using flashsale::gateway::Role;
+    if (!role.empty())
+      config.cluster.role = role == "gateway" ? Role::gateway
+                            : role == "engine" ? Role::engine
+                                               : Role::all;
+    if (shards != 0) config.cluster.shards = shards;
+    if (!preferred.empty()) config.cluster.preferred_shards = preferred;
+    if (!id.empty()) config.cluster.id = id;
+    flashsale::gateway::validate(config);
     return flashsale::gateway::Server(std::move(config)).run();
   } catch (const std::exception& error) {
     spdlog::error("flashsale: {}", error.what());

@@ -41,6 +41,16 @@ class Outbox {
   virtual void shut_down() = 0;
 };
 
+// Where the updates of a drop go to reach its viewers: this process's hubs, or (an engine
+// serving gateways) Redis Pub/Sub. Any thread.
+class Fanout {
+ public:
+  virtual ~Fanout() = default;
+  // `drop_index` tells supersedable frames of different drops apart.
+  virtual void publish(std::string drop, SharedFrame frame, FrameKind kind,
+                       std::uint32_t drop_index) = 0;
+};
+
 inline SharedFrame share(std::string text) {
   return std::make_shared<const std::string>(std::move(text));
 }

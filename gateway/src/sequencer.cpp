@@ -52,11 +52,11 @@ struct Sequencer::DropView {
   TimeMs next_tick_ms = 0;  // 0: not counting down
 };
 
-Sequencer::Sequencer(const GatewayConfig& config, journal::Journal& journal, std::vector<Hub*> hubs,
-                     Metrics& metrics)
+Sequencer::Sequencer(const GatewayConfig& config, journal::Journal& journal,
+                     std::vector<Fanout*> fanouts, Metrics& metrics)
     : config_(config),
       journal_(journal),
-      hubs_(std::move(hubs)),
+      fanouts_(std::move(fanouts)),
       metrics_(metrics),
       engine_(config.engine) {
   journal_.on_durable([this](std::uint64_t) {
@@ -148,8 +148,7 @@ void Sequencer::run() {
       metrics_.engine_batches.fetch_add(1, std::memory_order_relaxed);
     }
     publish_events(now_ms);
-    journal_.append(events_);
-    events_.clear();
+    journal_events();
     flush_stock_and_ticks(now_ms);
     if (journal_.snapshot_due()) journal_.append_snapshot(engine_);
     release_durable();
@@ -181,6 +180,8 @@ void Sequencer::process(std::vector<Request>& work, TimeMs now_ms, bool acceptin
         [&]<typename Body>(Body& body) {
           if constexpr (std::is_same_v<Body, HelloRequest> || std::is_same_v<Body, LeaveRequest>) {
             handle(body);
+          } else if constexpr (std::is_same_v<Body, CursorMark>) {
+            cursor_ = std::move(body.id);
           } else if constexpr (std::is_same_v<Body, SubscribeRequest> ||
                                std::is_same_v<Body, ActionRequest>) {
             if (accepting || std::is_same_v<Body, SubscribeRequest>) {
@@ -237,6 +238,12 @@ void Sequencer::handle(HelloRequest& request) {
   auto& connections = users_[request.user];
   std::erase_if(connections,
                 [](const std::weak_ptr<Outbox>& connection) { return connection.expired(); });
+  if (request.quiet) {
+    if (connections.size() >= config_.limits.connections_per_user)
+      connections.erase(connections.begin());  // the oldest: its gateway forgot to say it left
+    connections.push_back(request.from);
+    return;
+  }
   if (connections.size() >= config_.limits.connections_per_user) {
     metrics_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
     metrics_.count_limited(Limit::connections_per_user);
@@ -313,8 +320,7 @@ void Sequencer::handle(HostRequest& request, TimeMs now_ms, bool accepting) {
   if (request.with_chain_head && reply.status == 200) {
     // Everything decided so far goes to the journal now, in batches that end here.
     publish_events(now_ms);
-    journal_.append(events_);
-    events_.clear();
+    journal_events();
     journal_.cut();
     const std::uint64_t sequence = engine_.last_sequence();
     release.sequence = sequence;  // the head is known once its batch is written, ack or not
@@ -375,6 +381,13 @@ std::string Sequencer::waiting_key(engine::DropIndex drop, std::string_view user
   return key;
 }
 
+void Sequencer::journal_events() {
+  journal_.append(events_, cursor_, order_records_);
+  events_.clear();
+  order_records_.clear();
+  cursor_.clear();
+}
+
 void Sequencer::publish_events(TimeMs now_ms) {
   for (const engine::Event& event : events_) {
     DropView& drop_view = view(event.drop);
@@ -383,6 +396,23 @@ void Sequencer::publish_events(TimeMs now_ms) {
       push_to_user(info->user, share(protocol::order_update(drop_view.id, order,
                                                             info->client_order_id, info->status,
                                                             info->qty, info->hold_expires_at_ms)));
+    };
+    // Confirmed, cancelled and expired orders go downstream with the batch that holds them.
+    const auto record = [&](engine::OrderNumber order, std::string_view change,
+                            std::string_view reason = {}) {
+      const auto info = engine_.order_info(event.drop, order);
+      journal::OrderRecord& added = order_records_.emplace_back();
+      added.sequence = event.sequence;
+      added.event = change;
+      added.drop = drop_view.id;
+      added.order = order;
+      added.order_id = protocol::order_id(drop_view.id, order);
+      added.user = info->user;
+      added.client_order_id = info->client_order_id;
+      added.qty = info->qty;
+      added.price_cents = engine_.drop_info(event.drop).spec.price_cents;
+      added.at_ms = event.at_ms;
+      added.reason = reason;
     };
     std::visit(
         [&]<typename Body>(const Body& body) {
@@ -434,8 +464,12 @@ void Sequencer::publish_events(TimeMs now_ms) {
                                std::is_same_v<Body, engine::HoldExpired>) {
             drop_view.stock_dirty = true;
             push_update(body.order);
+            if constexpr (std::is_same_v<Body, engine::OrderCancelled>)
+              record(body.order, "cancelled", engine::to_string(body.reason));
+            if constexpr (std::is_same_v<Body, engine::HoldExpired>) record(body.order, "expired");
           } else if constexpr (std::is_same_v<Body, engine::OrderConfirmed>) {
             push_update(body.order);
+            record(body.order, "confirmed");
             // A charity drop's amount raised goes out with the coalesced stock updates.
             drop_view.stock_dirty |= drop_view.pledges;
           }
@@ -524,8 +558,8 @@ void Sequencer::release_durable() {
     } else if (release.outbox) {
       release.outbox->send(std::move(release.frame), release.kind, release.drop);
     } else {
-      for (Hub* hub : hubs_)
-        hub->publish(views_[release.drop].id, release.frame, release.kind, release.drop);
+      for (Fanout* fanout : fanouts_)
+        fanout->publish(views_[release.drop].id, release.frame, release.kind, release.drop);
     }
     releases_.pop_front();
   }

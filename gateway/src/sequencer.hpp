@@ -34,6 +34,9 @@ namespace flashsale::gateway {
 struct HelloRequest {
   std::shared_ptr<Outbox> from;
   std::string user;
+  // A gateway's connection seen by an engine: registered for order updates only; the gateway
+  // already welcomed it and counted it against connections_per_user.
+  bool quiet = false;
 };
 struct LeaveRequest {
   Outbox* from = nullptr;
@@ -76,12 +79,27 @@ struct HostRequest {
   bool with_chain_head = false;
 };
 
-using Request = std::variant<HelloRequest, LeaveRequest, SubscribeRequest, OrderRequest,
-                             ActionRequest, HostRequest>;
+// An engine serving gateways (docs/scaling.md): the requests before this came from its command
+// stream up to entry `id`, which the journal stores with their events.
+struct CursorMark {
+  std::string id;
+};
 
-class Sequencer {
+using Request = std::variant<HelloRequest, LeaveRequest, SubscribeRequest, OrderRequest,
+                             ActionRequest, HostRequest, CursorMark>;
+
+// What sessions hand their requests to: the engine thread of this process, or (a gateway) the
+// link that carries them to the engine owning the drop.
+class RequestSink {
  public:
-  Sequencer(const GatewayConfig& config, journal::Journal& journal, std::vector<Hub*> hubs,
+  virtual ~RequestSink() = default;
+  // Any thread. False when the request cannot be queued now: answer `busy` yourself.
+  virtual bool submit(Request request) = 0;
+};
+
+class Sequencer final : public RequestSink {
+ public:
+  Sequencer(const GatewayConfig& config, journal::Journal& journal, std::vector<Fanout*> fanouts,
             Metrics& metrics);
   ~Sequencer();  // stop()
 
@@ -93,7 +111,7 @@ class Sequencer {
   void stop(std::chrono::milliseconds timeout);
 
   // Any thread. False when the queue is full or stopping: answer `busy` yourself.
-  bool submit(Request request);
+  bool submit(Request request) override;
 
  private:
   struct Release;
@@ -107,6 +125,7 @@ class Sequencer {
   void handle(ActionRequest& request, engine::TimeMs now_ms);
   void handle(HostRequest& request, engine::TimeMs now_ms, bool accepting);
   void publish_events(engine::TimeMs now_ms);
+  void journal_events();
   void flush_stock_and_ticks(engine::TimeMs now_ms);
   engine::TimeMs stock_interval() const;
   void push_to_user(std::string_view user, SharedFrame frame);
@@ -122,7 +141,7 @@ class Sequencer {
 
   const GatewayConfig& config_;
   journal::Journal& journal_;
-  std::vector<Hub*> hubs_;
+  std::vector<Fanout*> fanouts_;
   Metrics& metrics_;
   engine::Engine engine_;
   engine::Events events_;
@@ -151,6 +170,8 @@ class Sequencer {
   };
   boost::unordered_flat_map<std::string, std::vector<Waiter>> waiting_;
   std::vector<engine::OrderResult> results_;
+  std::string cursor_;  // the last CursorMark, for the next append
+  std::vector<journal::OrderRecord> order_records_;  // for the downstream order stream
   std::vector<engine::PlaceOrder> batch_;
 };
 

@@ -15,6 +15,8 @@
 #include <mutex>
 #include <thread>
 
+#include "cluster_engine.hpp"
+#include "cluster_gateway.hpp"
 #include "context.hpp"
 #include "http_session.hpp"
 
@@ -105,22 +107,57 @@ Server::Server(GatewayConfig config) : config_(std::move(config)) {
   validate(config_);
 }
 
+int Server::run_engine() {
+  std::atomic<bool> stop{false};
+  asio::io_context io(1);
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code error, int signal) {
+    if (error) return;
+    spdlog::info("flashsale: signal {}; stopping", signal);
+    stop = true;
+  });
+  int code = 0;
+  std::thread node([&] {
+    code = run_engine_node(config_, stop);
+    asio::post(io, [&] { io.stop(); });
+  });
+  io.run();
+  stop = true;
+  node.join();
+  return code;
+}
+
 int Server::run() {
+  if (config_.cluster.role == Role::engine) return run_engine();
   Metrics metrics;
   std::vector<std::unique_ptr<asio::io_context>> threads;
   std::vector<std::unique_ptr<Hub>> hubs;
-  std::vector<Hub*> hub_pointers;
+  std::vector<Fanout*> hub_pointers;
   for (unsigned index = 0; index < config_.io_threads; ++index) {
     threads.push_back(std::make_unique<asio::io_context>(1));
     hubs.push_back(std::make_unique<Hub>(*threads.back(), metrics));
     hub_pointers.push_back(hubs.back().get());
   }
-  journal::Journal journal(config_.journal);
-  Sequencer sequencer(config_, journal, hub_pointers, metrics);
+  // The whole product here, or (a gateway) a link to the engines.
+  std::optional<journal::Journal> journal;
+  std::optional<Sequencer> sequencer;
+  std::optional<ClusterLink> link;
+  RequestSink* requests = nullptr;
+  if (config_.cluster.role == Role::all) {
+    journal.emplace(config_.journal);
+    sequencer.emplace(config_, *journal, hub_pointers, metrics);
+    sequencer->recover();
+    sequencer->start();
+    requests = &*sequencer;
+  } else {
+    if (!shard_count_agrees(config_)) return 2;
+    link.emplace(config_, hub_pointers, metrics);
+    link->start();
+    requests = &*link;
+  }
   SourceLimits source_limits(config_.limits);
-  ServerContext context{config_, sequencer, journal, metrics, source_limits};
-  sequencer.recover();
-  sequencer.start();
+  ServerContext context{config_, *requests, journal ? &*journal : nullptr, metrics, source_limits};
+  context.cluster = link ? &*link : nullptr;
 
   Listener listener(threads, hubs, context, parse_endpoint(config_.listen));
   listener.start();
@@ -146,7 +183,7 @@ int Server::run() {
     context.shutting_down = true;
     listener.stop();
     stopper = std::thread([&] {
-      sequencer.stop(config_.journal.redis_timeout);
+      if (sequencer) sequencer->stop(config_.journal.redis_timeout);
       for (auto& hub : hubs) asio::post(hub->io(), [hub = hub.get()] { hub->shut_down_all(); });
       asio::post(*threads[0], [&] { guards.clear(); });
       std::unique_lock lock(finished_mutex);
@@ -170,9 +207,14 @@ int Server::run() {
   serve(*threads[0]);
   for (auto& worker : workers) worker.join();
   if (stopper.joinable()) stopper.join();
-  sequencer.stop(config_.journal.redis_timeout);
-  journal.stop(config_.journal.redis_timeout);
-  spdlog::info("flashsale: stopped; journal durable up to event {}", journal.durable_sequence());
+  if (link) {
+    link->stop();
+    spdlog::info("flashsale: stopped");
+    return 0;
+  }
+  sequencer->stop(config_.journal.redis_timeout);
+  journal->stop(config_.journal.redis_timeout);
+  spdlog::info("flashsale: stopped; journal durable up to event {}", journal->durable_sequence());
   return 0;
 }
 

@@ -111,7 +111,7 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
     return close_with(share(protocol::error(ErrorCode::unauthenticated, "say hello first")), 1008,
                       "unauthenticated");
   }
-  Sequencer& sequencer = context_.sequencer;
+  RequestSink& sequencer = context_.sequencer;
   const auto self = shared_from_this();
   switch (message.type) {
     case ClientType::hello:

@@ -80,6 +80,18 @@ struct Check {
   std::string detail;
 };
 
+// "ws://a/ws,ws://b/ws": several gateways of one deployment.
+std::vector<WsTarget> parse_targets(std::string_view urls) {
+  std::vector<WsTarget> targets;
+  while (!urls.empty()) {
+    const auto comma = urls.find(',');
+    targets.push_back(parse_ws(urls.substr(0, comma)));
+    urls = comma == std::string_view::npos ? std::string_view{} : urls.substr(comma + 1);
+  }
+  if (targets.empty()) throw std::invalid_argument("--url: at least one WebSocket URL");
+  return targets;
+}
+
 class Replay {
  public:
   Replay(const ReplayOptions& options, Trace trace)
@@ -88,7 +100,7 @@ class Replay {
         workers_(options.threads),
         viewers_(trace_.header.viewers),
         tallies_(workers_.size()),
-        target_(parse_ws(options.url)) {}
+        targets_(parse_targets(options.url)) {}
 
   int run();
 
@@ -112,7 +124,7 @@ class Replay {
   Workers workers_;
   std::vector<Viewer> viewers_;
   std::vector<Tally> tallies_;
-  WsTarget target_;
+  std::vector<WsTarget> targets_;  // viewers spread over them by user number
   std::int64_t opens_at_ms_ = 0;
   Clock::time_point t0_;
   std::vector<std::vector<const Action*>> schedule_;  // per thread, in time order
@@ -161,7 +173,7 @@ void Replay::act(std::size_t thread, const Action& action) {
             on_message(thread, user, message);
           });
       viewer.connection->open(
-          target_, options_.sources[action.user % options_.sources.size()],
+          targets_[action.user % targets_.size()], options_.sources[action.user % options_.sources.size()],
           fmt::format("{}-v{}", trace_.header.scenario, action.user),
           [this, user = action.user, connection = viewer.connection.get()](bool ok) {
             Viewer& self = viewers_[user];

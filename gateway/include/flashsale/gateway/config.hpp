@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "flashsale/engine/engine.hpp"
 #include "flashsale/journal/journal.hpp"
@@ -14,6 +15,28 @@ namespace flashsale::gateway {
 
 enum class AuthMode { token, dev };
 enum class AckMode { durable, async };
+
+// What this process is (docs/scaling.md): the whole product in one process, a gateway that
+// holds connections and forwards to engines through Redis, or an engine that serves the shards
+// it holds the lease of.
+enum class Role { all, gateway, engine };
+
+struct ClusterConfig {
+  Role role = Role::all;
+  // Drops are spread over this many shards by a hash of their id; every process of a
+  // deployment must agree (Redis remembers the first value and refuses others).
+  std::uint32_t shards = 4;
+  // An engine takes these shards as soon as their lease is free; any other shard only after it
+  // has been free for `standby_delay`, so that each shard's preferred engine wins at start-up
+  // and the others stand by. Empty: all shards are preferred.
+  std::vector<std::uint32_t> preferred_shards;
+  std::chrono::milliseconds standby_delay{2'000};
+  // This process's name in Redis (a gateway's reply stream, an engine's consumer name):
+  // 1-32 of [A-Za-z0-9_.-]. Empty: made from the host name and process id.
+  std::string id;
+  // Gateway: a host API call forwarded to an engine that has not answered by then gets 503.
+  std::chrono::milliseconds forward_timeout{5'000};
+};
 
 struct Limits {
   std::size_t frame_bytes_max = 4096;        // larger frames: error too_large, close 1009
@@ -53,6 +76,7 @@ struct GatewayConfig {
   Limits limits;
   engine::EngineLimits engine;
   journal::JournalConfig journal;
+  ClusterConfig cluster;
 };
 
 // Reads `path` (TOML). Throws std::runtime_error naming the file, key and problem.

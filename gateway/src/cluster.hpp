@@ -1,0 +1,103 @@
+// The cluster's layout in Redis and what travels through it (docs/scaling.md has the picture).
+//
+// A drop belongs to shard fnv1a64(id) % shards; each shard is a journal of its own (prefix
+// "<prefix>-s<shard>") whose lease names the engine that serves it. Every key of a shard
+// carries the shard's hash tag, so a shard lives in one Redis Cluster slot:
+//
+//   {P-sN}:journal, :snapshot, :lease, :cursor, :orders   the shard's journal (journal.hpp)
+//   {P-sN}:commands   stream: orders, actions, subscriptions and host API calls from gateways,
+//                     read by the owning engine with consumer group "engine"
+//   {P-sN}:updates    Pub/Sub channel: drop updates (tick, state, stock, drop) for every gateway
+//   {P-gw-ID}:out     stream: answers for the connections and host API calls of gateway ID
+//   {P}:cluster       the deployment's shard count, fixed by the first process to start
+//
+// Functions and constants: any thread, no Redis.
+#pragma once
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace flashsale::gateway::cluster {
+
+// FNV-1a, 64 bits, over the id's bytes: stable across versions and platforms, since a drop's
+// shard must never change while its journal exists.
+inline std::uint32_t shard_of(std::string_view drop, std::uint32_t shards) {
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char byte : drop) {
+    hash ^= static_cast<unsigned char>(byte);
+    hash *= 0x100000001b3ULL;
+  }
+  return static_cast<std::uint32_t>(hash % shards);
+}
+
+// This process's name in Redis: the configured cluster.id, or "<host>-<pid>".
+inline std::string process_name(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  char host[64] = {};
+  gethostname(host, sizeof host - 1);
+  return fmt::format("{}-{}", host, getpid());
+}
+
+inline std::string shard_prefix(std::string_view prefix, std::uint32_t shard) {
+  return std::string(prefix) + "-s" + std::to_string(shard);
+}
+inline std::string commands_key(std::string_view prefix, std::uint32_t shard) {
+  return "{" + shard_prefix(prefix, shard) + "}:commands";
+}
+inline std::string updates_channel(std::string_view prefix, std::uint32_t shard) {
+  return "{" + shard_prefix(prefix, shard) + "}:updates";
+}
+inline std::string gateway_stream(std::string_view prefix, std::string_view gateway) {
+  return "{" + std::string(prefix) + "-gw-" + std::string(gateway) + "}:out";
+}
+inline std::string cluster_key(std::string_view prefix) {
+  return "{" + std::string(prefix) + "}:cluster";
+}
+inline constexpr std::string_view consumer_group = "engine";
+
+// A drop's index is per shard; a gateway serves drops of every shard, so frames that supersede
+// each other per drop are told apart by this instead.
+inline std::uint32_t global_drop_index(std::uint32_t drop_index, std::uint32_t shard,
+                                       std::uint32_t shards) {
+  return drop_index * shards + shard;
+}
+
+// Command stream entries: field "t" says what follows.
+//   order      t=o g=<gateway> c=<connection> d=<drop> u=<user> k=<client_order_id> q=<qty>
+//   action     t=a g c u i=<order id> x=confirm|cancel
+//   subscribe  t=s g c d
+//   leave      t=l g c u      the connection closed: forget it
+//   host API   t=h g r=<request> m=<method> p=<target> a=<authorization> b=<body>
+// Gateway stream entries:
+//   frame      c=<connection> k=<frame kind 0-5> s=<shard> d=<drop index> f=<frame>
+//   forget     c k=f d=<drop id>        the drop does not exist: drop the subscription
+//   close      c k=x d=<code> f=<frame> close the connection after the frame
+//   host reply r=<request> s=<status> f=<body>
+// Pub/Sub messages on {P-sN}:updates: "<kind> <drop index> <drop id>\n<frame>", or "alive"
+// once a second from the shard's owner.
+inline constexpr char frame_forget = 'f';
+inline constexpr char frame_close = 'x';
+inline constexpr std::string_view alive = "alive";
+
+// Stream ids "<ms>-<seq>", compared as numbers.
+inline std::optional<std::pair<std::uint64_t, std::uint64_t>> parse_stream_id(
+    std::string_view id) {
+  const auto dash = id.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  std::pair<std::uint64_t, std::uint64_t> parsed;
+  const auto first = std::from_chars(id.data(), id.data() + dash, parsed.first);
+  const auto second = std::from_chars(id.data() + dash + 1, id.data() + id.size(), parsed.second);
+  if (first.ec != std::errc{} || first.ptr != id.data() + dash || second.ec != std::errc{} ||
+      second.ptr != id.data() + id.size())
+    return std::nullopt;
+  return parsed;
+}
+
+}  // namespace flashsale::gateway::cluster

@@ -1,0 +1,490 @@
+// See cluster_engine.hpp; docs/scaling.md has the whole argument.
+#include "cluster_engine.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <deque>
+#include <thread>
+
+#include "cluster.hpp"
+#include "context.hpp"
+#include "flashsale/gateway/protocol.hpp"
+#include "host_api.hpp"
+#include "redis_pipe.hpp"
+#include "sequencer.hpp"
+
+namespace flashsale::gateway {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using journal::Reply;
+using StreamId = std::pair<std::uint64_t, std::uint64_t>;
+
+// Answers for a gateway's connections are kept this many entries deep (XADD MAXLEN ~): about
+// ten seconds of a surge's answers, should a gateway stall.
+constexpr std::string_view gateway_stream_kept = "200000";
+constexpr std::size_t read_count = 512;
+constexpr auto heartbeat_every = std::chrono::seconds(1);
+constexpr auto trim_every = std::chrono::seconds(1);
+
+// KEYS[1] commands, KEYS[2] lease; ARGV[1] token, ARGV[2] group, ARGV[3] consumer, ARGV[4]
+// count, ARGV[5] '>' (new commands) or an id (this consumer's own pending ones after it).
+// Reading is fenced like writing: an engine that lost the shard's lease takes nothing more.
+const std::string read_lua = R"(#!lua
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return redis.error_reply('FENCED the shard belongs to another engine')
+end
+return redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[1],
+                  ARGV[5])
+)";
+
+struct Entry {
+  std::string_view id;
+  std::vector<std::pair<std::string_view, std::string_view>> fields;
+
+  std::string_view operator[](std::string_view name) const {
+    for (const auto& [field, value] : fields)
+      if (field == name) return value;
+    return {};
+  }
+};
+
+std::string_view view(const redisReply* reply) {
+  return {reply->str, reply->len};
+}
+
+// [[id, [field, value, …]], …]; entries of another shape are skipped.
+void read_entries(const redisReply* list, std::vector<Entry>& out) {
+  if (list == nullptr || list->type != REDIS_REPLY_ARRAY) return;
+  for (std::size_t index = 0; index < list->elements; ++index) {
+    const redisReply* item = list->element[index];
+    if (item->type != REDIS_REPLY_ARRAY || item->elements != 2 ||
+        item->element[0]->type != REDIS_REPLY_STRING ||
+        item->element[1]->type != REDIS_REPLY_ARRAY)
+      continue;
+    Entry& entry = out.emplace_back();
+    entry.id = view(item->element[0]);
+    const redisReply* fields = item->element[1];
+    for (std::size_t field = 0; field + 1 < fields->elements; field += 2)
+      entry.fields.emplace_back(view(fields->element[field]), view(fields->element[field + 1]));
+  }
+}
+
+StreamId id_of(std::string_view id) {
+  return cluster::parse_stream_id(id).value_or(StreamId{0, 0});
+}
+
+// A gateway's connection, as an engine sees it: what the Sequencer sends it goes to the
+// gateway's answer stream, tagged with the connection.
+class RemoteOutbox final : public Outbox {
+ public:
+  RemoteOutbox(RedisPipe& out, std::string stream, std::string connection, std::uint32_t shard)
+      : out_(out),
+        stream_(std::move(stream)),
+        connection_(std::move(connection)),
+        shard_(std::to_string(shard)) {}
+
+  void send(SharedFrame frame, FrameKind kind, std::uint32_t drop) override {
+    send_here(frame, kind, drop);
+  }
+  void send_here(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) override {
+    push({"k", std::string(1, static_cast<char>('0' + static_cast<int>(kind))), "s", shard_, "d",
+          std::to_string(drop), "f", *frame});
+  }
+  void close_with(SharedFrame frame, std::uint16_t code, std::string) override {
+    push({"k", std::string(1, cluster::frame_close), "d", std::to_string(code), "f", *frame});
+  }
+  void forget_subscription(std::string drop) override {
+    push({"k", std::string(1, cluster::frame_forget), "d", std::move(drop)});
+  }
+  void shut_down() override {}
+
+ private:
+  void push(std::vector<std::string> fields) {
+    RedisPipe::Command command;
+    command.arguments = {"XADD", stream_, "MAXLEN", "~", std::string(gateway_stream_kept), "*",
+                         "c", connection_};
+    std::move(fields.begin(), fields.end(), std::back_inserter(command.arguments));
+    // Lost with Redis: the buyer's retry of the client_order_id finds the outcome.
+    out_.push(std::move(command));
+  }
+
+  RedisPipe& out_;
+  const std::string stream_;
+  const std::string connection_;
+  const std::string shard_;
+};
+
+// A shard's drop updates go to every gateway at once, over Pub/Sub.
+class ShardFanout final : public Fanout {
+ public:
+  ShardFanout(RedisPipe& out, std::string channel) : out_(out), channel_(std::move(channel)) {}
+  void publish(std::string drop, SharedFrame frame, FrameKind kind,
+               std::uint32_t drop_index) override {
+    out_.push({{"PUBLISH", channel_,
+                fmt::format("{} {} {}\n{}", static_cast<int>(kind), drop_index, drop, *frame)},
+               {}});
+  }
+
+ private:
+  RedisPipe& out_;
+  const std::string channel_;
+};
+
+class ShardWorker {
+ public:
+  ShardWorker(const GatewayConfig& config, std::uint32_t shard, bool preferred,
+              std::string consumer, RedisPipe& out, Metrics& metrics,
+              const std::atomic<bool>& stop)
+      : config_(config),
+        shard_(shard),
+        preferred_(preferred),
+        consumer_(std::move(consumer)),
+        endpoint_(journal::RedisEndpoint::parse(config.journal.redis)),
+        commands_key_(cluster::commands_key(config.journal.prefix, shard)),
+        channel_(cluster::updates_channel(config.journal.prefix, shard)),
+        out_(out),
+        metrics_(metrics),
+        stop_(stop),
+        thread_([this] { run(); }) {}
+  ~ShardWorker() { thread_.join(); }
+
+ private:
+  void run() {
+    while (!stop_) {
+      if (wait_for_free_lease()) serve();
+    }
+  }
+
+  // Sleeps up to `duration`, in steps that notice a stop.
+  void nap(std::chrono::milliseconds duration) {
+    const auto until = Clock::now() + duration;
+    while (!stop_ && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+
+  bool connect(std::unique_ptr<journal::RedisConnection>& redis) {
+    if (redis != nullptr && redis->ok()) return true;
+    redis = std::make_unique<journal::RedisConnection>(endpoint_, config_.journal.redis_timeout);
+    if (redis->ok()) return true;
+    nap(std::chrono::milliseconds(200));
+    return false;
+  }
+
+  // True once this engine should try to take the shard: its lease is free — at once for a
+  // preferred shard, after staying free for standby_delay for another.
+  bool wait_for_free_lease() {
+    const std::string lease_key = "{" + cluster::shard_prefix(config_.journal.prefix, shard_) + "}:lease";
+    Clock::time_point free_since{};  // {}: held when last looked
+    std::unique_ptr<journal::RedisConnection> redis;
+    while (!stop_) {
+      if (!connect(redis)) continue;
+      const Reply ttl = redis->command({"PTTL", lease_key});
+      if (ttl == nullptr) continue;
+      if (ttl->type == REDIS_REPLY_INTEGER && ttl->integer == -2) {
+        if (free_since == Clock::time_point{}) free_since = Clock::now();
+        if (preferred_ || Clock::now() - free_since >= config_.cluster.standby_delay) return true;
+      } else {
+        free_since = {};
+      }
+      nap(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+  void serve() {
+    journal::JournalConfig journal_config = config_.journal;
+    journal_config.prefix = cluster::shard_prefix(config_.journal.prefix, shard_);
+    journal::Journal journal(journal_config);
+    ShardFanout fanout(out_, channel_);
+    Sequencer sequencer(config_, journal, {&fanout}, metrics_);
+    journal::RecoveryStats recovered;
+    try {
+      recovered = sequencer.recover();
+    } catch (const std::exception& error) {
+      spdlog::error("shard {}: cannot recover: {}", shard_, error.what());
+      nap(std::chrono::seconds(1));
+      return;
+    }
+    spdlog::info("shard {}: serving as {} (recovered {} events in {:.1f} ms, after waiting {:.1f} "
+                 "ms for the lease)",
+                 shard_, consumer_, recovered.last_sequence, recovered.total_ms,
+                 recovered.lease_wait_ms);
+    sequencer.start();
+    SourceLimits source_limits(config_.limits);
+    ServerContext context{config_, sequencer, &journal, metrics_, source_limits};
+    Serving serving{journal, sequencer, context, id_of(recovered.cursor), {0, 0}, {}, {}, {}};
+    read_commands(serving);
+    sequencer.stop(config_.journal.redis_timeout);
+    journal.stop(config_.journal.redis_timeout);
+    outboxes_.clear();
+    spdlog::info("shard {}: no longer served here ({})", shard_,
+                 journal::to_string(journal.status().state));
+  }
+
+  struct Serving {
+    journal::Journal& journal;
+    Sequencer& sequencer;
+    ServerContext& context;
+    StreamId completed;  // the journal's cursor when recovered: commands up to it are done
+    StreamId handled{0, 0};
+    std::deque<std::string> unacked;  // read and handled, oldest first
+    Clock::time_point heartbeat_at{};
+    Clock::time_point trimmed_at{};
+  };
+
+  void read_commands(Serving& serving) {
+    std::unique_ptr<journal::RedisConnection> redis;
+    bool claimed = false;
+    bool caught_up = false;  // this consumer's own pending entries were read again
+    while (!stop_) {
+      if (serving.journal.status().state == journal::JournalState::fenced) return;
+      if (redis == nullptr || !redis->ok()) {
+        caught_up = false;  // a read whose reply was lost left entries in our pending list
+        if (!connect(redis)) continue;
+      }
+      if (!claimed) {
+        if (!take_over(*redis, serving)) continue;
+        claimed = true;
+      }
+      const std::string from =
+          caught_up ? ">" : fmt::format("{}-{}", serving.handled.first, serving.handled.second);
+      const Reply reply = redis->command(
+          {"EVAL", read_lua, "2", commands_key_, serving.journal.lease_key(),
+           serving.journal.lease_token(), cluster::consumer_group, consumer_,
+           std::to_string(read_count), from});
+      if (reply == nullptr) continue;
+      if (journal::is_error(reply)) {
+        const std::string_view text = journal::text_of(reply);
+        if (text.starts_with("FENCED")) {
+          spdlog::warn("shard {}: {}", shard_, text);
+          return;
+        }
+        spdlog::warn("shard {}: reading commands: {}", shard_, text);
+        nap(std::chrono::milliseconds(100));
+        continue;
+      }
+      std::vector<Entry> entries;
+      if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+          reply->element[0]->elements == 2)
+        read_entries(reply->element[0]->element[1], entries);
+      for (const Entry& entry : entries) handle(entry, serving);
+      if (!entries.empty()) {
+        submit(serving, [&] { return Request{CursorMark{std::string(entries.back().id)}}; });
+      } else if (!caught_up) {
+        caught_up = true;
+      } else {
+        // Nothing new: wait for the next command (or a moment) on the stream itself.
+        redis->command({"XREAD", "BLOCK", "10", "COUNT", "1", "STREAMS", commands_key_, "$"});
+      }
+      acknowledge(*redis, serving);
+      if (Clock::now() >= serving.heartbeat_at) {
+        out_.push({{"PUBLISH", channel_, std::string(cluster::alive)}, {}});
+        serving.heartbeat_at = Clock::now() + heartbeat_every;
+      }
+    }
+  }
+
+  // The commands an earlier owner read but did not complete become ours: those the journal's
+  // cursor covers are acknowledged, the rest run in their order, before anything new.
+  bool take_over(journal::RedisConnection& redis, Serving& serving) {
+    const Reply created = redis.command({"XGROUP", "CREATE", commands_key_,
+                                         cluster::consumer_group, "0", "MKSTREAM"});
+    if (created == nullptr) return false;
+    std::string start = "0-0";
+    std::size_t redone = 0;
+    std::size_t skipped = 0;
+    do {
+      const Reply reply = redis.command({"XAUTOCLAIM", commands_key_, cluster::consumer_group,
+                                         consumer_, "0", start, "COUNT", "256"});
+      if (reply == nullptr) return false;
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        spdlog::warn("shard {}: XAUTOCLAIM: {}", shard_, journal::text_of(reply));
+        return false;
+      }
+      start = std::string(view(reply->element[0]));
+      std::vector<Entry> entries;
+      read_entries(reply->element[1], entries);
+      for (const Entry& entry : entries) {
+        if (id_of(entry.id) <= serving.completed) {
+          serving.unacked.emplace_back(entry.id);
+          serving.handled = std::max(serving.handled, id_of(entry.id));
+          skipped += 1;
+        } else {
+          handle(entry, serving);
+          redone += 1;
+        }
+      }
+      if (!entries.empty() && id_of(entries.back().id) > serving.completed)
+        submit(serving, [&] { return Request{CursorMark{std::string(entries.back().id)}}; });
+    } while (start != "0-0" && !stop_);
+    if (redone + skipped > 0)
+      spdlog::info("shard {}: took over {} pending commands ({} already done)", shard_,
+                   redone + skipped, skipped);
+    return true;
+  }
+
+  // Commands the journal's cursor covers are done for good: acknowledged, and trimmed away.
+  void acknowledge(journal::RedisConnection& redis, Serving& serving) {
+    const std::string durable = serving.journal.durable_cursor();
+    if (durable.empty()) return;
+    const StreamId done = id_of(durable);
+    std::vector<std::string_view> command{"XACK", commands_key_, cluster::consumer_group};
+    std::size_t acked = 0;
+    while (acked < serving.unacked.size() && id_of(serving.unacked[acked]) <= done) {
+      command.push_back(serving.unacked[acked]);
+      ++acked;
+    }
+    if (acked > 0) {
+      if (redis.command(command) == nullptr) return;
+      serving.unacked.erase(serving.unacked.begin(), serving.unacked.begin() + acked);
+    }
+    if (Clock::now() >= serving.trimmed_at) {
+      redis.command({"XTRIM", commands_key_, "MINID", durable});
+      serving.trimmed_at = Clock::now() + trim_every;
+    }
+  }
+
+  std::shared_ptr<Outbox> outbox_of(std::string_view gateway, std::string_view connection,
+                                     std::string_view user, Serving& serving) {
+    std::string key(gateway);
+    key += '\0';
+    key += connection;
+    Remote& remote = outboxes_[key];
+    if (remote.outbox == nullptr)
+      remote.outbox = std::make_shared<RemoteOutbox>(
+          out_, cluster::gateway_stream(config_.journal.prefix, gateway), std::string(connection),
+          shard_);
+    if (!remote.signed_in && !user.empty()) {
+      // Order updates (expiry, promotion, payment) reach the buyer through the connections it
+      // ordered from.
+      remote.signed_in = true;
+      submit(serving, [&] { return Request{HelloRequest{remote.outbox, std::string(user), true}}; });
+    }
+    return remote.outbox;
+  }
+
+  // The engine thread's queue is bounded; a command read is ours and must run, so wait.
+  template <typename Make>
+  void submit(Serving& serving, Make make) {
+    while (!serving.sequencer.submit(make()) && !stop_)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+
+  void handle(const Entry& entry, Serving& serving) {
+    serving.unacked.emplace_back(entry.id);
+    serving.handled = std::max(serving.handled, id_of(entry.id));
+    const std::string_view type = entry["t"];
+    const std::string_view gateway = entry["g"];
+    if (type == "h") return handle_host(entry, serving);
+    const std::string_view connection = entry["c"];
+    if (type == "l") {
+      std::string key(gateway);
+      key += '\0';
+      key += connection;
+      outboxes_.erase(key);
+      return;
+    }
+    const std::string_view user = entry["u"];
+    auto from = outbox_of(gateway, connection, user, serving);
+    if (type == "o") {
+      std::uint32_t qty = 0;
+      const std::string_view text = entry["q"];
+      std::from_chars(text.data(), text.data() + text.size(), qty);
+      submit(serving, [&] {
+        return Request{OrderRequest{from, std::string(entry["d"]), std::string(user),
+                                    std::string(entry["k"]), qty}};
+      });
+    } else if (type == "a") {
+      submit(serving, [&] {
+        return Request{
+            ActionRequest{from, entry["x"] == "confirm", std::string(entry["i"]), std::string(user)}};
+      });
+    } else if (type == "s") {
+      submit(serving, [&] { return Request{SubscribeRequest{from, std::string(entry["d"])}}; });
+    }
+  }
+
+  void handle_host(const Entry& entry, Serving& serving) {
+    HttpRequest request;
+    request.method(boost::beast::http::string_to_verb(entry["m"]));
+    request.target(entry["p"]);
+    request.set(boost::beast::http::field::authorization, entry["a"]);
+    request.body() = std::string(entry["b"]);
+    auto done = [&out = out_, stream = cluster::gateway_stream(config_.journal.prefix, entry["g"]),
+                 id = std::string(entry["r"])](HostReply reply) {
+      out.push({{"XADD", stream, "MAXLEN", "~", std::string(gateway_stream_kept), "*", "r", id,
+                 "s", std::to_string(reply.status), "f", std::move(reply.body)},
+                {}});
+    };
+    std::optional<HostReply> now = request.target() == "/drops"
+                                       ? public_drops(serving.context, done)
+                                       : route_api(request, serving.context, done);
+    if (now) done(std::move(*now));
+  }
+
+  const GatewayConfig& config_;
+  const std::uint32_t shard_;
+  const bool preferred_;
+  const std::string consumer_;
+  const journal::RedisEndpoint endpoint_;
+  const std::string commands_key_;
+  const std::string channel_;
+  RedisPipe& out_;
+  Metrics& metrics_;
+  const std::atomic<bool>& stop_;
+  // The gateway connections this shard has heard from, until they leave.
+  struct Remote {
+    std::shared_ptr<Outbox> outbox;
+    bool signed_in = false;  // registered with the engine thread for its user's updates
+  };
+  boost::unordered_flat_map<std::string, Remote> outboxes_;
+  std::thread thread_;  // last
+};
+
+}  // namespace
+
+bool shard_count_agrees(const GatewayConfig& config) {
+  const journal::RedisEndpoint endpoint = journal::RedisEndpoint::parse(config.journal.redis);
+  while (true) {
+    journal::RedisConnection redis(endpoint, config.journal.redis_timeout);
+    const std::string key = cluster::cluster_key(config.journal.prefix);
+    const std::string shards = std::to_string(config.cluster.shards);
+    if (redis.command({"SET", key, shards, "NX"}) == nullptr) {
+      spdlog::warn("cluster: cannot reach redis {}; retrying", endpoint.describe());
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      continue;
+    }
+    const Reply stored = redis.command({"GET", key});
+    if (stored == nullptr) continue;
+    if (journal::text_of(stored) == shards) return true;
+    spdlog::error("cluster: this deployment has {} shards ({} in redis), not {}",
+                  journal::text_of(stored), key, shards);
+    return false;
+  }
+}
+
+int run_engine_node(const GatewayConfig& config, const std::atomic<bool>& stop) {
+  if (!shard_count_agrees(config)) return 2;
+  Metrics metrics;
+  const std::string consumer = cluster::process_name(config.cluster.id);
+  RedisPipe out(journal::RedisEndpoint::parse(config.journal.redis), config.journal.redis_timeout,
+                std::size_t{1} << 20, "engine answers");
+  std::vector<std::unique_ptr<ShardWorker>> workers;
+  const auto& preferred = config.cluster.preferred_shards;
+  for (std::uint32_t shard = 0; shard < config.cluster.shards; ++shard) {
+    const bool prefers =
+        preferred.empty() || std::find(preferred.begin(), preferred.end(), shard) != preferred.end();
+    workers.push_back(
+        std::make_unique<ShardWorker>(config, shard, prefers, consumer, out, metrics, stop));
+  }
+  spdlog::info("flashsale: engine {} serving or standing by for {} shards (preferring {})", consumer,
+               config.cluster.shards,
+               preferred.empty() ? std::string("all") : fmt::format("{}", fmt::join(preferred, ",")));
+  workers.clear();  // each returns once `stop` is seen and its shard is handed back
+  return 0;
+}
+
+}  // namespace flashsale::gateway

@@ -1,0 +1,102 @@
+#include "redis_pipe.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <optional>
+
+namespace flashsale::gateway {
+
+RedisPipe::RedisPipe(journal::RedisEndpoint endpoint, std::chrono::milliseconds timeout,
+                     std::size_t queue_max, std::string name)
+    : endpoint_(std::move(endpoint)),
+      timeout_(timeout),
+      queue_max_(queue_max),
+      name_(std::move(name)),
+      thread_([this] { run(); }) {}
+
+RedisPipe::~RedisPipe() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+bool RedisPipe::push(Command command) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || queue_.size() >= queue_max_) return false;
+    queue_.push_back(std::move(command));
+    if (queue_.size() > 1) return true;  // woken for the first
+  }
+  wake_.notify_one();
+  return true;
+}
+
+bool RedisPipe::connected() const {
+  std::lock_guard lock(mutex_);
+  return connected_;
+}
+
+std::size_t RedisPipe::queued() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+void RedisPipe::run() {
+  std::vector<Command> round;
+  auto backoff = std::chrono::milliseconds(10);
+  const auto deadline_after_stop = [&] { return std::chrono::steady_clock::now() + timeout_; };
+  std::optional<std::chrono::steady_clock::time_point> stop_deadline;
+  while (true) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_ && !stop_deadline) stop_deadline = deadline_after_stop();
+      if (queue_.empty()) break;
+      if (stop_deadline && std::chrono::steady_clock::now() > *stop_deadline) break;
+      round.swap(queue_);
+    }
+    if (send(round)) {
+      backoff = std::chrono::milliseconds(10);
+    } else {
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1'000));
+    }
+    round.clear();
+  }
+}
+
+bool RedisPipe::send(std::vector<Command>& round) {
+  if (redis_ == nullptr || !redis_->ok())
+    redis_ = std::make_unique<journal::RedisConnection>(endpoint_, timeout_);
+  std::size_t answered = 0;
+  if (redis_->ok()) {
+    std::vector<std::string_view> arguments;
+    for (const Command& command : round) {
+      arguments.assign(command.arguments.begin(), command.arguments.end());
+      redis_->append(arguments);
+    }
+    for (; answered < round.size(); ++answered) {
+      const journal::Reply reply = redis_->read();
+      if (reply == nullptr) break;
+      if (journal::is_error(reply) && round[answered].failed)
+        round[answered].failed(journal::text_of(reply));
+    }
+  }
+  const bool reached = answered == round.size();
+  {
+    std::lock_guard lock(mutex_);
+    if (connected_ != reached)
+      reached ? spdlog::info("{}: redis {} reachable again", name_, endpoint_.describe())
+              : spdlog::warn("{}: redis {}: {}", name_, endpoint_.describe(), redis_->error());
+    connected_ = reached;
+  }
+  // Not sent, or sent without an answer: the caller decides what a loss means.
+  for (std::size_t lost = answered; lost < round.size(); ++lost)
+    if (round[lost].failed) round[lost].failed("redis unreachable");
+  return reached;
+}
+
+}  // namespace flashsale::gateway

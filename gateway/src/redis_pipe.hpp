@@ -1,0 +1,59 @@
+// RedisPipe: a thread that sends commands to Redis as they are queued, pipelining everything
+// that accumulated while the previous round was in flight — one write and one read per round,
+// however many commands. Used where the sender must not wait for Redis: an engine's answers
+// and drop updates to the gateways, a gateway's commands to the engines.
+//
+// Bounded: past `queue_max` queued commands `push` refuses, and the caller answers `busy`.
+// A command that cannot be sent (Redis away: reconnected with backoff) or that Redis refuses
+// gets its `failed` called, on the pipe's thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "flashsale/journal/redis_connection.hpp"
+
+namespace flashsale::gateway {
+
+class RedisPipe {
+ public:
+  struct Command {
+    std::vector<std::string> arguments;
+    std::function<void(std::string_view error)> failed;  // optional
+  };
+
+  RedisPipe(journal::RedisEndpoint endpoint, std::chrono::milliseconds timeout,
+            std::size_t queue_max, std::string name);
+  ~RedisPipe();  // sends what is queued (for up to `timeout`), then stops
+  RedisPipe(const RedisPipe&) = delete;
+  RedisPipe& operator=(const RedisPipe&) = delete;
+
+  // Any thread.
+  bool push(Command command);
+  bool connected() const;  // the last round reached Redis
+  std::size_t queued() const;
+
+ private:
+  void run();
+  bool send(std::vector<Command>& round);
+
+  const journal::RedisEndpoint endpoint_;
+  const std::chrono::milliseconds timeout_;
+  const std::size_t queue_max_;
+  const std::string name_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<Command> queue_;
+  bool stopping_ = false;
+  bool connected_ = false;
+  std::unique_ptr<journal::RedisConnection> redis_;  // the pipe's thread only
+  std::thread thread_;                               // last
+};
+
+}  // namespace flashsale::gateway
