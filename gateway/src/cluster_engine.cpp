@@ -216,12 +216,11 @@ class ShardWorker {
     SourceLimits source_limits(config_.limits);
     ServerContext context{config_, sequencer, &journal, metrics_, source_limits};
     Serving serving{journal, sequencer, context, id_of(recovered.cursor), {0, 0}, {}, {}, {}};
-    read_commands(serving);
+    const bool fenced = !read_commands(serving);
     sequencer.stop(config_.journal.redis_timeout);
     journal.stop(config_.journal.redis_timeout);
     outboxes_.clear();
-    spdlog::info("shard {}: no longer served here ({})", shard_,
-                 journal::to_string(journal.status().state));
+    spdlog::info("shard {}: no longer served here ({})", shard_, fenced ? "fenced" : "stopping");
   }
 
   struct Serving {
@@ -235,12 +234,13 @@ class ShardWorker {
     Clock::time_point trimmed_at{};
   };
 
-  void read_commands(Serving& serving) {
+  // Until stopped (true) or fenced (false).
+  bool read_commands(Serving& serving) {
     std::unique_ptr<journal::RedisConnection> redis;
     bool claimed = false;
     bool caught_up = false;  // this consumer's own pending entries were read again
     while (!stop_) {
-      if (serving.journal.status().state == journal::JournalState::fenced) return;
+      if (serving.journal.status().state == journal::JournalState::fenced) return false;
       if (redis == nullptr || !redis->ok()) {
         caught_up = false;  // a read whose reply was lost left entries in our pending list
         if (!connect(redis)) continue;
@@ -260,7 +260,7 @@ class ShardWorker {
         const std::string_view text = journal::text_of(reply);
         if (text.starts_with("FENCED")) {
           spdlog::warn("shard {}: {}", shard_, text);
-          return;
+          return false;
         }
         spdlog::warn("shard {}: reading commands: {}", shard_, text);
         nap(std::chrono::milliseconds(100));
@@ -285,6 +285,7 @@ class ShardWorker {
         serving.heartbeat_at = Clock::now() + heartbeat_every;
       }
     }
+    return true;
   }
 
   // The commands an earlier owner read but did not complete become ours: those the journal's

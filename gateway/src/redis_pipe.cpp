@@ -89,7 +89,7 @@ bool RedisPipe::send(std::vector<Command>& round) {
   {
     std::lock_guard lock(mutex_);
     if (connected_ != reached)
-      reached ? spdlog::info("{}: redis {} reachable again", name_, endpoint_.describe())
+      reached ? spdlog::info("{}: writing to redis {}", name_, endpoint_.describe())
               : spdlog::warn("{}: redis {}: {}", name_, endpoint_.describe(), redis_->error());
     connected_ = reached;
   }

@@ -30,7 +30,7 @@ struct ClusterConfig {
   // has been free for `standby_delay`, so that each shard's preferred engine wins at start-up
   // and the others stand by. Empty: all shards are preferred.
   std::vector<std::uint32_t> preferred_shards;
-  std::chrono::milliseconds standby_delay{2'000};
+  std::chrono::milliseconds standby_delay{1'000};
   // This process's name in Redis (a gateway's reply stream, an engine's consumer name):
   // 1-32 of [A-Za-z0-9_.-]. Empty: made from the host name and process id.
   std::string id;

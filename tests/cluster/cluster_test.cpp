@@ -1,0 +1,356 @@
+// Beyond one process: gateways and engines as separate `flashsale` processes meeting in one
+// real redis-server. Engines are killed with SIGKILL mid-surge, a gateway is killed under its
+// viewers, and an engine is paused past its lease and resumed (docs/scaling.md).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "clients.hpp"
+#include "cluster.hpp"
+#include "process.hpp"
+#include "server_process.hpp"
+
+namespace flashsale::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+namespace json = boost::json;
+
+constexpr const char* host_key = "dev-host-key";
+constexpr std::uint32_t shards = 2;
+constexpr auto lease = 1000ms;
+constexpr auto standby_delay = 500ms;
+const std::string prefix = "cl";
+
+// configs/dev.toml with a short lease, so that a failover takes about a second.
+std::string cluster_config() {
+  std::ifstream dev(FLASHSALE_SOURCE_DIR "/configs/dev.toml");
+  std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
+  const auto at = config.find("lease_ms = 2000");
+  if (at == std::string::npos) throw std::runtime_error("dev.toml: no lease_ms = 2000");
+  config.replace(at, std::string_view("lease_ms = 2000").size(),
+                 fmt::format("lease_ms = {}", lease.count()));
+  config += fmt::format("\n[cluster]\nshards = {}\nstandby_delay_ms = {}\n", shards,
+                        standby_delay.count());
+  return write_temp_file("cluster.toml", config);
+}
+
+// A drop id that lands on `shard`.
+std::string drop_on(std::uint32_t shard, const std::string& stem) {
+  for (int suffix = 0;; ++suffix) {
+    std::string id = stem + std::to_string(suffix);
+    if (gateway::cluster::shard_of(id, shards) == shard) return id;
+  }
+}
+
+// `flashsale --role engine`: its log is kept, so a test can await what it says.
+class Engine {
+ public:
+  Engine(const RedisServer& redis, const std::string& config, std::string id, std::uint32_t prefer)
+      : id_(std::move(id)),
+        process_(std::make_unique<ChildProcess>(std::vector<std::string>{
+            FLASHSALE_SERVER, "--config", config, "--redis", redis.socket(), "--journal-prefix",
+            prefix, "--role", "engine", "--id", id_, "--prefer", std::to_string(prefer)})),
+        reader_([this] {
+          while (auto line = process_->read_line(1h)) {
+            std::lock_guard lock(mutex_);
+            log_.push_back(std::move(*line));
+            changed_.notify_all();
+          }
+        }) {}
+  ~Engine() {
+    if (process_ != nullptr) kill();
+  }
+  const std::string& id() const { return id_; }
+
+  // Whether a log line containing `text` appeared (or appears within `timeout`).
+  bool await(const std::string& text, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] {
+      return std::any_of(log_.begin(), log_.end(),
+                         [&](const std::string& line) { return line.find(text) != std::string::npos; });
+    });
+  }
+  void signal(int number) { process_->signal(number); }
+  void kill() {
+    process_->signal(SIGKILL);
+    process_->wait(20s);
+    reader_.join();
+    process_.reset();
+  }
+  std::string log() {
+    std::lock_guard lock(mutex_);
+    std::string all;
+    for (const auto& line : log_) all += line + "\n";
+    return all;
+  }
+
+ private:
+  std::string id_;
+  std::unique_ptr<ChildProcess> process_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> log_;
+  std::thread reader_;  // last
+};
+
+class Cluster : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config = cluster_config();
+    engines.push_back(std::make_unique<Engine>(redis, config, "e0", 0));
+    engines.push_back(std::make_unique<Engine>(redis, config, "e1", 1));
+    for (std::uint32_t shard = 0; shard < shards; ++shard)
+      ASSERT_TRUE(engines[shard]->await(fmt::format("shard {}: serving as e{}", shard, shard), 30s))
+          << engines[shard]->log();
+    for (const char* id : {"g0", "g1"})
+      gateways.push_back(std::make_unique<ServerProcess>(
+          redis, config, prefix, std::vector<std::string>{"--role", "gateway", "--id", id}));
+    // A gateway serves once it has heard every shard's owner (a heartbeat a second).
+    for (auto& gateway : gateways) {
+      const auto deadline = Clock::now() + 10s;
+      while (http_call(gateway->port(), "GET", "/healthz").status != 200) {
+        ASSERT_LT(Clock::now(), deadline) << http_call(gateway->port(), "GET", "/healthz").body;
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+  }
+
+  HttpReply host(std::size_t gateway, std::string_view method, const std::string& target,
+                 std::string_view body = {}) {
+    return http_call(gateways[gateway]->port(), method, target, body, host_key);
+  }
+  void create(std::size_t gateway, const std::string& id, int stock) {
+    const auto reply =
+        host(gateway, "POST", "/api/drops",
+             json::serialize(json::object{{"id", id},
+                                          {"title", "Chestnuts"},
+                                          {"price_cents", 990},
+                                          {"stock", stock},
+                                          {"per_user_limit", 1},
+                                          {"hold_seconds", 60}}));
+    ASSERT_EQ(reply.status, 201u) << reply.body;
+  }
+  json::object drop(const std::string& id) {
+    const auto reply = host(0, "GET", "/api/drops/" + id);
+    EXPECT_EQ(reply.status, 200u) << reply.body;
+    return reply.json().as_object();
+  }
+  std::string urls() const {
+    return fmt::format("ws://127.0.0.1:{}/ws,ws://127.0.0.1:{}/ws", gateways[0]->port(),
+                       gateways[1]->port());
+  }
+
+  // tests/loadtest/small.toml with its drop renamed, as a trace; the trace's path.
+  std::string trace_for(const std::string& drop_id) {
+    std::ifstream small(FLASHSALE_SOURCE_DIR "/tests/loadtest/small.toml");
+    std::string scenario((std::istreambuf_iterator<char>(small)), std::istreambuf_iterator<char>());
+    scenario.replace(scenario.find("id = \"small\""), std::string_view("id = \"small\"").size(),
+                     "id = \"" + drop_id + "\"");
+    const std::string scenario_path = write_temp_file(drop_id + ".toml", scenario);
+    const std::string trace = ::testing::TempDir() + drop_id + ".jsonl";
+    ChildProcess gen({FLASHSALE_LOADTEST, "gen", "--scenario", scenario_path, "--out", trace,
+                      "--seed", "11"});
+    EXPECT_EQ(gen.wait(30s), 0);
+    return trace;
+  }
+  std::unique_ptr<ChildProcess> replay(const std::string& trace, std::size_t api_gateway,
+                                       const std::string& report) {
+    return std::make_unique<ChildProcess>(std::vector<std::string>{
+        FLASHSALE_LOADTEST, "replay", "--trace", trace, "--url", urls(), "--api",
+        fmt::format("http://127.0.0.1:{}", gateways[api_gateway]->port()), "--report",
+        ::testing::TempDir() + report, "--grace-seconds", "4"});
+  }
+  // The replay's exit status, its output printed on failure.
+  static int verdict(ChildProcess& replay, std::string& printed) {
+    for (const auto& line : replay.drain_stdout(180s)) printed += line + "\n";
+    return replay.wait(30s).value_or(-1);
+  }
+
+  std::size_t xlen(const std::string& key) { return std::stoul(redis.call({"XLEN", key})); }
+  int audit(std::uint32_t shard, std::string& printed) {
+    ChildProcess audit({FLASHSALE_AUDIT, "--redis", redis.socket(), "--journal-prefix",
+                        gateway::cluster::shard_prefix(prefix, shard)});
+    while (auto line = audit.read_line(30s)) printed += *line + "\n";
+    return audit.wait(30s).value_or(-1);
+  }
+
+  RedisServer redis;
+  std::string config;
+  std::vector<std::unique_ptr<Engine>> engines;
+  std::vector<std::unique_ptr<ServerProcess>> gateways;
+};
+
+std::string text(const json::object& message, std::string_view key) {
+  return std::string(message.at(key).as_string());
+}
+
+json::object order(const std::string& drop, const std::string& client_order_id) {
+  return {{"type", "order"}, {"drop", drop}, {"qty", 1}, {"client_order_id", client_order_id}};
+}
+
+TEST_F(Cluster, ViewersOnBothGatewaysBuyFromDropsOfBothEngines) {
+  // Updates: a viewer on each gateway sees the countdown, the opening and the stock of a drop
+  // whose engine is another process.
+  const std::string watched = drop_on(1, "watched");
+  create(0, watched, 5);
+  Viewer on_first(gateways[0]->port());
+  Viewer on_second(gateways[1]->port());
+  on_first.sign_in("ann");
+  on_second.sign_in("bob");
+  for (Viewer* viewer : {&on_first, &on_second}) {
+    viewer->send_json({{"type", "subscribe"}, {"drop", watched}});
+    ASSERT_TRUE(viewer->next_of("drop"));
+  }
+  ASSERT_EQ(host(1, "POST", "/api/drops/" + watched + "/countdown", R"({"seconds":2})").status,
+            200u);
+  for (Viewer* viewer : {&on_first, &on_second}) {
+    ASSERT_TRUE(viewer->next_of("tick", 3s));
+    const auto open = viewer->next_of("state", 4s);
+    ASSERT_TRUE(open);
+    EXPECT_EQ(text(*open, "state"), "open");
+  }
+  on_first.send_json(order(watched, "a1"));
+  const auto result = on_first.next_of("order_result");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(text(*result, "status"), "reserved");
+  // The other gateway's viewer sees the unit go (after the opening's own stock update, 5).
+  std::optional<json::object> stock;
+  do stock = on_second.next_of("stock", 3s);
+  while (stock && stock->at("left").to_number<int>() != 4);
+  EXPECT_TRUE(stock) << "no stock update with 4 left";
+
+  // A surge on each shard at once, viewers spread over both gateways: both verdicts pass.
+  const std::string first = drop_on(0, "surge");
+  const std::string second = drop_on(1, "surge");
+  auto on_shard_0 = replay(trace_for(first), 0, "cluster-0");
+  auto on_shard_1 = replay(trace_for(second), 1, "cluster-1");
+  std::string printed_0, printed_1;
+  EXPECT_EQ(verdict(*on_shard_0, printed_0), 0) << printed_0;
+  EXPECT_EQ(verdict(*on_shard_1, printed_1), 0) << printed_1;
+
+  // Downstream: every payment is on its shard's order stream, once.
+  for (const auto& [id, shard] : {std::pair{first, 0u}, std::pair{second, 1u}}) {
+    const auto info = drop(id);
+    const auto entries = redis.call(
+        {"XRANGE", "{" + gateway::cluster::shard_prefix(prefix, shard) + "}:orders", "-", "+"});
+    std::size_t confirmed = 0;
+    for (std::size_t at = entries.find("event confirmed drop " + id + " ");
+         at != std::string::npos; at = entries.find("event confirmed drop " + id + " ", at + 1))
+      ++confirmed;
+    EXPECT_EQ(confirmed, info.at("sold").to_number<std::size_t>()) << id;
+    std::string printed;
+    EXPECT_EQ(audit(shard, printed), 0) << printed;
+  }
+}
+
+TEST_F(Cluster, AKilledEngineShardMovesAndKeepsEveryAcknowledgedOrder) {
+  const std::string id = drop_on(1, "failover");
+  auto surge = replay(trace_for(id), 0, "failover");
+  // Kill the owner when the drop opens, in the middle of the surge.
+  const auto opened = surge->read_line(30s);  // "replaying … T-0 in N ms"
+  ASSERT_TRUE(opened);
+  const auto at = opened->find("T-0 in ");
+  ASSERT_NE(at, std::string::npos) << *opened;
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(opened->substr(at + 7)) + 100));
+  const auto killed = Clock::now();
+  engines[1]->kill();
+  ASSERT_TRUE(engines[0]->await("shard 1: serving as e0", 10s)) << engines[0]->log();
+  const auto took_over = Clock::now() - killed;
+  std::cout << "shard 1 served again after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(took_over).count()
+            << " ms (lease " << lease.count() << " ms, standby delay " << standby_delay.count()
+            << " ms)\n";
+  EXPECT_LT(took_over, lease + standby_delay + 1500ms);
+
+  std::string printed;
+  EXPECT_EQ(verdict(*surge, printed), 0) << printed << engines[0]->log();
+  const auto info = drop(id);
+  EXPECT_EQ(info.at("stock_left").to_number<int>() + info.at("held").to_number<int>() +
+                info.at("sold").to_number<int>(),
+            info.at("stock_total").to_number<int>());
+  std::string audited;
+  EXPECT_EQ(audit(1, audited), 0) << audited;
+}
+
+TEST_F(Cluster, ViewersOfAKilledGatewayFindTheirOrdersThroughTheOther) {
+  const std::string id = drop_on(0, "gone");
+  create(1, id, 1);
+  ASSERT_EQ(host(1, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})").status, 200u);
+  std::string order_id;
+  {
+    Viewer viewer(gateways[0]->port());
+    viewer.sign_in("ann");
+    viewer.send_json(order(id, "k1"));
+    const auto result = viewer.next_of("order_result");
+    ASSERT_TRUE(result);
+    ASSERT_EQ(text(*result, "status"), "reserved");
+    order_id = text(*result, "order_id");
+    gateways[0]->kill();
+    EXPECT_FALSE(viewer.next(2s)) << "the gateway is dead";
+  }
+  Viewer again(gateways[1]->port());
+  again.sign_in("ann");
+  again.send_json(order(id, "k1"));  // the retry of the same client_order_id
+  const auto retried = again.next_of("order_result");
+  ASSERT_TRUE(retried);
+  EXPECT_EQ(text(*retried, "status"), "reserved");
+  EXPECT_EQ(text(*retried, "order_id"), order_id);
+  Viewer other(gateways[1]->port());
+  other.sign_in("bob");
+  other.send_json(order(id, "b1"));
+  const auto sold_out = other.next_of("order_result");
+  ASSERT_TRUE(sold_out);
+  EXPECT_EQ(text(*sold_out, "status"), "sold_out");
+  // And she pays for it through the gateway she is on now.
+  again.send_json({{"type", "confirm"}, {"order_id", order_id}});
+  const auto paid = again.next_of("order_update");
+  ASSERT_TRUE(paid);
+  EXPECT_EQ(text(*paid, "status"), "confirmed");
+}
+
+TEST_F(Cluster, APausedOwnerThatLostItsLeaseCannotWrite) {
+  const std::string id = drop_on(1, "paused");
+  create(0, id, 3);
+  ASSERT_EQ(host(0, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})").status, 200u);
+  Viewer viewer(gateways[0]->port());
+  viewer.sign_in("ann");
+  viewer.send_json(order(id, "before"));
+  ASSERT_TRUE(viewer.next_of("order_result"));
+
+  engines[1]->signal(SIGSTOP);
+  ASSERT_TRUE(engines[0]->await("shard 1: serving as e0", 10s)) << engines[0]->log();
+  Viewer second(gateways[1]->port());
+  second.sign_in("bob");
+  second.send_json(order(id, "during"));
+  const auto during = second.next_of("order_result");
+  ASSERT_TRUE(during);
+  EXPECT_EQ(text(*during, "status"), "reserved");
+
+  // Resumed, the old owner finds itself fenced: its reads and writes are refused.
+  engines[1]->signal(SIGCONT);
+  ASSERT_TRUE(engines[1]->await("shard 1: no longer served here (fenced)", 10s))
+      << engines[1]->log();
+  Viewer third(gateways[1]->port());
+  third.sign_in("cy");
+  third.send_json(order(id, "after"));
+  const auto after = third.next_of("order_result");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(text(*after, "status"), "reserved");
+  const auto info = drop(id);
+  EXPECT_EQ(info.at("held").to_number<int>(), 3);
+  EXPECT_EQ(info.at("stock_left").to_number<int>(), 0);
+  // Had the old owner written a batch, its link would not follow the new owner's: the chain
+  // of shard 1 is whole.
+  std::string audited;
+  EXPECT_EQ(audit(1, audited), 0) << audited;
+}
+
+}  // namespace
+}  // namespace flashsale::testing
