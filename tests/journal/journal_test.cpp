@@ -66,6 +66,58 @@ TEST(Journal, RecoversWhatWasAppended) {
   EXPECT_LT(stats.lease_wait_ms, 500) << "a clean stop releases the lease";
 }
 
+// The caller's cursor comes back from recovery as of the last batch written, also when it
+// was stored with no events to carry it; order records land with the batch holding their
+// events, in order, and only then.
+TEST(Journal, CursorAndOrderRecordsLandWithTheirBatch) {
+  RedisServer redis;
+  Engine original;
+  {
+    Journal journal(config_for(redis, "cur"));
+    EXPECT_EQ(journal.recover(original).cursor, "");
+    Events events;
+    original.create_drop({"d", "Chestnuts", 1990, 5, 2, 60'000, 0}, 1'000, events);
+    original.start_countdown("d", 0, 1'000, events);
+    const engine::OrderResult reserved = original.place_order({"d", "ann", "a-1", 1}, 2'000, events);
+    ASSERT_EQ(reserved.outcome, engine::OrderOutcome::reserved);
+    journal.append(events, "5-0");
+    events.clear();
+    ASSERT_TRUE(journal.wait_durable(original.last_sequence(), 10s));
+    EXPECT_EQ(journal.durable_cursor(), "5-0");
+    EXPECT_EQ(redis.call({"XLEN", "{cur}:orders"}), "0");
+
+    original.confirm({"d", reserved.order, "ann"}, 3'000, events);
+    OrderRecord confirmed;
+    confirmed.sequence = original.last_sequence();
+    confirmed.event = "confirmed";
+    confirmed.drop = "d";
+    confirmed.order = reserved.order;
+    confirmed.order_id = "d:1";
+    confirmed.user = "ann";
+    confirmed.client_order_id = "a-1";
+    confirmed.qty = 1;
+    confirmed.price_cents = 1990;
+    confirmed.at_ms = 3'000;
+    journal.append(events, "9-3", std::span(&confirmed, 1));
+    ASSERT_TRUE(journal.wait_durable(original.last_sequence(), 10s));
+    const std::string entries = redis.call({"XRANGE", "{cur}:orders", "-", "+"});
+    EXPECT_NE(entries.find("event confirmed drop d order 1 order_id d:1 user ann client_order_id "
+                           "a-1 qty 1 price_cents 1990 at_ms 3000 sequence " +
+                           std::to_string(confirmed.sequence)),
+              std::string::npos)
+        << entries;
+
+    // Commands that changed nothing still move the cursor, on their own.
+    journal.append({}, "12-0");
+    journal.stop(10s);  // writes everything queued, the lone cursor too
+    EXPECT_EQ(journal.durable_cursor(), "12-0");
+  }
+  Engine recovered;
+  Journal journal(config_for(redis, "cur"));
+  EXPECT_EQ(journal.recover(recovered).cursor, "12-0");
+  EXPECT_EQ(redis.call({"XLEN", "{cur}:orders"}), "1");
+}
+
 TEST(Journal, SnapshotsTrimTheStreamAndRecoveryStartsFromThem) {
   RedisServer redis;
   Engine original;
