@@ -134,6 +134,19 @@ class ShardFanout final : public Fanout {
   const std::string channel_;
 };
 
+// Collects what the host API would submit, so that it goes with the rest of its read.
+class GroupSink final : public RequestSink {
+ public:
+  explicit GroupSink(std::vector<Request>& group) : group_(group) {}
+  bool submit(Request request) override {
+    group_.push_back(std::move(request));
+    return true;
+  }
+
+ private:
+  std::vector<Request>& group_;
+};
+
 class ShardWorker {
  public:
   ShardWorker(const GatewayConfig& config, std::uint32_t shard, bool preferred,
@@ -214,8 +227,11 @@ class ShardWorker {
                  recovered.lease_wait_ms);
     sequencer.start();
     SourceLimits source_limits(config_.limits);
-    ServerContext context{config_, sequencer, &journal, metrics_, source_limits};
-    Serving serving{journal, sequencer, context, id_of(recovered.cursor), {0, 0}, {}, {}, {}};
+    std::vector<Request> group;
+    GroupSink host_calls(group);  // host API calls join the group of their entry
+    ServerContext context{config_, host_calls, &journal, metrics_, source_limits};
+    Serving serving{journal, sequencer,     context, id_of(recovered.cursor), {0, 0}, {},
+                    group,   Clock::time_point{}, Clock::time_point{}};
     const bool fenced = !read_commands(serving);
     sequencer.stop(config_.journal.redis_timeout);
     journal.stop(config_.journal.redis_timeout);
@@ -230,6 +246,7 @@ class ShardWorker {
     StreamId completed;  // the journal's cursor when recovered: commands up to it are done
     StreamId handled{0, 0};
     std::deque<std::string> unacked;  // read and handled, oldest first
+    std::vector<Request>& group;      // the requests of the entries being read
     Clock::time_point heartbeat_at{};
     Clock::time_point trimmed_at{};
   };
@@ -272,7 +289,7 @@ class ShardWorker {
         read_entries(reply->element[0]->element[1], entries);
       for (const Entry& entry : entries) handle(entry, serving);
       if (!entries.empty()) {
-        submit(serving, [&] { return Request{CursorMark{std::string(entries.back().id)}}; });
+        submit_group(serving, entries.back().id);
       } else if (!caught_up) {
         caught_up = true;
       } else {
@@ -319,7 +336,7 @@ class ShardWorker {
         }
       }
       if (!entries.empty() && id_of(entries.back().id) > serving.completed)
-        submit(serving, [&] { return Request{CursorMark{std::string(entries.back().id)}}; });
+        submit_group(serving, entries.back().id);
     } while (start != "0-0" && !stop_);
     if (redone + skipped > 0)
       spdlog::info("shard {}: took over {} pending commands ({} already done)", shard_,
@@ -362,16 +379,20 @@ class ShardWorker {
       // Order updates (expiry, promotion, payment) reach the buyer through the connections it
       // ordered from.
       remote.signed_in = true;
-      submit(serving, [&] { return Request{HelloRequest{remote.outbox, std::string(user), true}}; });
+      serving.group.push_back(HelloRequest{remote.outbox, std::string(user), true});
     }
     return remote.outbox;
   }
 
   // The engine thread's queue is bounded; a command read is ours and must run, so wait.
-  template <typename Make>
-  void submit(Serving& serving, Make make) {
-    while (!serving.sequencer.submit(make()) && !stop_)
+  // The requests of one read, then the mark of its last entry, go to the engine thread at
+  // once: it never journals some of them with a cursor that names none of them, or the other
+  // way round. The queue is bounded; a command read is ours and must run, so wait for room.
+  void submit_group(Serving& serving, std::string_view last_id) {
+    serving.group.push_back(CursorMark{std::string(last_id)});
+    while (!serving.sequencer.submit_all(serving.group) && !stop_)
       std::this_thread::sleep_for(std::chrono::microseconds(200));
+    serving.group.clear();
   }
 
   void handle(const Entry& entry, Serving& serving) {
@@ -394,17 +415,13 @@ class ShardWorker {
       std::uint32_t qty = 0;
       const std::string_view text = entry["q"];
       std::from_chars(text.data(), text.data() + text.size(), qty);
-      submit(serving, [&] {
-        return Request{OrderRequest{from, std::string(entry["d"]), std::string(user),
-                                    std::string(entry["k"]), qty}};
-      });
+      serving.group.push_back(OrderRequest{from, std::string(entry["d"]), std::string(user),
+                                           std::string(entry["k"]), qty});
     } else if (type == "a") {
-      submit(serving, [&] {
-        return Request{
-            ActionRequest{from, entry["x"] == "confirm", std::string(entry["i"]), std::string(user)}};
-      });
+      serving.group.push_back(
+          ActionRequest{from, entry["x"] == "confirm", std::string(entry["i"]), std::string(user)});
     } else if (type == "s") {
-      submit(serving, [&] { return Request{SubscribeRequest{from, std::string(entry["d"])}}; });
+      serving.group.push_back(SubscribeRequest{from, std::string(entry["d"])});
     }
   }
 

@@ -116,6 +116,20 @@ bool Sequencer::submit(Request request) {
   return true;
 }
 
+bool Sequencer::submit_all(std::vector<Request>& requests) {
+  {
+    std::lock_guard lock(mutex_);
+    // An empty queue takes any group, so that one larger than the bound still gets in.
+    if (stopping_ ||
+        (!queue_.empty() && queue_.size() + requests.size() > config_.limits.engine_queue_max))
+      return false;
+    for (Request& request : requests) queue_.push_back(std::move(request));
+    metrics_.engine_queue_depth.store(queue_.size(), std::memory_order_relaxed);
+  }
+  wake_.notify_one();
+  return true;
+}
+
 Sequencer::DropView& Sequencer::view(engine::DropIndex drop) {
   while (views_.size() <= drop) {
     DropView added;

@@ -112,6 +112,8 @@ class Sequencer final : public RequestSink {
 
   // Any thread. False when the queue is full or stopping: answer `busy` yourself.
   bool submit(Request request) override;
+  // All of them or none (false: no room now), with nothing queued between them.
+  bool submit_all(std::vector<Request>& requests);
 
  private:
   struct Release;
