@@ -87,8 +87,7 @@ inline constexpr char frame_close = 'x';
 inline constexpr std::string_view alive = "alive";
 
 // Stream ids "<ms>-<seq>", compared as numbers.
-inline std::optional<std::pair<std::uint64_t, std::uint64_t>> parse_stream_id(
-    std::string_view id) {
+inline std::optional<std::pair<std::uint64_t, std::uint64_t>> parse_stream_id(std::string_view id) {
   const auto dash = id.find('-');
   if (dash == std::string_view::npos) return std::nullopt;
   std::pair<std::uint64_t, std::uint64_t> parsed;

@@ -62,8 +62,7 @@ void read_entries(const redisReply* list, std::vector<Entry>& out) {
   for (std::size_t index = 0; index < list->elements; ++index) {
     const redisReply* item = list->element[index];
     if (item->type != REDIS_REPLY_ARRAY || item->elements != 2 ||
-        item->element[0]->type != REDIS_REPLY_STRING ||
-        item->element[1]->type != REDIS_REPLY_ARRAY)
+        item->element[0]->type != REDIS_REPLY_STRING || item->element[1]->type != REDIS_REPLY_ARRAY)
       continue;
     Entry& entry = out.emplace_back();
     entry.id = view(item->element[0]);
@@ -105,8 +104,8 @@ class RemoteOutbox final : public Outbox {
  private:
   void push(std::vector<std::string> fields) {
     RedisPipe::Command command;
-    command.arguments = {"XADD", stream_, "MAXLEN", "~", std::string(gateway_stream_kept), "*",
-                         "c", connection_};
+    command.arguments = {"XADD", stream_, "MAXLEN",   "~", std::string(gateway_stream_kept),
+                         "*",    "c",     connection_};
     std::move(fields.begin(), fields.end(), std::back_inserter(command.arguments));
     // Lost with Redis: the buyer's retry of the client_order_id finds the outcome.
     out_.push(std::move(command));
@@ -150,8 +149,7 @@ class GroupSink final : public RequestSink {
 class ShardWorker {
  public:
   ShardWorker(const GatewayConfig& config, std::uint32_t shard, bool preferred,
-              std::string consumer, RedisPipe& out, Metrics& metrics,
-              const std::atomic<bool>& stop)
+              std::string consumer, RedisPipe& out, Metrics& metrics, const std::atomic<bool>& stop)
       : config_(config),
         shard_(shard),
         preferred_(preferred),
@@ -175,7 +173,8 @@ class ShardWorker {
   // Sleeps up to `duration`, in steps that notice a stop.
   void nap(std::chrono::milliseconds duration) {
     const auto until = Clock::now() + duration;
-    while (!stop_ && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (!stop_ && Clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 
   bool connect(std::unique_ptr<journal::RedisConnection>& redis) {
@@ -189,7 +188,8 @@ class ShardWorker {
   // True once this engine should try to take the shard: its lease is free — at once for a
   // preferred shard, after staying free for standby_delay for another.
   bool wait_for_free_lease() {
-    const std::string lease_key = "{" + cluster::shard_prefix(config_.journal.prefix, shard_) + "}:lease";
+    const std::string lease_key =
+        "{" + cluster::shard_prefix(config_.journal.prefix, shard_) + "}:lease";
     Clock::time_point free_since{};  // {}: held when last looked
     std::unique_ptr<journal::RedisConnection> redis;
     while (!stop_) {
@@ -221,17 +221,24 @@ class ShardWorker {
       nap(std::chrono::seconds(1));
       return;
     }
-    spdlog::info("shard {}: serving as {} (recovered {} events in {:.1f} ms, after waiting {:.1f} "
-                 "ms for the lease)",
-                 shard_, consumer_, recovered.last_sequence, recovered.total_ms,
-                 recovered.lease_wait_ms);
+    spdlog::info(
+        "shard {}: serving as {} (recovered {} events in {:.1f} ms, after waiting {:.1f} "
+        "ms for the lease)",
+        shard_, consumer_, recovered.last_sequence, recovered.total_ms, recovered.lease_wait_ms);
     sequencer.start();
     SourceLimits source_limits(config_.limits);
     std::vector<Request> group;
     GroupSink host_calls(group);  // host API calls join the group of their entry
     ServerContext context{config_, host_calls, &journal, metrics_, source_limits};
-    Serving serving{journal, sequencer,     context, id_of(recovered.cursor), {0, 0}, {},
-                    group,   Clock::time_point{}, Clock::time_point{}};
+    Serving serving{journal,
+                    sequencer,
+                    context,
+                    id_of(recovered.cursor),
+                    {0, 0},
+                    {},
+                    group,
+                    Clock::time_point{},
+                    Clock::time_point{}};
     const bool fenced = !read_commands(serving);
     sequencer.stop(config_.journal.redis_timeout);
     journal.stop(config_.journal.redis_timeout);
@@ -268,10 +275,10 @@ class ShardWorker {
       }
       const std::string from =
           caught_up ? ">" : fmt::format("{}-{}", serving.handled.first, serving.handled.second);
-      const Reply reply = redis->command(
-          {"EVAL", read_lua, "2", commands_key_, serving.journal.lease_key(),
-           serving.journal.lease_token(), cluster::consumer_group, consumer_,
-           std::to_string(read_count), from});
+      const Reply reply =
+          redis->command({"EVAL", read_lua, "2", commands_key_, serving.journal.lease_key(),
+                          serving.journal.lease_token(), cluster::consumer_group, consumer_,
+                          std::to_string(read_count), from});
       if (reply == nullptr) continue;
       if (journal::is_error(reply)) {
         const std::string_view text = journal::text_of(reply);
@@ -308,8 +315,8 @@ class ShardWorker {
   // The commands an earlier owner read but did not complete become ours: those the journal's
   // cursor covers are acknowledged, the rest run in their order, before anything new.
   bool take_over(journal::RedisConnection& redis, Serving& serving) {
-    const Reply created = redis.command({"XGROUP", "CREATE", commands_key_,
-                                         cluster::consumer_group, "0", "MKSTREAM"});
+    const Reply created = redis.command(
+        {"XGROUP", "CREATE", commands_key_, cluster::consumer_group, "0", "MKSTREAM"});
     if (created == nullptr) return false;
     std::string start = "0-0";
     std::size_t redone = 0;
@@ -366,7 +373,7 @@ class ShardWorker {
   }
 
   std::shared_ptr<Outbox> outbox_of(std::string_view gateway, std::string_view connection,
-                                     std::string_view user, Serving& serving) {
+                                    std::string_view user, Serving& serving) {
     std::string key(gateway);
     key += '\0';
     key += connection;
@@ -433,8 +440,8 @@ class ShardWorker {
     request.body() = std::string(entry["b"]);
     auto done = [&out = out_, stream = cluster::gateway_stream(config_.journal.prefix, entry["g"]),
                  id = std::string(entry["r"])](HostReply reply) {
-      out.push({{"XADD", stream, "MAXLEN", "~", std::string(gateway_stream_kept), "*", "r", id,
-                 "s", std::to_string(reply.status), "f", std::move(reply.body)},
+      out.push({{"XADD", stream, "MAXLEN", "~", std::string(gateway_stream_kept), "*", "r", id, "s",
+                 std::to_string(reply.status), "f", std::move(reply.body)},
                 {}});
     };
     std::optional<HostReply> now = request.target() == "/drops"
@@ -493,14 +500,15 @@ int run_engine_node(const GatewayConfig& config, const std::atomic<bool>& stop) 
   std::vector<std::unique_ptr<ShardWorker>> workers;
   const auto& preferred = config.cluster.preferred_shards;
   for (std::uint32_t shard = 0; shard < config.cluster.shards; ++shard) {
-    const bool prefers =
-        preferred.empty() || std::find(preferred.begin(), preferred.end(), shard) != preferred.end();
+    const bool prefers = preferred.empty() ||
+                         std::find(preferred.begin(), preferred.end(), shard) != preferred.end();
     workers.push_back(
         std::make_unique<ShardWorker>(config, shard, prefers, consumer, out, metrics, stop));
   }
-  spdlog::info("flashsale: engine {} serving or standing by for {} shards (preferring {})", consumer,
-               config.cluster.shards,
-               preferred.empty() ? std::string("all") : fmt::format("{}", fmt::join(preferred, ",")));
+  spdlog::info(
+      "flashsale: engine {} serving or standing by for {} shards (preferring {})", consumer,
+      config.cluster.shards,
+      preferred.empty() ? std::string("all") : fmt::format("{}", fmt::join(preferred, ",")));
   workers.clear();  // each returns once `stop` is seen and its shard is handed back
   return 0;
 }

@@ -156,22 +156,23 @@ bool ClusterLink::submit(Request request) {
         } else if constexpr (std::is_same_v<Body, SubscribeRequest>) {
           const std::uint32_t shard = cluster::shard_of(body.drop, config_.cluster.shards);
           if (!alive(shard)) {
-            body.from->send(share(protocol::error(protocol::ErrorCode::bad_field,
-                                                  "no engine serves this drop right now; retry",
-                                                  body.drop)),
-                            FrameKind::reply);
+            body.from->send(
+                share(protocol::error(protocol::ErrorCode::bad_field,
+                                      "no engine serves this drop right now; retry", body.drop)),
+                FrameKind::reply);
             return true;
           }
-          return send_command(shard, {"t", "s", "c", connection_of(body.from, shard), "d", body.drop},
-                              {});
+          return send_command(shard,
+                              {"t", "s", "c", connection_of(body.from, shard), "d", body.drop}, {});
         } else if constexpr (std::is_same_v<Body, OrderRequest>) {
           const std::uint32_t shard = cluster::shard_of(body.drop, config_.cluster.shards);
           const auto unavailable = [from = std::weak_ptr<Outbox>(body.from), drop = body.drop,
                                     id = body.client_order_id](std::string_view) {
             if (auto alive_from = from.lock())
-              alive_from->send(share(protocol::order_result_status(
-                                   drop, id, "unavailable", "no engine serves this drop right now")),
-                               FrameKind::order);
+              alive_from->send(
+                  share(protocol::order_result_status(drop, id, "unavailable",
+                                                      "no engine serves this drop right now")),
+                  FrameKind::order);
           };
           if (!alive(shard)) {
             unavailable({});
@@ -186,12 +187,11 @@ bool ClusterLink::submit(Request request) {
           const std::uint32_t shard =
               ref ? cluster::shard_of(ref->drop, config_.cluster.shards) : 0;
           if (!ref || !alive(shard)) {
-            body.from->send(share(protocol::error(ref ? protocol::ErrorCode::bad_field
-                                                      : protocol::ErrorCode::unknown_order,
-                                                  ref ? "no engine serves this drop right now"
-                                                      : "no such order",
-                                                  body.order_id)),
-                            FrameKind::reply);
+            body.from->send(
+                share(protocol::error(
+                    ref ? protocol::ErrorCode::bad_field : protocol::ErrorCode::unknown_order,
+                    ref ? "no engine serves this drop right now" : "no such order", body.order_id)),
+                FrameKind::reply);
             return true;
           }
           return send_command(shard,
@@ -218,12 +218,14 @@ void ClusterLink::forward(const HttpRequest& request, std::function<void(HostRep
     // A new drop goes to its id's shard; a body without one gets the engine's own 400.
     json::error_code error;
     const json::value body = json::parse(request.body(), error);
-    const json::value* id = !error && body.is_object() ? body.as_object().if_contains("id") : nullptr;
+    const json::value* id =
+        !error && body.is_object() ? body.as_object().if_contains("id") : nullptr;
     shards.push_back(id != nullptr && id->is_string()
                          ? cluster::shard_of(id->as_string(), config_.cluster.shards)
                          : 0);
   } else {
-    std::string_view rest = path.substr(std::min(path.size(), std::string_view("/api/drops/").size()));
+    std::string_view rest =
+        path.substr(std::min(path.size(), std::string_view("/api/drops/").size()));
     shards.push_back(cluster::shard_of(rest.substr(0, rest.find('/')), config_.cluster.shards));
   }
   for (const std::uint32_t shard : shards) {
@@ -245,8 +247,8 @@ void ClusterLink::forward(const HttpRequest& request, std::function<void(HostRep
     const bool queued = send_command(
         shard,
         {"t", "h", "r", std::to_string(id), "m", std::string(request.method_string()), "p",
-         std::string(request.target()), "a", std::string(request[http::field::authorization]),
-         "b", request.body()},
+         std::string(request.target()), "a", std::string(request[http::field::authorization]), "b",
+         request.body()},
         [this, id](std::string_view) {
           answer_host(id, http_error(503, "unavailable", "redis cannot take the call; retry"));
         });
@@ -312,12 +314,18 @@ void ClusterLink::read_answers() {
       for (std::size_t field = 0; field + 1 < fields->elements; field += 2) {
         const std::string_view name = view(fields->element[field]);
         const std::string_view value = view(fields->element[field + 1]);
-        if (name == "c") connection = value;
-        else if (name == "k") kind = value;
-        else if (name == "s") shard = value;
-        else if (name == "d") drop = value;
-        else if (name == "f") frame = value;
-        else if (name == "r") request = value;
+        if (name == "c")
+          connection = value;
+        else if (name == "k")
+          kind = value;
+        else if (name == "s")
+          shard = value;
+        else if (name == "d")
+          drop = value;
+        else if (name == "f")
+          frame = value;
+        else if (name == "r")
+          request = value;
       }
       if (!request.empty()) {
         // A host reply: its status rides in "s".
@@ -346,9 +354,9 @@ void ClusterLink::read_answers() {
         std::uint32_t shard_number = 0;
         std::from_chars(drop.data(), drop.data() + drop.size(), index_in_shard);
         std::from_chars(shard.data(), shard.data() + shard.size(), shard_number);
-        outbox->send(share(std::string(frame)), static_cast<FrameKind>(kind[0] - '0'),
-                     cluster::global_drop_index(index_in_shard, shard_number,
-                                                config_.cluster.shards));
+        outbox->send(
+            share(std::string(frame)), static_cast<FrameKind>(kind[0] - '0'),
+            cluster::global_drop_index(index_in_shard, shard_number, config_.cluster.shards));
       }
     }
   }

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     if (io_threads != 0) config.io_threads = io_threads;
     using flashsale::gateway::Role;
     if (!role.empty())
-      config.cluster.role = role == "gateway" ? Role::gateway
+      config.cluster.role = role == "gateway"  ? Role::gateway
                             : role == "engine" ? Role::engine
                                                : Role::all;
     if (shards != 0) config.cluster.shards = shards;

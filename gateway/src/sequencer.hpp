@@ -172,7 +172,7 @@ class Sequencer final : public RequestSink {
   };
   boost::unordered_flat_map<std::string, std::vector<Waiter>> waiting_;
   std::vector<engine::OrderResult> results_;
-  std::string cursor_;  // the last CursorMark, for the next append
+  std::string cursor_;                               // the last CursorMark, for the next append
   std::vector<journal::OrderRecord> order_records_;  // for the downstream order stream
   std::vector<engine::PlaceOrder> batch_;
 };

@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
   replay->add_option("--url", replay_options.url,
-                    "WebSocket URL; several, comma-separated, spread viewers over gateways");
+                     "WebSocket URL; several, comma-separated, spread viewers over gateways");
   replay->add_option("--api", replay_options.api, "host API base URL");
   replay->add_option("--host-key", replay_options.host_key, "host API key");
   replay->add_option("--report", replay_options.report_dir,

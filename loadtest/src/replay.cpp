@@ -173,7 +173,8 @@ void Replay::act(std::size_t thread, const Action& action) {
             on_message(thread, user, message);
           });
       viewer.connection->open(
-          targets_[action.user % targets_.size()], options_.sources[action.user % options_.sources.size()],
+          targets_[action.user % targets_.size()],
+          options_.sources[action.user % options_.sources.size()],
           fmt::format("{}-v{}", trace_.header.scenario, action.user),
           [this, user = action.user, connection = viewer.connection.get()](bool ok) {
             Viewer& self = viewers_[user];

@@ -73,8 +73,9 @@ class Engine {
   bool await(const std::string& text, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
     return changed_.wait_for(lock, timeout, [&] {
-      return std::any_of(log_.begin(), log_.end(),
-                         [&](const std::string& line) { return line.find(text) != std::string::npos; });
+      return std::any_of(log_.begin(), log_.end(), [&](const std::string& line) {
+        return line.find(text) != std::string::npos;
+      });
     });
   }
   void signal(int number) { process_->signal(number); }
@@ -127,14 +128,13 @@ class Cluster : public ::testing::Test {
     return http_call(gateways[gateway]->port(), method, target, body, host_key);
   }
   void create(std::size_t gateway, const std::string& id, int stock) {
-    const auto reply =
-        host(gateway, "POST", "/api/drops",
-             json::serialize(json::object{{"id", id},
-                                          {"title", "Chestnuts"},
-                                          {"price_cents", 990},
-                                          {"stock", stock},
-                                          {"per_user_limit", 1},
-                                          {"hold_seconds", 60}}));
+    const auto reply = host(gateway, "POST", "/api/drops",
+                            json::serialize(json::object{{"id", id},
+                                                         {"title", "Chestnuts"},
+                                                         {"price_cents", 990},
+                                                         {"stock", stock},
+                                                         {"per_user_limit", 1},
+                                                         {"hold_seconds", 60}}));
     ASSERT_EQ(reply.status, 201u) << reply.body;
   }
   json::object drop(const std::string& id) {
@@ -155,8 +155,8 @@ class Cluster : public ::testing::Test {
                      "id = \"" + drop_id + "\"");
     const std::string scenario_path = write_temp_file(drop_id + ".toml", scenario);
     const std::string trace = ::testing::TempDir() + drop_id + ".jsonl";
-    ChildProcess gen({FLASHSALE_LOADTEST, "gen", "--scenario", scenario_path, "--out", trace,
-                      "--seed", "11"});
+    ChildProcess gen(
+        {FLASHSALE_LOADTEST, "gen", "--scenario", scenario_path, "--out", trace, "--seed", "11"});
     EXPECT_EQ(gen.wait(30s), 0);
     return trace;
   }
@@ -241,8 +241,8 @@ TEST_F(Cluster, ViewersOnBothGatewaysBuyFromDropsOfBothEngines) {
     const auto entries = redis.call(
         {"XRANGE", "{" + gateway::cluster::shard_prefix(prefix, shard) + "}:orders", "-", "+"});
     std::size_t confirmed = 0;
-    for (std::size_t at = entries.find("event confirmed drop " + id + " ");
-         at != std::string::npos; at = entries.find("event confirmed drop " + id + " ", at + 1))
+    for (std::size_t at = entries.find("event confirmed drop " + id + " "); at != std::string::npos;
+         at = entries.find("event confirmed drop " + id + " ", at + 1))
       ++confirmed;
     EXPECT_EQ(confirmed, info.at("sold").to_number<std::size_t>()) << id;
     std::string printed;

@@ -78,7 +78,8 @@ TEST(Journal, CursorAndOrderRecordsLandWithTheirBatch) {
     Events events;
     original.create_drop({"d", "Chestnuts", 1990, 5, 2, 60'000, 0}, 1'000, events);
     original.start_countdown("d", 0, 1'000, events);
-    const engine::OrderResult reserved = original.place_order({"d", "ann", "a-1", 1}, 2'000, events);
+    const engine::OrderResult reserved =
+        original.place_order({"d", "ann", "a-1", 1}, 2'000, events);
     ASSERT_EQ(reserved.outcome, engine::OrderOutcome::reserved);
     journal.append(events, "5-0");
     events.clear();

@@ -20,8 +20,7 @@ constexpr std::size_t bytes_max = std::size_t{1} << 40;
 Reply must(RedisConnection& redis, const std::vector<std::string_view>& command) {
   Reply reply = redis.command(command);
   if (reply == nullptr) throw std::runtime_error("redis: " + redis.error());
-  if (is_error(reply))
-    throw std::runtime_error("redis: " + std::string(text_of(reply)));
+  if (is_error(reply)) throw std::runtime_error("redis: " + std::string(text_of(reply)));
   return reply;
 }
 
@@ -34,8 +33,7 @@ std::optional<std::string> snapshot_of(RedisConnection& redis, const std::string
 }  // namespace
 
 JournalCopy read_journal(const std::string& redis_address, const std::string& prefix) {
-  RedisConnection redis(RedisEndpoint::parse(redis_address),
-                                std::chrono::seconds(30));
+  RedisConnection redis(RedisEndpoint::parse(redis_address), std::chrono::seconds(30));
   if (!redis.ok()) throw std::runtime_error("redis " + redis_address + ": " + redis.error());
   const std::string stream_key = "{" + prefix + "}:journal";
   const std::string snapshot_key = "{" + prefix + "}:snapshot";

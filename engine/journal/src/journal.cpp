@@ -122,8 +122,8 @@ struct Journal::Shared {
     std::string cursor;  // the caller's when it cut
   };
   std::deque<Cut> cuts;
-  std::string open_cursor;     // the caller's latest, not yet in a batch taken
-  bool cursor_dirty = false;   // open_cursor was not yet handed to the writer
+  std::string open_cursor;              // the caller's latest, not yet in a batch taken
+  bool cursor_dirty = false;            // open_cursor was not yet handed to the writer
   std::deque<OrderRecord> open_orders;  // by sequence
   std::string durable_cursor;
   std::deque<ChainHead> heads;  // the last batches written, oldest first
@@ -195,7 +195,7 @@ class Journal::Writer {
     std::string stored;
     std::uint64_t last_sequence = 0;
     std::size_t event_bytes = 0;
-    std::string cursor;                    // '' leaves the stored one
+    std::string cursor;                     // '' leaves the stored one
     std::vector<std::string> order_values;  // detail::order_fields per order record
   };
 
@@ -405,12 +405,21 @@ class Journal::Writer {
   void write_batch() {
     const Clock::time_point started = Clock::now();
     const std::string id = entry_id(in_flight_->header.number);
-    std::vector<std::string_view> command{
-        "EVAL",          detail::append_lua, "4",     shared_.lease_key,   shared_.stream_key,
-        shared_.cursor_key, shared_.orders_key, shared_.token, shared_.ttl_ms, top_id_,
-        id,              in_flight_->stored, in_flight_->cursor, shared_.orders_kept};
-    command.insert(command.end(), in_flight_->order_values.begin(),
-                   in_flight_->order_values.end());
+    std::vector<std::string_view> command{"EVAL",
+                                          detail::append_lua,
+                                          "4",
+                                          shared_.lease_key,
+                                          shared_.stream_key,
+                                          shared_.cursor_key,
+                                          shared_.orders_key,
+                                          shared_.token,
+                                          shared_.ttl_ms,
+                                          top_id_,
+                                          id,
+                                          in_flight_->stored,
+                                          in_flight_->cursor,
+                                          shared_.orders_kept};
+    command.insert(command.end(), in_flight_->order_values.begin(), in_flight_->order_values.end());
     const Reply reply = redis_->command(command);
     if (reply == nullptr) return connection_lost();
     if (is_error(reply)) return handle_error(text_of(reply));
@@ -551,8 +560,8 @@ class Journal::Writer {
   std::optional<Batch> in_flight_;
   std::optional<PendingSnapshot> snapshot_;
   std::optional<std::string> cursor_;  // a position being written on its own
-  bool uncertain_ = false;  // in_flight_ was sent and its reply never came
-  Reply last_reply_;        // owns what read_entries' views point into
+  bool uncertain_ = false;             // in_flight_ was sent and its reply never came
+  Reply last_reply_;                   // owns what read_entries' views point into
   std::uint64_t last_batch_;
   std::string top_id_;  // the stream's top entry as this engine last wrote it
   std::deque<std::pair<std::uint64_t, std::uint64_t>> since_snapshot_;  // (batch, last sequence)
