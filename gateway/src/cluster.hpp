@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace flashsale::gateway::cluster {
 
@@ -69,22 +70,59 @@ inline std::uint32_t global_drop_index(std::uint32_t drop_index, std::uint32_t s
   return drop_index * shards + shard;
 }
 
-// Command stream entries: field "t" says what follows.
+// Both streams carry records: each entry holds one or more fields "r" (everything a sender
+// queued for that stream while its last write was in flight), each a record of named values,
+// encoded as <name>:<length>:<value>… (binary-safe). In a command record, "t" says what follows:
 //   order      t=o g=<gateway> c=<connection> d=<drop> u=<user> k=<client_order_id> q=<qty>
 //   action     t=a g c u i=<order id> x=confirm|cancel
 //   subscribe  t=s g c d
 //   leave      t=l g c u      the connection closed: forget it
-//   host API   t=h g r=<request> m=<method> p=<target> a=<authorization> b=<body>
-// Gateway stream entries:
+//   host API   t=h g n=<request> m=<method> p=<target> a=<authorization> b=<body>
+// Gateway stream records:
 //   frame      c=<connection> k=<frame kind 0-5> s=<shard> d=<drop index> f=<frame>
 //   forget     c k=f d=<drop id>        the drop does not exist: drop the subscription
 //   close      c k=x d=<code> f=<frame> close the connection after the frame
-//   host reply r=<request> s=<status> f=<body>
+//   host reply n=<request> s=<status> f=<body>
 // Pub/Sub messages on {P-sN}:updates: "<kind> <drop index> <drop id>\n<frame>", or "alive"
 // once a second from the shard's owner.
 inline constexpr char frame_forget = 'f';
 inline constexpr char frame_close = 'x';
 inline constexpr std::string_view alive = "alive";
+
+using Field = std::pair<std::string_view, std::string_view>;
+
+inline void append_field(std::string& record, std::string_view name, std::string_view value) {
+  record += name;
+  record += ':';
+  record += std::to_string(value.size());
+  record += ':';
+  record += value;
+}
+
+inline std::string encode_record(std::initializer_list<Field> fields) {
+  std::string record;
+  for (const auto& [name, value] : fields) append_field(record, name, value);
+  return record;
+}
+
+// The fields of a record (views into it); false if it is not one.
+inline bool decode_record(std::string_view record, std::vector<Field>& fields) {
+  fields.clear();
+  while (!record.empty()) {
+    const auto name_end = record.find(':');
+    if (name_end == std::string_view::npos) return false;
+    std::size_t length = 0;
+    const char* digits = record.data() + name_end + 1;
+    const char* end = record.data() + record.size();
+    const auto [length_end, problem] = std::from_chars(digits, end, length);
+    if (problem != std::errc{} || length_end == end || *length_end != ':' ||
+        static_cast<std::size_t>(end - length_end - 1) < length)
+      return false;
+    fields.emplace_back(record.substr(0, name_end), std::string_view(length_end + 1, length));
+    record = std::string_view(length_end + 1 + length, end - length_end - 1 - length);
+  }
+  return true;
+}
 
 // Stream ids "<ms>-<seq>", compared as numbers.
 inline std::optional<std::pair<std::uint64_t, std::uint64_t>> parse_stream_id(std::string_view id) {

@@ -56,7 +56,8 @@ std::string_view view(const redisReply* reply) {
   return {reply->str, reply->len};
 }
 
-// [[id, [field, value, …]], …]; entries of another shape are skipped.
+// [[id, ["r", record, "r", record, …]], …]: one Entry per record, in order. What is not of
+// that shape is skipped, and said: a gateway of another version, or someone else's writes.
 void read_entries(const redisReply* list, std::vector<Entry>& out) {
   if (list == nullptr || list->type != REDIS_REPLY_ARRAY) return;
   for (std::size_t index = 0; index < list->elements; ++index) {
@@ -64,11 +65,16 @@ void read_entries(const redisReply* list, std::vector<Entry>& out) {
     if (item->type != REDIS_REPLY_ARRAY || item->elements != 2 ||
         item->element[0]->type != REDIS_REPLY_STRING || item->element[1]->type != REDIS_REPLY_ARRAY)
       continue;
-    Entry& entry = out.emplace_back();
-    entry.id = view(item->element[0]);
     const redisReply* fields = item->element[1];
-    for (std::size_t field = 0; field + 1 < fields->elements; field += 2)
-      entry.fields.emplace_back(view(fields->element[field]), view(fields->element[field + 1]));
+    for (std::size_t field = 0; field + 1 < fields->elements; field += 2) {
+      Entry& entry = out.emplace_back();
+      entry.id = view(item->element[0]);
+      if (view(fields->element[field]) != "r" ||
+          !cluster::decode_record(view(fields->element[field + 1]), entry.fields)) {
+        spdlog::warn("command {}: not a record; skipped", entry.id);
+        entry.fields.clear();
+      }
+    }
   }
 }
 
@@ -90,23 +96,26 @@ class RemoteOutbox final : public Outbox {
     send_here(frame, kind, drop);
   }
   void send_here(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) override {
-    push({"k", std::string(1, static_cast<char>('0' + static_cast<int>(kind))), "s", shard_, "d",
-          std::to_string(drop), "f", *frame});
+    const char digit = static_cast<char>('0' + static_cast<int>(kind));
+    push({{"k", {&digit, 1}}, {"s", shard_}, {"d", std::to_string(drop)}, {"f", *frame}});
   }
   void close_with(SharedFrame frame, std::uint16_t code, std::string) override {
-    push({"k", std::string(1, cluster::frame_close), "d", std::to_string(code), "f", *frame});
+    const char kind = cluster::frame_close;
+    push({{"k", {&kind, 1}}, {"d", std::to_string(code)}, {"f", *frame}});
   }
   void forget_subscription(std::string drop) override {
-    push({"k", std::string(1, cluster::frame_forget), "d", std::move(drop)});
+    const char kind = cluster::frame_forget;
+    push({{"k", {&kind, 1}}, {"d", drop}});
   }
   void shut_down() override {}
 
  private:
-  void push(std::vector<std::string> fields) {
+  void push(std::initializer_list<cluster::Field> fields) {
     RedisPipe::Command command;
-    command.arguments = {"XADD", stream_, "MAXLEN",   "~", std::string(gateway_stream_kept),
-                         "*",    "c",     connection_};
-    std::move(fields.begin(), fields.end(), std::back_inserter(command.arguments));
+    command.stream = stream_;
+    command.kept = gateway_stream_kept;
+    cluster::append_field(command.record, "c", connection_);
+    for (const auto& [name, value] : fields) cluster::append_field(command.record, name, value);
     // Lost with Redis: the buyer's retry of the client_order_id finds the outcome.
     out_.push(std::move(command));
   }
@@ -123,9 +132,9 @@ class ShardFanout final : public Fanout {
   ShardFanout(RedisPipe& out, std::string channel) : out_(out), channel_(std::move(channel)) {}
   void publish(std::string drop, SharedFrame frame, FrameKind kind,
                std::uint32_t drop_index) override {
-    out_.push({{"PUBLISH", channel_,
-                fmt::format("{} {} {}\n{}", static_cast<int>(kind), drop_index, drop, *frame)},
-               {}});
+    out_.push_command(
+        {"PUBLISH", channel_,
+         fmt::format("{} {} {}\n{}", static_cast<int>(kind), drop_index, drop, *frame)});
   }
 
  private:
@@ -305,7 +314,7 @@ class ShardWorker {
       }
       acknowledge(*redis, serving);
       if (Clock::now() >= serving.heartbeat_at) {
-        out_.push({{"PUBLISH", channel_, std::string(cluster::alive)}, {}});
+        out_.push_command({"PUBLISH", channel_, std::string(cluster::alive)});
         serving.heartbeat_at = Clock::now() + heartbeat_every;
       }
     }
@@ -334,7 +343,8 @@ class ShardWorker {
       read_entries(reply->element[1], entries);
       for (const Entry& entry : entries) {
         if (id_of(entry.id) <= serving.completed) {
-          serving.unacked.emplace_back(entry.id);
+          if (serving.unacked.empty() || serving.unacked.back() != entry.id)
+            serving.unacked.emplace_back(entry.id);
           serving.handled = std::max(serving.handled, id_of(entry.id));
           skipped += 1;
         } else {
@@ -403,7 +413,8 @@ class ShardWorker {
   }
 
   void handle(const Entry& entry, Serving& serving) {
-    serving.unacked.emplace_back(entry.id);
+    if (serving.unacked.empty() || serving.unacked.back() != entry.id)
+      serving.unacked.emplace_back(entry.id);  // an entry's records share its id
     serving.handled = std::max(serving.handled, id_of(entry.id));
     const std::string_view type = entry["t"];
     const std::string_view gateway = entry["g"];
@@ -439,10 +450,13 @@ class ShardWorker {
     request.set(boost::beast::http::field::authorization, entry["a"]);
     request.body() = std::string(entry["b"]);
     auto done = [&out = out_, stream = cluster::gateway_stream(config_.journal.prefix, entry["g"]),
-                 id = std::string(entry["r"])](HostReply reply) {
-      out.push({{"XADD", stream, "MAXLEN", "~", std::string(gateway_stream_kept), "*", "r", id, "s",
-                 std::to_string(reply.status), "f", std::move(reply.body)},
-                {}});
+                 id = std::string(entry["n"])](HostReply reply) {
+      RedisPipe::Command command;
+      command.stream = stream;
+      command.kept = gateway_stream_kept;
+      command.record = cluster::encode_record(
+          {{"n", id}, {"s", std::to_string(reply.status)}, {"f", reply.body}});
+      out.push(std::move(command));
     };
     std::optional<HostReply> now = request.target() == "/drops"
                                        ? public_drops(serving.context, done)

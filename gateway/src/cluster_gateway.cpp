@@ -108,8 +108,10 @@ std::string ClusterLink::connection_of(const std::shared_ptr<Outbox>& from, std:
 bool ClusterLink::send_command(std::uint32_t shard, std::vector<std::string> fields,
                                std::function<void(std::string_view)> failed) {
   RedisPipe::Command command;
-  command.arguments = {"XADD", cluster::commands_key(config_.journal.prefix, shard), "*", "g", id_};
-  std::move(fields.begin(), fields.end(), std::back_inserter(command.arguments));
+  command.stream = cluster::commands_key(config_.journal.prefix, shard);
+  cluster::append_field(command.record, "g", id_);
+  for (std::size_t index = 0; index + 1 < fields.size(); index += 2)
+    cluster::append_field(command.record, fields[index], fields[index + 1]);
   command.failed = std::move(failed);
   return commands_.push(std::move(command));
 }
@@ -246,7 +248,7 @@ void ClusterLink::forward(const HttpRequest& request, std::function<void(HostRep
     }
     const bool queued = send_command(
         shard,
-        {"t", "h", "r", std::to_string(id), "m", std::string(request.method_string()), "p",
+        {"t", "h", "n", std::to_string(id), "m", std::string(request.method_string()), "p",
          std::string(request.target()), "a", std::string(request[http::field::authorization]), "b",
          request.body()},
         [this, id](std::string_view) {
@@ -282,6 +284,56 @@ void ClusterLink::expire_host_calls() {
     answer_host(id, http_error(504, "timeout", "the engine did not answer in time; retry"));
 }
 
+// One answer record: to a connection, or to a host call.
+void ClusterLink::dispatch(const std::vector<cluster::Field>& record) {
+  std::string_view connection, kind, shard, drop, frame, request, status;
+  for (const auto& [name, value] : record) {
+    if (name == "c")
+      connection = value;
+    else if (name == "k")
+      kind = value;
+    else if (name == "s")
+      shard = value;
+    else if (name == "d")
+      drop = value;
+    else if (name == "f")
+      frame = value;
+    else if (name == "n")
+      request = value;
+  }
+  if (!request.empty()) {  // a host reply: its status rides in "s"
+    unsigned code = 503;
+    std::uint64_t id = 0;
+    std::from_chars(shard.data(), shard.data() + shard.size(), code);
+    std::from_chars(request.data(), request.data() + request.size(), id);
+    answer_host(id, {code, std::string(frame)});
+    return;
+  }
+  std::uint64_t id = 0;
+  std::from_chars(connection.data(), connection.data() + connection.size(), id);
+  std::shared_ptr<Outbox> outbox;
+  {
+    std::lock_guard lock(mutex_);
+    const auto found = by_id_.find(id);
+    if (found != by_id_.end()) outbox = found->second.lock();
+  }
+  if (outbox == nullptr || kind.size() != 1) return;  // gone: a retry finds its outcome
+  if (kind[0] == cluster::frame_forget) {
+    outbox->forget_subscription(std::string(drop));
+  } else if (kind[0] == cluster::frame_close) {
+    std::uint16_t code = 1008;
+    std::from_chars(drop.data(), drop.data() + drop.size(), code);
+    outbox->close_with(share(std::string(frame)), code, "closed by the engine");
+  } else {
+    std::uint32_t index_in_shard = 0;
+    std::uint32_t shard_number = 0;
+    std::from_chars(drop.data(), drop.data() + drop.size(), index_in_shard);
+    std::from_chars(shard.data(), shard.data() + shard.size(), shard_number);
+    outbox->send(share(std::string(frame)), static_cast<FrameKind>(kind[0] - '0'),
+                 cluster::global_drop_index(index_in_shard, shard_number, config_.cluster.shards));
+  }
+}
+
 void ClusterLink::read_answers() {
   const journal::RedisEndpoint endpoint = journal::RedisEndpoint::parse(config_.journal.redis);
   std::unique_ptr<journal::RedisConnection> redis;
@@ -306,57 +358,18 @@ void ClusterLink::read_answers() {
         redis->command({"XREAD", "COUNT", "1024", "BLOCK", "100", "STREAMS", stream_, last});
     if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY) continue;
     const redisReply* entries = reply->element[0]->element[1];
+    std::vector<cluster::Field> record;
     for (std::size_t index = 0; index < entries->elements; ++index) {
       const redisReply* entry = entries->element[index];
       last = std::string(view(entry->element[0]));
       const redisReply* fields = entry->element[1];
-      std::string_view connection, kind, shard, drop, frame, request, status;
       for (std::size_t field = 0; field + 1 < fields->elements; field += 2) {
-        const std::string_view name = view(fields->element[field]);
-        const std::string_view value = view(fields->element[field + 1]);
-        if (name == "c")
-          connection = value;
-        else if (name == "k")
-          kind = value;
-        else if (name == "s")
-          shard = value;
-        else if (name == "d")
-          drop = value;
-        else if (name == "f")
-          frame = value;
-        else if (name == "r")
-          request = value;
-      }
-      if (!request.empty()) {
-        // A host reply: its status rides in "s".
-        unsigned code = 503;
-        std::from_chars(shard.data(), shard.data() + shard.size(), code);
-        answer_host(std::stoull(std::string(request)), {code, std::string(frame)});
-        continue;
-      }
-      std::uint64_t id = 0;
-      std::from_chars(connection.data(), connection.data() + connection.size(), id);
-      std::shared_ptr<Outbox> outbox;
-      {
-        std::lock_guard lock(mutex_);
-        const auto found = by_id_.find(id);
-        if (found != by_id_.end()) outbox = found->second.lock();
-      }
-      if (outbox == nullptr || kind.size() != 1) continue;  // gone: a retry finds its outcome
-      if (kind[0] == cluster::frame_forget) {
-        outbox->forget_subscription(std::string(drop));
-      } else if (kind[0] == cluster::frame_close) {
-        std::uint16_t code = 1008;
-        std::from_chars(drop.data(), drop.data() + drop.size(), code);
-        outbox->close_with(share(std::string(frame)), code, "closed by the engine");
-      } else {
-        std::uint32_t index_in_shard = 0;
-        std::uint32_t shard_number = 0;
-        std::from_chars(drop.data(), drop.data() + drop.size(), index_in_shard);
-        std::from_chars(shard.data(), shard.data() + shard.size(), shard_number);
-        outbox->send(
-            share(std::string(frame)), static_cast<FrameKind>(kind[0] - '0'),
-            cluster::global_drop_index(index_in_shard, shard_number, config_.cluster.shards));
+        if (view(fields->element[field]) != "r" ||
+            !cluster::decode_record(view(fields->element[field + 1]), record)) {
+          spdlog::warn("answer {}: not a record; skipped", last);
+          continue;
+        }
+        dispatch(record);
       }
     }
   }

@@ -64,6 +64,7 @@ class ClusterLink final : public RequestSink {
   bool send_command(std::uint32_t shard, std::vector<std::string> fields,
                     std::function<void(std::string_view)> failed);
   void read_answers();
+  void dispatch(const std::vector<std::pair<std::string_view, std::string_view>>& record);
   void read_updates();
   void answer_host(std::uint64_t request, HostReply reply);
   void expire_host_calls();

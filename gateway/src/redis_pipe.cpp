@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <optional>
 
 namespace flashsale::gateway {
@@ -68,24 +69,51 @@ void RedisPipe::run() {
   }
 }
 
+// One round: every command as it is, and every stream's records as one entry; then one read
+// per command sent, each reply going to the commands it stands for.
 bool RedisPipe::send(std::vector<Command>& round) {
   if (redis_ == nullptr || !redis_->ok())
     redis_ = std::make_unique<journal::RedisConnection>(endpoint_, timeout_);
+  struct Sent {
+    std::vector<std::string_view> arguments;
+    std::vector<std::size_t> commands;  // in `round`
+  };
+  std::vector<Sent> sent;
+  std::vector<std::pair<std::string_view, std::size_t>> streams;  // stream → its entry in `sent`
+  for (std::size_t index = 0; index < round.size(); ++index) {
+    const Command& command = round[index];
+    if (command.stream.empty()) {
+      sent.push_back({{command.arguments.begin(), command.arguments.end()}, {index}});
+      continue;
+    }
+    auto found = std::find_if(streams.begin(), streams.end(),
+                              [&](const auto& stream) { return stream.first == command.stream; });
+    if (found == streams.end()) {
+      Sent& entry = sent.emplace_back();
+      entry.arguments = {"XADD", command.stream};
+      if (!command.kept.empty())
+        entry.arguments.insert(entry.arguments.end(), {"MAXLEN", "~", command.kept});
+      entry.arguments.push_back("*");
+      found = streams.insert(streams.end(), {command.stream, sent.size() - 1});
+    }
+    Sent& entry = sent[found->second];
+    entry.arguments.insert(entry.arguments.end(), {"r", command.record});
+    entry.commands.push_back(index);
+  }
+  const auto fail = [&](const Sent& entry, std::string_view why) {
+    for (const std::size_t index : entry.commands)
+      if (round[index].failed) round[index].failed(why);
+  };
   std::size_t answered = 0;
   if (redis_->ok()) {
-    std::vector<std::string_view> arguments;
-    for (const Command& command : round) {
-      arguments.assign(command.arguments.begin(), command.arguments.end());
-      redis_->append(arguments);
-    }
-    for (; answered < round.size(); ++answered) {
+    for (const Sent& entry : sent) redis_->append(entry.arguments);
+    for (; answered < sent.size(); ++answered) {
       const journal::Reply reply = redis_->read();
       if (reply == nullptr) break;
-      if (journal::is_error(reply) && round[answered].failed)
-        round[answered].failed(journal::text_of(reply));
+      if (journal::is_error(reply)) fail(sent[answered], journal::text_of(reply));
     }
   }
-  const bool reached = answered == round.size();
+  const bool reached = answered == sent.size();
   {
     std::lock_guard lock(mutex_);
     if (connected_ != reached)
@@ -94,8 +122,8 @@ bool RedisPipe::send(std::vector<Command>& round) {
     connected_ = reached;
   }
   // Not sent, or sent without an answer: the caller decides what a loss means.
-  for (std::size_t lost = answered; lost < round.size(); ++lost)
-    if (round[lost].failed) round[lost].failed("redis unreachable");
+  for (std::size_t lost = answered; lost < sent.size(); ++lost)
+    fail(sent[lost], "redis unreachable");
   return reached;
 }
 

@@ -3,6 +3,10 @@
 // however many commands. Used where the sender must not wait for Redis: an engine's answers
 // and drop updates to the gateways, a gateway's commands to the engines.
 //
+// Records for a stream are merged: every record queued for one stream in a round becomes one
+// entry (`XADD stream * r <record> r <record> …`), so a surge costs Redis one entry per
+// round per stream instead of one per order (cluster.hpp has the record format).
+//
 // Bounded: past `queue_max` queued commands `push` refuses, and the caller answers `busy`.
 // A command that cannot be sent (Redis away: reconnected with backoff) or that Redis refuses
 // gets its `failed` called, on the pipe's thread.
@@ -24,7 +28,10 @@ namespace flashsale::gateway {
 class RedisPipe {
  public:
   struct Command {
-    std::vector<std::string> arguments;
+    std::vector<std::string> arguments;  // a command of its own, or
+    std::string stream;                  // a record for this stream, merged with others
+    std::string record;
+    std::string_view kept;  // the stream's cap (XADD MAXLEN ~), if any; a literal
     std::function<void(std::string_view error)> failed;  // optional
   };
 
@@ -36,6 +43,11 @@ class RedisPipe {
 
   // Any thread.
   bool push(Command command);
+  bool push_command(std::vector<std::string> arguments) {
+    Command command;
+    command.arguments = std::move(arguments);
+    return push(std::move(command));
+  }
   bool connected() const;  // the last round reached Redis
   std::size_t queued() const;
 

@@ -195,6 +195,30 @@ json::object order(const std::string& drop, const std::string& client_order_id) 
   return {{"type", "order"}, {"drop", drop}, {"qty", 1}, {"client_order_id", client_order_id}};
 }
 
+// A drop's shard must never change while its journal exists: FNV-1a 64 of the id's bytes,
+// checked against the published test vectors.
+TEST(ClusterLayout, ShardsFollowFnv1aOfTheDropId) {
+  EXPECT_EQ(gateway::cluster::shard_of("", 1u << 31), 0xcbf29ce484222325ULL % (1u << 31));
+  EXPECT_EQ(gateway::cluster::shard_of("a", 1000), 0xaf63dc4c8601ec8cULL % 1000);
+  EXPECT_EQ(gateway::cluster::shard_of("foobar", 7), 0x85944171f73967e8ULL % 7);
+}
+
+TEST(ClusterLayout, RecordsRoundTripAnyBytesAndRefuseDamage) {
+  const std::string binary("a\0b:c\n", 6);
+  const std::string record =
+      gateway::cluster::encode_record({{"t", "o"}, {"b", binary}, {"e", ""}, {"k", "12:3"}});
+  std::vector<gateway::cluster::Field> fields;
+  ASSERT_TRUE(gateway::cluster::decode_record(record, fields));
+  ASSERT_EQ(fields.size(), 4u);
+  EXPECT_EQ(fields[1].first, "b");
+  EXPECT_EQ(fields[1].second, binary);
+  EXPECT_EQ(fields[2].second, "");
+  EXPECT_EQ(fields[3].second, "12:3");
+  EXPECT_FALSE(gateway::cluster::decode_record(record.substr(0, record.size() - 1), fields));
+  EXPECT_FALSE(gateway::cluster::decode_record("t:x:o", fields));
+  EXPECT_FALSE(gateway::cluster::decode_record("t", fields));
+}
+
 TEST_F(Cluster, ViewersOnBothGatewaysBuyFromDropsOfBothEngines) {
   // Updates: a viewer on each gateway sees the countdown, the opening and the stock of a drop
   // whose engine is another process.
