@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
+#include <random>
 
 #include "cluster.hpp"
 #include "flashsale/gateway/protocol.hpp"
@@ -67,6 +68,7 @@ ClusterLink::ClusterLink(const GatewayConfig& config, std::vector<Fanout*> hubs,
       stream_(cluster::gateway_stream(config.journal.prefix, id_)),
       commands_(journal::RedisEndpoint::parse(config.journal.redis), config.journal.redis_timeout,
                 config.limits.engine_queue_max, "gateway commands"),
+      next_id_((std::uint64_t{std::random_device{}()} << 30 | std::random_device{}()) | 1),
       heard_ms_(std::make_unique<std::atomic<std::int64_t>[]>(config.cluster.shards)) {
   for (std::uint32_t shard = 0; shard < config.cluster.shards; ++shard) heard_ms_[shard] = 0;
 }
@@ -338,8 +340,15 @@ void ClusterLink::read_answers() {
   const journal::RedisEndpoint endpoint = journal::RedisEndpoint::parse(config_.journal.redis);
   std::unique_ptr<journal::RedisConnection> redis;
   std::string last = "$";  // a new gateway: nothing before now is ours
+  Clock::time_point refreshed{};
   while (!stopping_) {
     expire_host_calls();
+    if (redis != nullptr && redis->ok() && Clock::now() >= refreshed) {
+      // Engines append with XADD, which keeps a key's time to live: once this gateway is gone,
+      // its stream goes a minute later.
+      redis->command({"PEXPIRE", stream_, "60000"});
+      refreshed = Clock::now() + std::chrono::seconds(10);
+    }
     if (redis == nullptr || !redis->ok()) {
       redis = std::make_unique<journal::RedisConnection>(endpoint, config_.journal.redis_timeout);
       if (!redis->ok()) {

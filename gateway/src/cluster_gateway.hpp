@@ -81,7 +81,9 @@ class ClusterLink final : public RequestSink {
   boost::unordered_flat_map<std::uint64_t, std::weak_ptr<Outbox>> by_id_;
   boost::unordered_flat_map<std::string, std::uint32_t> users_;  // connections per user
   boost::unordered_flat_map<std::uint64_t, Pending> host_calls_;
-  std::uint64_t next_id_ = 1;
+  // Connection and host call ids: from a random start, so that a gateway restarted under the
+  // same id never takes over what engines still know of its predecessor's connections.
+  std::uint64_t next_id_;
 
   std::unique_ptr<std::atomic<std::int64_t>[]> heard_ms_;  // per shard: its owner's heartbeat
   std::atomic<bool> stopping_{false};

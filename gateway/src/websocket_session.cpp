@@ -321,7 +321,8 @@ void WebsocketSession::finish() {
   for (const std::string& drop : subscriptions_) hub_.unsubscribe(drop, this);
   subscriptions_.clear();
   hub_.leave(this);
-  if (signed_in_) context_.sequencer.submit(LeaveRequest{this, user_});
+  // Signed in or not: a gateway forgets the connection's id, which a subscription gave it.
+  context_.sequencer.submit(LeaveRequest{this, signed_in_ ? user_ : std::string()});
 }
 
 }  // namespace flashsale::gateway
