@@ -90,10 +90,10 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
     return;
   }
   if (target == "/metrics") {
-    return respond(
-        {200, context_.metrics.render(context_.journal != nullptr ? context_.journal->status()
-                                                                  : journal::JournalStatus{})},
-        "text/plain; version=0.0.4");
+    std::optional<journal::JournalStatus> status;
+    if (context_.journal != nullptr) status = context_.journal->status();
+    return respond({200, context_.metrics.render(status ? &*status : nullptr)},
+                   "text/plain; version=0.0.4");
   }
   if (target.starts_with("/api/")) {
     auto done = [self = shared_from_this()](HostReply reply) {

@@ -5,7 +5,7 @@
 
 namespace flashsale::gateway {
 
-std::string Metrics::render(const journal::JournalStatus& journal) const {
+std::string Metrics::render(const journal::JournalStatus* status) const {
   std::string out;
   auto line = [&out](std::string_view name, std::string_view type, std::string_view help,
                      auto value) {
@@ -48,6 +48,8 @@ std::string Metrics::render(const journal::JournalStatus& journal) const {
        "How long the last drop update waited for an I/O thread.",
        static_cast<double>(load(fanout_lag_us)) / 1000.0);
   line("flashsale_recovery_ms", "gauge", "Time the last recovery took.", recovery_ms.load());
+  if (status == nullptr) return out;  // a gateway: the engines hold the journals
+  const journal::JournalStatus& journal = *status;
   line("flashsale_journal_durable_sequence", "gauge", "Last durable event.",
        journal.durable_sequence);
   line("flashsale_journal_pending_bytes", "gauge", "Journal bytes not yet durable.",

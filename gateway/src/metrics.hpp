@@ -67,7 +67,8 @@ struct Metrics {
     limited[static_cast<std::size_t>(limit)].fetch_add(1, std::memory_order_relaxed);
   }
 
-  std::string render(const journal::JournalStatus& journal) const;
+  // `journal`: null in a gateway, which has none.
+  std::string render(const journal::JournalStatus* journal) const;
 };
 
 }  // namespace flashsale::gateway

@@ -220,6 +220,12 @@ TEST(ClusterLayout, RecordsRoundTripAnyBytesAndRefuseDamage) {
 }
 
 TEST_F(Cluster, ViewersOnBothGatewaysBuyFromDropsOfBothEngines) {
+  // A gateway has no journal of its own to report.
+  const auto metrics = http_call(gateways[0]->port(), "GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200u);
+  EXPECT_NE(metrics.body.find("flashsale_connections "), std::string::npos);
+  EXPECT_EQ(metrics.body.find("flashsale_journal_state"), std::string::npos);
+
   // Updates: a viewer on each gateway sees the countdown, the opening and the stock of a drop
   // whose engine is another process.
   const std::string watched = drop_on(1, "watched");
