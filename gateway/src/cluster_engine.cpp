@@ -195,11 +195,14 @@ class ShardWorker {
   }
 
   // True once this engine should try to take the shard: its lease is free — at once for a
-  // preferred shard, after staying free for standby_delay for another.
+  // preferred shard, or one this engine saw served (its owner died: fail over now); a shard
+  // free since this engine started watching is left to its preferred engine for
+  // standby_delay, so that each gets its own at start-up.
   bool wait_for_free_lease() {
     const std::string lease_key =
         "{" + cluster::shard_prefix(config_.journal.prefix, shard_) + "}:lease";
     Clock::time_point free_since{};  // {}: held when last looked
+    bool seen_held = false;
     std::unique_ptr<journal::RedisConnection> redis;
     while (!stop_) {
       if (!connect(redis)) continue;
@@ -207,9 +210,11 @@ class ShardWorker {
       if (ttl == nullptr) continue;
       if (ttl->type == REDIS_REPLY_INTEGER && ttl->integer == -2) {
         if (free_since == Clock::time_point{}) free_since = Clock::now();
-        if (preferred_ || Clock::now() - free_since >= config_.cluster.standby_delay) return true;
+        if (preferred_ || seen_held || Clock::now() - free_since >= config_.cluster.standby_delay)
+          return true;
       } else {
         free_since = {};
+        seen_held = true;
       }
       nap(std::chrono::milliseconds(50));
     }
@@ -219,12 +224,15 @@ class ShardWorker {
   void serve() {
     journal::JournalConfig journal_config = config_.journal;
     journal_config.prefix = cluster::shard_prefix(config_.journal.prefix, shard_);
+    journal_config.wait_for_lease = false;  // another standby was quicker: back to watching
     journal::Journal journal(journal_config);
     ShardFanout fanout(out_, channel_);
     Sequencer sequencer(config_, journal, {&fanout}, metrics_);
     journal::RecoveryStats recovered;
     try {
       recovered = sequencer.recover();
+    } catch (const journal::LeaseHeld&) {
+      return;
     } catch (const std::exception& error) {
       spdlog::error("shard {}: cannot recover: {}", shard_, error.what());
       nap(std::chrono::seconds(1));

@@ -297,7 +297,9 @@ TEST_F(Cluster, AKilledEngineShardMovesAndKeepsEveryAcknowledgedOrder) {
             << std::chrono::duration_cast<std::chrono::milliseconds>(took_over).count()
             << " ms (lease " << lease.count() << " ms, standby delay " << standby_delay.count()
             << " ms)\n";
-  EXPECT_LT(took_over, lease + standby_delay + 1500ms);
+  // The lease lapses within `lease` of the kill; the standby, which saw the shard served,
+  // takes it at once (no standby delay), and recovery takes milliseconds here.
+  EXPECT_LT(took_over, lease + 1000ms);
 
   std::string printed;
   EXPECT_EQ(verdict(*surge, printed), 0) << printed << engines[0]->log();

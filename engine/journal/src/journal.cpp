@@ -671,6 +671,9 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
     if (text_of(holder) == shared.token) break;
     const Reply ttl = redis.call({"PTTL", shared.lease_key}, "reading the lease");
     const long long left_ms = ttl->type == REDIS_REPLY_INTEGER ? ttl->integer : 0;
+    if (!shared.config.wait_for_lease)
+      throw LeaseHeld("journal: lease " + shared.lease_key + " held by " +
+                      std::string(text_of(holder)));
     spdlog::warn("journal: lease {} held by {} for {} ms more; waiting", shared.lease_key,
                  text_of(holder), left_ms);
     // Nothing to await but the other engine's lease running out.

@@ -32,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,9 @@ struct JournalConfig {
   std::string redis = "127.0.0.1:6379";  // HOST:PORT, or a unix socket path
   std::string prefix = "flashsale";      // 1-64 of [A-Za-z0-9_.-]
   std::chrono::milliseconds lease_ttl{5'000};
+  // recover() waits while another engine holds the lease; false: it throws LeaseHeld instead
+  // (an engine that stands by for many journals watches the leases itself).
+  bool wait_for_lease = true;
   std::chrono::milliseconds redis_timeout{2'000};  // connecting, and waiting for a reply
   std::chrono::milliseconds backoff_min{10};       // between reconnects, doubling up to the max
   std::chrono::milliseconds backoff_max{1'000};
@@ -108,6 +112,11 @@ struct RecoveryStats {
   std::uint64_t journal_bytes_read = 0;
   std::uint64_t last_sequence = 0;
   std::string cursor;  // the caller's position stored with the last batch; empty if none
+};
+
+// recover() found the lease held, with JournalConfig::wait_for_lease = false.
+struct LeaseHeld : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 class Journal {
