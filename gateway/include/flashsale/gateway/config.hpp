@@ -26,9 +26,10 @@ struct ClusterConfig {
   // Drops are spread over this many shards by a hash of their id; every process of a
   // deployment must agree (Redis remembers the first value and refuses others).
   std::uint32_t shards = 4;
-  // An engine takes these shards as soon as their lease is free; any other shard only after it
-  // has been free for `standby_delay`, so that each shard's preferred engine wins at start-up
-  // and the others stand by. Empty: all shards are preferred.
+  // An engine takes these shards as soon as their lease is free. Any other shard it takes as
+  // soon as its lease lapses if it saw the shard served (a failover), and otherwise only after
+  // it has been free for `standby_delay`, so that each shard's preferred engine wins at
+  // start-up and the others stand by. Empty: all shards are preferred.
   std::vector<std::uint32_t> preferred_shards;
   std::chrono::milliseconds standby_delay{1'000};
   // This process's name in Redis (a gateway's reply stream, an engine's consumer name):
