@@ -413,8 +413,16 @@ class ShardWorker {
   // The requests of one read, then the mark of its last entry, go to the engine thread at
   // once: it never journals some of them with a cursor that names none of them, or the other
   // way round. The queue is bounded; a command read is ours and must run, so wait for room.
+  //
+  // An audit ends a journal batch where it reads the state; it goes after the mark, so that
+  // the batch it ends carries the cursor of everything before it.
   void submit_group(Serving& serving, std::string_view last_id) {
-    serving.group.push_back(CursorMark{std::string(last_id)});
+    const auto audits = std::stable_partition(
+        serving.group.begin(), serving.group.end(), [](const Request& request) {
+          const auto* host = std::get_if<HostRequest>(&request);
+          return host == nullptr || !host->with_chain_head;
+        });
+    serving.group.insert(audits, CursorMark{std::string(last_id)});
     while (!serving.sequencer.submit_all(serving.group) && !stop_)
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     serving.group.clear();
