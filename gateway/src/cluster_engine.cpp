@@ -4,12 +4,16 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <deque>
 #include <thread>
 
 #include "cluster.hpp"
 #include "context.hpp"
+#include "endpoint.hpp"
 #include "flashsale/gateway/protocol.hpp"
 #include "host_api.hpp"
 #include "redis_pipe.hpp"
@@ -19,6 +23,10 @@ namespace flashsale::gateway {
 
 namespace {
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using journal::Reply;
 using StreamId = std::pair<std::uint64_t, std::uint64_t>;
@@ -155,6 +163,12 @@ class GroupSink final : public RequestSink {
   std::vector<Request>& group_;
 };
 
+// What a shard worker reports: whether it serves its shard, and its journal's status then.
+struct ShardStatus {
+  std::uint32_t shard = 0;
+  std::optional<journal::JournalStatus> journal;  // set while serving
+};
+
 class ShardWorker {
  public:
   ShardWorker(const GatewayConfig& config, std::uint32_t shard, bool preferred,
@@ -171,6 +185,12 @@ class ShardWorker {
         stop_(stop),
         thread_([this] { run(); }) {}
   ~ShardWorker() { thread_.join(); }
+
+  // Any thread.
+  ShardStatus status() const {
+    std::lock_guard lock(status_mutex_);
+    return {shard_, serving_ != nullptr ? std::optional(serving_->status()) : std::nullopt};
+  }
 
  private:
   void run() {
@@ -243,6 +263,10 @@ class ShardWorker {
         "ms for the lease)",
         shard_, consumer_, recovered.last_sequence, recovered.total_ms, recovered.lease_wait_ms);
     sequencer.start();
+    {
+      std::lock_guard lock(status_mutex_);
+      serving_ = &journal;
+    }
     SourceLimits source_limits(config_.limits);
     std::vector<Request> group;
     GroupSink host_calls(group);  // host API calls join the group of their entry
@@ -257,6 +281,10 @@ class ShardWorker {
                     Clock::time_point{},
                     Clock::time_point{}};
     const bool fenced = !read_commands(serving);
+    {
+      std::lock_guard lock(status_mutex_);
+      serving_ = nullptr;
+    }
     sequencer.stop(config_.journal.redis_timeout);
     journal.stop(config_.journal.redis_timeout);
     outboxes_.clear();
@@ -496,8 +524,113 @@ class ShardWorker {
     bool signed_in = false;  // registered with the engine thread for its user's updates
   };
   boost::unordered_flat_map<std::string, Remote> outboxes_;
-  std::thread thread_;  // last
+  mutable std::mutex status_mutex_;
+  const journal::Journal* serving_ = nullptr;  // under status_mutex_, while serving
+  std::thread thread_;                         // last
 };
+
+// An engine's /healthz and /metrics (`--listen`): which shards it serves, and their journals.
+class StatusServer {
+ public:
+  using Answer = std::function<HostReply(std::string_view target, std::string& content_type)>;
+
+  StatusServer(const std::string& listen, Answer answer)
+      : answer_(std::move(answer)), acceptor_(io_, parse_endpoint(listen)) {
+    spdlog::info("flashsale: engine status on {}:{} (/healthz, /metrics)",
+                 acceptor_.local_endpoint().address().to_string(),
+                 acceptor_.local_endpoint().port());
+    accept();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~StatusServer() {
+    io_.stop();
+    thread_.join();
+  }
+
+ private:
+  struct Session {
+    explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
+    beast::tcp_stream stream;
+    beast::flat_buffer buffer;
+    http::request<http::string_body> request;
+    http::response<http::string_body> response;
+  };
+
+  void accept() {
+    acceptor_.async_accept([this](beast::error_code error, tcp::socket socket) {
+      if (error == asio::error::operation_aborted) return;
+      if (!error) serve(std::make_shared<Session>(std::move(socket)));
+      accept();
+    });
+  }
+
+  void serve(std::shared_ptr<Session> session) {
+    session->stream.expires_after(std::chrono::seconds(5));
+    http::async_read(session->stream, session->buffer, session->request,
+                     [this, session](beast::error_code error, std::size_t) {
+                       if (error) return;
+                       std::string content_type = "application/json";
+                       HostReply reply = answer_(session->request.target(), content_type);
+                       session->response.result(reply.status);
+                       session->response.set(http::field::content_type, content_type);
+                       session->response.set(http::field::cache_control, "no-store");
+                       session->response.keep_alive(false);
+                       session->response.body() = std::move(reply.body);
+                       session->response.prepare_payload();
+                       http::async_write(session->stream, session->response,
+                                         [session](beast::error_code, std::size_t) {
+                                           beast::error_code ignored;
+                                           session->stream.socket().shutdown(
+                                               tcp::socket::shutdown_both, ignored);
+                                         });
+                     });
+  }
+
+  Answer answer_;
+  asio::io_context io_{1};
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+};
+
+HostReply engine_health(const std::string& id, const std::vector<ShardStatus>& shards) {
+  std::string served;
+  std::string trouble;
+  for (const ShardStatus& shard : shards) {
+    if (!shard.journal) continue;
+    const std::string_view state = journal::to_string(shard.journal->state);
+    served +=
+        fmt::format(R"({}{{"shard":{},"journal":"{}","durable_sequence":{}}})",
+                    served.empty() ? "" : ",", shard.shard, state, shard.journal->durable_sequence);
+    if (shard.journal->state != journal::JournalState::ok && trouble.empty())
+      trouble = fmt::format("shard {}: journal {}", shard.shard, state);
+  }
+  if (!trouble.empty()) return http_error(503, "journal", trouble);
+  return {200,
+          fmt::format(R"({{"status":"ok","role":"engine","id":"{}","serving":[{}]}})", id, served)};
+}
+
+std::string engine_metrics(const Metrics& metrics, const std::vector<ShardStatus>& shards) {
+  std::string out = metrics.render(nullptr);
+  const auto series = [&](std::string_view name, std::string_view help, auto value) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} gauge\n", name, help, name);
+    for (const ShardStatus& shard : shards)
+      fmt::format_to(std::back_inserter(out), "{}{{shard=\"{}\"}} {}\n", name, shard.shard,
+                     value(shard));
+  };
+  series("flashsale_shard_served", "1 if this engine serves the shard, 0 if it stands by.",
+         [](const ShardStatus& shard) { return shard.journal ? 1 : 0; });
+  series("flashsale_shard_journal_ok", "1 if the shard is served and its journal takes writes.",
+         [](const ShardStatus& shard) {
+           return shard.journal && shard.journal->state == journal::JournalState::ok ? 1 : 0;
+         });
+  series(
+      "flashsale_shard_journal_durable_sequence", "The shard's last durable event.",
+      [](const ShardStatus& shard) { return shard.journal ? shard.journal->durable_sequence : 0; });
+  series(
+      "flashsale_shard_journal_last_batch_ms", "The shard's last journal round trip.",
+      [](const ShardStatus& shard) { return shard.journal ? shard.journal->last_batch_ms : 0.0; });
+  return out;
+}
 
 }  // namespace
 
@@ -539,6 +672,21 @@ int run_engine_node(const GatewayConfig& config, const std::atomic<bool>& stop) 
       "flashsale: engine {} serving or standing by for {} shards (preferring {})", consumer,
       config.cluster.shards,
       preferred.empty() ? std::string("all") : fmt::format("{}", fmt::join(preferred, ",")));
+  std::optional<StatusServer> status;
+  if (!config.cluster.status_listen.empty()) {
+    status.emplace(config.cluster.status_listen,
+                   [&](std::string_view target, std::string& content_type) -> HostReply {
+                     std::vector<ShardStatus> shards;
+                     for (const auto& worker : workers) shards.push_back(worker->status());
+                     if (target == "/healthz") return engine_health(consumer, shards);
+                     if (target != "/metrics")
+                       return http_error(404, "not_found", "/healthz or /metrics");
+                     content_type = "text/plain; version=0.0.4";
+                     return {200, engine_metrics(metrics, shards)};
+                   });
+  }
+  while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  status.reset();
   workers.clear();  // each returns once `stop` is seen and its shard is handed back
   return 0;
 }

@@ -127,6 +127,7 @@ GatewayConfig load_config(const std::string& path) {
   read_ms(cluster, "cluster", "standby_delay_ms", config.cluster.standby_delay, 600'000);
   read_ms(cluster, "cluster", "forward_timeout_ms", config.cluster.forward_timeout, 600'000);
   read_string(cluster, "cluster", "id", config.cluster.id);
+  read_string(cluster, "cluster", "status_listen", config.cluster.status_listen);
 
   const toml::table& engine = section(root, "engine");
   read_number(engine, "engine", "drops_max", config.engine.drops_max, 1, 1e5);

@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
     if (shards != 0) config.cluster.shards = shards;
     if (!preferred.empty()) config.cluster.preferred_shards = preferred;
     if (!id.empty()) config.cluster.id = id;
+    // An engine has no viewers: what it listens on is its status.
+    if (config.cluster.role == Role::engine && !listen.empty())
+      config.cluster.status_listen = listen;
     flashsale::gateway::validate(config);
     return flashsale::gateway::Server(std::move(config)).run();
   } catch (const std::exception& error) {

@@ -18,6 +18,7 @@
 #include "cluster_engine.hpp"
 #include "cluster_gateway.hpp"
 #include "context.hpp"
+#include "endpoint.hpp"
 #include "http_session.hpp"
 
 namespace flashsale::gateway {
@@ -26,19 +27,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
-
-tcp::endpoint parse_endpoint(const std::string& text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos) throw std::runtime_error("listen must be HOST:PORT: " + text);
-  unsigned short port = 0;
-  const auto [end, problem] =
-      std::from_chars(text.data() + colon + 1, text.data() + text.size(), port);
-  if (problem != std::errc{} || end != text.data() + text.size())
-    throw std::runtime_error("bad port in listen address " + text);
-  std::string host = text.substr(0, colon);
-  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return {asio::ip::make_address(host), port};
-}
 
 class Listener {
  public:

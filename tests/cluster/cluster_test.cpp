@@ -58,7 +58,8 @@ class Engine {
       : id_(std::move(id)),
         process_(std::make_unique<ChildProcess>(std::vector<std::string>{
             FLASHSALE_SERVER, "--config", config, "--redis", redis.socket(), "--journal-prefix",
-            prefix, "--role", "engine", "--id", id_, "--prefer", std::to_string(prefer)})),
+            prefix, "--role", "engine", "--id", id_, "--prefer", std::to_string(prefer), "--listen",
+            "127.0.0.1:0"})),
         reader_([this] {
           while (auto line = process_->read_line(1h)) {
             std::lock_guard lock(mutex_);
@@ -81,6 +82,16 @@ class Engine {
     });
   }
   void signal(int number) { process_->signal(number); }
+  // The port of its /healthz and /metrics, from its log.
+  unsigned short status_port() {
+    const std::string said = "engine status on 127.0.0.1:";
+    if (!await(said, 10s)) return 0;
+    std::lock_guard lock(mutex_);
+    for (const auto& line : log_)
+      if (const auto at = line.find(said); at != std::string::npos)
+        return static_cast<unsigned short>(std::stoi(line.substr(at + said.size())));
+    return 0;
+  }
   void kill() {
     process_->signal(SIGKILL);
     process_->wait(20s);
@@ -302,6 +313,11 @@ TEST_F(Cluster, AKilledEngineShardMovesAndKeepsEveryAcknowledgedOrder) {
   ASSERT_TRUE(opened);
   const auto at = opened->find("T-0 in ");
   ASSERT_NE(at, std::string::npos) << *opened;
+  // The survivor says what it serves before, and after.
+  const unsigned short status = engines[0]->status_port();
+  ASSERT_NE(status, 0) << engines[0]->log();
+  EXPECT_NE(http_call(status, "GET", "/metrics").body.find("flashsale_shard_served{shard=\"1\"} 0"),
+            std::string::npos);
   std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(opened->substr(at + 7))) +
                               after_open);
   const auto killed = Clock::now();
@@ -314,6 +330,11 @@ TEST_F(Cluster, AKilledEngineShardMovesAndKeepsEveryAcknowledgedOrder) {
   // The lease lapses within `lease` of the kill; the standby, which saw the shard served,
   // takes it at once (no standby delay), and recovery takes milliseconds here.
   EXPECT_LT(took_over, lease + 1000ms);
+  const auto health = http_call(status, "GET", "/healthz");
+  EXPECT_EQ(health.status, 200u) << health.body;
+  EXPECT_NE(health.body.find(R"("serving":[{"shard":0,"journal":"ok")"), std::string::npos)
+      << health.body;
+  EXPECT_NE(health.body.find(R"({"shard":1,"journal":"ok")"), std::string::npos) << health.body;
 
   std::string printed;
   EXPECT_EQ(verdict(*surge, printed), 0) << printed << engines[0]->log();

@@ -35,6 +35,8 @@ struct ClusterConfig {
   // This process's name in Redis (a gateway's reply stream, an engine's consumer name):
   // 1-32 of [A-Za-z0-9_.-]. Empty: made from the host name and process id.
   std::string id;
+  // Engine: HOST:PORT for /healthz and /metrics (`--listen` with --role engine); empty: none.
+  std::string status_listen;
   // Gateway: a host API call forwarded to an engine that has not answered by then gets 503.
   std::chrono::milliseconds forward_timeout{5'000};
 };
