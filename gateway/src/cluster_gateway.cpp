@@ -91,7 +91,8 @@ void ClusterLink::stop() {
 }
 
 bool ClusterLink::alive(std::uint32_t shard) const {
-  return steady_ms() - heard_ms_[shard].load(std::memory_order_relaxed) < dead_after.count();
+  return steady_ms() - heard_ms_[shard].load(std::memory_order_relaxed) <
+         config_.cluster.unserved_after.count();
 }
 
 std::string ClusterLink::connection_of(const std::shared_ptr<Outbox>& from, std::uint32_t shard) {
@@ -394,7 +395,7 @@ void ClusterLink::read_updates() {
   while (!stopping_) {
     if (redis == nullptr || !redis->ok()) {
       // Every owner says "alive" once a second: a silent connection is a dead one.
-      redis = std::make_unique<journal::RedisConnection>(endpoint, dead_after);
+      redis = std::make_unique<journal::RedisConnection>(endpoint, config_.cluster.unserved_after);
       if (!redis->ok()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         continue;

@@ -5,7 +5,8 @@
 // over each shard's Pub/Sub channel and are handed to every local hub, which fans them out.
 // The viewers' protocol is the same as with one process. cluster.hpp has the keys and formats.
 //
-// A shard whose owner has not been heard from for `dead_after` (its heartbeat) is answered
+// A shard whose owner has not been heard from for cluster.unserved_after (its heartbeat comes
+// once a second) is answered
 // for at once, `unavailable`, rather than queued: a command stream never grows while no engine
 // reads it for longer than that.
 #pragma once
@@ -30,8 +31,6 @@ namespace flashsale::gateway {
 
 class ClusterLink final : public RequestSink {
  public:
-  static constexpr std::chrono::milliseconds dead_after{3'000};
-
   ClusterLink(const GatewayConfig& config, std::vector<Fanout*> hubs, Metrics& metrics);
   ~ClusterLink() override;  // stop()
   ClusterLink(const ClusterLink&) = delete;

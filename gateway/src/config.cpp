@@ -126,6 +126,7 @@ GatewayConfig load_config(const std::string& path) {
   read_number(cluster, "cluster", "shards", config.cluster.shards, 1, 1024);
   read_ms(cluster, "cluster", "standby_delay_ms", config.cluster.standby_delay, 600'000);
   read_ms(cluster, "cluster", "forward_timeout_ms", config.cluster.forward_timeout, 600'000);
+  read_ms(cluster, "cluster", "unserved_after_ms", config.cluster.unserved_after, 600'000);
   read_string(cluster, "cluster", "id", config.cluster.id);
   read_string(cluster, "cluster", "status_listen", config.cluster.status_listen);
 
@@ -153,6 +154,9 @@ void validate(const GatewayConfig& config) {
   if (!config.cluster.id.empty() &&
       (config.cluster.id.size() > 32 || !engine::is_valid_drop_id(config.cluster.id)))
     bad("cluster.id", "must be 1-32 of [A-Za-z0-9_.-]");
+  if (config.cluster.unserved_after < std::chrono::milliseconds(1'500))
+    bad("cluster.unserved_after_ms",
+        "must be at least 1500 (engines say they are alive every second)");
   for (const std::uint32_t shard : config.cluster.preferred_shards)
     if (shard >= config.cluster.shards) bad("cluster.shards", "a preferred shard is out of range");
 }

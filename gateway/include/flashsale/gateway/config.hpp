@@ -37,6 +37,9 @@ struct ClusterConfig {
   std::string id;
   // Engine: HOST:PORT for /healthz and /metrics (`--listen` with --role engine); empty: none.
   std::string status_listen;
+  // Gateway: a shard whose engine has not said it is alive (once a second) for this long is
+  // unserved: its orders are answered `unavailable` at once instead of waiting in Redis.
+  std::chrono::milliseconds unserved_after{3'000};
   // Gateway: a host API call forwarded to an engine that has not answered by then gets 503.
   std::chrono::milliseconds forward_timeout{5'000};
 };
