@@ -60,10 +60,6 @@ struct Entry {
   }
 };
 
-std::string_view view(const redisReply* reply) {
-  return {reply->str, reply->len};
-}
-
 // [[id, ["r", record, "r", record, …]], …]: one Entry per record, in order. What is not of
 // that shape is skipped, and said: a gateway of another version, or someone else's writes.
 void read_entries(const redisReply* list, std::vector<Entry>& out) {
@@ -76,9 +72,9 @@ void read_entries(const redisReply* list, std::vector<Entry>& out) {
     const redisReply* fields = item->element[1];
     for (std::size_t field = 0; field + 1 < fields->elements; field += 2) {
       Entry& entry = out.emplace_back();
-      entry.id = view(item->element[0]);
-      if (view(fields->element[field]) != "r" ||
-          !cluster::decode_record(view(fields->element[field + 1]), entry.fields)) {
+      entry.id = journal::text_of(item->element[0]);
+      if (journal::text_of(fields->element[field]) != "r" ||
+          !cluster::decode_record(journal::text_of(fields->element[field + 1]), entry.fields)) {
         spdlog::warn("command {}: not a record; skipped", entry.id);
         entry.fields.clear();
       }
@@ -309,7 +305,6 @@ class ShardWorker {
     bool claimed = false;
     bool caught_up = false;  // this consumer's own pending entries were read again
     while (!stop_) {
-      if (serving.journal.status().state == journal::JournalState::fenced) return false;
       if (redis == nullptr || !redis->ok()) {
         caught_up = false;  // a read whose reply was lost left entries in our pending list
         if (!connect(redis)) continue;
@@ -350,6 +345,9 @@ class ShardWorker {
       }
       acknowledge(*redis, serving);
       if (Clock::now() >= serving.heartbeat_at) {
+        // Reads are fenced by their script at once; the journal's own writes are looked at
+        // here, once a second, rather than copying its status on every read.
+        if (serving.journal.status().state == journal::JournalState::fenced) return false;
         out_.push_command({"PUBLISH", channel_, std::string(cluster::alive)});
         serving.heartbeat_at = Clock::now() + heartbeat_every;
       }
@@ -374,7 +372,7 @@ class ShardWorker {
         spdlog::warn("shard {}: XAUTOCLAIM: {}", shard_, journal::text_of(reply));
         return false;
       }
-      start = std::string(view(reply->element[0]));
+      start = std::string(journal::text_of(reply->element[0]));
       std::vector<Entry> entries;
       read_entries(reply->element[1], entries);
       for (const Entry& entry : entries) {

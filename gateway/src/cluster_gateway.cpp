@@ -30,10 +30,6 @@ std::int64_t wall_ms() {
       .count();
 }
 
-std::string_view view(const redisReply* reply) {
-  return {reply->str, reply->len};
-}
-
 // Every shard's `{"drops":[…]}`, as one.
 HostReply merge_lists(std::vector<HostReply>& parts) {
   json::array drops;
@@ -108,13 +104,12 @@ std::string ClusterLink::connection_of(const std::shared_ptr<Outbox>& from, std:
   return std::to_string(connection.id);
 }
 
-bool ClusterLink::send_command(std::uint32_t shard, std::vector<std::string> fields,
+bool ClusterLink::send_command(std::uint32_t shard, std::initializer_list<cluster::Field> fields,
                                std::function<void(std::string_view)> failed) {
   RedisPipe::Command command;
   command.stream = cluster::commands_key(config_.journal.prefix, shard);
   cluster::append_field(command.record, "g", id_);
-  for (std::size_t index = 0; index + 1 < fields.size(); index += 2)
-    cluster::append_field(command.record, fields[index], fields[index + 1]);
+  for (const auto& [name, value] : fields) cluster::append_field(command.record, name, value);
   command.failed = std::move(failed);
   return commands_.push(std::move(command));
 }
@@ -156,7 +151,8 @@ bool ClusterLink::submit(Request request) {
           }
           if (gone.id != 0)
             for (const std::uint32_t shard : gone.shards)
-              send_command(shard, {"t", "l", "c", std::to_string(gone.id), "u", gone.user}, {});
+              send_command(shard, {{"t", "l"}, {"c", std::to_string(gone.id)}, {"u", gone.user}},
+                           {});
           return true;
         } else if constexpr (std::is_same_v<Body, SubscribeRequest>) {
           const std::uint32_t shard = cluster::shard_of(body.drop, config_.cluster.shards);
@@ -167,8 +163,8 @@ bool ClusterLink::submit(Request request) {
                 FrameKind::reply);
             return true;
           }
-          return send_command(shard,
-                              {"t", "s", "c", connection_of(body.from, shard), "d", body.drop}, {});
+          return send_command(
+              shard, {{"t", "s"}, {"c", connection_of(body.from, shard)}, {"d", body.drop}}, {});
         } else if constexpr (std::is_same_v<Body, OrderRequest>) {
           const std::uint32_t shard = cluster::shard_of(body.drop, config_.cluster.shards);
           const auto unavailable = [from = std::weak_ptr<Outbox>(body.from), drop = body.drop,
@@ -184,8 +180,12 @@ bool ClusterLink::submit(Request request) {
             return true;
           }
           return send_command(shard,
-                              {"t", "o", "c", connection_of(body.from, shard), "d", body.drop, "u",
-                               body.user, "k", body.client_order_id, "q", std::to_string(body.qty)},
+                              {{"t", "o"},
+                               {"c", connection_of(body.from, shard)},
+                               {"d", body.drop},
+                               {"u", body.user},
+                               {"k", body.client_order_id},
+                               {"q", std::to_string(body.qty)}},
                               unavailable);
         } else if constexpr (std::is_same_v<Body, ActionRequest>) {
           const auto ref = protocol::parse_order_id(body.order_id);
@@ -200,8 +200,11 @@ bool ClusterLink::submit(Request request) {
             return true;
           }
           return send_command(shard,
-                              {"t", "a", "c", connection_of(body.from, shard), "u", body.user, "i",
-                               body.order_id, "x", body.confirm ? "confirm" : "cancel"},
+                              {{"t", "a"},
+                               {"c", connection_of(body.from, shard)},
+                               {"u", body.user},
+                               {"i", body.order_id},
+                               {"x", body.confirm ? "confirm" : "cancel"}},
                               {});
         } else {
           return false;  // host calls are forwarded whole (forward()); cursors are an engine's
@@ -251,9 +254,12 @@ void ClusterLink::forward(const HttpRequest& request, std::function<void(HostRep
     }
     const bool queued = send_command(
         shard,
-        {"t", "h", "n", std::to_string(id), "m", std::string(request.method_string()), "p",
-         std::string(request.target()), "a", std::string(request[http::field::authorization]), "b",
-         request.body()},
+        {{"t", "h"},
+         {"n", std::to_string(id)},
+         {"m", request.method_string()},
+         {"p", request.target()},
+         {"a", request[http::field::authorization]},
+         {"b", request.body()}},
         [this, id](std::string_view) {
           answer_host(id, http_error(503, "unavailable", "redis cannot take the call; retry"));
         });
@@ -360,7 +366,7 @@ void ClusterLink::read_answers() {
         const Reply top = redis->command({"XREVRANGE", stream_, "+", "-", "COUNT", "1"});
         if (top == nullptr) continue;
         last = top->type == REDIS_REPLY_ARRAY && top->elements > 0
-                   ? std::string(view(top->element[0]->element[0]))
+                   ? std::string(journal::text_of(top->element[0]->element[0]))
                    : "0-0";
       }
     }
@@ -371,11 +377,11 @@ void ClusterLink::read_answers() {
     std::vector<cluster::Field> record;
     for (std::size_t index = 0; index < entries->elements; ++index) {
       const redisReply* entry = entries->element[index];
-      last = std::string(view(entry->element[0]));
+      last = std::string(journal::text_of(entry->element[0]));
       const redisReply* fields = entry->element[1];
       for (std::size_t field = 0; field + 1 < fields->elements; field += 2) {
-        if (view(fields->element[field]) != "r" ||
-            !cluster::decode_record(view(fields->element[field + 1]), record)) {
+        if (journal::text_of(fields->element[field]) != "r" ||
+            !cluster::decode_record(journal::text_of(fields->element[field + 1]), record)) {
           spdlog::warn("answer {}: not a record; skipped", last);
           continue;
         }
@@ -406,14 +412,14 @@ void ClusterLink::read_updates() {
     }
     const Reply message = redis->read();
     if (message == nullptr || message->type != REDIS_REPLY_ARRAY || message->elements != 3 ||
-        view(message->element[0]) != "message")
+        journal::text_of(message->element[0]) != "message")
       continue;
-    const std::string_view channel = view(message->element[1]);
+    const std::string_view channel = journal::text_of(message->element[1]);
     const auto shard = static_cast<std::uint32_t>(
         std::find(channels.begin(), channels.end(), channel) - channels.begin());
     if (shard >= channels.size()) continue;
     heard_ms_[shard].store(steady_ms(), std::memory_order_relaxed);
-    const std::string_view payload = view(message->element[2]);
+    const std::string_view payload = journal::text_of(message->element[2]);
     if (payload == cluster::alive) continue;
     // "<kind> <drop index> <drop id>\n<frame>"
     const auto line_end = payload.find('\n');

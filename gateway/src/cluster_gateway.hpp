@@ -60,7 +60,8 @@ class ClusterLink final : public RequestSink {
 
   bool alive(std::uint32_t shard) const;
   std::string connection_of(const std::shared_ptr<Outbox>& from, std::uint32_t shard);
-  bool send_command(std::uint32_t shard, std::vector<std::string> fields,
+  bool send_command(std::uint32_t shard,
+                    std::initializer_list<std::pair<std::string_view, std::string_view>> fields,
                     std::function<void(std::string_view)> failed);
   void read_answers();
   void dispatch(const std::vector<std::pair<std::string_view, std::string_view>>& record);

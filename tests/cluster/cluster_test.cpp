@@ -208,8 +208,16 @@ std::string text(const json::object& message, std::string_view key) {
   return std::string(message.at(key).as_string());
 }
 
-json::object order(const std::string& drop, const std::string& client_order_id) {
-  return {{"type", "order"}, {"drop", drop}, {"qty", 1}, {"client_order_id", client_order_id}};
+// Orders one unit and awaits the answer: its status ("none" if no answer came), and its
+// order_id into `order_id` when one is given.
+std::string order_status(Viewer& viewer, const std::string& drop,
+                         const std::string& client_order_id, std::string* order_id = nullptr) {
+  viewer.send_json(
+      {{"type", "order"}, {"drop", drop}, {"qty", 1}, {"client_order_id", client_order_id}});
+  const auto result = viewer.next_of("order_result");
+  if (!result) return "none";
+  if (order_id != nullptr && result->contains("order_id")) *order_id = text(*result, "order_id");
+  return text(*result, "status");
 }
 
 // A drop's shard must never change while its journal exists: FNV-1a 64 of the id's bytes,
@@ -263,10 +271,7 @@ TEST_F(Cluster, ViewersOnBothGatewaysBuyFromDropsOfBothEngines) {
     ASSERT_TRUE(open);
     EXPECT_EQ(text(*open, "state"), "open");
   }
-  on_first.send_json(order(watched, "a1"));
-  const auto result = on_first.next_of("order_result");
-  ASSERT_TRUE(result);
-  EXPECT_EQ(text(*result, "status"), "reserved");
+  EXPECT_EQ(order_status(on_first, watched, "a1"), "reserved");
   // The other gateway's viewer sees the unit go (after the opening's own stock update, 5).
   std::optional<json::object> stock;
   do stock = on_second.next_of("stock", 3s);
@@ -354,27 +359,18 @@ TEST_F(Cluster, ViewersOfAKilledGatewayFindTheirOrdersThroughTheOther) {
   {
     Viewer viewer(gateways[0]->port());
     viewer.sign_in("ann");
-    viewer.send_json(order(id, "k1"));
-    const auto result = viewer.next_of("order_result");
-    ASSERT_TRUE(result);
-    ASSERT_EQ(text(*result, "status"), "reserved");
-    order_id = text(*result, "order_id");
+    ASSERT_EQ(order_status(viewer, id, "k1", &order_id), "reserved");
     gateways[0]->kill();
     EXPECT_FALSE(viewer.next(2s)) << "the gateway is dead";
   }
   Viewer again(gateways[1]->port());
   again.sign_in("ann");
-  again.send_json(order(id, "k1"));  // the retry of the same client_order_id
-  const auto retried = again.next_of("order_result");
-  ASSERT_TRUE(retried);
-  EXPECT_EQ(text(*retried, "status"), "reserved");
-  EXPECT_EQ(text(*retried, "order_id"), order_id);
+  std::string retried_id;  // the retry of the same client_order_id:
+  EXPECT_EQ(order_status(again, id, "k1", &retried_id), "reserved");
+  EXPECT_EQ(retried_id, order_id);
   Viewer other(gateways[1]->port());
   other.sign_in("bob");
-  other.send_json(order(id, "b1"));
-  const auto sold_out = other.next_of("order_result");
-  ASSERT_TRUE(sold_out);
-  EXPECT_EQ(text(*sold_out, "status"), "sold_out");
+  EXPECT_EQ(order_status(other, id, "b1"), "sold_out");
   // And she pays for it through the gateway she is on now.
   again.send_json({{"type", "confirm"}, {"order_id", order_id}});
   const auto paid = again.next_of("order_update");
@@ -388,8 +384,7 @@ TEST_F(Cluster, APausedOwnerThatLostItsLeaseCannotWrite) {
   ASSERT_EQ(host(0, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})").status, 200u);
   Viewer viewer(gateways[0]->port());
   viewer.sign_in("ann");
-  viewer.send_json(order(id, "before"));
-  ASSERT_TRUE(viewer.next_of("order_result"));
+  ASSERT_EQ(order_status(viewer, id, "before"), "reserved");
 
   engines[1]->signal(SIGSTOP);
   // A host call sent to the paused owner waits in the shard's stream for the next one, and is
@@ -399,10 +394,7 @@ TEST_F(Cluster, APausedOwnerThatLostItsLeaseCannotWrite) {
   ASSERT_TRUE(engines[0]->await("shard 1: serving as e0", 10s)) << engines[0]->log();
   Viewer second(gateways[1]->port());
   second.sign_in("bob");
-  second.send_json(order(id, "during"));
-  const auto during = second.next_of("order_result");
-  ASSERT_TRUE(during);
-  EXPECT_EQ(text(*during, "status"), "reserved");
+  EXPECT_EQ(order_status(second, id, "during"), "reserved");
 
   // Resumed, the old owner finds itself fenced: its reads and writes are refused.
   engines[1]->signal(SIGCONT);
@@ -410,10 +402,7 @@ TEST_F(Cluster, APausedOwnerThatLostItsLeaseCannotWrite) {
       << engines[1]->log();
   Viewer third(gateways[1]->port());
   third.sign_in("cy");
-  third.send_json(order(id, "after"));
-  const auto after = third.next_of("order_result");
-  ASSERT_TRUE(after);
-  EXPECT_EQ(text(*after, "status"), "reserved");
+  EXPECT_EQ(order_status(third, id, "after"), "reserved");
   const auto info = drop(id);
   EXPECT_EQ(info.at("stock_total").to_number<int>(), 5);
   EXPECT_EQ(info.at("held").to_number<int>(), 3);

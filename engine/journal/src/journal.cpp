@@ -868,7 +868,7 @@ const std::string& Journal::lease_token() const noexcept {
   return shared_->token;
 }
 
-std::string Journal::lease_key() const {
+const std::string& Journal::lease_key() const noexcept {
   return shared_->lease_key;
 }
 

@@ -112,6 +112,10 @@ bool is_error(const Reply& reply) noexcept {
 }
 
 std::string_view text_of(const Reply& reply) noexcept {
+  return text_of(reply.get());
+}
+
+std::string_view text_of(const redisReply* reply) noexcept {
   if (reply == nullptr || reply->str == nullptr) return {};
   return {reply->str, reply->len};
 }

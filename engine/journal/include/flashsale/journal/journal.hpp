@@ -167,7 +167,7 @@ class Journal {
   // The token this journal holds its lease with (after recover()): a caller's own reads and
   // writes under the same key prefix can be fenced by the same lease (docs/scaling.md).
   const std::string& lease_token() const noexcept;
-  std::string lease_key() const;
+  const std::string& lease_key() const noexcept;
   bool wait_durable(std::uint64_t sequence, std::chrono::milliseconds timeout) const;
   bool accepting() const noexcept;  // state ok and pending bytes under the bound
   JournalStatus status() const;

@@ -68,6 +68,7 @@ std::vector<StreamEntry> entries_of(const Reply& reply, bool& malformed);
 
 // Helpers for reading replies.
 bool is_error(const Reply& reply) noexcept;
-std::string_view text_of(const Reply& reply) noexcept;  // string, status or error text
+std::string_view text_of(const Reply& reply) noexcept;       // string, status or error text
+std::string_view text_of(const redisReply* reply) noexcept;  // the same, of an element
 
 }  // namespace flashsale::journal
