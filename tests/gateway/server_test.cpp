@@ -624,7 +624,7 @@ TEST_F(ServerTest, CharityDropReportsWhatItRaisedAndItsAuditHeadSurvivesACrash) 
                       "--expect-head", head});
   std::string printed;
   while (auto line = audit.read_line(30s)) printed += *line + "\n";
-  EXPECT_EQ(audit.wait(30s), 0) << printed << audit.stderr_text();
+  EXPECT_EQ(audit.wait(30s), 0) << printed << audit.report();
   EXPECT_NE(printed.find("raised ¥2.98 for Village school"), std::string::npos) << printed;
 
   server->kill();

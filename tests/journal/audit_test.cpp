@@ -103,7 +103,7 @@ Verdict run_audit(const RedisServer& redis, const std::string& prefix,
   while (auto line = audit.read_line(30s)) verdict.out += *line + "\n";
   audit.await_stderr("\x01", 30s);  // reads stderr to its end
   verdict.status = audit.wait(30s).value_or(-1);
-  verdict.err = audit.stderr_text();
+  verdict.err = audit.report();
   return verdict;
 }
 
@@ -147,7 +147,7 @@ TEST_F(Audit, AnUntouchedJournalVerifiesAfterTrimmingAndGivesTheTotals) {
   write_export(copy, file);
   ChildProcess from_file(
       {FLASHSALE_AUDIT, "--file", file, "--expect-head", to_hex(report.head.hash)});
-  EXPECT_EQ(from_file.wait(30s), 0) << from_file.stderr_text();
+  EXPECT_EQ(from_file.wait(30s), 0) << from_file.report();
   std::remove(file.c_str());
   EXPECT_EQ(run_audit(redis, "sale", {"--expect-head", std::string(64, '0')}).status, 1);
 }

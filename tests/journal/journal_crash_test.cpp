@@ -63,7 +63,8 @@ std::string check(const RedisServer& redis, const std::string& prefix,
   const auto status = checker.wait(60s);
   std::remove(input.c_str());
   if (!verdict || status != 0)
-    return "check failed: " + verdict.value_or("") + " " + checker.stderr_text();
+    return "check failed: " + (verdict ? "it said '" + *verdict + "'" : "it said nothing") + "; " +
+           checker.report();
   return *verdict;
 }
 
@@ -77,7 +78,7 @@ TEST(JournalCrash, KilledEngineLosesNoAcknowledgedOutcome) {
   for (int kill = 0; kill < kills; ++kill) {
     auto driver = start_surge(redis, "crash", seed + static_cast<std::uint64_t>(kill),
                               {"--snapshot-every", "3000"});
-    ASSERT_TRUE(collect(*driver, acks, 1 + random() % 600)) << driver->stderr_text();
+    ASSERT_TRUE(collect(*driver, acks, 1 + random() % 600)) << driver->report();
     kill_and_keep(*driver, acks);
     const std::string verdict = check(redis, "crash", acks);
     ASSERT_EQ(verdict.rfind("CHECKED", 0), 0u) << "after kill " << kill << ": " << verdict;
@@ -93,7 +94,7 @@ std::vector<std::string> draw_winners(ChildProcess& driver) {
     if (*line == "DONE") return winners;
     if (line->starts_with("WINNER ")) winners.push_back(line->substr(7));
   }
-  ADD_FAILURE() << "the window driver stopped early: " << driver.stderr_text();
+  ADD_FAILURE() << "the window driver stopped early: " << driver.report();
   return winners;
 }
 
@@ -118,7 +119,7 @@ TEST(JournalCrash, KilledInsideTheAdmissionWindowTheSameBuyersWin) {
   auto crashing = start_window(redis, "crash", seed);
   const std::size_t kill_after = 1 + seed % 30;  // batches of 50 collected before the kill
   for (std::size_t line = 0; line < kill_after; ++line)
-    ASSERT_TRUE(crashing->read_line(30s).has_value()) << crashing->stderr_text();
+    ASSERT_TRUE(crashing->read_line(30s).has_value()) << crashing->report();
   crashing->signal(SIGKILL);
   crashing->wait(10s);
   auto restarted = start_window(redis, "crash", seed + 1);
@@ -133,7 +134,7 @@ TEST(JournalCrash, KilledRedisLosesNoAcknowledgedOutcome) {
   std::vector<std::string> acks;
   auto driver = start_surge(redis, "redis-crash", seed, {"--timeout-ms", "300"});
   for (int crash = 0; crash < 3; ++crash) {
-    ASSERT_TRUE(collect(*driver, acks, 1 + random() % 500)) << driver->stderr_text();
+    ASSERT_TRUE(collect(*driver, acks, 1 + random() % 500)) << driver->report();
     redis.kill();
     ASSERT_TRUE(driver->await_stderr("redis_unavailable", 20s));
     redis.start();
@@ -151,7 +152,7 @@ TEST(JournalTrouble, UnreachableRedisAtStartIsWaitedFor) {
   ASSERT_TRUE(driver->await_stderr("cannot reach redis", 20s));
   redis.start();
   std::vector<std::string> acks;
-  ASSERT_TRUE(collect(*driver, acks, 100)) << driver->stderr_text();
+  ASSERT_TRUE(collect(*driver, acks, 100)) << driver->report();
   kill_and_keep(*driver, acks);
   EXPECT_EQ(check(redis, "late", acks).rfind("CHECKED", 0), 0u);
 }
@@ -160,9 +161,9 @@ TEST(JournalTrouble, OutOfMemoryFailsClosedThenRecovers) {
   RedisServer redis;
   std::vector<std::string> acks;
   auto driver = start_surge(redis, "oom", 11);
-  ASSERT_TRUE(collect(*driver, acks, 200)) << driver->stderr_text();
+  ASSERT_TRUE(collect(*driver, acks, 200)) << driver->report();
   redis.call({"CONFIG", "SET", "maxmemory", "1"});
-  ASSERT_TRUE(driver->await_stderr("OOM", 20s)) << driver->stderr_text();
+  ASSERT_TRUE(driver->await_stderr("OOM", 20s)) << driver->report();
   // The batch made durable just before the refusal may still be printing; then silence.
   while (auto line = driver->read_line(200ms)) acks.push_back(std::move(*line));
   const std::size_t before = acks.size();
@@ -184,11 +185,11 @@ TEST(JournalTrouble, LostReplyIsResolvedByReadingTheStream) {
   auto driver = start_surge(redis, "lost", 13, {"--timeout-ms", "100"});
   bool resolved = false;
   for (int attempt = 0; attempt < 10 && !resolved; ++attempt) {
-    ASSERT_TRUE(collect(*driver, acks, 100)) << driver->stderr_text();
+    ASSERT_TRUE(collect(*driver, acks, 100)) << driver->report();
     redis.call({"DEBUG", "SLEEP", "0.3"});
     resolved = driver->await_stderr("was written before the connection dropped", 2s);
   }
-  EXPECT_TRUE(resolved) << "no lost reply happened: " << driver->stderr_text();
+  EXPECT_TRUE(resolved) << "no lost reply happened: " << driver->report();
   ASSERT_TRUE(collect(*driver, acks, 100));
   kill_and_keep(*driver, acks);
   EXPECT_EQ(check(redis, "lost", acks).rfind("CHECKED", 0), 0u);
@@ -198,9 +199,9 @@ TEST(JournalFencing, SecondEngineWaitsAndAStaleOwnerIsFenced) {
   RedisServer redis;
   std::vector<std::string> acks;
   auto first = start_surge(redis, "fence", 17, {"--lease-ms", "800"});
-  ASSERT_TRUE(collect(*first, acks, 100)) << first->stderr_text();
+  ASSERT_TRUE(collect(*first, acks, 100)) << first->report();
   auto second = start_surge(redis, "fence", 18, {"--lease-ms", "800"});
-  ASSERT_TRUE(second->await_stderr("waiting", 10s)) << second->stderr_text();
+  ASSERT_TRUE(second->await_stderr("waiting", 10s)) << second->report();
   // The first keeps serving while the second waits, and the second serves nothing.
   ASSERT_TRUE(collect(*first, acks, 100));
   EXPECT_FALSE(second->read_line(0ms).has_value());
@@ -208,12 +209,12 @@ TEST(JournalFencing, SecondEngineWaitsAndAStaleOwnerIsFenced) {
   // Paused past its lease, the first is replaced…
   first->signal(SIGSTOP);
   std::vector<std::string> second_acks;
-  ASSERT_TRUE(collect(*second, second_acks, 100, 20s)) << second->stderr_text();
+  ASSERT_TRUE(collect(*second, second_acks, 100, 20s)) << second->report();
   // …and when it resumes, its next write is refused by the fence and it stops.
   first->signal(SIGCONT);
   for (auto& line : first->drain_stdout(20s)) acks.push_back(std::move(line));
-  EXPECT_TRUE(first->await_stderr("fenced", 10s)) << first->stderr_text();
-  EXPECT_EQ(first->wait(10s), 3) << first->stderr_text();
+  EXPECT_TRUE(first->await_stderr("fenced", 10s)) << first->report();
+  EXPECT_EQ(first->wait(10s), 3) << first->report();
 
   kill_and_keep(*second, second_acks);
   acks.insert(acks.end(), second_acks.begin(), second_acks.end());

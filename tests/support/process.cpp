@@ -16,7 +16,7 @@ namespace flashsale::testing {
 
 using Clock = std::chrono::steady_clock;
 
-ChildProcess::ChildProcess(std::vector<std::string> arguments) {
+ChildProcess::ChildProcess(std::vector<std::string> arguments) : started_(Clock::now()) {
   int out[2];
   int err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0)
@@ -113,9 +113,46 @@ std::optional<int> ChildProcess::wait(std::chrono::milliseconds timeout) {
   close(pidfd);
   if (ready <= 0) return std::nullopt;
   int raw = 0;
-  if (waitpid(pid_, &raw, 0) == pid_)
+  if (waitpid(pid_, &raw, 0) == pid_) {
+    raw_status_ = raw;
     status_ = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  }
   return status_;
+}
+
+void ChildProcess::read_available(Pipe& pipe) {
+  while (!pipe.closed) {
+    pollfd ready{pipe.fd, POLLIN, 0};
+    if (poll(&ready, 1, 0) <= 0) return;
+    char chunk[4096];
+    const ssize_t got = ::read(pipe.fd, chunk, sizeof chunk);
+    if (got <= 0) {
+      pipe.closed = true;
+    } else {
+      pipe.buffer.append(chunk, static_cast<std::size_t>(got));
+    }
+  }
+}
+
+std::string ChildProcess::report(std::chrono::milliseconds settle) {
+  wait(settle);
+  read_available(out_);
+  read_available(err_);
+  const auto elapsed =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count();
+  std::string said = "pid " + std::to_string(pid_) + ": ";
+  if (!status_) {
+    said += "still running";
+  } else if (WIFEXITED(raw_status_)) {
+    said += "exited with status " + std::to_string(WEXITSTATUS(raw_status_));
+  } else {
+    said += "killed by signal " + std::to_string(WTERMSIG(raw_status_)) + " (" +
+            strsignal(WTERMSIG(raw_status_)) + ")";
+  }
+  said += ", " + std::to_string(elapsed) + " ms after it started";
+  said += "\n--- its stderr:\n" + stderr_seen_ + err_.buffer;
+  if (!out_.buffer.empty()) said += "\n--- its stdout, unread:\n" + out_.buffer;
+  return said;
 }
 
 }  // namespace flashsale::testing

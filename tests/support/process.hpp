@@ -30,7 +30,10 @@ class ChildProcess {
   // Waits for the exit; the exit code, or 128 + signal; nullopt at deadline.
   std::optional<int> wait(std::chrono::milliseconds timeout);
   pid_t pid() const noexcept { return pid_; }
-  const std::string& stderr_text() const noexcept { return stderr_seen_; }
+  // For a failure message: how the child ended (exit status or signal) or that it still runs,
+  // how long after its start, everything it wrote to stderr and what it wrote to stdout that
+  // nobody read. Waits up to `settle` for it to end first; reads only what the pipes hold.
+  std::string report(std::chrono::milliseconds settle = std::chrono::milliseconds(0));
 
  private:
   struct Pipe {
@@ -39,9 +42,12 @@ class ChildProcess {
     bool closed = false;
   };
   std::optional<std::string> read_line_from(Pipe& pipe, std::chrono::milliseconds timeout);
+  void read_available(Pipe& pipe);
 
   pid_t pid_ = -1;
+  std::chrono::steady_clock::time_point started_;
   std::optional<int> status_;
+  int raw_status_ = 0;  // as waitpid gave it
   Pipe out_;
   Pipe err_;
   std::string stderr_seen_;

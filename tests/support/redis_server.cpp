@@ -65,7 +65,7 @@ void RedisServer::start() {
   process_ = std::make_unique<ChildProcess>(arguments);
   while (true) {
     const auto line = process_->read_line(std::chrono::seconds(20));
-    if (!line) throw std::runtime_error("redis-server did not start: " + process_->stderr_text());
+    if (!line) throw std::runtime_error("redis-server did not start: " + process_->report());
     if (line->find("eady to accept connections") != std::string::npos)
       break;  // "Ready"/"ready", by version
   }

@@ -27,7 +27,7 @@ void ServerProcess::start() {
   process_ = std::make_unique<ChildProcess>(arguments_);
   while (true) {
     const auto line = process_->read_line(std::chrono::seconds(30));
-    if (!line) throw std::runtime_error("flashsale did not start: " + process_->stderr_text());
+    if (!line) throw std::runtime_error("flashsale did not start: " + process_->report());
     const auto at = line->find("listening on 127.0.0.1:");
     if (at == std::string::npos) continue;
     port_ = static_cast<unsigned short>(
