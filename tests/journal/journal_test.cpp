@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "../../engine/journal/src/scripts.hpp"
 #include "../support/redis_server.hpp"
 #include "flashsale/journal/journal.hpp"
 
@@ -99,8 +100,13 @@ TEST(Journal, CursorAndOrderRecordsLandWithTheirBatch) {
     confirmed.qty = 1;
     confirmed.price_cents = 1990;
     confirmed.at_ms = 3'000;
-    journal.append(events, "9-3", std::span(&confirmed, 1));
+    const KeptReply restock_reply{"g0:41", "200 {\"id\":\"d\"}"};
+    journal.append(events, "9-3", std::span(&confirmed, 1), std::span(&restock_reply, 1));
     ASSERT_TRUE(journal.wait_durable(original.last_sequence(), 10s));
+    // A kept reply lands with the batch that holds its cursor.
+    EXPECT_NE(redis.call({"XRANGE", journal.replies_key(), "-", "+"})
+                  .find(" k g0:41 v 200 {\"id\":\"d\"}"),
+              std::string::npos);
     const std::string entries = redis.call({"XRANGE", "{cur}:orders", "-", "+"});
     EXPECT_NE(entries.find("event confirmed drop d order 1 order_id d:1 user ann client_order_id "
                            "a-1 qty 1 price_cents 1990 at_ms 3000 sequence " +
@@ -108,15 +114,42 @@ TEST(Journal, CursorAndOrderRecordsLandWithTheirBatch) {
               std::string::npos)
         << entries;
 
-    // Commands that changed nothing still move the cursor, on their own.
-    journal.append({}, "12-0");
+    // Commands that changed nothing still move the cursor, on their own, with their replies.
+    const KeptReply refused{"g0:42", "409 {}"};
+    journal.append({}, "12-0", {}, std::span(&refused, 1));
     journal.stop(10s);  // writes everything queued, the lone cursor too
     EXPECT_EQ(journal.durable_cursor(), "12-0");
+    EXPECT_NE(redis.call({"XRANGE", journal.replies_key(), "-", "+"}).find("k g0:42 v 409 {}"),
+              std::string::npos);
   }
   Engine recovered;
   Journal journal(config_for(redis, "cur"));
   EXPECT_EQ(journal.recover(recovered).cursor, "12-0");
   EXPECT_EQ(redis.call({"XLEN", "{cur}:orders"}), "1");
+}
+
+// Recovery keeps its lease by the fence's rule (scripts.hpp): renewed while it holds it, taken
+// back if it lapsed with the stream unchanged (a stalled recovery that nobody replaced), lost if
+// another engine took it or wrote.
+TEST(JournalLease, RecoveryTakesBackALapsedLeaseOnlyIfNobodyWrote) {
+  RedisServer redis;
+  const auto touch = [&](const std::string& top) {
+    return redis.call(
+        {"EVAL", detail::touch_lua, "2", "{l}:lease", "{l}:journal", "me", "60000", top});
+  };
+  redis.call({"XADD", "{l}:journal", "1-0", "b", "x"});
+  redis.call({"SET", "{l}:lease", "me", "PX", "60000"});
+  EXPECT_EQ(touch("1-0"), "1");
+  redis.call({"DEL", "{l}:lease"});  // lapsed
+  EXPECT_EQ(touch("1-0"), "2");
+  EXPECT_EQ(redis.call({"GET", "{l}:lease"}), "me");
+  EXPECT_EQ(touch("1-0"), "1");
+  redis.call({"SET", "{l}:lease", "other", "PX", "60000"});  // another engine took it
+  EXPECT_EQ(touch("1-0"), "0");
+  redis.call({"DEL", "{l}:lease"});
+  redis.call({"XADD", "{l}:journal", "2-0", "b", "y"});  // and wrote before its lease lapsed
+  EXPECT_EQ(touch("1-0"), "0");
+  EXPECT_EQ(redis.call({"GET", "{l}:lease"}), "");
 }
 
 TEST(Journal, SnapshotsTrimTheStreamAndRecoveryStartsFromThem) {

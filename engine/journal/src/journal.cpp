@@ -2,6 +2,7 @@
 // to Redis. See journal.hpp for the contract and docs/durability.md for why it holds.
 #include "flashsale/journal/journal.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -104,6 +105,8 @@ struct Journal::Shared {
   std::string cursor_key;
   std::string orders_key;
   std::string orders_kept;
+  std::string replies_key;
+  std::string replies_kept;
   std::string token = make_token();
   std::string ttl_ms;
 
@@ -125,6 +128,9 @@ struct Journal::Shared {
   std::string open_cursor;              // the caller's latest, not yet in a batch taken
   bool cursor_dirty = false;            // open_cursor was not yet handed to the writer
   std::deque<OrderRecord> open_orders;  // by sequence
+  // Kept replies not yet handed to the writer, as key and value pairs: the next write that
+  // stores a cursor (or a batch) takes them all.
+  std::vector<std::string> open_replies;
   std::string durable_cursor;
   std::deque<ChainHead> heads;  // the last batches written, oldest first
   std::optional<PendingSnapshot> snapshot;
@@ -151,6 +157,8 @@ struct Journal::Shared {
         cursor_key("{" + config.prefix + "}:cursor"),
         orders_key("{" + config.prefix + "}:orders"),
         orders_kept(std::to_string(config.orders_kept)),
+        replies_key("{" + config.prefix + "}:replies"),
+        replies_kept(std::to_string(config.replies_kept)),
         ttl_ms(std::to_string(config.lease_ttl.count())) {}
 
   // Logs each change of state once, not every retry.
@@ -197,6 +205,7 @@ class Journal::Writer {
     std::size_t event_bytes = 0;
     std::string cursor;                     // '' leaves the stored one
     std::vector<std::string> order_values;  // detail::order_fields per order record
+    std::vector<std::string> reply_values;  // key and value per kept reply
   };
 
   void run() {
@@ -240,6 +249,8 @@ class Journal::Writer {
     if (!snapshot_ && !in_flight_ && !cursor_ && shared_.cursor_dirty) {
       cursor_ = shared_.open_cursor;  // nothing to batch: the position goes on its own
       shared_.cursor_dirty = false;
+      cursor_replies_ = std::move(shared_.open_replies);
+      shared_.open_replies.clear();
     }
     if (shared_.stopping) {
       const bool drained = !snapshot_ && !in_flight_ && !cursor_ && shared_.open_count == 0;
@@ -287,6 +298,8 @@ class Journal::Writer {
       add_order_values(shared_.open_orders.front(), batch.order_values);
       shared_.open_orders.pop_front();
     }
+    batch.reply_values = std::move(shared_.open_replies);
+    shared_.open_replies.clear();
     batch.stored = seal_batch(batch.header, std::string_view(shared_.open_events).substr(0, bytes));
     shared_.open_events.erase(0, bytes);
     shared_.open_count -= count;
@@ -405,21 +418,27 @@ class Journal::Writer {
   void write_batch() {
     const Clock::time_point started = Clock::now();
     const std::string id = entry_id(in_flight_->header.number);
+    const std::string order_count =
+        std::to_string(in_flight_->order_values.size() / detail::order_fields);
     std::vector<std::string_view> command{"EVAL",
                                           detail::append_lua,
-                                          "4",
+                                          "5",
                                           shared_.lease_key,
                                           shared_.stream_key,
                                           shared_.cursor_key,
                                           shared_.orders_key,
+                                          shared_.replies_key,
                                           shared_.token,
                                           shared_.ttl_ms,
                                           top_id_,
                                           id,
                                           in_flight_->stored,
                                           in_flight_->cursor,
-                                          shared_.orders_kept};
+                                          shared_.orders_kept,
+                                          shared_.replies_kept,
+                                          order_count};
     command.insert(command.end(), in_flight_->order_values.begin(), in_flight_->order_values.end());
+    command.insert(command.end(), in_flight_->reply_values.begin(), in_flight_->reply_values.end());
     const Reply reply = redis_->command(command);
     if (reply == nullptr) return connection_lost();
     if (is_error(reply)) return handle_error(text_of(reply));
@@ -428,9 +447,20 @@ class Journal::Writer {
 
   // The caller's position when no batch was there to carry it.
   void write_cursor() {
-    const Reply reply =
-        redis_->command({"EVAL", detail::cursor_lua, "3", shared_.lease_key, shared_.stream_key,
-                         shared_.cursor_key, shared_.token, shared_.ttl_ms, top_id_, *cursor_});
+    std::vector<std::string_view> command{"EVAL",
+                                          detail::cursor_lua,
+                                          "4",
+                                          shared_.lease_key,
+                                          shared_.stream_key,
+                                          shared_.cursor_key,
+                                          shared_.replies_key,
+                                          shared_.token,
+                                          shared_.ttl_ms,
+                                          top_id_,
+                                          *cursor_,
+                                          shared_.replies_kept};
+    command.insert(command.end(), cursor_replies_.begin(), cursor_replies_.end());
+    const Reply reply = redis_->command(command);
     if (reply == nullptr || is_error(reply)) {
       {
         std::lock_guard lock(shared_.mutex);
@@ -438,12 +468,18 @@ class Journal::Writer {
           shared_.open_cursor = *cursor_;
           shared_.cursor_dirty = true;
         }
+        // Its replies go with the next write that stores a cursor, ahead of newer ones.
+        shared_.open_replies.insert(shared_.open_replies.begin(),
+                                    std::make_move_iterator(cursor_replies_.begin()),
+                                    std::make_move_iterator(cursor_replies_.end()));
       }
+      cursor_replies_.clear();
       cursor_.reset();
       if (reply == nullptr) return connection_lost();
       return handle_error(text_of(reply));
     }
     last_lease_touch_ = Clock::now();
+    cursor_replies_.clear();
     std::lock_guard lock(shared_.mutex);
     shared_.durable_cursor = std::move(*cursor_);
     cursor_.reset();
@@ -559,9 +595,10 @@ class Journal::Writer {
   std::uint64_t next_sequence_;  // the first event of the next batch
   std::optional<Batch> in_flight_;
   std::optional<PendingSnapshot> snapshot_;
-  std::optional<std::string> cursor_;  // a position being written on its own
-  bool uncertain_ = false;             // in_flight_ was sent and its reply never came
-  Reply last_reply_;                   // owns what read_entries' views point into
+  std::optional<std::string> cursor_;        // a position being written on its own
+  std::vector<std::string> cursor_replies_;  // and the replies it carries
+  bool uncertain_ = false;                   // in_flight_ was sent and its reply never came
+  Reply last_reply_;                         // owns what read_entries' views point into
   std::uint64_t last_batch_;
   std::string top_id_;  // the stream's top entry as this engine last wrote it
   std::deque<std::pair<std::uint64_t, std::uint64_t>> since_snapshot_;  // (batch, last sequence)
@@ -627,14 +664,34 @@ class Journal::RecoveryRedis {
     }
   }
 
-  // Renews the lease taken for this recovery; throws if another engine has it now.
-  void touch_lease() {
-    const Reply renewed =
-        call({"EVAL", detail::touch_lua, "1", shared_.lease_key, shared_.token, shared_.ttl_ms},
-             "renewing the lease");
-    if (renewed->type != REDIS_REPLY_INTEGER || renewed->integer != 1)
-      throw std::runtime_error(
-          "journal: lost the lease during recovery; another engine owns the journal");
+  // Recovery took the lease when the stream's top entry was `top`; nobody can write while it
+  // holds it, so the top stays.
+  void lease_taken(std::string top) {
+    top_ = std::move(top);
+    touched_ = Clock::now();
+  }
+
+  // Renews the lease once a quarter of its time passed since the last renewal, so that a slow
+  // replay keeps it. Lapsed all the same (a stalled machine) with the stream unchanged, it is
+  // taken back: nobody wrote meanwhile. Throws if another engine has it.
+  void keep_lease() {
+    if (Clock::now() - touched_ < shared_.config.lease_ttl / 4) return;
+    const Reply renewed = call({"EVAL", detail::touch_lua, "2", shared_.lease_key,
+                                shared_.stream_key, shared_.token, shared_.ttl_ms, top_},
+                               "renewing the lease");
+    const long long since_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - touched_).count();
+    const long long held = renewed->type == REDIS_REPLY_INTEGER ? renewed->integer : 0;
+    if (held == 0)
+      throw std::runtime_error(fmt::format(
+          "journal: another engine took the lease {} during recovery ({} ms after this one last "
+          "renewed it, with a time to live of {} ms)",
+          shared_.lease_key, since_ms, shared_.config.lease_ttl.count()));
+    if (held == 2)
+      spdlog::warn(
+          "journal: the lease {} lapsed during recovery ({} ms after its last renewal, time to "
+          "live {} ms); nobody wrote meanwhile, so it was taken back",
+          shared_.lease_key, since_ms, shared_.config.lease_ttl.count());
     touched_ = Clock::now();
   }
 
@@ -650,6 +707,7 @@ class Journal::RecoveryRedis {
 
   Journal::Shared& shared_;
   std::unique_ptr<RedisConnection> redis_;
+  std::string top_ = "0-0";
   Clock::time_point touched_ = Clock::now();
 };
 
@@ -680,7 +738,13 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
     std::this_thread::sleep_for(std::chrono::milliseconds(
         std::clamp<long long>(left_ms + 1, 1, shared.config.lease_ttl.count() / 4)));
   }
-  redis.touch_lease();
+  {
+    const Reply top =
+        redis.call({"XREVRANGE", shared.stream_key, "+", "-", "COUNT", "1"}, "reading the top");
+    bool malformed = false;
+    const auto entries = entries_of(top, malformed);
+    redis.lease_taken(entries.empty() ? "0-0" : std::string(entries.front().id));
+  }
   stats.lease_wait_ms = elapsed_ms(started);
 
   SnapshotHeader snapshot_header;
@@ -699,7 +763,7 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
       throw std::runtime_error("journal: snapshot restores to a different digest");
     stats.snapshot_sequence = snapshot_header.covered_sequence;
     stats.snapshot_bytes = snapshot->len;
-    redis.touch_lease();
+    redis.keep_lease();
   }
 
   std::uint64_t last_batch = 0;
@@ -732,9 +796,9 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
       last_batch = header.number;
       stats.batches_read += 1;
       stats.journal_bytes_read += entry.batch.size();
+      redis.keep_lease();
     }
     from = "(" + std::string(entries.back().id);
-    redis.touch_lease();
   }
   if (std::string problem = chain.finish(); !problem.empty())
     throw std::runtime_error("journal " + shared.stream_key + ": " + problem);
@@ -747,7 +811,7 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
   const Reply cursor = redis.call({"GET", shared.cursor_key}, "reading the cursor");
   if (cursor->type == REDIS_REPLY_STRING) stats.cursor = std::string(text_of(cursor));
   shared.durable_cursor = stats.cursor;
-  redis.touch_lease();
+  redis.keep_lease();
 
   stats.last_sequence = engine.last_sequence();
   stats.total_ms = elapsed_ms(started);
@@ -774,15 +838,20 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
 }
 
 void Journal::append(std::span<const engine::Event> events, std::string_view cursor,
-                     std::span<const OrderRecord> orders) {
+                     std::span<const OrderRecord> orders, std::span<const KeptReply> replies) {
   if (events.empty() && cursor.empty()) return;
   Shared& shared = *shared_;
   FS_ASSERT(writer_ != nullptr);
+  FS_ASSERT(replies.empty() || !cursor.empty());
   {
     std::lock_guard lock(shared.mutex);
     if (!cursor.empty()) {
       shared.open_cursor = cursor;
       shared.cursor_dirty = true;
+    }
+    for (const KeptReply& reply : replies) {
+      shared.open_replies.push_back(reply.key);
+      shared.open_replies.push_back(reply.value);
     }
 
     const std::size_t before = shared.open_events.size();
@@ -870,6 +939,10 @@ const std::string& Journal::lease_token() const noexcept {
 
 const std::string& Journal::lease_key() const noexcept {
   return shared_->lease_key;
+}
+
+const std::string& Journal::replies_key() const noexcept {
+  return shared_->replies_key;
 }
 
 bool Journal::wait_durable(std::uint64_t sequence, std::chrono::milliseconds timeout) const {

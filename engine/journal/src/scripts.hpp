@@ -6,7 +6,7 @@
 // write proceeds only if this engine still holds it — renewing it as a side effect — or if the
 // lease lapsed *and* the stream's top entry is still the one this engine last wrote (nobody
 // else recovered and wrote since, so taking the lease back loses nothing). Anything else is
-// "FENCED": another engine owns the journal.
+// "FENCED": another engine owns the journal. Recovery keeps its lease by the same rule.
 #pragma once
 
 #include <string>
@@ -14,46 +14,62 @@
 namespace flashsale::journal::detail {
 
 // KEYS[1] lease, KEYS[2] stream; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] expected top id.
-inline const std::string hold_lease_lua = R"(
+// hold_lease() returns 1 (held, renewed), 2 (had lapsed, nobody wrote since: taken back) or 0.
+inline const std::string hold_lease_function = R"(
 local function hold_lease()
   local holder = redis.call('GET', KEYS[1])
   if holder == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return true
+    return 1
   end
-  if holder then return false end
+  if holder then return 0 end
   local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
   local top_id = '0-0'
   if top[1] then top_id = top[1][1] end
-  if top_id ~= ARGV[3] then return false end
+  if top_id ~= ARGV[3] then return 0 end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return true
+  return 2
 end
-if not hold_lease() then
+)";
+inline const std::string hold_lease_lua = hold_lease_function + R"(
+if hold_lease() == 0 then
   return redis.error_reply('FENCED the journal belongs to another engine')
 end
 )";
 
-// KEYS[3] cursor, KEYS[4] orders; ARGV[4] entry id, ARGV[5] sealed batch, ARGV[6] the caller's
-// cursor ('' leaves it), ARGV[7] how many order entries to keep, then each order record as
-// `order_fields` values: the batch, its cursor and its orders land together or not at all.
+// Writes replies kept for the caller (ARGV[first] on, key and value pairs) to KEYS[key],
+// keeping about ARGV[kept] entries.
+inline std::string keep_replies_lua(int key, int kept, const std::string& first) {
+  return "for i = " + first + ", #ARGV, 2 do\n  redis.call('XADD', KEYS[" + std::to_string(key) +
+         "], 'MAXLEN', '~', ARGV[" + std::to_string(kept) +
+         "], '*', 'k', ARGV[i], 'v', ARGV[i + 1])\nend\n";
+}
+
+// KEYS[3] cursor, KEYS[4] orders, KEYS[5] replies; ARGV[4] entry id, ARGV[5] sealed batch,
+// ARGV[6] the caller's cursor ('' leaves it), ARGV[7] how many order entries to keep, ARGV[8]
+// how many reply entries, ARGV[9] the number of order records, then each order record as
+// `order_fields` values, then the kept replies: the batch, its cursor, its orders and the
+// replies land together or not at all.
 inline constexpr int order_fields = 11;
 inline const std::string append_lua = "#!lua\n" + hold_lease_lua + R"(
 local id = redis.call('XADD', KEYS[2], ARGV[4], 'b', ARGV[5])
 if ARGV[6] ~= '' then redis.call('SET', KEYS[3], ARGV[6]) end
-for i = 8, #ARGV, 11 do
+local replies = 10 + tonumber(ARGV[9]) * 11
+for i = 10, replies - 1, 11 do
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*',
     'event', ARGV[i], 'drop', ARGV[i + 1], 'order', ARGV[i + 2], 'order_id', ARGV[i + 3],
     'user', ARGV[i + 4], 'client_order_id', ARGV[i + 5], 'qty', ARGV[i + 6],
     'price_cents', ARGV[i + 7], 'at_ms', ARGV[i + 8], 'sequence', ARGV[i + 9],
     'reason', ARGV[i + 10])
 end
-return id
-)";
+)" + keep_replies_lua(5, 8, "replies") +
+                                      "return id\n";
 
-// KEYS[3] cursor; ARGV[4] the caller's cursor, stored alone when no batch carries it.
-inline const std::string cursor_lua =
-    "#!lua\n" + hold_lease_lua + "return redis.call('SET', KEYS[3], ARGV[4])\n";
+// KEYS[3] cursor, KEYS[4] replies; ARGV[4] the caller's cursor, stored alone when no batch
+// carries it, ARGV[5] how many reply entries to keep, then the kept replies.
+inline const std::string cursor_lua = "#!lua\n" + hold_lease_lua +
+                                      "redis.call('SET', KEYS[3], ARGV[4])\n" +
+                                      keep_replies_lua(4, 5, "6") + "return 'OK'\n";
 
 // KEYS[3] snapshot; ARGV[4] sealed snapshot, ARGV[5] first entry id to keep, ARGV[6] and
 // ARGV[7] the id and bytes of the batch that binds the snapshot to the hash chain: the
@@ -67,15 +83,9 @@ return 'OK'
 
 inline const std::string renew_lua = "#!lua\n" + hold_lease_lua + "return 'OK'\n";
 
-// KEYS[1] lease; ARGV[1] token, ARGV[2] ttl ms. Keeps the lease while recovery reads: 1 if
-// still ours, 0 if another engine has it.
-inline const std::string touch_lua = R"(#!lua
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-)";
+// KEYS[1] lease, KEYS[2] stream; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] the stream's top id
+// when recovery took the lease. Keeps the lease while recovery reads: hold_lease()'s answer.
+inline const std::string touch_lua = "#!lua\n" + hold_lease_function + "return hold_lease()\n";
 
 // KEYS[1] lease; ARGV[1] token. Gives the lease up on a clean stop, so a successor need not
 // wait for it to lapse.

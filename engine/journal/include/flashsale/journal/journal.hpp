@@ -15,6 +15,8 @@
 //                      (the cluster's command stream entry id: docs/scaling.md)
 //   {prefix}:orders    confirmed, cancelled and expired orders for downstream systems, written
 //                      by the same script as the batch holding their events (docs/scaling.md)
+//   {prefix}:replies   replies the caller kept (KeptReply), written with the cursor that
+//                      completes their commands, so that a successor can send them again
 //
 // Single writer: only the holder of the lease may write, and every write is fenced by a Lua
 // script that checks the token first, so an engine paused past its lease (and replaced) cannot
@@ -59,6 +61,18 @@ struct JournalConfig {
   // {prefix}:orders keeps about this many entries (XADD MAXLEN ~): downstream consumers must
   // keep up within it, and Redis memory stays bounded whatever they do.
   std::uint64_t orders_kept = 1'000'000;
+  // {prefix}:replies keeps about this many: a successor needs only the replies to commands its
+  // predecessor completed and had not acknowledged yet.
+  std::uint64_t replies_kept = 10'000;
+};
+
+// A reply to a caller's command that is not idempotent (a host's restock), kept in
+// {prefix}:replies by the write that stores the cursor completing the command: a successor
+// that finds the command done by a predecessor that died before replying sends this instead of
+// running it again (docs/scaling.md).
+struct KeptReply {
+  std::string key;    // the caller's name for the command
+  std::string value;  // the reply, in the caller's encoding
 };
 
 // An order change that systems downstream act on (payment, fulfilment): appended to
@@ -144,8 +158,9 @@ class Journal {
   // `cursor`, if not empty, is the caller's position in its input that these events complete:
   // it is stored with the batch that holds them (or on its own when there are none), and comes
   // back from recover(). `orders` go to {prefix}:orders with the batch holding their events.
+  // `replies` go to {prefix}:replies no later than `cursor` is stored, so they need one.
   void append(std::span<const engine::Event> events, std::string_view cursor = {},
-              std::span<const OrderRecord> orders = {});
+              std::span<const OrderRecord> orders = {}, std::span<const KeptReply> replies = {});
 
   // Engine thread: ends the batch being gathered at the last event appended, so that one batch
   // ends exactly there and chain_head() can name it: for answers that commit to a state (the
@@ -168,6 +183,7 @@ class Journal {
   // writes under the same key prefix can be fenced by the same lease (docs/scaling.md).
   const std::string& lease_token() const noexcept;
   const std::string& lease_key() const noexcept;
+  const std::string& replies_key() const noexcept;  // {prefix}:replies: entries of k and v
   bool wait_durable(std::uint64_t sequence, std::chrono::milliseconds timeout) const;
   bool accepting() const noexcept;  // state ok and pending bytes under the bound
   JournalStatus status() const;
