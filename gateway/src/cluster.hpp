@@ -4,7 +4,8 @@
 // "<prefix>-s<shard>") whose lease names the engine that serves it. Every key of a shard
 // carries the shard's hash tag, so a shard lives in one Redis Cluster slot:
 //
-//   {P-sN}:journal, :snapshot, :lease, :cursor, :orders   the shard's journal (journal.hpp)
+//   {P-sN}:journal, :snapshot, :lease, :cursor, :orders, :replies   the shard's journal
+//                     (journal.hpp)
 //   {P-sN}:commands   stream: orders, actions, subscriptions and host API calls from gateways,
 //                     read by the owning engine with consumer group "engine"
 //   {P-sN}:updates    Pub/Sub channel: drop updates (tick, state, stock, drop) for every gateway
@@ -74,12 +75,14 @@ inline std::uint32_t global_drop_index(std::uint32_t drop_index, std::uint32_t s
 // queued for that stream while its last write was in flight), each a record of named values,
 // encoded as <name>:<length>:<value>… (binary-safe). In a command record, "t" says what follows:
 //   order      t=o g=<gateway> c=<connection> d=<drop> u=<user> k=<client_order_id> q=<qty>
+//              n=<the gateway's number for this order, given back with its answer>
 //   action     t=a g c u i=<order id> x=confirm|cancel
 //   subscribe  t=s g c d
 //   leave      t=l g c u      the connection closed: forget it
 //   host API   t=h g n=<request> m=<method> p=<target> a=<authorization> b=<body>
 // Gateway stream records:
 //   frame      c=<connection> k=<frame kind 0-5> s=<shard> d=<drop index> f=<frame>
+//   answer     c k n=<the order's number> f     an order_result: delivered once per number
 //   forget     c k=f d=<drop id>        the drop does not exist: drop the subscription
 //   close      c k=x d=<code> f=<frame> close the connection after the frame
 //   host reply n=<request> s=<status> f=<body>

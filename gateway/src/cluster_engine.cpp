@@ -103,6 +103,10 @@ class RemoteOutbox final : public Outbox {
     const char digit = static_cast<char>('0' + static_cast<int>(kind));
     push({{"k", {&digit, 1}}, {"s", shard_}, {"d", std::to_string(drop)}, {"f", *frame}});
   }
+  void send_answer(SharedFrame frame, FrameKind kind, std::uint64_t tag) override {
+    const char digit = static_cast<char>('0' + static_cast<int>(kind));
+    push({{"k", {&digit, 1}}, {"n", std::to_string(tag)}, {"f", *frame}});
+  }
   void close_with(SharedFrame frame, std::uint16_t code, std::string) override {
     const char kind = cluster::frame_close;
     push({{"k", {&kind, 1}}, {"d", std::to_string(code)}, {"f", *frame}});
@@ -146,17 +150,40 @@ class ShardFanout final : public Fanout {
   const std::string channel_;
 };
 
-// Collects what the host API would submit, so that it goes with the rest of its read.
+// Collects what the host API would submit, so that it goes with the rest of its read. A call
+// that is not a read keeps its reply with the cursor that completes it. A call a predecessor
+// already did (`replaying`) is not run again: its kept reply answers it.
 class GroupSink final : public RequestSink {
  public:
   explicit GroupSink(std::vector<Request>& group) : group_(group) {}
+
+  // For the host call about to be routed: the key its reply is kept under ("" for a read), and
+  // whether a predecessor did it (then `kept` is its reply, if one was found).
+  void next_call(std::string keep_as, bool replaying, std::optional<HostReply> kept) {
+    keep_as_ = std::move(keep_as);
+    replaying_ = replaying;
+    kept_ = std::move(kept);
+  }
+
   bool submit(Request request) override {
+    auto* host = std::get_if<HostRequest>(&request);
+    if (host != nullptr && replaying_ && !keep_as_.empty()) {
+      host->done(kept_.value_or(http_error(
+          503, "reply_lost",
+          "the call was carried out before the shard changed engines, but its reply is lost; "
+          "read the drop to see its state")));
+      return true;
+    }
+    if (host != nullptr) host->keep_reply_as = keep_as_;
     group_.push_back(std::move(request));
     return true;
   }
 
  private:
   std::vector<Request>& group_;
+  std::string keep_as_;
+  bool replaying_ = false;
+  std::optional<HostReply> kept_;
 };
 
 // What a shard worker reports: whether it serves its shard, and its journal's status then.
@@ -267,15 +294,8 @@ class ShardWorker {
     std::vector<Request> group;
     GroupSink host_calls(group);  // host API calls join the group of their entry
     ServerContext context{config_, host_calls, &journal, metrics_, source_limits};
-    Serving serving{journal,
-                    sequencer,
-                    context,
-                    id_of(recovered.cursor),
-                    {0, 0},
-                    {},
-                    group,
-                    Clock::time_point{},
-                    Clock::time_point{}};
+    Serving serving{journal, sequencer, context, host_calls,          id_of(recovered.cursor),
+                    {0, 0},  {},        group,   Clock::time_point{}, Clock::time_point{}};
     const bool fenced = !read_commands(serving);
     {
       std::lock_guard lock(status_mutex_);
@@ -291,6 +311,7 @@ class ShardWorker {
     journal::Journal& journal;
     Sequencer& sequencer;
     ServerContext& context;
+    GroupSink& host_calls;
     StreamId completed;  // the journal's cursor when recovered: commands up to it are done
     StreamId handled{0, 0};
     std::deque<std::string> unacked;  // read and handled, oldest first
@@ -336,14 +357,14 @@ class ShardWorker {
         read_entries(reply->element[0]->element[1], entries);
       for (const Entry& entry : entries) handle(entry, serving);
       if (!entries.empty()) {
-        submit_group(serving, entries.back().id);
+        submit_group(serving, std::string(entries.back().id));
       } else if (!caught_up) {
         caught_up = true;
       } else {
         // Nothing new: wait for the next command (or a moment) on the stream itself.
         redis->command({"XREAD", "BLOCK", "10", "COUNT", "1", "STREAMS", commands_key_, "$"});
       }
-      acknowledge(*redis, serving);
+      acknowledge(serving);
       if (Clock::now() >= serving.heartbeat_at) {
         // Reads are fenced by their script at once; the journal's own writes are looked at
         // here, once a second, rather than copying its status on every read.
@@ -355,15 +376,20 @@ class ShardWorker {
     return true;
   }
 
-  // The commands an earlier owner read but did not complete become ours: those the journal's
-  // cursor covers are acknowledged, the rest run in their order, before anything new.
+  // The commands an earlier owner read but did not acknowledge become ours, in their order,
+  // before anything new. Those the journal's cursor covers are done, but their answers may not
+  // have left before the owner died: they are answered again — orders, confirms and cancels by
+  // running them again, which finds their recorded outcome and changes nothing; host calls
+  // that change something by their kept reply — and gateways deliver each answer once. The
+  // rest run for the first time.
   bool take_over(journal::RedisConnection& redis, Serving& serving) {
     const Reply created = redis.command(
         {"XGROUP", "CREATE", commands_key_, cluster::consumer_group, "0", "MKSTREAM"});
     if (created == nullptr) return false;
+    std::optional<KeptReplies> kept;
     std::string start = "0-0";
     std::size_t redone = 0;
-    std::size_t skipped = 0;
+    std::size_t answered = 0;
     do {
       const Reply reply = redis.command({"XAUTOCLAIM", commands_key_, cluster::consumer_group,
                                          consumer_, "0", start, "COUNT", "256"});
@@ -376,44 +402,60 @@ class ShardWorker {
       std::vector<Entry> entries;
       read_entries(reply->element[1], entries);
       for (const Entry& entry : entries) {
-        if (id_of(entry.id) <= serving.completed) {
-          if (serving.unacked.empty() || serving.unacked.back() != entry.id)
-            serving.unacked.emplace_back(entry.id);
-          serving.handled = std::max(serving.handled, id_of(entry.id));
-          skipped += 1;
-        } else {
-          handle(entry, serving);
-          redone += 1;
-        }
+        const bool done = id_of(entry.id) <= serving.completed;
+        if (done && entry["t"] == "h" && !kept && !(kept = read_kept_replies(redis, serving)))
+          return false;
+        handle(entry, serving, done && entry["t"] == "h" ? &*kept : nullptr);
+        (done ? answered : redone) += 1;
       }
-      if (!entries.empty() && id_of(entries.back().id) > serving.completed)
-        submit_group(serving, entries.back().id);
+      if (!entries.empty())
+        submit_group(serving, std::string(entries.back().id),
+                     id_of(entries.back().id) > serving.completed);
     } while (start != "0-0" && !stop_);
-    if (redone + skipped > 0)
-      spdlog::info("shard {}: took over {} pending commands ({} already done)", shard_,
-                   redone + skipped, skipped);
+    if (redone + answered > 0)
+      spdlog::info(
+          "shard {}: took over {} pending commands: {} done by the previous owner, answered "
+          "again; {} run now",
+          shard_, redone + answered, answered, redone);
     return true;
   }
 
-  // Commands the journal's cursor covers are done for good: acknowledged, and trimmed away.
-  void acknowledge(journal::RedisConnection& redis, Serving& serving) {
-    const std::string durable = serving.journal.durable_cursor();
-    if (durable.empty()) return;
-    const StreamId done = id_of(durable);
-    std::vector<std::string_view> command{"XACK", commands_key_, cluster::consumer_group};
+  using KeptReplies = boost::unordered_flat_map<std::string, HostReply>;
+  // The host replies the shard's journal kept, by key; nullopt if Redis did not answer.
+  std::optional<KeptReplies> read_kept_replies(journal::RedisConnection& redis, Serving& serving) {
+    const Reply reply = redis.command({"XRANGE", serving.journal.replies_key(), "-", "+"});
+    if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY) return std::nullopt;
+    KeptReplies kept;
+    for (std::size_t index = 0; index < reply->elements; ++index) {
+      const redisReply* fields = reply->element[index]->element[1];
+      if (fields->type != REDIS_REPLY_ARRAY || fields->elements != 4) continue;
+      auto decoded = decode_kept_reply(journal::text_of(fields->element[3]));
+      if (decoded) kept[std::string(journal::text_of(fields->element[1]))] = std::move(*decoded);
+    }
+    return kept;
+  }
+
+  // Commands are done for good once their events are durable and their answers are on their
+  // way: acknowledged, and trimmed away. The acknowledgement goes down the answers' own pipe,
+  // behind those answers, so that Redis never forgets a command whose answer it has not got:
+  // an owner dying before its answers left leaves those commands to its successor.
+  void acknowledge(Serving& serving) {
+    const std::string released = serving.sequencer.released_mark();
+    if (released.empty()) return;
+    const StreamId done = id_of(released);
+    std::vector<std::string> command{"XACK", commands_key_, std::string(cluster::consumer_group)};
     std::size_t acked = 0;
     while (acked < serving.unacked.size() && id_of(serving.unacked[acked]) <= done) {
       command.push_back(serving.unacked[acked]);
       ++acked;
     }
     if (acked > 0) {
-      if (redis.command(command) == nullptr) return;
+      if (!out_.push_command(std::move(command))) return;
       serving.unacked.erase(serving.unacked.begin(), serving.unacked.begin() + acked);
     }
-    if (Clock::now() >= serving.trimmed_at) {
-      redis.command({"XTRIM", commands_key_, "MINID", durable});
+    if (Clock::now() >= serving.trimmed_at &&
+        out_.push_command({"XTRIM", commands_key_, "MINID", released}))
       serving.trimmed_at = Clock::now() + trim_every;
-    }
   }
 
   std::shared_ptr<Outbox> outbox_of(std::string_view gateway, std::string_view connection,
@@ -442,25 +484,28 @@ class ShardWorker {
   //
   // An audit ends a journal batch where it reads the state; it goes after the mark, so that
   // the batch it ends carries the cursor of everything before it.
-  void submit_group(Serving& serving, std::string_view last_id) {
+  //
+  // `journal` is false for commands a predecessor completed: the cursor is past them already.
+  void submit_group(Serving& serving, std::string last_id, bool journal = true) {
     const auto audits = std::stable_partition(
         serving.group.begin(), serving.group.end(), [](const Request& request) {
           const auto* host = std::get_if<HostRequest>(&request);
           return host == nullptr || !host->with_chain_head;
         });
-    serving.group.insert(audits, CursorMark{std::string(last_id)});
+    serving.group.insert(audits, CursorMark{std::move(last_id), journal});
     while (!serving.sequencer.submit_all(serving.group) && !stop_)
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     serving.group.clear();
   }
 
-  void handle(const Entry& entry, Serving& serving) {
+  // `kept`: the command was done by a predecessor, whose kept host replies these are.
+  void handle(const Entry& entry, Serving& serving, const KeptReplies* kept = nullptr) {
     if (serving.unacked.empty() || serving.unacked.back() != entry.id)
       serving.unacked.emplace_back(entry.id);  // an entry's records share its id
     serving.handled = std::max(serving.handled, id_of(entry.id));
     const std::string_view type = entry["t"];
     const std::string_view gateway = entry["g"];
-    if (type == "h") return handle_host(entry, serving);
+    if (type == "h") return handle_host(entry, serving, kept);
     const std::string_view connection = entry["c"];
     if (type == "l") {
       std::string key(gateway);
@@ -475,8 +520,11 @@ class ShardWorker {
       std::uint32_t qty = 0;
       const std::string_view text = entry["q"];
       std::from_chars(text.data(), text.data() + text.size(), qty);
+      std::uint64_t tag = 0;
+      const std::string_view tag_text = entry["n"];
+      std::from_chars(tag_text.data(), tag_text.data() + tag_text.size(), tag);
       serving.group.push_back(OrderRequest{from, std::string(entry["d"]), std::string(user),
-                                           std::string(entry["k"]), qty});
+                                           std::string(entry["k"]), qty, tag});
     } else if (type == "a") {
       serving.group.push_back(
           ActionRequest{from, entry["x"] == "confirm", std::string(entry["i"]), std::string(user)});
@@ -485,7 +533,15 @@ class ShardWorker {
     }
   }
 
-  void handle_host(const Entry& entry, Serving& serving) {
+  void handle_host(const Entry& entry, Serving& serving, const KeptReplies* kept) {
+    // A read is run again; a call that changes something keeps its reply under this key.
+    const bool read = entry["m"] == "GET" || entry["m"] == "HEAD";
+    const std::string key = read ? std::string() : fmt::format("{}:{}", entry["g"], entry["n"]);
+    std::optional<HostReply> kept_reply;
+    if (kept != nullptr && !read) {
+      if (const auto found = kept->find(key); found != kept->end()) kept_reply = found->second;
+    }
+    serving.host_calls.next_call(key, kept != nullptr, std::move(kept_reply));
     HttpRequest request;
     request.method(boost::beast::http::string_to_verb(entry["m"]));
     request.target(entry["p"]);

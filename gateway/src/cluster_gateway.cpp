@@ -91,17 +91,33 @@ bool ClusterLink::alive(std::uint32_t shard) const {
          config_.cluster.unserved_after.count();
 }
 
-std::string ClusterLink::connection_of(const std::shared_ptr<Outbox>& from, std::uint32_t shard) {
+std::string ClusterLink::connection_of(const std::shared_ptr<Outbox>& from, std::uint32_t shard,
+                                       std::uint64_t* order_tag) {
   std::lock_guard lock(mutex_);
   Connection& connection = connections_[from.get()];
   if (connection.id == 0) {
     connection.id = next_id_++;
     by_id_[connection.id] = from;
   }
+  if (order_tag != nullptr) {
+    *order_tag = next_id_++;
+    connection.orders_waiting.push_back(*order_tag);
+  }
   if (std::find(connection.shards.begin(), connection.shards.end(), shard) ==
       connection.shards.end())
     connection.shards.push_back(shard);
   return std::to_string(connection.id);
+}
+
+bool ClusterLink::take_order_tag(Outbox* connection, std::uint64_t tag) {
+  std::lock_guard lock(mutex_);
+  const auto found = connections_.find(connection);
+  if (found == connections_.end()) return false;
+  auto& waiting = found->second.orders_waiting;
+  const auto at = std::find(waiting.begin(), waiting.end(), tag);
+  if (at == waiting.end()) return false;
+  waiting.erase(at);
+  return true;
 }
 
 bool ClusterLink::send_command(std::uint32_t shard, std::initializer_list<cluster::Field> fields,
@@ -179,14 +195,23 @@ bool ClusterLink::submit(Request request) {
             unavailable({});
             return true;
           }
-          return send_command(shard,
-                              {{"t", "o"},
-                               {"c", connection_of(body.from, shard)},
-                               {"d", body.drop},
-                               {"u", body.user},
-                               {"k", body.client_order_id},
-                               {"q", std::to_string(body.qty)}},
-                              unavailable);
+          std::uint64_t tag = 0;
+          const std::string connection = connection_of(body.from, shard, &tag);
+          return send_command(
+              shard,
+              {{"t", "o"},
+               {"c", connection},
+               {"d", body.drop},
+               {"u", body.user},
+               {"k", body.client_order_id},
+               {"q", std::to_string(body.qty)},
+               {"n", std::to_string(tag)}},
+              [this, tag, from = std::weak_ptr<Outbox>(body.from), unavailable](std::string_view) {
+                // Not forwarded: the gateway answers, and owes no other answer.
+                if (auto alive_from = from.lock();
+                    alive_from && take_order_tag(alive_from.get(), tag))
+                  unavailable({});
+              });
         } else if constexpr (std::is_same_v<Body, ActionRequest>) {
           const auto ref = protocol::parse_order_id(body.order_id);
           const std::uint32_t shard =
@@ -310,7 +335,7 @@ void ClusterLink::dispatch(const std::vector<cluster::Field>& record) {
     else if (name == "n")
       request = value;
   }
-  if (!request.empty()) {  // a host reply: its status rides in "s"
+  if (!request.empty() && connection.empty()) {  // a host reply: its status rides in "s"
     unsigned code = 503;
     std::uint64_t id = 0;
     std::from_chars(shard.data(), shard.data() + shard.size(), code);
@@ -327,6 +352,16 @@ void ClusterLink::dispatch(const std::vector<cluster::Field>& record) {
     if (found != by_id_.end()) outbox = found->second.lock();
   }
   if (outbox == nullptr || kind.size() != 1) return;  // gone: a retry finds its outcome
+  if (!request.empty()) {  // the answer to one of its orders: delivered once
+    std::uint64_t tag = 0;
+    std::from_chars(request.data(), request.data() + request.size(), tag);
+    if (!take_order_tag(outbox.get(), tag)) {
+      metrics_.answers_repeated.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    outbox->send(share(std::string(frame)), static_cast<FrameKind>(kind[0] - '0'));
+    return;
+  }
   if (kind[0] == cluster::frame_forget) {
     outbox->forget_subscription(std::string(drop));
   } else if (kind[0] == cluster::frame_close) {

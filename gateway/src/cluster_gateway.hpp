@@ -51,6 +51,9 @@ class ClusterLink final : public RequestSink {
     std::uint64_t id = 0;
     std::string user;
     std::vector<std::uint32_t> shards;  // told about this connection: told when it leaves
+    // The tags of its orders forwarded and not yet answered: an answer whose tag is not here
+    // was delivered already (a failover sends some twice) and is dropped.
+    std::vector<std::uint64_t> orders_waiting;
   };
   struct Gather;
   struct Pending {
@@ -59,7 +62,10 @@ class ClusterLink final : public RequestSink {
   };
 
   bool alive(std::uint32_t shard) const;
-  std::string connection_of(const std::shared_ptr<Outbox>& from, std::uint32_t shard);
+  std::string connection_of(const std::shared_ptr<Outbox>& from, std::uint32_t shard,
+                            std::uint64_t* order_tag = nullptr);
+  // Whether the order answer `tag` for `connection` is owed (and now no longer).
+  bool take_order_tag(Outbox* connection, std::uint64_t tag);
   bool send_command(std::uint32_t shard,
                     std::initializer_list<std::pair<std::string_view, std::string_view>> fields,
                     std::function<void(std::string_view)> failed);

@@ -48,6 +48,9 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
        "How long the last drop update waited for an I/O thread.",
        static_cast<double>(load(fanout_lag_us)) / 1000.0);
   line("flashsale_recovery_ms", "gauge", "Time the last recovery took.", recovery_ms.load());
+  line("flashsale_answers_repeated_total", "counter",
+       "Order answers a gateway received again after a failover and did not deliver twice.",
+       load(answers_repeated));
   if (status == nullptr) return out;  // a gateway: the engines hold the journals
   const journal::JournalStatus& journal = *status;
   line("flashsale_journal_durable_sequence", "gauge", "Last durable event.",

@@ -51,7 +51,8 @@ struct Metrics {
   Counter engine_queue_depth{0};
   Counter engine_batches{0};
   Counter releases_pending{0};
-  Counter fanout_lag_us{0};  // the last drop update's wait for an I/O thread
+  Counter fanout_lag_us{0};     // the last drop update's wait for an I/O thread
+  Counter answers_repeated{0};  // a gateway's: order answers received twice, delivered once
   std::atomic<double> recovery_ms{0};
 
   void count_order(std::string_view status) {

@@ -30,6 +30,12 @@ class Outbox {
   virtual ~Outbox() = default;
   // `drop` tells supersedable frames of different drops apart.
   virtual void send(SharedFrame frame, FrameKind kind, std::uint32_t drop = 0) = 0;
+  // The answer to request `tag` of this connection (an order_result). A connection whose
+  // requests are forwarded to an engine elsewhere passes the tag back with the answer, so that
+  // its gateway delivers each answer once though a failover may send it twice.
+  virtual void send_answer(SharedFrame frame, FrameKind kind, std::uint64_t /*tag*/) {
+    send(std::move(frame), kind);
+  }
   // The same, called on the connection's own thread (by its hub). Never closes synchronously,
   // so a hub may call it while iterating its subscribers.
   virtual void send_here(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) = 0;

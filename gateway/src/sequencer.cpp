@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <chrono>
 
 #include "flashsale/gateway/protocol.hpp"
@@ -35,6 +36,7 @@ struct Sequencer::Release {
   std::uint32_t drop = 0;  // to every viewer of this drop when outbox is null and host is empty
   SharedFrame frame;
   FrameKind kind = FrameKind::reply;
+  std::uint64_t tag = 0;       // the answer to this request of the outbox's (0: none)
   std::function<void()> host;  // or a host API reply
 };
 
@@ -116,6 +118,11 @@ bool Sequencer::submit(Request request) {
   return true;
 }
 
+std::string Sequencer::released_mark() const {
+  std::lock_guard lock(mutex_);
+  return released_mark_;
+}
+
 bool Sequencer::submit_all(std::vector<Request>& requests) {
   {
     std::lock_guard lock(mutex_);
@@ -170,6 +177,7 @@ void Sequencer::run() {
 }
 
 void Sequencer::process(std::vector<Request>& work, TimeMs now_ms, bool accepting) {
+  std::string mark;  // the last CursorMark of the work
   for (std::size_t index = 0; index < work.size();) {
     Request& request = work[index];
     if (std::holds_alternative<OrderRequest>(request)) {
@@ -181,10 +189,10 @@ void Sequencer::process(std::vector<Request>& work, TimeMs now_ms, bool acceptin
         for (std::size_t refused = index; refused < end; ++refused) {
           auto& order = std::get<OrderRequest>(work[refused]);
           metrics_.count_order("unavailable");
-          order.from->send(
+          order.from->send_answer(
               share(protocol::order_result_status(order.drop, order.client_order_id, "unavailable",
                                                   "the journal cannot take writes")),
-              FrameKind::order);
+              FrameKind::order, order.tag);
         }
       }
       index = end;
@@ -195,7 +203,8 @@ void Sequencer::process(std::vector<Request>& work, TimeMs now_ms, bool acceptin
           if constexpr (std::is_same_v<Body, HelloRequest> || std::is_same_v<Body, LeaveRequest>) {
             handle(body);
           } else if constexpr (std::is_same_v<Body, CursorMark>) {
-            cursor_ = std::move(body.id);
+            if (body.journal) cursor_ = body.id;
+            mark = std::move(body.id);
           } else if constexpr (std::is_same_v<Body, SubscribeRequest> ||
                                std::is_same_v<Body, ActionRequest>) {
             if (accepting || std::is_same_v<Body, SubscribeRequest>) {
@@ -212,6 +221,9 @@ void Sequencer::process(std::vector<Request>& work, TimeMs now_ms, bool acceptin
         request);
     ++index;
   }
+  // Every answer to the work is queued by now, with at most the last event as its sequence
+  // (an audit after the mark included): the mark is released with that event.
+  if (!mark.empty()) marks_.emplace_back(engine_.last_sequence(), std::move(mark));
 }
 
 void Sequencer::place(std::vector<Request>& work, std::size_t first, std::size_t end,
@@ -236,15 +248,15 @@ void Sequencer::place(std::vector<Request>& work, std::size_t first, std::size_t
         return waiter.outbox.lock() == order.from;
       });
       if (same != waiters.end()) {
-        same->answers += 1;
+        same->tags.push_back(order.tag);
       } else {
-        waiters.push_back({order.from, 1});
+        waiters.push_back({order.from, {order.tag}});
       }
       continue;
     }
     to_outbox(std::move(order.from),
               share(protocol::order_result(order.drop, order.client_order_id, result)),
-              FrameKind::order);
+              FrameKind::order, 0, order.tag);
   }
 }
 
@@ -329,6 +341,8 @@ void Sequencer::handle(ActionRequest& request, TimeMs now_ms) {
 void Sequencer::handle(HostRequest& request, TimeMs now_ms, bool accepting) {
   HostContext context{engine_, events_, now_ms, accepting};
   HostReply reply = request.run(context);
+  if (!request.keep_reply_as.empty())
+    kept_replies_.push_back({std::move(request.keep_reply_as), encode_kept_reply(reply)});
   Release release;
   release.sequence = config_.ack == AckMode::durable ? engine_.last_sequence() : 0;
   if (request.with_chain_head && reply.status == 200) {
@@ -359,6 +373,19 @@ void Sequencer::handle(HostRequest& request, TimeMs now_ms, bool accepting) {
   releases_.push_back(std::move(release));
 }
 
+std::string encode_kept_reply(const HostReply& reply) {
+  return std::to_string(reply.status) + ' ' + reply.body;
+}
+
+std::optional<HostReply> decode_kept_reply(std::string_view kept) {
+  HostReply reply;
+  const auto [end, problem] = std::from_chars(kept.data(), kept.data() + kept.size(), reply.status);
+  if (problem != std::errc{} || end == kept.data() + kept.size() || *end != ' ')
+    return std::nullopt;
+  reply.body = std::string(end + 1, kept.data() + kept.size());
+  return reply;
+}
+
 void Sequencer::push_to_user(std::string_view user, SharedFrame frame) {
   const auto found = users_.find(std::string(user));
   if (found == users_.end()) return;  // not connected: a retry of the client_order_id finds it
@@ -377,9 +404,10 @@ void Sequencer::answer_waiting(engine::DropIndex drop, std::string_view user,
   const SharedFrame frame = share(protocol::order_result(views_[drop].id, client_order_id, result));
   for (const Waiter& waiter : found->second) {
     const auto outbox = waiter.outbox.lock();
-    for (std::uint32_t answer = 0; outbox && answer < waiter.answers; ++answer) {
+    for (const std::uint64_t tag : waiter.tags) {
+      if (outbox == nullptr) break;
       metrics_.count_order(engine::to_string(result.outcome));
-      to_outbox(outbox, frame, FrameKind::order);
+      to_outbox(outbox, frame, FrameKind::order, 0, tag);
     }
   }
   waiting_.erase(found);
@@ -396,9 +424,10 @@ std::string Sequencer::waiting_key(engine::DropIndex drop, std::string_view user
 }
 
 void Sequencer::journal_events() {
-  journal_.append(events_, cursor_, order_records_);
+  journal_.append(events_, cursor_, order_records_, kept_replies_);
   events_.clear();
   order_records_.clear();
+  kept_replies_.clear();
   cursor_.clear();
 }
 
@@ -544,13 +573,14 @@ void Sequencer::flush_stock_and_ticks(TimeMs now_ms) {
 }
 
 void Sequencer::to_outbox(std::shared_ptr<Outbox> outbox, SharedFrame frame, FrameKind kind,
-                          std::uint32_t drop) {
+                          std::uint32_t drop, std::uint64_t tag) {
   Release release;
   release.sequence = config_.ack == AckMode::durable ? engine_.last_sequence() : 0;
   release.outbox = std::move(outbox);
   release.frame = std::move(frame);
   release.kind = kind;
   release.drop = drop;
+  release.tag = tag;
   releases_.push_back(std::move(release));
 }
 
@@ -569,6 +599,8 @@ void Sequencer::release_durable() {
     Release& release = releases_.front();
     if (release.host) {
       release.host();
+    } else if (release.tag != 0) {
+      release.outbox->send_answer(std::move(release.frame), release.kind, release.tag);
     } else if (release.outbox) {
       release.outbox->send(std::move(release.frame), release.kind, release.drop);
     } else {
@@ -580,6 +612,15 @@ void Sequencer::release_durable() {
   while (!chain_releases_.empty() && chain_releases_.front().sequence <= durable) {
     chain_releases_.front().host();
     chain_releases_.pop_front();
+  }
+  if (!marks_.empty() && marks_.front().first <= durable) {
+    std::string released;
+    while (!marks_.empty() && marks_.front().first <= durable) {
+      released = std::move(marks_.front().second);
+      marks_.pop_front();
+    }
+    std::lock_guard lock(mutex_);
+    released_mark_ = std::move(released);
   }
   metrics_.releases_pending.store(releases_.size() + chain_releases_.size(),
                                   std::memory_order_relaxed);

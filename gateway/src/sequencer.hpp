@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <variant>
@@ -52,6 +53,7 @@ struct OrderRequest {
   std::string user;
   std::string client_order_id;
   std::uint32_t qty = 1;
+  std::uint64_t tag = 0;  // the asker's number for this message, given back with its answer
 };
 struct ActionRequest {
   std::shared_ptr<Outbox> from;
@@ -77,12 +79,22 @@ struct HostRequest {
   // The answer commits to the state `run` saw: the journal ends a batch there, and the reply
   // (a JSON object) gets that batch's "head", "batch" and "sequence" once it is written.
   bool with_chain_head = false;
+  // Not empty: the reply is kept under this key with the cursor that completes the call
+  // (journal::KeptReply, encoded by encode_kept_reply), for a successor to send again.
+  std::string keep_reply_as;
 };
 
+// A kept host reply: "<status> <body>".
+std::string encode_kept_reply(const HostReply& reply);
+std::optional<HostReply> decode_kept_reply(std::string_view kept);
+
 // An engine serving gateways (docs/scaling.md): the requests before this came from its command
-// stream up to entry `id`, which the journal stores with their events.
+// stream up to entry `id`, which the journal stores with their events — unless `journal` is
+// false: a predecessor did those commands and stored a position past them already. Either way
+// released_mark() reaches `id` once every answer to those requests has gone to its outbox.
 struct CursorMark {
   std::string id;
+  bool journal = true;
 };
 
 using Request = std::variant<HelloRequest, LeaveRequest, SubscribeRequest, OrderRequest,
@@ -112,6 +124,9 @@ class Sequencer final : public RequestSink {
 
   // Any thread. False when the queue is full or stopping: answer `busy` yourself.
   bool submit(Request request) override;
+  // Any thread: the last CursorMark whose requests' answers were all handed to their outboxes
+  // (their events durable), "" before the first: the commands up to it may be acknowledged.
+  std::string released_mark() const;
   // All of them or none (false: no room now), with nothing queued between them.
   bool submit_all(std::vector<Request>& requests);
 
@@ -136,7 +151,7 @@ class Sequencer final : public RequestSink {
   void answer_waiting(engine::DropIndex drop, std::string_view user,
                       std::string_view client_order_id, const engine::OrderResult& result);
   void to_outbox(std::shared_ptr<Outbox> outbox, SharedFrame frame, FrameKind kind,
-                 std::uint32_t drop = 0);
+                 std::uint32_t drop = 0, std::uint64_t tag = 0);
   void to_viewers(engine::DropIndex drop, SharedFrame frame, FrameKind kind);
   void release_durable();
   DropView& view(engine::DropIndex drop);
@@ -148,7 +163,7 @@ class Sequencer final : public RequestSink {
   engine::Engine engine_;
   engine::Events events_;
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<Request> queue_;
   bool stopping_ = false;
@@ -168,12 +183,16 @@ class Sequencer final : public RequestSink {
   // included — when the draw decides them. Bounded by the window's orders.
   struct Waiter {
     std::weak_ptr<Outbox> outbox;
-    std::uint32_t answers = 0;
+    std::vector<std::uint64_t> tags;  // one per order message: the answers owed
   };
   boost::unordered_flat_map<std::string, std::vector<Waiter>> waiting_;
   std::vector<engine::OrderResult> results_;
-  std::string cursor_;                               // the last CursorMark, for the next append
+  std::string cursor_;  // the last CursorMark, for the next append
+  // Marks processed, with the last event of the work that held them: released with it.
+  std::deque<std::pair<std::uint64_t, std::string>> marks_;
+  std::string released_mark_;                        // under mutex_
   std::vector<journal::OrderRecord> order_records_;  // for the downstream order stream
+  std::vector<journal::KeptReply> kept_replies_;     // go with the cursor
   std::vector<engine::PlaceOrder> batch_;
 };
 

@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "../engine/random_commands.hpp"
 #include "clients.hpp"
 #include "cluster.hpp"
+#include "flashsale/journal/redis_connection.hpp"
 #include "process.hpp"
 #include "server_process.hpp"
 
@@ -97,6 +99,13 @@ class Engine {
     process_->wait(20s);
     reader_.join();
     process_.reset();
+  }
+  // The last log line containing `text`, or "" if none.
+  std::string line_with(const std::string& text) {
+    std::lock_guard lock(mutex_);
+    for (auto line = log_.rbegin(); line != log_.rend(); ++line)
+      if (line->find(text) != std::string::npos) return *line;
+    return "";
   }
   std::string log() {
     std::lock_guard lock(mutex_);
@@ -349,6 +358,198 @@ TEST_F(Cluster, AKilledEngineShardMovesAndKeepsEveryAcknowledgedOrder) {
             info.at("stock_total").to_number<int>());
   std::string audited;
   EXPECT_EQ(audit(1, audited), 0) << audited;
+}
+
+// What one order_result said, as a later retry must say it again.
+struct Answer {
+  std::string status;
+  std::string order_id;
+  std::int64_t qty = 0;
+  std::int64_t hold_expires_at_ms = 0;
+  std::int64_t position = 0;
+
+  static Answer of(const json::object& result) {
+    Answer answer;
+    answer.status = text(result, "status");
+    if (result.contains("order_id")) answer.order_id = text(result, "order_id");
+    if (result.contains("qty")) answer.qty = result.at("qty").to_number<std::int64_t>();
+    if (result.contains("hold_expires_at_ms"))
+      answer.hold_expires_at_ms = result.at("hold_expires_at_ms").to_number<std::int64_t>();
+    if (result.contains("position"))
+      answer.position = result.at("position").to_number<std::int64_t>();
+    return answer;
+  }
+  bool operator==(const Answer&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& out, const Answer& answer) {
+  return out << answer.status << " " << answer.order_id << " qty " << answer.qty << " hold "
+             << answer.hold_expires_at_ms << " position " << answer.position;
+}
+
+// Kills the owner of a shard while orders and a host's restocks are in flight — right after the
+// K-th answer reached a viewer, so that some decisions are durable and their answers not yet
+// sent — in several rounds, each against the engine that took the shard over in the round
+// before (a fresh standby is started after each kill). Every order message gets exactly one
+// order_result, the one a later retry returns; every restock gets its reply and is done once.
+TEST_F(Cluster, EveryOrderInFlightAtAKillIsAnsweredOnce) {
+  const std::uint64_t seed = engine::testing::random_base_seed();
+  std::mt19937_64 random(seed);
+  std::cout << "Cluster kill rounds: seed " << seed << " (FLASHSALE_SEED reproduces them)\n";
+  // More rounds: FLASHSALE_KILL_ROUNDS.
+  const int rounds = std::getenv("FLASHSALE_KILL_ROUNDS") != nullptr
+                         ? std::atoi(std::getenv("FLASHSALE_KILL_ROUNDS"))
+                         : 4;
+  constexpr int viewers = 40;
+  constexpr int orders_each = 8;  // within the default burst of the per-connection order limit
+  constexpr int stock = 40;
+  std::size_t owner = 1;  // engines[owner] serves shard 1
+  for (int round = 0; round < rounds; ++round) {
+    const std::string id = drop_on(1, fmt::format("inflight{}-", round));
+    {
+      const auto reply = host(0, "POST", "/api/drops",
+                              json::serialize(json::object{{"id", id},
+                                                           {"title", "Chestnuts"},
+                                                           {"price_cents", 990},
+                                                           {"stock", stock},
+                                                           {"per_user_limit", orders_each},
+                                                           {"hold_seconds", 120}}));
+      ASSERT_EQ(reply.status, 201u) << reply.body;
+      ASSERT_EQ(host(0, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})").status,
+                200u);
+    }
+    const std::size_t kill_after = viewers + random() % (viewers * orders_each / 2);
+    std::cout << "round " << round << ": kill " << engines[owner]->id() << " after answer "
+              << kill_after << "\n";
+
+    std::mutex mutex;
+    std::condition_variable answered;
+    std::size_t answers = 0;
+    std::atomic<bool> ordering{true};
+    // Per viewer: every order_result it got, by client_order_id.
+    std::vector<std::map<std::string, std::vector<Answer>>> results(viewers);
+    std::vector<std::thread> buyers;
+    for (int viewer = 0; viewer < viewers; ++viewer) {
+      buyers.emplace_back([&, viewer] {
+        Viewer client(gateways[viewer % 2]->port());
+        client.sign_in(fmt::format("r{}v{}", round, viewer));
+        const auto take = [&](const json::object& message) {
+          if (message.at("type").as_string() != "order_result") return std::string();
+          const std::string key = text(message, "client_order_id");
+          std::lock_guard lock(mutex);
+          results[viewer][key].push_back(Answer::of(message));
+          answers += 1;
+          answered.notify_all();
+          return key;
+        };
+        for (int order = 0; order < orders_each; ++order) {
+          const std::string key = fmt::format("c{}", order);
+          client.send_json({{"type", "order"}, {"drop", id}, {"qty", 1}, {"client_order_id", key}});
+          // Until its own answer: a late second answer to an earlier order is kept too.
+          while (true) {
+            const auto message = client.next(20s);
+            if (!message) return;
+            if (take(*message) == key) break;
+          }
+        }
+        // Quiet: a second answer to any of them would arrive now.
+        while (const auto message = client.next(1500ms)) take(*message);
+      });
+    }
+    std::vector<unsigned> restocks;
+    std::thread restocker([&] {
+      while (ordering)
+        restocks.push_back(host(1, "POST", "/api/drops/" + id + "/restock", R"({"add":1})").status);
+    });
+    {
+      std::unique_lock lock(mutex);
+      EXPECT_TRUE(answered.wait_for(lock, 30s, [&] { return answers >= kill_after; }))
+          << answers << " answers";
+    }
+    engines[owner]->kill();
+    const std::size_t survivor = engines.size() - 1 == owner ? owner - 1 : engines.size() - 1;
+    const bool taken =
+        engines[survivor]->await("shard 1: serving as " + engines[survivor]->id(), 10s);
+    for (auto& buyer : buyers) buyer.join();
+    ordering = false;
+    restocker.join();
+    ASSERT_TRUE(taken) << engines[survivor]->log();
+    std::cout << "round " << round << ": " << engines[survivor]->line_with("took over") << "\n";
+    // The next round's standby.
+    engines.push_back(std::make_unique<Engine>(redis, config, fmt::format("e{}", round + 2), 1));
+    owner = survivor;
+
+    for (int viewer = 0; viewer < viewers; ++viewer) {
+      ASSERT_EQ(results[viewer].size(), std::size_t{orders_each}) << "viewer " << viewer;
+      for (const auto& [key, got] : results[viewer])
+        EXPECT_EQ(got.size(), 1u) << "viewer " << viewer << " " << key << ": " << got.size()
+                                  << " answers, first " << got.front();
+    }
+    for (std::size_t call = 0; call < restocks.size(); ++call)
+      EXPECT_EQ(restocks[call], 200u) << "restock " << call << " of " << restocks.size();
+    // Retried, each client_order_id returns what its answer said.
+    for (int viewer = 0; viewer < viewers; ++viewer) {
+      Viewer again(gateways[(viewer + 1) % 2]->port());
+      again.sign_in(fmt::format("r{}v{}", round, viewer));
+      for (const auto& [key, got] : results[viewer]) {
+        again.send_json({{"type", "order"}, {"drop", id}, {"qty", 1}, {"client_order_id", key}});
+        const auto retried = again.next_of("order_result", 10s);
+        ASSERT_TRUE(retried) << "viewer " << viewer << " " << key;
+        EXPECT_EQ(Answer::of(*retried), got.front()) << "viewer " << viewer << " " << key;
+      }
+    }
+    const auto info = drop(id);
+    EXPECT_EQ(info.at("stock_total").to_number<std::size_t>(), stock + restocks.size());
+    std::string audited;
+    EXPECT_EQ(audit(1, audited), 0) << audited;
+  }
+}
+
+// A gateway may get the answer to an order twice — from an owner that died just after sending
+// it and from its successor, or from an owner paused past its lease — and delivers it once: the
+// answer to an order already answered is dropped, while a push to the same connection is not.
+TEST_F(Cluster, AnAnswerReceivedTwiceIsDeliveredOnce) {
+  const std::string id = drop_on(0, "twice");
+  create(0, id, 5);
+  ASSERT_EQ(host(0, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})").status, 200u);
+  Viewer viewer(gateways[0]->port());
+  viewer.sign_in("ann");
+  ASSERT_EQ(order_status(viewer, id, "k1"), "reserved");
+
+  // The engine's answer record, as the gateway got it.
+  journal::RedisConnection redis_client(journal::RedisEndpoint::parse(redis.socket()), 5s);
+  const std::string stream = gateway::cluster::gateway_stream(prefix, "g0");
+  const journal::Reply entries = redis_client.command({"XREVRANGE", stream, "+", "-"});
+  ASSERT_TRUE(entries != nullptr && entries->type == REDIS_REPLY_ARRAY);
+  std::string answer;
+  std::vector<gateway::cluster::Field> fields;
+  for (std::size_t entry = 0; entry < entries->elements && answer.empty(); ++entry) {
+    const redisReply* values = entries->element[entry]->element[1];
+    for (std::size_t field = 1; field < values->elements; field += 2) {
+      const std::string_view record = journal::text_of(values->element[field]);
+      if (gateway::cluster::decode_record(record, fields) &&
+          record.find("\"client_order_id\":\"k1\"") != std::string_view::npos)
+        answer = record;
+    }
+  }
+  ASSERT_FALSE(answer.empty()) << "no answer to k1 on " << stream;
+  ASSERT_TRUE(gateway::cluster::decode_record(answer, fields));
+  // The same frame without its order's tag, renamed: a push, which the gateway delivers.
+  std::string push;
+  for (const auto& [name, value] : fields) {
+    if (name == "n") continue;
+    std::string text(value);
+    if (name == "f") text.replace(text.find("\"k1\""), 4, "\"control\"");
+    gateway::cluster::append_field(push, name, text);
+  }
+  ASSERT_FALSE(journal::is_error(redis_client.command({"XADD", stream, "*", "r", answer})));
+  ASSERT_FALSE(journal::is_error(redis_client.command({"XADD", stream, "*", "r", push})));
+  const auto next = viewer.next_of("order_result");
+  ASSERT_TRUE(next);
+  EXPECT_EQ(text(*next, "client_order_id"), "control") << "the answer to k1 came twice";
+  EXPECT_NE(http_call(gateways[0]->port(), "GET", "/metrics")
+                .body.find("flashsale_answers_repeated_total 1\n"),
+            std::string::npos);
 }
 
 TEST_F(Cluster, ViewersOfAKilledGatewayFindTheirOrdersThroughTheOther) {
