@@ -149,15 +149,23 @@ class Cluster : public ::testing::Test {
                  std::string_view body = {}) {
     return http_call(gateways[gateway]->port(), method, target, body, host_key);
   }
-  void create(std::size_t gateway, const std::string& id, int stock) {
+  void create(std::size_t gateway, const std::string& id, int stock, int per_user_limit = 1) {
     const auto reply = host(gateway, "POST", "/api/drops",
                             json::serialize(json::object{{"id", id},
                                                          {"title", "Chestnuts"},
                                                          {"price_cents", 990},
                                                          {"stock", stock},
-                                                         {"per_user_limit", 1},
+                                                         {"per_user_limit", per_user_limit},
                                                          {"hold_seconds", 60}}));
     ASSERT_EQ(reply.status, 201u) << reply.body;
+  }
+  // A drop of `stock` on `shard`, open at once; its id.
+  std::string open_drop(std::uint32_t shard, const std::string& stem, int stock,
+                        int per_user_limit = 1) {
+    const std::string id = drop_on(shard, stem);
+    create(0, id, stock, per_user_limit);
+    EXPECT_EQ(host(0, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})").status, 200u);
+    return id;
   }
   json::object drop(const std::string& id) {
     const auto reply = host(0, "GET", "/api/drops/" + id);
@@ -405,19 +413,7 @@ TEST_F(Cluster, EveryOrderInFlightAtAKillIsAnsweredOnce) {
   constexpr int stock = 40;
   std::size_t owner = 1;  // engines[owner] serves shard 1
   for (int round = 0; round < rounds; ++round) {
-    const std::string id = drop_on(1, fmt::format("inflight{}-", round));
-    {
-      const auto reply = host(0, "POST", "/api/drops",
-                              json::serialize(json::object{{"id", id},
-                                                           {"title", "Chestnuts"},
-                                                           {"price_cents", 990},
-                                                           {"stock", stock},
-                                                           {"per_user_limit", orders_each},
-                                                           {"hold_seconds", 120}}));
-      ASSERT_EQ(reply.status, 201u) << reply.body;
-      ASSERT_EQ(host(0, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})").status,
-                200u);
-    }
+    const std::string id = open_drop(1, fmt::format("inflight{}-", round), stock, orders_each);
     const std::size_t kill_after = viewers + random() % (viewers * orders_each / 2);
     std::cout << "round " << round << ": kill " << engines[owner]->id() << " after answer "
               << kill_after << "\n";
@@ -509,9 +505,7 @@ TEST_F(Cluster, EveryOrderInFlightAtAKillIsAnsweredOnce) {
 // it and from its successor, or from an owner paused past its lease — and delivers it once: the
 // answer to an order already answered is dropped, while a push to the same connection is not.
 TEST_F(Cluster, AnAnswerReceivedTwiceIsDeliveredOnce) {
-  const std::string id = drop_on(0, "twice");
-  create(0, id, 5);
-  ASSERT_EQ(host(0, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})").status, 200u);
+  const std::string id = open_drop(0, "twice", 5);
   Viewer viewer(gateways[0]->port());
   viewer.sign_in("ann");
   ASSERT_EQ(order_status(viewer, id, "k1"), "reserved");
@@ -553,9 +547,7 @@ TEST_F(Cluster, AnAnswerReceivedTwiceIsDeliveredOnce) {
 }
 
 TEST_F(Cluster, ViewersOfAKilledGatewayFindTheirOrdersThroughTheOther) {
-  const std::string id = drop_on(0, "gone");
-  create(1, id, 1);
-  ASSERT_EQ(host(1, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})").status, 200u);
+  const std::string id = open_drop(0, "gone", 1);
   std::string order_id;
   {
     Viewer viewer(gateways[0]->port());
@@ -580,9 +572,7 @@ TEST_F(Cluster, ViewersOfAKilledGatewayFindTheirOrdersThroughTheOther) {
 }
 
 TEST_F(Cluster, APausedOwnerThatLostItsLeaseCannotWrite) {
-  const std::string id = drop_on(1, "paused");
-  create(0, id, 3);
-  ASSERT_EQ(host(0, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":0})").status, 200u);
+  const std::string id = open_drop(1, "paused", 3);
   Viewer viewer(gateways[0]->port());
   viewer.sign_in("ann");
   ASSERT_EQ(order_status(viewer, id, "before"), "reserved");

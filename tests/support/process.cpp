@@ -63,16 +63,21 @@ std::optional<std::string> ChildProcess::read_line_from(Pipe& pipe,
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) return std::nullopt;
-    pollfd ready{pipe.fd, POLLIN, 0};
-    if (poll(&ready, 1, static_cast<int>(left.count())) <= 0) continue;
-    char chunk[4096];
-    const ssize_t got = ::read(pipe.fd, chunk, sizeof chunk);
-    if (got <= 0) {
-      pipe.closed = true;
-    } else {
-      pipe.buffer.append(chunk, static_cast<std::size_t>(got));
-    }
+    read_chunk(pipe, static_cast<int>(left.count()));
   }
+}
+
+bool ChildProcess::read_chunk(Pipe& pipe, int timeout_ms) {
+  pollfd ready{pipe.fd, POLLIN, 0};
+  if (poll(&ready, 1, timeout_ms) <= 0) return false;
+  char chunk[4096];
+  const ssize_t got = ::read(pipe.fd, chunk, sizeof chunk);
+  if (got <= 0) {
+    pipe.closed = true;
+  } else {
+    pipe.buffer.append(chunk, static_cast<std::size_t>(got));
+  }
+  return true;
 }
 
 std::optional<std::string> ChildProcess::read_line(std::chrono::milliseconds timeout) {
@@ -121,16 +126,7 @@ std::optional<int> ChildProcess::wait(std::chrono::milliseconds timeout) {
 }
 
 void ChildProcess::read_available(Pipe& pipe) {
-  while (!pipe.closed) {
-    pollfd ready{pipe.fd, POLLIN, 0};
-    if (poll(&ready, 1, 0) <= 0) return;
-    char chunk[4096];
-    const ssize_t got = ::read(pipe.fd, chunk, sizeof chunk);
-    if (got <= 0) {
-      pipe.closed = true;
-    } else {
-      pipe.buffer.append(chunk, static_cast<std::size_t>(got));
-    }
+  while (!pipe.closed && read_chunk(pipe, 0)) {
   }
 }
 

@@ -42,7 +42,9 @@ class ChildProcess {
     bool closed = false;
   };
   std::optional<std::string> read_line_from(Pipe& pipe, std::chrono::milliseconds timeout);
-  void read_available(Pipe& pipe);
+  // One read into the pipe's buffer once it is readable (false: not within `timeout_ms`).
+  bool read_chunk(Pipe& pipe, int timeout_ms);
+  void read_available(Pipe& pipe);  // everything the pipe holds now
 
   pid_t pid_ = -1;
   std::chrono::steady_clock::time_point started_;
