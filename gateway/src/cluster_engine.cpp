@@ -104,6 +104,7 @@ class RemoteOutbox final : public Outbox {
     push({{"k", {&digit, 1}}, {"s", shard_}, {"d", std::to_string(drop)}, {"f", *frame}});
   }
   void send_answer(SharedFrame frame, FrameKind kind, std::uint64_t tag) override {
+    if (tag == 0) return send(std::move(frame), kind, 0);  // a gateway that numbers no orders
     const char digit = static_cast<char>('0' + static_cast<int>(kind));
     push({{"k", {&digit, 1}}, {"n", std::to_string(tag)}, {"f", *frame}});
   }
@@ -386,7 +387,8 @@ class ShardWorker {
     const Reply created = redis.command(
         {"XGROUP", "CREATE", commands_key_, cluster::consumer_group, "0", "MKSTREAM"});
     if (created == nullptr) return false;
-    std::optional<KeptReplies> kept;
+    const std::optional<KeptReplies> kept = read_kept_replies(redis, serving);
+    if (!kept) return false;
     std::string start = "0-0";
     std::size_t redone = 0;
     std::size_t answered = 0;
@@ -401,11 +403,12 @@ class ShardWorker {
       start = std::string(journal::text_of(reply->element[0]));
       std::vector<Entry> entries;
       read_entries(reply->element[1], entries);
+      std::erase_if(entries, [&](const Entry& entry) {
+        return id_of(entry.id) <= serving.handled;  // submitted by an attempt that failed later
+      });
       for (const Entry& entry : entries) {
         const bool done = id_of(entry.id) <= serving.completed;
-        if (done && entry["t"] == "h" && !kept && !(kept = read_kept_replies(redis, serving)))
-          return false;
-        handle(entry, serving, done && entry["t"] == "h" ? &*kept : nullptr);
+        handle(entry, serving, done ? &*kept : nullptr);
         (done ? answered : redone) += 1;
       }
       if (!entries.empty())

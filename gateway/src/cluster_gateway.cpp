@@ -197,7 +197,7 @@ bool ClusterLink::submit(Request request) {
           }
           std::uint64_t tag = 0;
           const std::string connection = connection_of(body.from, shard, &tag);
-          return send_command(
+          const bool queued = send_command(
               shard,
               {{"t", "o"},
                {"c", connection},
@@ -212,6 +212,8 @@ bool ClusterLink::submit(Request request) {
                     alive_from && take_order_tag(alive_from.get(), tag))
                   unavailable({});
               });
+          if (!queued) take_order_tag(body.from.get(), tag);  // the session answers `busy`
+          return queued;
         } else if constexpr (std::is_same_v<Body, ActionRequest>) {
           const auto ref = protocol::parse_order_id(body.order_id);
           const std::uint32_t shard =

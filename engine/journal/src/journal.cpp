@@ -245,7 +245,9 @@ class Journal::Writer {
       snapshot_ = std::move(shared_.snapshot);
       shared_.snapshot.reset();
     }
-    if (!snapshot_ && !in_flight_ && shared_.open_count > 0) take_batch();
+    // A position waiting to be written on its own goes first: a batch taken now would store a
+    // newer one, which the older must not overwrite afterwards.
+    if (!snapshot_ && !in_flight_ && !cursor_ && shared_.open_count > 0) take_batch();
     if (!snapshot_ && !in_flight_ && !cursor_ && shared_.cursor_dirty) {
       cursor_ = shared_.open_cursor;  // nothing to batch: the position goes on its own
       shared_.cursor_dirty = false;
