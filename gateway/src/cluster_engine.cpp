@@ -37,6 +37,8 @@ constexpr std::string_view gateway_stream_kept = "200000";
 constexpr std::size_t read_count = 512;
 constexpr auto heartbeat_every = std::chrono::seconds(1);
 constexpr auto trim_every = std::chrono::seconds(1);
+// Acknowledgements are gathered this long: one XACK of many ids costs Redis less than many.
+constexpr auto acknowledge_every = std::chrono::milliseconds(5);
 
 // KEYS[1] commands, KEYS[2] lease; ARGV[1] token, ARGV[2] group, ARGV[3] consumer, ARGV[4]
 // count, ARGV[5] '>' (new commands) or an id (this consumer's own pending ones after it).
@@ -295,8 +297,8 @@ class ShardWorker {
     std::vector<Request> group;
     GroupSink host_calls(group);  // host API calls join the group of their entry
     ServerContext context{config_, host_calls, &journal, metrics_, source_limits};
-    Serving serving{journal, sequencer, context, host_calls,          id_of(recovered.cursor),
-                    {0, 0},  {},        group,   Clock::time_point{}, Clock::time_point{}};
+    Serving serving{journal, sequencer, context, host_calls, id_of(recovered.cursor),
+                    {0, 0},  {},        group};
     const bool fenced = !read_commands(serving);
     {
       std::lock_guard lock(status_mutex_);
@@ -319,6 +321,7 @@ class ShardWorker {
     std::vector<Request>& group;      // the requests of the entries being read
     Clock::time_point heartbeat_at{};
     Clock::time_point trimmed_at{};
+    Clock::time_point acknowledged_at{};
   };
 
   // Until stopped (true) or fenced (false).
@@ -443,6 +446,8 @@ class ShardWorker {
   // behind those answers, so that Redis never forgets a command whose answer it has not got:
   // an owner dying before its answers left leaves those commands to its successor.
   void acknowledge(Serving& serving) {
+    if (Clock::now() < serving.acknowledged_at) return;
+    serving.acknowledged_at = Clock::now() + acknowledge_every;
     const std::string released = serving.sequencer.released_mark();
     if (released.empty()) return;
     const StreamId done = id_of(released);
