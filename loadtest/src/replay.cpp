@@ -236,8 +236,9 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
       viewer.reserved_ever += 1;
       tally.reserved += 1;
     } else if (status == "confirmed") {
-      viewer.holding.erase(id);
-      tally.confirmed += 1;
+      // Once per order: after a failover the same state may be reported twice
+      // (docs/scaling.md, "Each answer once").
+      if (viewer.holding.erase(id) > 0) tally.confirmed += 1;
     } else if (status == "cancelled" || status == "expired") {
       if (viewer.holding.erase(id) > 0) {
         viewer.released += 1;
