@@ -390,8 +390,7 @@ class ShardWorker {
     const Reply created = redis.command(
         {"XGROUP", "CREATE", commands_key_, cluster::consumer_group, "0", "MKSTREAM"});
     if (created == nullptr) return false;
-    const std::optional<KeptReplies> kept = read_kept_replies(redis, serving);
-    if (!kept) return false;
+    std::optional<KeptReplies> kept;  // read when a done host call needs them
     std::string start = "0-0";
     std::size_t redone = 0;
     std::size_t answered = 0;
@@ -411,7 +410,11 @@ class ShardWorker {
       });
       for (const Entry& entry : entries) {
         const bool done = id_of(entry.id) <= serving.completed;
-        handle(entry, serving, done ? &*kept : nullptr);
+        // A failure here leaves the page's earlier requests in the group, and their entries
+        // handled: the next attempt skips them and submits the group with its own.
+        if (done && entry["t"] == "h" && !kept && !(kept = read_kept_replies(redis, serving)))
+          return false;
+        handle(entry, serving, done && kept ? &*kept : nullptr);
         (done ? answered : redone) += 1;
       }
       if (!entries.empty())

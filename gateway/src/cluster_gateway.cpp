@@ -111,6 +111,10 @@ std::string ClusterLink::connection_of(const std::shared_ptr<Outbox>& from, std:
 
 bool ClusterLink::take_order_tag(Outbox* connection, std::uint64_t tag) {
   std::lock_guard lock(mutex_);
+  return take_order_tag_locked(connection, tag);
+}
+
+bool ClusterLink::take_order_tag_locked(Outbox* connection, std::uint64_t tag) {
   const auto found = connections_.find(connection);
   if (found == connections_.end()) return false;
   auto& waiting = found->second.orders_waiting;
@@ -347,17 +351,19 @@ void ClusterLink::dispatch(const std::vector<cluster::Field>& record) {
   }
   std::uint64_t id = 0;
   std::from_chars(connection.data(), connection.data() + connection.size(), id);
+  std::uint64_t tag = 0;  // the answer to one of its orders: delivered once
+  std::from_chars(request.data(), request.data() + request.size(), tag);
   std::shared_ptr<Outbox> outbox;
+  bool owed = true;
   {
     std::lock_guard lock(mutex_);
     const auto found = by_id_.find(id);
     if (found != by_id_.end()) outbox = found->second.lock();
+    if (outbox != nullptr && tag != 0) owed = take_order_tag_locked(outbox.get(), tag);
   }
   if (outbox == nullptr || kind.size() != 1) return;  // gone: a retry finds its outcome
-  if (!request.empty()) {  // the answer to one of its orders: delivered once
-    std::uint64_t tag = 0;
-    std::from_chars(request.data(), request.data() + request.size(), tag);
-    if (!take_order_tag(outbox.get(), tag)) {
+  if (tag != 0) {
+    if (!owed) {
       metrics_.answers_repeated.fetch_add(1, std::memory_order_relaxed);
       return;
     }

@@ -66,6 +66,7 @@ class ClusterLink final : public RequestSink {
                             std::uint64_t* order_tag = nullptr);
   // Whether the order answer `tag` for `connection` is owed (and now no longer).
   bool take_order_tag(Outbox* connection, std::uint64_t tag);
+  bool take_order_tag_locked(Outbox* connection, std::uint64_t tag);  // under mutex_
   bool send_command(std::uint32_t shard,
                     std::initializer_list<std::pair<std::string_view, std::string_view>> fields,
                     std::function<void(std::string_view)> failed);

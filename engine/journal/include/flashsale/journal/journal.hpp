@@ -15,8 +15,8 @@
 //                      (the cluster's command stream entry id: docs/scaling.md)
 //   {prefix}:orders    confirmed, cancelled and expired orders for downstream systems, written
 //                      by the same script as the batch holding their events (docs/scaling.md)
-//   {prefix}:replies   replies the caller kept (KeptReply), written with the cursor that
-//                      completes their commands, so that a successor can send them again
+//   {prefix}:replies   replies the caller kept (KeptReply), written no later than the cursor
+//                      that completes their commands, so that a successor can send them again
 //
 // Single writer: only the holder of the lease may write, and every write is fenced by a Lua
 // script that checks the token first, so an engine paused past its lease (and replaced) cannot
@@ -67,7 +67,8 @@ struct JournalConfig {
 };
 
 // A reply to a caller's command that is not idempotent (a host's restock), kept in
-// {prefix}:replies by the write that stores the cursor completing the command: a successor
+// {prefix}:replies by the write that stores the cursor completing the command, or an earlier
+// one (every write takes all the replies appended so far): a successor
 // that finds the command done by a predecessor that died before replying sends this instead of
 // running it again (docs/scaling.md).
 struct KeptReply {
