@@ -35,20 +35,6 @@ struct Engine::Deadlines {
   std::vector<Entry> due;  // scratch for advance_to, kept to reuse its capacity
 };
 
-namespace {
-
-constexpr std::int64_t price_cents_max = 1'000'000'000'000;
-constexpr std::uint32_t stock_max = 1'000'000'000;
-constexpr std::uint32_t per_user_limit_max = 1'000'000;
-constexpr std::uint32_t waitlist_limit_max = 10'000'000;
-constexpr TimeMs hold_ms_min = 1'000;
-constexpr TimeMs hold_ms_max = TimeMs{24} * 3600 * 1000;
-constexpr TimeMs countdown_ms_max = TimeMs{7} * 24 * 3600 * 1000;
-constexpr TimeMs admission_window_ms_max = 60'000;
-constexpr std::int64_t charity_price_cents_max = 1'000'000'000;
-
-}  // namespace
-
 const char* detail::validate_spec(const DropSpec& spec) {
   if (!is_valid_drop_id(spec.id)) return "id must be 1-64 characters of [A-Za-z0-9_.-]";
   if (spec.title.size() > title_length_max) return "title must be at most 200 bytes";

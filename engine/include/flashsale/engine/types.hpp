@@ -114,6 +114,18 @@ inline constexpr std::size_t beneficiary_length_max = 100;
 inline constexpr std::size_t beneficiary_note_length_max = 300;
 inline constexpr std::uint32_t pledge_bps_max = 10'000;
 
+// What a drop's spec and the host commands may ask for: the engine refuses anything outside
+// with `invalid_argument`; edges use the same bounds to refuse early with the same numbers.
+inline constexpr std::int64_t price_cents_max = 1'000'000'000'000;
+inline constexpr std::int64_t charity_price_cents_max = 1'000'000'000;  // 64-bit amounts raised
+inline constexpr std::uint32_t stock_max = 1'000'000'000;               // also a drop's total
+inline constexpr std::uint32_t per_user_limit_max = 1'000'000;
+inline constexpr std::uint32_t waitlist_limit_max = 10'000'000;
+inline constexpr TimeMs hold_ms_min = 1'000;
+inline constexpr TimeMs hold_ms_max = TimeMs{24} * 3600 * 1000;
+inline constexpr TimeMs countdown_ms_max = TimeMs{7} * 24 * 3600 * 1000;
+inline constexpr TimeMs admission_window_ms_max = 60'000;
+
 // A drop id is 1-64 characters of [A-Za-z0-9_.-].
 bool is_valid_drop_id(std::string_view id) noexcept;
 
