@@ -826,9 +826,8 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
       "ms",
       stats.last_sequence, stats.snapshot_sequence, stats.events_replayed, stats.batches_read,
       stats.total_ms);
-  for (const ChainHead& head : chain.recent())
-    shared.heads.push_back(head);  // The journal writes a snapshot and the batch that binds it in
-                                   // one script: an unbound one is
+  for (const ChainHead& head : chain.recent()) shared.heads.push_back(head);
+  // The journal writes a snapshot and the batch that binds it in one script: an unbound one is
   // not the snapshot this journal wrote (replaced?). Served from, but flashsale-audit fails.
   if (snapshot_hash && !chain.checkpointed(*snapshot_hash))
     spdlog::warn("journal: snapshot {} is not bound to the hash chain; audits will fail",
