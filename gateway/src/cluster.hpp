@@ -1,4 +1,4 @@
-// The cluster's layout in Redis and what travels through it (docs/scaling.md has the picture).
+// The cluster's layout in Redis (docs/scaling.md has the picture).
 //
 // A drop belongs to shard fnv1a64(id) % shards; each shard is a journal of its own (prefix
 // "<prefix>-s<shard>") whose lease names the engine that serves it. Every key of a shard
@@ -6,13 +6,15 @@
 //
 //   {P-sN}:journal, :snapshot, :lease, :cursor, :orders, :replies   the shard's journal
 //                     (journal.hpp)
-//   {P-sN}:commands   stream: orders, actions, subscriptions and host API calls from gateways,
+//   {P-sN}:commands   stream: orders, actions, subscriptions and host calls from gateways,
 //                     read by the owning engine with consumer group "engine"
-//   {P-sN}:updates    Pub/Sub channel: drop updates (tick, state, stock, drop) for every gateway
-//   {P-gw-ID}:out     stream: answers for the connections and host API calls of gateway ID
+//   {P-sN}:updates    Pub/Sub channel: drop updates (tick, state, stock, drop) for every gateway,
+//                     and the owner's heartbeat
+//   {P-gw-ID}:out     stream: answers for the connections and host calls of gateway ID
 //   {P}:cluster       the deployment's shard count, fixed by the first process to start
 //
-// Functions and constants: any thread, no Redis.
+// What travels in them is typed: cluster_codec.hpp has every message and its fields. This file
+// has the record they are all written in (below). Functions and constants: any thread, no Redis.
 #pragma once
 
 #include <fmt/format.h>
@@ -71,33 +73,18 @@ inline std::uint32_t global_drop_index(std::uint32_t drop_index, std::uint32_t s
   return drop_index * shards + shard;
 }
 
-// Both streams carry records: each entry holds one or more fields "r" (everything a sender
-// queued for that stream while its last write was in flight), each a record of named values,
-// encoded as <name>:<length>:<value>… (binary-safe). In a command record, "t" says what follows:
-//   order      t=o g=<gateway> c=<connection> d=<drop> u=<user> k=<client_order_id> q=<qty>
-//              n=<the gateway's number for this order, given back with its answer>
-//   action     t=a g c u i=<order id> x=confirm|cancel
-//   subscribe  t=s g c d
-//   leave      t=l g c u      the connection closed: forget it
-//   host API   t=h g n=<request> m=<method> p=<target> a=<authorization> b=<body>
-// Gateway stream records:
-//   frame      c=<connection> k=<frame kind 0-5> s=<shard> d=<drop index> f=<frame>
-//   answer     c k n=<the order's number> f     an order_result: delivered once per number
-//   forget     c k=f d=<drop id>        the drop does not exist: drop the subscription
-//   close      c k=x d=<code> f=<frame> close the connection after the frame
-//   host reply n=<request> s=<status> f=<body>
-// Pub/Sub messages on {P-sN}:updates: "<kind> <drop index> <drop id>\n<frame>", or "alive"
-// once a second from the shard's owner.
-inline constexpr char frame_forget = 'f';
-inline constexpr char frame_close = 'x';
-inline constexpr std::string_view alive = "alive";
-
+// A record: named values, each <name>:<length>:<value> with the length in decimal bytes, one
+// after the other — binary-safe: a value may hold anything, ':' and NUL bytes included. Both
+// streams carry records: each entry holds one or more fields "r" (everything a sender queued
+// for that stream while its last write was in flight), each one record, one message.
 using Field = std::pair<std::string_view, std::string_view>;
 
 inline void append_field(std::string& record, std::string_view name, std::string_view value) {
+  char length[20];
+  const auto length_end = std::to_chars(length, length + sizeof length, value.size()).ptr;
   record += name;
   record += ':';
-  record += std::to_string(value.size());
+  record.append(length, length_end);
   record += ':';
   record += value;
 }
@@ -108,21 +95,30 @@ inline std::string encode_record(std::initializer_list<Field> fields) {
   return record;
 }
 
+// Takes the first field off `record` (views into it); false if `record` does not start with
+// one. No allocation.
+inline bool next_field(std::string_view& record, Field& field) {
+  const auto name_end = record.find(':');
+  if (name_end == std::string_view::npos) return false;
+  std::size_t length = 0;
+  const char* digits = record.data() + name_end + 1;
+  const char* end = record.data() + record.size();
+  const auto [length_end, problem] = std::from_chars(digits, end, length);
+  if (problem != std::errc{} || length_end == end || *length_end != ':' ||
+      static_cast<std::size_t>(end - length_end - 1) < length)
+    return false;
+  field = {record.substr(0, name_end), std::string_view(length_end + 1, length)};
+  record = std::string_view(length_end + 1 + length, end - length_end - 1 - length);
+  return true;
+}
+
 // The fields of a record (views into it); false if it is not one.
 inline bool decode_record(std::string_view record, std::vector<Field>& fields) {
   fields.clear();
+  Field field;
   while (!record.empty()) {
-    const auto name_end = record.find(':');
-    if (name_end == std::string_view::npos) return false;
-    std::size_t length = 0;
-    const char* digits = record.data() + name_end + 1;
-    const char* end = record.data() + record.size();
-    const auto [length_end, problem] = std::from_chars(digits, end, length);
-    if (problem != std::errc{} || length_end == end || *length_end != ':' ||
-        static_cast<std::size_t>(end - length_end - 1) < length)
-      return false;
-    fields.emplace_back(record.substr(0, name_end), std::string_view(length_end + 1, length));
-    record = std::string_view(length_end + 1 + length, end - length_end - 1 - length);
+    if (!next_field(record, field)) return false;
+    fields.push_back(field);
   }
   return true;
 }

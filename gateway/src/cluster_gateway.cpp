@@ -4,18 +4,21 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <boost/json.hpp>
+#include <algorithm>
 #include <random>
 
+#include "clock.hpp"
 #include "cluster.hpp"
+#include "flashsale/gateway/json_writer.hpp"
 #include "flashsale/gateway/protocol.hpp"
+#include "host_json.hpp"
+#include "welcome.hpp"
 
 namespace flashsale::gateway {
 
-namespace json = boost::json;
-namespace http = boost::beast::http;
 using Clock = std::chrono::steady_clock;
 using journal::Reply;
+using protocol::ErrorCode;
 
 namespace {
 
@@ -24,31 +27,16 @@ std::int64_t steady_ms() {
       .count();
 }
 
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// Every shard's `{"drops":[…]}`, as one.
-HostReply merge_lists(std::vector<HostReply>& parts) {
-  json::array drops;
-  for (HostReply& part : parts) {
-    if (part.status != 200) return std::move(part);
-    json::error_code error;
-    json::value parsed = json::parse(part.body, error);
-    if (error || !parsed.is_object() || !parsed.as_object().contains("drops"))
-      return http_error(502, "bad_gateway", "an engine answered with an unreadable list");
-    for (json::value& drop : parsed.as_object()["drops"].as_array()) drops.push_back(drop);
-  }
-  json::object merged;
-  merged["drops"] = std::move(drops);
-  return {200, json::serialize(merged)};
+std::vector<std::string> command_streams(const GatewayConfig& config) {
+  std::vector<std::string> streams;
+  for (std::uint32_t shard = 0; shard < config.cluster.shards; ++shard)
+    streams.push_back(cluster::commands_key(config.journal.prefix, shard));
+  return streams;
 }
 
 }  // namespace
 
-// One host call: answered when every shard asked has answered.
+// One host call: answered when every shard asked has answered. Under mutex_ until the last.
 struct ClusterLink::Gather {
   std::function<void(HostReply)> done;
   std::size_t waiting = 0;
@@ -62,6 +50,7 @@ ClusterLink::ClusterLink(const GatewayConfig& config, std::vector<Fanout*> hubs,
       metrics_(metrics),
       id_(cluster::process_name(config.cluster.id)),
       stream_(cluster::gateway_stream(config.journal.prefix, id_)),
+      command_streams_(command_streams(config)),
       commands_(journal::RedisEndpoint::parse(config.journal.redis), config.journal.redis_timeout,
                 config.limits.engine_queue_max, "gateway commands"),
       next_id_((std::uint64_t{std::random_device{}()} << 30 | std::random_device{}()) | 1),
@@ -91,8 +80,12 @@ bool ClusterLink::alive(std::uint32_t shard) const {
          config_.cluster.unserved_after.count();
 }
 
-std::string ClusterLink::connection_of(const std::shared_ptr<Outbox>& from, std::uint32_t shard,
-                                       std::uint64_t* order_tag) {
+std::uint32_t ClusterLink::shard_of(std::string_view drop) const {
+  return cluster::shard_of(drop, config_.cluster.shards);
+}
+
+std::uint64_t ClusterLink::connection_of(const std::shared_ptr<Outbox>& from, std::uint32_t shard,
+                                         std::uint64_t* order_tag) {
   std::lock_guard lock(mutex_);
   Connection& connection = connections_[from.get()];
   if (connection.id == 0) {
@@ -106,7 +99,7 @@ std::string ClusterLink::connection_of(const std::shared_ptr<Outbox>& from, std:
   if (std::find(connection.shards.begin(), connection.shards.end(), shard) ==
       connection.shards.end())
     connection.shards.push_back(shard);
-  return std::to_string(connection.id);
+  return connection.id;
 }
 
 bool ClusterLink::take_order_tag(Outbox* connection, std::uint64_t tag) {
@@ -124,192 +117,179 @@ bool ClusterLink::take_order_tag_locked(Outbox* connection, std::uint64_t tag) {
   return true;
 }
 
-bool ClusterLink::send_command(std::uint32_t shard, std::initializer_list<cluster::Field> fields,
+bool ClusterLink::send_command(std::uint32_t shard, const cluster::Command& command,
                                std::function<void(std::string_view)> failed) {
-  RedisPipe::Command command;
-  command.stream = cluster::commands_key(config_.journal.prefix, shard);
-  cluster::append_field(command.record, "g", id_);
-  for (const auto& [name, value] : fields) cluster::append_field(command.record, name, value);
-  command.failed = std::move(failed);
-  return commands_.push(std::move(command));
+  RedisPipe::Command write;
+  write.stream = command_streams_[shard];
+  cluster::encode(command, write.record);
+  write.failed = std::move(failed);
+  return commands_.push(std::move(write));
 }
 
 bool ClusterLink::submit(Request request) {
   return std::visit(
       [&]<typename Body>(Body& body) -> bool {
-        if constexpr (std::is_same_v<Body, HelloRequest>) {
-          {
-            std::lock_guard lock(mutex_);
-            std::uint32_t& count = users_[body.user];
-            if (count >= config_.limits.connections_per_user) {
-              metrics_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
-              metrics_.count_limited(Limit::connections_per_user);
-              body.from->close_with(
-                  share(protocol::error(protocol::ErrorCode::rate_limited,
-                                        "too many connections for this user", "hello")),
-                  1008, "too many connections for this user");
-              return true;
-            }
-            count += 1;
-            connections_[body.from.get()].user = body.user;
-          }
-          body.from->send(share(protocol::welcome(body.user, wall_ms())), FrameKind::reply);
-          return true;
-        } else if constexpr (std::is_same_v<Body, LeaveRequest>) {
-          Connection gone;
-          {
-            std::lock_guard lock(mutex_);
-            const auto found = connections_.find(body.from);
-            if (found == connections_.end()) return true;
-            gone = std::move(found->second);
-            connections_.erase(found);
-            by_id_.erase(gone.id);
-            if (!gone.user.empty()) {
-              const auto user = users_.find(gone.user);
-              if (user != users_.end() && --user->second == 0) users_.erase(user);
-            }
-          }
-          if (gone.id != 0)
-            for (const std::uint32_t shard : gone.shards)
-              send_command(shard, {{"t", "l"}, {"c", std::to_string(gone.id)}, {"u", gone.user}},
-                           {});
-          return true;
-        } else if constexpr (std::is_same_v<Body, SubscribeRequest>) {
-          const std::uint32_t shard = cluster::shard_of(body.drop, config_.cluster.shards);
-          if (!alive(shard)) {
-            body.from->send(
-                share(protocol::error(protocol::ErrorCode::bad_field,
-                                      "no engine serves this drop right now; retry", body.drop)),
-                FrameKind::reply);
-            return true;
-          }
-          return send_command(
-              shard, {{"t", "s"}, {"c", connection_of(body.from, shard)}, {"d", body.drop}}, {});
-        } else if constexpr (std::is_same_v<Body, OrderRequest>) {
-          const std::uint32_t shard = cluster::shard_of(body.drop, config_.cluster.shards);
-          const auto unavailable = [from = std::weak_ptr<Outbox>(body.from), drop = body.drop,
-                                    id = body.client_order_id](std::string_view) {
-            if (auto alive_from = from.lock())
-              alive_from->send(
-                  share(protocol::order_result_status(drop, id, "unavailable",
-                                                      "no engine serves this drop right now")),
-                  FrameKind::order);
-          };
-          if (!alive(shard)) {
-            unavailable({});
-            return true;
-          }
-          std::uint64_t tag = 0;
-          const std::string connection = connection_of(body.from, shard, &tag);
-          const bool queued = send_command(
-              shard,
-              {{"t", "o"},
-               {"c", connection},
-               {"d", body.drop},
-               {"u", body.user},
-               {"k", body.client_order_id},
-               {"q", std::to_string(body.qty)},
-               {"n", std::to_string(tag)}},
-              [this, tag, from = std::weak_ptr<Outbox>(body.from), unavailable](std::string_view) {
-                // Not forwarded: the gateway answers, and owes no other answer.
-                if (auto alive_from = from.lock();
-                    alive_from && take_order_tag(alive_from.get(), tag))
-                  unavailable({});
-              });
-          if (!queued) take_order_tag(body.from.get(), tag);  // the session answers `busy`
-          return queued;
-        } else if constexpr (std::is_same_v<Body, ActionRequest>) {
-          const auto ref = protocol::parse_order_id(body.order_id);
-          const std::uint32_t shard =
-              ref ? cluster::shard_of(ref->drop, config_.cluster.shards) : 0;
-          if (!ref || !alive(shard)) {
-            body.from->send(
-                share(protocol::error(
-                    ref ? protocol::ErrorCode::bad_field : protocol::ErrorCode::unknown_order,
-                    ref ? "no engine serves this drop right now" : "no such order", body.order_id)),
-                FrameKind::reply);
-            return true;
-          }
-          return send_command(shard,
-                              {{"t", "a"},
-                               {"c", connection_of(body.from, shard)},
-                               {"u", body.user},
-                               {"i", body.order_id},
-                               {"x", body.confirm ? "confirm" : "cancel"}},
-                              {});
-        } else {
-          return false;  // host calls are forwarded whole (forward()); cursors are an engine's
-        }
+        if constexpr (std::is_same_v<Body, CursorMark>)
+          return false;  // an engine's, from its command stream: never a gateway's
+        else
+          return handle(body);
       },
       request);
 }
 
-void ClusterLink::forward(const HttpRequest& request, std::function<void(HostReply)> done) {
-  std::string_view path = request.target();
-  path = path.substr(0, path.find('?'));
+bool ClusterLink::handle(HelloRequest& hello) {
+  // Under the lock, so that two hellos of one user cannot both take its last place; the outbox
+  // only queues what it is given.
+  std::lock_guard lock(mutex_);
+  const auto user = users_.try_emplace(hello.user, 0).first;
+  if (!welcome_or_refuse(*hello.from, hello.user, user->second, config_.limits, metrics_,
+                         wall_ms())) {
+    if (user->second == 0) users_.erase(user);
+    return true;
+  }
+  user->second += 1;
+  connections_[hello.from.get()].user = hello.user;
+  return true;
+}
+
+bool ClusterLink::handle(LeaveRequest& leave) {
+  Connection gone;
+  {
+    std::lock_guard lock(mutex_);
+    const auto found = connections_.find(leave.from);
+    if (found == connections_.end()) return true;
+    gone = std::move(found->second);
+    connections_.erase(found);
+    by_id_.erase(gone.id);
+    if (!gone.user.empty()) {
+      const auto user = users_.find(gone.user);
+      if (user != users_.end() && --user->second == 0) users_.erase(user);
+    }
+  }
+  if (gone.id != 0)
+    for (const std::uint32_t shard : gone.shards)
+      send_command(shard, cluster::LeaveCommand{id_, gone.id, gone.user}, {});
+  return true;
+}
+
+bool ClusterLink::handle(SubscribeRequest& subscribe) {
+  const std::uint32_t shard = shard_of(subscribe.drop);
+  if (!alive(shard)) {
+    subscribe.from->send(
+        share(protocol::error(ErrorCode::unavailable, "no engine serves this drop right now; retry",
+                              subscribe.drop)),
+        FrameKind::reply);
+    return true;
+  }
+  return send_command(
+      shard, cluster::SubscribeCommand{id_, connection_of(subscribe.from, shard), subscribe.drop},
+      {});
+}
+
+bool ClusterLink::handle(OrderRequest& order) {
+  const std::uint32_t shard = shard_of(order.drop);
+  const auto unavailable = [this, from = std::weak_ptr<Outbox>(order.from), drop = order.drop,
+                            id = order.client_order_id] {
+    auto asker = from.lock();
+    if (asker == nullptr) return;
+    metrics_.count_order(protocol::GatewayStatus::unavailable);
+    asker->send(share(protocol::order_result_status(drop, id, protocol::GatewayStatus::unavailable,
+                                                    "no engine serves this drop right now")),
+                FrameKind::order);
+  };
+  if (!alive(shard)) {
+    unavailable();
+    return true;
+  }
+  std::uint64_t tag = 0;
+  const std::uint64_t connection = connection_of(order.from, shard, &tag);
+  const bool queued = send_command(
+      shard,
+      cluster::OrderCommand{id_, connection, order.drop, order.user, order.client_order_id,
+                            order.qty, tag},
+      [this, tag, from = std::weak_ptr<Outbox>(order.from), unavailable](std::string_view) {
+        // Not forwarded: the gateway answers, and owes no other answer.
+        if (auto asker = from.lock(); asker && take_order_tag(asker.get(), tag)) unavailable();
+      });
+  if (!queued) take_order_tag(order.from.get(), tag);  // the session answers `busy`
+  return queued;
+}
+
+bool ClusterLink::handle(ActionRequest& action) {
+  const auto ref = protocol::parse_order_id(action.order_id);
+  if (!ref) {
+    action.from->send(
+        share(protocol::error(ErrorCode::unknown_order, "no such order", action.order_id)),
+        FrameKind::reply);
+    return true;
+  }
+  const std::uint32_t shard = shard_of(ref->drop);
+  if (!alive(shard)) {
+    action.from->send(
+        share(protocol::error(ErrorCode::unavailable, "no engine serves this drop right now",
+                              action.order_id)),
+        FrameKind::reply);
+    return true;
+  }
+  return send_command(shard,
+                      cluster::ActionCommand{id_, connection_of(action.from, shard), action.user,
+                                             action.order_id, action.confirm},
+                      {});
+}
+
+// A list goes to every shard and is merged; anything else to the shard of its drop (a new
+// drop's: the shard of its id).
+bool ClusterLink::handle(HostRequest& request) {
   auto gather = std::make_shared<Gather>();
-  gather->done = std::move(done);
+  gather->done = std::move(request.done);
+  gather->list = std::holds_alternative<host::ReadDrops>(request.command) ||
+                 std::holds_alternative<host::ListDrops>(request.command);
   std::vector<std::uint32_t> shards;
-  if (path == "/drops" || (path == "/api/drops" && request.method() == http::verb::get)) {
-    gather->list = true;
+  if (gather->list) {
     for (std::uint32_t shard = 0; shard < config_.cluster.shards; ++shard) shards.push_back(shard);
-  } else if (path == "/api/drops") {
-    // A new drop goes to its id's shard; a body without one gets the engine's own 400.
-    json::error_code error;
-    const json::value body = json::parse(request.body(), error);
-    const json::value* id =
-        !error && body.is_object() ? body.as_object().if_contains("id") : nullptr;
-    shards.push_back(id != nullptr && id->is_string()
-                         ? cluster::shard_of(id->as_string(), config_.cluster.shards)
-                         : 0);
   } else {
-    std::string_view rest =
-        path.substr(std::min(path.size(), std::string_view("/api/drops/").size()));
-    shards.push_back(cluster::shard_of(rest.substr(0, rest.find('/')), config_.cluster.shards));
+    shards.push_back(shard_of(host::drop_of(request.command)));
   }
   for (const std::uint32_t shard : shards) {
     if (!alive(shard)) {
-      gather->done(http_error(503, "unavailable",
-                              fmt::format("no engine serves shard {} right now; retry", shard)));
-      return;
+      gather->done(host_json::error(
+          503, "unavailable", fmt::format("no engine serves shard {} right now; retry", shard)));
+      return true;
     }
   }
   gather->waiting = shards.size();
   const auto deadline = Clock::now() + config_.cluster.forward_timeout;
   for (const std::uint32_t shard : shards) {
-    std::uint64_t id = 0;
+    std::uint64_t call = 0;
     {
       std::lock_guard lock(mutex_);
-      id = next_id_++;
-      host_calls_[id] = {gather, deadline};
+      call = next_id_++;
+      host_calls_[call] = {gather, deadline};
     }
     const bool queued = send_command(
-        shard,
-        {{"t", "h"},
-         {"n", std::to_string(id)},
-         {"m", request.method_string()},
-         {"p", request.target()},
-         {"a", request[http::field::authorization]},
-         {"b", request.body()}},
-        [this, id](std::string_view) {
-          answer_host(id, http_error(503, "unavailable", "redis cannot take the call; retry"));
+        shard, cluster::HostCommand{id_, call, request.command}, [this, call](std::string_view) {
+          answer_host(call,
+                      host_json::error(503, "unavailable", "redis cannot take the call; retry"));
         });
-    if (!queued) answer_host(id, http_error(503, "busy", "the gateway is busy; retry"));
+    if (!queued) answer_host(call, host_json::error(503, "busy", "the gateway is busy; retry"));
   }
+  return true;
 }
 
-void ClusterLink::answer_host(std::uint64_t request, HostReply reply) {
+void ClusterLink::answer_host(std::uint64_t call, HostReply reply) {
   std::shared_ptr<Gather> gather;
   {
+    // The shards' parts may come from several threads (answers, the pipe's failures, expiry).
     std::lock_guard lock(mutex_);
-    const auto found = host_calls_.find(request);
+    const auto found = host_calls_.find(call);
     if (found == host_calls_.end()) return;  // answered already (or timed out)
     gather = std::move(found->second.gather);
     host_calls_.erase(found);
+    gather->parts.push_back(std::move(reply));
+    if (--gather->waiting > 0) return;
   }
-  gather->parts.push_back(std::move(reply));
-  if (--gather->waiting > 0) return;
-  gather->done(gather->list ? merge_lists(gather->parts) : std::move(gather->parts.front()));
+  gather->done(gather->list ? host_json::merge_drop_lists(gather->parts)
+                            : std::move(gather->parts.front()));
 }
 
 void ClusterLink::expire_host_calls() {
@@ -317,73 +297,50 @@ void ClusterLink::expire_host_calls() {
   {
     std::lock_guard lock(mutex_);
     const auto now = Clock::now();
-    for (const auto& [id, pending] : host_calls_)
-      if (now >= pending.deadline) late.push_back(id);
+    for (const auto& [call, pending] : host_calls_)
+      if (now >= pending.deadline) late.push_back(call);
   }
-  for (const std::uint64_t id : late)
-    answer_host(id, http_error(504, "timeout", "the engine did not answer in time; retry"));
+  for (const std::uint64_t call : late)
+    answer_host(call, host_json::error(504, "timeout", "the engine did not answer in time; retry"));
 }
 
-// One answer record: to a connection, or to a host call.
-void ClusterLink::dispatch(const std::vector<cluster::Field>& record) {
-  std::string_view connection, kind, shard, drop, frame, request, status;
-  for (const auto& [name, value] : record) {
-    if (name == "c")
-      connection = value;
-    else if (name == "k")
-      kind = value;
-    else if (name == "s")
-      shard = value;
-    else if (name == "d")
-      drop = value;
-    else if (name == "f")
-      frame = value;
-    else if (name == "n")
-      request = value;
-  }
-  if (!request.empty() && connection.empty()) {  // a host reply: its status rides in "s"
-    unsigned code = 503;
-    std::uint64_t id = 0;
-    std::from_chars(shard.data(), shard.data() + shard.size(), code);
-    std::from_chars(request.data(), request.data() + request.size(), id);
-    answer_host(id, {code, std::string(frame)});
-    return;
-  }
-  std::uint64_t id = 0;
-  std::from_chars(connection.data(), connection.data() + connection.size(), id);
-  std::uint64_t tag = 0;  // the answer to one of its orders: delivered once
-  std::from_chars(request.data(), request.data() + request.size(), tag);
-  std::shared_ptr<Outbox> outbox;
-  bool owed = true;
-  {
-    std::lock_guard lock(mutex_);
-    const auto found = by_id_.find(id);
-    if (found != by_id_.end()) outbox = found->second.lock();
-    if (outbox != nullptr && tag != 0) owed = take_order_tag_locked(outbox.get(), tag);
-  }
-  if (outbox == nullptr || kind.size() != 1) return;  // gone: a retry finds its outcome
-  if (tag != 0) {
-    if (!owed) {
-      metrics_.answers_repeated.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    outbox->send(share(std::string(frame)), static_cast<FrameKind>(kind[0] - '0'));
-    return;
-  }
-  if (kind[0] == cluster::frame_forget) {
-    outbox->forget_subscription(std::string(drop));
-  } else if (kind[0] == cluster::frame_close) {
-    std::uint16_t code = 1008;
-    std::from_chars(drop.data(), drop.data() + drop.size(), code);
-    outbox->close_with(share(std::string(frame)), code, "closed by the engine");
-  } else {
-    std::uint32_t index_in_shard = 0;
-    std::uint32_t shard_number = 0;
-    std::from_chars(drop.data(), drop.data() + drop.size(), index_in_shard);
-    std::from_chars(shard.data(), shard.data() + shard.size(), shard_number);
-    outbox->send(share(std::string(frame)), static_cast<FrameKind>(kind[0] - '0'),
-                 cluster::global_drop_index(index_in_shard, shard_number, config_.cluster.shards));
-  }
+// One answer: to a host call, or to a connection if it is still here (a retry of a lost one
+// finds its outcome).
+void ClusterLink::dispatch(cluster::Answer& answer) {
+  if (auto* reply = std::get_if<cluster::HostAnswer>(&answer))
+    return answer_host(reply->call, std::move(reply->reply));
+  std::visit(
+      [&]<typename Body>(const Body& body) {
+        if constexpr (!std::is_same_v<Body, cluster::HostAnswer>) {
+          std::shared_ptr<Outbox> outbox;
+          bool owed = true;
+          {
+            std::lock_guard lock(mutex_);
+            const auto found = by_id_.find(body.connection);
+            if (found != by_id_.end()) outbox = found->second.lock();
+            if constexpr (std::is_same_v<Body, cluster::OrderAnswer>) {
+              if (outbox != nullptr) owed = take_order_tag_locked(outbox.get(), body.tag);
+            }
+          }
+          if (outbox == nullptr) return;
+          if constexpr (std::is_same_v<Body, cluster::FrameAnswer>) {
+            outbox->send(
+                share(std::string(body.frame)), body.kind,
+                cluster::global_drop_index(body.drop_index, body.shard, config_.cluster.shards));
+          } else if constexpr (std::is_same_v<Body, cluster::OrderAnswer>) {
+            if (!owed) {
+              metrics_.answers_repeated.fetch_add(1, std::memory_order_relaxed);
+              return;
+            }
+            outbox->send(share(std::string(body.frame)), body.kind);
+          } else if constexpr (std::is_same_v<Body, cluster::ForgetAnswer>) {
+            outbox->forget_subscription(std::string(body.drop));
+          } else if constexpr (std::is_same_v<Body, cluster::CloseAnswer>) {
+            outbox->close_with(share(std::string(body.frame)), body.code, "closed by the engine");
+          }
+        }
+      },
+      answer);
 }
 
 void ClusterLink::read_answers() {
@@ -417,18 +374,19 @@ void ClusterLink::read_answers() {
         redis->command({"XREAD", "COUNT", "1024", "BLOCK", "100", "STREAMS", stream_, last});
     if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY) continue;
     const redisReply* entries = reply->element[0]->element[1];
-    std::vector<cluster::Field> record;
     for (std::size_t index = 0; index < entries->elements; ++index) {
       const redisReply* entry = entries->element[index];
       last = std::string(journal::text_of(entry->element[0]));
       const redisReply* fields = entry->element[1];
       for (std::size_t field = 0; field + 1 < fields->elements; field += 2) {
-        if (journal::text_of(fields->element[field]) != "r" ||
-            !cluster::decode_record(journal::text_of(fields->element[field + 1]), record)) {
-          spdlog::warn("answer {}: not a record; skipped", last);
+        std::optional<cluster::Answer> answer;
+        if (journal::text_of(fields->element[field]) == "r")
+          answer = cluster::decode_answer(journal::text_of(fields->element[field + 1]));
+        if (!answer) {
+          spdlog::warn("answer {}: not an answer this gateway reads; skipped", last);
           continue;
         }
-        dispatch(record);
+        dispatch(*answer);
       }
     }
   }
@@ -443,7 +401,7 @@ void ClusterLink::read_updates() {
   std::unique_ptr<journal::RedisConnection> redis;
   while (!stopping_) {
     if (redis == nullptr || !redis->ok()) {
-      // Every owner says "alive" once a second: a silent connection is a dead one.
+      // Every owner says it is alive once a second: a silent connection is a dead one.
       redis = std::make_unique<journal::RedisConnection>(endpoint, config_.cluster.unserved_after);
       if (!redis->ok()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -462,35 +420,30 @@ void ClusterLink::read_updates() {
         std::find(channels.begin(), channels.end(), channel) - channels.begin());
     if (shard >= channels.size()) continue;
     heard_ms_[shard].store(steady_ms(), std::memory_order_relaxed);
-    const std::string_view payload = journal::text_of(message->element[2]);
-    if (payload == cluster::alive) continue;
-    // "<kind> <drop index> <drop id>\n<frame>"
-    const auto line_end = payload.find('\n');
-    const auto first_space = payload.find(' ');
-    const auto second_space = payload.find(' ', first_space + 1);
-    if (line_end == std::string_view::npos || second_space == std::string_view::npos ||
-        second_space > line_end || first_space != 1)
-      continue;
-    std::uint32_t index_in_shard = 0;
-    std::from_chars(payload.data() + first_space + 1, payload.data() + second_space,
-                    index_in_shard);
-    const auto kind = static_cast<FrameKind>(payload[0] - '0');
-    const std::string drop(payload.substr(second_space + 1, line_end - second_space - 1));
-    const SharedFrame frame = share(std::string(payload.substr(line_end + 1)));
+    const auto update = cluster::decode_update(journal::text_of(message->element[2]));
+    if (!update || std::holds_alternative<cluster::Heartbeat>(*update)) continue;
+    const auto& drop_update = std::get<cluster::DropUpdate>(*update);
+    const std::string drop(drop_update.drop);
+    const SharedFrame frame = share(std::string(drop_update.frame));
     const std::uint32_t index =
-        cluster::global_drop_index(index_in_shard, shard, config_.cluster.shards);
-    for (Fanout* hub : hubs_) hub->publish(drop, frame, kind, index);
+        cluster::global_drop_index(drop_update.drop_index, shard, config_.cluster.shards);
+    for (Fanout* hub : hubs_) hub->publish(drop, frame, drop_update.kind, index);
   }
 }
 
 HostReply ClusterLink::health() const {
   if (!commands_.connected() && commands_.queued() > 0)
-    return http_error(503, "redis_unavailable", "cannot reach redis");
+    return host_json::error(503, "redis_unavailable", "cannot reach redis");
   for (std::uint32_t shard = 0; shard < config_.cluster.shards; ++shard)
     if (!alive(shard))
-      return http_error(503, "shard_unserved", fmt::format("no engine serves shard {}", shard));
-  return {200, fmt::format(R"({{"status":"ok","role":"gateway","id":"{}","shards":{}}})", id_,
-                           config_.cluster.shards)};
+      return host_json::error(503, "shard_unserved",
+                              fmt::format("no engine serves shard {}", shard));
+  return {200, JsonObject()
+                   .text("status", "ok")
+                   .text("role", "gateway")
+                   .text("id", id_)
+                   .number("shards", config_.cluster.shards)
+                   .done()};
 }
 
 }  // namespace flashsale::gateway

@@ -1,18 +1,19 @@
 // ClusterLink: what a `flashsale --role gateway` hands its sessions' requests to. Orders,
-// confirms, cancels and subscriptions go to the command stream of the shard that owns the
-// drop; host API calls too (a list to every shard, merged). Answers come back on this
-// gateway's own stream and go to the connection (or HTTP call) that asked; drop updates come
-// over each shard's Pub/Sub channel and are handed to every local hub, which fans them out.
-// The viewers' protocol is the same as with one process. cluster.hpp has the keys and formats.
+// confirms, cancels, subscriptions and host calls go to the command stream of the shard that
+// owns the drop (a list of drops to every shard, merged). Answers come back on this gateway's
+// own stream and go to the connection or host call that asked; drop updates come over each
+// shard's Pub/Sub channel and are handed to every local hub, which fans them out. The viewers'
+// protocol is the same as with one process. cluster.hpp has the keys, cluster_codec.hpp the
+// messages.
 //
 // A shard whose owner has not been heard from for cluster.unserved_after (its heartbeat comes
-// once a second) is answered
-// for at once, `unavailable`, rather than queued: a command stream never grows while no engine
-// reads it for longer than that.
+// once a second) is answered for at once, `unavailable`, rather than queued: a command stream
+// never grows while no engine reads it for longer than that.
 #pragma once
 
 #include <atomic>
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -20,12 +21,12 @@
 #include <thread>
 #include <vector>
 
+#include "cluster_codec.hpp"
 #include "flashsale/gateway/config.hpp"
-#include "host_api.hpp"
 #include "metrics.hpp"
 #include "outbox.hpp"
 #include "redis_pipe.hpp"
-#include "sequencer.hpp"
+#include "requests.hpp"
 
 namespace flashsale::gateway {
 
@@ -39,11 +40,11 @@ class ClusterLink final : public RequestSink {
   void start();
   void stop();
 
-  // Any thread.
+  // Any thread. Viewers' requests: false when the command queue is full (answer `busy`). A
+  // HostRequest, its host key already checked, is always taken (true) and always answered
+  // through its `done` — `busy` and `unavailable` included — on any thread: post to your own.
   bool submit(Request request) override;
-  // A host API call or GET /drops, already authorized. `done` runs on the link's thread.
-  void forward(const HttpRequest& request, std::function<void(HostReply)> done);
-  // 200 when Redis is reachable and every shard's owner was heard from lately.
+  // 200 when Redis is reachable and every shard's owner was heard from lately. Any thread.
   HostReply health() const;
 
  private:
@@ -61,26 +62,36 @@ class ClusterLink final : public RequestSink {
     std::chrono::steady_clock::time_point deadline;
   };
 
+  bool handle(HelloRequest& hello);
+  bool handle(LeaveRequest& leave);
+  bool handle(SubscribeRequest& subscribe);
+  bool handle(OrderRequest& order);
+  bool handle(ActionRequest& action);
+  bool handle(HostRequest& request);
+
   bool alive(std::uint32_t shard) const;
-  std::string connection_of(const std::shared_ptr<Outbox>& from, std::uint32_t shard,
-                            std::uint64_t* order_tag = nullptr);
+  std::uint32_t shard_of(std::string_view drop) const;
+  // The connection's number for engines, now known to `shard`; with `order_tag`, also a new
+  // number for an order it sends, owed an answer.
+  std::uint64_t connection_of(const std::shared_ptr<Outbox>& from, std::uint32_t shard,
+                              std::uint64_t* order_tag = nullptr);
   // Whether the order answer `tag` for `connection` is owed (and now no longer).
   bool take_order_tag(Outbox* connection, std::uint64_t tag);
   bool take_order_tag_locked(Outbox* connection, std::uint64_t tag);  // under mutex_
-  bool send_command(std::uint32_t shard,
-                    std::initializer_list<std::pair<std::string_view, std::string_view>> fields,
+  bool send_command(std::uint32_t shard, const cluster::Command& command,
                     std::function<void(std::string_view)> failed);
   void read_answers();
-  void dispatch(const std::vector<std::pair<std::string_view, std::string_view>>& record);
+  void dispatch(cluster::Answer& answer);
   void read_updates();
-  void answer_host(std::uint64_t request, HostReply reply);
+  void answer_host(std::uint64_t call, HostReply reply);
   void expire_host_calls();
 
   const GatewayConfig& config_;
   const std::vector<Fanout*> hubs_;
   Metrics& metrics_;
   const std::string id_;
-  const std::string stream_;  // this gateway's answers
+  const std::string stream_;                        // this gateway's answers
+  const std::vector<std::string> command_streams_;  // per shard
   RedisPipe commands_;
 
   mutable std::mutex mutex_;
@@ -88,8 +99,9 @@ class ClusterLink final : public RequestSink {
   boost::unordered_flat_map<std::uint64_t, std::weak_ptr<Outbox>> by_id_;
   boost::unordered_flat_map<std::string, std::uint32_t> users_;  // connections per user
   boost::unordered_flat_map<std::uint64_t, Pending> host_calls_;
-  // Connection and host call ids: from a random start, so that a gateway restarted under the
-  // same id never takes over what engines still know of its predecessor's connections.
+  // Connection, order and host call numbers: from a random start, so that a gateway restarted
+  // under the same id never takes over what engines still know of its predecessor's
+  // connections.
   std::uint64_t next_id_;
 
   std::unique_ptr<std::atomic<std::int64_t>[]> heard_ms_;  // per shard: its owner's heartbeat

@@ -1,6 +1,6 @@
-// What every session of the server shares: configuration, the engine thread, the journal's
-// status, metrics, and the hub of its own I/O thread. Owned by the Server; sessions hold a
-// reference for their whole life, which ends before the Server's.
+// What every session of the server shares: configuration, where requests go, metrics, the
+// per-source limits, and how to report health. Owned by the Server; sessions hold a reference
+// for their whole life, which ends before the Server's.
 #pragma once
 
 #include <atomic>
@@ -11,14 +11,11 @@
 #include <vector>
 
 #include "flashsale/gateway/config.hpp"
-#include "hub.hpp"
 #include "metrics.hpp"
-#include "sequencer.hpp"
+#include "requests.hpp"
 #include "source_limits.hpp"
 
 namespace flashsale::gateway {
-
-class ClusterLink;
 
 // GET /drops answers anyone, so it must not let anyone flood the engine thread: the list is
 // read from the engine at most once per `fresh_for`, every caller meanwhile shares the answer.
@@ -33,11 +30,13 @@ struct DropListCache {
 
 struct ServerContext {
   const GatewayConfig& config;
-  RequestSink& sequencer;
-  journal::Journal* journal;  // null in a gateway: the engines hold the journals
+  // The engine thread of this process, or (a gateway) the link to the engines.
+  RequestSink& requests;
   Metrics& metrics;
   SourceLimits& source_limits;
-  ClusterLink* cluster = nullptr;  // a gateway's link to the engines
+  // GET /healthz and GET /metrics: what this process is made of decides what they say.
+  std::function<HostReply()> health;
+  std::function<std::string()> render_metrics;
   std::atomic<bool> shutting_down{false};
   DropListCache drop_list{};
 };

@@ -1,31 +1,37 @@
 // The host HTTP API (docs/protocol.md, "Host API"): drops are created, counted down,
-// restocked, closed and watched here. Requests are parsed and checked on the I/O thread; what
-// touches the engine runs on the engine thread as a HostRequest, and its reply is released once
-// durable like every other outcome.
+// restocked, closed and watched here. A request is checked on the I/O thread — the host key
+// once, the body against the engine's spec limits — and becomes a typed host command
+// (requests.hpp), submitted to the engine thread (or, in a gateway, to the engine that owns the
+// drop). Its reply comes back once durable, like every other outcome.
 #pragma once
 
 #include <boost/beast/http.hpp>
 #include <functional>
 #include <optional>
+#include <variant>
 
 #include "context.hpp"
+#include "requests.hpp"
 
 namespace flashsale::gateway {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 
-// An error body: {"error":{"code":"…","message":"…"}}.
-HostReply http_error(unsigned status, std::string_view code, std::string_view message);
-
-// Handles one request under /api/. Returns the reply at once, or nullopt when the engine
-// thread will call `done` with it later (from its own thread).
-// GET /drops, no key: what a viewer may see of every drop, to choose one.
-std::optional<HostReply> public_drops(ServerContext& context, std::function<void(HostReply)> done);
-
 // 401 unless the request carries `Authorization: Bearer <host_key>`.
 std::optional<HostReply> check_host_key(const HttpRequest& request, const GatewayConfig& config);
 
+// The command a request under /api/drops asks for, or the reply that refuses it (400, 404,
+// 405). Does not check the host key. I/O thread: a countdown's admission seed is drawn here.
+std::variant<host::Command, HostReply> parse_host_call(const HttpRequest& request,
+                                                       const GatewayConfig& config);
+
+// Handles one request under /api/. Returns the reply at once, or nullopt when `done` will be
+// called with it later, from the engine's side (post it to your own thread).
 std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
                                    std::function<void(HostReply)> done);
+
+// GET /drops, no key: what a viewer may see of every drop, to choose one. Shared by every
+// caller for DropListCache::fresh_for.
+std::optional<HostReply> public_drops(ServerContext& context, std::function<void(HostReply)> done);
 
 }  // namespace flashsale::gateway

@@ -1,38 +1,57 @@
-// HttpSession: one HTTP connection. Serves the host API (/api/…), /healthz, /metrics, and
-// hands a WebSocket upgrade at /ws over to a WebsocketSession. Keep-alive; one request at a
-// time; bodies bounded by limits.http_body_bytes_max; a request must arrive within the
-// handshake timeout, the next one within the idle timeout.
+// HttpSession: one HTTP connection, whatever it serves. Keep-alive, one request at a time;
+// bodies bounded by limits.http_body_bytes_max; a request must arrive within the handshake
+// timeout, the next one within the idle timeout. What each request gets is its Routes'
+// business: the gateway's (gateway_routes.hpp) or an engine's status (engine_status.hpp).
 #pragma once
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 
-#include "context.hpp"
-#include "host_api.hpp"
+#include "flashsale/gateway/config.hpp"
+#include "requests.hpp"
 #include "web_assets.hpp"
 
 namespace flashsale::gateway {
 
+using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(boost::asio::ip::tcp::socket&& socket, ServerContext& context, Hub& hub);
+  class Routes {
+   public:
+    virtual ~Routes() = default;
+    // The session's thread. Answers with respond(), respond_later(), respond_asset(), or takes
+    // the connection over (take_socket()).
+    virtual void route(HttpSession& session, HttpRequest& request) = 0;
+  };
+
+  HttpSession(boost::asio::ip::tcp::socket&& socket, const Limits& limits, Routes& routes);
   void start();
+
+  // For routes.
+  void respond(HostReply reply, std::string_view content_type = "application/json");
+  // A reply to come from another thread: posted to the session's own.
+  std::function<void(HostReply)> respond_later();
+  void respond_asset(const WebAsset& asset, const HttpRequest& request);
+  boost::asio::ip::address remote_address() const;
+  // The connection leaves HTTP (a WebSocket upgrade): its socket, and the request that asked.
+  boost::asio::ip::tcp::socket take_socket();
+  HttpRequest take_request();
 
  private:
   void do_read();
   void on_read(boost::beast::error_code error, std::size_t bytes);
-  void respond(HostReply reply, std::string_view content_type = "application/json");
-  void respond_asset(const WebAsset& asset, const HttpRequest& request);
   void send(
       std::shared_ptr<boost::beast::http::response<boost::beast::http::string_body>> response);
   void on_write(bool keep_alive, boost::beast::error_code error, std::size_t bytes);
-  HostReply health() const;
 
   boost::beast::tcp_stream stream_;
-  ServerContext& context_;
-  Hub& hub_;
+  const Limits& limits_;
+  Routes& routes_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::shared_ptr<boost::beast::http::response<boost::beast::http::string_body>> response_;

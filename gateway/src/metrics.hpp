@@ -8,15 +8,36 @@
 #include <string>
 #include <string_view>
 
+#include "flashsale/engine/types.hpp"
+#include "flashsale/gateway/protocol.hpp"
 #include "flashsale/journal/journal.hpp"
 
 namespace flashsale::gateway {
 
-// Statuses an order_result can carry: the engine's outcomes and the gateway's own.
-// `pending` counts orders collected in an admission window (their result follows the draw).
+// Statuses an order_result can carry: the engine's outcomes (by their enum value) and the
+// gateway's own. `pending` counts orders collected in an admission window (their result
+// follows the draw). The gateway's `unavailable` shares the engine's counter.
 inline constexpr std::array<std::string_view, 11> order_statuses = {
-    "invalid",  "closed",      "not_open", "limit_exceeded", "reserved", "waitlisted",
-    "sold_out", "unavailable", "busy",     "rate_limited",   "pending"};
+    "invalid",  "closed",      "not_open", "limit_exceeded", "reserved",    "waitlisted",
+    "sold_out", "unavailable", "pending",  "busy",           "rate_limited"};
+constexpr std::size_t order_status_index(engine::OrderOutcome outcome) {
+  return static_cast<std::size_t>(outcome);
+}
+constexpr std::size_t order_status_index(protocol::GatewayStatus status) {
+  switch (status) {
+    case protocol::GatewayStatus::unavailable:
+      return order_status_index(engine::OrderOutcome::unavailable);
+    case protocol::GatewayStatus::busy:
+      return 9;
+    case protocol::GatewayStatus::rate_limited:
+      return 10;
+  }
+  return 9;
+}
+static_assert(order_statuses[order_status_index(engine::OrderOutcome::pending)] == "pending");
+static_assert(order_statuses[order_status_index(protocol::GatewayStatus::busy)] == "busy");
+static_assert(order_statuses[order_status_index(protocol::GatewayStatus::rate_limited)] ==
+              "rate_limited");
 
 // Abuse limits (config.hpp, docs/protocol.md), counted each time one refuses something.
 enum class Limit : std::uint8_t {
@@ -55,13 +76,11 @@ struct Metrics {
   Counter answers_repeated{0};  // a gateway's: order answers received twice, delivered once
   std::atomic<double> recovery_ms{0};
 
-  void count_order(std::string_view status) {
-    for (std::size_t index = 0; index < order_statuses.size(); ++index) {
-      if (order_statuses[index] == status) {
-        orders[index].fetch_add(1, std::memory_order_relaxed);
-        return;
-      }
-    }
+  void count_order(engine::OrderOutcome outcome) {
+    orders[order_status_index(outcome)].fetch_add(1, std::memory_order_relaxed);
+  }
+  void count_order(protocol::GatewayStatus status) {
+    orders[order_status_index(status)].fetch_add(1, std::memory_order_relaxed);
   }
 
   void count_limited(Limit limit) {

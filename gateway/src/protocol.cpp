@@ -1,5 +1,6 @@
 // Protocol v1: parsing client frames with Boost.JSON into a per-session buffer, and writing
-// server frames with fmt. docs/protocol.md is the reference; this file must agree with it.
+// server frames with JsonObject (json_writer.hpp). docs/protocol.md is the reference; this file
+// must agree with it.
 #include "flashsale/gateway/protocol.hpp"
 
 #include <fmt/format.h>
@@ -31,6 +32,8 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "unknown_order";
     case ErrorCode::not_owner:
       return "not_owner";
+    case ErrorCode::unavailable:
+      return "unavailable";
   }
   return "unknown";
 }
@@ -144,7 +147,142 @@ std::optional<OrderRef> parse_order_id(std::string_view text) {
   return ref;
 }
 
-void append_string(std::string& out, std::string_view text) {
+std::string_view to_string(GatewayStatus status) noexcept {
+  switch (status) {
+    case GatewayStatus::unavailable:
+      return "unavailable";
+    case GatewayStatus::busy:
+      return "busy";
+    case GatewayStatus::rate_limited:
+      return "rate_limited";
+  }
+  return "unavailable";
+}
+
+std::string welcome(std::string_view user, engine::TimeMs now_ms) {
+  return JsonObject("welcome").text("user", user).number("server_time_ms", now_ms).done();
+}
+
+std::string time(engine::TimeMs now_ms) {
+  return JsonObject("time").number("server_time_ms", now_ms).done();
+}
+
+std::string error(ErrorCode code, std::string_view message, std::string_view ref) {
+  JsonObject out("error");
+  out.text("code", to_string(code)).text("message", message);
+  if (!ref.empty()) out.text("ref", ref);
+  return out.done();
+}
+
+void drop_fields(JsonObject& out, const engine::DropInfo& info, DropAudience audience) {
+  const auto& spec = info.spec;
+  out.text(audience == DropAudience::viewer ? "drop" : "id", spec.id)
+      .text("title", spec.title)
+      .number("price_cents", spec.price_cents)
+      .text("state", engine::to_string(info.state))
+      .number_or_null("opens_at_ms", info.opens_at_ms)
+      .number("stock_total", info.stock_total)
+      .number("stock_left", info.stock_left);
+  if (audience == DropAudience::listing) return;
+  out.number("per_user_limit", spec.per_user_limit)
+      .number("waitlist_limit", spec.waitlist_limit)
+      .number("admission_window_ms", spec.admission_window_ms);
+  if (audience == DropAudience::host) {
+    out.number("hold_seconds", spec.hold_ms / 1000)
+        .number("held", info.held)
+        .number("sold", info.sold)
+        .number("waitlist", info.waitlist_orders)
+        .number("orders", info.orders)
+        .number("decisions", info.decisions)
+        .number("pending", info.pending_orders)
+        .number("orders_confirmed", info.orders_confirmed);
+  }
+  // A charity drop's pledge; the host sees it (zeros) on every drop.
+  if (spec.pledge_bps > 0 || audience == DropAudience::host) {
+    out.text("beneficiary", spec.beneficiary)
+        .text("beneficiary_note", spec.beneficiary_note)
+        .number("pledge_bps", spec.pledge_bps)
+        .number("raised_cents", info.raised_cents)
+        .number("supporters", info.supporters);
+  }
+}
+
+std::string drop(const engine::DropInfo& info, engine::TimeMs now_ms) {
+  JsonObject out("drop");
+  drop_fields(out, info, DropAudience::viewer);
+  return out.number("server_time_ms", now_ms).done();
+}
+
+std::string tick(std::string_view drop, engine::TimeMs ms_left, engine::TimeMs now_ms) {
+  return JsonObject("tick")
+      .text("drop", drop)
+      .number("ms_left", ms_left)
+      .number("server_time_ms", now_ms)
+      .done();
+}
+
+std::string state(std::string_view drop, engine::DropState state, engine::TimeMs now_ms) {
+  return JsonObject("state")
+      .text("drop", drop)
+      .text("state", engine::to_string(state))
+      .number("server_time_ms", now_ms)
+      .done();
+}
+
+std::string stock(std::string_view drop, std::uint32_t left, const engine::DropInfo& info) {
+  JsonObject out("stock");
+  out.text("drop", drop).number("left", left);
+  if (info.spec.pledge_bps > 0)
+    out.number("raised_cents", info.raised_cents).number("supporters", info.supporters);
+  return out.done();
+}
+
+std::string order_result(std::string_view drop, std::string_view client_order_id,
+                         const engine::OrderResult& result) {
+  JsonObject out("order_result");
+  out.text("client_order_id", client_order_id)
+      .text("drop", drop)
+      .text("status", engine::to_string(result.outcome));
+  if (result.outcome == engine::OrderOutcome::reserved) {
+    out.text("order_id", order_id(drop, result.order))
+        .number("qty", result.qty)
+        .number("hold_expires_at_ms", result.hold_expires_at_ms);
+  } else if (result.outcome == engine::OrderOutcome::waitlisted) {
+    out.text("order_id", order_id(drop, result.order)).number("position", result.waitlist_position);
+  } else if (!result.reason.empty()) {
+    out.text("reason", result.reason);
+  }
+  return out.done();
+}
+
+std::string order_result_status(std::string_view drop, std::string_view client_order_id,
+                                GatewayStatus status, std::string_view reason) {
+  return JsonObject("order_result")
+      .text("client_order_id", client_order_id)
+      .text("drop", drop)
+      .text("status", to_string(status))
+      .text("reason", reason)
+      .done();
+}
+
+std::string order_update(std::string_view drop, engine::OrderNumber order,
+                         std::string_view client_order_id, engine::OrderStatus status,
+                         std::uint32_t qty, engine::TimeMs hold_expires_at_ms) {
+  JsonObject out("order_update");
+  out.text("order_id", order_id(drop, order))
+      .text("client_order_id", client_order_id)
+      .text("drop", drop)
+      .text("status", engine::to_string(status));
+  if (status == engine::OrderStatus::reserved)
+    out.number("qty", qty).number("hold_expires_at_ms", hold_expires_at_ms);
+  return out.done();
+}
+
+}  // namespace flashsale::gateway::protocol
+
+namespace flashsale::gateway {
+
+void append_json_string(std::string& out, std::string_view text) {
   out.push_back('"');
   for (const char c : text) {
     switch (c) {
@@ -174,151 +312,4 @@ void append_string(std::string& out, std::string_view text) {
   out.push_back('"');
 }
 
-namespace {
-
-// Writes {"type":"<type>", then the caller's fields, then "}".
-class Message {
- public:
-  explicit Message(std::string_view type) {
-    out_.reserve(160);
-    out_ += "{\"type\":\"";
-    out_ += type;
-    out_ += '"';
-  }
-  Message& text(std::string_view key, std::string_view value) {
-    this->key(key);
-    append_string(out_, value);
-    return *this;
-  }
-  Message& number(std::string_view key, std::int64_t value) {
-    this->key(key);
-    fmt::format_to(std::back_inserter(out_), "{}", value);
-    return *this;
-  }
-  Message& null(std::string_view key) {
-    this->key(key);
-    out_ += "null";
-    return *this;
-  }
-  std::string done() {
-    out_ += '}';
-    return std::move(out_);
-  }
-
- private:
-  void key(std::string_view name) {
-    out_ += ",\"";
-    out_ += name;
-    out_ += "\":";
-  }
-  std::string out_;
-};
-
-}  // namespace
-
-std::string welcome(std::string_view user, engine::TimeMs now_ms) {
-  return Message("welcome").text("user", user).number("server_time_ms", now_ms).done();
-}
-
-std::string time(engine::TimeMs now_ms) {
-  return Message("time").number("server_time_ms", now_ms).done();
-}
-
-std::string error(ErrorCode code, std::string_view message, std::string_view ref) {
-  Message out("error");
-  out.text("code", to_string(code)).text("message", message);
-  if (!ref.empty()) out.text("ref", ref);
-  return out.done();
-}
-
-std::string drop(const engine::DropInfo& info, engine::TimeMs now_ms) {
-  Message out("drop");
-  out.text("drop", info.spec.id)
-      .text("title", info.spec.title)
-      .number("price_cents", info.spec.price_cents)
-      .number("stock_total", info.stock_total)
-      .number("stock_left", info.stock_left)
-      .number("per_user_limit", info.spec.per_user_limit)
-      .number("waitlist_limit", info.spec.waitlist_limit)
-      .number("admission_window_ms", info.spec.admission_window_ms);
-  if (info.opens_at_ms) {
-    out.number("opens_at_ms", *info.opens_at_ms);
-  } else {
-    out.null("opens_at_ms");
-  }
-  if (info.spec.pledge_bps > 0) {
-    out.text("beneficiary", info.spec.beneficiary)
-        .text("beneficiary_note", info.spec.beneficiary_note)
-        .number("pledge_bps", info.spec.pledge_bps)
-        .number("raised_cents", info.raised_cents)
-        .number("supporters", info.supporters);
-  }
-  return out.text("state", engine::to_string(info.state)).number("server_time_ms", now_ms).done();
-}
-
-std::string tick(std::string_view drop, engine::TimeMs ms_left, engine::TimeMs now_ms) {
-  return Message("tick")
-      .text("drop", drop)
-      .number("ms_left", ms_left)
-      .number("server_time_ms", now_ms)
-      .done();
-}
-
-std::string state(std::string_view drop, engine::DropState state, engine::TimeMs now_ms) {
-  return Message("state")
-      .text("drop", drop)
-      .text("state", engine::to_string(state))
-      .number("server_time_ms", now_ms)
-      .done();
-}
-
-std::string stock(std::string_view drop, std::uint32_t left, const engine::DropInfo& info) {
-  Message out("stock");
-  out.text("drop", drop).number("left", left);
-  if (info.spec.pledge_bps > 0)
-    out.number("raised_cents", info.raised_cents).number("supporters", info.supporters);
-  return out.done();
-}
-
-std::string order_result(std::string_view drop, std::string_view client_order_id,
-                         const engine::OrderResult& result) {
-  Message out("order_result");
-  out.text("client_order_id", client_order_id)
-      .text("drop", drop)
-      .text("status", engine::to_string(result.outcome));
-  if (result.outcome == engine::OrderOutcome::reserved) {
-    out.text("order_id", order_id(drop, result.order))
-        .number("qty", result.qty)
-        .number("hold_expires_at_ms", result.hold_expires_at_ms);
-  } else if (result.outcome == engine::OrderOutcome::waitlisted) {
-    out.text("order_id", order_id(drop, result.order)).number("position", result.waitlist_position);
-  } else if (!result.reason.empty()) {
-    out.text("reason", result.reason);
-  }
-  return out.done();
-}
-
-std::string order_result_status(std::string_view drop, std::string_view client_order_id,
-                                std::string_view status, std::string_view reason) {
-  return Message("order_result")
-      .text("client_order_id", client_order_id)
-      .text("drop", drop)
-      .text("status", status)
-      .text("reason", reason)
-      .done();
-}
-
-std::string order_update(std::string_view drop, engine::OrderNumber order,
-                         std::string_view client_order_id, engine::OrderStatus status,
-                         std::uint32_t qty, engine::TimeMs hold_expires_at_ms) {
-  Message out("order_update");
-  out.text("order_id", order_id(drop, order))
-      .text("client_order_id", client_order_id)
-      .text("drop", drop)
-      .text("status", engine::to_string(status));
-  if (status == engine::OrderStatus::reserved)
-    out.number("qty", qty).number("hold_expires_at_ms", hold_expires_at_ms);
-  return out.done();
-}
-
-}  // namespace flashsale::gateway::protocol
+}  // namespace flashsale::gateway

@@ -1,5 +1,4 @@
-// See server.hpp. The listener accepts on the first I/O thread and deals connections to the
-// I/O threads in turn; each connection then lives on one thread only.
+// See server.hpp.
 #include "flashsale/gateway/server.hpp"
 
 #include <spdlog/spdlog.h>
@@ -8,8 +7,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <charconv>
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
@@ -19,75 +16,27 @@
 #include "cluster_gateway.hpp"
 #include "context.hpp"
 #include "endpoint.hpp"
-#include "http_session.hpp"
+#include "event_log.hpp"
+#include "gateway_routes.hpp"
+#include "host_json.hpp"
+#include "listener.hpp"
+#include "sequencer.hpp"
 
 namespace flashsale::gateway {
 
 namespace asio = boost::asio;
-using asio::ip::tcp;
 
 namespace {
 
-class Listener {
- public:
-  Listener(std::vector<std::unique_ptr<asio::io_context>>& threads,
-           std::vector<std::unique_ptr<Hub>>& hubs, ServerContext& context,
-           const tcp::endpoint& endpoint)
-      : threads_(threads), hubs_(hubs), context_(context), acceptor_(*threads[0]) {
-    acceptor_.open(endpoint.protocol());
-    acceptor_.set_option(asio::socket_base::reuse_address(true));
-    acceptor_.bind(endpoint);
-    acceptor_.listen(asio::socket_base::max_listen_connections);
-  }
-  tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
-  void start() { do_accept(); }
-  void stop() {
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
-  }
-
- private:
-  void do_accept() {
-    next_ = (next_ + 1) % threads_.size();
-    acceptor_.async_accept(*threads_[next_], [this, index = next_](boost::system::error_code error,
-                                                                   tcp::socket socket) {
-      if (error == asio::error::operation_aborted) return;
-      if (!error && !take_accept_token()) {
-        // Over the accept rate: a reconnect storm must not starve the connections already up.
-        context_.metrics.count_limited(Limit::accepts);
-        socket.close(error);
-      } else if (!error) {
-        // connections_max is counted at the WebSocket upgrade, so the host API stays reachable.
-        socket.set_option(tcp::no_delay(true), error);
-        context_.metrics.connections_accepted.fetch_add(1, std::memory_order_relaxed);
-        std::make_shared<HttpSession>(std::move(socket), context_, *hubs_[index])->start();
-      } else if (error == asio::error::no_descriptors) {
-        spdlog::warn("accept: out of file descriptors");
-      }
-      do_accept();
-    });
-  }
-
-  bool take_accept_token() {
-    const Limits& limits = context_.config.limits;
-    const auto now = std::chrono::steady_clock::now();
-    tokens_ = std::min(limits.accepts_burst,
-                       tokens_ + std::chrono::duration<double>(now - tokens_at_).count() *
-                                     limits.accepts_per_second);
-    tokens_at_ = now;
-    if (tokens_ < 1) return false;
-    tokens_ -= 1;
-    return true;
-  }
-
-  std::vector<std::unique_ptr<asio::io_context>>& threads_;
-  std::vector<std::unique_ptr<Hub>>& hubs_;
-  ServerContext& context_;
-  tcp::acceptor acceptor_;
-  std::size_t next_ = 0;
-  double tokens_ = context_.config.limits.accepts_burst;
-  std::chrono::steady_clock::time_point tokens_at_ = std::chrono::steady_clock::now();
-};
+HostReply journal_health(const journal::Journal& journal) {
+  const journal::JournalStatus status = journal.status();
+  if (status.state != journal::JournalState::ok)
+    return host_json::error(503, journal::to_string(status.state),
+                            status.detail.empty() ? "journal not writable" : status.detail);
+  return {
+      200,
+      JsonObject().text("status", "ok").number("durable_sequence", status.durable_sequence).done()};
+}
 
 }  // namespace
 
@@ -128,12 +77,14 @@ int Server::run() {
   }
   // The whole product here, or (a gateway) a link to the engines.
   std::optional<journal::Journal> journal;
+  std::optional<JournalLog> log;
   std::optional<Sequencer> sequencer;
   std::optional<ClusterLink> link;
   RequestSink* requests = nullptr;
   if (config_.cluster.role == Role::all) {
     journal.emplace(config_.journal);
-    sequencer.emplace(config_, *journal, hub_pointers, metrics);
+    log.emplace(*journal);
+    sequencer.emplace(config_, *log, hub_pointers, metrics);
     sequencer->recover();
     sequencer->start();
     requests = &*sequencer;
@@ -144,10 +95,23 @@ int Server::run() {
     requests = &*link;
   }
   SourceLimits source_limits(config_.limits);
-  ServerContext context{config_, *requests, journal ? &*journal : nullptr, metrics, source_limits};
-  context.cluster = link ? &*link : nullptr;
+  const auto health = [&]() -> HostReply {
+    return link ? link->health() : journal_health(*journal);
+  };
+  const auto render_metrics = [&] {
+    if (link) return metrics.render(nullptr);  // the engines hold the journals
+    const journal::JournalStatus status = journal->status();
+    return metrics.render(&status);
+  };
+  ServerContext context{config_, *requests, metrics, source_limits, health, render_metrics};
+  std::vector<std::unique_ptr<GatewayRoutes>> routes;
+  for (auto& hub : hubs) routes.push_back(std::make_unique<GatewayRoutes>(context, *hub));
 
-  Listener listener(threads, hubs, context, parse_endpoint(config_.listen));
+  Listener listener(
+      threads, parse_endpoint(config_.listen), config_.limits, metrics,
+      [&](asio::ip::tcp::socket socket, std::size_t index) {
+        std::make_shared<HttpSession>(std::move(socket), config_.limits, *routes[index])->start();
+      });
   listener.start();
   spdlog::info("flashsale: listening on {}:{} with {} I/O thread(s); viewers at ws://{}:{}/ws",
                listener.endpoint().address().to_string(), listener.endpoint().port(),

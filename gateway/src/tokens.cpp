@@ -64,7 +64,7 @@ std::optional<std::string> base64url_decode(std::string_view text) {
 
 std::string mint_token(std::string_view secret, std::string_view user, std::int64_t expires_s) {
   std::string payload = "{\"user\":";
-  protocol::append_string(payload, user);
+  append_json_string(payload, user);
   payload += ",\"exp\":" + std::to_string(expires_s) + "}";
   const std::string encoded = base64url_encode(payload);
   return encoded + "." + signature(secret, encoded);

@@ -5,6 +5,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "clock.hpp"
 #include "flashsale/gateway/tokens.hpp"
 
 namespace flashsale::gateway {
@@ -18,12 +19,6 @@ namespace {
 
 // The JSON tree of the frame being handled; one per I/O thread, as handling is synchronous.
 thread_local protocol::ParseBuffer parse_buffer;
-
-std::int64_t unix_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -107,19 +102,17 @@ void WebsocketSession::on_read(beast::error_code error, std::size_t) {
 
 void WebsocketSession::handle(const protocol::ClientMessage& message) {
   if (!signed_in_) {
-    if (message.type == ClientType::hello && !hello_sent_) return hello(message);
+    if (message.type == ClientType::hello) return hello(message);
     return close_with(share(protocol::error(ErrorCode::unauthenticated, "say hello first")), 1008,
                       "unauthenticated");
   }
-  RequestSink& sequencer = context_.sequencer;
+  RequestSink& requests = context_.requests;
   const auto self = shared_from_this();
   switch (message.type) {
     case ClientType::hello:
       return refuse(ErrorCode::bad_field, "already signed in", "hello");
     case ClientType::time:
-      return reply(protocol::time(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      std::chrono::system_clock::now().time_since_epoch())
-                                      .count()));
+      return reply(protocol::time(wall_ms()));
     case ClientType::subscribe: {
       const std::string drop(message.drop);
       const bool known =
@@ -132,7 +125,7 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
         subscriptions_.push_back(drop);
         hub_.subscribe(drop, this);
       }
-      if (!sequencer.submit(SubscribeRequest{self, drop}))
+      if (!requests.submit(SubscribeRequest{self, drop}))
         refuse(ErrorCode::rate_limited, "the server is busy; subscribe again", drop);
       return;
     }
@@ -144,25 +137,25 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
     }
     case ClientType::order: {
       if (!take_order_token()) {
-        context_.metrics.count_order("rate_limited");
+        context_.metrics.count_order(protocol::GatewayStatus::rate_limited);
         context_.metrics.count_limited(Limit::orders_per_connection);
         return reply(protocol::order_result_status(message.drop, message.client_order_id,
-                                                   "rate_limited",
+                                                   protocol::GatewayStatus::rate_limited,
                                                    "too many orders from this connection"));
       }
-      if (!sequencer.submit(OrderRequest{self, std::string(message.drop), user_,
-                                         std::string(message.client_order_id), message.qty})) {
-        context_.metrics.count_order("busy");
+      if (!requests.submit(OrderRequest{self, std::string(message.drop), user_,
+                                        std::string(message.client_order_id), message.qty})) {
+        context_.metrics.count_order(protocol::GatewayStatus::busy);
         reply(protocol::order_result_status(
-            message.drop, message.client_order_id, "busy",
+            message.drop, message.client_order_id, protocol::GatewayStatus::busy,
             "the server is busy; retry with the same client_order_id"));
       }
       return;
     }
     case ClientType::confirm:
     case ClientType::cancel:
-      if (!sequencer.submit(ActionRequest{self, message.type == ClientType::confirm,
-                                          std::string(message.order_id), user_}))
+      if (!requests.submit(ActionRequest{self, message.type == ClientType::confirm,
+                                         std::string(message.order_id), user_}))
         refuse(ErrorCode::rate_limited, "the server is busy; retry", message.order_id);
       return;
   }
@@ -171,7 +164,7 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
 void WebsocketSession::hello(const protocol::ClientMessage& message) {
   std::string user;
   if (!message.token.empty()) {
-    TokenCheck check = verify_token(context_.config.token_secret, message.token, unix_seconds());
+    TokenCheck check = verify_token(context_.config.token_secret, message.token, wall_ms() / 1000);
     if (check.user.empty())
       return close_with(share(protocol::error(ErrorCode::unauthenticated, check.problem, "hello")),
                         1008, "unauthenticated");
@@ -184,11 +177,10 @@ void WebsocketSession::hello(const protocol::ClientMessage& message) {
         share(protocol::error(ErrorCode::unauthenticated, "a valid token is required", "hello")),
         1008, "unauthenticated");
   }
-  hello_sent_ = true;
   signed_in_ = true;
   user_ = user;
   deadline_.cancel();
-  if (!context_.sequencer.submit(HelloRequest{shared_from_this(), std::move(user)}))
+  if (!context_.requests.submit(HelloRequest{shared_from_this(), std::move(user)}))
     close_with(
         share(protocol::error(ErrorCode::rate_limited, "the server is busy; reconnect", "hello")),
         1013, "busy");
@@ -322,7 +314,7 @@ void WebsocketSession::finish() {
   subscriptions_.clear();
   hub_.leave(this);
   // Signed in or not: a gateway forgets the connection's id, which a subscription gave it.
-  context_.sequencer.submit(LeaveRequest{this, signed_in_ ? user_ : std::string()});
+  context_.requests.submit(LeaveRequest{this, signed_in_ ? user_ : std::string()});
 }
 
 }  // namespace flashsale::gateway

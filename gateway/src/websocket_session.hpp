@@ -18,6 +18,7 @@
 
 #include "context.hpp"
 #include "flashsale/gateway/protocol.hpp"
+#include "hub.hpp"
 #include "outbox.hpp"
 
 namespace flashsale::gateway {
@@ -65,7 +66,6 @@ class WebsocketSession : public Outbox, public std::enable_shared_from_this<Webs
   boost::asio::steady_timer deadline_;  // hello, then a stuck close
   std::string user_;
   bool signed_in_ = false;
-  bool hello_sent_ = false;
   std::vector<std::string> subscriptions_;
   double order_tokens_;
   std::chrono::steady_clock::time_point tokens_at_;

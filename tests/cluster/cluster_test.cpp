@@ -15,6 +15,7 @@
 #include "../engine/random_commands.hpp"
 #include "clients.hpp"
 #include "cluster.hpp"
+#include "cluster_codec.hpp"
 #include "flashsale/journal/redis_connection.hpp"
 #include "process.hpp"
 #include "server_process.hpp"
@@ -516,26 +517,26 @@ TEST_F(Cluster, AnAnswerReceivedTwiceIsDeliveredOnce) {
   const journal::Reply entries = redis_client.command({"XREVRANGE", stream, "+", "-"});
   ASSERT_TRUE(entries != nullptr && entries->type == REDIS_REPLY_ARRAY);
   std::string answer;
-  std::vector<gateway::cluster::Field> fields;
   for (std::size_t entry = 0; entry < entries->elements && answer.empty(); ++entry) {
     const redisReply* values = entries->element[entry]->element[1];
     for (std::size_t field = 1; field < values->elements; field += 2) {
       const std::string_view record = journal::text_of(values->element[field]);
-      if (gateway::cluster::decode_record(record, fields) &&
+      const auto decoded = gateway::cluster::decode_answer(record);
+      if (decoded && std::holds_alternative<gateway::cluster::OrderAnswer>(*decoded) &&
           record.find("\"client_order_id\":\"k1\"") != std::string_view::npos)
         answer = record;
     }
   }
   ASSERT_FALSE(answer.empty()) << "no answer to k1 on " << stream;
-  ASSERT_TRUE(gateway::cluster::decode_record(answer, fields));
-  // The same frame without its order's tag, renamed: a push, which the gateway delivers.
+  const auto order_answer =
+      std::get<gateway::cluster::OrderAnswer>(*gateway::cluster::decode_answer(answer));
+  // The same frame to the same connection without its order's tag, renamed: a push, which the
+  // gateway delivers.
+  std::string frame(order_answer.frame);
+  frame.replace(frame.find("\"k1\""), 4, "\"control\"");
   std::string push;
-  for (const auto& [name, value] : fields) {
-    if (name == "n") continue;
-    std::string text(value);
-    if (name == "f") text.replace(text.find("\"k1\""), 4, "\"control\"");
-    gateway::cluster::append_field(push, name, text);
-  }
+  gateway::cluster::encode(
+      gateway::cluster::FrameAnswer{order_answer.connection, order_answer.kind, 0, 0, frame}, push);
   ASSERT_FALSE(journal::is_error(redis_client.command({"XADD", stream, "*", "r", answer})));
   ASSERT_FALSE(journal::is_error(redis_client.command({"XADD", stream, "*", "r", push})));
   const auto next = viewer.next_of("order_result");

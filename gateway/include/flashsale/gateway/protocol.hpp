@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "flashsale/engine/engine.hpp"
+#include "flashsale/gateway/json_writer.hpp"
 
 namespace flashsale::gateway::protocol {
 
@@ -46,6 +47,7 @@ enum class ErrorCode : std::uint8_t {
   unknown_drop,
   unknown_order,
   not_owner,
+  unavailable,  // the journal cannot take writes, or no engine serves the drop: retry later
 };
 std::string_view to_string(ErrorCode code) noexcept;
 
@@ -72,8 +74,22 @@ struct OrderRef {
 };
 std::optional<OrderRef> parse_order_id(std::string_view order_id);
 
-// Appends `text` as a JSON string literal (quotes included).
-void append_string(std::string& out, std::string_view text);
+// What an order_result says when the gateway answers instead of the engine.
+enum class GatewayStatus : std::uint8_t {
+  unavailable,   // the journal cannot take writes, or no engine serves the drop
+  busy,          // the engine thread's queue is full
+  rate_limited,  // over limits.orders_per_second on this connection
+};
+std::string_view to_string(GatewayStatus status) noexcept;
+
+// Which of a drop's fields a reader gets (one encoder for every reader of a DropInfo).
+enum class DropAudience : std::uint8_t {
+  viewer,   // the `drop` frame: what the sale looks like from a stream
+  listing,  // GET /drops: enough to choose a drop
+  host,     // the host API: everything, counters included
+};
+// Appends the drop's fields for `audience` to an object being written.
+void drop_fields(JsonObject& out, const engine::DropInfo& info, DropAudience audience);
 
 // Server messages. Each returns the complete frame.
 std::string welcome(std::string_view user, engine::TimeMs now_ms);
@@ -84,11 +100,11 @@ std::string tick(std::string_view drop, engine::TimeMs ms_left, engine::TimeMs n
 std::string state(std::string_view drop, engine::DropState state, engine::TimeMs now_ms);
 // For a charity drop (`pledge_bps` > 0) also what it has raised so far.
 std::string stock(std::string_view drop, std::uint32_t left, const engine::DropInfo& info);
-// `status` overrides the engine's outcome with a gateway status (busy, unavailable, rate_limited).
 std::string order_result(std::string_view drop, std::string_view client_order_id,
                          const engine::OrderResult& result);
+// An order the gateway answers itself, with `status` instead of an engine outcome.
 std::string order_result_status(std::string_view drop, std::string_view client_order_id,
-                                std::string_view status, std::string_view reason);
+                                GatewayStatus status, std::string_view reason);
 std::string order_update(std::string_view drop, engine::OrderNumber order,
                          std::string_view client_order_id, engine::OrderStatus status,
                          std::uint32_t qty = 0, engine::TimeMs hold_expires_at_ms = 0);

@@ -1,7 +1,7 @@
 // Server: the whole `flashsale` process — I/O threads with their hubs, the engine thread, the
 // journal — from recovery to a clean stop. With cluster.role = gateway it has no engine and
-// forwards to the engines through Redis; with role = engine it has no sockets and serves the
-// shards it holds (docs/scaling.md).
+// forwards to the engines through Redis; with role = engine it has no viewers: it serves the
+// shards it holds, and only /healthz and /metrics on cluster.status_listen (docs/scaling.md).
 //
 // run() recovers the engine from the journal, listens, and serves until SIGINT or SIGTERM;
 // then it stops accepting, lets the engine thread finish and release every outcome that became

@@ -1,0 +1,71 @@
+// See gateway_routes.hpp.
+#include "gateway_routes.hpp"
+
+#include <boost/beast/websocket.hpp>
+
+#include "host_api.hpp"
+#include "host_json.hpp"
+#include "websocket_session.hpp"
+
+namespace flashsale::gateway {
+
+namespace http = boost::beast::http;
+
+void GatewayRoutes::route(HttpSession& session, HttpRequest& request) {
+  const std::string_view target = request.target();
+  if (boost::beast::websocket::is_upgrade(request)) return upgrade(session, request);
+  if (target == "/healthz") {
+    if (context_.shutting_down)
+      return session.respond(host_json::error(503, "shutting_down", "the server is stopping"));
+    return session.respond(context_.health());
+  }
+  if (target == "/metrics")
+    return session.respond({200, context_.render_metrics()}, "text/plain; version=0.0.4");
+  if (const WebAsset* asset = find_web_asset(target.substr(0, target.find('?')))) {
+    if (request.method() != http::verb::get && request.method() != http::verb::head)
+      return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
+    return session.respond_asset(*asset, request);
+  }
+  if (target == "/drops") {
+    if (auto reply = public_drops(context_, session.respond_later()))
+      session.respond(std::move(*reply));
+    return;
+  }
+  if (target.starts_with("/api/")) {
+    if (auto reply = route_api(request, context_, session.respond_later()))
+      session.respond(std::move(*reply));
+    return;
+  }
+  session.respond(host_json::error(404, "not_found", "no such page"));
+}
+
+void GatewayRoutes::upgrade(HttpSession& session, HttpRequest& request) {
+  if (request.target() != "/ws")
+    return session.respond(host_json::error(404, "not_found", "WebSocket is at /ws"));
+  if (context_.shutting_down)
+    return session.respond(host_json::error(503, "shutting_down", "the server is stopping"));
+  // Counted here rather than at accept, so the host API stays reachable at capacity.
+  if (context_.metrics.connections_open.load(std::memory_order_relaxed) >=
+      context_.config.limits.connections_max) {
+    context_.metrics.connections_refused.fetch_add(1, std::memory_order_relaxed);
+    return session.respond(
+        host_json::error(503, "too_many_connections", "the server holds its maximum of viewers"));
+  }
+  SourceLimits::Slot slot;
+  switch (context_.source_limits.admit(session.remote_address(), slot)) {
+    case SourceLimits::Verdict::admitted:
+      break;
+    case SourceLimits::Verdict::too_many_connections:
+      context_.metrics.count_limited(Limit::connections_per_source);
+      return session.respond(
+          host_json::error(429, "rate_limited", "too many connections from your address"));
+    case SourceLimits::Verdict::too_fast:
+      context_.metrics.count_limited(Limit::accepts_per_source);
+      return session.respond(
+          host_json::error(429, "rate_limited", "your address is connecting too fast; back off"));
+  }
+  std::make_shared<WebsocketSession>(session.take_socket(), context_, hub_, std::move(slot))
+      ->start(session.take_request());
+}
+
+}  // namespace flashsale::gateway

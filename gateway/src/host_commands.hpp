@@ -1,0 +1,27 @@
+// Host commands on the engine thread: each typed command (requests.hpp) run against the
+// engine, answered with the host API's status and body (docs/protocol.md, "Host API").
+// Statuses: 201 created, 400 invalid_argument, 404 unknown_drop, 409 already_exists /
+// wrong_state / limit_reached.
+#pragma once
+
+#include <optional>
+
+#include "flashsale/engine/engine.hpp"
+#include "host_json.hpp"
+#include "requests.hpp"
+
+namespace flashsale::gateway {
+
+struct HostOutcome {
+  HostReply reply;
+  // An audit of a drop that exists: its body commits to the journal's chain head at this state,
+  // so it is written once the batch ending here is (host_json::audit).
+  std::optional<host_json::AuditFacts> audit = std::nullopt;
+};
+
+// Engine thread. The caller refuses commands that change something while the journal cannot
+// take writes.
+HostOutcome execute(const host::Command& command, engine::Engine& engine, engine::TimeMs now_ms,
+                    engine::Events& events);
+
+}  // namespace flashsale::gateway

@@ -1,0 +1,92 @@
+// See host_json.hpp.
+#include "host_json.hpp"
+
+#include "flashsale/gateway/protocol.hpp"
+
+namespace flashsale::gateway::host_json {
+
+namespace {
+
+constexpr std::string_view list_open = R"({"drops":[)";
+constexpr std::string_view list_close = "]}";
+
+}  // namespace
+
+HostReply error(unsigned status, std::string_view code, std::string_view message) {
+  return {status, JsonObject()
+                      .raw("error", JsonObject().text("code", code).text("message", message).done())
+                      .done()};
+}
+
+std::string drop(const engine::DropInfo& info) {
+  JsonObject out;
+  protocol::drop_fields(out, info, protocol::DropAudience::host);
+  return out.done();
+}
+
+std::string drops(const engine::Engine& engine, protocol::DropAudience audience) {
+  JsonArray list;
+  for (engine::DropIndex index = 0; index < engine.drop_count(); ++index) {
+    JsonObject item;
+    protocol::drop_fields(item, engine.drop_info(index), audience);
+    list.raw(item.done());
+  }
+  return JsonObject().raw("drops", list.done()).done();
+}
+
+std::string orders(std::string_view drop, std::span<const engine::OrderInfo> orders) {
+  JsonArray list;
+  for (const engine::OrderInfo& order : orders) {
+    list.raw(JsonObject()
+                 .text("order_id", protocol::order_id(drop, order.order))
+                 .text("client_order_id", order.client_order_id)
+                 .number("qty", order.qty)
+                 .text("status", engine::to_string(order.status))
+                 .number("hold_expires_at_ms", order.hold_expires_at_ms)
+                 .done());
+  }
+  return JsonObject().raw("orders", list.done()).done();
+}
+
+AuditFacts audit_facts(const engine::DropInfo& info) {
+  return {std::string(info.spec.id), std::string(info.spec.beneficiary),
+          info.spec.pledge_bps,      info.sold,
+          info.orders_confirmed,     info.supporters,
+          info.raised_cents};
+}
+
+std::string audit(const AuditFacts& facts, const journal::ChainHead& head) {
+  return JsonObject()
+      .text("drop", facts.drop)
+      .text("beneficiary", facts.beneficiary)
+      .number("pledge_bps", facts.pledge_bps)
+      .number("units_sold", facts.units_sold)
+      .number("orders_confirmed", facts.orders_confirmed)
+      .number("supporters", facts.supporters)
+      .number("raised_cents", facts.raised_cents)
+      .text("head", journal::to_hex(head.hash))
+      .number("batch", head.batch)
+      .number("sequence", head.last_sequence)
+      .done();
+}
+
+std::string token(std::string_view token) {
+  return JsonObject().text("token", token).done();
+}
+
+// Every part was written by drops() above, so its items are spliced as they are.
+HostReply merge_drop_lists(std::vector<HostReply>& parts) {
+  JsonArray merged;
+  for (HostReply& part : parts) {
+    if (part.status != 200) return std::move(part);
+    const std::string_view body = part.body;
+    if (!body.starts_with(list_open) || !body.ends_with(list_close))
+      return error(502, "bad_gateway", "an engine answered with an unreadable list");
+    const std::string_view items =
+        body.substr(list_open.size(), body.size() - list_open.size() - list_close.size());
+    if (!items.empty()) merged.raw(items);
+  }
+  return {200, JsonObject().raw("drops", merged.done()).done()};
+}
+
+}  // namespace flashsale::gateway::host_json

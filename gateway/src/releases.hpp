@@ -1,0 +1,74 @@
+// Releases: what the engine thread decided, held until the events it depends on are durable
+// (docs/durability.md: nothing acknowledged before it is durable). Every message is queued with
+// the engine's last sequence when it was decided — 0 with ack = "async", which releases at
+// once — and goes out, in the order decided, once the journal's durable sequence reaches it.
+//
+// Answers that name the journal's chain head (audits) wait for their batch whatever the ack
+// mode, in a queue of their own so that they hold nothing else up. Cursor marks (an engine
+// serving gateways) are released with the last event of the work that held them.
+//
+// Engine thread only, except released_mark().
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "flashsale/engine/engine.hpp"
+#include "flashsale/gateway/config.hpp"
+#include "outbox.hpp"
+
+namespace flashsale::gateway {
+
+class Releases {
+ public:
+  Releases(const engine::Engine& engine, AckMode ack, std::vector<Fanout*> fanouts);
+
+  // To one connection; `tag`, if not 0, makes it the answer to that request of the connection's.
+  void to_outbox(std::shared_ptr<Outbox> outbox, SharedFrame frame, FrameKind kind,
+                 std::uint32_t drop = 0, std::uint64_t tag = 0);
+  // To every viewer of the drop, through every fanout.
+  void to_viewers(engine::DropIndex drop, std::string_view drop_id, SharedFrame frame,
+                  FrameKind kind);
+  // A host call's answer.
+  void to_host(std::function<void()> answer);
+  // Once the batch ending at `sequence` is written, whatever the ack mode.
+  void at_chain_head(std::uint64_t sequence, std::function<void()> answer);
+  // The commands up to `id` are answered once everything queued so far is released.
+  void mark(std::string id);
+
+  // Releases everything queued up to `durable`, in order.
+  void release(std::uint64_t durable);
+  bool empty() const { return queue_.empty() && chain_.empty(); }
+  std::size_t size() const { return queue_.size() + chain_.size(); }
+  // Any thread: the last mark released, "" before the first.
+  std::string released_mark() const;
+
+ private:
+  struct Release {
+    std::uint64_t sequence = 0;
+    std::shared_ptr<Outbox> outbox;  // to one connection, or
+    std::uint32_t drop = 0;          // to every viewer of this drop (with drop_id), or
+    std::string drop_id;
+    std::function<void()> host;  // a host call's answer
+    SharedFrame frame;
+    FrameKind kind = FrameKind::reply;
+    std::uint64_t tag = 0;  // the answer to this request of the outbox's (0: none)
+  };
+  std::uint64_t sequence() const;
+
+  const engine::Engine& engine_;
+  const AckMode ack_;
+  const std::vector<Fanout*> fanouts_;
+  std::deque<Release> queue_;
+  std::deque<Release> chain_;
+  std::deque<std::pair<std::uint64_t, std::string>> marks_;
+  mutable std::mutex mark_mutex_;
+  std::string released_mark_;  // under mark_mutex_
+};
+
+}  // namespace flashsale::gateway

@@ -1,0 +1,45 @@
+// See requests.hpp.
+#include "requests.hpp"
+
+#include <charconv>
+
+namespace flashsale::gateway {
+
+namespace host {
+
+bool changes(const Command& command) {
+  return std::holds_alternative<CreateDrop>(command) ||
+         std::holds_alternative<StartCountdown>(command) ||
+         std::holds_alternative<Restock>(command) || std::holds_alternative<CloseDrop>(command);
+}
+
+std::string_view drop_of(const Command& command) {
+  return std::visit(
+      []<typename Body>(const Body& body) -> std::string_view {
+        if constexpr (std::is_same_v<Body, CreateDrop>) {
+          return body.id;
+        } else if constexpr (std::is_same_v<Body, ReadDrops> || std::is_same_v<Body, ListDrops>) {
+          return {};
+        } else {
+          return body.drop;
+        }
+      },
+      command);
+}
+
+}  // namespace host
+
+std::string encode_kept_reply(const HostReply& reply) {
+  return std::to_string(reply.status) + ' ' + reply.body;
+}
+
+std::optional<HostReply> decode_kept_reply(std::string_view kept) {
+  HostReply reply;
+  const auto [end, problem] = std::from_chars(kept.data(), kept.data() + kept.size(), reply.status);
+  if (problem != std::errc{} || end == kept.data() + kept.size() || *end != ' ')
+    return std::nullopt;
+  reply.body = std::string(end + 1, kept.data() + kept.size());
+  return reply;
+}
+
+}  // namespace flashsale::gateway

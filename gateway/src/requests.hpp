@@ -1,0 +1,177 @@
+// What the I/O threads (and, in an engine serving gateways, the command stream) ask of the
+// engine thread: the one way in. A session builds a Request and hands it to a RequestSink —
+// the engine thread of this process (Sequencer), or a gateway's link to the engine that owns
+// the drop (ClusterLink). Everything here is data: no JSON, no HTTP, no engine access.
+//
+// Answers come back through the asker's Outbox (viewers) or a HostRequest's `done` (hosts),
+// once the events they depend on are durable.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "flashsale/engine/types.hpp"
+#include "outbox.hpp"
+
+namespace flashsale::gateway {
+
+struct HelloRequest {
+  std::shared_ptr<Outbox> from;
+  std::string user;
+  // A gateway's connection seen by an engine: registered for order updates only; the gateway
+  // already welcomed it and counted it against connections_per_user.
+  bool quiet = false;
+};
+struct LeaveRequest {
+  Outbox* from = nullptr;
+  std::string user;
+};
+struct SubscribeRequest {
+  std::shared_ptr<Outbox> from;
+  std::string drop;
+};
+struct OrderRequest {
+  std::shared_ptr<Outbox> from;
+  std::string drop;
+  std::string user;
+  std::string client_order_id;
+  std::uint32_t qty = 1;
+  std::uint64_t tag = 0;  // the asker's number for this message, given back with its answer
+};
+struct ActionRequest {
+  std::shared_ptr<Outbox> from;
+  bool confirm = true;
+  std::string order_id;
+  std::string user;
+};
+
+// Host commands (docs/protocol.md, "Host API"): checked at the edge against the engine's spec
+// limits, carried as data, executed on the engine thread (host_commands.hpp).
+namespace host {
+
+struct CreateDrop {
+  std::string id;
+  std::string title;
+  std::int64_t price_cents = 0;
+  std::uint32_t stock = 0;
+  std::uint32_t per_user_limit = 1;
+  engine::TimeMs hold_ms = 0;
+  std::uint32_t waitlist_limit = 0;
+  engine::TimeMs admission_window_ms = 0;
+  std::string beneficiary;
+  std::string beneficiary_note;
+  std::uint32_t pledge_bps = 0;
+
+  friend bool operator==(const CreateDrop&, const CreateDrop&) = default;
+};
+struct StartCountdown {
+  std::string drop;
+  engine::TimeMs opens_in_ms = 0;
+  // Orders the admission window's draw: drawn from a CSPRNG on the I/O thread that took the
+  // call, journaled with the countdown, never shown.
+  std::uint64_t admission_seed = 0;
+
+  friend bool operator==(const StartCountdown&, const StartCountdown&) = default;
+};
+struct Restock {
+  std::string drop;
+  std::uint32_t add = 0;
+
+  friend bool operator==(const Restock&, const Restock&) = default;
+};
+struct CloseDrop {
+  std::string drop;
+
+  friend bool operator==(const CloseDrop&, const CloseDrop&) = default;
+};
+struct ReadDrops {  // every drop, as the host sees it
+  friend bool operator==(const ReadDrops&, const ReadDrops&) = default;
+};
+struct ListDrops {  // every drop, as anyone may see it (GET /drops)
+  friend bool operator==(const ListDrops&, const ListDrops&) = default;
+};
+struct ReadDrop {
+  std::string drop;
+
+  friend bool operator==(const ReadDrop&, const ReadDrop&) = default;
+};
+struct ReadOrders {
+  std::string drop;
+  std::string user;
+
+  friend bool operator==(const ReadOrders&, const ReadOrders&) = default;
+};
+// What a drop's sale commits to, answered with the journal's chain head at that state.
+struct ReadAudit {
+  std::string drop;
+
+  friend bool operator==(const ReadAudit&, const ReadAudit&) = default;
+};
+
+using Command = std::variant<CreateDrop, StartCountdown, Restock, CloseDrop, ReadDrops, ListDrops,
+                             ReadDrop, ReadOrders, ReadAudit>;
+
+// Create, countdown, restock and close change the engine; the rest only read it.
+bool changes(const Command& command);
+// The drop a command is about; empty for the lists, which every shard answers.
+std::string_view drop_of(const Command& command);
+
+}  // namespace host
+
+// A host call's answer: an HTTP status and a JSON body (host_json.hpp writes them).
+struct HostReply {
+  unsigned status = 200;
+  std::string body;
+
+  friend bool operator==(const HostReply&, const HostReply&) = default;
+};
+// A kept host reply (for a successor engine to answer again): "<status> <body>".
+std::string encode_kept_reply(const HostReply& reply);
+std::optional<HostReply> decode_kept_reply(std::string_view kept);
+
+struct HostRequest {
+  host::Command command;
+  std::function<void(HostReply)> done;  // called on the engine thread: post to your own
+  // Not empty: the reply is kept under this key with the cursor that completes the call
+  // (journal::KeptReply), for a successor to send again.
+  std::string keep_reply_as;
+};
+
+// An engine serving gateways (docs/scaling.md): the requests before this came from its command
+// stream up to entry `id`, which the journal stores with their events — unless `journal` is
+// false: a predecessor did those commands and stored a position past them already. Either way
+// Sequencer::released_mark() reaches `id` once every answer to those requests has gone out.
+struct CursorMark {
+  std::string id;
+  bool journal = true;
+};
+
+using Request = std::variant<HelloRequest, LeaveRequest, SubscribeRequest, OrderRequest,
+                             ActionRequest, HostRequest, CursorMark>;
+
+// What sessions hand their requests to. Any thread.
+class RequestSink {
+ public:
+  virtual ~RequestSink() = default;
+  // False when the request cannot be queued now: answer `busy` yourself.
+  virtual bool submit(Request request) = 0;
+};
+
+// An engine thread fed by a command stream (an engine serving gateways) in groups, each ending
+// with its CursorMark. Any thread.
+class GroupSink : public RequestSink {
+ public:
+  // All of them or none (false: no room now), with nothing queued between them.
+  virtual bool submit_all(std::vector<Request>& requests) = 0;
+  // The last CursorMark whose requests' answers were all handed to their outboxes (their events
+  // durable), "" before the first: the commands up to it may be acknowledged.
+  virtual std::string released_mark() const = 0;
+};
+
+}  // namespace flashsale::gateway

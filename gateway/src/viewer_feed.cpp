@@ -1,0 +1,147 @@
+// See viewer_feed.hpp.
+#include "viewer_feed.hpp"
+
+#include <algorithm>
+
+#include "flashsale/gateway/protocol.hpp"
+
+namespace flashsale::gateway {
+
+using engine::TimeMs;
+
+namespace {
+
+constexpr TimeMs stock_interval_ms = 100;  // at most 10 stock updates per second per drop
+constexpr TimeMs tick_interval_ms = 1'000;
+
+}  // namespace
+
+ViewerFeed::ViewerFeed(const engine::Engine& engine, Releases& releases, const Metrics& metrics,
+                       const Limits& limits)
+    : engine_(engine), releases_(releases), metrics_(metrics), limits_(limits) {}
+
+ViewerFeed::DropView& ViewerFeed::view(engine::DropIndex drop) {
+  while (views_.size() <= drop) {
+    DropView added;
+    const engine::DropInfo info = engine_.drop_info(static_cast<engine::DropIndex>(views_.size()));
+    added.id = std::string(info.spec.id);
+    added.pledges = info.spec.pledge_bps > 0;
+    added.raised_sent = info.raised_cents;
+    views_.push_back(std::move(added));
+  }
+  return views_[drop];
+}
+
+void ViewerFeed::recovered() {
+  for (engine::DropIndex drop = 0; drop < engine_.drop_count(); ++drop) {
+    DropView& drop_view = view(drop);
+    const engine::DropInfo info = engine_.drop_info(drop);
+    drop_view.stock_sent = info.stock_left;
+    if (info.state != engine::DropState::scheduled && info.state != engine::DropState::countdown)
+      drop_view.state_sent = info.state;
+    if (info.state == engine::DropState::countdown) drop_view.next_tick_ms = 1;
+  }
+}
+
+void ViewerFeed::subscribe(std::shared_ptr<Outbox> viewer, engine::DropIndex drop, TimeMs now_ms) {
+  releases_.to_outbox(std::move(viewer), share(protocol::drop(engine_.drop_info(drop), now_ms)),
+                      FrameKind::drop, drop);
+}
+
+void ViewerFeed::to_viewers(engine::DropIndex drop, std::string frame, FrameKind kind) {
+  releases_.to_viewers(drop, view(drop).id, share(std::move(frame)), kind);
+}
+
+void ViewerFeed::on_event(const engine::Event& event, TimeMs now_ms) {
+  DropView& drop_view = view(event.drop);
+  std::visit(
+      [&]<typename Body>(const Body& body) {
+        if constexpr (std::is_same_v<Body, engine::CountdownStarted>) {
+          drop_view.next_tick_ms = now_ms;
+          to_viewers(event.drop, protocol::drop(engine_.drop_info(event.drop), now_ms),
+                     FrameKind::drop);
+        } else if constexpr (std::is_same_v<Body, engine::StateChanged>) {
+          if (body.state != engine::DropState::countdown) drop_view.next_tick_ms = 0;
+          const bool flap = drop_view.state_sent && (body.state == engine::DropState::open ||
+                                                     body.state == engine::DropState::sold_out);
+          if (!flap) {  // the opening instant and the close go out at once
+            to_viewers(event.drop, protocol::state(drop_view.id, body.state, event.at_ms),
+                       FrameKind::state);
+            drop_view.state_sent = body.state;
+          }
+          drop_view.stock_dirty = true;
+        } else if constexpr (std::is_same_v<Body, engine::Restocked>) {
+          to_viewers(event.drop, protocol::drop(engine_.drop_info(event.drop), now_ms),
+                     FrameKind::drop);
+          drop_view.stock_sent = body.stock_left;
+        } else if constexpr (std::is_same_v<Body, engine::OrderDecided>) {
+          drop_view.stock_dirty |= body.outcome == engine::OrderOutcome::reserved;
+        } else if constexpr (std::is_same_v<Body, engine::OrderPromoted> ||
+                             std::is_same_v<Body, engine::OrderCancelled> ||
+                             std::is_same_v<Body, engine::HoldExpired>) {
+          drop_view.stock_dirty = true;
+        } else if constexpr (std::is_same_v<Body, engine::OrderConfirmed>) {
+          // A charity drop's amount raised goes out with the coalesced stock updates.
+          drop_view.stock_dirty |= drop_view.pledges;
+        }
+      },
+      event.body);
+}
+
+// Every stock update is one frame to every viewer: with a large audience, 10 a second would
+// take the I/O threads from the order results. The interval stretches so that stock updates
+// stay within limits.stock_deliveries_per_second, counting every open connection as a viewer.
+TimeMs ViewerFeed::stock_interval() const {
+  const auto viewers =
+      static_cast<double>(metrics_.connections_open.load(std::memory_order_relaxed));
+  const double budget_ms = viewers * 1000.0 / limits_.stock_deliveries_per_second;
+  return std::max(stock_interval_ms, static_cast<TimeMs>(budget_ms));
+}
+
+void ViewerFeed::flush(TimeMs now_ms) {
+  for (engine::DropIndex drop = 0; drop < views_.size(); ++drop) {
+    DropView& drop_view = views_[drop];
+    if (drop_view.stock_dirty) flush_stock(drop, drop_view, now_ms);
+    if (drop_view.next_tick_ms != 0 && now_ms >= drop_view.next_tick_ms)
+      tick(drop, drop_view, now_ms);
+  }
+}
+
+void ViewerFeed::flush_stock(engine::DropIndex drop, DropView& drop_view, TimeMs now_ms) {
+  const engine::DropInfo info = engine_.drop_info(drop);
+  const std::uint32_t left = info.stock_left;
+  const bool raised_changed = info.raised_cents != drop_view.raised_sent;
+  const bool edge = (left == 0) != (drop_view.stock_sent == 0);  // sold out, or units back
+  const TimeMs since_ms = now_ms - drop_view.stock_sent_ms;
+  const engine::DropState state = info.state;
+  const bool state_changed = drop_view.state_sent && *drop_view.state_sent != state;
+  if (left == drop_view.stock_sent && !state_changed && !raised_changed) {
+    drop_view.stock_dirty = false;
+    return;
+  }
+  if (!(edge && since_ms >= stock_interval_ms) && since_ms < stock_interval()) return;
+  if (state_changed) {
+    to_viewers(drop, protocol::state(drop_view.id, state, now_ms), FrameKind::state);
+    drop_view.state_sent = state;
+  }
+  to_viewers(drop, protocol::stock(drop_view.id, left, info), FrameKind::stock);
+  drop_view.stock_sent = left;
+  drop_view.raised_sent = info.raised_cents;
+  drop_view.stock_sent_ms = now_ms;
+  drop_view.stock_dirty = false;
+}
+
+void ViewerFeed::tick(engine::DropIndex drop, DropView& drop_view, TimeMs now_ms) {
+  const engine::DropInfo info = engine_.drop_info(drop);
+  if (info.state != engine::DropState::countdown || !info.opens_at_ms) {
+    drop_view.next_tick_ms = 0;
+    return;
+  }
+  const TimeMs left_ms = std::max<TimeMs>(0, *info.opens_at_ms - now_ms);
+  to_viewers(drop, protocol::tick(drop_view.id, left_ms, now_ms), FrameKind::tick);
+  // Next tick on a whole second before the opening instant.
+  drop_view.next_tick_ms =
+      now_ms + (left_ms % tick_interval_ms == 0 ? tick_interval_ms : left_ms % tick_interval_ms);
+}
+
+}  // namespace flashsale::gateway

@@ -1,0 +1,68 @@
+// ViewerFeed: what the viewers of each drop are told, and when. It follows the engine's
+// events: a countdown's start and a restock send the whole drop, state changes go out at once
+// (except an open/sold_out flap, coalesced), a countdown `tick` goes out every second, and
+// `stock` updates are coalesced to at most 10 per second per drop — fewer for a large audience
+// (limits.stock_deliveries_per_second) — with the value at sell-out and at the return of units
+// always sent. Every frame goes through Releases, so viewers never see what is not durable.
+//
+// Engine thread only.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flashsale/engine/engine.hpp"
+#include "flashsale/gateway/config.hpp"
+#include "metrics.hpp"
+#include "outbox.hpp"
+#include "releases.hpp"
+
+namespace flashsale::gateway {
+
+class ViewerFeed {
+ public:
+  ViewerFeed(const engine::Engine& engine, Releases& releases, const Metrics& metrics,
+             const Limits& limits);
+
+  // After recovery: viewers are taken to have seen the recovered state.
+  void recovered();
+  // The drop's whole state to one new subscriber.
+  void subscribe(std::shared_ptr<Outbox> viewer, engine::DropIndex drop, engine::TimeMs now_ms);
+  // What an event changes for the drop's viewers.
+  void on_event(const engine::Event& event, engine::TimeMs now_ms);
+  // Sends the coalesced stock updates and the ticks that are due.
+  void flush(engine::TimeMs now_ms);
+  // The drop's id (the engine's own view of it stays on the engine thread).
+  const std::string& drop_id(engine::DropIndex drop) { return view(drop).id; }
+
+ private:
+  // What the viewers of one drop were last told.
+  struct DropView {
+    std::string id;
+    bool stock_dirty = false;
+    std::uint32_t stock_sent = 0;
+    // The open/sold_out state viewers were last told, once the drop opened (units coming back
+    // after a sell-out flip the drop between the two; viewers get the latest, coalesced).
+    std::optional<engine::DropState> state_sent;
+    bool pledges = false;  // a charity drop: confirmations change what viewers see
+    std::int64_t raised_sent = 0;
+    engine::TimeMs stock_sent_ms = 0;
+    engine::TimeMs next_tick_ms = 0;  // 0: not counting down
+  };
+
+  DropView& view(engine::DropIndex drop);
+  void to_viewers(engine::DropIndex drop, std::string frame, FrameKind kind);
+  engine::TimeMs stock_interval() const;
+  void flush_stock(engine::DropIndex drop, DropView& drop_view, engine::TimeMs now_ms);
+  void tick(engine::DropIndex drop, DropView& drop_view, engine::TimeMs now_ms);
+
+  const engine::Engine& engine_;
+  Releases& releases_;
+  const Metrics& metrics_;
+  const Limits& limits_;
+  std::vector<DropView> views_;
+};
+
+}  // namespace flashsale::gateway

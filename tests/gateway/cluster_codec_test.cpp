@@ -1,0 +1,496 @@
+// The cluster's wire codec (gateway/src/cluster_codec.hpp): every message and every host
+// command comes back exactly as it went, awkward bytes and extreme numbers included; corrupt
+// records — truncated anywhere, lengths past the end, numbers that are not digits or out of
+// range, unknown types, missing or repeated fields — decode to nothing; and seeded random
+// mutations never crash a decoder, while whatever still decodes re-encodes to the same message
+// (FLASHSALE_SEED=<seed> reproduces a run).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <iostream>
+#include <limits>
+#include <random>
+#include <set>
+
+#include "../engine/random_commands.hpp"
+#include "cluster.hpp"
+#include "cluster_codec.hpp"
+
+namespace flashsale::gateway::cluster {
+namespace {
+
+using namespace std::string_view_literals;
+
+constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
+constexpr std::uint32_t u32_max = std::numeric_limits<std::uint32_t>::max();
+constexpr std::int64_t i64_max = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t i64_min = std::numeric_limits<std::int64_t>::min();
+
+// Values a length-prefixed record must carry intact: separators, digits, NUL bytes, nothing.
+const std::string awkward = std::string("k:3:a\0b:12:", 11) + "\xff\n:";
+const std::string digits = "1234567890";
+const std::string frame = R"({"type":"order_result","drop":"a:b","client_order_id":"7:7"})";
+const std::string empty;
+const std::string longest_id(64, 'z');  // drop ids, users and client_order_ids: at most 64
+
+template <typename Message>
+std::string encoded(const Message& message) {
+  std::string record;
+  encode(message, record);
+  return record;
+}
+
+std::vector<host::Command> host_commands() {
+  return {
+      host::CreateDrop{"chestnut", "Roasted chestnuts", 1'250, 100, 2, 60'000, 10, 500, "Food bank",
+                       "every unit feeds one", 2'500},
+      host::CreateDrop{longest_id, awkward, i64_max, u32_max, u32_max, i64_max, u32_max, i64_max,
+                       awkward, awkward, u32_max},
+      host::CreateDrop{empty, empty, i64_min, 0, 0, i64_min, 0, i64_min, empty, empty, 0},
+      host::CreateDrop{"d", "t", -5, 1, 1, -1, 0, -60'000, "", "", 0},
+      host::StartCountdown{"chestnut", 10'000, 0x0123'4567'89ab'cdefULL},
+      host::StartCountdown{longest_id, i64_max, u64_max},
+      host::StartCountdown{awkward, i64_min, 0},
+      host::Restock{"chestnut", 5},
+      host::Restock{awkward, u32_max},
+      host::CloseDrop{"chestnut"},
+      host::CloseDrop{empty},
+      host::ReadDrops{},
+      host::ListDrops{},
+      host::ReadDrop{longest_id},
+      host::ReadOrders{"chestnut", "alice"},
+      host::ReadOrders{awkward, longest_id},
+      host::ReadAudit{digits},
+  };
+}
+
+std::vector<Command> commands() {
+  std::vector<Command> all = {
+      OrderCommand{"g0", 42, "chestnut", "alice", "c-1", 1, 7},
+      OrderCommand{awkward, u64_max, longest_id, longest_id, longest_id, u32_max, u64_max},
+      OrderCommand{empty, 0, empty, empty, empty, 0, 0},
+      OrderCommand{digits, 1, digits, digits, digits, 10, 1},
+      ActionCommand{"g0", 42, "alice", "chestnut:1", true},
+      ActionCommand{awkward, u64_max, longest_id, awkward, false},
+      ActionCommand{empty, 0, empty, empty, true},
+      SubscribeCommand{"g0", 42, "chestnut"},
+      SubscribeCommand{awkward, u64_max, longest_id},
+      SubscribeCommand{empty, 0, empty},
+      LeaveCommand{"g0", 42, "alice"},
+      LeaveCommand{awkward, u64_max, empty},
+  };
+  std::uint64_t call = 1;
+  for (host::Command& command : host_commands())
+    all.push_back(HostCommand{call % 2 == 0 ? "g1" : awkward, call++, std::move(command)});
+  all.push_back(HostCommand{empty, u64_max, host::ReadDrops{}});
+  return all;
+}
+
+std::vector<Answer> answers() {
+  return {
+      FrameAnswer{42, FrameKind::reply, 0, 0, frame},
+      FrameAnswer{u64_max, FrameKind::tick, u32_max, u32_max, awkward},
+      FrameAnswer{0, FrameKind::stock, 3, 17, empty},
+      FrameAnswer{1, FrameKind::drop, 1, 2, digits},
+      FrameAnswer{1, FrameKind::state, 1, 2, frame},
+      OrderAnswer{42, FrameKind::order, 7, frame},
+      OrderAnswer{u64_max, FrameKind::reply, u64_max, awkward},
+      OrderAnswer{0, FrameKind::order, 0, empty},
+      ForgetAnswer{42, "chestnut"},
+      ForgetAnswer{u64_max, awkward},
+      ForgetAnswer{0, empty},
+      CloseAnswer{42, 1008, frame},
+      CloseAnswer{u64_max, 65'535, awkward},
+      CloseAnswer{0, 0, empty},
+      HostAnswer{1, {200, R"({"drops":[]})"}},
+      HostAnswer{u64_max, {599, awkward}},
+      HostAnswer{0, {100, empty}},
+      HostAnswer{9, {503, digits}},
+  };
+}
+
+std::vector<DropUpdate> updates() {
+  return {
+      DropUpdate{FrameKind::stock, 3, "chestnut", frame},
+      DropUpdate{FrameKind::tick, u32_max, longest_id, awkward},
+      DropUpdate{FrameKind::reply, 0, empty, empty},
+      DropUpdate{FrameKind::drop, 1, "alive", digits},
+  };
+}
+
+std::string encoded_update(const Update& update) {
+  if (std::holds_alternative<Heartbeat>(update)) return std::string(heartbeat);
+  return encode_update(std::get<DropUpdate>(update));
+}
+
+// Every record of every stream, with the decoder it belongs to.
+struct Sample {
+  std::string record;
+  int stream;  // 0 commands, 1 answers, 2 updates
+};
+std::vector<Sample> samples() {
+  std::vector<Sample> all;
+  for (const Command& command : commands()) all.push_back({encoded(command), 0});
+  for (const Answer& answer : answers()) all.push_back({encoded(answer), 1});
+  for (const DropUpdate& update : updates()) all.push_back({encode_update(update), 2});
+  return all;
+}
+
+bool decodes(const Sample& sample, std::string_view record) {
+  switch (sample.stream) {
+    case 0:
+      return decode_command(record).has_value();
+    case 1:
+      return decode_answer(record).has_value();
+    default:
+      return decode_update(record).has_value();
+  }
+}
+
+std::vector<Field> fields_of(std::string_view record) {
+  std::vector<Field> fields;
+  EXPECT_TRUE(decode_record(record, fields)) << record;
+  return fields;
+}
+
+std::string record_of(const std::vector<Field>& fields) {
+  std::string record;
+  for (const auto& [name, value] : fields) append_field(record, name, value);
+  return record;
+}
+
+// `record` with field `name` set to `value`.
+std::string with(std::string_view record, std::string_view name, std::string_view value) {
+  std::vector<Field> fields = fields_of(record);
+  bool found = false;
+  for (auto& field : fields) {
+    if (field.first != name) continue;
+    field.second = value;
+    found = true;
+  }
+  EXPECT_TRUE(found) << name << " in " << record;
+  return record_of(fields);
+}
+
+TEST(ClusterCodec, EveryCommandComesBackAsItWent) {
+  for (const Command& command : commands()) {
+    const std::string record = encoded(command);
+    SCOPED_TRACE(record);
+    const auto decoded = decode_command(record);
+    ASSERT_TRUE(decoded.has_value());
+    EXPECT_EQ(decoded->index(), command.index());
+    EXPECT_TRUE(*decoded == command);
+  }
+}
+
+TEST(ClusterCodec, EveryHostCommandHasItsOwnEncoding) {
+  std::set<std::size_t> kinds;
+  std::set<std::string> types;
+  for (host::Command& command : host_commands()) {
+    kinds.insert(command.index());
+    const HostCommand message{"g0", 5, std::move(command)};
+    const std::string record = encoded(message);
+    SCOPED_TRACE(record);
+    const auto decoded = decode_command(record);
+    ASSERT_TRUE(decoded.has_value());
+    ASSERT_TRUE(std::holds_alternative<HostCommand>(*decoded));
+    EXPECT_TRUE(std::get<HostCommand>(*decoded) == message);
+    for (const auto& [name, value] : fields_of(record))
+      if (name == "t") types.insert(std::string(value));
+  }
+  EXPECT_EQ(kinds.size(), std::variant_size_v<host::Command>) << "a host command is not tested";
+  EXPECT_EQ(types.size(), std::variant_size_v<host::Command>) << "two commands share a type";
+}
+
+TEST(ClusterCodec, EveryAnswerComesBackAsItWent) {
+  for (const Answer& answer : answers()) {
+    const std::string record = encoded(answer);
+    SCOPED_TRACE(record);
+    const auto decoded = decode_answer(record);
+    ASSERT_TRUE(decoded.has_value());
+    EXPECT_EQ(decoded->index(), answer.index());
+    EXPECT_TRUE(*decoded == answer);
+  }
+}
+
+TEST(ClusterCodec, UpdatesAndTheHeartbeatComeBackAsTheyWent) {
+  for (const DropUpdate& update : updates()) {
+    const std::string message = encode_update(update);
+    SCOPED_TRACE(message);
+    const auto decoded = decode_update(message);
+    ASSERT_TRUE(decoded.has_value());
+    ASSERT_TRUE(std::holds_alternative<DropUpdate>(*decoded));
+    EXPECT_EQ(std::get<DropUpdate>(*decoded), update);
+  }
+  const auto alive = decode_update(heartbeat);
+  ASSERT_TRUE(alive.has_value());
+  EXPECT_TRUE(std::holds_alternative<Heartbeat>(*alive));
+}
+
+TEST(ClusterCodec, ViewerMessagesAreViewsIntoTheirRecord) {
+  const std::string record = encoded(OrderCommand{"g0", 1, "chestnut", "alice", "c-1", 1, 2});
+  const auto decoded = decode_command(record);
+  ASSERT_TRUE(decoded.has_value());
+  const auto& order = std::get<OrderCommand>(*decoded);
+  EXPECT_GE(order.drop.data(), record.data());
+  EXPECT_LE(order.drop.data() + order.drop.size(), record.data() + record.size());
+}
+
+TEST(ClusterCodec, EncodingAppends) {
+  std::string record = "r";
+  encode(SubscribeCommand{"g0", 1, "chestnut"}, record);
+  const std::size_t first = record.size();
+  encode(FrameAnswer{1, FrameKind::drop, 0, 0, frame}, record);
+  EXPECT_EQ(record.front(), 'r');
+  EXPECT_TRUE(decode_command(std::string_view(record).substr(1, first - 1)).has_value());
+  EXPECT_TRUE(decode_answer(std::string_view(record).substr(first)).has_value());
+}
+
+// The bytes themselves, as cluster_codec.hpp documents them: processes of one deployment must
+// agree on them, so a change here is a change of the wire format.
+TEST(ClusterCodec, TheWireFormatIsTheDocumentedOne) {
+  EXPECT_EQ(encoded(OrderCommand{"g0", 42, "chestnut", "alice", "c-1", 1, 7}),
+            "t:1:og:2:g0c:2:42d:8:chestnutu:5:alicek:3:c-1q:1:1n:1:7");
+  EXPECT_EQ(encoded(ActionCommand{"g0", 42, "alice", "d:1", false}),
+            "t:1:ag:2:g0c:2:42u:5:alicei:3:d:1x:6:cancel");
+  EXPECT_EQ(encoded(SubscribeCommand{"g0", 42, "d"}), "t:1:sg:2:g0c:2:42d:1:d");
+  EXPECT_EQ(encoded(LeaveCommand{"g0", 42, "alice"}), "t:1:lg:2:g0c:2:42u:5:alice");
+  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::Restock{"d", 5}}),
+            "t:7:restockg:2:g0call:1:9d:1:dadd:1:5");
+  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::ListDrops{}}), "t:4:listg:2:g0call:1:9");
+  EXPECT_EQ(
+      encoded(HostCommand{"g0", 9, host::CreateDrop{"d", "T", 5, 6, 1, 1'000, 0, 0, "", "", 0}}),
+      "t:6:createg:2:g0call:1:9d:1:dtitle:1:Tprice_cents:1:5stock:1:6per_user_limit:1:1"
+      "hold_ms:4:1000waitlist_limit:1:0admission_window_ms:1:0beneficiary:0:"
+      "beneficiary_note:0:pledge_bps:1:0");
+  EXPECT_EQ(encoded(FrameAnswer{42, FrameKind::stock, 1, 3, "{}"}),
+            "t:1:fc:2:42k:1:4s:1:1i:1:3f:2:{}");
+  EXPECT_EQ(encoded(OrderAnswer{42, FrameKind::order, 7, "{}"}), "t:1:oc:2:42k:1:1n:1:7f:2:{}");
+  EXPECT_EQ(encoded(ForgetAnswer{42, "d"}), "t:1:uc:2:42d:1:d");
+  EXPECT_EQ(encoded(CloseAnswer{42, 1008, "{}"}), "t:1:xc:2:42code:4:1008f:2:{}");
+  EXPECT_EQ(encoded(HostAnswer{9, {201, "{}"}}), "t:1:hcall:1:9status:3:201body:2:{}");
+  EXPECT_EQ(encode_update(DropUpdate{FrameKind::stock, 3, "chestnut", "{}"}),
+            "k:1:4i:1:3d:8:chestnutf:2:{}");
+  EXPECT_EQ(heartbeat, "alive");
+}
+
+TEST(ClusterCodec, FieldsMayComeInAnyOrderAndUnknownOnesArePassedOver) {
+  for (const Sample& sample : samples()) {
+    std::vector<Field> fields = fields_of(sample.record);
+    std::reverse(fields.begin(), fields.end());
+    fields.emplace_back("from_a_newer_version", "1");
+    fields.emplace_back("", "");
+    EXPECT_TRUE(decodes(sample, record_of(fields))) << sample.record;
+  }
+}
+
+TEST(ClusterCodec, EveryTruncationIsRefused) {
+  for (const Sample& sample : samples()) {
+    for (std::size_t size = 0; size < sample.record.size(); ++size) {
+      const std::string_view cut = std::string_view(sample.record).substr(0, size);
+      EXPECT_FALSE(decodes(sample, cut)) << sample.record << " cut at " << size;
+      // The other streams' decoders take anything too.
+      decode_command(cut);
+      decode_answer(cut);
+      decode_update(cut);
+    }
+  }
+}
+
+TEST(ClusterCodec, EveryMissingFieldIsRefused) {
+  for (const Sample& sample : samples()) {
+    const std::vector<Field> fields = fields_of(sample.record);
+    for (std::size_t left_out = 0; left_out < fields.size(); ++left_out) {
+      std::vector<Field> fewer = fields;
+      fewer.erase(fewer.begin() + static_cast<std::ptrdiff_t>(left_out));
+      EXPECT_FALSE(decodes(sample, record_of(fewer)))
+          << sample.record << " without " << fields[left_out].first;
+    }
+  }
+}
+
+TEST(ClusterCodec, AFieldGivenTwiceIsRefused) {
+  for (const Sample& sample : samples()) {
+    const std::vector<Field> fields = fields_of(sample.record);
+    for (const Field& field : fields) {
+      std::vector<Field> twice = fields;
+      twice.push_back(field);
+      EXPECT_FALSE(decodes(sample, record_of(twice))) << sample.record << " with " << field.first;
+    }
+  }
+}
+
+TEST(ClusterCodec, LengthsPastTheEndAreRefused) {
+  for (const Sample& sample : samples()) {
+    const std::vector<Field> fields = fields_of(sample.record);
+    std::string before;  // the fields before the damaged one, intact
+    for (std::size_t index = 0; index < fields.size(); ++index) {
+      std::string rest;  // everything after the damaged field's length
+      rest += ':';
+      rest += fields[index].second;
+      for (std::size_t after = index + 1; after < fields.size(); ++after)
+        append_field(rest, fields[after].first, fields[after].second);
+      for (const std::string& length : {std::to_string(rest.size()), std::string(30, '9')}) {
+        std::string damaged = before;
+        damaged += fields[index].first;
+        damaged += ':';
+        damaged += length;
+        damaged += rest;
+        EXPECT_FALSE(decodes(sample, damaged)) << damaged;
+      }
+      append_field(before, fields[index].first, fields[index].second);
+    }
+  }
+  std::vector<Field> fields;
+  EXPECT_FALSE(decode_record("t:-1:o", fields));
+  EXPECT_FALSE(decode_record("t:+1:o", fields));
+  EXPECT_FALSE(decode_record("t: 1:o", fields));
+  EXPECT_FALSE(decode_record("t:1o", fields));
+}
+
+TEST(ClusterCodec, NumbersAreDigitsWithinTheirRange) {
+  const std::string order = encoded(OrderCommand{"g0", 1, "d", "u", "k", 1, 2});
+  for (const char* bad : {"", "x", "-1", "+1", " 1", "1 ", "1.0", "0x1", "1e3", "4294967296",
+                          "99999999999999999999999"})
+    EXPECT_FALSE(decode_command(with(order, "q", bad))) << "qty " << bad;
+  for (const char* bad : {"-0", "18446744073709551616", "1-"}) {
+    EXPECT_FALSE(decode_command(with(order, "c", bad))) << "connection " << bad;
+    EXPECT_FALSE(decode_command(with(order, "n", bad))) << "tag " << bad;
+  }
+  EXPECT_TRUE(decode_command(with(order, "q", "0004294967295")));
+  EXPECT_TRUE(decode_command(with(order, "n", "18446744073709551615")));
+
+  const std::string create = encoded(HostCommand{"g0", 1, host::CreateDrop{}});
+  for (const char* bad : {"9223372036854775808", "-9223372036854775809", "-", "--1", "+5", "5-"}) {
+    EXPECT_FALSE(decode_command(with(create, "price_cents", bad))) << "price " << bad;
+    EXPECT_FALSE(decode_command(with(create, "hold_ms", bad))) << "hold " << bad;
+  }
+  for (const char* field : {"stock", "per_user_limit", "waitlist_limit", "pledge_bps"}) {
+    EXPECT_FALSE(decode_command(with(create, field, "4294967296"))) << field;
+    EXPECT_FALSE(decode_command(with(create, field, "-1"))) << field;
+  }
+  EXPECT_TRUE(decode_command(with(create, "price_cents", "-9223372036854775808")));
+  const std::string countdown = encoded(HostCommand{"g0", 1, host::StartCountdown{"d", 1, 2}});
+  EXPECT_FALSE(decode_command(with(countdown, "admission_seed", "18446744073709551616")));
+  EXPECT_FALSE(decode_command(with(countdown, "opens_in_ms", "1s")));
+  const std::string restock = encoded(HostCommand{"g0", 1, host::Restock{"d", 1}});
+  EXPECT_FALSE(decode_command(with(restock, "add", "-1")));
+  EXPECT_FALSE(decode_command(with(restock, "call", "x")));
+
+  const std::string frame_answer = encoded(FrameAnswer{1, FrameKind::tick, 2, 3, frame});
+  for (const char* bad : {"6", "255", "256", "-1", "a", ""})
+    EXPECT_FALSE(decode_answer(with(frame_answer, "k", bad))) << "kind " << bad;
+  EXPECT_FALSE(decode_answer(with(frame_answer, "s", "4294967296")));
+  EXPECT_FALSE(decode_answer(with(frame_answer, "i", "-3")));
+  const std::string close = encoded(CloseAnswer{1, 1008, frame});
+  EXPECT_FALSE(decode_answer(with(close, "code", "65536")));
+  const std::string host_answer = encoded(HostAnswer{1, {200, "{}"}});
+  for (const char* bad : {"0", "99", "600", "4294967296", "2OO"})
+    EXPECT_FALSE(decode_answer(with(host_answer, "status", bad))) << "status " << bad;
+  const std::string update = encode_update(DropUpdate{FrameKind::stock, 1, "d", frame});
+  EXPECT_FALSE(decode_update(with(update, "k", "6")));
+  EXPECT_FALSE(decode_update(with(update, "i", "x")));
+}
+
+TEST(ClusterCodec, UnknownTypesAreRefused) {
+  const std::string order = encoded(OrderCommand{"g0", 1, "d", "u", "k", 1, 2});
+  for (const char* type : {"", "O", "oo", "z", "h", "create ", "Create", "f"})
+    EXPECT_FALSE(decode_command(with(order, "t", type))) << type;
+  const std::string answer = encoded(OrderAnswer{1, FrameKind::order, 2, frame});
+  for (const char* type : {"", "O", "a", "s", "create"})
+    EXPECT_FALSE(decode_answer(with(answer, "t", type))) << type;
+  const std::string action = encoded(ActionCommand{"g0", 1, "u", "d:1", true});
+  for (const char* verb : {"", "Confirm", "1", "confirm "})
+    EXPECT_FALSE(decode_command(with(action, "x", verb))) << verb;
+  // One stream's records are not another's.
+  for (const Command& command : commands()) EXPECT_FALSE(decode_answer(encoded(command)));
+  for (const Answer& answer_sample : answers()) {
+    EXPECT_FALSE(decode_command(encoded(answer_sample)));
+    EXPECT_FALSE(decode_update(encoded(answer_sample)));
+  }
+}
+
+TEST(ClusterCodec, WhatIsNotARecordIsRefused) {
+  for (const char* text : {"", "garbage", "t", "t:", "t:1", "t:1:", ":::", "alive", "alive\n"}) {
+    EXPECT_FALSE(decode_command(text)) << text;
+    EXPECT_FALSE(decode_answer(text)) << text;
+  }
+  for (const char* text : {"", "Alive", "alive ", "aliv", "k:1:2"})
+    EXPECT_FALSE(decode_update(text)) << text;
+}
+
+// Random damage to valid records: decoding must never crash or read out of bounds (run it
+// under the sanitizers), and whatever still decodes is a message whose own encoding decodes
+// to it again.
+TEST(ClusterCodec, RandomMutationsNeverCrashAndWhatDecodesIsAMessage) {
+  const std::uint64_t seed = engine::testing::random_base_seed();
+  std::cout << "ClusterCodec: seed " << seed << " (FLASHSALE_SEED=" << seed << " reproduces)\n";
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 random(seed);
+  const auto below = [&](std::size_t bound) {
+    return bound == 0 ? std::size_t{0} : static_cast<std::size_t>(random() % bound);
+  };
+  constexpr auto alphabet = ":0123456789-tgcduknqixfshoal\0\xff"sv;
+  const std::vector<Sample> all = samples();
+  std::size_t decoded = 0;
+  const std::size_t rounds = 200'000;
+  for (std::size_t round = 0; round < rounds; ++round) {
+    std::string record = all[below(all.size())].record;
+    for (std::size_t mutation = 0, count = 1 + below(4); mutation < count; ++mutation) {
+      const std::size_t at = below(record.size() + 1);
+      switch (below(6)) {
+        case 0:
+          if (at < record.size())
+            record[at] =
+                static_cast<char>(static_cast<unsigned char>(record[at]) ^ (1u << below(8)));
+          break;
+        case 1:
+          if (at < record.size()) record[at] = alphabet[below(alphabet.size())];
+          break;
+        case 2:
+          record.insert(record.begin() + static_cast<std::ptrdiff_t>(at),
+                        alphabet[below(alphabet.size())]);
+          break;
+        case 3:
+          record.erase(at, 1 + below(8));
+          break;
+        case 4:
+          record.resize(at);
+          break;
+        default: {  // a piece of another record
+          const std::string& other = all[below(all.size())].record;
+          const std::size_t from = below(other.size());
+          record.insert(at, other.substr(from, 1 + below(24)));
+        }
+      }
+    }
+    SCOPED_TRACE("round " + std::to_string(round));
+    if (const auto command = decode_command(record)) {
+      ++decoded;
+      const std::string again = encoded(*command);
+      const auto redecoded = decode_command(again);
+      ASSERT_TRUE(redecoded.has_value()) << record;
+      ASSERT_TRUE(*redecoded == *command) << record;
+    }
+    if (const auto answer = decode_answer(record)) {
+      ++decoded;
+      const std::string again = encoded(*answer);
+      const auto redecoded = decode_answer(again);
+      ASSERT_TRUE(redecoded.has_value()) << record;
+      ASSERT_TRUE(*redecoded == *answer) << record;
+    }
+    if (const auto update = decode_update(record)) {
+      ++decoded;
+      const std::string again = encoded_update(*update);
+      const auto redecoded = decode_update(again);
+      ASSERT_TRUE(redecoded.has_value()) << record;
+      ASSERT_TRUE(*redecoded == *update) << record;
+    }
+  }
+  std::cout << "ClusterCodec: " << decoded << " of " << rounds
+            << " damaged records still decoded, each to a message\n";
+}
+
+}  // namespace
+}  // namespace flashsale::gateway::cluster
