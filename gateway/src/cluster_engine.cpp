@@ -71,15 +71,16 @@ class ShardWorker {
       nap(std::chrono::seconds(1), stop_);
       return;
     }
-    spdlog::info(
-        "shard {}: serving as {} (recovered {} events in {:.1f} ms, after waiting {:.1f} "
-        "ms for the lease)",
-        shard_, consumer_, recovered.last_sequence, recovered.total_ms, recovered.lease_wait_ms);
     sequencer.start();
     {
       std::lock_guard lock(status_mutex_);
       serving_ = &journal;
     }
+    // Said once /healthz says it too: operators and tests read the one to trust the other.
+    spdlog::info(
+        "shard {}: serving as {} (recovered {} events in {:.1f} ms, after waiting {:.1f} "
+        "ms for the lease)",
+        shard_, consumer_, recovered.last_sequence, recovered.total_ms, recovered.lease_wait_ms);
     CommandApplier applier(config_, shard_, out_, sequencer, stop_);
     CommandStream commands(config_, shard_, consumer_, journal, sequencer, applier, out_, stop_,
                            recovered.cursor);
