@@ -16,7 +16,6 @@
 #include "command_stream.hpp"
 #include "engine_status.hpp"
 #include "event_log.hpp"
-#include "host_json.hpp"
 #include "lease_watch.hpp"
 #include "remote_outbox.hpp"
 #include "sequencer.hpp"

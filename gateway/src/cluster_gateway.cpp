@@ -51,10 +51,10 @@ ClusterLink::ClusterLink(const GatewayConfig& config, std::vector<Fanout*> hubs,
       id_(cluster::process_name(config.cluster.id)),
       stream_(cluster::gateway_stream(config.journal.prefix, id_)),
       command_streams_(command_streams(config)),
-      commands_(journal::RedisEndpoint::parse(config.journal.redis), config.journal.redis_timeout,
-                config.limits.engine_queue_max, "gateway commands"),
       next_id_((std::uint64_t{std::random_device{}()} << 30 | std::random_device{}()) | 1),
-      heard_ms_(std::make_unique<std::atomic<std::int64_t>[]>(config.cluster.shards)) {
+      heard_ms_(std::make_unique<std::atomic<std::int64_t>[]>(config.cluster.shards)),
+      commands_(journal::RedisEndpoint::parse(config.journal.redis), config.journal.redis_timeout,
+                config.limits.engine_queue_max, "gateway commands") {
   for (std::uint32_t shard = 0; shard < config.cluster.shards; ++shard) heard_ms_[shard] = 0;
 }
 

@@ -92,7 +92,6 @@ class ClusterLink final : public RequestSink {
   const std::string id_;
   const std::string stream_;                        // this gateway's answers
   const std::vector<std::string> command_streams_;  // per shard
-  RedisPipe commands_;
 
   mutable std::mutex mutex_;
   boost::unordered_flat_map<Outbox*, Connection> connections_;
@@ -105,6 +104,9 @@ class ClusterLink final : public RequestSink {
   std::uint64_t next_id_;
 
   std::unique_ptr<std::atomic<std::int64_t>[]> heard_ms_;  // per shard: its owner's heartbeat
+  // After the state its failure callbacks use: its last round, sent as it is destroyed, may
+  // answer host calls and orders it could not forward.
+  RedisPipe commands_;
   std::atomic<bool> stopping_{false};
   std::thread answers_;
   std::thread updates_;

@@ -1,7 +1,7 @@
 // CommandApplier: turns the commands of a shard's stream (cluster_codec.hpp) into requests for
 // the shard's engine thread (requests.hpp), and hands each read's requests to it in one step,
-// followed by the read's CursorMark. A gateway's connection becomes a RemoteOutbox, signed in
-// for its user's order updates the first time it names its user; a host command becomes a
+// with the read's CursorMark (audits after it). A gateway's connection becomes a RemoteOutbox,
+// signed in for its user's order updates the first time it names its user; a host command becomes a
 // HostRequest whose reply goes to the asking gateway's answer stream.
 //
 // One per shard served, used by the shard worker's thread only.

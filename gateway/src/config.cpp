@@ -112,7 +112,8 @@ GatewayConfig load_config(const std::string& path) {
   read_number(limits, "limits", "accepts_per_source_per_second", l.accepts_per_source_per_second,
               0.01, 1e7);
   read_number(limits, "limits", "accepts_per_source_burst", l.accepts_per_source_burst, 1, 1e7);
-  read_number(limits, "limits", "waitlist_limit_max", l.waitlist_limit_max, 0, 1e7);
+  read_number(limits, "limits", "waitlist_limit_max", l.waitlist_limit_max, 0,
+              double{engine::waitlist_limit_max});
   read_number(limits, "limits", "orders_per_second", l.orders_per_second, 0.01, 1e6);
   read_number(limits, "limits", "orders_burst", l.orders_burst, 1, 1e6);
   read_ms(limits, "limits", "handshake_timeout_ms", l.handshake_timeout, 600'000);

@@ -31,7 +31,7 @@ HostReply wrong_method(std::string_view allowed) {
   return host_json::error(405, "method_not_allowed", fmt::format("use {}", allowed));
 }
 
-// The fields of a JSON body, each checked against its bound; the first problem is kept.
+// The fields of a JSON body, each checked against its bound; the last problem is the answer.
 class Fields {
  public:
   explicit Fields(const json::object& body) : body_(body) {}
@@ -65,9 +65,7 @@ class Fields {
   const std::optional<std::string>& problem() const { return problem_; }
 
  private:
-  void fail(std::string problem) {
-    if (!problem_) problem_ = std::move(problem);
-  }
+  void fail(std::string problem) { problem_ = std::move(problem); }
   const json::object& body_;
   std::optional<std::string> problem_;
 };
@@ -84,8 +82,8 @@ std::variant<host::Command, HostReply> create_drop(const json::object& body,
       fields.integer<std::uint32_t>("per_user_limit", 1, engine::per_user_limit_max);
   create.hold_ms = 1000 * fields.integer<TimeMs>("hold_seconds", engine::hold_ms_min / 1000,
                                                  engine::hold_ms_max / 1000);
-  create.waitlist_limit = fields.optional_integer<std::uint32_t>(
-      "waitlist_limit", 0, std::min(config.limits.waitlist_limit_max, engine::waitlist_limit_max));
+  create.waitlist_limit =
+      fields.optional_integer<std::uint32_t>("waitlist_limit", 0, config.limits.waitlist_limit_max);
   create.admission_window_ms =
       fields.optional_integer<TimeMs>("admission_window_ms", 0, engine::admission_window_ms_max);
   create.pledge_bps =

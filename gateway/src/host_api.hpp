@@ -21,7 +21,8 @@ using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>
 std::optional<HostReply> check_host_key(const HttpRequest& request, const GatewayConfig& config);
 
 // The command a request under /api/drops asks for, or the reply that refuses it (400, 404,
-// 405). Does not check the host key. I/O thread: a countdown's admission seed is drawn here.
+// 405; 503 when no random seed can be drawn). Does not check the host key. I/O thread: a
+// countdown's admission seed is drawn here.
 std::variant<host::Command, HostReply> parse_host_call(const HttpRequest& request,
                                                        const GatewayConfig& config);
 

@@ -38,7 +38,8 @@ class Releases {
   void to_host(std::function<void()> answer);
   // Once the batch ending at `sequence` is written, whatever the ack mode.
   void at_chain_head(std::uint64_t sequence, std::function<void()> answer);
-  // The commands up to `id` are answered once everything queued so far is released.
+  // The commands up to `id` are answered once the engine's last event so far is durable: every
+  // answer to them is queued by then with at most that sequence.
   void mark(std::string id);
 
   // Releases everything queued up to `durable`, in order.

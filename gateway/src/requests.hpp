@@ -1,7 +1,8 @@
 // What the I/O threads (and, in an engine serving gateways, the command stream) ask of the
 // engine thread: the one way in. A session builds a Request and hands it to a RequestSink —
 // the engine thread of this process (Sequencer), or a gateway's link to the engine that owns
-// the drop (ClusterLink). Everything here is data: no JSON, no HTTP, no engine access.
+// the drop (ClusterLink). Everything here is data: no HTTP, no engine access; only a host
+// reply's body is JSON, written by host_json.hpp.
 //
 // Answers come back through the asker's Outbox (viewers) or a HostRequest's `done` (hosts),
 // once the events they depend on are durable.
@@ -163,8 +164,8 @@ class RequestSink {
   virtual bool submit(Request request) = 0;
 };
 
-// An engine thread fed by a command stream (an engine serving gateways) in groups, each ending
-// with its CursorMark. Any thread.
+// An engine thread fed by a command stream (an engine serving gateways) in groups, each with
+// the CursorMark of the entries it holds (audits after it). Any thread.
 class GroupSink : public RequestSink {
  public:
   // All of them or none (false: no room now), with nothing queued between them.

@@ -146,7 +146,7 @@ void Sequencer::process(std::vector<Request>& work, TimeMs now_ms, bool acceptin
               handle(body, now_ms);
             } else {
               body.from->send(share(protocol::error(protocol::ErrorCode::unavailable,
-                                                    "the journal cannot take writes; retry")),
+                                                    "the journal cannot take writes; try again")),
                               FrameKind::reply);
             }
           } else if constexpr (std::is_same_v<Body, HostRequest>) {

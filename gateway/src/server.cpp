@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cluster_engine.hpp"
@@ -107,16 +108,17 @@ int Server::run() {
   std::vector<std::unique_ptr<GatewayRoutes>> routes;
   for (auto& hub : hubs) routes.push_back(std::make_unique<GatewayRoutes>(context, *hub));
 
-  Listener listener(
+  std::optional<Listener> listener;  // optional, like what else is bound to the I/O threads
+  listener.emplace(
       threads, parse_endpoint(config_.listen), config_.limits, metrics,
       [&](asio::ip::tcp::socket socket, std::size_t index) {
         std::make_shared<HttpSession>(std::move(socket), config_.limits, *routes[index])->start();
       });
-  listener.start();
+  listener->start();
   spdlog::info("flashsale: listening on {}:{} with {} I/O thread(s); viewers at ws://{}:{}/ws",
-               listener.endpoint().address().to_string(), listener.endpoint().port(),
-               threads.size(), listener.endpoint().address().to_string(),
-               listener.endpoint().port());
+               listener->endpoint().address().to_string(), listener->endpoint().port(),
+               threads.size(), listener->endpoint().address().to_string(),
+               listener->endpoint().port());
 
   using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
   std::vector<std::unique_ptr<Guard>> guards;
@@ -128,12 +130,12 @@ int Server::run() {
   std::condition_variable finished_changed;
   std::size_t finished = 0;
   std::thread stopper;
-  asio::signal_set signals(*threads[0], SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code error, int signal) {
+  std::optional<asio::signal_set> signals(std::in_place, *threads[0], SIGINT, SIGTERM);
+  signals->async_wait([&](boost::system::error_code error, int signal) {
     if (error) return;
     spdlog::info("flashsale: signal {}; stopping", signal);
     context.shutting_down = true;
-    listener.stop();
+    listener->stop();
     stopper = std::thread([&] {
       if (sequencer) sequencer->stop(config_.journal.redis_timeout);
       for (auto& hub : hubs) asio::post(hub->io(), [hub = hub.get()] { hub->shut_down_all(); });
@@ -159,8 +161,17 @@ int Server::run() {
   serve(*threads[0]);
   for (auto& worker : workers) worker.join();
   if (stopper.joinable()) stopper.join();
+  // Connections still open after the grace period end with their I/O threads, and a session
+  // that ends tells the engine thread or the link and leaves its hub: those must still be
+  // there. So the I/O threads go first — after what is bound to them, and after the link's
+  // readers, which post drop updates to them — and the link after its last connection.
+  guards.clear();
+  signals.reset();
+  listener.reset();
+  if (link) link->stop();
+  threads.clear();
   if (link) {
-    link->stop();
+    link.reset();
     spdlog::info("flashsale: stopped");
     return 0;
   }

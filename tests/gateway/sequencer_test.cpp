@@ -195,10 +195,9 @@ class HostAnswer {
  public:
   std::function<void(HostReply)> done() {
     return [this](HostReply reply) {
-      {
-        std::lock_guard lock(mutex_);
-        reply_ = std::move(reply);
-      }
+      // Notified under the lock: the waiter may return and destroy this as soon as it is free.
+      std::lock_guard lock(mutex_);
+      reply_ = std::move(reply);
       changed_.notify_all();
     };
   }
