@@ -42,7 +42,6 @@ WebsocketSession::~WebsocketSession() {
 
 void WebsocketSession::start(beast::http::request<beast::http::string_body> upgrade) {
   const Limits& limits = context_.config.limits;
-  beast::get_lowest_layer(ws_).expires_never();  // the websocket stream keeps its own time
   websocket::stream_base::timeout timeouts{limits.handshake_timeout, limits.idle_timeout, true};
   ws_.set_option(timeouts);
   ws_.read_message_max(limits.frame_bytes_max);
@@ -299,7 +298,8 @@ void WebsocketSession::begin_close(std::uint16_t code, std::string reason) {
   // drop the connection.
   deadline_.expires_after(std::chrono::seconds(2));
   deadline_.async_wait([self = shared_from_this()](beast::error_code cancelled) {
-    if (!cancelled) beast::get_lowest_layer(self->ws_).close();
+    boost::system::error_code ignored;
+    if (!cancelled) self->ws_.next_layer().close(ignored);
   });
   if (!writing_) do_write();
 }

@@ -58,7 +58,10 @@ class WebsocketSession : public Outbox, public std::enable_shared_from_this<Webs
   void begin_close(std::uint16_t code, std::string reason);
   void finish();
 
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  // Straight on the socket: the websocket stream keeps its own timeouts (handshake, idle with
+  // pings), so a beast::tcp_stream would only arm and cancel a timer around every read and
+  // write (docs/benchmarks.md, the order path).
+  boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
   ServerContext& context_;
   Hub& hub_;
   SourceLimits::Slot source_slot_;  // this connection's place in its address's share
