@@ -68,7 +68,8 @@ bool Sequencer::submit(Request request) {
     if (stopping_ || queue_.size() >= config_.limits.engine_queue_max) return false;
     queue_.push_back(std::move(request));
     metrics_.engine_queue_depth.store(queue_.size(), std::memory_order_relaxed);
-    if (queue_.size() > 1) return true;  // the engine thread was woken for the first one
+    // The engine thread was woken for the first one, or waits for the journal anyway.
+    if (queue_.size() > 1 || following_journal_) return true;
   }
   wake_.notify_one();
   return true;
@@ -83,6 +84,7 @@ bool Sequencer::submit_all(std::vector<Request>& requests) {
       return false;
     for (Request& request : requests) queue_.push_back(std::move(request));
     metrics_.engine_queue_depth.store(queue_.size(), std::memory_order_relaxed);
+    if (following_journal_) return true;
   }
   wake_.notify_one();
   return true;
@@ -90,11 +92,20 @@ bool Sequencer::submit_all(std::vector<Request>& requests) {
 
 void Sequencer::run() {
   std::vector<Request> work;
+  const bool pacing = config_.ack == AckMode::durable;
   while (true) {
     {
       std::unique_lock lock(mutex_);
-      wake_.wait_for(lock, idle_wake,
-                     [&] { return stopping_ || !queue_.empty() || durable_advanced_; });
+      // While a journal batch is on its way, new requests wait for it to come back: what they
+      // decide could not be durable sooner, and taking them all then costs the engine thread
+      // one wake-up per journal round trip instead of one per request (docs/benchmarks.md,
+      // the order path). A journal that cannot write is not waited for: its refusals go at once.
+      following_journal_ = pacing && engine_.last_sequence() > log_.durable_sequence() &&
+                           log_.accepting();
+      wake_.wait_for(lock, idle_wake, [&] {
+        return stopping_ || durable_advanced_ || (!queue_.empty() && !following_journal_);
+      });
+      following_journal_ = false;
       work.swap(queue_);
       durable_advanced_ = false;
       metrics_.engine_queue_depth.store(0, std::memory_order_relaxed);

@@ -70,6 +70,7 @@ class Sequencer final : public GroupSink {
   std::vector<Request> queue_;
   bool stopping_ = false;
   bool durable_advanced_ = false;
+  bool following_journal_ = false;  // waiting for the journal's batch: submit() wakes nobody
   std::thread thread_;
 
   // Engine thread only (released_mark() aside).
