@@ -89,12 +89,6 @@ inline void append_field(std::string& record, std::string_view name, std::string
   record += value;
 }
 
-inline std::string encode_record(std::initializer_list<Field> fields) {
-  std::string record;
-  for (const auto& [name, value] : fields) append_field(record, name, value);
-  return record;
-}
-
 // Takes the first field off `record` (views into it); false if `record` does not start with
 // one. No allocation.
 inline bool next_field(std::string_view& record, Field& field) {

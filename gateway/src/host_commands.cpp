@@ -71,7 +71,7 @@ HostOutcome execute(const host::Command& command, engine::Engine& engine, engine
             return {{200, host_json::orders(body.drop, engine.orders_of(*index, body.user))}};
           } else {
             static_assert(std::is_same_v<Body, host::ReadAudit>);
-            return {{200, {}}, host_json::audit_facts(engine.drop_info(*index))};
+            return {{200, {}}, journal::totals_of(engine.drop_info(*index))};
           }
         }
       },

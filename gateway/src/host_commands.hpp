@@ -16,7 +16,7 @@ struct HostOutcome {
   HostReply reply;
   // An audit of a drop that exists: its body commits to the journal's chain head at this state,
   // so it is written once the batch ending here is (host_json::audit).
-  std::optional<host_json::AuditFacts> audit = std::nullopt;
+  std::optional<journal::DropTotals> audit = std::nullopt;
 };
 
 // Engine thread. The caller refuses commands that change something while the journal cannot

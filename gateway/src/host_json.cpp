@@ -48,22 +48,15 @@ std::string orders(std::string_view drop, std::span<const engine::OrderInfo> ord
   return JsonObject().raw("orders", list.done()).done();
 }
 
-AuditFacts audit_facts(const engine::DropInfo& info) {
-  return {std::string(info.spec.id), std::string(info.spec.beneficiary),
-          info.spec.pledge_bps,      info.sold,
-          info.orders_confirmed,     info.supporters,
-          info.raised_cents};
-}
-
-std::string audit(const AuditFacts& facts, const journal::ChainHead& head) {
+std::string audit(const journal::DropTotals& totals, const journal::ChainHead& head) {
   return JsonObject()
-      .text("drop", facts.drop)
-      .text("beneficiary", facts.beneficiary)
-      .number("pledge_bps", facts.pledge_bps)
-      .number("units_sold", facts.units_sold)
-      .number("orders_confirmed", facts.orders_confirmed)
-      .number("supporters", facts.supporters)
-      .number("raised_cents", facts.raised_cents)
+      .text("drop", totals.id)
+      .text("beneficiary", totals.beneficiary)
+      .number("pledge_bps", totals.pledge_bps)
+      .number("units_sold", totals.units_sold)
+      .number("orders_confirmed", totals.orders_confirmed)
+      .number("supporters", totals.supporters)
+      .number("raised_cents", totals.raised_cents)
       .text("head", journal::to_hex(head.hash))
       .number("batch", head.batch)
       .number("sequence", head.last_sequence)

@@ -9,6 +9,7 @@
 
 #include "flashsale/engine/engine.hpp"
 #include "flashsale/gateway/protocol.hpp"
+#include "flashsale/journal/audit.hpp"
 #include "flashsale/journal/journal.hpp"
 #include "requests.hpp"
 
@@ -23,18 +24,9 @@ std::string drop(const engine::DropInfo& info);
 std::string drops(const engine::Engine& engine, protocol::DropAudience audience);
 // {"orders":[…]}: a buyer's orders in a drop.
 std::string orders(std::string_view drop, std::span<const engine::OrderInfo> orders);
-// What a drop's sale commits to, and the journal's chain head at that state (docs/audit.md).
-struct AuditFacts {
-  std::string drop;
-  std::string beneficiary;
-  std::uint32_t pledge_bps = 0;
-  std::uint32_t units_sold = 0;
-  std::uint32_t orders_confirmed = 0;
-  std::uint32_t supporters = 0;
-  std::int64_t raised_cents = 0;
-};
-AuditFacts audit_facts(const engine::DropInfo& info);
-std::string audit(const AuditFacts& facts, const journal::ChainHead& head);
+// What a drop's sale commits to (journal::totals_of), and the journal's chain head at that
+// state (docs/audit.md).
+std::string audit(const journal::DropTotals& totals, const journal::ChainHead& head);
 // {"token":"…"}
 std::string token(std::string_view token);
 

@@ -85,6 +85,7 @@ class MemoryLog final : public EventLog {
               std::span<const journal::OrderRecord>,
               std::span<const journal::KeptReply> replies) override {
     std::function<void(std::uint64_t)> callback;
+    std::uint64_t durable = 0;
     {
       std::unique_lock lock(mutex_);
       if (!events.empty() && !gate_open_) {
@@ -98,11 +99,12 @@ class MemoryLog final : public EventLog {
       kept_ += replies.size();
       if (automatic_ && durable_ < appended_) {
         durable_ = appended_;
+        durable = durable_;
         callback = on_durable_;
       }
     }
     changed_.notify_all();
-    if (callback) callback(appended_);
+    if (callback) callback(durable);
   }
   void cut() override {
     std::lock_guard lock(mutex_);

@@ -187,13 +187,20 @@ AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head) {
                    last->hash};
   }
   engine.check_invariants();
-  for (engine::DropIndex index = 0; index < engine.drop_count(); ++index) {
-    const engine::DropInfo info = engine.drop_info(index);
-    report.drops.push_back({std::string(info.spec.id), std::string(info.spec.title),
-                            std::string(info.spec.beneficiary), info.spec.pledge_bps, info.sold,
-                            info.orders_confirmed, info.supporters, info.raised_cents});
-  }
+  for (engine::DropIndex index = 0; index < engine.drop_count(); ++index)
+    report.drops.push_back(totals_of(engine.drop_info(index)));
   return report;
+}
+
+DropTotals totals_of(const engine::DropInfo& info) {
+  return {std::string(info.spec.id),
+          std::string(info.spec.title),
+          std::string(info.spec.beneficiary),
+          info.spec.pledge_bps,
+          info.sold,
+          info.orders_confirmed,
+          info.supporters,
+          info.raised_cents};
 }
 
 }  // namespace flashsale::journal

@@ -38,6 +38,9 @@ struct DropTotals {
   std::uint32_t supporters = 0;
   std::int64_t raised_cents = 0;
 };
+// What a drop's state commits to: the same totals from a replayed journal and from a serving
+// engine (the host API's audit), so the two can be compared.
+DropTotals totals_of(const engine::DropInfo& info);
 
 struct AuditReport {
   std::string problem;  // empty: everything verified; else what failed, and where
