@@ -1,13 +1,18 @@
 // Hub: the viewers of one I/O thread, by drop. A drop update is serialized once by the engine
 // thread, posted once to each hub, and handed by the hub to each of its subscribers on their
 // own thread — no locks, no copies of the frame.
+//
+// The hub also keeps the time for its viewers' idle checks: one timer per thread sweeps every
+// connection (Outbox::sweep), so that no read or write arms a timer of its own.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,8 +33,16 @@ class Hub final : public Fanout {
   void join(Outbox* viewer) { connected_.insert(viewer); }
   void leave(Outbox* viewer) { connected_.erase(viewer); }
   void shut_down_all() {
+    if (const auto timer = sweep_timer_.lock()) timer->cancel();
     const std::vector<Outbox*> everyone(connected_.begin(), connected_.end());
     for (Outbox* viewer : everyone) viewer->shut_down();
+  }
+  // Once, before the thread runs or on it: every `period` from now on, each viewer's sweep() runs.
+  // The timer belongs to its pending wait, so it goes with the io_context whenever that ends.
+  void sweep_every(std::chrono::milliseconds period) {
+    const auto timer = std::make_shared<boost::asio::steady_timer>(io_);
+    sweep_timer_ = timer;
+    arm_sweep(timer, period);
   }
   void subscribe(const std::string& drop, Outbox* viewer) { subscribers_[drop].insert(viewer); }
   void unsubscribe(const std::string& drop, Outbox* viewer) {
@@ -58,10 +71,22 @@ class Hub final : public Fanout {
   }
 
  private:
+  void arm_sweep(const std::shared_ptr<boost::asio::steady_timer>& timer,
+                 std::chrono::milliseconds period) {
+    timer->expires_after(period);
+    timer->async_wait([this, timer, period](boost::system::error_code cancelled) {
+      if (cancelled) return;
+      // A viewer's sweep never leaves the hub synchronously (Outbox::sweep).
+      for (Outbox* viewer : connected_) viewer->sweep();
+      arm_sweep(timer, period);
+    });
+  }
+
   boost::asio::io_context& io_;
   Metrics& metrics_;
   boost::unordered_flat_map<std::string, boost::unordered_flat_set<Outbox*>> subscribers_;
   boost::unordered_flat_set<Outbox*> connected_;
+  std::weak_ptr<boost::asio::steady_timer> sweep_timer_;
 };
 
 }  // namespace flashsale::gateway

@@ -24,6 +24,8 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
        "Stale tick/stock frames replaced by newer ones for slow viewers.", load(frames_superseded));
   line("flashsale_slow_viewers_closed_total", "counter", "Viewers closed for not keeping up.",
        load(slow_viewers_closed));
+  line("flashsale_idle_viewers_closed_total", "counter",
+       "Viewers closed for answering neither messages nor pings.", load(idle_viewers_closed));
   line("flashsale_protocol_errors_total", "counter", "Error messages sent to clients.",
        load(protocol_errors));
   out +=

@@ -67,6 +67,7 @@ struct Metrics {
   Counter messages_out{0};
   Counter frames_superseded{0};  // stale tick/stock frames a slow viewer never got
   Counter slow_viewers_closed{0};
+  Counter idle_viewers_closed{0};  // silent through a ping (WebsocketSession::sweep)
   Counter protocol_errors{0};
   std::array<Counter, order_statuses.size()> orders{};
   Counter engine_queue_depth{0};

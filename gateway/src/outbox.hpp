@@ -45,6 +45,10 @@ class Outbox {
   virtual void forget_subscription(std::string drop) = 0;
   // Own thread: the server is stopping; close (1001) once queued frames are out.
   virtual void shut_down() = 0;
+  // Own thread, from its hub every half idle timeout: ping a viewer silent since the last
+  // sweep, drop one still silent at the next. Never leaves the hub synchronously. Only a socket
+  // of this process has anything to do.
+  virtual void sweep() {}
 };
 
 // Where the updates of a drop go to reach its viewers: this process's hubs, or (an engine

@@ -74,6 +74,7 @@ int Server::run() {
   for (unsigned index = 0; index < config_.io_threads; ++index) {
     threads.push_back(std::make_unique<asio::io_context>(1));
     hubs.push_back(std::make_unique<Hub>(*threads.back(), metrics));
+    hubs.back()->sweep_every(config_.limits.idle_timeout / 2);
     hub_pointers.push_back(hubs.back().get());
   }
   // The whole product here, or (a gateway) a link to the engines.

@@ -42,8 +42,12 @@ WebsocketSession::~WebsocketSession() {
 
 void WebsocketSession::start(beast::http::request<beast::http::string_body> upgrade) {
   const Limits& limits = context_.config.limits;
-  websocket::stream_base::timeout timeouts{limits.handshake_timeout, limits.idle_timeout, true};
+  // The idle timeout is the hub's sweep (sweep()); Beast keeps the handshake's and the close's.
+  websocket::stream_base::timeout timeouts{limits.handshake_timeout, websocket::stream_base::none(),
+                                           false};
   ws_.set_option(timeouts);
+  // Pongs (and pings) are read inside Beast's read; they count as hearing from the viewer.
+  ws_.control_callback([this](websocket::frame_type, beast::string_view) { heard_ = true; });
   ws_.read_message_max(limits.frame_bytes_max);
   ws_.auto_fragment(false);
   ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
@@ -78,6 +82,7 @@ void WebsocketSession::on_read(beast::error_code error, std::size_t) {
     return finish();
   }
   if (error) return finish();
+  heard_ = true;
   context_.metrics.messages_in.fetch_add(1, std::memory_order_relaxed);
   const std::string_view frame(static_cast<const char*>(buffer_.data().data()), buffer_.size());
   if (!ws_.got_text()) {
@@ -233,6 +238,27 @@ void WebsocketSession::forget_subscription(std::string drop) {
 
 void WebsocketSession::shut_down() {
   begin_close(websocket::close_code::going_away, "server shutting down");
+}
+
+// Keep-alive as Beast's own idle timeout does it (a ping after half the idle timeout of
+// silence, the socket closed after the whole of it), only timed by the hub: a viewer is pinged
+// after one to two sweep periods of silence and dropped one period later. Before hello the
+// hello deadline rules; a closing connection has its own.
+void WebsocketSession::sweep() {
+  if (!signed_in_ || closing_ || finished_) return;
+  if (heard_) {
+    heard_ = false;
+    pinged_ = false;
+    return;
+  }
+  if (!pinged_) {
+    pinged_ = true;
+    ws_.async_ping({}, [self = shared_from_this()](beast::error_code) {});
+    return;
+  }
+  context_.metrics.idle_viewers_closed.fetch_add(1, std::memory_order_relaxed);
+  boost::system::error_code ignored;
+  ws_.next_layer().close(ignored);  // the read fails, and finish() follows on its own turn
 }
 
 void WebsocketSession::enqueue(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) {

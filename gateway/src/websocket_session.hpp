@@ -36,6 +36,7 @@ class WebsocketSession : public Outbox, public std::enable_shared_from_this<Webs
   void close_with(SharedFrame frame, std::uint16_t code, std::string reason) override;
   void forget_subscription(std::string drop) override;
   void shut_down() override;
+  void sweep() override;
 
  private:
   struct Outgoing {
@@ -58,9 +59,9 @@ class WebsocketSession : public Outbox, public std::enable_shared_from_this<Webs
   void begin_close(std::uint16_t code, std::string reason);
   void finish();
 
-  // Straight on the socket: the websocket stream keeps its own timeouts (handshake, idle with
-  // pings), so a beast::tcp_stream would only arm and cancel a timer around every read and
-  // write (docs/benchmarks.md, the order path).
+  // Straight on the socket: the websocket stream keeps the handshake timeout and the hub's
+  // sweep the idle one, so no read or write arms and cancels a timer (a beast::tcp_stream, or
+  // the stream's own idle timeout, would around every one: docs/benchmarks.md, the order path).
   boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
   ServerContext& context_;
   Hub& hub_;
@@ -69,6 +70,8 @@ class WebsocketSession : public Outbox, public std::enable_shared_from_this<Webs
   boost::asio::steady_timer deadline_;  // hello, then a stuck close
   std::string user_;
   bool signed_in_ = false;
+  bool heard_ = true;    // a frame (data or control) came in since the last sweep
+  bool pinged_ = false;  // silent through one sweep: a ping is out
   std::vector<std::string> subscriptions_;
   double order_tokens_;
   std::chrono::steady_clock::time_point tokens_at_;

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <string>
 
@@ -643,6 +644,27 @@ TEST_F(ServerTest, ShutdownClosesViewersWith1001AndExitsCleanly) {
   EXPECT_EQ(server->stop(), 0);
   EXPECT_FALSE(alice.next());
   EXPECT_EQ(alice.close_code(), 1001);
+}
+
+// Keep-alive without a timer per connection: a viewer that answers pings stays however quiet it
+// is; one whose client reads nothing is pinged, then dropped, and counted.
+TEST(ServerIdle, SilentViewersArePingedAndDroppedUnlessTheyAnswer) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config_with({{"idle_timeout_ms", "400"}}), "idle");
+  Viewer quiet(server.port());
+  quiet.sign_in("quiet");
+  Viewer hung(server.port());
+  hung.sign_in("hung");
+  auto quiet_stays = std::async(std::launch::async, [&] { return quiet.stays_open_for(1500ms); });
+  const auto started = std::chrono::steady_clock::now();
+  const auto bytes = hung.bytes_until_closed(5s);
+  const auto silent_for = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(bytes) << "a viewer that never answered was still connected after 5 s";
+  EXPECT_NE(bytes->find(std::string("\x89\x00", 2)), std::string::npos) << "no ping was sent";
+  EXPECT_GE(silent_for, 400ms);  // not before the idle timeout
+  EXPECT_TRUE(quiet_stays.get()) << "a viewer answering pings was dropped";
+  const auto metrics = http_call(server.port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("flashsale_idle_viewers_closed_total 1\n"), std::string::npos);
 }
 
 long rss_kb(pid_t pid) {

@@ -1,8 +1,10 @@
 // See clients.hpp.
 #include "clients.hpp"
 
+#include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <functional>
 #include <stdexcept>
 
 namespace flashsale::testing {
@@ -72,6 +74,58 @@ void Viewer::sign_in(std::string_view user) {
   send_json({{"type", "hello"}, {"user", user}});
   const auto welcome = next_of("welcome");
   if (!welcome) throw std::runtime_error("no welcome for " + std::string(user));
+}
+
+bool Viewer::stays_open_for(std::chrono::milliseconds duration) {
+  bool past = false;  // the deadline's own cancellation is not the server's doing
+  bool open = true;
+  std::function<void()> read = [&] {
+    ws_.async_read(buffer_, [&](beast::error_code error, std::size_t) {
+      if (error) {
+        if (!past) open = false;
+        return;
+      }
+      buffer_.consume(buffer_.size());
+      read();
+    });
+  };
+  read();
+  io_.restart();
+  io_.run_for(duration);
+  past = true;
+  beast::get_lowest_layer(ws_).socket().cancel();
+  io_.restart();
+  io_.run();
+  closed_ = true;
+  return open;
+}
+
+std::optional<std::string> Viewer::bytes_until_closed(std::chrono::milliseconds timeout) {
+  tcp::socket& socket = beast::get_lowest_layer(ws_).socket();
+  std::string bytes;
+  std::array<char, 4096> chunk;
+  bool past = false;
+  bool ended = false;
+  std::function<void()> read = [&] {
+    socket.async_read_some(boost::asio::buffer(chunk), [&](beast::error_code error, std::size_t n) {
+      bytes.append(chunk.data(), n);
+      if (error) {
+        ended = !past;
+        return;
+      }
+      read();
+    });
+  };
+  read();
+  io_.restart();
+  io_.run_for(timeout);
+  past = true;
+  socket.cancel();
+  io_.restart();
+  io_.run();
+  closed_ = true;
+  if (!ended) return std::nullopt;
+  return bytes;
 }
 
 PageReply page_call(unsigned short port, beast::http::verb method, std::string_view target,

@@ -54,6 +54,12 @@ class Viewer {
       std::string_view type, std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // hello (dev mode) and welcome.
   void sign_in(std::string_view user);
+  // Reads for `duration` as a live client does, answering pings and ignoring messages; true if
+  // the server kept the connection open throughout. The viewer's last use.
+  bool stays_open_for(std::chrono::milliseconds duration);
+  // Reads no frames, as a viewer whose client hung: the socket's raw bytes until the server
+  // closes it (nullopt if `timeout` passes first). The viewer's last use.
+  std::optional<std::string> bytes_until_closed(std::chrono::milliseconds timeout);
   // After the server closed: its close code (0 when the connection ended without one).
   std::uint16_t close_code() const { return close_code_; }
   bool closed() const { return closed_; }
