@@ -305,7 +305,7 @@ void ClusterLink::expire_host_calls() {
 }
 
 // One answer: to a host call, or to a connection if it is still here (a retry of a lost one
-// finds its outcome).
+// finds its outcome). Frames wait in courier_ until the read they came in is dispatched.
 void ClusterLink::dispatch(cluster::Answer& answer) {
   if (auto* reply = std::get_if<cluster::HostAnswer>(&answer))
     return answer_host(reply->call, std::move(reply->reply));
@@ -324,18 +324,20 @@ void ClusterLink::dispatch(cluster::Answer& answer) {
           }
           if (outbox == nullptr) return;
           if constexpr (std::is_same_v<Body, cluster::FrameAnswer>) {
-            outbox->send(
-                share(std::string(body.frame)), body.kind,
+            courier_.send(
+                std::move(outbox), share(std::string(body.frame)), body.kind,
                 cluster::global_drop_index(body.drop_index, body.shard, config_.cluster.shards));
           } else if constexpr (std::is_same_v<Body, cluster::OrderAnswer>) {
             if (!owed) {
               metrics_.answers_repeated.fetch_add(1, std::memory_order_relaxed);
               return;
             }
-            outbox->send(share(std::string(body.frame)), body.kind);
+            courier_.send(std::move(outbox), share(std::string(body.frame)), body.kind);
           } else if constexpr (std::is_same_v<Body, cluster::ForgetAnswer>) {
+            courier_.flush();  // frames given before it go first
             outbox->forget_subscription(std::string(body.drop));
           } else if constexpr (std::is_same_v<Body, cluster::CloseAnswer>) {
+            courier_.flush();
             outbox->close_with(share(std::string(body.frame)), body.code, "closed by the engine");
           }
         }
@@ -389,6 +391,7 @@ void ClusterLink::read_answers() {
         dispatch(*answer);
       }
     }
+    courier_.flush();
   }
   if (redis != nullptr && redis->ok()) redis->command({"DEL", stream_});
 }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cluster_codec.hpp"
+#include "courier.hpp"
 #include "flashsale/gateway/config.hpp"
 #include "metrics.hpp"
 #include "outbox.hpp"
@@ -104,6 +105,7 @@ class ClusterLink final : public RequestSink {
   std::uint64_t next_id_;
 
   std::unique_ptr<std::atomic<std::int64_t>[]> heard_ms_;  // per shard: its owner's heartbeat
+  Courier courier_;  // read_answers() only: a read's frames, one post per I/O thread
   // After the state its failure callbacks use: its last round, sent as it is destroyed, may
   // answer host calls and orders it could not forward.
   RedisPipe commands_;

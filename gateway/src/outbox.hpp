@@ -7,6 +7,10 @@
 #include <memory>
 #include <string>
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace flashsale::gateway {
 
 using SharedFrame = std::shared_ptr<const std::string>;
@@ -36,8 +40,11 @@ class Outbox {
   virtual void send_answer(SharedFrame frame, FrameKind kind, std::uint64_t /*tag*/) {
     send(std::move(frame), kind);
   }
-  // The same, called on the connection's own thread (by its hub). Never closes synchronously,
-  // so a hub may call it while iterating its subscribers.
+  // The event loop send() posts to (then send_here() there does the same), or nullptr: a
+  // Courier hands many frames to one loop in a single post.
+  virtual boost::asio::io_context* loop() noexcept { return nullptr; }
+  // The same as send(), called on the connection's own thread (by its hub or a Courier). Never
+  // closes synchronously, so a hub may call it while iterating its subscribers.
   virtual void send_here(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) = 0;
   // Sends `frame` (if any), then closes with a WebSocket close code and reason.
   virtual void close_with(SharedFrame frame, std::uint16_t code, std::string reason) = 0;

@@ -57,13 +57,16 @@ void Releases::release(std::uint64_t durable) {
     } else if (release.tag != 0) {
       release.outbox->send_answer(std::move(release.frame), release.kind, release.tag);
     } else if (release.outbox) {
-      release.outbox->send(std::move(release.frame), release.kind, release.drop);
+      courier_.send(std::move(release.outbox), std::move(release.frame), release.kind,
+                    release.drop);
     } else {
+      courier_.flush();  // what the viewers had before this update goes first
       for (Fanout* fanout : fanouts_)
         fanout->publish(release.drop_id, release.frame, release.kind, release.drop);
     }
     queue_.pop_front();
   }
+  courier_.flush();
   while (!chain_.empty() && chain_.front().sequence <= durable) {
     chain_.front().host();
     chain_.pop_front();

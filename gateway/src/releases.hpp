@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "courier.hpp"
 #include "flashsale/engine/engine.hpp"
 #include "flashsale/gateway/config.hpp"
 #include "outbox.hpp"
@@ -68,6 +69,7 @@ class Releases {
   std::deque<Release> queue_;
   std::deque<Release> chain_;
   std::deque<std::pair<std::uint64_t, std::string>> marks_;
+  Courier courier_;  // a release's frames to connections, one post per I/O thread
   mutable std::mutex mark_mutex_;
   std::string released_mark_;  // under mark_mutex_
 };

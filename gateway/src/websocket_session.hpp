@@ -32,6 +32,7 @@ class WebsocketSession : public Outbox, public std::enable_shared_from_this<Webs
   // Completes the upgrade the HTTP session read.
   void start(boost::beast::http::request<boost::beast::http::string_body> upgrade);
   void send(SharedFrame frame, FrameKind kind, std::uint32_t drop) override;
+  boost::asio::io_context* loop() noexcept override { return &hub_.io(); }
   void send_here(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) override;
   void close_with(SharedFrame frame, std::uint16_t code, std::string reason) override;
   void forget_subscription(std::string drop) override;
