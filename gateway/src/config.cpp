@@ -116,6 +116,9 @@ GatewayConfig load_config(const std::string& path) {
               double{engine::waitlist_limit_max});
   read_number(limits, "limits", "orders_per_second", l.orders_per_second, 0.01, 1e6);
   read_number(limits, "limits", "orders_burst", l.orders_burst, 1, 1e6);
+  read_number(limits, "limits", "requests_per_second", l.requests_per_second, 0.01, 1e6);
+  read_number(limits, "limits", "requests_burst", l.requests_burst, 1, 1e6);
+  read_number(limits, "limits", "queued_per_connection", l.queued_per_connection, 1, 1e6);
   read_ms(limits, "limits", "handshake_timeout_ms", l.handshake_timeout, 600'000);
   read_ms(limits, "limits", "idle_timeout_ms", l.idle_timeout, 86'400'000);
   read_number(limits, "limits", "http_body_bytes_max", l.http_body_bytes_max, 1024, 1 << 26);

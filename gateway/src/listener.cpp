@@ -16,7 +16,7 @@ Listener::Listener(std::vector<std::unique_ptr<asio::io_context>>& threads,
       metrics_(metrics),
       accepted_(std::move(accepted)),
       acceptor_(*threads[0]),
-      tokens_(limits.accepts_burst) {
+      accepts_(TokenBucket::full(limits.accepts_burst)) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   acceptor_.bind(endpoint);
@@ -33,7 +33,7 @@ void Listener::do_accept() {
   acceptor_.async_accept(
       *threads_[next_], [this, index = next_](boost::system::error_code error, tcp::socket socket) {
         if (error == asio::error::operation_aborted) return;
-        if (!error && !take_accept_token()) {
+        if (!error && !accepts_.take(limits_.accepts_per_second, limits_.accepts_burst)) {
           metrics_.count_limited(Limit::accepts);
           socket.close(error);
         } else if (!error) {
@@ -45,17 +45,6 @@ void Listener::do_accept() {
         }
         do_accept();
       });
-}
-
-bool Listener::take_accept_token() {
-  const auto now = std::chrono::steady_clock::now();
-  tokens_ = std::min(limits_.accepts_burst,
-                     tokens_ + std::chrono::duration<double>(now - tokens_at_).count() *
-                                   limits_.accepts_per_second);
-  tokens_at_ = now;
-  if (tokens_ < 1) return false;
-  tokens_ -= 1;
-  return true;
 }
 
 }  // namespace flashsale::gateway

@@ -13,6 +13,7 @@
 
 #include "flashsale/gateway/config.hpp"
 #include "metrics.hpp"
+#include "token_bucket.hpp"
 
 namespace flashsale::gateway {
 
@@ -30,7 +31,6 @@ class Listener {
 
  private:
   void do_accept();
-  bool take_accept_token();
 
   std::vector<std::unique_ptr<boost::asio::io_context>>& threads_;
   const Limits& limits_;
@@ -38,8 +38,7 @@ class Listener {
   const Accepted accepted_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::size_t next_ = 0;
-  double tokens_;
-  std::chrono::steady_clock::time_point tokens_at_ = std::chrono::steady_clock::now();
+  TokenBucket accepts_;
 };
 
 }  // namespace flashsale::gateway

@@ -48,14 +48,18 @@ enum class Limit : std::uint8_t {
   orders_per_connection,         // order_result rate_limited
   subscriptions_per_connection,  // error rate_limited
   waitlist_full,                 // order_result sold_out: the drop's waitlist is at its cap
+  requests_per_connection,       // rate_limited; closed 1008 past the refusals' own budget
+  queue_share,                   // rate_limited: the connection's share of the engine queue
 };
-inline constexpr std::array<std::string_view, 7> limit_names = {"accepts",
+inline constexpr std::array<std::string_view, 9> limit_names = {"accepts",
                                                                 "accepts_per_source",
                                                                 "connections_per_source",
                                                                 "connections_per_user",
                                                                 "orders_per_connection",
                                                                 "subscriptions_per_connection",
-                                                                "waitlist_full"};
+                                                                "waitlist_full",
+                                                                "requests_per_connection",
+                                                                "queue_share"};
 
 struct Metrics {
   using Counter = std::atomic<std::uint64_t>;

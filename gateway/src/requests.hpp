@@ -8,12 +8,14 @@
 // once the events they depend on are durable.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -21,6 +23,34 @@
 #include "outbox.hpp"
 
 namespace flashsale::gateway {
+
+// A connection's place in the engine's queue, held by each request of its waiting there and
+// given back when the request is done with (destroyed), on whichever thread that is: a
+// connection counts its requests in flight to bound its share (limits.queued_per_connection).
+// A request from elsewhere (an engine's command stream) holds none.
+class QueueSlot {
+ public:
+  QueueSlot() = default;
+  explicit QueueSlot(std::atomic<std::uint32_t>& held) : held_(&held) {
+    held.fetch_add(1, std::memory_order_relaxed);
+  }
+  QueueSlot(QueueSlot&& other) noexcept : held_(std::exchange(other.held_, nullptr)) {}
+  QueueSlot& operator=(QueueSlot&& other) noexcept {
+    if (this != &other) {
+      release();
+      held_ = std::exchange(other.held_, nullptr);
+    }
+    return *this;
+  }
+  ~QueueSlot() { release(); }
+
+ private:
+  void release() {
+    if (held_ != nullptr) held_->fetch_sub(1, std::memory_order_relaxed);
+    held_ = nullptr;
+  }
+  std::atomic<std::uint32_t>* held_ = nullptr;
+};
 
 struct HelloRequest {
   std::shared_ptr<Outbox> from;
@@ -36,6 +66,7 @@ struct LeaveRequest {
 struct SubscribeRequest {
   std::shared_ptr<Outbox> from;
   std::string drop;
+  QueueSlot slot{};  // last: given back before `from`, which keeps its counter alive, goes
 };
 struct OrderRequest {
   std::shared_ptr<Outbox> from;
@@ -44,12 +75,14 @@ struct OrderRequest {
   std::string client_order_id;
   std::uint32_t qty = 1;
   std::uint64_t tag = 0;  // the asker's number for this message, given back with its answer
+  QueueSlot slot{};
 };
 struct ActionRequest {
   std::shared_ptr<Outbox> from;
   bool confirm = true;
   std::string order_id;
   std::string user;
+  QueueSlot slot{};
 };
 
 // Host commands (docs/protocol.md, "Host API"): checked at the edge against the engine's spec

@@ -34,17 +34,15 @@ SourceLimits::Verdict SourceLimits::admit(const boost::asio::ip::address& source
   if (sources_.size() >= sweep_at_) sweep(now);
   auto [found, added] = sources_.try_emplace(source);
   Source& entry = found->second;
-  if (added) {
-    entry.tokens = limits_.accepts_per_source_burst;
-  } else {
-    entry.tokens = std::min(limits_.accepts_per_source_burst,
-                            entry.tokens + std::chrono::duration<double>(now - entry.at).count() *
-                                               limits_.accepts_per_source_per_second);
+  if (added) entry.accepts = TokenBucket::full(limits_.accepts_per_source_burst, now);
+  if (entry.open >= limits_.connections_per_source) {
+    entry.accepts.refill(limits_.accepts_per_source_per_second, limits_.accepts_per_source_burst,
+                         now);
+    return Verdict::too_many_connections;
   }
-  entry.at = now;
-  if (entry.open >= limits_.connections_per_source) return Verdict::too_many_connections;
-  if (entry.tokens < 1) return Verdict::too_fast;
-  entry.tokens -= 1;
+  if (!entry.accepts.take(limits_.accepts_per_source_per_second, limits_.accepts_per_source_burst,
+                          now))
+    return Verdict::too_fast;
   entry.open += 1;
   slot = Slot();
   slot.owner_ = this;
@@ -69,7 +67,8 @@ void SourceLimits::sweep(Clock::time_point now) {
   const double refill_s = limits_.accepts_per_source_burst / limits_.accepts_per_source_per_second;
   boost::unordered::erase_if(sources_, [&](const auto& item) {
     const Source& entry = item.second;
-    return entry.open == 0 && std::chrono::duration<double>(now - entry.at).count() >= refill_s;
+    return entry.open == 0 &&
+           std::chrono::duration<double>(now - entry.accepts.at).count() >= refill_s;
   });
   sweep_at_ = std::max<std::size_t>(4'096, sources_.size() * 2);
 }

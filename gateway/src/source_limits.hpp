@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "flashsale/gateway/config.hpp"
+#include "token_bucket.hpp"
 
 namespace flashsale::gateway {
 
@@ -48,8 +49,7 @@ class SourceLimits {
   using Clock = std::chrono::steady_clock;
   struct Source {
     std::uint32_t open = 0;
-    double tokens = 0;
-    Clock::time_point at;
+    TokenBucket accepts;
   };
   struct AddressHash {
     std::size_t operator()(const boost::asio::ip::address& address) const noexcept;

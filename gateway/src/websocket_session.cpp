@@ -29,8 +29,9 @@ WebsocketSession::WebsocketSession(boost::asio::ip::tcp::socket&& socket, Server
       hub_(hub),
       source_slot_(std::move(source_slot)),
       deadline_(ws_.get_executor()),
-      order_tokens_(context.config.limits.orders_burst),
-      tokens_at_(std::chrono::steady_clock::now()) {
+      orders_(TokenBucket::full(context.config.limits.orders_burst)),
+      requests_(TokenBucket::full(context.config.limits.requests_burst, orders_.at)),
+      overruns_(TokenBucket::full(context.config.limits.requests_burst, orders_.at)) {
   context_.metrics.connections_open.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -85,7 +86,10 @@ void WebsocketSession::on_read(beast::error_code error, std::size_t) {
   heard_ = true;
   context_.metrics.messages_in.fetch_add(1, std::memory_order_relaxed);
   const std::string_view frame(static_cast<const char*>(buffer_.data().data()), buffer_.size());
-  if (!ws_.got_text()) {
+  if (!ws_.got_text() && !signed_in_) {
+    close_with(share(protocol::error(ErrorCode::unauthenticated, "say hello first")), 1008,
+               "unauthenticated");
+  } else if (!ws_.got_text()) {
     refuse(ErrorCode::bad_json, "frames must be text (JSON)", {});
   } else {
     protocol::ClientMessage message;
@@ -119,18 +123,24 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
       return reply(protocol::time(wall_ms()));
     case ClientType::subscribe: {
       const std::string drop(message.drop);
-      const bool known =
-          std::find(subscriptions_.begin(), subscriptions_.end(), drop) != subscriptions_.end();
-      if (!known && subscriptions_.size() >= context_.config.limits.subscriptions_max) {
+      // Answered here: the engine is not asked twice for what this connection already gets.
+      if (std::find(subscriptions_.begin(), subscriptions_.end(), drop) != subscriptions_.end())
+        return refuse(ErrorCode::bad_field, "already subscribed; unsubscribe first to start over",
+                      drop);
+      if (subscriptions_.size() >= context_.config.limits.subscriptions_max) {
         context_.metrics.count_limited(Limit::subscriptions_per_connection);
         return refuse(ErrorCode::rate_limited, "too many subscriptions on this connection", drop);
       }
-      if (!known) {
-        subscriptions_.push_back(drop);
-        hub_.subscribe(drop, this);
-      }
-      if (!requests.submit(SubscribeRequest{self, drop}))
+      if (const auto refusal = engine_refusal())
+        return refuse(ErrorCode::rate_limited, *refusal, drop);
+      subscriptions_.push_back(drop);
+      hub_.subscribe(drop, this);
+      if (!requests.submit(SubscribeRequest{self, drop, QueueSlot(queued_)})) {
+        // Not followed: subscribing again must reach the engine.
+        std::erase(subscriptions_, drop);
+        hub_.unsubscribe(drop, this);
         refuse(ErrorCode::rate_limited, "the server is busy; subscribe again", drop);
+      }
       return;
     }
     case ClientType::unsubscribe: {
@@ -140,15 +150,23 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
       return;
     }
     case ClientType::order: {
-      if (!take_order_token()) {
-        context_.metrics.count_order(protocol::GatewayStatus::rate_limited);
+      const Limits& limits = context_.config.limits;
+      std::optional<std::string_view> refusal;
+      if (!orders_.take(limits.orders_per_second, limits.orders_burst)) {
         context_.metrics.count_limited(Limit::orders_per_connection);
+        refusal = "too many orders from this connection";
+      } else {
+        refusal = engine_refusal();
+      }
+      if (refusal) {
+        context_.metrics.count_order(protocol::GatewayStatus::rate_limited);
         return reply(protocol::order_result_status(message.drop, message.client_order_id,
                                                    protocol::GatewayStatus::rate_limited,
-                                                   "too many orders from this connection"));
+                                                   *refusal));
       }
       if (!requests.submit(OrderRequest{self, std::string(message.drop), user_,
-                                        std::string(message.client_order_id), message.qty})) {
+                                        std::string(message.client_order_id), message.qty, 0,
+                                        QueueSlot(queued_)})) {
         context_.metrics.count_order(protocol::GatewayStatus::busy);
         reply(protocol::order_result_status(
             message.drop, message.client_order_id, protocol::GatewayStatus::busy,
@@ -158,8 +176,10 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
     }
     case ClientType::confirm:
     case ClientType::cancel:
+      if (const auto refusal = engine_refusal())
+        return refuse(ErrorCode::rate_limited, *refusal, message.order_id);
       if (!requests.submit(ActionRequest{self, message.type == ClientType::confirm,
-                                         std::string(message.order_id), user_}))
+                                         std::string(message.order_id), user_, QueueSlot(queued_)}))
         refuse(ErrorCode::rate_limited, "the server is busy; retry", message.order_id);
       return;
   }
@@ -199,17 +219,24 @@ void WebsocketSession::refuse(ErrorCode code, std::string_view message, std::str
   reply(protocol::error(code, message, ref));
 }
 
-// A token bucket per connection: orders_per_second, bursts up to orders_burst.
-bool WebsocketSession::take_order_token() {
+// This connection's share of the engine (docs/protocol.md, "Limits"): at most queue_share()
+// of its requests waiting in the engine's queue, and a budget of requests_per_second (bursts
+// of requests_burst). Refusals past the budget have a budget of their own: a connection that
+// keeps sending past both is closed with 1008. Nothing if the engine may be asked; else why not.
+std::optional<std::string_view> WebsocketSession::engine_refusal() {
   const Limits& limits = context_.config.limits;
+  if (queued_.load(std::memory_order_relaxed) >= limits.queue_share()) {
+    context_.metrics.count_limited(Limit::queue_share);
+    return "too many requests from this connection are waiting; wait for their answers";
+  }
   const auto now = std::chrono::steady_clock::now();
-  const double elapsed_s = std::chrono::duration<double>(now - tokens_at_).count();
-  tokens_at_ = now;
-  order_tokens_ =
-      std::min(limits.orders_burst, order_tokens_ + elapsed_s * limits.orders_per_second);
-  if (order_tokens_ < 1) return false;
-  order_tokens_ -= 1;
-  return true;
+  if (requests_.take(limits.requests_per_second, limits.requests_burst, now)) return std::nullopt;
+  context_.metrics.count_limited(Limit::requests_per_connection);
+  if (!overruns_.take(limits.requests_per_second, limits.requests_burst, now) && !closing_) {
+    spdlog::info("closing viewer {}: requests far past its budget", user_);
+    begin_close(websocket::close_code::policy_error, "too many requests");
+  }
+  return "too many requests from this connection; slow down";
 }
 
 void WebsocketSession::send(SharedFrame frame, FrameKind kind, std::uint32_t drop) {

@@ -7,12 +7,14 @@
 // on the session's own I/O thread; Outbox calls from other threads are posted there.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/container/devector.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,7 @@
 #include "flashsale/gateway/protocol.hpp"
 #include "hub.hpp"
 #include "outbox.hpp"
+#include "token_bucket.hpp"
 
 namespace flashsale::gateway {
 
@@ -53,7 +56,7 @@ class WebsocketSession : public Outbox, public std::enable_shared_from_this<Webs
   void hello(const protocol::ClientMessage& message);
   void reply(std::string frame);
   void refuse(protocol::ErrorCode code, std::string_view message, std::string_view ref);
-  bool take_order_token();
+  std::optional<std::string_view> engine_refusal();
   void enqueue(const SharedFrame& frame, FrameKind kind, std::uint32_t drop);
   void do_write();
   void on_write(boost::beast::error_code error, std::size_t bytes);
@@ -74,8 +77,10 @@ class WebsocketSession : public Outbox, public std::enable_shared_from_this<Webs
   bool heard_ = true;    // a frame (data or control) came in since the last sweep
   bool pinged_ = false;  // silent through one sweep: a ping is out
   std::vector<std::string> subscriptions_;
-  double order_tokens_;
-  std::chrono::steady_clock::time_point tokens_at_;
+  TokenBucket orders_;                    // limits.orders_per_second
+  TokenBucket requests_;                  // limits.requests_per_second: everything for the engine
+  TokenBucket overruns_;                  // the same budget for refusals past it; past both: closed
+  std::atomic<std::uint32_t> queued_{0};  // requests in the engine's queue (QueueSlot)
   // devector: no allocation while empty (std::deque allocates ~600 bytes up front), and an
   // idle connection's queue is empty.
   boost::container::devector<Outgoing> queue_;

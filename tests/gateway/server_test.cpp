@@ -369,6 +369,118 @@ TEST(ServerLimits, EachAbuseLimitTriggersAtItsValueAndSparesOthers) {
   EXPECT_EQ(metric(port, "flashsale_limited_total{limit=\"waitlist_full\"}"), 1);
 }
 
+// The engine's share per connection (issue: hardening). A fair drop for the tests below: 100
+// units, 10 per buyer, opened at once.
+void open_fair_drop(unsigned short port) {
+  ASSERT_EQ(http_call(port, "POST", "/api/drops",
+                      R"({"id":"fair","title":"t","price_cents":1,"stock":100,)"
+                      R"("per_user_limit":10,"hold_seconds":60})",
+                      host_key)
+                .status,
+            201u);
+  ASSERT_EQ(
+      http_call(port, "POST", "/api/drops/fair/countdown", R"({"seconds":0})", host_key).status,
+      200u);
+}
+
+// Viewers buying one unit each of the fair drop.
+struct Buyers {
+  Buyers(unsigned short port, int count) {
+    for (int index = 0; index < count; ++index) {
+      viewers.push_back(std::make_unique<Viewer>(port));
+      viewers.back()->sign_in("buyer" + std::to_string(index));
+    }
+  }
+  void order() {
+    for (auto& viewer : viewers)
+      viewer->send_json(
+          {{"type", "order"}, {"drop", "fair"}, {"qty", 1}, {"client_order_id", "one"}});
+  }
+  std::vector<std::string> statuses() {
+    std::vector<std::string> answers;
+    for (auto& viewer : viewers) {
+      const auto result = viewer->next_of("order_result");
+      answers.push_back(result ? text(*result, "status") : "none");
+    }
+    return answers;
+  }
+  std::vector<std::unique_ptr<Viewer>> viewers;
+};
+
+// A connection flooding the engine with cancels is refused past its budget and then closed
+// with 1008, and another viewer's orders sent in the middle of the flood are all decided —
+// with the default engine queue and with the smallest one (16).
+TEST(ServerFairness, AFloodIsRefusedThenClosedAndOthersOrdersAreServed) {
+  for (const char* queue : {"65536", "16"}) {
+    SCOPED_TRACE(std::string("engine_queue_max = ") + queue);
+    RedisServer redis;
+    ServerProcess server(redis, dev_config_with({{"engine_queue_max", queue}}), "fair");
+    open_fair_drop(server.port());
+    Viewer flooder(server.port());
+    flooder.sign_in("flooder");
+    Buyers others(server.port(), 8);
+    const auto flood = [&](int count) {
+      try {
+        for (int index = 0; index < count; ++index)
+          flooder.send(R"({"type":"cancel","order_id":"fair:)" + std::to_string(index) + "\"}");
+      } catch (const std::exception&) {
+        // closed by the server while we were still writing
+      }
+    };
+    flood(1'000);
+    others.order();
+    flood(3'000);
+    EXPECT_EQ(others.statuses(), std::vector<std::string>(8, "reserved"));
+    EXPECT_FALSE(flooder.next_of("never", 5s));
+    EXPECT_EQ(flooder.close_code(), 1008);
+    EXPECT_GT(metric(server.port(), "flashsale_limited_total{limit=\"requests_per_connection\"}"),
+              0);
+  }
+}
+
+// While the journal is slow, requests wait in the engine's queue: one connection holds at most
+// a quarter of it, refused past that with rate_limited, and the others' orders still get in.
+TEST(ServerFairness, OneConnectionHoldsAtMostItsShareOfTheEngineQueue) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config_with({{"engine_queue_max", "16"}}), "share");
+  const unsigned short port = server.port();
+  open_fair_drop(port);
+  Viewer flooder(port);
+  flooder.sign_in("flooder");
+  Buyers first(port, 1);
+  Buyers others(port, 8);
+  redis.pause();
+  // A decided order waits for its batch: from now on the engine thread takes its queue only
+  // every 50 ms, and what it decides waits for Redis.
+  first.order();
+  ASSERT_TRUE(await_metric(port, "flashsale_releases_pending", 1));
+  for (int index = 0; index < 40; ++index)  // within the request budget: only the share refuses
+    flooder.send(R"({"type":"cancel","order_id":"fair:)" + std::to_string(index) + "\"}");
+  others.order();
+  int waiting_refused = 0;
+  for (int index = 0; index < 40; ++index) {
+    const auto answer = flooder.next_of("error", 1s);
+    if (!answer) break;
+    if (text(*answer, "code") == "rate_limited") ++waiting_refused;
+  }
+  redis.resume();
+  EXPECT_GT(waiting_refused, 0);
+  EXPECT_GT(metric(port, "flashsale_limited_total{limit=\"queue_share\"}"), 0);
+  EXPECT_EQ(first.statuses(), std::vector<std::string>{"reserved"});
+  EXPECT_EQ(others.statuses(), std::vector<std::string>(8, "reserved"));
+}
+
+// A first message that is not a valid hello closes the connection, binary ones included.
+TEST_F(ServerTest, BinaryFramesBeforeHelloClose1008) {
+  Viewer early(server->port());
+  early.send_binary("\x01\x02");
+  const auto refused = early.next();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(text(*refused, "code"), "unauthenticated");
+  EXPECT_FALSE(early.next());
+  EXPECT_EQ(early.close_code(), 1008);
+}
+
 TEST(ServerLimits, AcceptsPerSourceHoldAtTheirValueAndSpareOtherAddresses) {
   RedisServer redis;
   ServerProcess server(redis,

@@ -34,6 +34,11 @@ void Viewer::send(std::string_view text) {
   ws_.write(boost::asio::buffer(text));
 }
 
+void Viewer::send_binary(std::string_view bytes) {
+  ws_.binary(true);
+  ws_.write(boost::asio::buffer(bytes));
+}
+
 std::optional<boost::json::object> Viewer::next(std::chrono::milliseconds timeout) {
   if (closed_) return std::nullopt;
   std::optional<beast::error_code> result;

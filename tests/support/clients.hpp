@@ -45,6 +45,7 @@ class Viewer {
 
   void send(std::string_view text);
   void send_json(const boost::json::object& message) { send(boost::json::serialize(message)); }
+  void send_binary(std::string_view bytes);
   // The next message, or nullopt when the deadline passes or the connection closes. After a
   // deadline passed the viewer is closed: assert silence only as a test's last use of it.
   std::optional<boost::json::object> next(

@@ -3,6 +3,7 @@
 // value stops the server with a message naming the key, before anything listens.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -63,10 +64,21 @@ struct Limits {
   std::uint32_t subscriptions_max = 16;  // per connection
   double orders_per_second = 5;          // token bucket per connection
   double orders_burst = 10;
+  // Every message for the engine (order, subscribe, confirm, cancel), per connection: a token
+  // bucket; refusals past it are budgeted the same, and a connection past both is closed 1008.
+  double requests_per_second = 20;
+  double requests_burst = 40;
+  // Requests of one connection waiting in the engine's queue; at most a quarter of
+  // engine_queue_max whatever is set, so that no connection can fill the queue (queue_share()).
+  std::uint32_t queued_per_connection = 16;
   std::chrono::milliseconds handshake_timeout{5'000};
   std::chrono::milliseconds idle_timeout{30'000};  // pings are sent at half of it
   std::size_t http_body_bytes_max = 64 * 1024;
   std::size_t engine_queue_max = 65'536;  // commands waiting for the engine; past it: busy
+  std::uint32_t queue_share() const {
+    return static_cast<std::uint32_t>(std::min<std::size_t>(
+        queued_per_connection, std::max<std::size_t>(1, engine_queue_max / 4)));
+  }
   // Stock updates to all viewers together, per second: with 18,000 viewers, 10 updates a second
   // would be 180,000 frames a second, more than the I/O threads can send beside the orders.
   double stock_deliveries_per_second = 30'000;
