@@ -14,19 +14,23 @@ namespace http = boost::beast::http;
 void GatewayRoutes::route(HttpSession& session, HttpRequest& request) {
   const std::string_view target = request.target();
   if (boost::beast::websocket::is_upgrade(request)) return upgrade(session, request);
+  const bool reading = request.method() == http::verb::get || request.method() == http::verb::head;
   if (target == "/healthz") {
+    if (!reading) return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
     if (context_.shutting_down)
       return session.respond(host_json::error(503, "shutting_down", "the server is stopping"));
     return session.respond(context_.health());
   }
-  if (target == "/metrics")
+  if (target == "/metrics") {
+    if (!reading) return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
     return session.respond({200, context_.render_metrics()}, "text/plain; version=0.0.4");
+  }
   if (const WebAsset* asset = find_web_asset(target.substr(0, target.find('?')))) {
-    if (request.method() != http::verb::get && request.method() != http::verb::head)
-      return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
+    if (!reading) return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
     return session.respond_asset(*asset, request);
   }
   if (target == "/drops") {
+    if (!reading) return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
     if (auto reply = public_drops(context_, session.respond_later()))
       session.respond(std::move(*reply));
     return;

@@ -27,8 +27,12 @@ std::string drop(const engine::DropInfo& info) {
 std::string drops(const engine::Engine& engine, protocol::DropAudience audience) {
   JsonArray list;
   for (engine::DropIndex index = 0; index < engine.drop_count(); ++index) {
+    const engine::DropInfo info = engine.drop_info(index);
+    // Viewers see a drop once it is announced: its countdown started.
+    if (audience == protocol::DropAudience::listing && info.state == engine::DropState::scheduled)
+      continue;
     JsonObject item;
-    protocol::drop_fields(item, engine.drop_info(index), audience);
+    protocol::drop_fields(item, info, audience);
     list.raw(item.done());
   }
   return JsonObject().raw("drops", list.done()).done();

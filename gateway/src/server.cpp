@@ -29,11 +29,29 @@ namespace asio = boost::asio;
 
 namespace {
 
+// What is wrong, in the server's words: Redis's own error text goes to the log, not to
+// whoever asks /healthz.
+std::string_view health_problem(journal::JournalState state) {
+  switch (state) {
+    case journal::JournalState::recovering:
+      return "the journal is being replayed";
+    case journal::JournalState::redis_unavailable:
+      return "the journal cannot reach its Redis; retrying";
+    case journal::JournalState::redis_error:
+      return "the journal's Redis refuses writes; retrying";
+    case journal::JournalState::fenced:
+      return "another engine holds the journal's lease";
+    case journal::JournalState::stopped:
+    case journal::JournalState::ok:
+      break;
+  }
+  return "the journal is stopped";
+}
+
 HostReply journal_health(const journal::Journal& journal) {
   const journal::JournalStatus status = journal.status();
   if (status.state != journal::JournalState::ok)
-    return host_json::error(503, journal::to_string(status.state),
-                            status.detail.empty() ? "journal not writable" : status.detail);
+    return host_json::error(503, journal::to_string(status.state), health_problem(status.state));
   return {
       200,
       JsonObject().text("status", "ok").number("durable_sequence", status.durable_sequence).done()};

@@ -179,12 +179,22 @@ TEST_F(ServerTest, PagesAreServedWithTypesAndValidators) {
   EXPECT_EQ(page_call(server->port(), http::verb::get, "/web/nothing.js").status, 404u);
   EXPECT_EQ(page_call(server->port(), http::verb::post, "/host").status, 405u);
 
-  // The drop list a viewer may see, without the host key and without the host's numbers.
+  // The drop list a viewer may see, without the host key and without the host's numbers, and
+  // only once the drop is announced (its countdown started). The list may be 250 ms old.
   create("d", 5, 1, 60, 0);
-  const auto drops = http_call(server->port(), "GET", "/drops");
-  ASSERT_EQ(drops.status, 200u);
-  const json::value listing = drops.json();
-  const auto& listed = listing.at("drops").as_array().at(0).as_object();
+  const auto drops_listed = [&] {
+    const auto drops = http_call(server->port(), "GET", "/drops");
+    EXPECT_EQ(drops.status, 200u);
+    return drops.json().at("drops").as_array();
+  };
+  EXPECT_TRUE(drops_listed().empty());
+  open_now("d");
+  json::array announced;
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while ((announced = drops_listed()).empty() && std::chrono::steady_clock::now() < deadline) {
+  }
+  ASSERT_EQ(announced.size(), 1u);
+  const auto& listed = announced.at(0).as_object();
   EXPECT_EQ(text(listed, "id"), "d");
   EXPECT_EQ(listed.at("stock_left").as_int64(), 5);
   EXPECT_FALSE(listed.contains("held"));
@@ -652,6 +662,56 @@ TEST_F(ServerTest, HostApiAnswersErrorsWithStatusAndCode) {
   EXPECT_EQ(http_call(server->port(), "GET", "/healthz").status, 200u);
   const auto metrics = http_call(server->port(), "GET", "/metrics");
   EXPECT_NE(metrics.body.find("flashsale_orders_total{status=\"reserved\"}"), std::string::npos);
+}
+
+// The edges of the HTTP surface (issue: hardening): read-only endpoints take GET and HEAD only,
+// ids that are paths and text with control characters are refused, query values are
+// percent-decoded, and health says what is wrong in its own words, not Redis's.
+TEST_F(ServerTest, HttpEdgesAnswerAsDocumented) {
+  for (const char* target : {"/metrics", "/healthz", "/drops"}) {
+    EXPECT_EQ(http_call(server->port(), "DELETE", target).status, 405u) << target;
+    EXPECT_EQ(http_call(server->port(), "POST", target).status, 405u) << target;
+    EXPECT_EQ(page_call(server->port(), boost::beast::http::verb::head, target).status, 200u)
+        << target;
+  }
+  for (const char* id : {".", ".."}) {
+    const auto refused = host("POST", "/api/drops",
+                              json::serialize(json::object{{"id", id},
+                                                           {"title", "t"},
+                                                           {"price_cents", 1},
+                                                           {"stock", 1},
+                                                           {"per_user_limit", 1},
+                                                           {"hold_seconds", 60}}));
+    EXPECT_EQ(refused.status, 400u) << id;
+  }
+  const auto escaped = host("POST", "/api/drops",
+                            R"({"id":"e","title":"a\u001b[2Jb","price_cents":1,"stock":1,)"
+                            R"("per_user_limit":1,"hold_seconds":60})");
+  EXPECT_EQ(escaped.status, 400u);
+  EXPECT_NE(escaped.body.find("control characters"), std::string::npos) << escaped.body;
+
+  create("q", 5, 1, 60, 0);
+  open_now("q");
+  for (const auto& [user, encoded] : {std::pair{"a&b", "a%26b"}, std::pair{"p+q", "p%2Bq"}}) {
+    Viewer buyer(server->port());
+    buyer.sign_in(user);
+    buyer.send_json(order("q", "one"));
+    ASSERT_TRUE(buyer.next_of("order_result"));
+    const auto orders = host("GET", std::string("/api/drops/q/orders?user=") + encoded);
+    ASSERT_EQ(orders.status, 200u) << orders.body;
+    EXPECT_EQ(orders.json().at("orders").as_array().size(), 1u) << user;
+  }
+
+  redis.kill();
+  HttpReply health;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while ((health = http_call(server->port(), "GET", "/healthz")).status == 200 &&
+         std::chrono::steady_clock::now() < deadline) {
+  }
+  ASSERT_EQ(health.status, 503u);
+  EXPECT_EQ(health.json().at("error").at("message").as_string(),
+            "the journal cannot reach its Redis; retrying")
+      << health.body;
 }
 
 TEST_F(ServerTest, RetryAfterARestartReturnsTheOriginalOutcome) {
