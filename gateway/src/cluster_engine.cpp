@@ -108,7 +108,7 @@ class ShardWorker {
 }  // namespace
 
 bool shard_count_agrees(const GatewayConfig& config) {
-  const journal::RedisEndpoint endpoint = journal::RedisEndpoint::parse(config.journal.redis);
+  const journal::RedisEndpoint endpoint = config.journal.redis_endpoint();
   while (true) {
     journal::RedisConnection redis(endpoint, config.journal.redis_timeout);
     const std::string key = cluster::cluster_key(config.journal.prefix);
@@ -131,7 +131,7 @@ int run_engine_node(const GatewayConfig& config, const std::atomic<bool>& stop) 
   if (!shard_count_agrees(config)) return 2;
   Metrics metrics;
   const std::string consumer = cluster::process_name(config.cluster.id);
-  RedisPipe out(journal::RedisEndpoint::parse(config.journal.redis), config.journal.redis_timeout,
+  RedisPipe out(config.journal.redis_endpoint(), config.journal.redis_timeout,
                 std::size_t{1} << 20, "engine answers");
   std::vector<std::unique_ptr<ShardWorker>> workers;
   const auto& preferred = config.cluster.preferred_shards;

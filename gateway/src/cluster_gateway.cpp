@@ -53,7 +53,7 @@ ClusterLink::ClusterLink(const GatewayConfig& config, std::vector<Fanout*> hubs,
       command_streams_(command_streams(config)),
       next_id_((std::uint64_t{std::random_device{}()} << 30 | std::random_device{}()) | 1),
       heard_ms_(std::make_unique<std::atomic<std::int64_t>[]>(config.cluster.shards)),
-      commands_(journal::RedisEndpoint::parse(config.journal.redis), config.journal.redis_timeout,
+      commands_(config.journal.redis_endpoint(), config.journal.redis_timeout,
                 config.limits.engine_queue_max, "gateway commands") {
   for (std::uint32_t shard = 0; shard < config.cluster.shards; ++shard) heard_ms_[shard] = 0;
 }
@@ -346,7 +346,7 @@ void ClusterLink::dispatch(cluster::Answer& answer) {
 }
 
 void ClusterLink::read_answers() {
-  const journal::RedisEndpoint endpoint = journal::RedisEndpoint::parse(config_.journal.redis);
+  const journal::RedisEndpoint endpoint = config_.journal.redis_endpoint();
   std::unique_ptr<journal::RedisConnection> redis;
   std::string last = "$";  // a new gateway: nothing before now is ours
   Clock::time_point refreshed{};
@@ -397,7 +397,7 @@ void ClusterLink::read_answers() {
 }
 
 void ClusterLink::read_updates() {
-  const journal::RedisEndpoint endpoint = journal::RedisEndpoint::parse(config_.journal.redis);
+  const journal::RedisEndpoint endpoint = config_.journal.redis_endpoint();
   std::vector<std::string> channels;
   for (std::uint32_t shard = 0; shard < config_.cluster.shards; ++shard)
     channels.push_back(cluster::updates_channel(config_.journal.prefix, shard));

@@ -88,7 +88,7 @@ CommandStream::CommandStream(const GatewayConfig& config, std::uint32_t shard, s
     : config_(config),
       shard_(shard),
       consumer_(std::move(consumer)),
-      endpoint_(journal::RedisEndpoint::parse(config.journal.redis)),
+      endpoint_(config.journal.redis_endpoint()),
       commands_key_(cluster::commands_key(config.journal.prefix, shard)),
       channel_(cluster::updates_channel(config.journal.prefix, shard)),
       journal_(journal),

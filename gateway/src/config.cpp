@@ -3,6 +3,8 @@
 
 #include <toml++/toml.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <stdexcept>
 
 namespace flashsale::gateway {
@@ -49,6 +51,22 @@ void read_string(const toml::table& table, const std::string& section, const cha
   out = *value;
 }
 
+// journal.redis_user and the password, from journal.redis_password_file (its first line) or
+// else the environment's FLASHSALE_REDIS_PASSWORD: never from the config file itself, which is
+// read by more people than the password should be.
+void read_redis_credentials(const toml::table& journal, journal::JournalConfig& out) {
+  read_string(journal, "journal", "redis_user", out.redis_user);
+  std::string password_file;
+  read_string(journal, "journal", "redis_password_file", password_file);
+  if (!password_file.empty()) {
+    std::ifstream file(password_file);
+    if (!file || !std::getline(file, out.redis_password))
+      bad("journal.redis_password_file", "cannot be read");
+  } else if (const char* password = std::getenv("FLASHSALE_REDIS_PASSWORD")) {
+    out.redis_password = password;
+  }
+}
+
 const toml::table& section(const toml::table& root, const char* name) {
   static const toml::table empty;
   const toml::node* node = root.get(name);
@@ -84,6 +102,7 @@ GatewayConfig load_config(const std::string& path) {
 
   const toml::table& journal = section(root, "journal");
   read_string(journal, "journal", "redis", config.journal.redis);
+  read_redis_credentials(journal, config.journal);
   read_string(journal, "journal", "prefix", config.journal.prefix);
   std::string ack = "durable";
   read_string(journal, "journal", "ack", ack);
@@ -150,6 +169,11 @@ void validate(const GatewayConfig& config) {
   if (config.host_key.size() < 8) bad("auth.host_key", "must be at least 8 characters");
   if (config.auth == AuthMode::token && config.token_secret.size() < 16)
     bad("auth.token_secret", "must be at least 16 characters with mode = \"token\"");
+  try {
+    config.journal.redis_endpoint();
+  } catch (const std::invalid_argument& error) {
+    bad("journal.redis", error.what());
+  }
   if (!engine::is_valid_drop_id(config.journal.prefix))
     bad("journal.prefix", "must be 1-64 of [A-Za-z0-9_.-]");
   if (config.engine.decisions_per_drop_reserve > config.engine.decisions_per_drop_max)

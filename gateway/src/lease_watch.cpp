@@ -9,7 +9,7 @@ namespace flashsale::gateway {
 bool wait_for_free_lease(const GatewayConfig& config, std::uint32_t shard, bool preferred,
                          const std::atomic<bool>& stop) {
   using Clock = std::chrono::steady_clock;
-  const journal::RedisEndpoint endpoint = journal::RedisEndpoint::parse(config.journal.redis);
+  const journal::RedisEndpoint endpoint = config.journal.redis_endpoint();
   const std::string lease_key =
       "{" + cluster::shard_prefix(config.journal.prefix, shard) + "}:lease";
   Clock::time_point free_since{};  // {}: held when last looked

@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "HOST:PORT to serve on (overrides server.listen)");
   app.add_option("--redis", redis,
-                 "journal Redis, HOST:PORT or a unix socket path (overrides journal.redis)");
+                 "journal Redis, HOST:PORT, redis://[USER[:PASSWORD]@]HOST:PORT or a unix socket "
+                 "path (overrides journal.redis)");
   app.add_option("--journal-prefix", prefix, "journal key prefix (overrides journal.prefix)");
   app.add_option("--io-threads", io_threads, "I/O threads (overrides server.io_threads)")
       ->check(CLI::Range(1u, 64u));

@@ -480,6 +480,40 @@ TEST(ServerFairness, OneConnectionHoldsAtMostItsShareOfTheEngineQueue) {
   EXPECT_EQ(others.statuses(), std::vector<std::string>(8, "reserved"));
 }
 
+// A journal Redis that wants a user and password (an ACL user): the server takes them from
+// journal.redis_user and journal.redis_password_file, works, and never logs the password; the
+// audit tool takes them from the environment, and a wrong one is refused without being shown.
+TEST(ServerSecrets, RedisCredentialsComeFromAFileAndAreNeverLogged) {
+  const std::string password = "pw-7f3a9c1e-never-logged";
+  RedisServer redis(
+      {"--user", "default", "off", "--user", "flash", "on", ">" + password, "~*", "&*", "+@all"});
+  std::ifstream dev(dev_config);
+  std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
+  config.replace(config.find("[journal]\n"), 10,
+                 "[journal]\nredis_user = \"flash\"\nredis_password_file = \"" +
+                     write_temp_file("redis-password", password + "\n") + "\"\n");
+  ServerProcess server(redis, write_temp_file("secret.toml", config), "secret");
+  const unsigned short port = server.port();
+  EXPECT_EQ(http_call(port, "GET", "/healthz").status, 200u);
+  open_fair_drop(port);
+  Buyers buyer(port, 1);
+  buyer.order();
+  EXPECT_EQ(buyer.statuses(), std::vector<std::string>{"reserved"});  // durable: Redis took it
+  EXPECT_EQ(server.stop(), 0);
+  EXPECT_EQ(server.log().find(password), std::string::npos) << server.log();
+
+  const std::string wrong = "wrong-4b1d-not-shown";
+  setenv("FLASHSALE_REDIS_USER", "flash", 1);
+  setenv("FLASHSALE_REDIS_PASSWORD", wrong.c_str(), 1);
+  ChildProcess audit({FLASHSALE_AUDIT, "--redis", redis.socket(), "--journal-prefix", "secret"});
+  unsetenv("FLASHSALE_REDIS_PASSWORD");
+  unsetenv("FLASHSALE_REDIS_USER");
+  EXPECT_EQ(audit.wait(30s), 2);
+  const std::string said = audit.report();
+  EXPECT_NE(said.find("refused AUTH"), std::string::npos) << said;
+  EXPECT_EQ(said.find(wrong), std::string::npos) << said;
+}
+
 // A first message that is not a valid hello closes the connection, binary ones included.
 TEST_F(ServerTest, BinaryFramesBeforeHelloClose1008) {
   Viewer early(server->port());

@@ -111,7 +111,7 @@ class Audit : public ::testing::Test {
  protected:
   void SetUp() override {
     written = write_journal(redis, "sale");
-    copy = read_journal(redis.socket(), "sale");
+    copy = read_journal(RedisEndpoint::parse(redis.socket()), "sale");
     ASSERT_GT(copy.entries.size(), 6u);
     ASSERT_TRUE(copy.snapshot.has_value());
   }

@@ -28,6 +28,10 @@ void ServerProcess::start() {
   while (true) {
     const auto line = process_->read_line(std::chrono::seconds(30));
     if (!line) throw std::runtime_error("flashsale did not start: " + process_->report());
+    {
+      std::lock_guard lock(log_mutex_);
+      log_ += *line + "\n";
+    }
     const auto at = line->find("listening on 127.0.0.1:");
     if (at == std::string::npos) continue;
     port_ = static_cast<unsigned short>(
@@ -39,10 +43,17 @@ void ServerProcess::start() {
 
 // The server keeps logging; keep reading so its pipe never fills.
 void ServerProcess::drain_after_start() {
-  log_drain_ = std::thread([process = process_.get()] {
-    while (process->read_line(std::chrono::hours(1))) {
+  log_drain_ = std::thread([this, process = process_.get()] {
+    while (const auto line = process->read_line(std::chrono::hours(1))) {
+      std::lock_guard lock(log_mutex_);
+      log_ += *line + "\n";
     }
   });
+}
+
+std::string ServerProcess::log() const {
+  std::lock_guard lock(log_mutex_);
+  return log_;
 }
 
 int ServerProcess::stop() {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,8 @@ class ServerProcess {
   int stop();
   void kill();
   pid_t pid() const { return process_->pid(); }
+  // Everything the server has logged so far (every start), one line each.
+  std::string log() const;
   // Starts again on the same Redis and prefix (a new port).
   void restart();
 
@@ -35,6 +38,8 @@ class ServerProcess {
   std::vector<std::string> arguments_;
   std::unique_ptr<ChildProcess> process_;
   std::thread log_drain_;
+  mutable std::mutex log_mutex_;
+  std::string log_;  // under log_mutex_
   unsigned short port_ = 0;
 };
 

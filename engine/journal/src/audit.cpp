@@ -32,9 +32,9 @@ std::optional<std::string> snapshot_of(RedisConnection& redis, const std::string
 
 }  // namespace
 
-JournalCopy read_journal(const std::string& redis_address, const std::string& prefix) {
-  RedisConnection redis(RedisEndpoint::parse(redis_address), std::chrono::seconds(30));
-  if (!redis.ok()) throw std::runtime_error("redis " + redis_address + ": " + redis.error());
+JournalCopy read_journal(const RedisEndpoint& endpoint, const std::string& prefix) {
+  RedisConnection redis(endpoint, std::chrono::seconds(30));
+  if (!redis.ok()) throw std::runtime_error("redis " + endpoint.describe() + ": " + redis.error());
   const std::string stream_key = "{" + prefix + "}:journal";
   const std::string snapshot_key = "{" + prefix + "}:snapshot";
   for (int attempt = 0; attempt < 5; ++attempt) {

@@ -28,6 +28,15 @@ namespace flashsale::journal {
 
 using Clock = std::chrono::steady_clock;
 
+RedisEndpoint JournalConfig::redis_endpoint() const {
+  RedisEndpoint endpoint = RedisEndpoint::parse(redis);
+  if (endpoint.password.empty()) {
+    endpoint.user = redis_user;
+    endpoint.password = redis_password;
+  }
+  return endpoint;
+}
+
 std::string_view to_string(JournalState state) noexcept {
   switch (state) {
     case JournalState::recovering:
@@ -150,7 +159,7 @@ struct Journal::Shared {
 
   explicit Shared(JournalConfig journal_config)
       : config(std::move(journal_config)),
-        endpoint(RedisEndpoint::parse(config.redis)),
+        endpoint(config.redis_endpoint()),
         lease_key("{" + config.prefix + "}:lease"),
         stream_key("{" + config.prefix + "}:journal"),
         snapshot_key("{" + config.prefix + "}:snapshot"),

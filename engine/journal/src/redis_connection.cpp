@@ -1,12 +1,49 @@
 // See redis_connection.hpp.
 #include "flashsale/journal/redis_connection.hpp"
 
+#include <boost/url/parse.hpp>
+
 #include <charconv>
 #include <stdexcept>
 
 namespace flashsale::journal {
 
+namespace {
+
+int parse_port(std::string_view port, std::string_view where) {
+  int number = 0;
+  const auto [end, problem] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (problem != std::errc{} || end != port.data() + port.size() || number < 1 || number > 65535)
+    throw std::invalid_argument("bad redis port in " + std::string(where));
+  return number;
+}
+
+// redis://[USER[:PASSWORD]@]HOST:PORT, read by Boost.URL: the userinfo is percent-decoded, so a
+// password may hold any byte.
+RedisEndpoint parse_url(std::string_view text) {
+  const auto url = boost::urls::parse_uri(text);
+  if (!url || url->scheme() != "redis" || !url->has_authority() || !url->has_port() ||
+      url->host().empty() || !(url->path().empty() || url->path() == "/") || url->has_query())
+    throw std::invalid_argument(
+        "a redis URL must be redis://[USER[:PASSWORD]@]HOST:PORT (credentials not shown)");
+  RedisEndpoint endpoint;
+  endpoint.host = url->host_address();
+  endpoint.port = parse_port(url->port(), url->host_address());
+  if (url->has_userinfo()) {
+    endpoint.user = url->user();
+    if (url->has_password()) endpoint.password = url->password();
+    if (endpoint.password.empty()) {  // redis://secret@host: a password alone, like redis-cli
+      endpoint.password = std::move(endpoint.user);
+      endpoint.user.clear();
+    }
+  }
+  return endpoint;
+}
+
+}  // namespace
+
 RedisEndpoint RedisEndpoint::parse(std::string_view text) {
+  if (text.starts_with("redis://")) return parse_url(text);
   RedisEndpoint endpoint;
   if (text.find('/') != std::string_view::npos) {
     endpoint.unix_socket = std::string(text);
@@ -14,14 +51,9 @@ RedisEndpoint RedisEndpoint::parse(std::string_view text) {
   }
   const auto colon = text.rfind(':');
   if (colon == std::string_view::npos || colon == 0)
-    throw std::invalid_argument("redis address must be HOST:PORT or a socket path: " +
+    throw std::invalid_argument("redis address must be HOST:PORT, redis://… or a socket path: " +
                                 std::string(text));
-  const std::string_view port = text.substr(colon + 1);
-  const auto [end, problem] =
-      std::from_chars(port.data(), port.data() + port.size(), endpoint.port);
-  if (problem != std::errc{} || end != port.data() + port.size() || endpoint.port < 1 ||
-      endpoint.port > 65535)
-    throw std::invalid_argument("bad redis port in " + std::string(text));
+  endpoint.port = parse_port(text.substr(colon + 1), text);
   endpoint.host = std::string(text.substr(0, colon));
   return endpoint;
 }
@@ -59,7 +91,18 @@ RedisConnection::RedisConnection(const RedisEndpoint& endpoint, std::chrono::mil
     error_ = context_->errstr;
     return;
   }
-  if (redisSetTimeout(context_, tv) != REDIS_OK) error_ = "cannot set the redis timeout";
+  if (redisSetTimeout(context_, tv) != REDIS_OK) {
+    error_ = "cannot set the redis timeout";
+    return;
+  }
+  if (endpoint.password.empty()) return;
+  std::vector<std::string_view> auth{"AUTH"};
+  if (!endpoint.user.empty()) auth.push_back(endpoint.user);
+  auth.push_back(endpoint.password);
+  const Reply reply = command(auth);
+  // Redis's answer (WRONGPASS, or no password set) never repeats the password.
+  if (reply != nullptr && reply->type == REDIS_REPLY_ERROR)
+    error_ = "redis refused AUTH: " + std::string(reply->str, reply->len);
 }
 
 RedisConnection::~RedisConnection() {

@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "flashsale/journal/audit.hpp"
@@ -55,6 +56,18 @@ int verify(const journal::JournalCopy& copy, const std::string& expect_head) {
   return 0;
 }
 
+// --redis, with the password from FLASHSALE_REDIS_PASSWORD when the address carries none (and
+// FLASHSALE_REDIS_USER for an ACL user), so that it need not be on the command line.
+journal::RedisEndpoint endpoint_of(const std::string& redis) {
+  journal::RedisEndpoint endpoint = journal::RedisEndpoint::parse(redis);
+  if (endpoint.password.empty()) {
+    if (const char* password = std::getenv("FLASHSALE_REDIS_PASSWORD"))
+      endpoint.password = password;
+    if (const char* user = std::getenv("FLASHSALE_REDIS_USER")) endpoint.user = user;
+  }
+  return endpoint;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,18 +77,19 @@ int main(int argc, char** argv) {
   std::string file;
   std::string expect_head;
   std::string out;
-  app.add_option("--redis", redis, "Redis HOST:PORT or unix socket path");
+  app.add_option("--redis", redis, "Redis HOST:PORT, redis://… or a unix socket path");
   app.add_option("--journal-prefix", prefix, "the journal's key prefix");
   app.add_option("--file", file, "an export file instead of Redis");
   app.add_option("--expect-head", expect_head, "fail unless the chain ends at this hash (hex)");
   CLI::App* exporting = app.add_subcommand("export", "copy a journal from Redis to a file");
-  exporting->add_option("--redis", redis, "Redis HOST:PORT or unix socket path")->required();
+  exporting->add_option("--redis", redis, "Redis HOST:PORT, redis://… or a unix socket path")
+      ->required();
   exporting->add_option("--journal-prefix", prefix, "the journal's key prefix")->required();
   exporting->add_option("--out", out, "the export file to write")->required();
   CLI11_PARSE(app, argc, argv);
   try {
     if (exporting->parsed()) {
-      const journal::JournalCopy copy = journal::read_journal(redis, prefix);
+      const journal::JournalCopy copy = journal::read_journal(endpoint_of(redis), prefix);
       journal::write_export(copy, out);
       fmt::print("exported {} entries{} to {}\n", copy.entries.size(),
                  copy.snapshot ? " and the snapshot" : "", out);
@@ -85,8 +99,9 @@ int main(int argc, char** argv) {
       std::cerr << "flashsale-audit: give --file, or --redis and --journal-prefix\n";
       return 2;
     }
-    const journal::JournalCopy copy =
-        file.empty() ? journal::read_journal(redis, prefix) : journal::read_export(file);
+    const journal::JournalCopy copy = file.empty()
+                                          ? journal::read_journal(endpoint_of(redis), prefix)
+                                          : journal::read_export(file);
     return verify(copy, expect_head);
   } catch (const std::exception& error) {
     std::cerr << "flashsale-audit: " << error.what() << "\n";

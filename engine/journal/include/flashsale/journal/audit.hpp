@@ -23,7 +23,7 @@ struct JournalCopy {
 // Reads `{prefix}:snapshot` and `{prefix}:journal` (read-only; a serving engine may keep
 // writing). Reads again when a snapshot was written meanwhile. Throws std::runtime_error when
 // Redis cannot be read.
-JournalCopy read_journal(const std::string& redis, const std::string& prefix);
+JournalCopy read_journal(const RedisEndpoint& redis, const std::string& prefix);
 // An export file: the same bytes, to audit elsewhere. Both throw std::runtime_error.
 void write_export(const JournalCopy& copy, const std::string& path);
 JournalCopy read_export(const std::string& path);

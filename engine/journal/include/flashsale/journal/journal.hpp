@@ -40,11 +40,17 @@
 
 #include "flashsale/engine/engine.hpp"
 #include "flashsale/journal/records.hpp"
+#include "flashsale/journal/redis_connection.hpp"
 
 namespace flashsale::journal {
 
 struct JournalConfig {
-  std::string redis = "127.0.0.1:6379";  // HOST:PORT, or a unix socket path
+  std::string redis = "127.0.0.1:6379";  // HOST:PORT, a unix socket path, or redis://…
+  // Credentials for AUTH when `redis` carries none (an ACL user, or a password alone). Kept out
+  // of `redis` so that they need not be on a command line; never logged.
+  std::string redis_user;
+  std::string redis_password;
+  RedisEndpoint redis_endpoint() const;  // `redis` with the credentials; throws if malformed
   std::string prefix = "flashsale";      // 1-64 of [A-Za-z0-9_.-]
   std::chrono::milliseconds lease_ttl{5'000};
   // recover() waits while another engine holds the lease; false: it throws LeaseHeld instead

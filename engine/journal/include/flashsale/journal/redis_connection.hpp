@@ -22,13 +22,19 @@ struct ReplyDeleter {
 };
 using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
-// "HOST:PORT" or a unix socket path (anything containing '/').
+// Where Redis is, and who we are to it. `password` (and `user`, for a Redis 6+ ACL user) are
+// sent with AUTH on every new connection; describe() never shows them, and nothing logs them.
 struct RedisEndpoint {
   std::string host;
   int port = 0;
   std::string unix_socket;
+  std::string user;
+  std::string password;
 
-  static RedisEndpoint parse(std::string_view text);  // throws std::invalid_argument
+  // "HOST:PORT", a unix socket path (anything else containing '/'), or
+  // "redis://[USER[:PASSWORD]@]HOST:PORT" (percent-encoded). Throws std::invalid_argument with a
+  // message that never repeats the password.
+  static RedisEndpoint parse(std::string_view text);
   std::string describe() const;
 };
 
