@@ -131,8 +131,8 @@ int run_engine_node(const GatewayConfig& config, const std::atomic<bool>& stop) 
   if (!shard_count_agrees(config)) return 2;
   Metrics metrics;
   const std::string consumer = cluster::process_name(config.cluster.id);
-  RedisPipe out(config.journal.redis_endpoint(), config.journal.redis_timeout,
-                std::size_t{1} << 20, "engine answers");
+  RedisPipe out(config.journal.redis_endpoint(), config.journal.redis_timeout, std::size_t{1} << 20,
+                "engine answers");
   std::vector<std::unique_ptr<ShardWorker>> workers;
   const auto& preferred = config.cluster.preferred_shards;
   for (std::uint32_t shard = 0; shard < config.cluster.shards; ++shard) {

@@ -51,6 +51,20 @@ void read_string(const toml::table& table, const std::string& section, const cha
   out = *value;
 }
 
+void read_strings(const toml::table& table, const std::string& section, const char* key,
+                  std::vector<std::string>& out) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return;
+  const toml::array* array = node->as_array();
+  if (array == nullptr) bad(section + "." + key, "must be an array of strings");
+  out.clear();
+  for (const toml::node& item : *array) {
+    const auto value = item.value<std::string>();
+    if (!value) bad(section + "." + key, "must be an array of strings");
+    out.push_back(*value);
+  }
+}
+
 // journal.redis_user and the password, from journal.redis_password_file (its first line) or
 // else the environment's FLASHSALE_REDIS_PASSWORD: never from the config file itself, which is
 // read by more people than the password should be.
@@ -88,6 +102,7 @@ GatewayConfig load_config(const std::string& path) {
   const toml::table& server = section(root, "server");
   read_string(server, "server", "listen", config.listen);
   read_number(server, "server", "io_threads", config.io_threads, 1, 64);
+  read_strings(server, "server", "allowed_origins", config.allowed_origins);
 
   const toml::table& auth = section(root, "auth");
   std::string mode = "token";
@@ -99,6 +114,7 @@ GatewayConfig load_config(const std::string& path) {
   }
   read_string(auth, "auth", "token_secret", config.token_secret);
   read_string(auth, "auth", "host_key", config.host_key);
+  read_number(auth, "auth", "token_lifetime_max_s", config.token_lifetime_max_s, 60, 31'536'000);
 
   const toml::table& journal = section(root, "journal");
   read_string(journal, "journal", "redis", config.journal.redis);
@@ -169,6 +185,11 @@ void validate(const GatewayConfig& config) {
   if (config.host_key.size() < 8) bad("auth.host_key", "must be at least 8 characters");
   if (config.auth == AuthMode::token && config.token_secret.size() < 16)
     bad("auth.token_secret", "must be at least 16 characters with mode = \"token\"");
+  // configs/dev.toml's secrets are public: token mode is for real viewers, so not with them.
+  if (config.auth == AuthMode::token && config.token_secret == "dev-secret-change-me-0123456789")
+    bad("auth.token_secret", "is the development secret from configs/dev.toml; set your own");
+  if (config.auth == AuthMode::token && config.host_key == "dev-host-key")
+    bad("auth.host_key", "is the development key from configs/dev.toml; set your own");
   try {
     config.journal.redis_endpoint();
   } catch (const std::invalid_argument& error) {

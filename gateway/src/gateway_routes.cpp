@@ -1,6 +1,7 @@
 // See gateway_routes.hpp.
 #include "gateway_routes.hpp"
 
+#include <algorithm>
 #include <boost/beast/websocket.hpp>
 
 #include "host_api.hpp"
@@ -48,6 +49,15 @@ void GatewayRoutes::upgrade(HttpSession& session, HttpRequest& request) {
     return session.respond(host_json::error(404, "not_found", "WebSocket is at /ws"));
   if (context_.shutting_down)
     return session.respond(host_json::error(503, "shutting_down", "the server is stopping"));
+  // A browser names the page that opens the socket: with a list, only those pages may (no other
+  // site hotlinks the sale through its viewers' browsers). Apps send no Origin; their token
+  // speaks for them (docs/operations.md, "Security").
+  const std::vector<std::string>& origins = context_.config.allowed_origins;
+  const std::string_view origin = request[http::field::origin];
+  if (!origins.empty() && !origin.empty() &&
+      std::find(origins.begin(), origins.end(), origin) == origins.end())
+    return session.respond(
+        host_json::error(403, "forbidden_origin", "pages from this origin may not connect"));
   // Counted here rather than at accept, so the host API stays reachable at capacity.
   if (context_.metrics.connections_open.load(std::memory_order_relaxed) >=
       context_.config.limits.connections_max) {

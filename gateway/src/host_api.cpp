@@ -5,8 +5,10 @@
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <algorithm>
+#include <array>
 
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
@@ -172,7 +174,7 @@ std::optional<std::string> query_value(boost::urls::url_view url, std::string_vi
 HostReply mint(const json::object& body, const GatewayConfig& config) {
   Fields fields(body);
   const std::string user = fields.text("user", engine::user_length_max);
-  const auto ttl = fields.integer<std::int64_t>("ttl_seconds", 1, 30 * 86'400);
+  const auto ttl = fields.integer<std::int64_t>("ttl_seconds", 1, config.token_lifetime_max_s);
   if (fields.problem()) return invalid(*fields.problem());
   if (!engine::is_valid_name(user, engine::user_length_max))
     return invalid("user must be 1-64 printable ASCII bytes");
@@ -191,10 +193,16 @@ std::optional<HostReply> submit(ServerContext& context, host::Command command,
 }  // namespace
 
 std::optional<HostReply> check_host_key(const HttpRequest& request, const GatewayConfig& config) {
-  const auto authorization = request[http::field::authorization];
-  const std::string expected = "Bearer " + config.host_key;
-  if (authorization.size() != expected.size() ||
-      CRYPTO_memcmp(authorization.data(), expected.data(), expected.size()) != 0)
+  // Compared as SHA-256 digests, in constant time: neither the key's bytes nor its length show
+  // in how long a wrong guess takes.
+  const auto digest = [](std::string_view text) {
+    std::array<unsigned char, 32> out{};
+    EVP_Digest(text.data(), text.size(), out.data(), nullptr, EVP_sha256(), nullptr);
+    return out;
+  };
+  const auto given = digest(request[http::field::authorization]);
+  const auto expected = digest("Bearer " + config.host_key);
+  if (CRYPTO_memcmp(given.data(), expected.data(), expected.size()) != 0)
     return host_json::error(401, "unauthorized", "Authorization: Bearer <host_key> required");
   return std::nullopt;
 }

@@ -40,7 +40,18 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
     return respond(
         host_json::error(413, "too_large", "the body is over limits.http_body_bytes_max"));
   }
-  if (error) return;  // timeouts, resets, garbage: the connection ends
+  if (error == http::error::header_limit) {
+    keep_alive_ = false;
+    return respond(host_json::error(431, "headers_too_large", "the headers are over 16 KiB"));
+  }
+  // A request Beast cannot read (a bad Content-Length, one beside Transfer-Encoding, a broken
+  // line) is answered once, then the connection ends: what follows cannot be framed.
+  if (error && error.category() == http::make_error_code(http::error::bad_method).category() &&
+      error != http::error::partial_message) {
+    keep_alive_ = false;
+    return respond(host_json::error(400, "bad_request", "the request cannot be read as HTTP/1.1"));
+  }
+  if (error) return;  // timeouts, resets, a peer gone mid-request: the connection ends
   keep_alive_ = parser_->get().keep_alive();
   routes_.route(*this, parser_->get());
 }
@@ -91,7 +102,8 @@ void HttpSession::respond_asset(const WebAsset& asset, const HttpRequest& reques
   response->set("X-Content-Type-Options", "nosniff");
   if (asset.content_type.starts_with("text/html")) {
     response->set("Content-Security-Policy",
-                  "default-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'");
+                  "default-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                  "frame-ancestors 'none'");
   }
   response->keep_alive(keep_alive_);
   if (!unchanged && request.method() == http::verb::get) response->body() = asset.body;

@@ -30,8 +30,6 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "unknown_drop";
     case ErrorCode::unknown_order:
       return "unknown_order";
-    case ErrorCode::not_owner:
-      return "not_owner";
     case ErrorCode::unavailable:
       return "unavailable";
   }
@@ -142,7 +140,9 @@ std::optional<OrderRef> parse_order_id(std::string_view text) {
   const std::string_view number = text.substr(colon + 1);
   const auto [end, problem] =
       std::from_chars(number.data(), number.data() + number.size(), ref.order);
-  if (problem != std::errc{} || end != number.data() + number.size() || ref.order == 0)
+  // One spelling per order: "d:07" is not "d:7".
+  if (problem != std::errc{} || end != number.data() + number.size() || ref.order == 0 ||
+      number.front() == '0')
     return std::nullopt;
   return ref;
 }

@@ -100,8 +100,8 @@ void Sequencer::run() {
       // decide could not be durable sooner, and taking them all then costs the engine thread
       // one wake-up per journal round trip instead of one per request (docs/benchmarks.md,
       // the order path). A journal that cannot write is not waited for: its refusals go at once.
-      following_journal_ = pacing && engine_.last_sequence() > log_.durable_sequence() &&
-                           log_.accepting();
+      following_journal_ =
+          pacing && engine_.last_sequence() > log_.durable_sequence() && log_.accepting();
       wake_.wait_for(lock, idle_wake, [&] {
         return stopping_ || durable_advanced_ || (!queue_.empty() && !following_journal_);
       });
@@ -238,8 +238,8 @@ void Sequencer::handle(ActionRequest& request, TimeMs now_ms) {
     case engine::CommandStatus::unknown_drop:
     case engine::CommandStatus::unknown_order:
       return refuse(protocol::ErrorCode::unknown_order, "no such order");
-    case engine::CommandStatus::not_owner:
-      return refuse(protocol::ErrorCode::not_owner, "the order belongs to another buyer");
+    case engine::CommandStatus::not_owner:  // the same answer as no order at all
+      return refuse(protocol::ErrorCode::unknown_order, "no such order");
     default:
       break;
   }

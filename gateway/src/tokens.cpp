@@ -5,7 +5,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
+#include <vector>
 
 #include "flashsale/engine/types.hpp"
 #include "flashsale/gateway/protocol.hpp"
@@ -16,6 +19,66 @@ namespace {
 
 constexpr std::string_view alphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+// A SAX handler for Boost.JSON's basic_parser that fails on an object's second use of a key,
+// at any depth: the DOM parser keeps the last one silently.
+class DuplicateKeyCheck {
+ public:
+  constexpr static std::size_t max_object_size = 64;
+  constexpr static std::size_t max_array_size = 64;
+  constexpr static std::size_t max_key_size = 256;
+  constexpr static std::size_t max_string_size = 4096;
+
+  bool on_document_begin(boost::json::error_code&) { return true; }
+  bool on_document_end(boost::json::error_code&) { return true; }
+  bool on_object_begin(boost::json::error_code&) {
+    keys_.emplace_back();
+    return true;
+  }
+  bool on_object_end(std::size_t, boost::json::error_code&) {
+    keys_.pop_back();
+    return true;
+  }
+  bool on_array_begin(boost::json::error_code&) { return true; }
+  bool on_array_end(std::size_t, boost::json::error_code&) { return true; }
+  bool on_key_part(boost::json::string_view part, std::size_t, boost::json::error_code&) {
+    key_.append(part.data(), part.size());
+    return true;
+  }
+  bool on_key(boost::json::string_view part, std::size_t, boost::json::error_code& error) {
+    key_.append(part.data(), part.size());
+    std::vector<std::string>& seen = keys_.back();
+    const bool repeated = std::find(seen.begin(), seen.end(), key_) != seen.end();
+    seen.push_back(std::move(key_));
+    key_.clear();
+    if (repeated) error = boost::json::error::syntax;
+    return !repeated;
+  }
+  bool on_string_part(boost::json::string_view, std::size_t, boost::json::error_code&) {
+    return true;
+  }
+  bool on_string(boost::json::string_view, std::size_t, boost::json::error_code&) { return true; }
+  bool on_number_part(boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_int64(std::int64_t, boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_double(double, boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_bool(bool, boost::json::error_code&) { return true; }
+  bool on_null(boost::json::error_code&) { return true; }
+  bool on_comment_part(boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_comment(boost::json::string_view, boost::json::error_code&) { return true; }
+
+ private:
+  std::vector<std::vector<std::string>> keys_;  // per open object
+  std::string key_;
+};
+
+// True when `json` uses a key twice in one object (or is not JSON at all).
+bool has_duplicate_keys(std::string_view json) {
+  boost::json::basic_parser<DuplicateKeyCheck> parser(boost::json::parse_options{});
+  boost::json::error_code error;
+  parser.write_some(false, json.data(), json.size(), error);
+  return static_cast<bool>(error);
+}
 
 std::string signature(std::string_view secret, std::string_view payload) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -66,11 +129,16 @@ std::string mint_token(std::string_view secret, std::string_view user, std::int6
   std::string payload = "{\"user\":";
   append_json_string(payload, user);
   payload += ",\"exp\":" + std::to_string(expires_s) + "}";
+  return sign_payload(secret, payload);
+}
+
+std::string sign_payload(std::string_view secret, std::string_view payload) {
   const std::string encoded = base64url_encode(payload);
   return encoded + "." + signature(secret, encoded);
 }
 
-TokenCheck verify_token(std::string_view secret, std::string_view token, std::int64_t now_s) {
+TokenCheck verify_token(std::string_view secret, std::string_view token, std::int64_t now_s,
+                        std::int64_t lifetime_max_s) {
   const auto dot = token.find('.');
   if (dot == std::string_view::npos) return {{}, "malformed token"};
   const std::string_view encoded = token.substr(0, dot);
@@ -81,6 +149,7 @@ TokenCheck verify_token(std::string_view secret, std::string_view token, std::in
     return {{}, "bad token signature"};
   const auto payload = base64url_decode(encoded);
   if (!payload) return {{}, "malformed token"};
+  if (has_duplicate_keys(*payload)) return {{}, "malformed token payload"};
   boost::json::error_code error;
   const boost::json::value value = boost::json::parse(*payload, error);
   const boost::json::object* object = error ? nullptr : value.if_object();
@@ -89,6 +158,7 @@ TokenCheck verify_token(std::string_view secret, std::string_view token, std::in
   if (user == nullptr || !user->is_string() || expires == nullptr || !expires->is_int64())
     return {{}, "malformed token payload"};
   if (expires->get_int64() <= now_s) return {{}, "expired token"};
+  if (expires->get_int64() - now_s > lifetime_max_s) return {{}, "token lives too long"};
   const std::string_view name = user->get_string();
   if (!engine::is_valid_name(name, engine::user_length_max)) return {{}, "bad user in token"};
   return {std::string(name), {}};

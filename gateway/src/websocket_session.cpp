@@ -188,7 +188,8 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
 void WebsocketSession::hello(const protocol::ClientMessage& message) {
   std::string user;
   if (!message.token.empty()) {
-    TokenCheck check = verify_token(context_.config.token_secret, message.token, wall_ms() / 1000);
+    TokenCheck check = verify_token(context_.config.token_secret, message.token, wall_ms() / 1000,
+                                    context_.config.token_lifetime_max_s);
     if (check.user.empty())
       return close_with(share(protocol::error(ErrorCode::unauthenticated, check.problem, "hello")),
                         1008, "unauthenticated");

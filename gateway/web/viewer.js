@@ -15,7 +15,15 @@ const ui = Object.fromEntries(
      'window-note', 'raised'].map((id) => [id, element(id)]));
 
 let user = params.get('user') ?? sessionStorage.getItem('flashsale:user');
-const token = params.get('token');
+// A token is read from the link once, then kept for this tab only and taken out of the address
+// bar, so that it is not in the history, in bookmarks, or in a screenshot of the page.
+const token = params.get('token') ?? sessionStorage.getItem('flashsale:token');
+if (params.has('token')) {
+  sessionStorage.setItem('flashsale:token', token);
+  params.delete('token');
+  const rest = params.toString();
+  history.replaceState(null, '', rest ? `${location.pathname}?${rest}` : location.pathname);
+}
 const dropId = params.get('drop');
 let socket = null;
 let connected = false;

@@ -108,8 +108,9 @@ TEST(Writing, ServerMessagesAreValidJsonWithEscapedStrings) {
   EXPECT_EQ(result.at("client_order_id").as_string(), "c\"1");
   EXPECT_EQ(result.at("hold_expires_at_ms").as_int64(), 5000);
   const auto error =
-      boost::json::parse(protocol::error(ErrorCode::not_owner, "not yours", "d:1")).as_object();
-  EXPECT_EQ(error.at("code").as_string(), "not_owner");
+      boost::json::parse(protocol::error(ErrorCode::unknown_order, "no such order", "d:1"))
+          .as_object();
+  EXPECT_EQ(error.at("code").as_string(), "unknown_order");
   EXPECT_EQ(error.at("ref").as_string(), "d:1");
   const auto update =
       boost::json::parse(protocol::order_update("d", 3, "c", engine::OrderStatus::reserved, 2, 777))
@@ -126,21 +127,39 @@ TEST(OrderIds, RoundTrip) {
   EXPECT_FALSE(protocol::parse_order_id("chestnut"));
   EXPECT_FALSE(protocol::parse_order_id(":4"));
   EXPECT_FALSE(protocol::parse_order_id("d:0"));
+  EXPECT_FALSE(protocol::parse_order_id("d:07"));
   EXPECT_FALSE(protocol::parse_order_id("d:4x"));
   EXPECT_FALSE(protocol::parse_order_id("d:99999999999"));
 }
 
 TEST(Tokens, MintedTokensVerifyUntilTheyExpire) {
+  constexpr std::int64_t lifetime_max = 3'600;
   const std::string token = mint_token("s3cret", "alice", 1'000);
-  const TokenCheck good = verify_token("s3cret", token, 999);
+  const TokenCheck good = verify_token("s3cret", token, 999, lifetime_max);
   EXPECT_EQ(good.user, "alice");
   EXPECT_TRUE(good.problem.empty());
-  EXPECT_EQ(verify_token("s3cret", token, 1'000).problem, "expired token");
-  EXPECT_EQ(verify_token("other", token, 0).problem, "bad token signature");
+  EXPECT_EQ(verify_token("s3cret", token, 1'000, lifetime_max).problem, "expired token");
+  EXPECT_EQ(verify_token("other", token, 0, lifetime_max).problem, "bad token signature");
   std::string tampered = token;
   tampered[2] = tampered[2] == 'A' ? 'B' : 'A';
-  EXPECT_FALSE(verify_token("s3cret", tampered, 0).problem.empty());
-  EXPECT_FALSE(verify_token("s3cret", "garbage", 0).problem.empty());
+  EXPECT_FALSE(verify_token("s3cret", tampered, 0, lifetime_max).problem.empty());
+  EXPECT_FALSE(verify_token("s3cret", "garbage", 0, lifetime_max).problem.empty());
+}
+
+// A signed payload is taken at its word only if it has one word: no key twice (which "user"
+// would count depends on the parser), and no expiry past the lifetime allowed.
+TEST(Tokens, DuplicateKeysAndOverlongLifetimesAreRefused) {
+  const std::string far = mint_token("s3cret", "alice", 9'000'000'000'000'000'000);
+  EXPECT_EQ(verify_token("s3cret", far, 0, 3'600).problem, "token lives too long");
+  const std::string soon = mint_token("s3cret", "alice", 3'600);
+  EXPECT_TRUE(verify_token("s3cret", soon, 0, 3'600).problem.empty());
+  const auto check = [](std::string_view payload) {
+    return verify_token("s3cret", sign_payload("s3cret", payload), 0, 3'600);
+  };
+  EXPECT_EQ(check(R"({"user":"alice","user":"root","exp":10})").problem, "malformed token payload");
+  EXPECT_EQ(check(R"({"user":"alice","exp":10,"x":{"a":1,"a":2}})").problem,
+            "malformed token payload");
+  EXPECT_EQ(check(R"({"user":"alice","exp":10,"x":{"a":1},"y":{"a":2}})").user, "alice");
 }
 
 TEST(Tokens, Base64UrlRoundTrips) {

@@ -8,6 +8,8 @@
 #include <iostream>
 #include <string>
 
+#include <boost/asio/write.hpp>
+
 #include "clients.hpp"
 #include "server_process.hpp"
 
@@ -212,9 +214,17 @@ TEST_F(ServerTest, SignInIsRequiredFirst) {
 
 TEST(ServerTokens, TokensAreCheckedWhenAuthIsTokenMode) {
   RedisServer redis;
-  ServerProcess server(redis, dev_config_with({{"mode", "\"token\""}}), "tokens");
+  // configs/dev.toml's key and secret are public: token mode refuses to start with them.
+  EXPECT_THROW(ServerProcess(redis, dev_config_with({{"mode", "\"token\""}}), "dev-secrets"),
+               std::runtime_error);
+  const std::string own_key = "host-key-of-our-own";
+  ServerProcess server(redis,
+                       dev_config_with({{"mode", "\"token\""},
+                                        {"host_key", "\"" + own_key + "\""},
+                                        {"token_secret", "\"a-secret-of-our-own-0123456789\""}}),
+                       "tokens");
   const auto minted = http_call(server.port(), "POST", "/api/tokens",
-                                R"({"user":"dana","ttl_seconds":60})", host_key);
+                                R"({"user":"dana","ttl_seconds":60})", own_key);
   ASSERT_EQ(minted.status, 200u) << minted.body;
   Viewer dana(server.port());
   dana.send_json({{"type", "hello"}, {"token", minted.json().at("token")}});
@@ -514,6 +524,22 @@ TEST(ServerSecrets, RedisCredentialsComeFromAFileAndAreNeverLogged) {
   EXPECT_EQ(said.find(wrong), std::string::npos) << said;
 }
 
+// With an Origin allow-list, a page from elsewhere cannot open the socket; a listed page and an
+// app (no Origin) can.
+TEST(ServerSecrets, OnlyListedOriginsMayOpenTheSocket) {
+  RedisServer redis;
+  std::ifstream dev(dev_config);
+  std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
+  config.replace(config.find("[server]\n"), 9,
+                 "[server]\nallowed_origins = [\"https://shop.example\"]\n");
+  ServerProcess server(redis, write_temp_file("origins.toml", config), "origins");
+  EXPECT_THROW(Viewer(server.port(), 0, "127.0.0.1", "https://evil.example"), std::exception);
+  Viewer listed(server.port(), 0, "127.0.0.1", "https://shop.example");
+  listed.sign_in("from-the-shop");
+  Viewer app(server.port());
+  app.sign_in("from-an-app");
+}
+
 // A first message that is not a valid hello closes the connection, binary ones included.
 TEST_F(ServerTest, BinaryFramesBeforeHelloClose1008) {
   Viewer early(server->port());
@@ -645,8 +671,9 @@ TEST_F(ServerTest, EveryErrorCodeIsAnsweredAndTheConnectionKeepsServing) {
   bob.send_json(order("d", "b-1"));
   const auto bobs = bob.next_of("order_result");
   ASSERT_TRUE(bobs);
+  // Another buyer's order is answered as if it did not exist: ids reveal nothing of others.
   EXPECT_EQ(error_for(R"({"type":"cancel","order_id":")" + text(*bobs, "order_id") + "\"}"),
-            "not_owner");
+            "unknown_order");
 
   // Still serving after all that.
   alice.send_json({{"type", "time"}});
@@ -746,6 +773,44 @@ TEST_F(ServerTest, HttpEdgesAnswerAsDocumented) {
   EXPECT_EQ(health.json().at("error").at("message").as_string(),
             "the journal cannot reach its Redis; retrying")
       << health.body;
+}
+
+// What the server answers to `bytes` sent raw on a fresh connection: everything until it closes
+// (or 5 s pass).
+std::string raw_http(unsigned short port, const std::string& bytes) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  boost::asio::write(socket, boost::asio::buffer(bytes));
+  std::string answer;
+  std::array<char, 4096> chunk;
+  std::function<void()> read = [&] {
+    socket.async_read_some(boost::asio::buffer(chunk),
+                           [&](boost::system::error_code error, std::size_t n) {
+                             answer.append(chunk.data(), n);
+                             if (!error) read();
+                           });
+  };
+  read();
+  io.run_for(5s);
+  return answer;
+}
+
+// Requests that cannot be read still get an answer with a status before the connection ends.
+TEST_F(ServerTest, UnreadableRequestsAreAnsweredWithAStatus) {
+  const std::string huge(20 * 1024, 'x');
+  EXPECT_TRUE(
+      raw_http(server->port(), "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: " + huge + "\r\n\r\n")
+          .starts_with("HTTP/1.1 431"));
+  for (const std::string headers :
+       {"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", "Content-Length: -1\r\n",
+        "Content-Length: 1\r\nContent-Length: 2\r\n"}) {
+    EXPECT_TRUE(
+        raw_http(server->port(), "POST /api/drops HTTP/1.1\r\nHost: a\r\n" + headers + "\r\nabcde")
+            .starts_with("HTTP/1.1 400"))
+        << headers;
+  }
+  EXPECT_EQ(http_call(server->port(), "GET", "/healthz").status, 200u);  // still serving
 }
 
 TEST_F(ServerTest, RetryAfterARestartReturnsTheOriginalOutcome) {

@@ -12,7 +12,9 @@ namespace flashsale::testing {
 namespace beast = boost::beast;
 using boost::asio::ip::tcp;
 
-Viewer::Viewer(unsigned short port, int receive_buffer, const std::string& source) : ws_(io_) {
+Viewer::Viewer(unsigned short port, int receive_buffer, const std::string& source,
+               const std::string& origin)
+    : ws_(io_) {
   tcp::socket& socket = beast::get_lowest_layer(ws_).socket();
   socket.open(tcp::v4());
   socket.bind(tcp::endpoint(boost::asio::ip::make_address(source), 0));
@@ -20,6 +22,11 @@ Viewer::Viewer(unsigned short port, int receive_buffer, const std::string& sourc
     socket.set_option(boost::asio::socket_base::receive_buffer_size(receive_buffer));
   beast::get_lowest_layer(ws_).connect(
       tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  if (!origin.empty())
+    ws_.set_option(
+        beast::websocket::stream_base::decorator([origin](beast::websocket::request_type& request) {
+          request.set(beast::http::field::origin, origin);
+        }));
   ws_.handshake("127.0.0.1", "/ws");
 }
 

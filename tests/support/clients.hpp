@@ -38,9 +38,10 @@ PageReply page_call(unsigned short port, boost::beast::http::verb method, std::s
 class Viewer {
  public:
   // Connects and upgrades at /ws; throws if refused. `receive_buffer` > 0 shrinks the socket's
-  // receive buffer; `source` binds the client to another loopback address (127.0.0.2, ...).
+  // receive buffer; `source` binds the client to another loopback address (127.0.0.2, ...);
+  // `origin`, if any, is sent as a browser would.
   explicit Viewer(unsigned short port, int receive_buffer = 0,
-                  const std::string& source = "127.0.0.1");
+                  const std::string& source = "127.0.0.1", const std::string& origin = {});
   ~Viewer();
 
   void send(std::string_view text);

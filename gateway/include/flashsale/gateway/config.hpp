@@ -87,9 +87,13 @@ struct Limits {
 struct GatewayConfig {
   std::string listen = "127.0.0.1:8080";
   unsigned io_threads = 1;
+  // Origins whose pages may open the viewers' WebSocket (e.g. "https://shop.example"); others
+  // get 403 at the upgrade. Empty: any, and clients that send no Origin (apps) always may.
+  std::vector<std::string> allowed_origins;
   AuthMode auth = AuthMode::token;
-  std::string token_secret;  // required with auth = "token"
-  std::string host_key;      // required: Authorization: Bearer <host_key>
+  std::string token_secret;                    // required with auth = "token"
+  std::string host_key;                        // required: Authorization: Bearer <host_key>
+  std::int64_t token_lifetime_max_s = 86'400;  // tokens expiring later than this are refused
   AckMode ack = AckMode::durable;
   Limits limits;
   engine::EngineLimits engine;

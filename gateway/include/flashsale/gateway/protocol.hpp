@@ -45,9 +45,8 @@ enum class ErrorCode : std::uint8_t {
   rate_limited,
   unauthenticated,
   unknown_drop,
-  unknown_order,
-  not_owner,
-  unavailable,  // the journal cannot take writes, or no engine serves the drop: retry later
+  unknown_order,  // also for another buyer's order: ids say nothing about others' orders
+  unavailable,    // the journal cannot take writes, or no engine serves the drop: retry later
 };
 std::string_view to_string(ErrorCode code) noexcept;
 

@@ -12,13 +12,18 @@
 namespace flashsale::gateway {
 
 std::string mint_token(std::string_view secret, std::string_view user, std::int64_t expires_s);
+// The token for any payload bytes (mint_token's, or another minter's format).
+std::string sign_payload(std::string_view secret, std::string_view payload);
 
 struct TokenCheck {
   std::string user;     // set when valid
   std::string problem;  // why not, otherwise
 };
-// Valid: well-formed, signature matches, not expired at `now_s`, user a valid name.
-TokenCheck verify_token(std::string_view secret, std::string_view token, std::int64_t now_s);
+// Valid: well-formed (a JSON object with no key twice: two "user"s would mean what the parser
+// chose), signature matches, not expired at `now_s` and expiring within `lifetime_max_s` of it
+// (a token minted elsewhere with exp in the year 3000 is refused), user a valid name.
+TokenCheck verify_token(std::string_view secret, std::string_view token, std::int64_t now_s,
+                        std::int64_t lifetime_max_s);
 
 std::string base64url_encode(std::string_view bytes);
 std::optional<std::string> base64url_decode(std::string_view text);
