@@ -157,6 +157,8 @@ GatewayConfig load_config(const std::string& path) {
   read_ms(limits, "limits", "handshake_timeout_ms", l.handshake_timeout, 600'000);
   read_ms(limits, "limits", "idle_timeout_ms", l.idle_timeout, 86'400'000);
   read_number(limits, "limits", "http_body_bytes_max", l.http_body_bytes_max, 1024, 1 << 26);
+  read_number(limits, "limits", "http_connections_max", l.http_connections_max, 1, 1e6);
+  read_ms(limits, "limits", "http_connection_ms_max", l.http_connection_max, 86'400'000);
   read_number(limits, "limits", "engine_queue_max", l.engine_queue_max, 16, 1e8);
   read_number(limits, "limits", "stock_deliveries_per_second", l.stock_deliveries_per_second, 100,
               1e8);

@@ -44,10 +44,11 @@ struct StatusServer::Server {
          std::function<HostReply()> health, std::function<std::string()> metrics_text)
       : routes(std::move(health), std::move(metrics_text)),
         threads(one_thread()),
-        listener(threads, parse_endpoint(listen), limits, metrics,
-                 [this, &limits](asio::ip::tcp::socket socket, std::size_t) {
-                   std::make_shared<HttpSession>(std::move(socket), limits, routes)->start();
-                 }) {
+        listener(
+            threads, parse_endpoint(listen), limits, metrics,
+            [this, &limits, &metrics](asio::ip::tcp::socket socket, std::size_t) {
+              std::make_shared<HttpSession>(std::move(socket), limits, routes, metrics)->start();
+            }) {
     spdlog::info("flashsale: engine status on {}:{} (/healthz, /metrics)",
                  listener.endpoint().address().to_string(), listener.endpoint().port());
     listener.start();

@@ -12,10 +12,23 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 HttpSession::HttpSession(boost::asio::ip::tcp::socket&& socket, const Limits& limits,
-                         Routes& routes)
-    : stream_(std::move(socket)), limits_(limits), routes_(routes) {}
+                         Routes& routes, Metrics& metrics)
+    : stream_(std::move(socket)), limits_(limits), routes_(routes), metrics_(metrics) {
+  metrics_.http_connections_open.fetch_add(1, std::memory_order_relaxed);
+}
+
+HttpSession::~HttpSession() {
+  metrics_.http_connections_open.fetch_sub(1, std::memory_order_relaxed);
+}
 
 void HttpSession::start() {
+  if (metrics_.http_connections_open.load(std::memory_order_relaxed) >
+      limits_.http_connections_max) {
+    metrics_.count_limited(Limit::http_connections);
+    beast::error_code ignored;
+    stream_.socket().close(ignored);
+    return;
+  }
   boost::asio::dispatch(stream_.get_executor(),
                         beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
 }
@@ -52,7 +65,8 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
     return respond(host_json::error(400, "bad_request", "the request cannot be read as HTTP/1.1"));
   }
   if (error) return;  // timeouts, resets, a peer gone mid-request: the connection ends
-  keep_alive_ = parser_->get().keep_alive();
+  keep_alive_ = parser_->get().keep_alive() &&
+                std::chrono::steady_clock::now() - opened_ < limits_.http_connection_max;
   routes_.route(*this, parser_->get());
 }
 

@@ -1,17 +1,21 @@
 // HttpSession: one HTTP connection, whatever it serves. Keep-alive, one request at a time;
 // bodies bounded by limits.http_body_bytes_max; a request must arrive within the handshake
-// timeout, the next one within the idle timeout. What each request gets is its Routes'
-// business: the gateway's (gateway_routes.hpp) or an engine's status (engine_status.hpp).
+// timeout, the next one within the idle timeout, and a connection ends after
+// limits.http_connection_ms_max however busy (a request every 29 s held one forever). What each
+// request gets is its Routes' business: the gateway's (gateway_routes.hpp) or an engine's status
+// (engine_status.hpp).
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 
 #include "flashsale/gateway/config.hpp"
+#include "metrics.hpp"
 #include "requests.hpp"
 #include "web_assets.hpp"
 
@@ -29,7 +33,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     virtual void route(HttpSession& session, HttpRequest& request) = 0;
   };
 
-  HttpSession(boost::asio::ip::tcp::socket&& socket, const Limits& limits, Routes& routes);
+  // Counted in metrics.http_connections_open while it lives; past limits.http_connections_max
+  // a new connection is closed at once (counted as limit "http_connections").
+  HttpSession(boost::asio::ip::tcp::socket&& socket, const Limits& limits, Routes& routes,
+              Metrics& metrics);
+  ~HttpSession();
   void start();
 
   // For routes.
@@ -55,6 +63,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::shared_ptr<boost::beast::http::response<boost::beast::http::string_body>> response_;
+  Metrics& metrics_;
+  const std::chrono::steady_clock::time_point opened_ = std::chrono::steady_clock::now();
   bool keep_alive_ = false;
   bool first_request_ = true;
 };

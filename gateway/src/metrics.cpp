@@ -14,6 +14,8 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
   };
   const auto load = [](const Counter& counter) { return counter.load(std::memory_order_relaxed); };
   line("flashsale_connections", "gauge", "Open WebSocket connections.", load(connections_open));
+  line("flashsale_http_connections", "gauge", "Open plain HTTP connections.",
+       load(http_connections_open));
   line("flashsale_connections_accepted_total", "counter", "Connections accepted.",
        load(connections_accepted));
   line("flashsale_connections_refused_total", "counter",

@@ -50,20 +50,23 @@ enum class Limit : std::uint8_t {
   waitlist_full,                 // order_result sold_out: the drop's waitlist is at its cap
   requests_per_connection,       // rate_limited; closed 1008 past the refusals' own budget
   queue_share,                   // rate_limited: the connection's share of the engine queue
+  http_connections,              // plain HTTP connections past http_connections_max: closed
 };
-inline constexpr std::array<std::string_view, 9> limit_names = {"accepts",
-                                                                "accepts_per_source",
-                                                                "connections_per_source",
-                                                                "connections_per_user",
-                                                                "orders_per_connection",
-                                                                "subscriptions_per_connection",
-                                                                "waitlist_full",
-                                                                "requests_per_connection",
-                                                                "queue_share"};
+inline constexpr std::array<std::string_view, 10> limit_names = {"accepts",
+                                                                 "accepts_per_source",
+                                                                 "connections_per_source",
+                                                                 "connections_per_user",
+                                                                 "orders_per_connection",
+                                                                 "subscriptions_per_connection",
+                                                                 "waitlist_full",
+                                                                 "requests_per_connection",
+                                                                 "queue_share",
+                                                                 "http_connections"};
 
 struct Metrics {
   using Counter = std::atomic<std::uint64_t>;
   Counter connections_open{0};
+  Counter http_connections_open{0};  // HTTP sessions (an upgrade leaves when its session ends)
   Counter connections_accepted{0};
   Counter connections_refused{0};  // over connections_max
   std::array<Counter, limit_names.size()> limited{};

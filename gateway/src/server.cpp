@@ -128,11 +128,12 @@ int Server::run() {
   for (auto& hub : hubs) routes.push_back(std::make_unique<GatewayRoutes>(context, *hub));
 
   std::optional<Listener> listener;  // optional, like what else is bound to the I/O threads
-  listener.emplace(
-      threads, parse_endpoint(config_.listen), config_.limits, metrics,
-      [&](asio::ip::tcp::socket socket, std::size_t index) {
-        std::make_shared<HttpSession>(std::move(socket), config_.limits, *routes[index])->start();
-      });
+  listener.emplace(threads, parse_endpoint(config_.listen), config_.limits, metrics,
+                   [&](asio::ip::tcp::socket socket, std::size_t index) {
+                     std::make_shared<HttpSession>(std::move(socket), config_.limits,
+                                                   *routes[index], metrics)
+                         ->start();
+                   });
   listener->start();
   spdlog::info("flashsale: listening on {}:{} with {} I/O thread(s); viewers at ws://{}:{}/ws",
                listener->endpoint().address().to_string(), listener->endpoint().port(),

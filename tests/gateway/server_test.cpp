@@ -7,7 +7,10 @@
 #include <future>
 #include <iostream>
 #include <string>
+#include <thread>
 
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 
 #include "clients.hpp"
@@ -290,11 +293,19 @@ double metric(unsigned short port, const std::string& series) {
   return std::stod(body.substr(at + series.size() + 2));
 }
 
-// Polls /metrics until `series` reads `value`; false after `timeout`.
+// Polls /metrics until `series` reads `value`; false after `timeout`. A poll the server turns
+// away (at its HTTP connection limit) reads as no value.
 bool await_metric(unsigned short port, const std::string& series, double value,
                   std::chrono::milliseconds timeout = 5s) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (metric(port, series) != value) {
+  const auto read = [&] {
+    try {
+      return metric(port, series);
+    } catch (const std::exception&) {
+      return -1.0;
+    }
+  };
+  while (read() != value) {
     if (std::chrono::steady_clock::now() > deadline) return false;
   }
   return true;
@@ -811,6 +822,45 @@ TEST_F(ServerTest, UnreadableRequestsAreAnsweredWithAStatus) {
         << headers;
   }
   EXPECT_EQ(http_call(server->port(), "GET", "/healthz").status, 200u);  // still serving
+}
+
+// Plain HTTP connections count too: past http_connections_max a new one is closed at once, and
+// a kept-alive one ends after http_connection_ms_max however busy.
+TEST(ServerLimits, HttpConnectionsAreBoundedInNumberAndLifetime) {
+  RedisServer redis;
+  ServerProcess server(
+      redis, dev_config_with({{"http_connections_max", "3"}, {"http_connection_ms_max", "300"}}),
+      "http-limits");
+  const unsigned short port = server.port();
+  boost::asio::io_context io;
+  const auto connect = [&] {
+    auto socket = std::make_unique<boost::asio::ip::tcp::socket>(io);
+    socket->connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    return socket;
+  };
+  // One request on a kept connection: the response's head, up to the blank line.
+  const auto ask = [](boost::asio::ip::tcp::socket& socket) {
+    boost::asio::write(
+        socket, boost::asio::buffer(std::string_view("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")));
+    boost::asio::streambuf reply;
+    boost::asio::read_until(socket, reply, "\r\n\r\n");
+    return std::string(boost::asio::buffers_begin(reply.data()),
+                       boost::asio::buffers_end(reply.data()));
+  };
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::socket>> held;
+  for (int index = 0; index < 3; ++index) held.push_back(connect());
+  EXPECT_NE(ask(*held[0]).find("200 OK"), std::string::npos);
+  auto refused = connect();
+  std::array<char, 64> byte;
+  boost::system::error_code error;
+  refused->read_some(boost::asio::buffer(byte), error);  // closed by the server, unanswered
+  EXPECT_EQ(error, boost::asio::error::eof);
+
+  std::this_thread::sleep_for(350ms);  // the kept connection outlives its lifetime
+  const std::string last = ask(*held[0]);
+  EXPECT_NE(last.find("Connection: close"), std::string::npos) << last;
+  held.clear();
+  ASSERT_TRUE(await_metric(port, "flashsale_limited_total{limit=\"http_connections\"}", 1));
 }
 
 TEST_F(ServerTest, RetryAfterARestartReturnsTheOriginalOutcome) {

@@ -74,6 +74,10 @@ struct Limits {
   std::chrono::milliseconds handshake_timeout{5'000};
   std::chrono::milliseconds idle_timeout{30'000};  // pings are sent at half of it
   std::size_t http_body_bytes_max = 64 * 1024;
+  // Plain HTTP connections (host API, pages, metrics) per process, beside connections_max
+  // viewers; and how long one may be kept alive, however busy.
+  std::uint32_t http_connections_max = 512;
+  std::chrono::milliseconds http_connection_max{60'000};
   std::size_t engine_queue_max = 65'536;  // commands waiting for the engine; past it: busy
   std::uint32_t queue_share() const {
     return static_cast<std::uint32_t>(std::min<std::size_t>(
