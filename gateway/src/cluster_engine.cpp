@@ -20,6 +20,7 @@
 #include "remote_outbox.hpp"
 #include "sequencer.hpp"
 #include "shard_redis.hpp"
+#include "status_server.hpp"
 
 namespace flashsale::gateway {
 
@@ -154,7 +155,7 @@ int run_engine_node(const GatewayConfig& config, const std::atomic<bool>& stop) 
   std::optional<StatusServer> status;
   if (!config.cluster.status_listen.empty()) {
     status.emplace(
-        config.cluster.status_listen, config.limits, metrics,
+        "engine status", config.cluster.status_listen, config.limits, metrics,
         [&] { return engine_health(consumer, shard_statuses()); },
         [&] { return engine_metrics(metrics, shard_statuses()); });
   }

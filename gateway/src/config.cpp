@@ -65,20 +65,24 @@ void read_strings(const toml::table& table, const std::string& section, const ch
   }
 }
 
+// A secret kept in a file of its own (the first line), so that the config file can be read by
+// more people than the secret: if `key` is set, the file must be readable.
+void read_secret_file(const toml::table& table, const std::string& section, const char* key,
+                      std::string& out) {
+  std::string path;
+  read_string(table, section, key, path);
+  if (path.empty()) return;
+  std::ifstream file(path);
+  if (!file || !std::getline(file, out)) bad(section + "." + key, "cannot be read");
+}
+
 // journal.redis_user and the password, from journal.redis_password_file (its first line) or
 // else the environment's FLASHSALE_REDIS_PASSWORD: never from the config file itself, which is
 // read by more people than the password should be.
 void read_redis_credentials(const toml::table& journal, journal::JournalConfig& out) {
   read_string(journal, "journal", "redis_user", out.redis_user);
-  std::string password_file;
-  read_string(journal, "journal", "redis_password_file", password_file);
-  if (!password_file.empty()) {
-    std::ifstream file(password_file);
-    if (!file || !std::getline(file, out.redis_password))
-      bad("journal.redis_password_file", "cannot be read");
-  } else if (const char* password = std::getenv("FLASHSALE_REDIS_PASSWORD")) {
-    out.redis_password = password;
-  }
+  if (const char* password = std::getenv("FLASHSALE_REDIS_PASSWORD")) out.redis_password = password;
+  read_secret_file(journal, "journal", "redis_password_file", out.redis_password);
 }
 
 const toml::table& section(const toml::table& root, const char* name) {
@@ -102,6 +106,7 @@ GatewayConfig load_config(const std::string& path) {
   const toml::table& server = section(root, "server");
   read_string(server, "server", "listen", config.listen);
   read_number(server, "server", "io_threads", config.io_threads, 1, 64);
+  read_string(server, "server", "ops_listen", config.ops_listen);
   read_strings(server, "server", "allowed_origins", config.allowed_origins);
 
   const toml::table& auth = section(root, "auth");
@@ -114,6 +119,8 @@ GatewayConfig load_config(const std::string& path) {
   }
   read_string(auth, "auth", "token_secret", config.token_secret);
   read_string(auth, "auth", "host_key", config.host_key);
+  read_secret_file(auth, "auth", "token_secret_file", config.token_secret);
+  read_secret_file(auth, "auth", "host_key_file", config.host_key);
   read_number(auth, "auth", "token_lifetime_max_s", config.token_lifetime_max_s, 60, 31'536'000);
 
   const toml::table& journal = section(root, "journal");

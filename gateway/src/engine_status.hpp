@@ -1,5 +1,5 @@
-// An engine's own /healthz and /metrics (`--listen` with --role engine, docs/operations.md):
-// which shards it serves, and their journals' states.
+// What an engine says on its status address (StatusServer, `--listen` with --role engine,
+// docs/operations.md): which shards it serves, and their journals' states.
 #pragma once
 
 #include <cstdint>
@@ -21,22 +21,6 @@ namespace flashsale::gateway {
 struct ShardStatus {
   std::uint32_t shard = 0;
   std::optional<journal::JournalStatus> journal;  // set while serving
-};
-
-class StatusServer {
- public:
-  // Listens on `listen` (HOST:PORT; throws std::exception if it cannot) and answers GET
-  // /healthz with `health()` and GET /metrics with `metrics_text()` (Prometheus text), through
-  // the same HttpSession and Listener as a gateway, on a thread of its own until destroyed.
-  StatusServer(const std::string& listen, const Limits& limits, Metrics& metrics,
-               std::function<HostReply()> health, std::function<std::string()> metrics_text);
-  ~StatusServer();
-  StatusServer(const StatusServer&) = delete;
-  StatusServer& operator=(const StatusServer&) = delete;
-
- private:
-  struct Server;
-  std::unique_ptr<Server> server_;
 };
 
 // 200 {"status":"ok","role":"engine","id":…,"serving":[{"shard":…,"journal":…,

@@ -16,6 +16,9 @@ void GatewayRoutes::route(HttpSession& session, HttpRequest& request) {
   const std::string_view target = request.target();
   if (boost::beast::websocket::is_upgrade(request)) return upgrade(session, request);
   const bool reading = request.method() == http::verb::get || request.method() == http::verb::head;
+  if (!context_.config.ops_listen.empty() && (target == "/healthz" || target == "/metrics"))
+    return session.respond(
+        host_json::error(404, "not_found", "health and metrics are on the operations address"));
   if (target == "/healthz") {
     if (!reading) return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
     if (context_.shutting_down)

@@ -22,6 +22,7 @@
 #include "host_json.hpp"
 #include "listener.hpp"
 #include "sequencer.hpp"
+#include "status_server.hpp"
 
 namespace flashsale::gateway {
 
@@ -135,6 +136,17 @@ int Server::run() {
                          ->start();
                    });
   listener->start();
+  std::optional<StatusServer> operations;  // /healthz and /metrics on an address of their own
+  if (!config_.ops_listen.empty()) {
+    operations.emplace(
+        "operations", config_.ops_listen, config_.limits, metrics,
+        [&]() -> HostReply {
+          if (context.shutting_down)
+            return host_json::error(503, "shutting_down", "the server is stopping");
+          return health();
+        },
+        render_metrics);
+  }
   spdlog::info("flashsale: listening on {}:{} with {} I/O thread(s); viewers at ws://{}:{}/ws",
                listener->endpoint().address().to_string(), listener->endpoint().port(),
                threads.size(), listener->endpoint().address().to_string(),
@@ -188,6 +200,7 @@ int Server::run() {
   guards.clear();
   signals.reset();
   listener.reset();
+  operations.reset();
   if (link) link->stop();
   threads.clear();
   if (link) {

@@ -551,6 +551,63 @@ TEST(ServerSecrets, OnlyListedOriginsMayOpenTheSocket) {
   app.sign_in("from-an-app");
 }
 
+// With server.ops_listen, health and metrics live on their own address only.
+TEST(ServerOperations, HealthAndMetricsCanHaveAnAddressOfTheirOwn) {
+  RedisServer redis;
+  std::ifstream dev(dev_config);
+  std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
+  config.replace(config.find("[server]\n"), 9, "[server]\nops_listen = \"127.0.0.1:0\"\n");
+  ServerProcess server(redis, write_temp_file("ops.toml", config), "ops");
+  const std::string log = server.log();
+  const std::string mark = "operations on 127.0.0.1:";
+  const auto at = log.find(mark);
+  ASSERT_NE(at, std::string::npos) << log;
+  const auto ops = static_cast<unsigned short>(std::stoi(log.substr(at + mark.size())));
+  EXPECT_EQ(http_call(server.port(), "GET", "/metrics").status, 404u);
+  EXPECT_EQ(http_call(server.port(), "GET", "/healthz").status, 404u);
+  const auto metrics = http_call(ops, "GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200u);
+  EXPECT_NE(metrics.body.find("flashsale_connections "), std::string::npos);
+  EXPECT_EQ(http_call(ops, "GET", "/healthz").status, 200u);
+  EXPECT_EQ(http_call(ops, "POST", "/metrics").status, 405u);
+  EXPECT_EQ(http_call(ops, "GET", "/api/drops", {}, host_key).status, 404u);
+}
+
+// configs/production.toml does not start as shipped (its secrets are files you create), and
+// starts once they exist: token sign-in, health off the viewers' port, Redis with a password.
+TEST(ServerOperations, TheProductionConfigStartsOnlyWithItsSecrets) {
+  const std::string redis_password = "redis-pw-for-the-production-test";
+  RedisServer redis({"--user", "default", "off", "--user", "flashsale", "on", ">" + redis_password,
+                     "~*", "&*", "+@all"});
+  const std::string shipped = FLASHSALE_SOURCE_DIR "/configs/production.toml";
+  EXPECT_THROW(ServerProcess(redis, shipped, "prod-as-shipped"), std::runtime_error);
+
+  std::ifstream file(shipped);
+  std::string config((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const auto set = [&](const std::string& from, const std::string& to) {
+    const auto at = config.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    config.replace(at, from.size(), to);
+  };
+  const std::string production_key = "production-test-host-key";
+  set("\"/etc/flashsale/host-key\"", "\"" + write_temp_file("host-key", production_key) + "\"");
+  set("\"/etc/flashsale/token-secret\"",
+      "\"" + write_temp_file("token-secret", "production-test-token-secret") + "\"");
+  set("\"/etc/flashsale/redis-password\"",
+      "\"" + write_temp_file("redis-pw", redis_password) + "\"");
+  set("\"127.0.0.1:9100\"", "\"127.0.0.1:0\"");
+  ServerProcess server(redis, write_temp_file("production.toml", config), "prod");
+  EXPECT_EQ(http_call(server.port(), "GET", "/healthz").status, 404u);
+  const auto minted = http_call(server.port(), "POST", "/api/tokens",
+                                R"({"user":"pat","ttl_seconds":600})", production_key);
+  ASSERT_EQ(minted.status, 200u) << minted.body;
+  Viewer pat(server.port());
+  pat.send_json({{"type", "hello"}, {"token", minted.json().at("token")}});
+  const auto welcome = pat.next_of("welcome");
+  ASSERT_TRUE(welcome);
+  EXPECT_EQ(text(*welcome, "user"), "pat");
+}
+
 // A first message that is not a valid hello closes the connection, binary ones included.
 TEST_F(ServerTest, BinaryFramesBeforeHelloClose1008) {
   Viewer early(server->port());

@@ -91,6 +91,9 @@ struct Limits {
 struct GatewayConfig {
   std::string listen = "127.0.0.1:8080";
   unsigned io_threads = 1;
+  // HOST:PORT for /healthz and /metrics alone (e.g. 127.0.0.1:9100, for Prometheus and load
+  // balancers); when set, the viewers' port no longer answers them. Empty: on `listen`.
+  std::string ops_listen;
   // Origins whose pages may open the viewers' WebSocket (e.g. "https://shop.example"); others
   // get 403 at the upgrade. Empty: any, and clients that send no Origin (apps) always may.
   std::vector<std::string> allowed_origins;
