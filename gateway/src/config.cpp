@@ -148,6 +148,8 @@ GatewayConfig load_config(const std::string& path) {
   read_number(limits, "limits", "connections_max", l.connections_max, 1, 1e7);
   read_number(limits, "limits", "connections_per_user", l.connections_per_user, 1, 1e6);
   read_number(limits, "limits", "subscriptions_max", l.subscriptions_max, 1, 1e4);
+  read_number(limits, "limits", "host_key_failures_per_minute", l.host_key_failures_per_minute, 1,
+              1e6);
   read_number(limits, "limits", "accepts_per_second", l.accepts_per_second, 1, 1e7);
   read_number(limits, "limits", "accepts_burst", l.accepts_burst, 1, 1e7);
   read_number(limits, "limits", "connections_per_source", l.connections_per_source, 1, 1e7);

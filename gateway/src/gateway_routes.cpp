@@ -40,7 +40,8 @@ void GatewayRoutes::route(HttpSession& session, HttpRequest& request) {
     return;
   }
   if (target.starts_with("/api/")) {
-    if (auto reply = route_api(request, context_, session.respond_later()))
+    if (auto reply =
+            route_api(request, context_, session.remote_address(), session.respond_later()))
       session.respond(std::move(*reply));
     return;
   }

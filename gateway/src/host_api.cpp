@@ -192,7 +192,8 @@ std::optional<HostReply> submit(ServerContext& context, host::Command command,
 
 }  // namespace
 
-std::optional<HostReply> check_host_key(const HttpRequest& request, const GatewayConfig& config) {
+std::optional<HostReply> check_host_key(const HttpRequest& request, ServerContext& context,
+                                        const boost::asio::ip::address& source) {
   // Compared as SHA-256 digests, in constant time: neither the key's bytes nor its length show
   // in how long a wrong guess takes.
   const auto digest = [](std::string_view text) {
@@ -201,9 +202,15 @@ std::optional<HostReply> check_host_key(const HttpRequest& request, const Gatewa
     return out;
   };
   const auto given = digest(request[http::field::authorization]);
-  const auto expected = digest("Bearer " + config.host_key);
-  if (CRYPTO_memcmp(given.data(), expected.data(), expected.size()) != 0)
+  if (!context.source_limits.may_try_host_key(source)) {
+    context.metrics.count_limited(Limit::host_key_failures);
+    return host_json::error(429, "rate_limited", "too many wrong host keys from your address");
+  }
+  const auto expected = digest("Bearer " + context.config.host_key);
+  if (CRYPTO_memcmp(given.data(), expected.data(), expected.size()) != 0) {
+    context.source_limits.wrong_host_key(source);
     return host_json::error(401, "unauthorized", "Authorization: Bearer <host_key> required");
+  }
   return std::nullopt;
 }
 
@@ -244,8 +251,9 @@ std::variant<host::Command, HostReply> parse_host_call(const HttpRequest& reques
 }
 
 std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
+                                   const boost::asio::ip::address& source,
                                    std::function<void(HostReply)> done) {
-  if (auto refused = check_host_key(request, context.config)) return refused;
+  if (auto refused = check_host_key(request, context, source)) return refused;
   std::string_view path = request.target();
   path = path.substr(0, path.find('?'));
   if (path == "/api/tokens") {

@@ -5,6 +5,7 @@
 // drop). Its reply comes back once durable, like every other outcome.
 #pragma once
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/beast/http.hpp>
 #include <functional>
 #include <optional>
@@ -17,8 +18,10 @@ namespace flashsale::gateway {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 
-// 401 unless the request carries `Authorization: Bearer <host_key>`.
-std::optional<HostReply> check_host_key(const HttpRequest& request, const GatewayConfig& config);
+// 401 unless the request carries `Authorization: Bearer <host_key>`; 429 without looking
+// while `source` has sent too many wrong keys lately (limits.host_key_failures_per_minute).
+std::optional<HostReply> check_host_key(const HttpRequest& request, ServerContext& context,
+                                        const boost::asio::ip::address& source);
 
 // The command a request under /api/drops asks for, or the reply that refuses it (400, 404,
 // 405; 503 when no random seed can be drawn). Does not check the host key. I/O thread: a
@@ -29,6 +32,7 @@ std::variant<host::Command, HostReply> parse_host_call(const HttpRequest& reques
 // Handles one request under /api/. Returns the reply at once, or nullopt when `done` will be
 // called with it later, from the engine's side (post it to your own thread).
 std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
+                                   const boost::asio::ip::address& source,
                                    std::function<void(HostReply)> done);
 
 // GET /drops, no key: what a viewer may see of every drop, to choose one. Shared by every

@@ -51,8 +51,9 @@ enum class Limit : std::uint8_t {
   requests_per_connection,       // rate_limited; closed 1008 past the refusals' own budget
   queue_share,                   // rate_limited: the connection's share of the engine queue
   http_connections,              // plain HTTP connections past http_connections_max: closed
+  host_key_failures,             // host calls from an address that guessed too often: 429
 };
-inline constexpr std::array<std::string_view, 10> limit_names = {"accepts",
+inline constexpr std::array<std::string_view, 11> limit_names = {"accepts",
                                                                  "accepts_per_source",
                                                                  "connections_per_source",
                                                                  "connections_per_user",
@@ -61,7 +62,8 @@ inline constexpr std::array<std::string_view, 10> limit_names = {"accepts",
                                                                  "waitlist_full",
                                                                  "requests_per_connection",
                                                                  "queue_share",
-                                                                 "http_connections"};
+                                                                 "http_connections",
+                                                                 "host_key_failures"};
 
 struct Metrics {
   using Counter = std::atomic<std::uint64_t>;

@@ -31,10 +31,7 @@ SourceLimits::SourceLimits(const Limits& limits) : limits_(limits) {}
 SourceLimits::Verdict SourceLimits::admit(const boost::asio::ip::address& source, Slot& slot) {
   const Clock::time_point now = Clock::now();
   std::lock_guard lock(mutex_);
-  if (sources_.size() >= sweep_at_) sweep(now);
-  auto [found, added] = sources_.try_emplace(source);
-  Source& entry = found->second;
-  if (added) entry.accepts = TokenBucket::full(limits_.accepts_per_source_burst, now);
+  Source& entry = this->entry(source, now);
   if (entry.open >= limits_.connections_per_source) {
     entry.accepts.refill(limits_.accepts_per_source_per_second, limits_.accepts_per_source_burst,
                          now);
@@ -61,14 +58,43 @@ void SourceLimits::release(const boost::asio::ip::address& source) {
   if (found != sources_.end() && found->second.open > 0) found->second.open -= 1;
 }
 
+SourceLimits::Source& SourceLimits::entry(const boost::asio::ip::address& source,
+                                          Clock::time_point now) {
+  if (sources_.size() >= sweep_at_) sweep(now);
+  auto [found, added] = sources_.try_emplace(source);
+  if (added) {
+    found->second.accepts = TokenBucket::full(limits_.accepts_per_source_burst, now);
+    found->second.key_tries = TokenBucket::full(limits_.host_key_failures_per_minute, now);
+  }
+  return found->second;
+}
+
+bool SourceLimits::may_try_host_key(const boost::asio::ip::address& source) {
+  const Clock::time_point now = Clock::now();
+  std::lock_guard lock(mutex_);
+  TokenBucket& tries = entry(source, now).key_tries;
+  const double per_minute = limits_.host_key_failures_per_minute;
+  tries.refill(per_minute / 60, per_minute, now);
+  return tries.tokens >= 1;
+}
+
+void SourceLimits::wrong_host_key(const boost::asio::ip::address& source) {
+  const Clock::time_point now = Clock::now();
+  std::lock_guard lock(mutex_);
+  const double per_minute = limits_.host_key_failures_per_minute;
+  entry(source, now).key_tries.take(per_minute / 60, per_minute, now);
+}
+
 // Under the mutex. Forgets addresses that hold nothing: no connection, and a bucket that has
 // refilled since. The next sweep waits until the table doubles, so sweeping stays amortised O(1).
 void SourceLimits::sweep(Clock::time_point now) {
   const double refill_s = limits_.accepts_per_source_burst / limits_.accepts_per_source_per_second;
   boost::unordered::erase_if(sources_, [&](const auto& item) {
     const Source& entry = item.second;
-    return entry.open == 0 &&
-           std::chrono::duration<double>(now - entry.accepts.at).count() >= refill_s;
+    const auto since = [&](const TokenBucket& bucket) {
+      return std::chrono::duration<double>(now - bucket.at).count();
+    };
+    return entry.open == 0 && since(entry.accepts) >= refill_s && since(entry.key_tries) >= 60;
   });
   sweep_at_ = std::max<std::size_t>(4'096, sources_.size() * 2);
 }

@@ -1,6 +1,7 @@
 // SourceLimits: what one source address may do, whatever user names it signs in with: hold at
-// most limits.connections_per_source WebSocket connections, and open new ones at
-// limits.accepts_per_source_per_second (a token bucket, bursts of accepts_per_source_burst).
+// most limits.connections_per_source WebSocket connections, open new ones at
+// limits.accepts_per_source_per_second (a token bucket, bursts of accepts_per_source_burst), and
+// send at most limits.host_key_failures_per_minute wrong host keys.
 // Counted at the WebSocket upgrade, so a refusal is an HTTP 429 with the protocol's
 // `rate_limited` code, and one address over its share never slows anyone else down.
 //
@@ -43,6 +44,10 @@ class SourceLimits {
 
   // On `admitted`, `slot` holds the connection's place until it is released.
   Verdict admit(const boost::asio::ip::address& source, Slot& slot);
+  // Guessing the host key: an address may send limits.host_key_failures_per_minute wrong keys
+  // (all at once, or spread out); past them it may not try at all until one has refilled.
+  bool may_try_host_key(const boost::asio::ip::address& source);
+  void wrong_host_key(const boost::asio::ip::address& source);
   std::size_t tracked() const;  // addresses in the table, for tests
 
  private:
@@ -50,11 +55,13 @@ class SourceLimits {
   struct Source {
     std::uint32_t open = 0;
     TokenBucket accepts;
+    TokenBucket key_tries;
   };
   struct AddressHash {
     std::size_t operator()(const boost::asio::ip::address& address) const noexcept;
   };
   void release(const boost::asio::ip::address& source);
+  Source& entry(const boost::asio::ip::address& source, Clock::time_point now);  // under mutex_
   void sweep(Clock::time_point now);
 
   const Limits& limits_;

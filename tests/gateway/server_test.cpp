@@ -60,8 +60,10 @@ std::string text(const json::object& message, std::string_view key) {
   return std::string(message.at(key).as_string());
 }
 
-// Writes configs/dev.toml with `key = …` lines replaced, for a server with other limits.
-std::string dev_config_with(const std::vector<std::pair<std::string, std::string>>& changes) {
+// Writes configs/dev.toml with `key = …` lines replaced, and `added` lines put at the top of
+// their [section]s, for a server with other settings.
+std::string dev_config_with(const std::vector<std::pair<std::string, std::string>>& changes,
+                            const std::vector<std::pair<std::string, std::string>>& added = {}) {
   std::ifstream dev(dev_config);
   std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
   for (const auto& [key, value] : changes) {
@@ -69,6 +71,12 @@ std::string dev_config_with(const std::vector<std::pair<std::string, std::string
     if (at == std::string::npos) throw std::runtime_error("no key " + key);
     const auto end = config.find('\n', at + 1);
     config.replace(at, end - at, "\n" + key + " = " + value);
+  }
+  for (const auto& [section, line] : added) {
+    const std::string header = "[" + section + "]\n";
+    const auto at = config.find(header);
+    if (at == std::string::npos) throw std::runtime_error("no section " + section);
+    config.insert(at + header.size(), line + "\n");
   }
   return write_temp_file("config.toml", config);
 }
@@ -508,12 +516,13 @@ TEST(ServerSecrets, RedisCredentialsComeFromAFileAndAreNeverLogged) {
   const std::string password = "pw-7f3a9c1e-never-logged";
   RedisServer redis(
       {"--user", "default", "off", "--user", "flash", "on", ">" + password, "~*", "&*", "+@all"});
-  std::ifstream dev(dev_config);
-  std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
-  config.replace(config.find("[journal]\n"), 10,
-                 "[journal]\nredis_user = \"flash\"\nredis_password_file = \"" +
-                     write_temp_file("redis-password", password + "\n") + "\"\n");
-  ServerProcess server(redis, write_temp_file("secret.toml", config), "secret");
+  ServerProcess server(
+      redis,
+      dev_config_with({},
+                      {{"journal", "redis_user = \"flash\""},
+                       {"journal", "redis_password_file = \"" +
+                                       write_temp_file("redis-password", password + "\n") + "\""}}),
+      "secret");
   const unsigned short port = server.port();
   EXPECT_EQ(http_call(port, "GET", "/healthz").status, 200u);
   open_fair_drop(port);
@@ -539,11 +548,9 @@ TEST(ServerSecrets, RedisCredentialsComeFromAFileAndAreNeverLogged) {
 // app (no Origin) can.
 TEST(ServerSecrets, OnlyListedOriginsMayOpenTheSocket) {
   RedisServer redis;
-  std::ifstream dev(dev_config);
-  std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
-  config.replace(config.find("[server]\n"), 9,
-                 "[server]\nallowed_origins = [\"https://shop.example\"]\n");
-  ServerProcess server(redis, write_temp_file("origins.toml", config), "origins");
+  ServerProcess server(
+      redis, dev_config_with({}, {{"server", R"(allowed_origins = ["https://shop.example"])"}}),
+      "origins");
   EXPECT_THROW(Viewer(server.port(), 0, "127.0.0.1", "https://evil.example"), std::exception);
   Viewer listed(server.port(), 0, "127.0.0.1", "https://shop.example");
   listed.sign_in("from-the-shop");
@@ -554,10 +561,8 @@ TEST(ServerSecrets, OnlyListedOriginsMayOpenTheSocket) {
 // With server.ops_listen, health and metrics live on their own address only.
 TEST(ServerOperations, HealthAndMetricsCanHaveAnAddressOfTheirOwn) {
   RedisServer redis;
-  std::ifstream dev(dev_config);
-  std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
-  config.replace(config.find("[server]\n"), 9, "[server]\nops_listen = \"127.0.0.1:0\"\n");
-  ServerProcess server(redis, write_temp_file("ops.toml", config), "ops");
+  ServerProcess server(redis, dev_config_with({}, {{"server", R"(ops_listen = "127.0.0.1:0")"}}),
+                       "ops");
   const std::string log = server.log();
   const std::string mark = "operations on 127.0.0.1:";
   const auto at = log.find(mark);
@@ -606,6 +611,21 @@ TEST(ServerOperations, TheProductionConfigStartsOnlyWithItsSecrets) {
   const auto welcome = pat.next_of("welcome");
   ASSERT_TRUE(welcome);
   EXPECT_EQ(text(*welcome, "user"), "pat");
+}
+
+// Guessing the host key costs time: past host_key_failures_per_minute wrong keys, an address's
+// host calls get 429 without a look at the key, the right one included.
+TEST(ServerSecrets, WrongHostKeysFromOneAddressAreLimited) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config_with({}, {{"limits", "host_key_failures_per_minute = 3"}}),
+                       "guess");
+  const unsigned short port = server.port();
+  for (int guess = 0; guess < 3; ++guess)
+    EXPECT_EQ(http_call(port, "GET", "/api/drops", {}, "guess-" + std::to_string(guess)).status,
+              401u);
+  EXPECT_EQ(http_call(port, "GET", "/api/drops", {}, "guess-3").status, 429u);
+  EXPECT_EQ(http_call(port, "GET", "/api/drops", {}, host_key).status, 429u);
+  EXPECT_EQ(metric(port, "flashsale_limited_total{limit=\"host_key_failures\"}"), 2);
 }
 
 // A first message that is not a valid hello closes the connection, binary ones included.

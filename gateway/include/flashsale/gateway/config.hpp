@@ -62,7 +62,9 @@ struct Limits {
   // orders past a drop's cap are sold_out, counted as limit "waitlist_full".
   std::uint32_t waitlist_limit_max = 100'000;
   std::uint32_t subscriptions_max = 16;  // per connection
-  double orders_per_second = 5;          // token bucket per connection
+  // Wrong host keys one address may send a minute; past them its host calls get 429.
+  double host_key_failures_per_minute = 10;
+  double orders_per_second = 5;  // token bucket per connection
   double orders_burst = 10;
   // Every message for the engine (order, subscribe, confirm, cancel), per connection: a token
   // bucket; refusals past it are budgeted the same, and a connection past both is closed 1008.
