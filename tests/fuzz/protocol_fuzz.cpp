@@ -16,6 +16,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (message.client_order_id.size() > 64 || message.drop.size() > 64 || message.qty > 1'000'000) __builtin_trap();
   }
   (void)flashsale::gateway::protocol::parse_order_id(input);
-  (void)flashsale::gateway::verify_token("fuzz-secret-0123456789", input, 0);
+  (void)flashsale::gateway::verify_token("fuzz-secret-0123456789", input, 0, 86'400);
   return 0;
 }
