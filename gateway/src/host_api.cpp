@@ -201,11 +201,11 @@ std::optional<HostReply> check_host_key(const HttpRequest& request, ServerContex
     EVP_Digest(text.data(), text.size(), out.data(), nullptr, EVP_sha256(), nullptr);
     return out;
   };
-  const auto given = digest(request[http::field::authorization]);
   if (!context.source_limits.may_try_host_key(source)) {
     context.metrics.count_limited(Limit::host_key_failures);
     return host_json::error(429, "rate_limited", "too many wrong host keys from your address");
   }
+  const auto given = digest(request[http::field::authorization]);
   const auto expected = digest("Bearer " + context.config.host_key);
   if (CRYPTO_memcmp(given.data(), expected.data(), expected.size()) != 0) {
     context.source_limits.wrong_host_key(source);

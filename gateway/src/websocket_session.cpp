@@ -131,7 +131,7 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
         context_.metrics.count_limited(Limit::subscriptions_per_connection);
         return refuse(ErrorCode::rate_limited, "too many subscriptions on this connection", drop);
       }
-      if (const auto refusal = engine_refusal())
+      if (const auto refusal = engine_refusal(std::chrono::steady_clock::now()))
         return refuse(ErrorCode::rate_limited, *refusal, drop);
       subscriptions_.push_back(drop);
       hub_.subscribe(drop, this);
@@ -151,12 +151,13 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
     }
     case ClientType::order: {
       const Limits& limits = context_.config.limits;
+      const auto now = std::chrono::steady_clock::now();
       std::optional<std::string_view> refusal;
-      if (!orders_.take(limits.orders_per_second, limits.orders_burst)) {
+      if (!orders_.take(limits.orders_per_second, limits.orders_burst, now)) {
         context_.metrics.count_limited(Limit::orders_per_connection);
         refusal = "too many orders from this connection";
       } else {
-        refusal = engine_refusal();
+        refusal = engine_refusal(now);
       }
       if (refusal) {
         context_.metrics.count_order(protocol::GatewayStatus::rate_limited);
@@ -176,7 +177,7 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
     }
     case ClientType::confirm:
     case ClientType::cancel:
-      if (const auto refusal = engine_refusal())
+      if (const auto refusal = engine_refusal(std::chrono::steady_clock::now()))
         return refuse(ErrorCode::rate_limited, *refusal, message.order_id);
       if (!requests.submit(ActionRequest{self, message.type == ClientType::confirm,
                                          std::string(message.order_id), user_, QueueSlot(queued_)}))
@@ -224,13 +225,13 @@ void WebsocketSession::refuse(ErrorCode code, std::string_view message, std::str
 // of its requests waiting in the engine's queue, and a budget of requests_per_second (bursts
 // of requests_burst). Refusals past the budget have a budget of their own: a connection that
 // keeps sending past both is closed with 1008. Nothing if the engine may be asked; else why not.
-std::optional<std::string_view> WebsocketSession::engine_refusal() {
+std::optional<std::string_view> WebsocketSession::engine_refusal(
+    std::chrono::steady_clock::time_point now) {
   const Limits& limits = context_.config.limits;
   if (queued_.load(std::memory_order_relaxed) >= limits.queue_share()) {
     context_.metrics.count_limited(Limit::queue_share);
     return "too many requests from this connection are waiting; wait for their answers";
   }
-  const auto now = std::chrono::steady_clock::now();
   if (requests_.take(limits.requests_per_second, limits.requests_burst, now)) return std::nullopt;
   context_.metrics.count_limited(Limit::requests_per_connection);
   if (!overruns_.take(limits.requests_per_second, limits.requests_burst, now) && !closing_) {
