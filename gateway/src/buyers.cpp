@@ -14,8 +14,9 @@ std::size_t Buyers::OrderKeyHash::operator()(const OrderKey& key) const noexcept
   return seed;
 }
 
-Buyers::Buyers(Releases& releases, Metrics& metrics, const Limits& limits)
-    : releases_(releases), metrics_(metrics), limits_(limits) {}
+Buyers::Buyers(Releases& releases, Metrics& metrics, const Limits& limits,
+               const OrderIds& order_ids)
+    : releases_(releases), metrics_(metrics), limits_(limits), order_ids_(order_ids) {}
 
 void Buyers::hello(const HelloRequest& request, engine::TimeMs now_ms) {
   auto& connections = users_[request.user];
@@ -83,7 +84,7 @@ void Buyers::drawn(engine::DropIndex drop, std::string_view drop_id, std::string
   if (in_drop == waiting_.end()) return;
   const auto found = in_drop->second.find(OrderKey(user, client_order_id));
   if (found == in_drop->second.end()) return;
-  answer(found->second, share(protocol::order_result(drop_id, client_order_id, result)),
+  answer(found->second, share(protocol::order_result(drop_id, client_order_id, result, order_ids_)),
          result.outcome);
   in_drop->second.erase(found);
 }
@@ -94,7 +95,8 @@ void Buyers::passed_over(engine::DropIndex drop, std::string_view drop_id) {
   engine::OrderResult sold_out;
   sold_out.outcome = engine::OrderOutcome::sold_out;
   for (const auto& [key, waiters] : in_drop->second)
-    answer(waiters, share(protocol::order_result(drop_id, key.second, sold_out)), sold_out.outcome);
+    answer(waiters, share(protocol::order_result(drop_id, key.second, sold_out, order_ids_)),
+           sold_out.outcome);
   waiting_.erase(in_drop);
 }
 

@@ -15,6 +15,7 @@
 
 #include "flashsale/engine/engine.hpp"
 #include "flashsale/gateway/config.hpp"
+#include "flashsale/gateway/order_ids.hpp"
 #include "metrics.hpp"
 #include "outbox.hpp"
 #include "releases.hpp"
@@ -24,7 +25,8 @@ namespace flashsale::gateway {
 
 class Buyers {
  public:
-  Buyers(Releases& releases, Metrics& metrics, const Limits& limits);
+  // `order_ids`: the engine thread's, which outlives this.
+  Buyers(Releases& releases, Metrics& metrics, const Limits& limits, const OrderIds& order_ids);
 
   void hello(const HelloRequest& request, engine::TimeMs now_ms);
   void leave(const LeaveRequest& request);
@@ -58,6 +60,7 @@ class Buyers {
   Releases& releases_;
   Metrics& metrics_;
   const Limits& limits_;
+  const OrderIds& order_ids_;
   boost::unordered_flat_map<std::string, std::vector<std::weak_ptr<Outbox>>> users_;
   // By drop: bounded by the orders of its admission window.
   boost::unordered_flat_map<engine::DropIndex, Waiting> waiting_;

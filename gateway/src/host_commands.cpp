@@ -33,8 +33,8 @@ HostReply from_status(const engine::CommandResult& result, const engine::Engine&
 
 }  // namespace
 
-HostOutcome execute(const host::Command& command, engine::Engine& engine, engine::TimeMs now_ms,
-                    engine::Events& events) {
+HostOutcome execute(const host::Command& command, engine::Engine& engine, const OrderIds& order_ids,
+                    engine::TimeMs now_ms, engine::Events& events) {
   return std::visit(
       [&]<typename Body>(const Body& body) -> HostOutcome {
         if constexpr (std::is_same_v<Body, host::CreateDrop>) {
@@ -68,7 +68,8 @@ HostOutcome execute(const host::Command& command, engine::Engine& engine, engine
           if constexpr (std::is_same_v<Body, host::ReadDrop>) {
             return {{200, host_json::drop(engine.drop_info(*index))}};
           } else if constexpr (std::is_same_v<Body, host::ReadOrders>) {
-            return {{200, host_json::orders(body.drop, engine.orders_of(*index, body.user))}};
+            return {{200,
+                     host_json::orders(body.drop, engine.orders_of(*index, body.user), order_ids)}};
           } else {
             static_assert(std::is_same_v<Body, host::ReadAudit>);
             return {{200, {}}, journal::totals_of(engine.drop_info(*index))};

@@ -21,7 +21,7 @@ struct HostOutcome {
 
 // Engine thread. The caller refuses commands that change something while the journal cannot
 // take writes.
-HostOutcome execute(const host::Command& command, engine::Engine& engine, engine::TimeMs now_ms,
-                    engine::Events& events);
+HostOutcome execute(const host::Command& command, engine::Engine& engine, const OrderIds& order_ids,
+                    engine::TimeMs now_ms, engine::Events& events);
 
 }  // namespace flashsale::gateway

@@ -38,11 +38,12 @@ std::string drops(const engine::Engine& engine, protocol::DropAudience audience)
   return JsonObject().raw("drops", list.done()).done();
 }
 
-std::string orders(std::string_view drop, std::span<const engine::OrderInfo> orders) {
+std::string orders(std::string_view drop, std::span<const engine::OrderInfo> orders,
+                   const OrderIds& order_ids) {
   JsonArray list;
   for (const engine::OrderInfo& order : orders) {
     list.raw(JsonObject()
-                 .text("order_id", protocol::order_id(drop, order.order))
+                 .text("order_id", order_ids.format(drop, order.order))
                  .text("client_order_id", order.client_order_id)
                  .number("qty", order.qty)
                  .text("status", engine::to_string(order.status))

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "flashsale/engine/engine.hpp"
+#include "flashsale/gateway/order_ids.hpp"
 #include "flashsale/gateway/protocol.hpp"
 #include "flashsale/journal/audit.hpp"
 #include "flashsale/journal/journal.hpp"
@@ -23,7 +24,8 @@ std::string drop(const engine::DropInfo& info);
 // {"drops":[…]}: every drop, as the host or (listing) anyone sees it.
 std::string drops(const engine::Engine& engine, protocol::DropAudience audience);
 // {"orders":[…]}: a buyer's orders in a drop.
-std::string orders(std::string_view drop, std::span<const engine::OrderInfo> orders);
+std::string orders(std::string_view drop, std::span<const engine::OrderInfo> orders,
+                   const OrderIds& order_ids);
 // What a drop's sale commits to (journal::totals_of), and the journal's chain head at that
 // state (docs/audit.md).
 std::string audit(const journal::DropTotals& totals, const journal::ChainHead& head);

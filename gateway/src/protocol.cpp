@@ -8,6 +8,8 @@
 #include <boost/json.hpp>
 #include <charconv>
 
+#include "flashsale/gateway/order_ids.hpp"
+
 namespace flashsale::gateway::protocol {
 
 namespace json = boost::json;
@@ -121,7 +123,7 @@ std::optional<ParseError> parse(std::string_view frame, ParseBuffer& buffer,
     }
     case ClientType::confirm:
     case ClientType::cancel:
-      return string_field(*object, "order_id", engine::drop_id_length_max + 12, type_name,
+      return string_field(*object, "order_id", OrderIds::id_length_max, type_name,
                           message.order_id);
     case ClientType::time:
       return std::nullopt;
@@ -129,22 +131,9 @@ std::optional<ParseError> parse(std::string_view frame, ParseBuffer& buffer,
   return std::nullopt;
 }
 
-std::string order_id(std::string_view drop, engine::OrderNumber order) {
-  return fmt::format("{}:{}", drop, order);
-}
-
-std::optional<OrderRef> parse_order_id(std::string_view text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
-  OrderRef ref{text.substr(0, colon), 0};
-  const std::string_view number = text.substr(colon + 1);
-  const auto [end, problem] =
-      std::from_chars(number.data(), number.data() + number.size(), ref.order);
-  // One spelling per order: "d:07" is not "d:7".
-  if (problem != std::errc{} || end != number.data() + number.size() || ref.order == 0 ||
-      number.front() == '0')
-    return std::nullopt;
-  return ref;
+std::string_view drop_of_order_id(std::string_view order_id) {
+  const auto colon = order_id.rfind(':');
+  return colon == std::string_view::npos ? std::string_view() : order_id.substr(0, colon);
 }
 
 std::string_view to_string(GatewayStatus status) noexcept {
@@ -238,17 +227,18 @@ std::string stock(std::string_view drop, std::uint32_t left, const engine::DropI
 }
 
 std::string order_result(std::string_view drop, std::string_view client_order_id,
-                         const engine::OrderResult& result) {
+                         const engine::OrderResult& result, const OrderIds& ids) {
   JsonObject out("order_result");
   out.text("client_order_id", client_order_id)
       .text("drop", drop)
       .text("status", engine::to_string(result.outcome));
   if (result.outcome == engine::OrderOutcome::reserved) {
-    out.text("order_id", order_id(drop, result.order))
+    out.text("order_id", ids.format(drop, result.order))
         .number("qty", result.qty)
         .number("hold_expires_at_ms", result.hold_expires_at_ms);
   } else if (result.outcome == engine::OrderOutcome::waitlisted) {
-    out.text("order_id", order_id(drop, result.order)).number("position", result.waitlist_position);
+    out.text("order_id", ids.format(drop, result.order))
+        .number("position", result.waitlist_position);
   } else if (!result.reason.empty()) {
     out.text("reason", result.reason);
   }
@@ -265,11 +255,11 @@ std::string order_result_status(std::string_view drop, std::string_view client_o
       .done();
 }
 
-std::string order_update(std::string_view drop, engine::OrderNumber order,
+std::string order_update(std::string_view drop, engine::OrderNumber order, const OrderIds& ids,
                          std::string_view client_order_id, engine::OrderStatus status,
                          std::uint32_t qty, engine::TimeMs hold_expires_at_ms) {
   JsonObject out("order_update");
-  out.text("order_id", order_id(drop, order))
+  out.text("order_id", ids.format(drop, order))
       .text("client_order_id", client_order_id)
       .text("drop", drop)
       .text("status", engine::to_string(status));

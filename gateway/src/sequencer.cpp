@@ -24,7 +24,7 @@ Sequencer::Sequencer(const GatewayConfig& config, EventLog& log, std::vector<Fan
       engine_(config.engine),
       releases_(engine_, config.ack, std::move(fanouts)),
       feed_(engine_, releases_, metrics, config.limits),
-      buyers_(releases_, metrics, config.limits) {
+      buyers_(releases_, metrics, config.limits, order_ids_) {
   log_.on_durable([this](std::uint64_t) {
     {
       std::lock_guard lock(mutex_);
@@ -40,6 +40,7 @@ Sequencer::~Sequencer() {
 
 journal::RecoveryStats Sequencer::recover() {
   const journal::RecoveryStats stats = log_.recover(engine_);
+  if (const auto key = OrderIds::key_from_hex(stats.order_id_key_hex)) order_ids_ = OrderIds(*key);
   metrics_.recovery_ms = stats.total_ms;
   feed_.recovered();
   return stats;
@@ -191,9 +192,10 @@ void Sequencer::place(std::vector<Request>& work, std::size_t first, std::size_t
       buyers_.await_draw(result.drop, order.user, order.client_order_id, order.from, order.tag);
       continue;
     }
-    releases_.to_outbox(std::move(order.from),
-                        share(protocol::order_result(order.drop, order.client_order_id, result)),
-                        FrameKind::order, 0, order.tag);
+    releases_.to_outbox(
+        std::move(order.from),
+        share(protocol::order_result(order.drop, order.client_order_id, result, order_ids_)),
+        FrameKind::order, 0, order.tag);
   }
 }
 
@@ -223,7 +225,7 @@ void Sequencer::handle(SubscribeRequest& request, TimeMs now_ms) {
 }
 
 void Sequencer::handle(ActionRequest& request, TimeMs now_ms) {
-  const auto ref = protocol::parse_order_id(request.order_id);
+  const auto ref = order_ids_.parse(request.order_id);
   const auto drop = ref ? engine_.find_drop(ref->drop) : std::nullopt;
   const auto refuse = [&](protocol::ErrorCode code, std::string_view message) {
     metrics_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
@@ -249,7 +251,7 @@ void Sequencer::handle(ActionRequest& request, TimeMs now_ms) {
     const auto info = engine_.order_info(*drop, ref->order);
     releases_.to_outbox(
         std::move(request.from),
-        share(protocol::order_update(ref->drop, ref->order, result.client_order_id,
+        share(protocol::order_update(ref->drop, ref->order, order_ids_, result.client_order_id,
                                      result.order_status, info->qty, info->hold_expires_at_ms)),
         FrameKind::order);
   }
@@ -259,7 +261,7 @@ void Sequencer::handle(HostRequest& request, TimeMs now_ms, bool accepting) {
   HostOutcome outcome =
       host::changes(request.command) && !accepting
           ? HostOutcome{host_json::error(503, "unavailable", "the journal cannot take writes")}
-          : execute(request.command, engine_, now_ms, events_);
+          : execute(request.command, engine_, order_ids_, now_ms, events_);
   if (!request.keep_reply_as.empty())
     kept_replies_.push_back({std::move(request.keep_reply_as), encode_kept_reply(outcome.reply)});
   if (!outcome.audit) {
@@ -303,9 +305,10 @@ void Sequencer::publish_events(TimeMs now_ms) {
 void Sequencer::tell_buyers(const engine::Event& event) {
   const auto push_update = [&](engine::OrderNumber order) {
     const auto info = engine_.order_info(event.drop, order);
-    buyers_.push(info->user, share(protocol::order_update(feed_.drop_id(event.drop), order,
-                                                          info->client_order_id, info->status,
-                                                          info->qty, info->hold_expires_at_ms)));
+    buyers_.push(info->user,
+                 share(protocol::order_update(feed_.drop_id(event.drop), order, order_ids_,
+                                              info->client_order_id, info->status, info->qty,
+                                              info->hold_expires_at_ms)));
   };
   const auto record = [&](engine::OrderNumber order, std::string_view change,
                           std::string_view reason = {}) {
@@ -316,7 +319,7 @@ void Sequencer::tell_buyers(const engine::Event& event) {
     added.event = change;
     added.drop = drop_id;
     added.order = order;
-    added.order_id = protocol::order_id(drop_id, order);
+    added.order_id = order_ids_.format(drop_id, order);
     added.user = info->user;
     added.client_order_id = info->client_order_id;
     added.qty = info->qty;

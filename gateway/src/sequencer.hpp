@@ -20,6 +20,7 @@
 #include "event_log.hpp"
 #include "flashsale/engine/engine.hpp"
 #include "flashsale/gateway/config.hpp"
+#include "flashsale/gateway/order_ids.hpp"
 #include "metrics.hpp"
 #include "releases.hpp"
 #include "requests.hpp"
@@ -73,7 +74,9 @@ class Sequencer final : public GroupSink {
   bool following_journal_ = false;  // waiting for the journal's batch: submit() wakes nobody
   std::thread thread_;
 
-  // Engine thread only (released_mark() aside).
+  // Engine thread only (released_mark() aside). The order ids' key is the journal's, set by
+  // recover() before the thread starts.
+  OrderIds order_ids_{OrderIds::random_key()};
   Releases releases_;
   ViewerFeed feed_;
   Buyers buyers_;

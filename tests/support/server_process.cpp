@@ -32,6 +32,7 @@ void ServerProcess::start() {
       std::lock_guard lock(log_mutex_);
       log_ += *line + "\n";
     }
+    log_grew_.notify_all();
     const auto at = line->find("listening on 127.0.0.1:");
     if (at == std::string::npos) continue;
     port_ = static_cast<unsigned short>(
@@ -45,8 +46,11 @@ void ServerProcess::start() {
 void ServerProcess::drain_after_start() {
   log_drain_ = std::thread([this, process = process_.get()] {
     while (const auto line = process->read_line(std::chrono::hours(1))) {
-      std::lock_guard lock(log_mutex_);
-      log_ += *line + "\n";
+      {
+        std::lock_guard lock(log_mutex_);
+        log_ += *line + "\n";
+      }
+      log_grew_.notify_all();
     }
   });
 }
@@ -54,6 +58,17 @@ void ServerProcess::drain_after_start() {
 std::string ServerProcess::log() const {
   std::lock_guard lock(log_mutex_);
   return log_;
+}
+
+bool ServerProcess::wait_for_log(std::string_view text, std::size_t count,
+                                 std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(log_mutex_);
+  return log_grew_.wait_for(lock, timeout, [&] {
+    std::size_t found = 0;
+    for (auto at = log_.find(text); at != std::string::npos; at = log_.find(text, at + 1))
+      found += 1;
+    return found >= count;
+  });
 }
 
 int ServerProcess::stop() {
@@ -80,6 +95,31 @@ std::string write_temp_file(const std::string& name, const std::string& text) {
       std::filesystem::temp_directory_path() / (std::to_string(getpid()) + "-" + name);
   std::ofstream(path) << text;
   return path.string();
+}
+
+}  // namespace flashsale::testing
+
+namespace flashsale::testing {
+
+const std::string dev_config = FLASHSALE_SOURCE_DIR "/configs/dev.toml";
+
+std::string dev_config_with(const std::vector<std::pair<std::string, std::string>>& changes,
+                            const std::vector<std::pair<std::string, std::string>>& added) {
+  std::ifstream dev(dev_config);
+  std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
+  for (const auto& [key, value] : changes) {
+    const auto at = config.find("\n" + key + " = ");
+    if (at == std::string::npos) throw std::runtime_error("no key " + key);
+    const auto end = config.find('\n', at + 1);
+    config.replace(at, end - at, "\n" + key + " = " + value);
+  }
+  for (const auto& [section, line] : added) {
+    const std::string header = "[" + section + "]\n";
+    const auto at = config.find(header);
+    if (at == std::string::npos) throw std::runtime_error("no section " + section);
+    config.insert(at + header.size(), line + "\n");
+  }
+  return write_temp_file("config.toml", config);
 }
 
 }  // namespace flashsale::testing

@@ -3,6 +3,8 @@
 // RedisServer. Stop it with SIGTERM (graceful) or SIGKILL (a crash).
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +30,9 @@ class ServerProcess {
   pid_t pid() const { return process_->pid(); }
   // Everything the server has logged so far (every start), one line each.
   std::string log() const;
+  // Waits until the log has `count` lines containing `text`; false if `timeout` passes first.
+  bool wait_for_log(std::string_view text, std::size_t count = 1,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   // Starts again on the same Redis and prefix (a new port).
   void restart();
 
@@ -39,11 +44,19 @@ class ServerProcess {
   std::unique_ptr<ChildProcess> process_;
   std::thread log_drain_;
   mutable std::mutex log_mutex_;
+  mutable std::condition_variable log_grew_;
   std::string log_;  // under log_mutex_
   unsigned short port_ = 0;
 };
 
 // Writes `text` to a fresh file under the test temp folder; its path.
 std::string write_temp_file(const std::string& name, const std::string& text);
+
+// configs/dev.toml.
+extern const std::string dev_config;
+// Writes configs/dev.toml with `key = …` lines replaced, and `added` lines put at the top of
+// their [section]s, for a server with other settings; the file's path.
+std::string dev_config_with(const std::vector<std::pair<std::string, std::string>>& changes,
+                            const std::vector<std::pair<std::string, std::string>>& added = {});
 
 }  // namespace flashsale::testing

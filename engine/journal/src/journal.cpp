@@ -3,6 +3,7 @@
 #include "flashsale/journal/journal.hpp"
 
 #include <fmt/format.h>
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <random>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "flashsale/engine/assert.hpp"
 #include "flashsale/engine/event_codec.hpp"
@@ -74,6 +76,16 @@ std::uint64_t batch_of(std::string_view id) {
   return number;
 }
 
+// `bytes` from OpenSSL's generator, as hex.
+std::string random_hex(std::size_t bytes) {
+  std::vector<unsigned char> random(bytes);
+  if (RAND_bytes(random.data(), static_cast<int>(bytes)) != 1)
+    throw std::runtime_error("journal: no random bytes");
+  std::string hex;
+  for (const unsigned char byte : random) hex += fmt::format("{:02x}", byte);
+  return hex;
+}
+
 std::string make_token() {
   std::random_device random;
   char host[64] = {};
@@ -116,6 +128,7 @@ struct Journal::Shared {
   std::string orders_kept;
   std::string replies_key;
   std::string replies_kept;
+  std::string order_id_key;
   std::string token = make_token();
   std::string ttl_ms;
 
@@ -168,6 +181,7 @@ struct Journal::Shared {
         orders_kept(std::to_string(config.orders_kept)),
         replies_key("{" + config.prefix + "}:replies"),
         replies_kept(std::to_string(config.replies_kept)),
+        order_id_key("{" + config.prefix + "}:order-ids-key"),
         ttl_ms(std::to_string(config.lease_ttl.count())) {}
 
   // Logs each change of state once, not every retry.
@@ -757,6 +771,11 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
     redis.lease_taken(entries.empty() ? "0-0" : std::string(entries.front().id));
   }
   stats.lease_wait_ms = elapsed_ms(started);
+  redis.call({"SET", shared.order_id_key, random_hex(16), "NX"}, "making the order id key");
+  stats.order_id_key_hex =
+      text_of(redis.call({"GET", shared.order_id_key}, "reading the order id key"));
+  if (stats.order_id_key_hex.size() != 32)
+    throw std::runtime_error("journal: " + shared.order_id_key + " is not 32 hex digits");
 
   SnapshotHeader snapshot_header;
   std::optional<Hash> snapshot_hash;

@@ -14,6 +14,10 @@
 #include "flashsale/engine/engine.hpp"
 #include "flashsale/gateway/json_writer.hpp"
 
+namespace flashsale::gateway {
+class OrderIds;  // order_ids.hpp
+}
+
 namespace flashsale::gateway::protocol {
 
 enum class ClientType : std::uint8_t {
@@ -65,13 +69,14 @@ struct ParseBuffer {
 std::optional<ParseError> parse(std::string_view frame, ParseBuffer& buffer,
                                 ClientMessage& message);
 
-// Order ids on the wire: "<drop>:<number>". A drop id never contains ':'.
-std::string order_id(std::string_view drop, engine::OrderNumber order);
+// Order ids on the wire: "<drop>:<opaque>" (OrderIds, order_ids.hpp). A drop id never
+// contains ':', so the drop is what comes before the last one: enough to route a confirm or
+// cancel to its drop's engine, which alone reads the rest.
 struct OrderRef {
   std::string_view drop;
   engine::OrderNumber order = 0;
 };
-std::optional<OrderRef> parse_order_id(std::string_view order_id);
+std::string_view drop_of_order_id(std::string_view order_id);
 
 // What an order_result says when the gateway answers instead of the engine.
 enum class GatewayStatus : std::uint8_t {
@@ -100,11 +105,11 @@ std::string state(std::string_view drop, engine::DropState state, engine::TimeMs
 // For a charity drop (`pledge_bps` > 0) also what it has raised so far.
 std::string stock(std::string_view drop, std::uint32_t left, const engine::DropInfo& info);
 std::string order_result(std::string_view drop, std::string_view client_order_id,
-                         const engine::OrderResult& result);
+                         const engine::OrderResult& result, const OrderIds& ids);
 // An order the gateway answers itself, with `status` instead of an engine outcome.
 std::string order_result_status(std::string_view drop, std::string_view client_order_id,
                                 GatewayStatus status, std::string_view reason);
-std::string order_update(std::string_view drop, engine::OrderNumber order,
+std::string order_update(std::string_view drop, engine::OrderNumber order, const OrderIds& ids,
                          std::string_view client_order_id, engine::OrderStatus status,
                          std::uint32_t qty = 0, engine::TimeMs hold_expires_at_ms = 0);
 

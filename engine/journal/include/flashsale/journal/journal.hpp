@@ -133,6 +133,10 @@ struct RecoveryStats {
   std::uint64_t journal_bytes_read = 0;
   std::uint64_t last_sequence = 0;
   std::string cursor;  // the caller's position stored with the last batch; empty if none
+  // The journal's secret for writing order ids buyers cannot count ({prefix}:order-ids-key,
+  // 32 hex digits): made on the first recovery, kept with the journal, so every engine that
+  // ever serves it writes and reads the same ids.
+  std::string order_id_key_hex;
 };
 
 // recover() found the lease held, with JournalConfig::wait_for_lease = false.
