@@ -7,6 +7,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "address_set.hpp"
+
 namespace flashsale::gateway {
 
 namespace {
@@ -108,6 +110,9 @@ GatewayConfig load_config(const std::string& path) {
   read_number(server, "server", "io_threads", config.io_threads, 1, 64);
   read_string(server, "server", "ops_listen", config.ops_listen);
   read_strings(server, "server", "allowed_origins", config.allowed_origins);
+  read_string(server, "server", "tls_certificate", config.tls_certificate);
+  read_string(server, "server", "tls_private_key", config.tls_private_key);
+  read_strings(server, "server", "proxy_protocol_from", config.proxy_protocol_from);
 
   const toml::table& auth = section(root, "auth");
   std::string mode = "token";
@@ -167,6 +172,8 @@ GatewayConfig load_config(const std::string& path) {
   read_ms(limits, "limits", "idle_timeout_ms", l.idle_timeout, 86'400'000);
   read_number(limits, "limits", "http_body_bytes_max", l.http_body_bytes_max, 1024, 1 << 26);
   read_number(limits, "limits", "http_connections_max", l.http_connections_max, 1, 1e6);
+  read_number(limits, "limits", "http_connections_per_source", l.http_connections_per_source, 1,
+              1e6);
   read_ms(limits, "limits", "http_connection_ms_max", l.http_connection_max, 86'400'000);
   read_number(limits, "limits", "engine_queue_max", l.engine_queue_max, 16, 1e8);
   read_number(limits, "limits", "stock_deliveries_per_second", l.stock_deliveries_per_second, 100,
@@ -210,6 +217,14 @@ void validate(const GatewayConfig& config) {
     bad("journal.prefix", "must be 1-64 of [A-Za-z0-9_.-]");
   if (config.engine.decisions_per_drop_reserve > config.engine.decisions_per_drop_max)
     bad("engine.decisions_per_drop_reserve", "must not exceed decisions_per_drop_max");
+  if (config.tls_certificate.empty() != config.tls_private_key.empty())
+    bad(config.tls_certificate.empty() ? "server.tls_certificate" : "server.tls_private_key",
+        "TLS needs both the certificate and the private key");
+  try {
+    const AddressSet checked(config.proxy_protocol_from);
+  } catch (const std::invalid_argument& error) {
+    bad("server.proxy_protocol_from", error.what());
+  }
   if (config.limits.orders_burst < 1) bad("limits.orders_burst", "must be at least 1");
   if (!config.cluster.id.empty() &&
       (config.cluster.id.size() > 32 || !engine::is_valid_drop_id(config.cluster.id)))

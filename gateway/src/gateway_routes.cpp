@@ -82,8 +82,14 @@ void GatewayRoutes::upgrade(HttpSession& session, HttpRequest& request) {
       return session.respond(
           host_json::error(429, "rate_limited", "your address is connecting too fast; back off"));
   }
-  std::make_shared<WebsocketSession>(session.take_socket(), context_, hub_, std::move(slot))
-      ->start(session.take_request());
+  std::visit(
+      [&](auto&& stream) {
+        using Stream = std::decay_t<decltype(stream)>;
+        std::make_shared<WebsocketSession<Stream>>(std::move(stream), context_, hub_,
+                                                   std::move(slot))
+            ->start(session.take_request());
+      },
+      session.take_connection());
 }
 
 }  // namespace flashsale::gateway

@@ -11,9 +11,16 @@ namespace flashsale::gateway {
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-HttpSession::HttpSession(boost::asio::ip::tcp::socket&& socket, const Limits& limits,
-                         Routes& routes, Metrics& metrics)
-    : stream_(std::move(socket)), limits_(limits), routes_(routes), metrics_(metrics) {
+HttpSession::HttpSession(Connection&& connection, boost::asio::ip::address source,
+                         SourceLimits::Slot source_slot, const Limits& limits, Routes& routes,
+                         Metrics& metrics)
+    : stream_(std::move(connection)),
+      deadline_(socket_of(stream_).get_executor()),
+      source_(std::move(source)),
+      source_slot_(std::move(source_slot)),
+      limits_(limits),
+      routes_(routes),
+      metrics_(metrics) {
   metrics_.http_connections_open.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -26,28 +33,54 @@ void HttpSession::start() {
       limits_.http_connections_max) {
     metrics_.count_limited(Limit::http_connections);
     beast::error_code ignored;
-    stream_.socket().close(ignored);
+    socket_of(stream_).close(ignored);
     return;
   }
-  boost::asio::dispatch(stream_.get_executor(),
-                        beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
+  boost::asio::dispatch(deadline_.get_executor(), [self = shared_from_this()] {
+    TlsStream* tls = std::get_if<TlsStream>(&self->stream_);
+    if (tls == nullptr) return self->do_read();
+    self->expire_after(self->limits_.handshake_timeout);
+    tls->async_handshake(boost::asio::ssl::stream_base::server,
+                         beast::bind_front_handler(&HttpSession::on_handshake, self));
+  });
+}
+
+void HttpSession::on_handshake(beast::error_code error) {
+  if (error) {  // not TLS, a certificate the client refused, a timeout: nothing to say
+    metrics_.tls_handshakes_failed.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  do_read();
+}
+
+// The connection is closed if what is under way (a handshake, the next request, its answer)
+// takes longer than `timeout`. The timer does not keep the session alive.
+void HttpSession::expire_after(std::chrono::steady_clock::duration timeout) {
+  deadline_.expires_after(timeout);
+  deadline_.async_wait([weak = weak_from_this()](beast::error_code cancelled) {
+    const auto self = weak.lock();
+    if (cancelled || self == nullptr) return;
+    beast::error_code ignored;
+    socket_of(self->stream_).close(ignored);
+  });
 }
 
 void HttpSession::do_read() {
   parser_.emplace();
   parser_->body_limit(limits_.http_body_bytes_max);
   parser_->header_limit(16 * 1024);
-  stream_.expires_after(first_request_ ? limits_.handshake_timeout : limits_.idle_timeout);
+  expire_after(first_request_ ? limits_.handshake_timeout : limits_.idle_timeout);
   first_request_ = false;
-  http::async_read(stream_, buffer_, *parser_,
-                   beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
+  std::visit(
+      [&](auto& stream) {
+        http::async_read(stream, buffer_, *parser_,
+                         beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
+      },
+      stream_);
 }
 
 void HttpSession::on_read(beast::error_code error, std::size_t) {
-  if (error == http::error::end_of_stream) {
-    stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, error);
-    return;
-  }
+  if (error == http::error::end_of_stream) return end();
   if (error == http::error::body_limit) {
     keep_alive_ = false;
     return respond(
@@ -72,19 +105,15 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
 
 std::function<void(HostReply)> HttpSession::respond_later() {
   return [self = shared_from_this()](HostReply reply) {
-    boost::asio::post(self->stream_.get_executor(), [self, reply = std::move(reply)]() mutable {
+    boost::asio::post(self->deadline_.get_executor(), [self, reply = std::move(reply)]() mutable {
       self->respond(std::move(reply));
     });
   };
 }
 
-boost::asio::ip::address HttpSession::remote_address() const {
-  boost::system::error_code ignored;
-  return stream_.socket().remote_endpoint(ignored).address();
-}
-
-boost::asio::ip::tcp::socket HttpSession::take_socket() {
-  return stream_.release_socket();
+Connection HttpSession::take_connection() {
+  deadline_.cancel();
+  return std::move(stream_);
 }
 
 HttpRequest HttpSession::take_request() {
@@ -128,18 +157,31 @@ void HttpSession::respond_asset(const WebAsset& asset, const HttpRequest& reques
 
 void HttpSession::send(std::shared_ptr<http::response<http::string_body>> response) {
   response_ = std::move(response);
-  http::async_write(stream_, *response_,
-                    beast::bind_front_handler(&HttpSession::on_write, shared_from_this(),
-                                              response_->keep_alive()));
+  std::visit(
+      [&](auto& stream) {
+        http::async_write(stream, *response_,
+                          beast::bind_front_handler(&HttpSession::on_write, shared_from_this(),
+                                                    response_->keep_alive()));
+      },
+      stream_);
 }
 
 void HttpSession::on_write(bool keep_alive, beast::error_code error, std::size_t) {
   if (error) return;
-  if (!keep_alive) {
-    stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, error);
-    return;
-  }
+  if (!keep_alive) return end();
   do_read();
+}
+
+// The last answer is out: TLS says close_notify first (within the deadline already running),
+// then the socket stops sending.
+void HttpSession::end() {
+  if (TlsStream* tls = std::get_if<TlsStream>(&stream_))
+    return tls->async_shutdown([self = shared_from_this()](beast::error_code) {
+      beast::error_code ignored;
+      socket_of(self->stream_).shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
+    });
+  beast::error_code ignored;
+  socket_of(stream_).shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
 }
 
 }  // namespace flashsale::gateway

@@ -1,4 +1,5 @@
-// HttpSession: one HTTP connection, whatever it serves. Keep-alive, one request at a time;
+// HttpSession: one HTTP connection, plain or TLS, whatever it serves. A TLS connection's
+// handshake must finish within the handshake timeout. Keep-alive, one request at a time;
 // bodies bounded by limits.http_body_bytes_max; a request must arrive within the handshake
 // timeout, the next one within the idle timeout, and a connection ends after
 // limits.http_connection_ms_max however busy (a request every 29 s held one forever). What each
@@ -6,7 +7,8 @@
 // (engine_status.hpp).
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -14,9 +16,11 @@
 #include <memory>
 #include <optional>
 
+#include "connection.hpp"
 #include "flashsale/gateway/config.hpp"
 #include "metrics.hpp"
 #include "requests.hpp"
+#include "source_limits.hpp"
 #include "web_assets.hpp"
 
 namespace flashsale::gateway {
@@ -34,8 +38,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   };
 
   // Counted in metrics.http_connections_open while it lives; past limits.http_connections_max
-  // a new connection is closed at once (counted as limit "http_connections").
-  HttpSession(boost::asio::ip::tcp::socket&& socket, const Limits& limits, Routes& routes,
+  // a new connection is closed at once (counted as limit "http_connections"). `source`: the
+  // client's address (the peer's, or what a trusted proxy said it is).
+  // `source_slot`: its place in its address's share (empty where none is kept).
+  HttpSession(Connection&& connection, boost::asio::ip::address source,
+              SourceLimits::Slot source_slot, const Limits& limits, Routes& routes,
               Metrics& metrics);
   ~HttpSession();
   void start();
@@ -45,19 +52,27 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // A reply to come from another thread: posted to the session's own.
   std::function<void(HostReply)> respond_later();
   void respond_asset(const WebAsset& asset, const HttpRequest& request);
-  boost::asio::ip::address remote_address() const;
-  // The connection leaves HTTP (a WebSocket upgrade): its socket, and the request that asked.
-  boost::asio::ip::tcp::socket take_socket();
+  const boost::asio::ip::address& remote_address() const { return source_; }
+  // The connection leaves HTTP (a WebSocket upgrade): its stream, and the request that asked.
+  Connection take_connection();
   HttpRequest take_request();
 
  private:
+  void on_handshake(boost::beast::error_code error);
+  void expire_after(std::chrono::steady_clock::duration timeout);
   void do_read();
   void on_read(boost::beast::error_code error, std::size_t bytes);
   void send(
       std::shared_ptr<boost::beast::http::response<boost::beast::http::string_body>> response);
   void on_write(bool keep_alive, boost::beast::error_code error, std::size_t bytes);
+  void end();
 
-  boost::beast::tcp_stream stream_;
+  // Timed by deadline_ rather than a beast::tcp_stream, whose timer could not come along into
+  // the WebSocket session an upgrade hands the stream to.
+  Connection stream_;
+  boost::asio::steady_timer deadline_;
+  const boost::asio::ip::address source_;
+  SourceLimits::Slot source_slot_;
   const Limits& limits_;
   Routes& routes_;
   boost::beast::flat_buffer buffer_;

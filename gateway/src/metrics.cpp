@@ -30,6 +30,17 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
        "Viewers closed for answering neither messages nor pings.", load(idle_viewers_closed));
   line("flashsale_protocol_errors_total", "counter", "Error messages sent to clients.",
        load(protocol_errors));
+  line("flashsale_tls_handshakes_failed_total", "counter",
+       "TLS handshakes that failed or took too long.", load(tls_handshakes_failed));
+  line("flashsale_proxy_headers_refused_total", "counter",
+       "Connections from a trusted proxy closed for a missing or bad PROXY header.",
+       load(proxy_headers_refused));
+  if (const std::uint64_t expires = load(tls_expires_at_s); expires != 0) {
+    line("flashsale_tls_certificate_expiry_seconds", "gauge",
+         "When the TLS certificate in use expires (Unix time).", expires);
+    line("flashsale_tls_reloads_failed_total", "counter",
+         "Certificate reloads (SIGHUP) that kept the old certificate.", load(tls_reloads_failed));
+  }
   out +=
       "# HELP flashsale_orders_total Order results sent, by status.\n# TYPE flashsale_orders_total "
       "counter\n";

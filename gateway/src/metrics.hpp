@@ -52,8 +52,9 @@ enum class Limit : std::uint8_t {
   queue_share,                   // rate_limited: the connection's share of the engine queue
   http_connections,              // plain HTTP connections past http_connections_max: closed
   host_key_failures,             // host calls from an address that guessed too often: 429
+  http_connections_per_source,   // plain HTTP connections from one address: closed
 };
-inline constexpr std::array<std::string_view, 11> limit_names = {"accepts",
+inline constexpr std::array<std::string_view, 12> limit_names = {"accepts",
                                                                  "accepts_per_source",
                                                                  "connections_per_source",
                                                                  "connections_per_user",
@@ -63,7 +64,8 @@ inline constexpr std::array<std::string_view, 11> limit_names = {"accepts",
                                                                  "requests_per_connection",
                                                                  "queue_share",
                                                                  "http_connections",
-                                                                 "host_key_failures"};
+                                                                 "host_key_failures",
+                                                                 "http_connections_per_source"};
 
 struct Metrics {
   using Counter = std::atomic<std::uint64_t>;
@@ -78,6 +80,10 @@ struct Metrics {
   Counter slow_viewers_closed{0};
   Counter idle_viewers_closed{0};  // silent through a ping (WebsocketSession::sweep)
   Counter protocol_errors{0};
+  Counter tls_handshakes_failed{0};  // not TLS, refused, or too slow
+  Counter proxy_headers_refused{0};  // a trusted proxy's connection without a valid header
+  Counter tls_reloads_failed{0};     // SIGHUP found files that do not load: the old ones stay
+  Counter tls_expires_at_s{0};       // the certificate in use; 0 without TLS
   std::array<Counter, order_statuses.size()> orders{};
   Counter engine_queue_depth{0};
   Counter engine_batches{0};

@@ -20,9 +20,11 @@
 #include "event_log.hpp"
 #include "gateway_routes.hpp"
 #include "host_json.hpp"
+#include "intake.hpp"
 #include "listener.hpp"
 #include "sequencer.hpp"
 #include "status_server.hpp"
+#include "tls.hpp"
 
 namespace flashsale::gateway {
 
@@ -128,12 +130,27 @@ int Server::run() {
   std::vector<std::unique_ptr<GatewayRoutes>> routes;
   for (auto& hub : hubs) routes.push_back(std::make_unique<GatewayRoutes>(context, *hub));
 
+  std::optional<ServerTls> tls;
+  if (!config_.tls_certificate.empty()) {
+    tls.emplace(config_.tls_certificate, config_.tls_private_key);
+    metrics.tls_expires_at_s = static_cast<std::uint64_t>(tls->expires_at_s());
+  }
+  Intake intake(config_, tls ? &*tls : nullptr, metrics,
+                [&](Connection&& connection, asio::ip::address source, std::size_t index) {
+                  SourceLimits::Slot slot;
+                  if (!source_limits.admit_http(source, slot)) {
+                    metrics.count_limited(Limit::http_connections_per_source);
+                    return;  // closed as it goes out of scope
+                  }
+                  std::make_shared<HttpSession>(std::move(connection), std::move(source),
+                                                std::move(slot), config_.limits, *routes[index],
+                                                metrics)
+                      ->start();
+                });
   std::optional<Listener> listener;  // optional, like what else is bound to the I/O threads
   listener.emplace(threads, parse_endpoint(config_.listen), config_.limits, metrics,
                    [&](asio::ip::tcp::socket socket, std::size_t index) {
-                     std::make_shared<HttpSession>(std::move(socket), config_.limits,
-                                                   *routes[index], metrics)
-                         ->start();
+                     intake.take(std::move(socket), index);
                    });
   listener->start();
   std::optional<StatusServer> operations;  // /healthz and /metrics on an address of their own
@@ -147,9 +164,9 @@ int Server::run() {
         },
         render_metrics);
   }
-  spdlog::info("flashsale: listening on {}:{} with {} I/O thread(s); viewers at ws://{}:{}/ws",
+  spdlog::info("flashsale: listening on {}:{} with {} I/O thread(s); viewers at {}://{}:{}/ws",
                listener->endpoint().address().to_string(), listener->endpoint().port(),
-               threads.size(), listener->endpoint().address().to_string(),
+               threads.size(), tls ? "wss" : "ws", listener->endpoint().address().to_string(),
                listener->endpoint().port());
 
   using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
@@ -181,6 +198,23 @@ int Server::run() {
     });
   });
 
+  // SIGHUP: the certificate and key are read again (a renewal needs no restart).
+  std::optional<asio::signal_set> reloads(std::in_place, *threads[0], SIGHUP);
+  std::function<void()> await_reload = [&] {
+    reloads->async_wait([&](boost::system::error_code error, int) {
+      if (error) return;
+      if (!tls) {
+        spdlog::info("flashsale: SIGHUP; no TLS certificate to reload");
+      } else if (tls->reload()) {
+        metrics.tls_expires_at_s = static_cast<std::uint64_t>(tls->expires_at_s());
+      } else {
+        metrics.tls_reloads_failed.fetch_add(1, std::memory_order_relaxed);
+      }
+      await_reload();
+    });
+  };
+  await_reload();
+
   const auto serve = [&](asio::io_context& io) {
     io.run();
     std::lock_guard lock(finished_mutex);
@@ -199,6 +233,7 @@ int Server::run() {
   // readers, which post drop updates to them — and the link after its last connection.
   guards.clear();
   signals.reset();
+  reloads.reset();
   listener.reset();
   operations.reset();
   if (link) link->stop();

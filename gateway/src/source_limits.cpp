@@ -6,19 +6,20 @@
 namespace flashsale::gateway {
 
 SourceLimits::Slot::Slot(Slot&& other) noexcept
-    : owner_(std::exchange(other.owner_, nullptr)), address_(other.address_) {}
+    : owner_(std::exchange(other.owner_, nullptr)), address_(other.address_), http_(other.http_) {}
 
 SourceLimits::Slot& SourceLimits::Slot::operator=(Slot&& other) noexcept {
   if (this != &other) {
-    if (owner_ != nullptr) owner_->release(address_);
+    if (owner_ != nullptr) owner_->release(address_, http_);
     owner_ = std::exchange(other.owner_, nullptr);
     address_ = other.address_;
+    http_ = other.http_;
   }
   return *this;
 }
 
 SourceLimits::Slot::~Slot() {
-  if (owner_ != nullptr) owner_->release(address_);
+  if (owner_ != nullptr) owner_->release(address_, http_);
 }
 
 std::size_t SourceLimits::AddressHash::operator()(
@@ -47,15 +48,29 @@ SourceLimits::Verdict SourceLimits::admit(const boost::asio::ip::address& source
   return Verdict::admitted;
 }
 
+bool SourceLimits::admit_http(const boost::asio::ip::address& source, Slot& slot) {
+  std::lock_guard lock(mutex_);
+  Source& entry = this->entry(source, Clock::now());
+  if (entry.http_open >= limits_.http_connections_per_source) return false;
+  entry.http_open += 1;
+  slot = Slot();
+  slot.owner_ = this;
+  slot.address_ = source;
+  slot.http_ = true;
+  return true;
+}
+
 std::size_t SourceLimits::tracked() const {
   std::lock_guard lock(mutex_);
   return sources_.size();
 }
 
-void SourceLimits::release(const boost::asio::ip::address& source) {
+void SourceLimits::release(const boost::asio::ip::address& source, bool http) {
   std::lock_guard lock(mutex_);
   const auto found = sources_.find(source);
-  if (found != sources_.end() && found->second.open > 0) found->second.open -= 1;
+  if (found == sources_.end()) return;
+  std::uint32_t& open = http ? found->second.http_open : found->second.open;
+  if (open > 0) open -= 1;
 }
 
 SourceLimits::Source& SourceLimits::entry(const boost::asio::ip::address& source,
@@ -94,7 +109,8 @@ void SourceLimits::sweep(Clock::time_point now) {
     const auto since = [&](const TokenBucket& bucket) {
       return std::chrono::duration<double>(now - bucket.at).count();
     };
-    return entry.open == 0 && since(entry.accepts) >= refill_s && since(entry.key_tries) >= 60;
+    return entry.open == 0 && entry.http_open == 0 && since(entry.accepts) >= refill_s &&
+           since(entry.key_tries) >= 60;
   });
   sweep_at_ = std::max<std::size_t>(4'096, sources_.size() * 2);
 }

@@ -46,11 +46,15 @@ struct StatusServer::Server {
          std::function<HostReply()> health, std::function<std::string()> metrics_text)
       : routes(std::move(health), std::move(metrics_text)),
         threads(one_thread()),
-        listener(
-            threads, parse_endpoint(listen), limits, metrics,
-            [this, &limits, &metrics](asio::ip::tcp::socket socket, std::size_t) {
-              std::make_shared<HttpSession>(std::move(socket), limits, routes, metrics)->start();
-            }) {
+        listener(threads, parse_endpoint(listen), limits, metrics,
+                 [this, &limits, &metrics](asio::ip::tcp::socket socket, std::size_t) {
+                   boost::system::error_code error;
+                   const asio::ip::address peer = socket.remote_endpoint(error).address();
+                   if (error) return;
+                   std::make_shared<HttpSession>(Connection(std::move(socket)), peer,
+                                                 SourceLimits::Slot(), limits, routes, metrics)
+                       ->start();
+                 }) {
     spdlog::info("flashsale: {} on {}:{} (/healthz, /metrics)", what,
                  listener.endpoint().address().to_string(), listener.endpoint().port());
     listener.start();

@@ -22,9 +22,10 @@ thread_local protocol::ParseBuffer parse_buffer;
 
 }  // namespace
 
-WebsocketSession::WebsocketSession(boost::asio::ip::tcp::socket&& socket, ServerContext& context,
-                                   Hub& hub, SourceLimits::Slot source_slot)
-    : ws_(std::move(socket)),
+template <class Stream>
+WebsocketSession<Stream>::WebsocketSession(Stream&& stream, ServerContext& context, Hub& hub,
+                                           SourceLimits::Slot source_slot)
+    : ws_(std::move(stream)),
       context_(context),
       hub_(hub),
       source_slot_(std::move(source_slot)),
@@ -35,13 +36,15 @@ WebsocketSession::WebsocketSession(boost::asio::ip::tcp::socket&& socket, Server
   context_.metrics.connections_open.fetch_add(1, std::memory_order_relaxed);
 }
 
-WebsocketSession::~WebsocketSession() {
+template <class Stream>
+WebsocketSession<Stream>::~WebsocketSession() {
   finish();  // normally done already; not when the server stops with the connection open
   source_slot_ = SourceLimits::Slot();  // its address's place is free before the gauge says so
   context_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void WebsocketSession::start(beast::http::request<beast::http::string_body> upgrade) {
+template <class Stream>
+void WebsocketSession<Stream>::start(beast::http::request<beast::http::string_body> upgrade) {
   const Limits& limits = context_.config.limits;
   // The idle timeout is the hub's sweep (sweep()); Beast keeps the handshake's and the close's.
   websocket::stream_base::timeout timeouts{limits.handshake_timeout, websocket::stream_base::none(),
@@ -55,15 +58,16 @@ void WebsocketSession::start(beast::http::request<beast::http::string_body> upgr
     response.set(beast::http::field::server, "flashsale");
   }));
   hub_.join(this);
-  ws_.async_accept(upgrade,
-                   beast::bind_front_handler(&WebsocketSession::on_accept, shared_from_this()));
+  ws_.async_accept(upgrade, beast::bind_front_handler(&WebsocketSession<Stream>::on_accept,
+                                                      this->shared_from_this()));
 }
 
-void WebsocketSession::on_accept(beast::error_code error) {
+template <class Stream>
+void WebsocketSession<Stream>::on_accept(beast::error_code error) {
   if (error) return finish();
   // A viewer has handshake_timeout to say hello.
   deadline_.expires_after(context_.config.limits.handshake_timeout);
-  deadline_.async_wait([self = shared_from_this()](beast::error_code cancelled) {
+  deadline_.async_wait([self = this->shared_from_this()](beast::error_code cancelled) {
     if (!cancelled && !self->signed_in_ && !self->closing_)
       self->close_with(share(protocol::error(ErrorCode::unauthenticated, "say hello first")), 1008,
                        "no hello in time");
@@ -71,12 +75,14 @@ void WebsocketSession::on_accept(beast::error_code error) {
   do_read();
 }
 
-void WebsocketSession::do_read() {
-  ws_.async_read(buffer_,
-                 beast::bind_front_handler(&WebsocketSession::on_read, shared_from_this()));
+template <class Stream>
+void WebsocketSession<Stream>::do_read() {
+  ws_.async_read(buffer_, beast::bind_front_handler(&WebsocketSession<Stream>::on_read,
+                                                    this->shared_from_this()));
 }
 
-void WebsocketSession::on_read(beast::error_code error, std::size_t) {
+template <class Stream>
+void WebsocketSession<Stream>::on_read(beast::error_code error, std::size_t) {
   if (error == websocket::error::message_too_big) {
     // Beast fails the connection with close code 1009 (too big) itself.
     context_.metrics.protocol_errors.fetch_add(1, std::memory_order_relaxed);
@@ -108,14 +114,15 @@ void WebsocketSession::on_read(beast::error_code error, std::size_t) {
   if (!closing_) do_read();
 }
 
-void WebsocketSession::handle(const protocol::ClientMessage& message) {
+template <class Stream>
+void WebsocketSession<Stream>::handle(const protocol::ClientMessage& message) {
   if (!signed_in_) {
     if (message.type == ClientType::hello) return hello(message);
     return close_with(share(protocol::error(ErrorCode::unauthenticated, "say hello first")), 1008,
                       "unauthenticated");
   }
   RequestSink& requests = context_.requests;
-  const auto self = shared_from_this();
+  const auto self = this->shared_from_this();
   switch (message.type) {
     case ClientType::hello:
       return refuse(ErrorCode::bad_field, "already signed in", "hello");
@@ -186,7 +193,8 @@ void WebsocketSession::handle(const protocol::ClientMessage& message) {
   }
 }
 
-void WebsocketSession::hello(const protocol::ClientMessage& message) {
+template <class Stream>
+void WebsocketSession<Stream>::hello(const protocol::ClientMessage& message) {
   std::string user;
   if (!message.token.empty()) {
     TokenCheck check = verify_token(context_.config.token_secret, message.token, wall_ms() / 1000,
@@ -206,17 +214,20 @@ void WebsocketSession::hello(const protocol::ClientMessage& message) {
   signed_in_ = true;
   user_ = user;
   deadline_.cancel();
-  if (!context_.requests.submit(HelloRequest{shared_from_this(), std::move(user)}))
+  if (!context_.requests.submit(HelloRequest{this->shared_from_this(), std::move(user)}))
     close_with(
         share(protocol::error(ErrorCode::rate_limited, "the server is busy; reconnect", "hello")),
         1013, "busy");
 }
 
-void WebsocketSession::reply(std::string frame) {
+template <class Stream>
+void WebsocketSession<Stream>::reply(std::string frame) {
   enqueue(share(std::move(frame)), FrameKind::reply, 0);
 }
 
-void WebsocketSession::refuse(ErrorCode code, std::string_view message, std::string_view ref) {
+template <class Stream>
+void WebsocketSession<Stream>::refuse(ErrorCode code, std::string_view message,
+                                      std::string_view ref) {
   context_.metrics.protocol_errors.fetch_add(1, std::memory_order_relaxed);
   reply(protocol::error(code, message, ref));
 }
@@ -225,7 +236,8 @@ void WebsocketSession::refuse(ErrorCode code, std::string_view message, std::str
 // of its requests waiting in the engine's queue, and a budget of requests_per_second (bursts
 // of requests_burst). Refusals past the budget have a budget of their own: a connection that
 // keeps sending past both is closed with 1008. Nothing if the engine may be asked; else why not.
-std::optional<std::string_view> WebsocketSession::engine_refusal(
+template <class Stream>
+std::optional<std::string_view> WebsocketSession<Stream>::engine_refusal(
     std::chrono::steady_clock::time_point now) {
   const Limits& limits = context_.config.limits;
   if (queued_.load(std::memory_order_relaxed) >= limits.queue_share()) {
@@ -241,31 +253,38 @@ std::optional<std::string_view> WebsocketSession::engine_refusal(
   return "too many requests from this connection; slow down";
 }
 
-void WebsocketSession::send(SharedFrame frame, FrameKind kind, std::uint32_t drop) {
-  boost::asio::post(ws_.get_executor(), [self = shared_from_this(), frame = std::move(frame), kind,
-                                         drop] { self->send_here(frame, kind, drop); });
+template <class Stream>
+void WebsocketSession<Stream>::send(SharedFrame frame, FrameKind kind, std::uint32_t drop) {
+  boost::asio::post(ws_.get_executor(), [self = this->shared_from_this(), frame = std::move(frame),
+                                         kind, drop] { self->send_here(frame, kind, drop); });
 }
 
-void WebsocketSession::send_here(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) {
+template <class Stream>
+void WebsocketSession<Stream>::send_here(const SharedFrame& frame, FrameKind kind,
+                                         std::uint32_t drop) {
   enqueue(frame, kind, drop);
 }
 
-void WebsocketSession::close_with(SharedFrame frame, std::uint16_t code, std::string reason) {
-  boost::asio::post(ws_.get_executor(), [self = shared_from_this(), frame = std::move(frame), code,
-                                         reason = std::move(reason)]() mutable {
+template <class Stream>
+void WebsocketSession<Stream>::close_with(SharedFrame frame, std::uint16_t code,
+                                          std::string reason) {
+  boost::asio::post(ws_.get_executor(), [self = this->shared_from_this(), frame = std::move(frame),
+                                         code, reason = std::move(reason)]() mutable {
     if (frame) self->enqueue(frame, FrameKind::reply, 0);
     self->begin_close(code, std::move(reason));
   });
 }
 
-void WebsocketSession::forget_subscription(std::string drop) {
-  boost::asio::post(ws_.get_executor(), [self = shared_from_this(), drop = std::move(drop)] {
+template <class Stream>
+void WebsocketSession<Stream>::forget_subscription(std::string drop) {
+  boost::asio::post(ws_.get_executor(), [self = this->shared_from_this(), drop = std::move(drop)] {
     std::erase(self->subscriptions_, drop);
     self->hub_.unsubscribe(drop, self.get());
   });
 }
 
-void WebsocketSession::shut_down() {
+template <class Stream>
+void WebsocketSession<Stream>::shut_down() {
   begin_close(websocket::close_code::going_away, "server shutting down");
 }
 
@@ -273,7 +292,8 @@ void WebsocketSession::shut_down() {
 // silence, the socket closed after the whole of it), only timed by the hub: a viewer is pinged
 // after one to two sweep periods of silence and dropped one period later. Before hello the
 // hello deadline rules; a closing connection has its own.
-void WebsocketSession::sweep() {
+template <class Stream>
+void WebsocketSession<Stream>::sweep() {
   if (!signed_in_ || closing_ || finished_) return;
   if (heard_) {
     heard_ = false;
@@ -282,15 +302,18 @@ void WebsocketSession::sweep() {
   }
   if (!pinged_) {
     pinged_ = true;
-    ws_.async_ping({}, [self = shared_from_this()](beast::error_code) {});
+    ws_.async_ping({}, [self = this->shared_from_this()](beast::error_code) {});
     return;
   }
   context_.metrics.idle_viewers_closed.fetch_add(1, std::memory_order_relaxed);
   boost::system::error_code ignored;
-  ws_.next_layer().close(ignored);  // the read fails, and finish() follows on its own turn
+  beast::get_lowest_layer(ws_).close(
+      ignored);  // the read fails, and finish() follows on its own turn
 }
 
-void WebsocketSession::enqueue(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) {
+template <class Stream>
+void WebsocketSession<Stream>::enqueue(const SharedFrame& frame, FrameKind kind,
+                                       std::uint32_t drop) {
   if (closed_ || (closing_ && kind != FrameKind::reply)) return;
   if (supersedable(kind)) {
     for (Outgoing& queued : queue_) {
@@ -320,22 +343,25 @@ void WebsocketSession::enqueue(const SharedFrame& frame, FrameKind kind, std::ui
   if (!writing_) do_write();
 }
 
-void WebsocketSession::do_write() {
+template <class Stream>
+void WebsocketSession<Stream>::do_write() {
   if (queue_.empty()) {
     if (closing_ && !closed_) {
       closed_ = true;
       ws_.async_close(close_reason_,
-                      [self = shared_from_this()](beast::error_code) { self->finish(); });
+                      [self = this->shared_from_this()](beast::error_code) { self->finish(); });
     }
     return;
   }
   writing_ = true;
   ws_.text(true);
-  ws_.async_write(boost::asio::buffer(*queue_.front().frame),
-                  beast::bind_front_handler(&WebsocketSession::on_write, shared_from_this()));
+  ws_.async_write(
+      boost::asio::buffer(*queue_.front().frame),
+      beast::bind_front_handler(&WebsocketSession<Stream>::on_write, this->shared_from_this()));
 }
 
-void WebsocketSession::on_write(beast::error_code error, std::size_t) {
+template <class Stream>
+void WebsocketSession<Stream>::on_write(beast::error_code error, std::size_t) {
   writing_ = false;
   if (error) return finish();
   context_.metrics.messages_out.fetch_add(1, std::memory_order_relaxed);
@@ -344,7 +370,8 @@ void WebsocketSession::on_write(beast::error_code error, std::size_t) {
   do_write();
 }
 
-void WebsocketSession::begin_close(std::uint16_t code, std::string reason) {
+template <class Stream>
+void WebsocketSession<Stream>::begin_close(std::uint16_t code, std::string reason) {
   if (closing_) return;
   closing_ = true;
   close_reason_ =
@@ -352,15 +379,16 @@ void WebsocketSession::begin_close(std::uint16_t code, std::string reason) {
   // A viewer that stopped reading may never let the close through: give it a moment, then
   // drop the connection.
   deadline_.expires_after(std::chrono::seconds(2));
-  deadline_.async_wait([self = shared_from_this()](beast::error_code cancelled) {
+  deadline_.async_wait([self = this->shared_from_this()](beast::error_code cancelled) {
     boost::system::error_code ignored;
-    if (!cancelled) self->ws_.next_layer().close(ignored);
+    if (!cancelled) beast::get_lowest_layer(self->ws_).close(ignored);
   });
   if (!writing_) do_write();
 }
 
 // The connection is over: leave the hub and the engine's user list. Idempotent.
-void WebsocketSession::finish() {
+template <class Stream>
+void WebsocketSession<Stream>::finish() {
   if (finished_) return;
   finished_ = true;
   closed_ = true;
@@ -371,5 +399,8 @@ void WebsocketSession::finish() {
   // Signed in or not: a gateway forgets the connection's id, which a subscription gave it.
   context_.requests.submit(LeaveRequest{this, signed_in_ ? user_ : std::string()});
 }
+
+template class WebsocketSession<PlainStream>;
+template class WebsocketSession<TlsStream>;
 
 }  // namespace flashsale::gateway

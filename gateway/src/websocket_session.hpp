@@ -5,6 +5,9 @@
 // `tick` and `stock` frames (a newer one replaces the older of the same drop), and is closed
 // with 1013 if still over its bound; order messages are never the ones dropped. Everything runs
 // on the session's own I/O thread; Outbox calls from other threads are posted there.
+//
+// Compiled for a plain and a TLS stream (connection.hpp; both instantiated in the .cpp), so
+// the plain order path pays nothing for TLS being possible.
 #pragma once
 
 #include <atomic>
@@ -18,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "connection.hpp"
 #include "context.hpp"
 #include "flashsale/gateway/protocol.hpp"
 #include "hub.hpp"
@@ -26,9 +30,11 @@
 
 namespace flashsale::gateway {
 
-class WebsocketSession : public Outbox, public std::enable_shared_from_this<WebsocketSession> {
+template <class Stream>  // PlainStream or TlsStream
+class WebsocketSession : public Outbox,
+                         public std::enable_shared_from_this<WebsocketSession<Stream>> {
  public:
-  WebsocketSession(boost::asio::ip::tcp::socket&& socket, ServerContext& context, Hub& hub,
+  WebsocketSession(Stream&& stream, ServerContext& context, Hub& hub,
                    SourceLimits::Slot source_slot);
   ~WebsocketSession() override;
 
@@ -66,7 +72,7 @@ class WebsocketSession : public Outbox, public std::enable_shared_from_this<Webs
   // Straight on the socket: the websocket stream keeps the handshake timeout and the hub's
   // sweep the idle one, so no read or write arms and cancels a timer (a beast::tcp_stream, or
   // the stream's own idle timeout, would around every one: docs/benchmarks.md, the order path).
-  boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
+  boost::beast::websocket::stream<Stream> ws_;
   ServerContext& context_;
   Hub& hub_;
   SourceLimits::Slot source_slot_;  // this connection's place in its address's share

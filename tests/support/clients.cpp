@@ -4,6 +4,7 @@
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <functional>
 #include <stdexcept>
 
@@ -13,7 +14,7 @@ namespace beast = boost::beast;
 using boost::asio::ip::tcp;
 
 Viewer::Viewer(unsigned short port, int receive_buffer, const std::string& source,
-               const std::string& origin)
+               const std::string& origin, std::string_view preamble)
     : ws_(io_) {
   tcp::socket& socket = beast::get_lowest_layer(ws_).socket();
   socket.open(tcp::v4());
@@ -22,6 +23,7 @@ Viewer::Viewer(unsigned short port, int receive_buffer, const std::string& sourc
     socket.set_option(boost::asio::socket_base::receive_buffer_size(receive_buffer));
   beast::get_lowest_layer(ws_).connect(
       tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  if (!preamble.empty()) boost::asio::write(socket, boost::asio::buffer(preamble));
   if (!origin.empty())
     ws_.set_option(
         beast::websocket::stream_base::decorator([origin](beast::websocket::request_type& request) {

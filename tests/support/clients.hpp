@@ -39,9 +39,11 @@ class Viewer {
  public:
   // Connects and upgrades at /ws; throws if refused. `receive_buffer` > 0 shrinks the socket's
   // receive buffer; `source` binds the client to another loopback address (127.0.0.2, ...);
-  // `origin`, if any, is sent as a browser would.
+  // `origin`, if any, is sent as a browser would; `preamble`, if any, is written before the
+  // upgrade (a PROXY protocol header, as a load balancer would).
   explicit Viewer(unsigned short port, int receive_buffer = 0,
-                  const std::string& source = "127.0.0.1", const std::string& origin = {});
+                  const std::string& source = "127.0.0.1", const std::string& origin = {},
+                  std::string_view preamble = {});
   ~Viewer();
 
   void send(std::string_view text);

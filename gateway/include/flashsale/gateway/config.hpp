@@ -79,6 +79,8 @@ struct Limits {
   // Plain HTTP connections (host API, pages, metrics) per process, beside connections_max
   // viewers; and how long one may be kept alive, however busy.
   std::uint32_t http_connections_max = 512;
+  // Of them, from one source address: a page load opens ~6, a host console a few more.
+  std::uint32_t http_connections_per_source = 32;
   std::chrono::milliseconds http_connection_max{60'000};
   std::size_t engine_queue_max = 65'536;  // commands waiting for the engine; past it: busy
   std::uint32_t queue_share() const {
@@ -99,6 +101,15 @@ struct GatewayConfig {
   // Origins whose pages may open the viewers' WebSocket (e.g. "https://shop.example"); others
   // get 403 at the upgrade. Empty: any, and clients that send no Origin (apps) always may.
   std::vector<std::string> allowed_origins;
+  // TLS on `listen` (https://, wss://): PEM files, read at start and again on SIGHUP. Both or
+  // neither; with them the port speaks TLS only.
+  std::string tls_certificate;  // the server's certificate, then the chain up to a root
+  std::string tls_private_key;
+  // Addresses and networks (e.g. "10.0.0.5", "10.0.0.0/8") of load balancers whose connections
+  // start with a PROXY protocol header (v1 or v2) naming the client: the per-source limits then
+  // count the client. Connections from them without a valid header are closed; from anyone
+  // else a header is not read. Empty: no one.
+  std::vector<std::string> proxy_protocol_from;
   AuthMode auth = AuthMode::token;
   std::string token_secret;                    // required with auth = "token"
   std::string host_key;                        // required: Authorization: Bearer <host_key>
