@@ -3,6 +3,7 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include "host_json.hpp"
 
@@ -12,30 +13,21 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 HttpSession::HttpSession(Connection&& connection, boost::asio::ip::address source,
-                         SourceLimits::Slot source_slot, const Limits& limits, Routes& routes,
+                         SourceLimits* source_limits, const Limits& limits, Routes& routes,
                          Metrics& metrics)
     : stream_(std::move(connection)),
       deadline_(socket_of(stream_).get_executor()),
       source_(std::move(source)),
-      source_slot_(std::move(source_slot)),
+      source_limits_(source_limits),
       limits_(limits),
       routes_(routes),
-      metrics_(metrics) {
-  metrics_.http_connections_open.fetch_add(1, std::memory_order_relaxed);
-}
+      metrics_(metrics) {}
 
 HttpSession::~HttpSession() {
-  metrics_.http_connections_open.fetch_sub(1, std::memory_order_relaxed);
+  if (counted_) metrics_.http_connections_open.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void HttpSession::start() {
-  if (metrics_.http_connections_open.load(std::memory_order_relaxed) >
-      limits_.http_connections_max) {
-    metrics_.count_limited(Limit::http_connections);
-    beast::error_code ignored;
-    socket_of(stream_).close(ignored);
-    return;
-  }
   boost::asio::dispatch(deadline_.get_executor(), [self = shared_from_this()] {
     TlsStream* tls = std::get_if<TlsStream>(&self->stream_);
     if (tls == nullptr) return self->do_read();
@@ -100,7 +92,29 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
   if (error) return;  // timeouts, resets, a peer gone mid-request: the connection ends
   keep_alive_ = parser_->get().keep_alive() &&
                 std::chrono::steady_clock::now() - opened_ < limits_.http_connection_max;
+  if (!counted_ && !beast::websocket::is_upgrade(parser_->get()) && !count_in()) return;
   routes_.route(*this, parser_->get());
+}
+
+// The connection becomes an HTTP client's: counted, or refused with an answer if over a limit.
+bool HttpSession::count_in() {
+  if (metrics_.http_connections_open.fetch_add(1, std::memory_order_relaxed) >=
+      limits_.http_connections_max) {
+    metrics_.http_connections_open.fetch_sub(1, std::memory_order_relaxed);
+    metrics_.count_limited(Limit::http_connections);
+    keep_alive_ = false;
+    respond(host_json::error(503, "too_many_connections",
+                             "the server holds its maximum of HTTP connections"));
+    return false;
+  }
+  counted_ = true;
+  if (source_limits_ != nullptr && !source_limits_->admit_http(source_, source_slot_)) {
+    metrics_.count_limited(Limit::http_connections_per_source);
+    keep_alive_ = false;
+    respond(host_json::error(429, "rate_limited", "too many HTTP connections from your address"));
+    return false;
+  }
+  return true;
 }
 
 std::function<void(HostReply)> HttpSession::respond_later() {

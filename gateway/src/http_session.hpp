@@ -37,13 +37,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     virtual void route(HttpSession& session, HttpRequest& request) = 0;
   };
 
-  // Counted in metrics.http_connections_open while it lives; past limits.http_connections_max
-  // a new connection is closed at once (counted as limit "http_connections"). `source`: the
-  // client's address (the peer's, or what a trusted proxy said it is).
-  // `source_slot`: its place in its address's share (empty where none is kept).
-  HttpSession(Connection&& connection, boost::asio::ip::address source,
-              SourceLimits::Slot source_slot, const Limits& limits, Routes& routes,
-              Metrics& metrics);
+  // A connection is counted as HTTP (metrics.http_connections_open, and its source's share
+  // in `source_limits` unless that is null) from its first request that is not a WebSocket
+  // upgrade: until then it is an opening connection, bounded by the accept limits and the
+  // handshake timeout, and a surge of viewers connecting at once (each an HTTP session until
+  // it upgrades; with TLS, for a whole handshake) must not be mistaken for HTTP clients
+  // holding connections. Past limits.http_connections_max the request is answered 503, past
+  // limits.http_connections_per_source 429, and the connection ends. `source`: the client's
+  // address (the peer's, or what a trusted proxy said it is).
+  HttpSession(Connection&& connection, boost::asio::ip::address source, SourceLimits* source_limits,
+              const Limits& limits, Routes& routes, Metrics& metrics);
   ~HttpSession();
   void start();
 
@@ -66,13 +69,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       std::shared_ptr<boost::beast::http::response<boost::beast::http::string_body>> response);
   void on_write(bool keep_alive, boost::beast::error_code error, std::size_t bytes);
   void end();
+  bool count_in();
 
   // Timed by deadline_ rather than a beast::tcp_stream, whose timer could not come along into
   // the WebSocket session an upgrade hands the stream to.
   Connection stream_;
   boost::asio::steady_timer deadline_;
   const boost::asio::ip::address source_;
+  SourceLimits* const source_limits_;
   SourceLimits::Slot source_slot_;
+  bool counted_ = false;  // in http_connections_open
   const Limits& limits_;
   Routes& routes_;
   boost::beast::flat_buffer buffer_;

@@ -137,13 +137,8 @@ int Server::run() {
   }
   Intake intake(config_, tls ? &*tls : nullptr, metrics,
                 [&](Connection&& connection, asio::ip::address source, std::size_t index) {
-                  SourceLimits::Slot slot;
-                  if (!source_limits.admit_http(source, slot)) {
-                    metrics.count_limited(Limit::http_connections_per_source);
-                    return;  // closed as it goes out of scope
-                  }
                   std::make_shared<HttpSession>(std::move(connection), std::move(source),
-                                                std::move(slot), config_.limits, *routes[index],
+                                                &source_limits, config_.limits, *routes[index],
                                                 metrics)
                       ->start();
                 });

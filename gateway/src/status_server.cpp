@@ -51,8 +51,8 @@ struct StatusServer::Server {
                    boost::system::error_code error;
                    const asio::ip::address peer = socket.remote_endpoint(error).address();
                    if (error) return;
-                   std::make_shared<HttpSession>(Connection(std::move(socket)), peer,
-                                                 SourceLimits::Slot(), limits, routes, metrics)
+                   std::make_shared<HttpSession>(Connection(std::move(socket)), peer, nullptr,
+                                                 limits, routes, metrics)
                        ->start();
                  }) {
     spdlog::info("flashsale: {} on {}:{} (/healthz, /metrics)", what,

@@ -229,5 +229,38 @@ TEST(ServerProxyProtocol, ATrustedBalancerNamesEachClientForThePerSourceLimits) 
             std::string::npos);
 }
 
+TEST(ServerHttpLimits, OneAddressHoldsItsShareOfHttpConnectionsAndNoMore) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config_with({{"http_connections_per_source", "2"}}),
+                       "http-source");
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  asio::io_context io;
+  const auto kept = [&](const std::string& source) {
+    auto socket = std::make_unique<tcp::socket>(io);
+    socket->open(tcp::v4());
+    socket->bind({asio::ip::make_address(source), 0});
+    socket->connect({asio::ip::make_address("127.0.0.1"), server.port()});
+    asio::write(*socket, asio::buffer(request));
+    beast::flat_buffer buffer;
+    http::response<http::string_body> response;
+    http::read(*socket, buffer, response);
+    return std::pair(std::move(socket), response.result_int());
+  };
+  auto first = kept("127.0.0.1");
+  auto second = kept("127.0.0.1");
+  EXPECT_EQ(first.second, 200u);
+  EXPECT_EQ(second.second, 200u);
+  EXPECT_EQ(kept("127.0.0.1").second, 429u);
+  EXPECT_EQ(kept("127.0.0.2").second, 200u) << "another address has its own share";
+  Viewer viewer(server.port());  // upgrades are counted as WebSocket connections instead
+  viewer.sign_in("ann");
+  first.first.reset();  // a place comes free when its connection ends
+  while (true) {
+    auto again = kept("127.0.0.1");
+    if (again.second == 200u) break;
+    ASSERT_EQ(again.second, 429u);  // the server has not seen the close yet
+  }
+}
+
 }  // namespace
 }  // namespace flashsale::testing
