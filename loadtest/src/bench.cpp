@@ -49,7 +49,7 @@ std::vector<std::shared_ptr<Connection>> connect_all(
   std::atomic<std::size_t> failed{0};
   const auto started = Clock::now();
   for (std::size_t index = 0; index < options.connections; ++index) {
-    auto connection = std::make_shared<Connection>(workers.io(index), handler(index));
+    auto connection = Connection::make(workers.io(index), target, handler(index));
     connections.push_back(connection);
     asio::post(workers.io(index), [connection, &target, &options, &ready, &failed, index] {
       connection->open(target, options.sources[index % options.sources.size()],

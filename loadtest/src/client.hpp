@@ -10,8 +10,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <charconv>
 #include <deque>
 #include <functional>
@@ -31,17 +34,19 @@ struct WsTarget {
   std::string host;
   unsigned short port = 0;
   std::string path;
+  bool tls = false;  // wss://
 };
 
 inline WsTarget parse_ws(std::string_view url) {
-  constexpr std::string_view scheme = "ws://";
-  if (!url.starts_with(scheme)) throw std::invalid_argument("expected ws://HOST:PORT/PATH");
-  url.remove_prefix(scheme.size());
+  const bool tls = url.starts_with("wss://");
+  if (!tls && !url.starts_with("ws://"))
+    throw std::invalid_argument("expected ws://HOST:PORT/PATH or wss://HOST:PORT/PATH");
+  url.remove_prefix(tls ? 6 : 5);
   const auto slash = url.find('/');
   const std::string_view authority = url.substr(0, slash);
   const auto colon = authority.rfind(':');
   WsTarget target{std::string(authority.substr(0, colon)), 0,
-                  slash == std::string_view::npos ? "/" : std::string(url.substr(slash))};
+                  slash == std::string_view::npos ? "/" : std::string(url.substr(slash)), tls};
   const std::string_view port = authority.substr(colon + 1);
   if (colon == std::string_view::npos ||
       std::from_chars(port.data(), port.data() + port.size(), target.port).ec != std::errc{})
@@ -85,16 +90,44 @@ inline void raise_file_limit() {
   }
 }
 
-// One signed-in viewer. Writes are queued, one in flight.
-class Connection : public std::enable_shared_from_this<Connection> {
+// One signed-in viewer, over ws:// or wss://. Writes are queued, one in flight.
+class Connection {
  public:
   using Handler = std::function<void(std::string_view)>;
 
-  Connection(asio::io_context& io, Handler on_message)
-      : ws_(io), on_message_(std::move(on_message)) {}
+  // A connection for `target` (plain or TLS), not yet open.
+  static std::shared_ptr<Connection> make(asio::io_context& io, const WsTarget& target,
+                                          Handler on_message);
+  virtual ~Connection() = default;
+
+  // Connects from `source`, upgrades, says hello as `user`; `ready` gets whether it worked.
+  virtual void open(const WsTarget& target, const std::string& source, std::string user,
+                    std::function<void(bool)> ready) = 0;
+  virtual void send(std::string frame) = 0;
+  virtual void close() = 0;
+};
+
+// The load tester checks no certificate: it measures a server, it does not trust one.
+inline asio::ssl::context& client_tls() {
+  static asio::ssl::context context = [] {
+    asio::ssl::context made(asio::ssl::context::tls_client);
+    made.set_verify_mode(asio::ssl::verify_none);
+    return made;
+  }();
+  return context;
+}
+
+template <class Stream>  // beast::tcp_stream, or beast::ssl_stream over one
+class ConnectionOver final : public Connection,
+                             public std::enable_shared_from_this<ConnectionOver<Stream>> {
+ public:
+  static constexpr bool tls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  ConnectionOver(asio::io_context& io, Handler on_message)
+      : ws_(make_stream(io)), on_message_(std::move(on_message)) {}
 
   void open(const WsTarget& target, const std::string& source, std::string user,
-            std::function<void(bool)> ready) {
+            std::function<void(bool)> ready) override {
     user_ = std::move(user);
     ready_ = std::move(ready);
     tcp::socket& socket = beast::get_lowest_layer(ws_).socket();
@@ -108,49 +141,68 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (error) return fail();
     beast::get_lowest_layer(ws_).async_connect(
         tcp::endpoint(asio::ip::make_address(target.host), target.port),
-        [self = shared_from_this(), target](beast::error_code connect_error) {
+        [self = this->shared_from_this(), target](beast::error_code connect_error) {
           if (connect_error) return self->fail();
-          self->ws_.async_handshake(
-              target.host, target.path, [self](beast::error_code handshake_error) {
-                if (handshake_error) return self->fail();
-                self->send(fmt::format(R"({{"type":"hello","user":"{}"}})", self->user_));
-                self->read();
-              });
+          if constexpr (tls) {
+            self->ws_.next_layer().async_handshake(asio::ssl::stream_base::client,
+                                                   [self, target](beast::error_code tls_error) {
+                                                     if (tls_error) return self->fail();
+                                                     self->upgrade(target);
+                                                   });
+          } else {
+            self->upgrade(target);
+          }
         });
   }
 
-  void send(std::string frame) {
+  void send(std::string frame) override {
     out_.push_back(std::move(frame));
     if (!writing_) write();
   }
-  void close() {
+  void close() override {
     beast::error_code ignored;
     beast::get_lowest_layer(ws_).socket().close(ignored);
   }
 
  private:
+  static Stream make_stream(asio::io_context& io) {
+    if constexpr (tls) {
+      return Stream(io, client_tls());
+    } else {
+      return Stream(io);
+    }
+  }
+  void upgrade(const WsTarget& target) {
+    ws_.async_handshake(target.host, target.path,
+                        [self = this->shared_from_this()](beast::error_code handshake_error) {
+                          if (handshake_error) return self->fail();
+                          self->send(fmt::format(R"({{"type":"hello","user":"{}"}})", self->user_));
+                          self->read();
+                        });
+  }
   void fail() {
     if (ready_) std::exchange(ready_, nullptr)(false);
   }
   void read() {
-    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code error, std::size_t) {
-      if (error) return self->fail();
-      const std::string_view text(static_cast<const char*>(self->buffer_.data().data()),
-                                  self->buffer_.size());
-      if (self->ready_ && field(text, "type") == "welcome") {
-        std::exchange(self->ready_, nullptr)(true);
-      } else {
-        self->on_message_(text);
-      }
-      self->buffer_.consume(self->buffer_.size());
-      self->read();
-    });
+    ws_.async_read(
+        buffer_, [self = this->shared_from_this()](beast::error_code error, std::size_t) {
+          if (error) return self->fail();
+          const std::string_view text(static_cast<const char*>(self->buffer_.data().data()),
+                                      self->buffer_.size());
+          if (self->ready_ && field(text, "type") == "welcome") {
+            std::exchange(self->ready_, nullptr)(true);
+          } else {
+            self->on_message_(text);
+          }
+          self->buffer_.consume(self->buffer_.size());
+          self->read();
+        });
   }
   void write() {
     writing_ = true;
     ws_.text(true);
     ws_.async_write(asio::buffer(out_.front()),
-                    [self = shared_from_this()](beast::error_code error, std::size_t) {
+                    [self = this->shared_from_this()](beast::error_code error, std::size_t) {
                       self->writing_ = false;
                       if (error) return;
                       self->out_.pop_front();
@@ -158,7 +210,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                     });
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   beast::flat_buffer buffer_;
   std::deque<std::string> out_;
   bool writing_ = false;
@@ -166,6 +218,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Handler on_message_;
   std::function<void(bool)> ready_;
 };
+
+inline std::shared_ptr<Connection> Connection::make(asio::io_context& io, const WsTarget& target,
+                                                    Handler on_message) {
+  if (target.tls)
+    return std::make_shared<ConnectionOver<beast::ssl_stream<beast::tcp_stream>>>(
+        io, std::move(on_message));
+  return std::make_shared<ConnectionOver<beast::tcp_stream>>(io, std::move(on_message));
+}
 
 // Worker threads, each with an io_context and its connections.
 class Workers {

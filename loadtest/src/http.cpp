@@ -3,8 +3,10 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <stdexcept>
 
@@ -15,14 +17,16 @@ namespace http = beast::http;
 using boost::asio::ip::tcp;
 
 HttpTarget HttpTarget::parse(std::string_view url) {
-  constexpr std::string_view scheme = "http://";
-  if (!url.starts_with(scheme))
-    throw std::invalid_argument("expected http://HOST:PORT, got " + std::string(url));
-  url.remove_prefix(scheme.size());
+  const bool tls = url.starts_with("https://");
+  if (!tls && !url.starts_with("http://"))
+    throw std::invalid_argument("expected http://HOST:PORT or https://HOST:PORT, got " +
+                                std::string(url));
+  url.remove_prefix(tls ? 8 : 7);
   if (url.ends_with('/')) url.remove_suffix(1);
   const auto colon = url.rfind(':');
   if (colon == std::string_view::npos) throw std::invalid_argument("expected http://HOST:PORT");
   HttpTarget target;
+  target.tls = tls;
   target.host = std::string(url.substr(0, colon));
   const std::string_view port = url.substr(colon + 1);
   if (std::from_chars(port.data(), port.data() + port.size(), target.port).ec != std::errc{})
@@ -30,11 +34,11 @@ HttpTarget HttpTarget::parse(std::string_view url) {
   return target;
 }
 
-HttpReply http_call(const HttpTarget& target, std::string_view method, std::string_view path,
-                    std::string_view body, std::string_view host_key) {
-  boost::asio::io_context io;
-  beast::tcp_stream stream(io);
-  stream.connect(tcp::endpoint(boost::asio::ip::make_address(target.host), target.port));
+namespace {
+
+template <class Stream>
+HttpReply exchange(Stream& stream, const HttpTarget& target, std::string_view method,
+                   std::string_view path, std::string_view body, std::string_view host_key) {
   http::request<http::string_body> request(http::string_to_verb(method), std::string(path), 11);
   request.set(http::field::host, target.host);
   if (!host_key.empty()) request.set(http::field::authorization, "Bearer " + std::string(host_key));
@@ -48,8 +52,27 @@ HttpReply http_call(const HttpTarget& target, std::string_view method, std::stri
   http::response<http::string_body> response;
   http::read(stream, buffer, response);
   beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
   return {response.result_int(), response.body()};
+}
+
+}  // namespace
+
+HttpReply http_call(const HttpTarget& target, std::string_view method, std::string_view path,
+                    std::string_view body, std::string_view host_key) {
+  boost::asio::io_context io;
+  const tcp::endpoint endpoint(boost::asio::ip::make_address(target.host), target.port);
+  if (!target.tls) {
+    beast::tcp_stream stream(io);
+    stream.connect(endpoint);
+    return exchange(stream, target, method, path, body, host_key);
+  }
+  boost::asio::ssl::context context(boost::asio::ssl::context::tls_client);
+  context.set_verify_mode(boost::asio::ssl::verify_none);
+  beast::ssl_stream<beast::tcp_stream> stream(io, context);
+  beast::get_lowest_layer(stream).connect(endpoint);
+  stream.handshake(boost::asio::ssl::stream_base::client);
+  return exchange(stream, target, method, path, body, host_key);
 }
 
 }  // namespace flashsale::loadtest

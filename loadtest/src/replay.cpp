@@ -168,13 +168,14 @@ void Replay::act(std::size_t thread, const Action& action) {
   switch (action.kind) {
     case ActionKind::connect: {
       viewer.ready = false;
-      viewer.connection = std::make_shared<Connection>(
-          workers_.io(thread), [this, thread, user = action.user](std::string_view message) {
-            on_message(thread, user, message);
-          });
+      const WsTarget& target = targets_[action.user % targets_.size()];
+      viewer.connection =
+          Connection::make(workers_.io(thread), target,
+                           [this, thread, user = action.user](std::string_view message) {
+                             on_message(thread, user, message);
+                           });
       viewer.connection->open(
-          targets_[action.user % targets_.size()],
-          options_.sources[action.user % options_.sources.size()],
+          target, options_.sources[action.user % options_.sources.size()],
           fmt::format("{}-v{}", trace_.header.scenario, action.user),
           [this, user = action.user, connection = viewer.connection.get()](bool ok) {
             Viewer& self = viewers_[user];

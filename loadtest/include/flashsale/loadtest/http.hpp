@@ -15,7 +15,8 @@ struct HttpReply {
 struct HttpTarget {
   std::string host = "127.0.0.1";
   unsigned short port = 8080;
-  // "http://HOST:PORT"; throws std::invalid_argument otherwise.
+  bool tls = false;  // https://, with no check of the certificate (a load tester measures)
+  // "http://HOST:PORT" or "https://HOST:PORT"; throws std::invalid_argument otherwise.
   static HttpTarget parse(std::string_view url);
 };
 
