@@ -20,10 +20,10 @@
 // never be mistaken for a new instance allocated at the same address with another key).
 // Allocation: none per call but the string format() returns; a thread's first call on an
 // instance keys that thread's contexts, which may allocate.
-// Cost per call (tests/gateway/order_ids_bench.cpp, -O2, OpenSSL 3.0 with AES-NI, a 2.6 GHz
-// virtual core): format 55 ns and parse 60 ns for a 16-byte drop id, 110 ns each for a 64-byte
-// one (the tag's hash takes about 1 ns a byte); "<drop>:<number>" with fmt took 53 ns. Threads
-// share nothing but the read-only key, so they do not contend.
+// Cost per call (bench_order_ids, Release, OpenSSL 3.0 with AES-NI; docs/benchmarks.md): format
+// 54 ns and parse 82 ns for a 16-byte drop id, 105 and 137 ns for a 64-byte one (the tag's hash
+// takes about 1 ns a byte); "<drop>:<number>" with fmt took 61 ns. Threads share nothing but
+// the read-only key, so they do not contend.
 // Failure: random_key() and the constructor throw std::runtime_error when OpenSSL cannot give
 // random bytes or AES (start-up only); a later OpenSSL failure (out of memory setting up a
 // thread's context) stops the process.

@@ -17,6 +17,8 @@
 //                      by the same script as the batch holding their events (docs/scaling.md)
 //   {prefix}:replies   replies the caller kept (KeptReply), written no later than the cursor
 //                      that completes their commands, so that a successor can send them again
+//   {prefix}:order-ids-key  32 hex digits, made once (SET NX) by the first recovery: the key of
+//                      the order ids buyers see (RecoveryStats::order_id_key_hex)
 //
 // Single writer: only the holder of the lease may write, and every write is fenced by a Lua
 // script that checks the token first, so an engine paused past its lease (and replaced) cannot
