@@ -15,6 +15,7 @@
 #include <boost/url/url_view.hpp>
 
 #include "clock.hpp"
+#include "flashsale/gateway/json_keys.hpp"
 #include "flashsale/gateway/tokens.hpp"
 #include "host_json.hpp"
 
@@ -137,12 +138,12 @@ std::variant<host::Command, HostReply> drop_action(std::string drop, std::string
   return no_route();
 }
 
-// An empty body reads as {}; false if the body is not a JSON object.
+// An empty body reads as {}; false if the body is not a JSON object, or names a key twice.
 bool read_body(const HttpRequest& request, json::object& body) {
   if (request.body().empty()) return true;
   json::error_code error;
   json::value parsed = json::parse(request.body(), error);
-  if (error || !parsed.is_object()) return false;
+  if (error || !parsed.is_object() || repeats_a_key(request.body())) return false;
   body = std::move(parsed.as_object());
   return true;
 }
@@ -224,7 +225,7 @@ std::variant<host::Command, HostReply> parse_host_call(const HttpRequest& reques
   const bool get = request.method() == http::verb::get;
   json::object body;
   if (post && !read_body(request, body))
-    return host_json::error(400, "bad_json", "the body must be a JSON object");
+    return host_json::error(400, "bad_json", "the body must be a JSON object, each key once");
   if (parts.size() == 1) {
     if (post) return create_drop(body, config);
     if (get) return host::ReadDrops{};
@@ -260,7 +261,7 @@ std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& co
     if (request.method() != http::verb::post) return wrong_method("POST");
     json::object body;
     if (!read_body(request, body))
-      return host_json::error(400, "bad_json", "the body must be a JSON object");
+      return host_json::error(400, "bad_json", "the body must be a JSON object, each key once");
     return mint(body, context.config);
   }
   auto call = parse_host_call(request, context.config);

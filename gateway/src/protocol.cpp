@@ -5,9 +5,11 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <boost/json.hpp>
 #include <charconv>
 
+#include "flashsale/gateway/json_keys.hpp"
 #include "flashsale/gateway/order_ids.hpp"
 
 namespace flashsale::gateway::protocol {
@@ -51,6 +53,10 @@ std::optional<ClientType> type_of(std::string_view name) {
   return std::nullopt;
 }
 
+// The fields a message is read by: naming one twice is refused, whichever one a reader takes.
+constexpr std::array<std::string_view, 7> read_fields = {
+    "type", "token", "user", "drop", "client_order_id", "qty", "order_id"};
+
 ParseError field_error(std::string_view field, std::string_view expected, std::string_view ref) {
   return {ErrorCode::bad_field, fmt::format("\"{}\" must be {}", field, expected),
           std::string(ref)};
@@ -78,6 +84,8 @@ std::optional<ParseError> parse(std::string_view frame, ParseBuffer& buffer,
   json::error_code error;
   const json::value root = json::parse(frame, error, &resource, options);
   if (error) return ParseError{ErrorCode::bad_json, "not valid JSON: " + error.message(), {}};
+  if (repeats_a_field(frame, read_fields))
+    return ParseError{ErrorCode::bad_json, "a field is named twice", {}};
   const json::object* object = root.if_object();
   if (object == nullptr) return ParseError{ErrorCode::bad_json, "a message is a JSON object", {}};
   const json::value* type = object->if_contains("type");

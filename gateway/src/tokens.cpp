@@ -7,10 +7,10 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <boost/json/basic_parser_impl.hpp>
 #include <vector>
 
 #include "flashsale/engine/types.hpp"
+#include "flashsale/gateway/json_keys.hpp"
 #include "flashsale/gateway/protocol.hpp"
 
 namespace flashsale::gateway {
@@ -19,66 +19,6 @@ namespace {
 
 constexpr std::string_view alphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-// A SAX handler for Boost.JSON's basic_parser that fails on an object's second use of a key,
-// at any depth: the DOM parser keeps the last one silently.
-class DuplicateKeyCheck {
- public:
-  constexpr static std::size_t max_object_size = 64;
-  constexpr static std::size_t max_array_size = 64;
-  constexpr static std::size_t max_key_size = 256;
-  constexpr static std::size_t max_string_size = 4096;
-
-  bool on_document_begin(boost::json::error_code&) { return true; }
-  bool on_document_end(boost::json::error_code&) { return true; }
-  bool on_object_begin(boost::json::error_code&) {
-    keys_.emplace_back();
-    return true;
-  }
-  bool on_object_end(std::size_t, boost::json::error_code&) {
-    keys_.pop_back();
-    return true;
-  }
-  bool on_array_begin(boost::json::error_code&) { return true; }
-  bool on_array_end(std::size_t, boost::json::error_code&) { return true; }
-  bool on_key_part(boost::json::string_view part, std::size_t, boost::json::error_code&) {
-    key_.append(part.data(), part.size());
-    return true;
-  }
-  bool on_key(boost::json::string_view part, std::size_t, boost::json::error_code& error) {
-    key_.append(part.data(), part.size());
-    std::vector<std::string>& seen = keys_.back();
-    const bool repeated = std::find(seen.begin(), seen.end(), key_) != seen.end();
-    seen.push_back(std::move(key_));
-    key_.clear();
-    if (repeated) error = boost::json::error::syntax;
-    return !repeated;
-  }
-  bool on_string_part(boost::json::string_view, std::size_t, boost::json::error_code&) {
-    return true;
-  }
-  bool on_string(boost::json::string_view, std::size_t, boost::json::error_code&) { return true; }
-  bool on_number_part(boost::json::string_view, boost::json::error_code&) { return true; }
-  bool on_int64(std::int64_t, boost::json::string_view, boost::json::error_code&) { return true; }
-  bool on_uint64(std::uint64_t, boost::json::string_view, boost::json::error_code&) { return true; }
-  bool on_double(double, boost::json::string_view, boost::json::error_code&) { return true; }
-  bool on_bool(bool, boost::json::error_code&) { return true; }
-  bool on_null(boost::json::error_code&) { return true; }
-  bool on_comment_part(boost::json::string_view, boost::json::error_code&) { return true; }
-  bool on_comment(boost::json::string_view, boost::json::error_code&) { return true; }
-
- private:
-  std::vector<std::vector<std::string>> keys_;  // per open object
-  std::string key_;
-};
-
-// True when `json` uses a key twice in one object (or is not JSON at all).
-bool has_duplicate_keys(std::string_view json) {
-  boost::json::basic_parser<DuplicateKeyCheck> parser(boost::json::parse_options{});
-  boost::json::error_code error;
-  parser.write_some(false, json.data(), json.size(), error);
-  return static_cast<bool>(error);
-}
 
 std::string signature(std::string_view secret, std::string_view payload) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -149,7 +89,7 @@ TokenCheck verify_token(std::string_view secret, std::string_view token, std::in
     return {{}, "bad token signature"};
   const auto payload = base64url_decode(encoded);
   if (!payload) return {{}, "malformed token"};
-  if (has_duplicate_keys(*payload)) return {{}, "malformed token payload"};
+  if (repeats_a_key(*payload)) return {{}, "malformed token payload"};
   boost::json::error_code error;
   const boost::json::value value = boost::json::parse(*payload, error);
   const boost::json::object* object = error ? nullptr : value.if_object();

@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "flashsale/gateway/json_keys.hpp"
 #include "flashsale/gateway/order_ids.hpp"
 #include "flashsale/gateway/protocol.hpp"
 #include "flashsale/gateway/tokens.hpp"
@@ -124,6 +125,30 @@ TEST(Writing, ServerMessagesAreValidJsonWithEscapedStrings) {
           .as_object();
   EXPECT_EQ(update.at("status").as_string(), "reserved");
   EXPECT_EQ(update.at("qty").as_int64(), 2);
+}
+
+TEST(Protocol, AFieldNamedTwiceIsRefusedWhicheverWayItIsSpelled) {
+  protocol::ParseBuffer buffer;
+  protocol::ClientMessage message;
+  const auto code = [&](std::string_view frame) {
+    const auto problem = protocol::parse(frame, buffer, message);
+    return problem ? std::string(protocol::to_string(problem->code)) : std::string("ok");
+  };
+  EXPECT_EQ(code(R"({"type":"order","drop":"a","drop":"b","client_order_id":"c"})"), "bad_json");
+  EXPECT_EQ(code(R"({"type":"order","type":"time"})"), "bad_json");
+  EXPECT_EQ(code(R"({"type":"time","typ\u0065":"order"})"), "bad_json");
+  EXPECT_EQ(code(R"({"type":"cancel","order_id":"d:x","order_id":"d:y"})"), "bad_json");
+  // Fields nobody reads may repeat, and a nested object has keys of its own.
+  EXPECT_EQ(code(R"({"type":"time","note":1,"note":2})"), "ok");
+  EXPECT_EQ(code(R"({"type":"time","extra":{"type":"order","drop":"d"}})"), "ok");
+}
+
+TEST(JsonKeys, AnyKeyTwiceInAnyObjectIsFound) {
+  EXPECT_FALSE(repeats_a_key(R"({"a":1,"b":{"a":2},"c":[{"a":3},{"a":4}]})"));
+  EXPECT_TRUE(repeats_a_key(R"({"a":1,"a":1})"));
+  EXPECT_TRUE(repeats_a_key(R"({"a":1,"b":{"c":1,"c":2}})"));
+  EXPECT_TRUE(repeats_a_key(R"({"a":1,"\u0061":2})"));
+  EXPECT_TRUE(repeats_a_key("not json"));
 }
 
 TEST(Tokens, MintedTokensVerifyUntilTheyExpire) {

@@ -229,6 +229,25 @@ TEST(ServerProxyProtocol, ATrustedBalancerNamesEachClientForThePerSourceLimits) 
             std::string::npos);
 }
 
+TEST(ServerJson, AHostCallNamingAKeyTwiceIsRefused) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config, "json-keys");
+  const HttpReply twice = http_call(
+      server.port(), "POST", "/api/drops",
+      R"({"id":"d","title":"t","price_cents":1,"stock":5,"stock":5000,"per_user_limit":1,)"
+      R"("hold_seconds":60})",
+      "dev-host-key");
+  EXPECT_EQ(twice.status, 400u) << twice.body;
+  EXPECT_EQ(twice.json().at("error").at("code").as_string(), "bad_json");
+  EXPECT_EQ(http_call(server.port(), "GET", "/api/drops/d", {}, "dev-host-key").status, 404u);
+  Viewer viewer(server.port());
+  viewer.sign_in("ann");
+  viewer.send(R"({"type":"subscribe","drop":"d","drop":"e"})");
+  const auto refused = viewer.next_of("error");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->at("code").as_string(), "bad_json");
+}
+
 TEST(ServerHttpLimits, OneAddressHoldsItsShareOfHttpConnectionsAndNoMore) {
   RedisServer redis;
   ServerProcess server(redis, dev_config_with({{"http_connections_per_source", "2"}}),
