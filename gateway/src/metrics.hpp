@@ -11,6 +11,7 @@
 #include "flashsale/engine/types.hpp"
 #include "flashsale/gateway/protocol.hpp"
 #include "flashsale/journal/journal.hpp"
+#include "histogram.hpp"
 
 namespace flashsale::gateway {
 
@@ -91,6 +92,11 @@ struct Metrics {
   Counter fanout_lag_us{0};     // the last drop update's wait for an I/O thread
   Counter answers_repeated{0};  // a gateway's: order answers received twice, delivered once
   std::atomic<double> recovery_ms{0};
+  // An order inside the server: from its frame read (or its command read, on an engine of the
+  // cluster) to its answer handed to the connection's I/O thread, and two of the stages.
+  Histogram order_latency;       // the whole of it
+  Histogram order_queue_wait;    // read until the engine thread decides it
+  Histogram order_durable_wait;  // decided until released: the journal making it durable
 
   void count_order(engine::OrderOutcome outcome) {
     orders[order_status_index(outcome)].fetch_add(1, std::memory_order_relaxed);

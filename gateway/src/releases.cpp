@@ -3,8 +3,9 @@
 
 namespace flashsale::gateway {
 
-Releases::Releases(const engine::Engine& engine, AckMode ack, std::vector<Fanout*> fanouts)
-    : engine_(engine), ack_(ack), fanouts_(std::move(fanouts)) {}
+Releases::Releases(const engine::Engine& engine, AckMode ack, std::vector<Fanout*> fanouts,
+                   Metrics& metrics)
+    : engine_(engine), ack_(ack), fanouts_(std::move(fanouts)), metrics_(metrics) {}
 
 std::uint64_t Releases::sequence() const {
   return ack_ == AckMode::durable ? engine_.last_sequence() : 0;
@@ -19,6 +20,14 @@ void Releases::to_outbox(std::shared_ptr<Outbox> outbox, SharedFrame frame, Fram
   release.kind = kind;
   release.drop = drop;
   release.tag = tag;
+}
+
+void Releases::order_answer(std::shared_ptr<Outbox> outbox, SharedFrame frame, std::uint64_t tag,
+                            std::chrono::steady_clock::time_point received,
+                            std::chrono::steady_clock::time_point decided) {
+  to_outbox(std::move(outbox), std::move(frame), FrameKind::order, 0, tag);
+  queue_.back().received = received;
+  queue_.back().decided = decided;
 }
 
 void Releases::to_viewers(engine::DropIndex drop, std::string_view drop_id, SharedFrame frame,
@@ -50,8 +59,14 @@ void Releases::mark(std::string id) {
 }
 
 void Releases::release(std::uint64_t durable) {
+  std::chrono::steady_clock::time_point now{};  // read once, at the first timed order
   while (!queue_.empty() && queue_.front().sequence <= durable) {
     Release& release = queue_.front();
+    if (release.received != std::chrono::steady_clock::time_point{}) {
+      if (now == std::chrono::steady_clock::time_point{}) now = std::chrono::steady_clock::now();
+      metrics_.order_latency.observe(now - release.received);
+      metrics_.order_durable_wait.observe(now - release.decided);
+    }
     if (release.host) {
       release.host();
     } else if (release.tag != 0) {

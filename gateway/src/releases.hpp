@@ -21,17 +21,25 @@
 #include "courier.hpp"
 #include "flashsale/engine/engine.hpp"
 #include "flashsale/gateway/config.hpp"
+#include "metrics.hpp"
 #include "outbox.hpp"
 
 namespace flashsale::gateway {
 
 class Releases {
  public:
-  Releases(const engine::Engine& engine, AckMode ack, std::vector<Fanout*> fanouts);
+  // `metrics`: where order latencies are recorded as answers go out.
+  Releases(const engine::Engine& engine, AckMode ack, std::vector<Fanout*> fanouts,
+           Metrics& metrics);
 
   // To one connection; `tag`, if not 0, makes it the answer to that request of the connection's.
   void to_outbox(std::shared_ptr<Outbox> outbox, SharedFrame frame, FrameKind kind,
                  std::uint32_t drop = 0, std::uint64_t tag = 0);
+  // An order's answer: as to_outbox, and timed from `received` (unless zero) and `decided`
+  // when released (metrics.order_latency, order_durable_wait).
+  void order_answer(std::shared_ptr<Outbox> outbox, SharedFrame frame, std::uint64_t tag,
+                    std::chrono::steady_clock::time_point received,
+                    std::chrono::steady_clock::time_point decided);
   // To every viewer of the drop, through every fanout.
   void to_viewers(engine::DropIndex drop, std::string_view drop_id, SharedFrame frame,
                   FrameKind kind);
@@ -60,12 +68,15 @@ class Releases {
     SharedFrame frame;
     FrameKind kind = FrameKind::reply;
     std::uint64_t tag = 0;  // the answer to this request of the outbox's (0: none)
+    std::chrono::steady_clock::time_point received{};  // an order's, to time it (zero: not)
+    std::chrono::steady_clock::time_point decided{};
   };
   std::uint64_t sequence() const;
 
   const engine::Engine& engine_;
   const AckMode ack_;
   const std::vector<Fanout*> fanouts_;
+  Metrics& metrics_;
   std::deque<Release> queue_;
   std::deque<Release> chain_;
   std::deque<std::pair<std::uint64_t, std::string>> marks_;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -76,6 +77,9 @@ struct OrderRequest {
   std::uint32_t qty = 1;
   std::uint64_t tag = 0;  // the asker's number for this message, given back with its answer
   QueueSlot slot{};
+  // When this server read it (the frame on an I/O thread, the command from Redis on an
+  // engine): where its latency histograms start. Zero: not measured.
+  std::chrono::steady_clock::time_point received{};
 };
 struct ActionRequest {
   std::shared_ptr<Outbox> from;

@@ -22,7 +22,7 @@ Sequencer::Sequencer(const GatewayConfig& config, EventLog& log, std::vector<Fan
       metrics_(metrics),
       clock_(std::move(clock)),
       engine_(config.engine),
-      releases_(engine_, config.ack, std::move(fanouts)),
+      releases_(engine_, config.ack, std::move(fanouts), metrics),
       feed_(engine_, releases_, metrics, config.limits),
       buyers_(releases_, metrics, config.limits, order_ids_) {
   log_.on_durable([this](std::uint64_t) {
@@ -181,10 +181,13 @@ void Sequencer::place(std::vector<Request>& work, std::size_t first, std::size_t
     batch_.push_back({order.drop, order.user, order.client_order_id, order.qty});
   }
   results_.resize(batch_.size());
+  const auto decided = std::chrono::steady_clock::now();
   engine_.place_orders(batch_, now_ms, events_, results_);
   for (std::size_t index = first; index < end; ++index) {
     auto& order = std::get<OrderRequest>(work[index]);
     const engine::OrderResult& result = results_[index - first];
+    if (order.received != std::chrono::steady_clock::time_point{})
+      metrics_.order_queue_wait.observe(decided - order.received);
     metrics_.count_order(result.outcome);
     if (result.waitlist_full) metrics_.count_limited(Limit::waitlist_full);
     // Collected in an admission window: the answer is the draw's, sent when it happens.
@@ -192,10 +195,10 @@ void Sequencer::place(std::vector<Request>& work, std::size_t first, std::size_t
       buyers_.await_draw(result.drop, order.user, order.client_order_id, order.from, order.tag);
       continue;
     }
-    releases_.to_outbox(
+    releases_.order_answer(
         std::move(order.from),
         share(protocol::order_result(order.drop, order.client_order_id, result, order_ids_)),
-        FrameKind::order, 0, order.tag);
+        order.tag, order.received, decided);
   }
 }
 

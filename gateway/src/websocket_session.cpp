@@ -174,7 +174,7 @@ void WebsocketSession<Stream>::handle(const protocol::ClientMessage& message) {
       }
       if (!requests.submit(OrderRequest{self, std::string(message.drop), user_,
                                         std::string(message.client_order_id), message.qty, 0,
-                                        QueueSlot(queued_)})) {
+                                        QueueSlot(queued_), now})) {
         context_.metrics.count_order(protocol::GatewayStatus::busy);
         reply(protocol::order_result_status(
             message.drop, message.client_order_id, protocol::GatewayStatus::busy,

@@ -297,6 +297,39 @@ bool await_metric(unsigned short port, const std::string& series, double value,
   return true;
 }
 
+// What an operator reads during a drop: each answered order is timed (its whole stay in the
+// server, its wait for the engine thread, its wait for durability) in Prometheus histograms
+// whose buckets add up, and the process metrics and build are there beside them.
+TEST_F(ServerTest, OrdersAreTimedInHistogramsBesideTheProcessMetrics) {
+  create("d", 5, 5, 60, 0);
+  open_now("d");
+  Viewer alice(server->port());
+  alice.sign_in("alice");
+  for (const char* id : {"c1", "c2", "c3"}) {
+    alice.send_json(order("d", id));
+    ASSERT_TRUE(alice.next_of("order_result"));
+  }
+  const unsigned short port = server->port();
+  for (const std::string histogram : {"flashsale_order_seconds", "flashsale_order_queue_seconds",
+                                      "flashsale_order_durable_seconds"}) {
+    SCOPED_TRACE(histogram);
+    EXPECT_EQ(metric(port, histogram + "_count"), 3);
+    EXPECT_EQ(metric(port, histogram + "_bucket{le=\"+Inf\"}"), 3);
+    EXPECT_GT(metric(port, histogram + "_sum"), 0);
+    EXPECT_LE(metric(port, histogram + "_bucket{le=\"0.001\"}"),
+              metric(port, histogram + "_bucket{le=\"0.01\"}"));
+  }
+  // Each order waits at least its journal batch, within its whole stay.
+  EXPECT_LE(metric(port, "flashsale_order_durable_seconds_sum"),
+            metric(port, "flashsale_order_seconds_sum"));
+  EXPECT_GT(metric(port, "process_open_fds"), 3);
+  EXPECT_GT(metric(port, "process_max_fds"), metric(port, "process_open_fds"));
+  EXPECT_GT(metric(port, "process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(metric(port, "process_start_time_seconds"), 1.7e9);
+  EXPECT_NE(http_call(port, "GET", "/metrics").body.find("flashsale_build_info{version=\"0.1.0\""),
+            std::string::npos);
+}
+
 // Each abuse limit lets exactly its configured value through, refuses the next with the
 // protocol's code, counts it in /metrics, and leaves everyone else alone.
 TEST(ServerLimits, EachAbuseLimitTriggersAtItsValueAndSparesOthers) {
