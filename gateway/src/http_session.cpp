@@ -51,7 +51,7 @@ void HttpSession::expire_after(std::chrono::steady_clock::duration timeout) {
   deadline_.expires_after(timeout);
   deadline_.async_wait([weak = weak_from_this()](beast::error_code cancelled) {
     const auto self = weak.lock();
-    if (cancelled || self == nullptr) return;
+    if (cancelled || self == nullptr || self->taken_) return;
     beast::error_code ignored;
     socket_of(self->stream_).close(ignored);
   });
@@ -126,6 +126,7 @@ std::function<void(HostReply)> HttpSession::respond_later() {
 }
 
 Connection HttpSession::take_connection() {
+  taken_ = true;
   deadline_.cancel();
   return std::move(stream_);
 }
@@ -135,6 +136,9 @@ HttpRequest HttpSession::take_request() {
 }
 
 void HttpSession::respond(HostReply reply, std::string_view content_type) {
+  // Not an HTTP client yet (a refused upgrade): answered once, then the connection ends, so
+  // that uncounted connections last no longer than their first request.
+  if (!counted_) keep_alive_ = false;
   auto response = std::make_shared<http::response<http::string_body>>(
       static_cast<http::status>(reply.status), 11);
   response->set(http::field::server, "flashsale");
@@ -149,6 +153,7 @@ void HttpSession::respond(HostReply reply, std::string_view content_type) {
 // Pages are revalidated on every load (no-cache with an ETag: a 304 costs a header), so a
 // browser never runs a script older than the server it talks to.
 void HttpSession::respond_asset(const WebAsset& asset, const HttpRequest& request) {
+  if (!counted_) keep_alive_ = false;
   const bool unchanged = request[http::field::if_none_match] == asset.etag;
   auto response = std::make_shared<http::response<http::string_body>>(
       unchanged ? http::status::not_modified : http::status::ok, 11);

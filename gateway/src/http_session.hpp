@@ -79,6 +79,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   SourceLimits* const source_limits_;
   SourceLimits::Slot source_slot_;
   bool counted_ = false;  // in http_connections_open
+  bool taken_ = false;    // the stream left with an upgrade
   const Limits& limits_;
   Routes& routes_;
   boost::beast::flat_buffer buffer_;

@@ -8,6 +8,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace flashsale::gateway {
@@ -18,10 +19,11 @@ namespace json = boost::json;
 
 // Everything but keys and objects passes; a check derives and names what it watches.
 struct KeysOnly {
-  constexpr static std::size_t max_object_size = 64;
-  constexpr static std::size_t max_array_size = 64;
-  constexpr static std::size_t max_key_size = 256;
-  constexpr static std::size_t max_string_size = 4096;
+  // No bounds of its own: the text has parsed already, within the caller's.
+  constexpr static std::size_t max_object_size = std::size_t(-1);
+  constexpr static std::size_t max_array_size = std::size_t(-1);
+  constexpr static std::size_t max_key_size = std::size_t(-1);
+  constexpr static std::size_t max_string_size = std::size_t(-1);
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
@@ -76,6 +78,7 @@ class NamedFields : public KeysOnly {
 
   bool on_object_begin(json::error_code&) {
     depth_ += 1;
+    if (depth_ == 1) seen_ = 0;
     return true;
   }
   bool on_object_end(std::size_t, json::error_code&) {
@@ -88,10 +91,9 @@ class NamedFields : public KeysOnly {
   }
   bool on_key(json::string_view part, std::size_t, json::error_code& error) {
     append(part);
-    const std::string_view key(key_.data(), key_size_);
-    const bool whole = key_size_ <= key_.size();
-    key_size_ = 0;
-    if (depth_ != 1 || !whole) return true;
+    const std::size_t size = std::exchange(key_size_, 0);
+    if (depth_ != 1 || size > key_.size()) return true;
+    const std::string_view key(key_.data(), size);
     for (std::size_t index = 0; index < fields_.size(); ++index) {
       if (fields_[index] != key) continue;
       const std::uint32_t bit = std::uint32_t{1} << index;

@@ -2,6 +2,8 @@
 // wait for the journal.
 #include "sequencer.hpp"
 
+#include <stdexcept>
+
 #include "flashsale/gateway/protocol.hpp"
 #include "host_commands.hpp"
 
@@ -40,7 +42,13 @@ Sequencer::~Sequencer() {
 
 journal::RecoveryStats Sequencer::recover() {
   const journal::RecoveryStats stats = log_.recover(engine_);
-  if (const auto key = OrderIds::key_from_hex(stats.order_id_key_hex)) order_ids_ = OrderIds(*key);
+  // The journal's key, without which ids given out before would no longer read. (A log
+  // without one, in tests, leaves the random key.)
+  if (!stats.order_id_key_hex.empty()) {
+    const auto key = OrderIds::key_from_hex(stats.order_id_key_hex);
+    if (!key) throw std::runtime_error("journal: the order ids' key is not 32 hex digits");
+    order_ids_ = OrderIds(*key);
+  }
   metrics_.recovery_ms = stats.total_ms;
   feed_.recovered();
   return stats;

@@ -174,25 +174,6 @@ int Server::run() {
   std::condition_variable finished_changed;
   std::size_t finished = 0;
   std::thread stopper;
-  std::optional<asio::signal_set> signals(std::in_place, *threads[0], SIGINT, SIGTERM);
-  signals->async_wait([&](boost::system::error_code error, int signal) {
-    if (error) return;
-    spdlog::info("flashsale: signal {}; stopping", signal);
-    context.shutting_down = true;
-    listener->stop();
-    stopper = std::thread([&] {
-      if (sequencer) sequencer->stop(config_.journal.redis_timeout);
-      for (auto& hub : hubs) asio::post(hub->io(), [hub = hub.get()] { hub->shut_down_all(); });
-      asio::post(*threads[0], [&] { guards.clear(); });
-      std::unique_lock lock(finished_mutex);
-      if (!finished_changed.wait_for(lock, std::chrono::seconds(3),
-                                     [&] { return finished == threads.size(); })) {
-        spdlog::warn("flashsale: connections still open after 3 s; closing them");
-        for (auto& thread : threads) thread->stop();
-      }
-    });
-  });
-
   // SIGHUP: the certificate and key are read again (a renewal needs no restart).
   std::optional<asio::signal_set> reloads(std::in_place, *threads[0], SIGHUP);
   std::function<void()> await_reload = [&] {
@@ -209,6 +190,26 @@ int Server::run() {
     });
   };
   await_reload();
+
+  std::optional<asio::signal_set> signals(std::in_place, *threads[0], SIGINT, SIGTERM);
+  signals->async_wait([&](boost::system::error_code error, int signal) {
+    if (error) return;
+    spdlog::info("flashsale: signal {}; stopping", signal);
+    context.shutting_down = true;
+    listener->stop();
+    reloads->cancel();  // a pending wait is work: the I/O thread would never run out of it
+    stopper = std::thread([&] {
+      if (sequencer) sequencer->stop(config_.journal.redis_timeout);
+      for (auto& hub : hubs) asio::post(hub->io(), [hub = hub.get()] { hub->shut_down_all(); });
+      asio::post(*threads[0], [&] { guards.clear(); });
+      std::unique_lock lock(finished_mutex);
+      if (!finished_changed.wait_for(lock, std::chrono::seconds(3),
+                                     [&] { return finished == threads.size(); })) {
+        spdlog::warn("flashsale: connections still open after 3 s; closing them");
+        for (auto& thread : threads) thread->stop();
+      }
+    });
+  });
 
   const auto serve = [&](asio::io_context& io) {
     io.run();

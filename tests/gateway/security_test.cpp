@@ -248,6 +248,30 @@ TEST(ServerJson, AHostCallNamingAKeyTwiceIsRefused) {
   EXPECT_EQ(refused->at("code").as_string(), "bad_json");
 }
 
+// A refused upgrade is not an HTTP client: answered once, then the connection ends, so that
+// connections nobody counts last no longer than their first request.
+TEST(ServerHttpLimits, ARefusedUpgradeEndsItsConnection) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config, "refused-upgrade");
+  const std::string answer = raw_exchange(
+      server.port(), {},
+      "GET /elsewhere HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+  EXPECT_NE(answer.find("404 Not Found"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
+}
+
+// Stopping waits for nothing but connections: no signal handler (SIGHUP's) keeps an I/O thread
+// running into the 3 s grace period.
+TEST(ServerShutdown, AnIdleServerStopsAtOnce) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config, "stops");
+  Viewer viewer(server.port());
+  viewer.sign_in("ann");
+  EXPECT_EQ(server.stop(), 0);
+  EXPECT_EQ(server.log().find("still open after 3 s"), std::string::npos) << server.log();
+}
+
 TEST(ServerHttpLimits, OneAddressHoldsItsShareOfHttpConnectionsAndNoMore) {
   RedisServer redis;
   ServerProcess server(redis, dev_config_with({{"http_connections_per_source", "2"}}),
