@@ -47,9 +47,10 @@ std::string engine_metrics(const Metrics& metrics, const std::vector<ShardStatus
   series(
       "flashsale_shard_journal_durable_sequence", "The shard's last durable event.",
       [](const ShardStatus& shard) { return shard.journal ? shard.journal->durable_sequence : 0; });
-  series(
-      "flashsale_shard_journal_last_batch_ms", "The shard's last journal round trip.",
-      [](const ShardStatus& shard) { return shard.journal ? shard.journal->last_batch_ms : 0.0; });
+  series("flashsale_shard_journal_last_batch_seconds", "The shard's last journal round trip.",
+         [](const ShardStatus& shard) {
+           return shard.journal ? shard.journal->last_batch_ms / 1000.0 : 0.0;
+         });
   return out;
 }
 

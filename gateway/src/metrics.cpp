@@ -110,14 +110,19 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
                    limit_names[index], load(limited[index]));
   line("flashsale_engine_queue_depth", "gauge", "Requests waiting for the engine thread.",
        load(engine_queue_depth));
+  line("flashsale_engine_queue_max", "gauge",
+       "The engine thread's queue bound (limits.engine_queue_max); past it orders get busy.",
+       load(engine_queue_max));
   line("flashsale_engine_batches_total", "counter", "Batches the engine thread processed.",
        load(engine_batches));
   line("flashsale_releases_pending", "gauge", "Messages held until their events are durable.",
        load(releases_pending));
-  line("flashsale_fanout_lag_ms", "gauge",
+  // Base units (seconds), as Prometheus' conventions and `promtool check metrics` want.
+  line("flashsale_fanout_lag_seconds", "gauge",
        "How long the last drop update waited for an I/O thread.",
-       static_cast<double>(load(fanout_lag_us)) / 1000.0);
-  line("flashsale_recovery_ms", "gauge", "Time the last recovery took.", recovery_ms.load());
+       static_cast<double>(load(fanout_lag_us)) / 1e6);
+  line("flashsale_recovery_seconds", "gauge", "Time the last recovery took.",
+       recovery_ms.load() / 1000.0);
   line("flashsale_answers_repeated_total", "counter",
        "Order answers a gateway received again after a failover and did not deliver twice.",
        load(answers_repeated));
@@ -139,8 +144,8 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
        journal.events_written);
   line("flashsale_journal_last_batch_events", "gauge", "Events in the last journal batch.",
        journal.last_batch_events);
-  line("flashsale_journal_last_batch_ms", "gauge",
-       "Round trip of the last journal batch, fsync included.", journal.last_batch_ms);
+  line("flashsale_journal_last_batch_seconds", "gauge",
+       "Round trip of the last journal batch, fsync included.", journal.last_batch_ms / 1000.0);
   fmt::format_to(
       std::back_inserter(out),
       "# HELP flashsale_journal_state Journal state (1 for the current one).\n"

@@ -87,6 +87,7 @@ struct Metrics {
   Counter tls_expires_at_s{0};       // the certificate in use; 0 without TLS
   std::array<Counter, order_statuses.size()> orders{};
   Counter engine_queue_depth{0};
+  Counter engine_queue_max{0};  // limits.engine_queue_max, where an engine thread runs
   Counter engine_batches{0};
   Counter releases_pending{0};
   Counter fanout_lag_us{0};     // the last drop update's wait for an I/O thread

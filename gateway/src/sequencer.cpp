@@ -27,6 +27,7 @@ Sequencer::Sequencer(const GatewayConfig& config, EventLog& log, std::vector<Fan
       releases_(engine_, config.ack, std::move(fanouts), metrics),
       feed_(engine_, releases_, metrics, config.limits),
       buyers_(releases_, metrics, config.limits, order_ids_) {
+  metrics_.engine_queue_max.store(config.limits.engine_queue_max, std::memory_order_relaxed);
   log_.on_durable([this](std::uint64_t) {
     {
       std::lock_guard lock(mutex_);

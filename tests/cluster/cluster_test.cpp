@@ -270,6 +270,7 @@ TEST_F(Cluster, ViewersOnBothGatewaysBuyFromDropsOfBothEngines) {
   EXPECT_EQ(metrics.status, 200u);
   EXPECT_NE(metrics.body.find("flashsale_connections "), std::string::npos);
   EXPECT_EQ(metrics.body.find("flashsale_journal_state"), std::string::npos);
+  EXPECT_EQ(promtool_check_metrics(metrics.body), "");
 
   // Updates: a viewer on each gateway sees the countdown, the opening and the stock of a drop
   // whose engine is another process.
@@ -341,8 +342,9 @@ TEST_F(Cluster, AKilledEngineShardMovesAndKeepsEveryAcknowledgedOrder) {
   // The survivor says what it serves before, and after.
   const unsigned short status = engines[0]->status_port();
   ASSERT_NE(status, 0) << engines[0]->log();
-  EXPECT_NE(http_call(status, "GET", "/metrics").body.find("flashsale_shard_served{shard=\"1\"} 0"),
-            std::string::npos);
+  const std::string engine_metrics = http_call(status, "GET", "/metrics").body;
+  EXPECT_NE(engine_metrics.find("flashsale_shard_served{shard=\"1\"} 0"), std::string::npos);
+  EXPECT_EQ(promtool_check_metrics(engine_metrics), "");
   std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(opened->substr(at + 7))) +
                               after_open);
   const auto killed = Clock::now();

@@ -326,8 +326,9 @@ TEST_F(ServerTest, OrdersAreTimedInHistogramsBesideTheProcessMetrics) {
   EXPECT_GT(metric(port, "process_max_fds"), metric(port, "process_open_fds"));
   EXPECT_GT(metric(port, "process_resident_memory_bytes"), 1e6);
   EXPECT_GT(metric(port, "process_start_time_seconds"), 1.7e9);
-  EXPECT_NE(http_call(port, "GET", "/metrics").body.find("flashsale_build_info{version=\"0.1.0\""),
-            std::string::npos);
+  const std::string exposition = http_call(port, "GET", "/metrics").body;
+  EXPECT_NE(exposition.find("flashsale_build_info{version=\"0.1.0\""), std::string::npos);
+  EXPECT_EQ(promtool_check_metrics(exposition), "");
 }
 
 // Each abuse limit lets exactly its configured value through, refuses the next with the

@@ -103,6 +103,17 @@ namespace flashsale::testing {
 
 const std::string dev_config = FLASHSALE_SOURCE_DIR "/configs/dev.toml";
 
+std::string promtool_check_metrics(const std::string& exposition) {
+  const std::string path = write_temp_file("metrics.txt", exposition);
+  ChildProcess promtool({"/bin/sh", "-c", "promtool check metrics <" + path + " 2>&1"});
+  std::string complaints;
+  for (const std::string& line : promtool.drain_stdout(std::chrono::seconds(30)))
+    complaints += line + "\n";
+  const auto status = promtool.wait(std::chrono::seconds(30));
+  if (status != 0 && complaints.empty()) complaints = "promtool failed: " + promtool.report();
+  return complaints;
+}
+
 std::string dev_config_with(const std::vector<std::pair<std::string, std::string>>& changes,
                             const std::vector<std::pair<std::string, std::string>>& added) {
   std::ifstream dev(dev_config);

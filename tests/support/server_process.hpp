@@ -52,6 +52,10 @@ class ServerProcess {
 // Writes `text` to a fresh file under the test temp folder; its path.
 std::string write_temp_file(const std::string& name, const std::string& text);
 
+// What Prometheus' own linter (`promtool check metrics`, Debian's prometheus package) says of a
+// /metrics body: "" when it is clean, else its complaints.
+std::string promtool_check_metrics(const std::string& exposition);
+
 // configs/dev.toml.
 extern const std::string dev_config;
 // Writes configs/dev.toml with `key = …` lines replaced, and `added` lines put at the top of
