@@ -76,7 +76,7 @@ class ShardWorker {
       std::lock_guard lock(status_mutex_);
       serving_ = &journal;
     }
-    // Said once /healthz says it too: operators and tests read the one to trust the other.
+    // Said once /readyz says it too: operators and tests read the one to trust the other.
     spdlog::info(
         "shard {}: serving as {} (recovered {} events in {:.1f} ms, after waiting {:.1f} "
         "ms for the lease)",

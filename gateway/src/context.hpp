@@ -34,7 +34,8 @@ struct ServerContext {
   RequestSink& requests;
   Metrics& metrics;
   SourceLimits& source_limits;
-  // GET /healthz and GET /metrics: what this process is made of decides what they say.
+  // GET /readyz (can this process serve orders now, and if not why) and GET /metrics: what the
+  // process is made of decides what they say.
   std::function<HostReply()> health;
   std::function<std::string()> render_metrics;
   std::atomic<bool> shutting_down{false};

@@ -6,6 +6,7 @@
 
 #include "host_api.hpp"
 #include "host_json.hpp"
+#include "status_server.hpp"
 #include "websocket_session.hpp"
 
 namespace flashsale::gateway {
@@ -16,10 +17,15 @@ void GatewayRoutes::route(HttpSession& session, HttpRequest& request) {
   const std::string_view target = request.target();
   if (boost::beast::websocket::is_upgrade(request)) return upgrade(session, request);
   const bool reading = request.method() == http::verb::get || request.method() == http::verb::head;
-  if (!context_.config.ops_listen.empty() && (target == "/healthz" || target == "/metrics"))
+  if (!context_.config.ops_listen.empty() &&
+      (target == "/healthz" || target == "/readyz" || target == "/metrics"))
     return session.respond(
         host_json::error(404, "not_found", "health and metrics are on the operations address"));
   if (target == "/healthz") {
+    if (!reading) return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
+    return session.respond(alive());
+  }
+  if (target == "/readyz") {
     if (!reading) return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
     if (context_.shutting_down)
       return session.respond(host_json::error(503, "shutting_down", "the server is stopping"));

@@ -33,7 +33,7 @@ namespace asio = boost::asio;
 namespace {
 
 // What is wrong, in the server's words: Redis's own error text goes to the log, not to
-// whoever asks /healthz.
+// whoever asks /readyz.
 std::string_view health_problem(journal::JournalState state) {
   switch (state) {
     case journal::JournalState::recovering:

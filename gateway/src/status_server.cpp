@@ -26,11 +26,13 @@ class StatusRoutes final : public HttpSession::Routes {
 
   void route(HttpSession& session, HttpRequest& request) override {
     const std::string_view target = request.target();
-    if (target != "/healthz" && target != "/metrics")
-      return session.respond(host_json::error(404, "not_found", "only /healthz and /metrics here"));
+    if (target != "/healthz" && target != "/readyz" && target != "/metrics")
+      return session.respond(
+          host_json::error(404, "not_found", "only /healthz, /readyz and /metrics here"));
     if (request.method() != http::verb::get && request.method() != http::verb::head)
       return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
-    if (target == "/healthz") return session.respond(health_());
+    if (target == "/healthz") return session.respond(alive());
+    if (target == "/readyz") return session.respond(health_());
     session.respond({200, metrics_text_()}, "text/plain; version=0.0.4");
   }
 

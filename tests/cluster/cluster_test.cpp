@@ -85,7 +85,7 @@ class Engine {
     });
   }
   void signal(int number) { process_->signal(number); }
-  // The port of its /healthz and /metrics, from its log.
+  // The port of its /healthz, /readyz and /metrics, from its log.
   unsigned short status_port() {
     const std::string said = "engine status on 127.0.0.1:";
     if (!await(said, 10s)) return 0;
@@ -139,8 +139,8 @@ class Cluster : public ::testing::Test {
     // A gateway serves once it has heard every shard's owner (a heartbeat a second).
     for (auto& gateway : gateways) {
       const auto deadline = Clock::now() + 10s;
-      while (http_call(gateway->port(), "GET", "/healthz").status != 200) {
-        ASSERT_LT(Clock::now(), deadline) << http_call(gateway->port(), "GET", "/healthz").body;
+      while (http_call(gateway->port(), "GET", "/readyz").status != 200) {
+        ASSERT_LT(Clock::now(), deadline) << http_call(gateway->port(), "GET", "/readyz").body;
         std::this_thread::sleep_for(50ms);
       }
     }
@@ -357,7 +357,8 @@ TEST_F(Cluster, AKilledEngineShardMovesAndKeepsEveryAcknowledgedOrder) {
   // The lease lapses within `lease` of the kill; the standby, which saw the shard served,
   // takes it at once (no standby delay), and recovery takes milliseconds here.
   EXPECT_LT(took_over, lease + 1000ms);
-  const auto health = http_call(status, "GET", "/healthz");
+  EXPECT_EQ(http_call(status, "GET", "/healthz").status, 200u);
+  const auto health = http_call(status, "GET", "/readyz");
   EXPECT_EQ(health.status, 200u) << health.body;
   EXPECT_NE(health.body.find(R"("serving":[{"shard":0,"journal":"ok")"), std::string::npos)
       << health.body;

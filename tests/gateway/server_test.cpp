@@ -582,10 +582,14 @@ TEST(ServerOperations, HealthAndMetricsCanHaveAnAddressOfTheirOwn) {
   const auto ops = static_cast<unsigned short>(std::stoi(log.substr(at + mark.size())));
   EXPECT_EQ(http_call(server.port(), "GET", "/metrics").status, 404u);
   EXPECT_EQ(http_call(server.port(), "GET", "/healthz").status, 404u);
+  EXPECT_EQ(http_call(server.port(), "GET", "/readyz").status, 404u);
   const auto metrics = http_call(ops, "GET", "/metrics");
   EXPECT_EQ(metrics.status, 200u);
   EXPECT_NE(metrics.body.find("flashsale_connections "), std::string::npos);
-  EXPECT_EQ(http_call(ops, "GET", "/healthz").status, 200u);
+  EXPECT_EQ(http_call(ops, "GET", "/healthz").body, R"({"status":"alive"})");
+  const auto ready = http_call(ops, "GET", "/readyz");
+  EXPECT_EQ(ready.status, 200u);
+  EXPECT_NE(ready.body.find("durable_sequence"), std::string::npos) << ready.body;
   EXPECT_EQ(http_call(ops, "POST", "/metrics").status, 405u);
   EXPECT_EQ(http_call(ops, "GET", "/api/drops", {}, host_key).status, 404u);
 }
@@ -833,7 +837,7 @@ TEST_F(ServerTest, HostApiAnswersErrorsWithStatusAndCode) {
 // ids that are paths and text with control characters are refused, query values are
 // percent-decoded, and health says what is wrong in its own words, not Redis's.
 TEST_F(ServerTest, HttpEdgesAnswerAsDocumented) {
-  for (const char* target : {"/metrics", "/healthz", "/drops"}) {
+  for (const char* target : {"/metrics", "/healthz", "/readyz", "/drops"}) {
     EXPECT_EQ(http_call(server->port(), "DELETE", target).status, 405u) << target;
     EXPECT_EQ(http_call(server->port(), "POST", target).status, 405u) << target;
     EXPECT_EQ(page_call(server->port(), boost::beast::http::verb::head, target).status, 200u)
@@ -870,7 +874,8 @@ TEST_F(ServerTest, HttpEdgesAnswerAsDocumented) {
   redis.kill();
   HttpReply health;
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while ((health = http_call(server->port(), "GET", "/healthz")).status == 200 &&
+  EXPECT_EQ(http_call(server->port(), "GET", "/healthz").status, 200u) << "alive all the same";
+  while ((health = http_call(server->port(), "GET", "/readyz")).status == 200 &&
          std::chrono::steady_clock::now() < deadline) {
   }
   ASSERT_EQ(health.status, 503u);
