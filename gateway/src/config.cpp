@@ -113,6 +113,13 @@ GatewayConfig load_config(const std::string& path) {
   read_string(server, "server", "tls_certificate", config.tls_certificate);
   read_string(server, "server", "tls_private_key", config.tls_private_key);
   read_strings(server, "server", "proxy_protocol_from", config.proxy_protocol_from);
+  std::string log_format = "text";
+  read_string(server, "server", "log_format", log_format);
+  if (log_format == "json") {
+    config.log_format = LogFormat::json;
+  } else if (log_format != "text") {
+    bad("server.log_format", "must be \"text\" or \"json\"");
+  }
 
   const toml::table& auth = section(root, "auth");
   std::string mode = "token";

@@ -22,6 +22,7 @@
 #include "host_json.hpp"
 #include "intake.hpp"
 #include "listener.hpp"
+#include "log_format.hpp"
 #include "sequencer.hpp"
 #include "status_server.hpp"
 #include "tls.hpp"
@@ -64,6 +65,7 @@ HostReply journal_health(const journal::Journal& journal) {
 
 Server::Server(GatewayConfig config) : config_(std::move(config)) {
   validate(config_);
+  if (config_.log_format == LogFormat::json) spdlog::set_formatter(std::make_unique<JsonLines>());
 }
 
 int Server::run_engine() {

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -592,6 +594,33 @@ TEST(ServerOperations, HealthAndMetricsCanHaveAnAddressOfTheirOwn) {
   EXPECT_NE(ready.body.find("durable_sequence"), std::string::npos) << ready.body;
   EXPECT_EQ(http_call(ops, "POST", "/metrics").status, 405u);
   EXPECT_EQ(http_call(ops, "GET", "/api/drops", {}, host_key).status, 404u);
+}
+
+// server.log_format = "json": every line the server logs is one JSON object with its time,
+// level, component and message, for log pipelines.
+TEST(ServerOperations, JsonLogsAreOneObjectPerLine) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config_with({}, {{"server", R"(log_format = "json")"}}), "json");
+  Viewer viewer(server.port());
+  viewer.sign_in("ann");
+  ASSERT_EQ(server.stop(), 0);
+  std::set<std::string> components;
+  std::size_t lines = 0;
+  std::istringstream log(server.log());
+  for (std::string line; std::getline(log, line);) {
+    if (line.empty()) continue;
+    lines += 1;
+    json::value parsed;
+    ASSERT_NO_THROW(parsed = json::parse(line)) << line;
+    const json::object& event = parsed.as_object();
+    for (const char* key : {"time", "level", "component", "message"})
+      ASSERT_TRUE(event.contains(key) && event.at(key).is_string()) << key << " in " << line;
+    EXPECT_EQ(event.at("time").as_string().size(), 24u) << line;  // 2026-12-02T09:30:00.123Z
+    components.insert(std::string(event.at("component").as_string()));
+  }
+  EXPECT_GE(lines, 3u);
+  EXPECT_TRUE(components.count("journal")) << "recovery is logged by the journal";
+  EXPECT_TRUE(components.count("flashsale"));
 }
 
 // configs/production.toml does not start as shipped (its secrets are files you create), and

@@ -92,8 +92,12 @@ struct Limits {
   double stock_deliveries_per_second = 30'000;
 };
 
+enum class LogFormat : std::uint8_t { text, json };
+
 struct GatewayConfig {
   std::string listen = "127.0.0.1:8080";
+  // "text": one line per event for people; "json": one object per line for log pipelines.
+  LogFormat log_format = LogFormat::text;
   unsigned io_threads = 1;
   // HOST:PORT for /healthz and /metrics alone (e.g. 127.0.0.1:9100, for Prometheus and load
   // balancers); when set, the viewers' port no longer answers them. Empty: on `listen`.
