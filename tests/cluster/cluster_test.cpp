@@ -344,6 +344,11 @@ TEST_F(Cluster, AKilledEngineShardMovesAndKeepsEveryAcknowledgedOrder) {
   ASSERT_NE(status, 0) << engines[0]->log();
   const std::string engine_metrics = http_call(status, "GET", "/metrics").body;
   EXPECT_NE(engine_metrics.find("flashsale_shard_served{shard=\"1\"} 0"), std::string::npos);
+  // The cluster-only series deploy/ (the dashboard, the alert rules) reads; the others are
+  // checked through a real prometheus in tests/deploy.
+  for (const char* name :
+       {"flashsale_shard_journal_ok{", "flashsale_shard_journal_last_batch_seconds{"})
+    EXPECT_NE(engine_metrics.find(name), std::string::npos) << name;
   EXPECT_EQ(promtool_check_metrics(engine_metrics), "");
   std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(opened->substr(at + 7))) +
                               after_open);
