@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
+#include <string_view>
+#include <utility>
 
 #include "address_set.hpp"
 
@@ -67,6 +69,20 @@ void read_strings(const toml::table& table, const std::string& section, const ch
   }
 }
 
+// One of two spellings: `first` (the default, as `out` holds it) or `second`.
+template <typename Choice>
+void read_choice(const toml::table& table, const std::string& section, const char* key, Choice& out,
+                 std::string_view first, std::pair<std::string_view, Choice> second) {
+  std::string value(first);
+  read_string(table, section, key, value);
+  if (value == second.first) {
+    out = second.second;
+  } else if (value != first) {
+    bad(section + "." + key,
+        "must be \"" + std::string(first) + "\" or \"" + std::string(second.first) + "\"");
+  }
+}
+
 // A secret kept in a file of its own (the first line), so that the config file can be read by
 // more people than the secret: if `key` is set, the file must be readable.
 void read_secret_file(const toml::table& table, const std::string& section, const char* key,
@@ -113,22 +129,10 @@ GatewayConfig load_config(const std::string& path) {
   read_string(server, "server", "tls_certificate", config.tls_certificate);
   read_string(server, "server", "tls_private_key", config.tls_private_key);
   read_strings(server, "server", "proxy_protocol_from", config.proxy_protocol_from);
-  std::string log_format = "text";
-  read_string(server, "server", "log_format", log_format);
-  if (log_format == "json") {
-    config.log_format = LogFormat::json;
-  } else if (log_format != "text") {
-    bad("server.log_format", "must be \"text\" or \"json\"");
-  }
+  read_choice(server, "server", "log_format", config.log_format, "text", {"json", LogFormat::json});
 
   const toml::table& auth = section(root, "auth");
-  std::string mode = "token";
-  read_string(auth, "auth", "mode", mode);
-  if (mode == "dev") {
-    config.auth = AuthMode::dev;
-  } else if (mode != "token") {
-    bad("auth.mode", "must be \"token\" or \"dev\"");
-  }
+  read_choice(auth, "auth", "mode", config.auth, "token", {"dev", AuthMode::dev});
   read_string(auth, "auth", "token_secret", config.token_secret);
   read_string(auth, "auth", "host_key", config.host_key);
   read_secret_file(auth, "auth", "token_secret_file", config.token_secret);
@@ -139,13 +143,7 @@ GatewayConfig load_config(const std::string& path) {
   read_string(journal, "journal", "redis", config.journal.redis);
   read_redis_credentials(journal, config.journal);
   read_string(journal, "journal", "prefix", config.journal.prefix);
-  std::string ack = "durable";
-  read_string(journal, "journal", "ack", ack);
-  if (ack == "async") {
-    config.ack = AckMode::async;
-  } else if (ack != "durable") {
-    bad("journal.ack", "must be \"durable\" or \"async\"");
-  }
+  read_choice(journal, "journal", "ack", config.ack, "durable", {"async", AckMode::async});
   read_ms(journal, "journal", "lease_ms", config.journal.lease_ttl, 600'000);
   read_ms(journal, "journal", "redis_timeout_ms", config.journal.redis_timeout, 600'000);
   read_number(journal, "journal", "snapshot_every_events", config.journal.snapshot_every_events, 1,
