@@ -59,11 +59,7 @@ class Hub final : public Fanout {
     boost::asio::post(
         io_, [this, drop = std::move(drop), frame = std::move(frame), kind, drop_index, posted] {
           // How long the update waited for this I/O thread: the fan-out lag.
-          const auto waited = std::chrono::steady_clock::now() - posted;
-          metrics_.fanout_lag_us.store(
-              static_cast<std::uint64_t>(
-                  std::chrono::duration_cast<std::chrono::microseconds>(waited).count()),
-              std::memory_order_relaxed);
+          metrics_.fanout_lag.observe(std::chrono::steady_clock::now() - posted);
           const auto found = subscribers_.find(drop);
           if (found == subscribers_.end()) return;
           for (Outbox* viewer : found->second) viewer->send_here(frame, kind, drop_index);

@@ -118,9 +118,6 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
   line("flashsale_releases_pending", "gauge", "Messages held until their events are durable.",
        load(releases_pending));
   // Base units (seconds), as Prometheus' conventions and `promtool check metrics` want.
-  line("flashsale_fanout_lag_seconds", "gauge",
-       "How long the last drop update waited for an I/O thread.",
-       static_cast<double>(load(fanout_lag_us)) / 1e6);
   line("flashsale_recovery_seconds", "gauge", "Time the last recovery took.",
        recovery_ms.load() / 1000.0);
   line("flashsale_answers_repeated_total", "counter",
@@ -132,6 +129,8 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
                           "Orders from their frame read until the engine thread decides them.");
   order_durable_wait.render(out, "flashsale_order_durable_seconds",
                             "Orders from their decision until durable and released.");
+  fanout_lag.render(out, "flashsale_fanout_lag_seconds",
+                    "Drop updates' wait for each I/O thread that sends them to its viewers.");
   if (status == nullptr) return out;  // a gateway: the engines hold the journals
   const journal::JournalStatus& journal = *status;
   line("flashsale_journal_durable_sequence", "gauge", "Last durable event.",

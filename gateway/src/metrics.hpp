@@ -90,7 +90,6 @@ struct Metrics {
   Counter engine_queue_max{0};  // limits.engine_queue_max, where an engine thread runs
   Counter engine_batches{0};
   Counter releases_pending{0};
-  Counter fanout_lag_us{0};     // the last drop update's wait for an I/O thread
   Counter answers_repeated{0};  // a gateway's: order answers received twice, delivered once
   std::atomic<double> recovery_ms{0};
   // An order inside the server: from its frame read (or its command read, on an engine of the
@@ -98,6 +97,7 @@ struct Metrics {
   Histogram order_latency;       // the whole of it
   Histogram order_queue_wait;    // read until the engine thread decides it
   Histogram order_durable_wait;  // decided until released: the journal making it durable
+  Histogram fanout_lag;          // a drop update's wait for each I/O thread that fans it out
 
   void count_order(engine::OrderOutcome outcome) {
     orders[order_status_index(outcome)].fetch_add(1, std::memory_order_relaxed);

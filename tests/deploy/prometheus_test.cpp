@@ -126,6 +126,7 @@ TEST(Prometheus, DashboardQueriesAndAlertRulesHaveDataAndTheJournalAlertFires) {
   for (int index = 0; index < 6; ++index) {
     viewers.push_back(std::make_unique<Viewer>(server.port()));
     viewers.back()->sign_in("v" + std::to_string(index));
+    viewers.back()->send(R"({"type":"subscribe","drop":"d"})");  // stock updates fan out
     viewers.back()->send(R"({"type":"order","drop":"d","client_order_id":"c"})");
     ASSERT_TRUE(viewers.back()->next_of("order_result"));
   }
