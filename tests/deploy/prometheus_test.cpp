@@ -13,7 +13,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <thread>
 
@@ -92,12 +91,22 @@ class Prometheus {
   std::unique_ptr<ChildProcess> process_;
 };
 
+// The flashsale_… and process_… names a query reads. (Scanned by hand: GCC 12 warns inside
+// <regex> under the sanitizers.)
 std::set<std::string> metric_names(const std::string& promql) {
-  static const std::regex name(R"(\b(flashsale_[a-z0-9_]+|process_[a-z0-9_]+))");
+  const auto name_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  };
   std::set<std::string> names;
-  for (auto match = std::sregex_iterator(promql.begin(), promql.end(), name);
-       match != std::sregex_iterator(); ++match)
-    names.insert((*match)[1]);
+  for (std::size_t at = 0; at < promql.size(); ++at) {
+    if (at > 0 && name_char(promql[at - 1])) continue;
+    const std::string_view rest = std::string_view(promql).substr(at);
+    if (!rest.starts_with("flashsale_") && !rest.starts_with("process_")) continue;
+    std::size_t end = at;
+    while (end < promql.size() && name_char(promql[end])) ++end;
+    names.insert(promql.substr(at, end - at));
+    at = end;
+  }
   return names;
 }
 
@@ -140,7 +149,9 @@ TEST(Prometheus, DashboardQueriesAndAlertRulesHaveDataAndTheJournalAlertFires) {
     for (const json::value& target : panel.at("targets").as_array()) {
       std::string promql(target.at("expr").as_string());
       if (cluster_only(promql)) continue;
-      promql = std::regex_replace(promql, std::regex(R"(\$instance)"), ".*");
+      for (auto at = promql.find("$instance"); at != std::string::npos;
+           at = promql.find("$instance"))
+        promql.replace(at, 9, ".*");
       EXPECT_FALSE(prometheus.query(promql).empty())
           << panel.at("title").as_string() << ": " << promql;
       checked += 1;
