@@ -13,6 +13,14 @@ namespace flashsale::gateway {
 
 namespace {
 
+// One sample of a single-series metric, with its HELP and TYPE lines.
+template <typename Value>
+void line(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+          const Value& value) {
+  fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help,
+                 type, value);
+}
+
 // When this process started, for process_start_time_seconds: read as the program loads.
 const double started_at_s =
     std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -21,35 +29,32 @@ const double started_at_s =
 // and which build this is. Read at each scrape; counting /proc/self/fd walks one entry per open
 // connection, ~1 ms for 20,000.
 void render_process(std::string& out) {
-  const auto line = [&out](std::string_view name, std::string_view type, std::string_view help,
-                           auto value) {
-    fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help,
-                   type, value);
-  };
+  const auto series = [&out](std::string_view name, std::string_view type, std::string_view help,
+                             auto value) { line(out, name, type, help, value); };
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   const auto seconds = [](const timeval& time) { return time.tv_sec + time.tv_usec / 1e6; };
-  line("process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.",
-       seconds(usage.ru_utime) + seconds(usage.ru_stime));
+  series("process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.",
+         seconds(usage.ru_utime) + seconds(usage.ru_stime));
   std::uint64_t virtual_pages = 0, resident_pages = 0;
   std::ifstream("/proc/self/statm") >> virtual_pages >> resident_pages;
   const auto page_bytes = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
-  line("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
-       resident_pages * page_bytes);
-  line("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
-       virtual_pages * page_bytes);
+  series("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+         resident_pages * page_bytes);
+  series("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+         virtual_pages * page_bytes);
   std::error_code error;
   std::uint64_t open = 0;
   for (auto entry = std::filesystem::directory_iterator("/proc/self/fd", error);
        !error && entry != std::filesystem::directory_iterator(); entry.increment(error))
     open += 1;
-  line("process_open_fds", "gauge", "Number of open file descriptors.", open);
+  series("process_open_fds", "gauge", "Number of open file descriptors.", open);
   rlimit files{};
   getrlimit(RLIMIT_NOFILE, &files);
-  line("process_max_fds", "gauge", "Maximum number of open file descriptors.",
-       static_cast<std::uint64_t>(files.rlim_cur));
-  line("process_start_time_seconds", "gauge",
-       "Start time of the process since unix epoch in seconds.", started_at_s);
+  series("process_max_fds", "gauge", "Maximum number of open file descriptors.",
+         static_cast<std::uint64_t>(files.rlim_cur));
+  series("process_start_time_seconds", "gauge",
+         "Start time of the process since unix epoch in seconds.", started_at_s);
   fmt::format_to(std::back_inserter(out),
                  "# HELP flashsale_build_info The build: version and commit.\n"
                  "# TYPE flashsale_build_info gauge\n"
@@ -61,40 +66,39 @@ void render_process(std::string& out) {
 
 std::string Metrics::render(const journal::JournalStatus* status) const {
   std::string out;
-  auto line = [&out](std::string_view name, std::string_view type, std::string_view help,
-                     auto value) {
-    fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help,
-                   type, value);
-  };
+  const auto series = [&out](std::string_view name, std::string_view type, std::string_view help,
+                             auto value) { line(out, name, type, help, value); };
   const auto load = [](const Counter& counter) { return counter.load(std::memory_order_relaxed); };
   render_process(out);
-  line("flashsale_connections", "gauge", "Open WebSocket connections.", load(connections_open));
-  line("flashsale_http_connections", "gauge", "Open plain HTTP connections.",
-       load(http_connections_open));
-  line("flashsale_connections_accepted_total", "counter", "Connections accepted.",
-       load(connections_accepted));
-  line("flashsale_connections_refused_total", "counter",
-       "Connections refused over connections_max.", load(connections_refused));
-  line("flashsale_messages_in_total", "counter", "WebSocket messages received.", load(messages_in));
-  line("flashsale_messages_out_total", "counter", "WebSocket messages sent.", load(messages_out));
-  line("flashsale_frames_superseded_total", "counter",
-       "Stale tick/stock frames replaced by newer ones for slow viewers.", load(frames_superseded));
-  line("flashsale_slow_viewers_closed_total", "counter", "Viewers closed for not keeping up.",
-       load(slow_viewers_closed));
-  line("flashsale_idle_viewers_closed_total", "counter",
-       "Viewers closed for answering neither messages nor pings.", load(idle_viewers_closed));
-  line("flashsale_protocol_errors_total", "counter", "Error messages sent to clients.",
-       load(protocol_errors));
-  line("flashsale_tls_handshakes_failed_total", "counter",
-       "TLS handshakes that failed or took too long.", load(tls_handshakes_failed));
-  line("flashsale_proxy_headers_refused_total", "counter",
-       "Connections from a trusted proxy closed for a missing or bad PROXY header.",
-       load(proxy_headers_refused));
+  series("flashsale_connections", "gauge", "Open WebSocket connections.", load(connections_open));
+  series("flashsale_http_connections", "gauge", "Open plain HTTP connections.",
+         load(http_connections_open));
+  series("flashsale_connections_accepted_total", "counter", "Connections accepted.",
+         load(connections_accepted));
+  series("flashsale_connections_refused_total", "counter",
+         "Connections refused over connections_max.", load(connections_refused));
+  series("flashsale_messages_in_total", "counter", "WebSocket messages received.",
+         load(messages_in));
+  series("flashsale_messages_out_total", "counter", "WebSocket messages sent.", load(messages_out));
+  series("flashsale_frames_superseded_total", "counter",
+         "Stale tick/stock frames replaced by newer ones for slow viewers.",
+         load(frames_superseded));
+  series("flashsale_slow_viewers_closed_total", "counter", "Viewers closed for not keeping up.",
+         load(slow_viewers_closed));
+  series("flashsale_idle_viewers_closed_total", "counter",
+         "Viewers closed for answering neither messages nor pings.", load(idle_viewers_closed));
+  series("flashsale_protocol_errors_total", "counter", "Error messages sent to clients.",
+         load(protocol_errors));
+  series("flashsale_tls_handshakes_failed_total", "counter",
+         "TLS handshakes that failed or took too long.", load(tls_handshakes_failed));
+  series("flashsale_proxy_headers_refused_total", "counter",
+         "Connections from a trusted proxy closed for a missing or bad PROXY header.",
+         load(proxy_headers_refused));
   if (const std::uint64_t expires = load(tls_expires_at_s); expires != 0) {
-    line("flashsale_tls_certificate_expiry_seconds", "gauge",
-         "When the TLS certificate in use expires (Unix time).", expires);
-    line("flashsale_tls_reloads_failed_total", "counter",
-         "Certificate reloads (SIGHUP) that kept the old certificate.", load(tls_reloads_failed));
+    series("flashsale_tls_certificate_expiry_seconds", "gauge",
+           "When the TLS certificate in use expires (Unix time).", expires);
+    series("flashsale_tls_reloads_failed_total", "counter",
+           "Certificate reloads (SIGHUP) that kept the old certificate.", load(tls_reloads_failed));
   }
   out +=
       "# HELP flashsale_orders_total Order results sent, by status.\n# TYPE flashsale_orders_total "
@@ -108,21 +112,21 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
   for (std::size_t index = 0; index < limit_names.size(); ++index)
     fmt::format_to(std::back_inserter(out), "flashsale_limited_total{{limit=\"{}\"}} {}\n",
                    limit_names[index], load(limited[index]));
-  line("flashsale_engine_queue_depth", "gauge", "Requests waiting for the engine thread.",
-       load(engine_queue_depth));
-  line("flashsale_engine_queue_max", "gauge",
-       "The engine thread's queue bound (limits.engine_queue_max); past it orders get busy.",
-       load(engine_queue_max));
-  line("flashsale_engine_batches_total", "counter", "Batches the engine thread processed.",
-       load(engine_batches));
-  line("flashsale_releases_pending", "gauge", "Messages held until their events are durable.",
-       load(releases_pending));
+  series("flashsale_engine_queue_depth", "gauge", "Requests waiting for the engine thread.",
+         load(engine_queue_depth));
+  series("flashsale_engine_queue_max", "gauge",
+         "The engine thread's queue bound (limits.engine_queue_max); past it orders get busy.",
+         load(engine_queue_max));
+  series("flashsale_engine_batches_total", "counter", "Batches the engine thread processed.",
+         load(engine_batches));
+  series("flashsale_releases_pending", "gauge", "Messages held until their events are durable.",
+         load(releases_pending));
   // Base units (seconds), as Prometheus' conventions and `promtool check metrics` want.
-  line("flashsale_recovery_seconds", "gauge", "Time the last recovery took.",
-       recovery_ms.load() / 1000.0);
-  line("flashsale_answers_repeated_total", "counter",
-       "Order answers a gateway received again after a failover and did not deliver twice.",
-       load(answers_repeated));
+  series("flashsale_recovery_seconds", "gauge", "Time the last recovery took.",
+         recovery_ms.load() / 1000.0);
+  series("flashsale_answers_repeated_total", "counter",
+         "Order answers a gateway received again after a failover and did not deliver twice.",
+         load(answers_repeated));
   order_latency.render(out, "flashsale_order_seconds",
                        "Orders from their frame read to their answer handed to the I/O thread.");
   order_queue_wait.render(out, "flashsale_order_queue_seconds",
@@ -133,18 +137,18 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
                     "Drop updates' wait for each I/O thread that sends them to its viewers.");
   if (status == nullptr) return out;  // a gateway: the engines hold the journals
   const journal::JournalStatus& journal = *status;
-  line("flashsale_journal_durable_sequence", "gauge", "Last durable event.",
-       journal.durable_sequence);
-  line("flashsale_journal_pending_bytes", "gauge", "Journal bytes not yet durable.",
-       journal.pending_bytes);
-  line("flashsale_journal_batches_total", "counter", "Journal batches written.",
-       journal.batches_written);
-  line("flashsale_journal_events_total", "counter", "Events written to the journal.",
-       journal.events_written);
-  line("flashsale_journal_last_batch_events", "gauge", "Events in the last journal batch.",
-       journal.last_batch_events);
-  line("flashsale_journal_last_batch_seconds", "gauge",
-       "Round trip of the last journal batch, fsync included.", journal.last_batch_ms / 1000.0);
+  series("flashsale_journal_durable_sequence", "gauge", "Last durable event.",
+         journal.durable_sequence);
+  series("flashsale_journal_pending_bytes", "gauge", "Journal bytes not yet durable.",
+         journal.pending_bytes);
+  series("flashsale_journal_batches_total", "counter", "Journal batches written.",
+         journal.batches_written);
+  series("flashsale_journal_events_total", "counter", "Events written to the journal.",
+         journal.events_written);
+  series("flashsale_journal_last_batch_events", "gauge", "Events in the last journal batch.",
+         journal.last_batch_events);
+  series("flashsale_journal_last_batch_seconds", "gauge",
+         "Round trip of the last journal batch, fsync included.", journal.last_batch_ms / 1000.0);
   fmt::format_to(
       std::back_inserter(out),
       "# HELP flashsale_journal_state Journal state (1 for the current one).\n"
