@@ -38,8 +38,7 @@ constexpr std::array<std::string_view, count> names = {
   "admission_window_ms", "beneficiary", "beneficiary_note", "pledge_bps", "opens_in_ms",
   "admission_seed", "add"};
 // The type of each host::Command alternative, in the variant's order.
-constexpr std::array<std::string_view, std::variant_size_v<host::Command>> host_types = {
-  "create", "countdown", "restock", "close", "drops", "list", "drop", "orders", "audit"};
+constexpr const auto& host_types = host::command_names;
 }  // namespace command_field
 
 namespace answer_field {

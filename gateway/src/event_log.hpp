@@ -20,7 +20,7 @@ class EventLog {
  public:
   virtual ~EventLog() = default;
   // The contracts are journal::Journal's, member for member.
-  virtual void on_durable(std::function<void(std::uint64_t)> callback) = 0;
+  virtual void on_durable(std::function<void(const journal::DurableBatch&)> callback) = 0;
   virtual journal::RecoveryStats recover(engine::Engine& engine) = 0;
   virtual void append(std::span<const engine::Event> events, std::string_view cursor,
                       std::span<const journal::OrderRecord> orders,
@@ -38,7 +38,7 @@ class JournalLog final : public EventLog {
  public:
   explicit JournalLog(journal::Journal& journal) : journal_(journal) {}
 
-  void on_durable(std::function<void(std::uint64_t)> callback) override {
+  void on_durable(std::function<void(const journal::DurableBatch&)> callback) override {
     journal_.on_durable(std::move(callback));
   }
   journal::RecoveryStats recover(engine::Engine& engine) override {

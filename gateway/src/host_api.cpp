@@ -184,10 +184,34 @@ HostReply mint(const json::object& body, const GatewayConfig& config) {
   return {200, host_json::token(mint_token(config.token_secret, user, wall_ms() / 1000 + ttl))};
 }
 
+// Times a host call from its request read to its reply, by route (Metrics::host_calls).
+class CallTimer {
+ public:
+  explicit CallTimer(Metrics& metrics) : metrics_(metrics) {}
+
+  HostReply answered(std::size_t route, HostReply reply) const {
+    metrics_.host_calls[route].observe(std::chrono::steady_clock::now() - started_);
+    return reply;
+  }
+  std::function<void(HostReply)> answer_later(std::size_t route,
+                                              std::function<void(HostReply)> done) const {
+    return [timer = *this, route, done = std::move(done)](HostReply reply) {
+      done(timer.answered(route, std::move(reply)));
+    };
+  }
+
+ private:
+  Metrics& metrics_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+// Sends a command to the engine thread, timed under its own name.
 std::optional<HostReply> submit(ServerContext& context, host::Command command,
-                                std::function<void(HostReply)> done) {
-  if (!context.requests.submit(HostRequest{std::move(command), std::move(done), {}}))
-    return host_json::error(503, "busy", "the engine is busy; retry");
+                                std::function<void(HostReply)> done, const CallTimer& timer) {
+  const std::size_t route = command.index();
+  if (!context.requests.submit(
+          HostRequest{std::move(command), timer.answer_later(route, std::move(done)), {}}))
+    return timer.answered(route, host_json::error(503, "busy", "the engine is busy; retry"));
   return std::nullopt;
 }
 
@@ -254,29 +278,36 @@ std::variant<host::Command, HostReply> parse_host_call(const HttpRequest& reques
 std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
                                    const boost::asio::ip::address& source,
                                    std::function<void(HostReply)> done) {
-  if (auto refused = check_host_key(request, context, source)) return refused;
+  const CallTimer timer(context.metrics);
+  const auto refuse = [&timer](HostReply reply) {
+    return timer.answered(Metrics::host_route_refused, std::move(reply));
+  };
+  if (auto refused = check_host_key(request, context, source)) return refuse(std::move(*refused));
   std::string_view path = request.target();
   path = path.substr(0, path.find('?'));
   if (path == "/api/tokens") {
-    if (request.method() != http::verb::post) return wrong_method("POST");
+    if (request.method() != http::verb::post) return refuse(wrong_method("POST"));
     json::object body;
     if (!read_body(request, body))
-      return host_json::error(400, "bad_json", "the body must be a JSON object, each key once");
-    return mint(body, context.config);
+      return refuse(
+          host_json::error(400, "bad_json", "the body must be a JSON object, each key once"));
+    return timer.answered(Metrics::host_route_tokens, mint(body, context.config));
   }
   auto call = parse_host_call(request, context.config);
-  if (auto* refused = std::get_if<HostReply>(&call)) return std::move(*refused);
-  return submit(context, std::move(std::get<host::Command>(call)), std::move(done));
+  if (auto* refused = std::get_if<HostReply>(&call)) return refuse(std::move(*refused));
+  return submit(context, std::move(std::get<host::Command>(call)), std::move(done), timer);
 }
 
 std::optional<HostReply> public_drops(ServerContext& context, std::function<void(HostReply)> done) {
   DropListCache& cache = context.drop_list;
+  const CallTimer timer(context.metrics);
+  static const std::size_t route = host::Command(host::ListDrops{}).index();
   {
     std::lock_guard lock(cache.mutex);
     if (!cache.body.empty() &&
         std::chrono::steady_clock::now() - cache.read_at < DropListCache::fresh_for)
-      return HostReply{200, cache.body};
-    cache.waiting.push_back(std::move(done));
+      return timer.answered(route, HostReply{200, cache.body});
+    cache.waiting.push_back(timer.answer_later(route, std::move(done)));
     if (cache.reading) return std::nullopt;
     cache.reading = true;
   }
@@ -293,8 +324,8 @@ std::optional<HostReply> public_drops(ServerContext& context, std::function<void
     }
     for (auto& waiter : waiting) waiter(reply);
   };
-  if (auto refused = submit(context, host::ListDrops{}, answer_all))
-    answer_all(std::move(*refused));
+  if (!context.requests.submit(HostRequest{host::ListDrops{}, answer_all, {}}))
+    answer_all(host_json::error(503, "busy", "the engine is busy; retry"));
   return std::nullopt;
 }
 

@@ -121,9 +121,6 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
          load(engine_batches));
   series("flashsale_releases_pending", "gauge", "Messages held until their events are durable.",
          load(releases_pending));
-  // Base units (seconds), as Prometheus' conventions and `promtool check metrics` want.
-  series("flashsale_recovery_seconds", "gauge", "Time the last recovery took.",
-         recovery_ms.load() / 1000.0);
   series("flashsale_answers_repeated_total", "counter",
          "Order answers a gateway received again after a failover and did not deliver twice.",
          load(answers_repeated));
@@ -135,6 +132,22 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
                             "Orders from their decision until durable and released.");
   fanout_lag.render(out, "flashsale_fanout_lag_seconds",
                     "Drop updates' wait for each I/O thread that sends them to its viewers.");
+  Histogram::render_header(out, "flashsale_host_call_seconds",
+                           "Host API calls from their request read to their reply, by route.");
+  for (std::size_t route = 0; route < host_calls.size(); ++route) {
+    const std::string_view name = route < host_route_tokens    ? host::command_names[route]
+                                  : route == host_route_tokens ? "tokens"
+                                                               : "refused";
+    host_calls[route].render_series(out, "flashsale_host_call_seconds",
+                                    fmt::format("route=\"{}\"", name));
+  }
+  // Every role has every histogram, so one dashboard reads them all; a gateway's journal ones
+  // and an engine's host calls stay empty.
+  recovery.render(out, "flashsale_recovery_seconds", "Recoveries of a journal, each one's time.");
+  journal_round_trip.render(out, "flashsale_journal_round_trip_seconds",
+                            "Journal batches from sent until Redis answered, fsync included.");
+  journal_batch_events.render(out, "flashsale_journal_batch_events",
+                              "Events in each journal batch written.");
   if (status == nullptr) return out;  // a gateway: the engines hold the journals
   const journal::JournalStatus& journal = *status;
   series("flashsale_journal_durable_sequence", "gauge", "Last durable event.",
@@ -155,20 +168,6 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
       "# TYPE flashsale_journal_state gauge\nflashsale_journal_state{{state=\"{}\"}} 1\n",
       journal::to_string(journal.state));
   return out;
-}
-
-void Histogram::render(std::string& out, std::string_view name, std::string_view help) const {
-  fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} histogram\n", name, help);
-  std::uint64_t count = 0;
-  for (std::size_t bucket = 0; bucket < latency_bounds_s.size(); ++bucket) {
-    count += buckets_[bucket].load(std::memory_order_relaxed);
-    fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {}\n", name,
-                   latency_bounds_s[bucket], count);
-  }
-  count += buckets_.back().load(std::memory_order_relaxed);
-  fmt::format_to(std::back_inserter(out),
-                 "{0}_bucket{{le=\"+Inf\"}} {1}\n{0}_sum {2}\n{0}_count {1}\n", name, count,
-                 static_cast<double>(sum_us_.load(std::memory_order_relaxed)) / 1e6);
 }
 
 }  // namespace flashsale::gateway

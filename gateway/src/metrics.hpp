@@ -12,6 +12,7 @@
 #include "flashsale/gateway/protocol.hpp"
 #include "flashsale/journal/journal.hpp"
 #include "histogram.hpp"
+#include "requests.hpp"
 
 namespace flashsale::gateway {
 
@@ -91,13 +92,22 @@ struct Metrics {
   Counter engine_batches{0};
   Counter releases_pending{0};
   Counter answers_repeated{0};  // a gateway's: order answers received twice, delivered once
-  std::atomic<double> recovery_ms{0};
   // An order inside the server: from its frame read (or its command read, on an engine of the
   // cluster) to its answer handed to the connection's I/O thread, and two of the stages.
   Histogram order_latency;       // the whole of it
   Histogram order_queue_wait;    // read until the engine thread decides it
   Histogram order_durable_wait;  // decided until released: the journal making it durable
   Histogram fanout_lag;          // a drop update's wait for each I/O thread that fans it out
+  // Host API calls and GET /drops, from their request read to their reply, by route: each
+  // host command's name (host::command_names), then "tokens", then "refused" for calls answered
+  // before they became a command (a wrong key, bad input, an unknown route).
+  static constexpr std::size_t host_route_tokens = host::command_names.size();
+  static constexpr std::size_t host_route_refused = host_route_tokens + 1;
+  std::array<Histogram, host_route_refused + 1> host_calls;
+  // Each journal batch once durable (for an engine of the cluster, every shard's together).
+  Histogram journal_round_trip;  // sent until Redis answered, fsync included
+  CountHistogram journal_batch_events;
+  RecoveryHistogram recovery;  // each journal this process recovered (one per shard it took)
 
   void count_order(engine::OrderOutcome outcome) {
     orders[order_status_index(outcome)].fetch_add(1, std::memory_order_relaxed);

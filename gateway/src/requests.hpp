@@ -8,6 +8,7 @@
 // once the events they depend on are durable.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -154,6 +155,10 @@ struct ReadAudit {
 
 using Command = std::variant<CreateDrop, StartCountdown, Restock, CloseDrop, ReadDrops, ListDrops,
                              ReadDrop, ReadOrders, ReadAudit>;
+// Each alternative's name, in the variant's order: its type in the cluster's messages and its
+// route in the host API's metrics.
+inline constexpr std::array<std::string_view, std::variant_size_v<Command>> command_names = {
+    "create", "countdown", "restock", "close", "drops", "list", "drop", "orders", "audit"};
 
 // Create, countdown, restock and close change the engine; the rest only read it.
 bool changes(const Command& command);

@@ -28,7 +28,9 @@ Sequencer::Sequencer(const GatewayConfig& config, EventLog& log, std::vector<Fan
       feed_(engine_, releases_, metrics, config.limits),
       buyers_(releases_, metrics, config.limits, order_ids_) {
   metrics_.engine_queue_max.store(config.limits.engine_queue_max, std::memory_order_relaxed);
-  log_.on_durable([this](std::uint64_t) {
+  log_.on_durable([this](const journal::DurableBatch& batch) {
+    metrics_.journal_batch_events.record(batch.events);
+    if (batch.round_trip) metrics_.journal_round_trip.observe(*batch.round_trip);
     {
       std::lock_guard lock(mutex_);
       durable_advanced_ = true;
@@ -50,7 +52,8 @@ journal::RecoveryStats Sequencer::recover() {
     if (!key) throw std::runtime_error("journal: the order ids' key is not 32 hex digits");
     order_ids_ = OrderIds(*key);
   }
-  metrics_.recovery_ms = stats.total_ms;
+  metrics_.recovery.observe(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double, std::milli>(stats.total_ms)));
   feed_.recovered();
   return stats;
 }

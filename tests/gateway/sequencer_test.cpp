@@ -32,7 +32,7 @@ class MemoryLog final : public EventLog {
     automatic_ = false;
   }
   void make_durable() {
-    std::function<void(std::uint64_t)> callback;
+    std::function<void(const journal::DurableBatch&)> callback;
     std::uint64_t durable = 0;
     {
       std::lock_guard lock(mutex_);
@@ -41,7 +41,7 @@ class MemoryLog final : public EventLog {
       callback = on_durable_;
     }
     changed_.notify_all();
-    if (callback) callback(durable);
+    if (callback) callback({durable, 0, std::nullopt});
   }
   // Appends of events wait at a closed gate until it opens: a journal too slow for the engine
   // thread.
@@ -76,7 +76,7 @@ class MemoryLog final : public EventLog {
     return kept_;
   }
 
-  void on_durable(std::function<void(std::uint64_t)> callback) override {
+  void on_durable(std::function<void(const journal::DurableBatch&)> callback) override {
     std::lock_guard lock(mutex_);
     on_durable_ = std::move(callback);
   }
@@ -84,7 +84,7 @@ class MemoryLog final : public EventLog {
   void append(std::span<const engine::Event> events, std::string_view cursor,
               std::span<const journal::OrderRecord>,
               std::span<const journal::KeptReply> replies) override {
-    std::function<void(std::uint64_t)> callback;
+    std::function<void(const journal::DurableBatch&)> callback;
     std::uint64_t durable = 0;
     {
       std::unique_lock lock(mutex_);
@@ -104,7 +104,7 @@ class MemoryLog final : public EventLog {
       }
     }
     changed_.notify_all();
-    if (callback) callback(durable);
+    if (callback) callback({durable, 0, std::nullopt});
   }
   void cut() override {
     std::lock_guard lock(mutex_);
@@ -134,7 +134,7 @@ class MemoryLog final : public EventLog {
  private:
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
-  std::function<void(std::uint64_t)> on_durable_;
+  std::function<void(const journal::DurableBatch&)> on_durable_;
   std::uint64_t appended_ = 0;
   std::uint64_t durable_ = 0;
   bool automatic_ = true;

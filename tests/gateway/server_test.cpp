@@ -301,8 +301,9 @@ bool await_metric(unsigned short port, const std::string& series, double value,
 
 // What an operator reads during a drop: each answered order is timed (its whole stay in the
 // server, its wait for the engine thread, its wait for durability) in Prometheus histograms
-// whose buckets add up, and the process metrics and build are there beside them.
-TEST_F(ServerTest, OrdersAreTimedInHistogramsBesideTheProcessMetrics) {
+// whose buckets add up, and so are host calls by route, journal batches and the recovery; the
+// process metrics and build are there beside them.
+TEST_F(ServerTest, OrdersHostCallsAndBatchesAreInHistogramsBesideTheProcessMetrics) {
   create("d", 5, 5, 60, 0);
   open_now("d");
   Viewer alice(server->port());
@@ -324,6 +325,20 @@ TEST_F(ServerTest, OrdersAreTimedInHistogramsBesideTheProcessMetrics) {
   // Each order waits at least its journal batch, within its whole stay.
   EXPECT_LE(metric(port, "flashsale_order_durable_seconds_sum"),
             metric(port, "flashsale_order_seconds_sum"));
+  // One create and one countdown, each under its route; a wrong key under "refused".
+  EXPECT_EQ(http_call(port, "POST", "/api/drops/d/close", "{}", "wrong").status, 401u);
+  EXPECT_EQ(metric(port, "flashsale_host_call_seconds_count{route=\"create\"}"), 1);
+  EXPECT_EQ(metric(port, "flashsale_host_call_seconds_count{route=\"countdown\"}"), 1);
+  EXPECT_EQ(metric(port, "flashsale_host_call_seconds_count{route=\"refused\"}"), 1);
+  EXPECT_EQ(metric(port, "flashsale_host_call_seconds_count{route=\"close\"}"), 0);
+  EXPECT_EQ(metric(port, "flashsale_host_call_seconds_bucket{route=\"create\",le=\"+Inf\"}"), 1);
+  // The drop's create, its countdown and three reservations, at least, in durable batches,
+  // each timed; one recovery at the start.
+  EXPECT_GE(metric(port, "flashsale_journal_batch_events_sum"), 5);
+  EXPECT_GE(metric(port, "flashsale_journal_round_trip_seconds_count"), 1);
+  EXPECT_LE(metric(port, "flashsale_journal_round_trip_seconds_count"),
+            metric(port, "flashsale_journal_batch_events_count"));
+  EXPECT_EQ(metric(port, "flashsale_recovery_seconds_count"), 1);
   EXPECT_GT(metric(port, "process_open_fds"), 3);
   EXPECT_GT(metric(port, "process_max_fds"), metric(port, "process_open_fds"));
   EXPECT_GT(metric(port, "process_resident_memory_bytes"), 1e6);

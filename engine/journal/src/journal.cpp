@@ -159,7 +159,7 @@ struct Journal::Shared {
   bool stopping = false;
   Clock::time_point stop_deadline;
   JournalStatus status;  // counters, under `mutex`
-  std::function<void(std::uint64_t)> on_durable;
+  std::function<void(const DurableBatch&)> on_durable;
 
   std::atomic<std::uint64_t> durable{0};
   std::atomic<JournalState> state{JournalState::recovering};
@@ -379,7 +379,7 @@ class Journal::Writer {
       if (entries[0].batch == in_flight_->stored) {
         spdlog::info("journal: batch {} was written before the connection dropped",
                      in_flight_->header.number);
-        complete_batch(0);
+        complete_batch(std::nullopt);
       } else {
         shared_.set_state(JournalState::fenced, "another engine wrote batch " + id);
       }
@@ -467,7 +467,7 @@ class Journal::Writer {
     const Reply reply = redis_->command(command);
     if (reply == nullptr) return connection_lost();
     if (is_error(reply)) return handle_error(text_of(reply));
-    complete_batch(elapsed_ms(started));
+    complete_batch(Clock::now() - started);
   }
 
   // The caller's position when no batch was there to carry it.
@@ -510,7 +510,8 @@ class Journal::Writer {
     cursor_.reset();
   }
 
-  void complete_batch(double round_trip_ms) {
+  // `round_trip`: none when the batch was found written after a reconnect, or binds a snapshot.
+  void complete_batch(std::optional<Clock::duration> round_trip) {
     Batch& batch = *in_flight_;
     last_batch_ = batch.header.number;
     top_id_ = entry_id(last_batch_);
@@ -524,7 +525,8 @@ class Journal::Writer {
       status.events_written += batch.header.event_count;
       status.bytes_written += batch.stored.size();
       status.last_batch_events = batch.header.event_count;
-      status.last_batch_ms = round_trip_ms;
+      status.last_batch_ms =
+          round_trip ? std::chrono::duration<double, std::milli>(*round_trip).count() : 0;
       shared_.pending_bytes -= batch.event_bytes;
       shared_.durable = batch.last_sequence;
       shared_.heads.push_back({batch.header.number, batch.last_sequence, sealed_hash_});
@@ -533,7 +535,7 @@ class Journal::Writer {
     }
     if (shared_.state != JournalState::ok) shared_.set_state(JournalState::ok, "");
     shared_.durable_changed.notify_all();
-    const std::uint64_t durable = batch.last_sequence;
+    const DurableBatch durable{batch.last_sequence, batch.header.event_count, round_trip};
     in_flight_.reset();
     if (shared_.on_durable) shared_.on_durable(durable);
   }
@@ -588,7 +590,7 @@ class Journal::Writer {
     }
     sealed_hash_ = sha256(binding.stored);
     in_flight_ = std::move(binding);
-    complete_batch(0);
+    complete_batch(std::nullopt);
     while (!since_snapshot_.empty() && since_snapshot_.front().first < keep_from)
       since_snapshot_.pop_front();
     last_lease_touch_ = Clock::now();
@@ -647,7 +649,7 @@ Journal::~Journal() {
   stop(shared_->config.redis_timeout);
 }
 
-void Journal::on_durable(std::function<void(std::uint64_t)> callback) {
+void Journal::on_durable(std::function<void(const DurableBatch&)> callback) {
   shared_->on_durable = std::move(callback);
 }
 

@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -141,6 +142,15 @@ struct RecoveryStats {
   std::string order_id_key_hex;
 };
 
+// A batch that became durable (Journal::on_durable).
+struct DurableBatch {
+  std::uint64_t last_sequence = 0;
+  std::uint32_t events = 0;
+  // Sent until Redis answered, fsync included; none when the batch was found written after a
+  // reconnect, or only binds a snapshot.
+  std::optional<std::chrono::steady_clock::duration> round_trip;
+};
+
 // recover() found the lease held, with JournalConfig::wait_for_lease = false.
 struct LeaseHeld : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -155,9 +165,8 @@ class Journal {
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  // Called on the writer thread after each batch becomes durable, with its last sequence.
-  // Set it before recover().
-  void on_durable(std::function<void(std::uint64_t)> callback);
+  // Called on the writer thread after each batch becomes durable. Set it before recover().
+  void on_durable(std::function<void(const DurableBatch&)> callback);
 
   // Blocks until the engine is rebuilt: connects (retrying while Redis is unreachable), takes
   // the lease (waiting, and logging who holds it, while another engine does), restores the
