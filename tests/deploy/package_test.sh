@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Debian package builds from this build folder, and installs its files where its systemd
 # units and configs expect them: every unit's ExecStart program is in the package, the config
-# each unit names is there, and the maintainer scripts and conffiles are in place. Unpacked
-# into a throw-away root (dpkg-deb -x), not installed on the machine.
+# each unit names is there, and the maintainer scripts and conffiles are in place; and lintian
+# passes it. Unpacked into a throw-away root (dpkg-deb -x), not installed on the machine.
 # Usage: package_test.sh BUILD_DIR
 set -euo pipefail
 build=$1
@@ -39,4 +39,12 @@ done
 grep -qx /etc/flashsale/flashsale.toml "$work/control/conffiles" || fail "conffiles"
 grep -q '^ Depends:.*adduser' "$work/info" || fail "Depends lacks adduser"
 grep -q 'libhiredis' "$work/info" || fail "Depends lacks the shared libraries (dpkg-shlibdeps)"
-echo "package: $(grep -c . "$work/contents") entries, units and configs where they belong"
+# Debian's policy: a copyright file, and a changelog whose latest entry is this version.
+[ -f "$work/root/usr/share/doc/flashsale/copyright" ] || fail "copyright is missing"
+version=$(sed -n 's/^ Version: //p' "$work/info")
+zcat "$work/root/usr/share/doc/flashsale/changelog.gz" | head -1 | grep -q "^flashsale ($version)" \
+  || fail "changelog.gz does not start with version $version"
+# lintian, Debian's package checker: no error or warning. A tag the package overrides says why
+# in its overrides file (deploy/debian/lintian-overrides).
+lintian --fail-on error,warning "$deb" >"$work/lintian" 2>&1 || { cat "$work/lintian"; fail "lintian"; }
+echo "package: $(grep -c . "$work/contents") entries, units and configs where they belong, lintian clean"
