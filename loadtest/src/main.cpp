@@ -1,10 +1,11 @@
 // flashsale-loadtest: load testing a running flashsale server (docs/loadtest.md): `gen` writes a
 // surge trace from a scenario, `replay` plays it open loop and gives a verdict and a report,
-// `bench` measures throughput, fan-out and memory.
+// `compare` sets two reports side by side, `bench` measures throughput, fan-out and memory.
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
 #include "flashsale/loadtest/bench.hpp"
+#include "flashsale/loadtest/compare.hpp"
 #include "flashsale/loadtest/replay.hpp"
 #include "flashsale/loadtest/trace.hpp"
 
@@ -84,6 +85,27 @@ int main(int argc, char** argv) {
                      "wait for answers after the last action");
   replay->add_option("--assume-stock", assume_stock,
                      "check against this stock, not the server's (tests the verdict)");
+  replay->add_option("--metrics", replay_options.metrics,
+                     "base URL of the server's /metrics when not --api (its operations address)");
+  CLI::App* compare = app.add_subcommand(
+      "compare", "compare two replay reports, A the baseline and B the build under test");
+  std::string report_a, report_b, compare_html;
+  flashsale::loadtest::CompareOptions compare_options;
+  compare->add_option("A", report_a, "the baseline's report folder or report.json")->required();
+  compare->add_option("B", report_b, "the report folder or report.json under test")->required();
+  compare->add_option("--html", compare_html, "also write the table as an HTML page");
+  compare->add_option("--noise", compare_options.noise_percent,
+                      "changes within this percentage are not marked (default 5)");
+  compare->add_option("--latency-floor-ms", compare_options.latency_floor_ms,
+                      "latency changes within this are not marked or failed (default 1)");
+  compare->add_option("--max-p99-increase", compare_options.max_p99_increase_percent,
+                      "fail when a p99 (overall or in a phase) grows more, in percent");
+  compare->add_option("--max-throughput-drop", compare_options.max_throughput_drop_percent,
+                      "fail when peak answers/s falls more, in percent");
+  compare->add_option("--max-cpu-increase", compare_options.max_cpu_increase_percent,
+                      "fail when the server's CPU seconds grow more, in percent");
+  compare->add_option("--max-memory-increase", compare_options.max_memory_increase_percent,
+                      "fail when the server's resident memory grows more, in percent");
   CLI11_PARSE(app, argc, argv);
   try {
     if (app.got_subcommand("gen")) {
@@ -93,6 +115,8 @@ int main(int argc, char** argv) {
                  trace.header.drop.stock, trace.actions.size());
       return 0;
     }
+    if (app.got_subcommand("compare"))
+      return flashsale::loadtest::compare(report_a, report_b, compare_options, compare_html);
     if (app.got_subcommand("replay")) {
       if (assume_stock > 0) replay_options.assume_stock = assume_stock;
       return flashsale::loadtest::replay(replay_options);

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "client.hpp"
 #include "flashsale/loadtest/histogram.hpp"
@@ -26,6 +27,40 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::int64_t bucket_ms = 1'000;  // the report's time resolution
+// The report's phases, by when an answer came: the countdown before T-0, the spike (its first
+// `spike_ms`), and after, when payments, cancels and the waitlist play out.
+constexpr std::int64_t spike_ms = 5'000;
+std::string_view phase_of(std::int64_t bucket) {
+  const std::int64_t at_ms = bucket * bucket_ms;
+  return at_ms < 0 ? "countdown" : at_ms < spike_ms ? "spike" : "after";
+}
+
+// The server process's own figures (process_cpu_seconds_total, process_resident_memory_bytes)
+// from its /metrics; nothing when they cannot be read (metrics on an operations address the
+// caller did not give, or a server without them).
+struct ProcessFigures {
+  double cpu_seconds = 0;
+  double resident_bytes = 0;
+};
+std::optional<ProcessFigures> read_process_figures(const std::string& metrics_base) {
+  try {
+    const HttpReply reply = http_call(HttpTarget::parse(metrics_base), "GET", "/metrics");
+    if (reply.status != 200) return std::nullopt;
+    ProcessFigures figures;
+    int found = 0;
+    std::istringstream lines(reply.body);
+    for (std::string line; std::getline(lines, line);) {
+      const auto value = [&line] { return std::stod(line.substr(line.find(' ') + 1)); };
+      if (line.starts_with("process_cpu_seconds_total ")) figures.cpu_seconds = value(), ++found;
+      if (line.starts_with("process_resident_memory_bytes "))
+        figures.resident_bytes = value(), ++found;
+    }
+    if (found != 2) return std::nullopt;
+    return figures;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
 
 struct Sent {
   Clock::time_point scheduled;
@@ -112,7 +147,7 @@ class Replay {
   void on_message(std::size_t thread, std::uint32_t user, std::string_view message);
   std::vector<Check> verdict(const json::object& server) const;
   void write_report(const std::vector<Check>& checks, const json::object& server,
-                    double elapsed_s) const;
+                    const json::value& server_process, double elapsed_s) const;
 
   std::int64_t bucket_of(Clock::time_point when) const {
     const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(when - t0_).count();
@@ -307,6 +342,8 @@ int Replay::run() {
     schedule_[action.user % workers_.size()].push_back(&action);
   fmt::print("replaying {} actions of {} viewers; T-0 in {} ms\n", trace_.actions.size(),
              trace_.header.viewers, opens_at_ms_ - wall_ms());
+  const std::string& metrics_base = options_.metrics.empty() ? options_.api : options_.metrics;
+  const std::optional<ProcessFigures> before = read_process_figures(metrics_base);
   const auto started = Clock::now();
   workers_.start();
   for (std::size_t thread = 0; thread < workers_.size(); ++thread) {
@@ -348,7 +385,11 @@ int Replay::run() {
                                       "/api/drops/" + trace_.header.drop.id, {}, options_.host_key);
   const json::object server = json::parse(server_reply.body).as_object();
   const std::vector<Check> checks = verdict(server);
-  write_report(checks, server, elapsed_s);
+  json::value server_process;  // null when either reading failed
+  if (const auto after = read_process_figures(metrics_base); before && after)
+    server_process = json::object{{"cpu_seconds", after->cpu_seconds - before->cpu_seconds},
+                                  {"resident_bytes", after->resident_bytes}};
+  write_report(checks, server, server_process, elapsed_s);
   bool pass = true;
   for (const Check& check : checks) {
     fmt::print("  {} {:<28} {}\n", check.pass ? "PASS" : "FAIL", check.name, check.detail);
@@ -457,7 +498,7 @@ std::string svg_chart(
 }
 
 void Replay::write_report(const std::vector<Check>& checks, const json::object& server,
-                          double elapsed_s) const {
+                          const json::value& server_process, double elapsed_s) const {
   LatencyHistogram latency;
   std::map<std::int64_t, std::map<std::string, std::uint64_t>> by_status;
   std::map<std::int64_t, LatencyHistogram> latency_by_bucket;
@@ -502,8 +543,21 @@ void Replay::write_report(const std::vector<Check>& checks, const json::object& 
                                       {"p999", ms(latency.percentile(0.999))},
                                       {"max", ms(latency.max())},
                                       {"samples", latency.count()}};
+  std::map<std::string_view, LatencyHistogram> by_phase;
+  for (const auto& [bucket, histogram] : latency_by_bucket)
+    by_phase[phase_of(bucket)].merge(histogram);
+  json::object phases;
+  for (const auto& [phase, histogram] : by_phase)
+    phases[phase] = json::object{{"answers", histogram.count()},
+                                 {"p50_ms", ms(histogram.percentile(0.5))},
+                                 {"p90_ms", ms(histogram.percentile(0.9))},
+                                 {"p99_ms", ms(histogram.percentile(0.99))},
+                                 {"max_ms", ms(histogram.max())}};
+  report["phases"] = phases;
   report["elapsed_s"] = elapsed_s;
   report["server"] = server;
+  // The server's CPU over the replay and its memory at the end, from its own /metrics.
+  if (!server_process.is_null()) report["server_process"] = server_process;
   json::array timeline;
   std::vector<std::pair<std::string, std::map<std::int64_t, double>>> rate_series;
   std::map<std::string, std::map<std::int64_t, double>> rates;

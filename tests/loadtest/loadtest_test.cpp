@@ -1,5 +1,6 @@
-// The load tester: its histogram, its traces, and replay against the real server — a verdict
-// that passes, and one that must fail when what it checks does not add up.
+// The load tester: its histogram, its traces, replay against the real server — a verdict that
+// passes, and one that must fail when what it checks does not add up — and the comparison of
+// two reports.
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -7,6 +8,7 @@
 #include <random>
 #include <sstream>
 
+#include "flashsale/loadtest/compare.hpp"
 #include "flashsale/loadtest/histogram.hpp"
 #include "flashsale/loadtest/trace.hpp"
 #include "process.hpp"
@@ -72,6 +74,84 @@ TEST(Traces, MalformedTracesNameTheLine) {
   }
 }
 
+// A replay report as `replay` writes it, with the figures compare reads.
+std::string report_with(double p99_ms, double peak_per_s, std::int64_t reserved, bool pass,
+                        double cpu_seconds) {
+  namespace json = boost::json;
+  const auto latency = [p99_ms](const std::string& suffix) {
+    json::object figures;
+    figures[std::string("p50") + suffix] = p99_ms / 4;
+    figures[std::string("p90") + suffix] = p99_ms / 2;
+    figures[std::string("p99") + suffix] = p99_ms;
+    figures[std::string("max") + suffix] = p99_ms * 2;
+    return figures;
+  };
+  json::object spike = latency("_ms");
+  spike["answers"] = 1000;
+  return json::serialize(json::object{
+      {"verdict", {{"pass", pass}, {"checks", json::array{}}}},
+      {"results", {{"reserved", reserved}, {"sold_out", 900}}},
+      {"latency_ms", latency("")},
+      {"phases", {{"spike", spike}}},
+      {"timeline",
+       json::array{json::object{{"t_s", 0}, {"orders_per_s", {{"sold_out", peak_per_s}}}},
+                   json::object{{"t_s", 1}, {"orders_per_s", {{"sold_out", 10}}}}}},
+      {"server_process", {{"cpu_seconds", cpu_seconds}, {"resident_bytes", 50 << 20}}}});
+}
+
+const ComparedRow* row_named(const Comparison& comparison, std::string_view section,
+                             std::string_view name) {
+  for (const ComparedRow& row : comparison.rows)
+    if (row.section == section && row.name == name) return &row;
+  return nullptr;
+}
+
+TEST(Compare, MarksChangesBeyondNoiseAndFailsOnlyPastTheGivenThresholds) {
+  const std::string a = report_with(20, 10'000, 100, true, 4.0);
+  // p99 +50%, peak answers/s -30%, 2 more reservations, CPU +2% (noise).
+  const std::string b = report_with(30, 7'000, 102, true, 4.08);
+  const Comparison unlimited = compare_reports(a, b, {});
+  EXPECT_TRUE(unlimited.failures.empty()) << "no threshold given, none crossed";
+  ASSERT_NE(row_named(unlimited, "latency: all", "p99"), nullptr);
+  EXPECT_EQ(row_named(unlimited, "latency: all", "p99")->mark, "worse");
+  EXPECT_EQ(row_named(unlimited, "latency: spike", "p99")->mark, "worse");
+  EXPECT_EQ(row_named(unlimited, "throughput", "peak answers/s")->mark, "worse");
+  EXPECT_EQ(row_named(unlimited, "answers", "reserved")->mark, "") << "2% is within noise";
+  EXPECT_EQ(row_named(unlimited, "answers", "sold_out")->mark, "");
+  EXPECT_EQ(row_named(unlimited, "server", "CPU")->mark, "");
+
+  CompareOptions limits;
+  limits.max_p99_increase_percent = 40;
+  limits.max_throughput_drop_percent = 20;
+  limits.max_cpu_increase_percent = 10;
+  const Comparison limited = compare_reports(a, b, limits);
+  ASSERT_EQ(limited.failures.size(), 3u) << comparison_text(limited, "a", "b");
+  EXPECT_NE(limited.failures[0].find("peak answers/s"), std::string::npos);
+  EXPECT_NE(limited.failures[1].find("p99 overall"), std::string::npos);
+  EXPECT_NE(limited.failures[2].find("p99 in the spike"), std::string::npos);
+  limits.max_p99_increase_percent = 60;
+  limits.max_throughput_drop_percent = 35;
+  EXPECT_TRUE(compare_reports(a, b, limits).failures.empty());
+
+  // Latencies within the floor are noise whatever their ratio; a reversed pair is better.
+  const Comparison fast = compare_reports(report_with(0.2, 10'000, 100, true, 4),
+                                          report_with(0.4, 10'000, 100, true, 4), limits);
+  EXPECT_EQ(row_named(fast, "latency: all", "p99")->mark, "");
+  EXPECT_TRUE(fast.failures.empty());
+  EXPECT_EQ(row_named(compare_reports(b, a, {}), "latency: all", "p99")->mark, "better");
+}
+
+TEST(Compare, BFailsOnItsOwnVerdictAndUnreadableReportsAreRefused) {
+  const std::string a = report_with(20, 10'000, 100, true, 4);
+  const Comparison failed = compare_reports(a, report_with(20, 10'000, 150, false, 4), {});
+  ASSERT_EQ(failed.failures.size(), 1u);
+  EXPECT_EQ(failed.failures[0], "B's own verdict failed");
+  EXPECT_EQ(row_named(failed, "answers", "reserved")->mark, "differs");
+  EXPECT_NE(comparison_html(failed, "a<", "b").find("a&lt;"), std::string::npos);
+  EXPECT_THROW(compare_reports(a, "{}", {}), std::runtime_error);
+  EXPECT_THROW(compare_reports("not json", a, {}), std::runtime_error);
+}
+
 class Replay : public ::testing::Test {
  protected:
   // Generates the small scenario and replays it against a fresh server; the exit status.
@@ -126,11 +206,39 @@ TEST_F(Replay, ASurgeAgainstTheRealServerPassesTheVerdict) {
   EXPECT_EQ(json.at("verdict").at("checks").as_array().size(), 8u);
   EXPECT_GT(json.at("results").at("sold_out").to_number<std::int64_t>(), 0);
   EXPECT_GT(json.at("latency_ms").at("samples").to_number<std::int64_t>(), 300);
+  // Latency by phase, and the server's own CPU and memory over the run.
+  EXPECT_GT(json.at("phases").at("spike").at("answers").to_number<std::int64_t>(), 0);
+  EXPECT_GT(json.at("server_process").at("cpu_seconds").to_number<double>(), 0);
+  EXPECT_GT(json.at("server_process").at("resident_bytes").to_number<double>(), 1e6);
   std::ifstream html(report + "/report.html");
   std::stringstream text;
   text << html.rdbuf();
   EXPECT_NE(text.str().find("<svg"), std::string::npos);
   EXPECT_EQ(text.str().find("src="), std::string::npos) << "the report must not fetch anything";
+}
+
+// A report compared with itself passes any threshold; against a failed replay it fails, with
+// the exit status CI gates on.
+TEST_F(Replay, CompareGatesOnTheReportsItReads) {
+  ASSERT_EQ(replay("base"), 0);
+  const std::string base = report;
+  ASSERT_NE(replay("broken", {"--assume-stock", "1"}), 0);
+  const auto compare = [&](const std::string& b, std::vector<std::string> extra) {
+    std::vector<std::string> arguments{FLASHSALE_LOADTEST, "compare", base, b};
+    arguments.insert(arguments.end(), extra.begin(), extra.end());
+    testing::ChildProcess run(arguments);
+    output = run.drain_stdout(30s);
+    return run.wait(30s).value_or(-1);
+  };
+  const std::string html = ::testing::TempDir() + "compare.html";
+  EXPECT_EQ(
+      compare(base, {"--max-p99-increase", "0", "--max-throughput-drop", "0", "--html", html}), 0);
+  EXPECT_EQ(output.back(), "B passes");
+  std::ifstream page(html);
+  EXPECT_TRUE(page.good());
+  EXPECT_EQ(compare(report, {}), 1);
+  EXPECT_NE(std::find(output.begin(), output.end(), "  B's own verdict failed"), output.end());
+  EXPECT_EQ(compare(::testing::TempDir() + "no-such-report", {}), 2);
 }
 
 TEST_F(Replay, TheVerdictFailsWhenReservationsExceedTheStock) {

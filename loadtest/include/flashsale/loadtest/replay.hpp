@@ -20,6 +20,8 @@ struct ReplayOptions {
   std::string url = "ws://127.0.0.1:8080/ws";
   std::string api = "http://127.0.0.1:8080";
   std::string host_key = "dev-host-key";
+  // Where the server's /metrics is, for its CPU and memory in the report: `api` when empty.
+  std::string metrics;
   std::string report_dir = "report";
   unsigned threads = 1;
   std::vector<std::string> sources = {"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4",
