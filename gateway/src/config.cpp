@@ -183,6 +183,7 @@ GatewayConfig load_config(const std::string& path) {
   read_number(limits, "limits", "engine_queue_max", l.engine_queue_max, 16, 1e8);
   read_number(limits, "limits", "stock_deliveries_per_second", l.stock_deliveries_per_second, 100,
               1e8);
+  read_number(limits, "limits", "tick_deliveries_per_second", l.tick_deliveries_per_second, 1, 1e8);
 
   const toml::table& cluster = section(root, "cluster");
   read_number(cluster, "cluster", "shards", config.cluster.shards, 1, 1024);

@@ -2,6 +2,7 @@
 #include "viewer_feed.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "flashsale/gateway/protocol.hpp"
 
@@ -11,8 +12,8 @@ using engine::TimeMs;
 
 namespace {
 
-constexpr TimeMs stock_interval_ms = 100;  // at most 10 stock updates per second per drop
-constexpr TimeMs tick_interval_ms = 1'000;
+constexpr TimeMs stock_interval_ms = 100;   // at most 10 stock updates per second per drop
+constexpr TimeMs tick_interval_ms = 1'000;  // the most often a countdown ticks
 
 }  // namespace
 
@@ -98,6 +99,15 @@ TimeMs ViewerFeed::stock_interval() const {
   return std::max(stock_interval_ms, static_cast<TimeMs>(budget_ms));
 }
 
+// Ticks, too, go to every viewer, and a countdown is when a surge's viewers arrive: past
+// limits.tick_deliveries_per_second viewers, ticks come every 2, 3, … whole seconds.
+TimeMs ViewerFeed::tick_interval() const {
+  const auto viewers =
+      static_cast<double>(metrics_.connections_open.load(std::memory_order_relaxed));
+  const double seconds = std::ceil(viewers / limits_.tick_deliveries_per_second);
+  return std::max<TimeMs>(1, static_cast<TimeMs>(seconds)) * tick_interval_ms;
+}
+
 void ViewerFeed::flush(TimeMs now_ms) {
   for (engine::DropIndex drop = 0; drop < views_.size(); ++drop) {
     DropView& drop_view = views_[drop];
@@ -139,9 +149,11 @@ void ViewerFeed::tick(engine::DropIndex drop, DropView& drop_view, TimeMs now_ms
   }
   const TimeMs left_ms = std::max<TimeMs>(0, *info.opens_at_ms - now_ms);
   to_viewers(drop, protocol::tick(drop_view.id, left_ms, now_ms), FrameKind::tick);
-  // Next tick on a whole second before the opening instant.
-  drop_view.next_tick_ms =
-      now_ms + (left_ms % tick_interval_ms == 0 ? tick_interval_ms : left_ms % tick_interval_ms);
+  // Next tick when the time left is the next lower multiple of the interval: on whole seconds
+  // before the opening instant.
+  const TimeMs interval = tick_interval();
+  const TimeMs next_left_ms = left_ms == 0 ? -interval : (left_ms - 1) / interval * interval;
+  drop_view.next_tick_ms = now_ms + (left_ms - next_left_ms);
 }
 
 }  // namespace flashsale::gateway

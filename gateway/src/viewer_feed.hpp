@@ -1,6 +1,7 @@
 // ViewerFeed: what the viewers of each drop are told, and when. It follows the engine's
 // events: a countdown's start and a restock send the whole drop, state changes go out at once
-// (except an open/sold_out flap, coalesced), a countdown `tick` goes out every second, and
+// (except an open/sold_out flap, coalesced), a countdown `tick` goes out every whole second
+// — every few for a large audience (limits.tick_deliveries_per_second) — and
 // `stock` updates are coalesced to at most 10 per second per drop — fewer for a large audience
 // (limits.stock_deliveries_per_second) — with the value at sell-out and at the return of units
 // always sent. Every frame goes through Releases, so viewers never see what is not durable.
@@ -55,6 +56,7 @@ class ViewerFeed {
   DropView& view(engine::DropIndex drop);
   void to_viewers(engine::DropIndex drop, std::string frame, FrameKind kind);
   engine::TimeMs stock_interval() const;
+  engine::TimeMs tick_interval() const;
   void flush_stock(engine::DropIndex drop, DropView& drop_view, engine::TimeMs now_ms);
   void tick(engine::DropIndex drop, DropView& drop_view, engine::TimeMs now_ms);
 

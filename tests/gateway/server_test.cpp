@@ -699,6 +699,44 @@ TEST_F(ServerTest, BinaryFramesBeforeHelloClose1008) {
   EXPECT_EQ(early.close_code(), 1008);
 }
 
+// Countdown ticks thin out with the audience: past limits.tick_deliveries_per_second viewers
+// (here 1 a second, with 3 connected) a tick comes every 3 whole seconds before the opening
+// instant, not every second; the drop still opens on time.
+TEST(ServerLimits, CountdownTicksThinOutForALargeAudience) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config_with({}, {{"limits", "tick_deliveries_per_second = 1"}}),
+                       "ticks");
+  const unsigned short port = server.port();
+  ASSERT_EQ(http_call(port, "POST", "/api/drops",
+                      R"({"id":"d","title":"Chestnuts","price_cents":1990,"stock":5,)"
+                      R"("per_user_limit":1,"hold_seconds":60})",
+                      host_key)
+                .status,
+            201u);
+  Viewer alice(port), bob(port), carol(port);
+  alice.sign_in("alice");
+  alice.send_json({{"type", "subscribe"}, {"drop", "d"}});
+  ASSERT_TRUE(alice.next_of("drop"));
+  ASSERT_EQ(http_call(port, "POST", "/api/drops/d/countdown", R"({"seconds":4})", host_key).status,
+            200u);
+  std::vector<std::int64_t> seconds_left;
+  for (;;) {
+    const auto message = alice.next(6s);
+    ASSERT_TRUE(message);
+    const std::string_view type = message->at("type").as_string();
+    if (type == "state") {
+      EXPECT_EQ(message->at("state").as_string(), "open");
+      break;
+    }
+    if (type == "tick") seconds_left.push_back((message->at("ms_left").as_int64() + 500) / 1000);
+  }
+  // One tick as the countdown starts, then at 3 s left (and perhaps at 0): never 2 or 1.
+  ASSERT_GE(seconds_left.size(), 2u);
+  EXPECT_EQ(seconds_left[0], 4);
+  for (std::size_t index = 1; index < seconds_left.size(); ++index)
+    EXPECT_EQ(seconds_left[index] % 3, 0) << seconds_left[index];
+}
+
 TEST(ServerLimits, AcceptsPerSourceHoldAtTheirValueAndSpareOtherAddresses) {
   RedisServer redis;
   ServerProcess server(redis,

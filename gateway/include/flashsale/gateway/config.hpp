@@ -90,6 +90,10 @@ struct Limits {
   // Stock updates to all viewers together, per second: with 18,000 viewers, 10 updates a second
   // would be 180,000 frames a second, more than the I/O threads can send beside the orders.
   double stock_deliveries_per_second = 30'000;
+  // Countdown ticks to all viewers together, per second: past this many viewers a tick comes
+  // every 2, 3, … whole seconds instead of every second. Clients count down from the `drop`
+  // message's opens_at_ms on their clock offset (docs/protocol.md); ticks only correct drift.
+  double tick_deliveries_per_second = 30'000;
 };
 
 enum class LogFormat : std::uint8_t { text, json };
