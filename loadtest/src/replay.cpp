@@ -4,16 +4,19 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include "charts.hpp"
 #include "client.hpp"
 #include "flashsale/loadtest/histogram.hpp"
 #include "flashsale/loadtest/http.hpp"
@@ -26,14 +29,30 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::int64_t bucket_ms = 1'000;  // the report's time resolution
+// The report's time bins, by when something happened relative to T-0: 100 ms from 2 s before
+// T-0 to 5 s after, where a surge rises and is answered within a second, and whole seconds
+// elsewhere. A bin is named by its start, in ms.
+constexpr std::int64_t fine_from_ms = -2'000, fine_until_ms = 5'000;
+constexpr std::int64_t fine_bin_ms = 100, coarse_bin_ms = 1'000;
+std::int64_t bin_width_ms(std::int64_t at_ms) {
+  return at_ms >= fine_from_ms && at_ms < fine_until_ms ? fine_bin_ms : coarse_bin_ms;
+}
+std::int64_t bin_of(std::int64_t at_ms) {
+  const std::int64_t width = bin_width_ms(at_ms);
+  return (at_ms >= 0 ? at_ms / width : -((-at_ms + width - 1) / width)) * width;
+}
+
 // The report's phases, by when an answer came: the countdown before T-0, the spike (its first
 // `spike_ms`), and after, when payments, cancels and the waitlist play out.
 constexpr std::int64_t spike_ms = 5'000;
-std::string_view phase_of(std::int64_t bucket) {
-  const std::int64_t at_ms = bucket * bucket_ms;
-  return at_ms < 0 ? "countdown" : at_ms < spike_ms ? "spike" : "after";
+std::string_view phase_of(std::int64_t bin_ms) {
+  return bin_ms < 0 ? "countdown" : bin_ms < spike_ms ? "spike" : "after";
 }
+
+// The statuses the progress line counts one by one; any other is "other".
+constexpr std::array<std::string_view, 8> progress_statuses = {
+    "reserved", "waitlisted", "sold_out",     "limit_exceeded",
+    "not_open", "busy",       "rate_limited", "unavailable"};
 
 // The server process's own figures (process_cpu_seconds_total, process_resident_memory_bytes)
 // from its /metrics; nothing when they cannot be read (metrics on an operations address the
@@ -86,14 +105,18 @@ struct Viewer {
 // One thread's tallies.
 struct Tally {
   LatencyHistogram latency;
-  std::map<std::int64_t, std::map<std::string, std::uint64_t>> by_status;  // bucket -> status -> n
-  std::map<std::int64_t, LatencyHistogram> latency_by_bucket;
-  std::map<std::int64_t, std::uint32_t> stock_left;  // bucket -> last value seen
+  // By bin (its start, in ms from T-0).
+  std::map<std::int64_t, std::map<std::string, std::uint64_t>> by_status;  // status -> n
+  std::map<std::int64_t, LatencyHistogram> latency_by_bin;
+  std::map<std::int64_t, std::uint32_t> stock_left;  // the last value seen
+  std::map<std::int64_t, std::uint64_t> frames_in;   // every message from the server
+  std::map<std::int64_t, std::int64_t> connections;  // opened minus closed by the viewers
   std::map<std::string, std::pair<std::uint32_t, std::string>> order_owner;  // order_id -> user, id
   // Also read by the progress line on the main thread: atomics, relaxed.
   std::atomic<std::uint64_t> sent{0};
   std::atomic<std::uint64_t> answered{0};
   std::atomic<std::uint64_t> reserved{0};
+  std::array<std::atomic<std::uint64_t>, progress_statuses.size() + 1> answers{};  // + other
   std::uint64_t abandoned = 0;   // sent on a connection the trace then dropped
   std::uint64_t unexpected = 0;  // a result with nothing pending for it
   std::uint64_t repeat_mismatches = 0;
@@ -149,10 +172,13 @@ class Replay {
   void write_report(const std::vector<Check>& checks, const json::object& server,
                     const json::value& server_process, double elapsed_s) const;
 
-  std::int64_t bucket_of(Clock::time_point when) const {
-    const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(when - t0_).count();
-    return static_cast<std::int64_t>(std::floor(static_cast<double>(since) / bucket_ms));
+  std::int64_t bin_at(Clock::time_point when) const {
+    return bin_of(std::chrono::duration_cast<std::chrono::milliseconds>(when - t0_).count());
   }
+  // Main thread, while the workers run: every answer's latency so far, copied on each worker's
+  // own thread.
+  LatencyHistogram latency_so_far();
+  void print_progress(std::uint64_t& answered_before);
 
   const ReplayOptions& options_;
   Trace trace_;
@@ -167,6 +193,13 @@ class Replay {
   std::vector<std::unique_ptr<asio::steady_timer>> timers_;
   std::atomic<std::size_t> threads_done_{0};
   std::atomic<std::uint32_t> stock_left_{0};  // the last value any viewer was told
+  // The server's CPU (cores busy) and memory, sampled once a second from its /metrics.
+  struct ServerSample {
+    double t_s;
+    double cpu_cores;
+    double resident_bytes;
+  };
+  std::vector<ServerSample> server_samples_;
 };
 
 void Replay::prepare_drop() {
@@ -212,9 +245,10 @@ void Replay::act(std::size_t thread, const Action& action) {
       viewer.connection->open(
           target, options_.sources[action.user % options_.sources.size()],
           fmt::format("{}-v{}", trace_.header.scenario, action.user),
-          [this, user = action.user, connection = viewer.connection.get()](bool ok) {
+          [this, thread, user = action.user, connection = viewer.connection.get()](bool ok) {
             Viewer& self = viewers_[user];
             if (!ok || self.connection.get() != connection) return;
+            tallies_[thread].connections[bin_at(Clock::now())] += 1;
             self.ready = true;
             for (auto& frame : self.waiting) self.connection->send(std::move(frame));
             self.waiting.clear();
@@ -245,6 +279,7 @@ void Replay::act(std::size_t thread, const Action& action) {
     case ActionKind::disconnect:
       for (auto& [id, sent] : viewer.pending) tally.abandoned += sent.size();
       viewer.pending.clear();
+      if (viewer.ready) tally.connections[bin_at(Clock::now())] -= 1;
       viewer.ready = false;
       viewer.waiting.clear();
       if (viewer.connection) viewer.connection->close();
@@ -257,10 +292,11 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
   Viewer& viewer = viewers_[user];
   Tally& tally = tallies_[thread];
   const auto now = Clock::now();
+  tally.frames_in[bin_at(now)] += 1;
   const std::string_view type = field(message, "type");
   if (type == "stock") {
     const auto left = number<std::uint32_t>(field(message, "left"));
-    tally.stock_left[bucket_of(now)] = left;
+    tally.stock_left[bin_at(now)] = left;
     stock_left_.store(left, std::memory_order_relaxed);
     return;
   }
@@ -297,8 +333,11 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
   const auto micros = static_cast<std::uint64_t>(std::max<std::int64_t>(
       0, std::chrono::duration_cast<std::chrono::microseconds>(now - sent.scheduled).count()));
   tally.latency.record(micros);
-  tally.latency_by_bucket[bucket_of(now)].record(micros);
-  tally.by_status[bucket_of(now)][status] += 1;
+  tally.latency_by_bin[bin_at(now)].record(micros);
+  tally.by_status[bin_at(now)][status] += 1;
+  const auto known = std::find(progress_statuses.begin(), progress_statuses.end(), status);
+  tally.answers[static_cast<std::size_t>(known - progress_statuses.begin())].fetch_add(
+      1, std::memory_order_relaxed);
   if (!recorded(status)) return;
   const std::string order_id(field(message, "order_id"));
   const auto [decision, first] = viewer.decided.try_emplace(id, Decision{status, order_id});
@@ -356,21 +395,46 @@ int Replay::run() {
   const auto end = last + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double>(options_.grace_seconds));
   std::uint64_t answered_before = 0;
+  std::optional<ProcessFigures> sampled = before;
+  auto sampled_at = Clock::now();
   while (Clock::now() < end) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
     std::uint64_t sent = 0;
     std::uint64_t answered = 0;
     std::uint64_t reserved = 0;
+    std::array<std::uint64_t, progress_statuses.size() + 1> answers{};
     for (const Tally& tally : tallies_) {
       sent += tally.sent.load(std::memory_order_relaxed);
       answered += tally.answered.load(std::memory_order_relaxed);
       reserved += tally.reserved.load(std::memory_order_relaxed);
+      for (std::size_t index = 0; index < answers.size(); ++index)
+        answers[index] += tally.answers[index].load(std::memory_order_relaxed);
     }
-    fmt::print("  t={:+.1f}s  sent {}  answered {} ({}/s)  reserved {}  stock left {}\n",
-               std::chrono::duration<double>(Clock::now() - t0_).count(), sent, answered,
-               answered - answered_before, reserved, stock_left_.load(std::memory_order_relaxed));
+    std::string by_status;
+    for (std::size_t index = 0; index < answers.size(); ++index)
+      if (answers[index] > 0)
+        by_status += fmt::format(
+            " {} {}", index < progress_statuses.size() ? progress_statuses[index] : "other",
+            answers[index]);
+    const double now_s = std::chrono::duration<double>(Clock::now() - t0_).count();
+    fmt::print(
+        "  t={:+.1f}s  sent {}  answered {} ({}/s):{}  p99 {:.1f} ms  reserved {}  stock "
+        "left {}\n",
+        now_s, sent, answered, answered - answered_before, by_status,
+        static_cast<double>(latency_so_far().percentile(0.99)) / 1e3, reserved,
+        stock_left_.load(std::memory_order_relaxed));
     std::fflush(stdout);
     answered_before = answered;
+    if (const auto figures = read_process_figures(metrics_base)) {
+      const auto at = Clock::now();
+      if (sampled)
+        server_samples_.push_back({now_s,
+                                   (figures->cpu_seconds - sampled->cpu_seconds) /
+                                       std::chrono::duration<double>(at - sampled_at).count(),
+                                   figures->resident_bytes});
+      sampled = figures;
+      sampled_at = at;
+    }
     if (threads_done_ == workers_.size() && sent == answered && Clock::now() > last) break;
   }
   for (std::size_t index = 0; index < viewers_.size(); ++index) {
@@ -397,6 +461,16 @@ int Replay::run() {
   }
   fmt::print("verdict: {} (report in {})\n", pass ? "PASS" : "FAIL", options_.report_dir);
   return pass ? 0 : 1;
+}
+
+LatencyHistogram Replay::latency_so_far() {
+  std::vector<std::promise<LatencyHistogram>> copies(workers_.size());
+  for (std::size_t thread = 0; thread < workers_.size(); ++thread)
+    asio::post(workers_.io(thread),
+               [this, thread, &copies] { copies[thread].set_value(tallies_[thread].latency); });
+  LatencyHistogram all;
+  for (auto& copy : copies) all.merge(copy.get_future().get());
+  return all;
 }
 
 std::vector<Check> Replay::verdict(const json::object& server) const {
@@ -452,70 +526,32 @@ std::vector<Check> Replay::verdict(const json::object& server) const {
   return checks;
 }
 
-// A polyline chart as inline SVG: no scripts, no fetches.
-std::string svg_chart(
-    std::string_view title,
-    const std::vector<std::pair<std::string, std::map<std::int64_t, double>>>& series) {
-  constexpr int width = 720;
-  constexpr int height = 200;
-  std::int64_t first = 0;
-  std::int64_t last = 1;
-  double top = 1;
-  for (const auto& [name, points] : series) {
-    for (const auto& [x, y] : points) {
-      first = std::min(first, x);
-      last = std::max(last, x);
-      top = std::max(top, y);
-    }
-  }
-  static constexpr const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
-                                            "#9467bd", "#8c564b", "#17becf"};
-  std::string out =
-      fmt::format(R"(<h3>{}</h3><svg width="{}" height="{}" viewBox="0 0 {} {}" role="img">)",
-                  title, width, height + 20, width, height + 20);
-  out += fmt::format(R"(<line x1="40" y1="{0}" x2="{1}" y2="{0}" stroke="#999"/>)", height, width);
-  out += fmt::format(
-      R"(<text x="0" y="12" font-size="11">{:.0f}</text><text x="40" y="{}" font-size="11">{}s</text>)"
-      R"(<text x="{}" y="{}" font-size="11">{}s</text>)",
-      top, height + 15, first, width - 30, height + 15, last);
-  std::size_t colour = 0;
-  for (const auto& [name, points] : series) {
-    std::string path;
-    for (const auto& [x, y] : points) {
-      const double px = 40 + static_cast<double>(x - first) /
-                                 static_cast<double>(std::max<std::int64_t>(1, last - first)) *
-                                 (width - 50);
-      const double py = height - y / top * (height - 10);
-      path += fmt::format("{:.1f},{:.1f} ", px, py);
-    }
-    const char* stroke = colours[colour++ % std::size(colours)];
-    out += fmt::format(R"(<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>)",
-                       stroke, path);
-    out += fmt::format(R"(<text x="{}" y="{}" font-size="11" fill="{}">{}</text>)",
-                       50 + 110 * (colour - 1), 24, stroke, name);
-  }
-  return out + "</svg>";
-}
-
 void Replay::write_report(const std::vector<Check>& checks, const json::object& server,
                           const json::value& server_process, double elapsed_s) const {
   LatencyHistogram latency;
   std::map<std::int64_t, std::map<std::string, std::uint64_t>> by_status;
-  std::map<std::int64_t, LatencyHistogram> latency_by_bucket;
+  std::map<std::int64_t, LatencyHistogram> latency_by_bin;
   std::map<std::int64_t, std::uint32_t> stock_left;
+  std::map<std::int64_t, std::uint64_t> frames_in;
+  std::map<std::int64_t, std::int64_t> connection_changes;
   std::map<std::string, std::uint64_t> totals;
   for (const Tally& tally : tallies_) {
     latency.merge(tally.latency);
-    for (const auto& [bucket, statuses] : tally.by_status)
+    for (const auto& [bin, statuses] : tally.by_status)
       for (const auto& [status, count] : statuses) {
-        by_status[bucket][status] += count;
+        by_status[bin][status] += count;
         totals[status] += count;
       }
-    for (const auto& [bucket, histogram] : tally.latency_by_bucket)
-      latency_by_bucket[bucket].merge(histogram);
-    for (const auto& [bucket, left] : tally.stock_left) stock_left[bucket] = left;
+    for (const auto& [bin, histogram] : tally.latency_by_bin) latency_by_bin[bin].merge(histogram);
+    for (const auto& [bin, left] : tally.stock_left) stock_left[bin] = left;
+    for (const auto& [bin, frames] : tally.frames_in) frames_in[bin] += frames;
+    for (const auto& [bin, change] : tally.connections) connection_changes[bin] += change;
   }
   const auto ms = [](std::uint64_t micros) { return static_cast<double>(micros) / 1e3; };
+  const auto seconds = [](std::int64_t bin) { return static_cast<double>(bin) / 1e3; };
+  const auto per_s = [](double count, std::int64_t bin) {
+    return count * 1000.0 / static_cast<double>(bin_width_ms(bin));
+  };
   json::object report;
   report["version"] = 1;
   report["scenario"] = trace_.header.scenario;
@@ -544,8 +580,7 @@ void Replay::write_report(const std::vector<Check>& checks, const json::object& 
                                       {"max", ms(latency.max())},
                                       {"samples", latency.count()}};
   std::map<std::string_view, LatencyHistogram> by_phase;
-  for (const auto& [bucket, histogram] : latency_by_bucket)
-    by_phase[phase_of(bucket)].merge(histogram);
+  for (const auto& [bin, histogram] : latency_by_bin) by_phase[phase_of(bin)].merge(histogram);
   json::object phases;
   for (const auto& [phase, histogram] : by_phase)
     phases[phase] = json::object{{"answers", histogram.count()},
@@ -558,37 +593,91 @@ void Replay::write_report(const std::vector<Check>& checks, const json::object& 
   report["server"] = server;
   // The server's CPU over the replay and its memory at the end, from its own /metrics.
   if (!server_process.is_null()) report["server_process"] = server_process;
+
+  // The timeline, bin by bin, and the charts' series from the same figures.
+  std::set<std::int64_t> bins;
+  for (const auto& entry : by_status) bins.insert(entry.first);
+  for (const auto& entry : frames_in) bins.insert(entry.first);
+  for (const auto& entry : connection_changes) bins.insert(entry.first);
+  std::map<std::string, ChartSeries> rates;
+  std::array<ChartSeries, 4> latency_lines{ChartSeries{"p50", {}}, ChartSeries{"p90", {}},
+                                           ChartSeries{"p99", {}}, ChartSeries{"max", {}}};
+  ChartSeries frames_line{"frames received", {}};
+  ChartSeries connections_line{"connections open", {}};
+  std::int64_t open = 0;
   json::array timeline;
-  std::vector<std::pair<std::string, std::map<std::int64_t, double>>> rate_series;
-  std::map<std::string, std::map<std::int64_t, double>> rates;
-  std::map<std::int64_t, double> p99_series;
-  std::map<std::int64_t, double> stock_series;
-  for (const auto& [bucket, counts] : by_status) {
-    json::object point{{"t_s", bucket}};
+  for (const std::int64_t bin : bins) {
+    const double at_s = seconds(bin);
+    json::object point{{"t_s", at_s}, {"width_s", seconds(bin_width_ms(bin))}};
     json::object per_status;
-    for (const auto& [status, count] : counts) {
-      per_status[status] = count;
-      rates[status][bucket] = static_cast<double>(count) * 1000.0 / bucket_ms;
-    }
+    if (const auto found = by_status.find(bin); found != by_status.end())
+      for (const auto& [status, count] : found->second) {
+        per_status[status] = per_s(static_cast<double>(count), bin);
+        rates[status].name = status;
+        rates[status].points[at_s] = per_s(static_cast<double>(count), bin);
+      }
     point["orders_per_s"] = per_status;
-    const auto histogram = latency_by_bucket.find(bucket);
-    if (histogram != latency_by_bucket.end()) {
-      point["p99_ms"] = ms(histogram->second.percentile(0.99));
-      p99_series[bucket] = ms(histogram->second.percentile(0.99));
+    if (const auto found = latency_by_bin.find(bin); found != latency_by_bin.end()) {
+      const LatencyHistogram& histogram = found->second;
+      const std::array<double, 4> figures = {ms(histogram.percentile(0.5)),
+                                             ms(histogram.percentile(0.9)),
+                                             ms(histogram.percentile(0.99)), ms(histogram.max())};
+      point["latency_ms"] = json::object{
+          {"p50", figures[0]}, {"p90", figures[1]}, {"p99", figures[2]}, {"max", figures[3]}};
+      point["p99_ms"] = figures[2];
+      for (std::size_t line = 0; line < figures.size(); ++line)
+        latency_lines[line].points[at_s] = figures[line];
     }
+    const auto frames = frames_in.find(bin);
+    const double frames_rate =
+        frames == frames_in.end() ? 0 : per_s(static_cast<double>(frames->second), bin);
+    point["frames_per_s"] = frames_rate;
+    frames_line.points[at_s] = frames_rate;
+    if (const auto change = connection_changes.find(bin); change != connection_changes.end())
+      open += change->second;
+    point["connections"] = open;
+    connections_line.points[at_s] = static_cast<double>(open);
     timeline.push_back(point);
   }
-  for (const auto& [bucket, left] : stock_left) stock_series[bucket] = left;
   report["timeline"] = timeline;
+  json::array samples;
+  ChartSeries cpu_line{"CPU", {}};
+  ChartSeries memory_line{"resident memory", {}};
+  for (const ServerSample& sample : server_samples_) {
+    samples.push_back(json::object{{"t_s", sample.t_s},
+                                   {"cpu_cores", sample.cpu_cores},
+                                   {"resident_bytes", sample.resident_bytes}});
+    cpu_line.points[sample.t_s] = sample.cpu_cores;
+    memory_line.points[sample.t_s] = sample.resident_bytes / (1 << 20);
+  }
+  report["server_samples"] = samples;
   std::filesystem::create_directories(options_.report_dir);
   std::ofstream(options_.report_dir + "/report.json") << json::serialize(report) << '\n';
 
-  for (auto& [status, points] : rates) rate_series.emplace_back(status, points);
+  // Answers stacked with the statuses a surge is made of first, the rest after.
+  std::vector<ChartSeries> stacked;
+  for (const std::string_view status : progress_statuses)
+    if (const auto found = rates.find(std::string(status)); found != rates.end()) {
+      stacked.push_back(std::move(found->second));
+      rates.erase(found);
+    }
+  for (auto& [status, series] : rates) stacked.push_back(std::move(series));
+  // Every chart spans the whole run, so that they line up; stock left holds its last value.
+  std::pair<double, double> span{0, 1};
+  if (!bins.empty())
+    span = {seconds(*bins.begin()), seconds(*bins.rbegin() + bin_width_ms(*bins.rbegin()))};
+  if (!server_samples_.empty()) span.second = std::max(span.second, server_samples_.back().t_s);
+  ChartSeries stock_line{"stock left", {}};
+  for (const auto& [bin, left] : stock_left) stock_line.points[seconds(bin)] = left;
+  if (!stock_line.points.empty())
+    stock_line.points[span.second] = stock_line.points.rbegin()->second;
+
   std::string html = fmt::format(
       "<!doctype html><html><head><meta charset=\"utf-8\"><title>flashsale replay: {0}</title>"
-      "<style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:800px}}td,th{{padding:2px "
-      "8px;text-align:left}}"
-      ".pass{{color:#2a7}}.fail{{color:#c22;font-weight:bold}}</style></head><body>"
+      "<style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:820px}}td,th{{padding:2px "
+      "8px;text-align:left}}figure{{margin:1.5em 0}}h3{{margin:0 0 .2em}}"
+      ".caption{{margin:0 0 .4em;color:#444}}"
+      ".pass{{color:#1a7f37}}.fail{{color:#c22;font-weight:bold}}</style></head><body>"
       "<h1>Replay of <code>{0}</code>: <span class=\"{1}\">{2}</span></h1>",
       trace_.header.scenario, pass ? "pass" : "fail", pass ? "PASS" : "FAIL");
   html += "<table><tr><th>check</th><th></th><th>detail</th></tr>";
@@ -597,15 +686,61 @@ void Replay::write_report(const std::vector<Check>& checks, const json::object& 
                         check.pass ? "pass" : "fail", check.pass ? "pass" : "FAIL", check.detail);
   html += "</table>";
   html += fmt::format(
-      "<p>{} viewers, stock {}, scale {}, seed {}; latency p50 {:.2f} ms, p99 {:.2f} ms, p99.9 "
-      "{:.2f} ms, "
-      "max {:.2f} ms over {} answers.</p>",
+      "<p>{} viewers, stock {}, scale {}, seed {}; latency p50 {:.2f} ms, p90 {:.2f} ms, p99 "
+      "{:.2f} ms, p99.9 {:.2f} ms, max {:.2f} ms over {} answers. Times are seconds from T-0; "
+      "bins are 100 ms from 2 s before T-0 to 5 s after, and one second elsewhere.</p>",
       trace_.header.viewers, trace_.header.drop.stock, trace_.header.scale, trace_.header.seed,
-      ms(latency.percentile(0.5)), ms(latency.percentile(0.99)), ms(latency.percentile(0.999)),
-      ms(latency.max()), latency.count());
-  html += svg_chart("Orders answered per second, by status", rate_series);
-  html += svg_chart("p99 latency (ms) per second", {{"p99", p99_series}});
-  html += svg_chart("Stock left", {{"left", stock_series}});
+      ms(latency.percentile(0.5)), ms(latency.percentile(0.9)), ms(latency.percentile(0.99)),
+      ms(latency.percentile(0.999)), ms(latency.max()), latency.count());
+  html += svg_chart({"Answers per second, by status",
+                     "Order results the viewers received, as a rate per bin, stacked by status: a "
+                     "surge shows as a wall of sold_out on a thin band of reserved.",
+                     "answers per second", std::move(stacked), true, span});
+  html += svg_chart({"Latency over time",
+                     "Time from each order's scheduled send to its answer (open loop, so a stall "
+                     "shows in full), by the bin the answer came in.",
+                     "latency (ms)",
+                     {latency_lines.begin(), latency_lines.end()},
+                     false,
+                     span});
+  html += svg_chart({"Stock left",
+                     "The stock viewers were last told. After a sell-out it can rise again: holds "
+                     "that expire or are cancelled give units back, which the waitlist or new "
+                     "orders take.",
+                     "units",
+                     {std::move(stock_line)},
+                     false,
+                     span});
+  html += svg_chart({"Viewer connections",
+                     "Connections the load generator's viewers held open, as the trace connects "
+                     "and drops them.",
+                     "connections",
+                     {std::move(connections_line)},
+                     false,
+                     span});
+  html += svg_chart({"Frames received per second",
+                     "Every message the viewers received (results, updates, stock, ticks), as a "
+                     "rate per bin: the fan-out the server carried.",
+                     "frames per second",
+                     {std::move(frames_line)},
+                     false,
+                     span});
+  if (!server_samples_.empty()) {
+    html += svg_chart({"Server CPU",
+                       "CPU the server process used, in cores busy, sampled each second from "
+                       "its own /metrics.",
+                       "cores busy",
+                       {std::move(cpu_line)},
+                       false,
+                       span});
+    html += svg_chart({"Server memory",
+                       "The server process's resident memory, sampled each second from its own "
+                       "/metrics.",
+                       "resident memory (MiB)",
+                       {std::move(memory_line)},
+                       false,
+                       span});
+  }
   html += "</body></html>\n";
   std::ofstream(options_.report_dir + "/report.html") << html;
 }

@@ -3,7 +3,8 @@
 //
 //   node --test tests/browser/            (CTest runs it; `npm ci` in tests/browser first)
 //
-// Environment: FLASHSALE_BIN (the server), FLASHSALE_SOURCE_DIR (for configs/), and
+// Environment: FLASHSALE_BIN (the server), FLASHSALE_LOADTEST (for a replay's report),
+// FLASHSALE_SOURCE_DIR (for configs/), and
 // FLASHSALE_SCREENSHOTS (where the screenshots go; default build/screenshots).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -16,6 +17,7 @@ import { chromium } from 'playwright-core';
 
 const source = process.env.FLASHSALE_SOURCE_DIR ?? path.resolve(import.meta.dirname, '../..');
 const serverBinary = process.env.FLASHSALE_BIN ?? path.join(source, 'build/release/gateway/flashsale');
+const loadtestBinary = process.env.FLASHSALE_LOADTEST ?? path.join(source, 'build/release/loadtest/flashsale-loadtest');
 const screenshots = process.env.FLASHSALE_SCREENSHOTS ?? path.join(source, 'build/screenshots');
 const hostKey = 'dev-host-key';
 
@@ -217,4 +219,35 @@ test('a viewer page reconnects after a server restart and shows the order it had
   await dan.reload();
   await eventually(async () => (await status(dan)) === 'reserved', 10_000, 'the order after a reload');
   assert.equal(await byTest(dan, 'stock-left').textContent(), '4');
+});
+
+test('a replay report reads as charts with titles, captions and labelled axes', async () => {
+  const trace = path.join(folder, 'small.jsonl');
+  const report = path.join(folder, 'report');
+  const gen = start(loadtestBinary, ['gen', '--scenario', path.join(source, 'tests/loadtest/small.toml'),
+                                     '--out', trace, '--seed', '3']);
+  assert.equal(await gen.exited, 0, gen.output);
+  const replay = start(loadtestBinary, ['replay', '--trace', trace, '--url', `ws://127.0.0.1:${port}/ws`,
+                                        '--api', `http://127.0.0.1:${port}`, '--report', report,
+                                        '--grace-seconds', '2']);
+  assert.equal(await replay.exited, 0, replay.output);
+  assert.match(replay.output, /answered \d+ \(\d+\/s\):.* p99 [\d.]+ ms/, 'the progress line');
+
+  const context = await browser.newContext({ viewport: { width: 900, height: 1200 } });
+  const page = await context.newPage();
+  await page.goto(`file://${report}/report.html`);
+  const figures = page.locator('figure');
+  assert.ok(await figures.count() >= 7, 'answers, latency, stock, connections, frames, CPU, memory');
+  for (const figure of await figures.all()) {
+    const title = await figure.locator('h3').textContent();
+    assert.ok((await figure.locator('.caption').textContent()).length > 40, `${title}: a caption`);
+    assert.match(await figure.locator('.x-label').textContent(), /seconds from T-0/, title);
+    assert.ok((await figure.locator('.y-label').textContent()).length > 3, `${title}: a y label`);
+    assert.ok(await figure.locator('line.grid').count() >= 4, `${title}: gridlines`);
+  }
+  const answers = figures.filter({ has: page.locator('h3', { hasText: 'Answers per second' }) });
+  assert.ok(await answers.locator('polygon.area').count() >= 2, 'answers stacked by status');
+  const latency = figures.filter({ has: page.locator('h3', { hasText: 'Latency over time' }) });
+  assert.equal(await latency.locator('polyline.line').count(), 4, 'p50, p90, p99 and max');
+  await page.screenshot({ path: path.join(screenshots, 'replay-report.png'), fullPage: true });
 });
