@@ -17,21 +17,6 @@ constexpr double left = 64, right = 16, top = 30, bottom = 40;  // the plot's ma
 constexpr const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
                                    "#9467bd", "#8c564b", "#17becf", "#7f7f7f"};
 
-std::string escaped(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '<')
-      out += "&lt;";
-    else if (c == '>')
-      out += "&gt;";
-    else if (c == '&')
-      out += "&amp;";
-    else
-      out += c;
-  }
-  return out;
-}
-
 std::string number(double value, double step) {
   if (std::abs(value) >= 1e6) return fmt::format("{:.3g}M", value / 1e6);
   if (std::abs(value) >= 1e4) return fmt::format("{:.3g}k", value / 1e3);
@@ -40,6 +25,29 @@ std::string number(double value, double step) {
 }
 
 }  // namespace
+
+std::string html_escaped(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
 
 double axis_step(double span, int ticks) {
   if (span <= 0) return 1;
@@ -89,8 +97,8 @@ std::string svg_chart(const Chart& chart) {
   std::string out = fmt::format(
       "<figure><h3>{}</h3><p class=\"caption\">{}</p><svg width=\"{}\" height=\"{}\" viewBox=\"0 "
       "0 {} {}\" role=\"img\" aria-label=\"{}\" font-size=\"11\">",
-      escaped(chart.title), escaped(chart.caption), width, height, width, height,
-      escaped(chart.title));
+      html_escaped(chart.title), html_escaped(chart.caption), width, height, width, height,
+      html_escaped(chart.title));
   // Gridlines and their values.
   for (double y = 0; y <= y_top + y_step / 2; y += y_step)
     out += fmt::format(
@@ -113,7 +121,7 @@ std::string svg_chart(const Chart& chart) {
       "<text class=\"y-label\" transform=\"translate(14 {6:.1f}) rotate(-90)\" "
       "text-anchor=\"middle\">{7}</text>",
       left, top + plot_h, width - right, top, left + plot_w / 2, height - 6, top + plot_h / 2,
-      escaped(chart.y_unit));
+      html_escaped(chart.y_unit));
   // Stacked areas are drawn top first, so each lower band covers the one above's base.
   std::vector<std::size_t> order(drawn.size());
   for (std::size_t index = 0; index < order.size(); ++index) order[index] = index;
@@ -143,7 +151,7 @@ std::string svg_chart(const Chart& chart) {
     out += fmt::format(
         "<rect x=\"{0:.1f}\" y=\"8\" width=\"10\" height=\"10\" fill=\"{1}\"/>"
         "<text x=\"{2:.1f}\" y=\"17\">{3}</text>",
-        legend_x, colour, legend_x + 14, escaped(drawn[index].name));
+        legend_x, colour, legend_x + 14, html_escaped(drawn[index].name));
     legend_x += 24 + 7 * static_cast<double>(drawn[index].name.size());
   }
   return out + "</svg></figure>";

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "charts.hpp"
+
 namespace flashsale::loadtest {
 
 namespace json = boost::json;
@@ -225,29 +227,6 @@ std::string comparison_text(const Comparison& comparison, std::string_view a_nam
 
 std::string comparison_html(const Comparison& comparison, std::string_view a_name,
                             std::string_view b_name) {
-  // Report folders are paths the caller typed; escaped all the same.
-  const auto escape = [](std::string_view text) {
-    std::string out;
-    for (const char c : text) {
-      switch (c) {
-        case '<':
-          out += "&lt;";
-          break;
-        case '>':
-          out += "&gt;";
-          break;
-        case '&':
-          out += "&amp;";
-          break;
-        case '"':
-          out += "&quot;";
-          break;
-        default:
-          out += c;
-      }
-    }
-    return out;
-  };
   const bool pass = comparison.failures.empty();
   std::string out = fmt::format(
       "<!doctype html><html><head><meta charset=\"utf-8\"><title>flashsale: B against A</title>"
@@ -259,15 +238,16 @@ std::string comparison_html(const Comparison& comparison, std::string_view a_nam
       "<p>A (baseline): <code>{}</code><br>B: <code>{}</code></p>"
       "<p>Changes beyond noise are marked; latencies in ms, from each action's scheduled "
       "time.</p><table><tr><th></th><th></th><th>A</th><th>B</th><th>change</th><th></th></tr>",
-      pass ? "pass" : "fail", pass ? "passes" : "fails", escape(a_name), escape(b_name));
+      pass ? "pass" : "fail", pass ? "passes" : "fails", html_escaped(a_name),
+      html_escaped(b_name));
   std::string_view section;
   for (const ComparedRow& row : comparison.rows) {
     out += fmt::format(
         "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td>"
         "<td class=\"{}\">{}</td></tr>",
         row.section == section ? "" : " class=\"section\"",
-        row.section == section ? "" : escape(row.section),
-        escape(row.unit.empty() ? row.name : fmt::format("{} ({})", row.name, row.unit)),
+        row.section == section ? "" : html_escaped(row.section),
+        html_escaped(row.unit.empty() ? row.name : fmt::format("{} ({})", row.name, row.unit)),
         shown(row.a, row.unit), shown(row.b, row.unit), row.mark, change_of(row), row.mark,
         row.mark);
     section = row.section;
@@ -276,7 +256,7 @@ std::string comparison_html(const Comparison& comparison, std::string_view a_nam
   if (!pass) {
     out += "<h2 class=\"fail\">Why B fails</h2><ul>";
     for (const std::string& failure : comparison.failures)
-      out += fmt::format("<li>{}</li>", escape(failure));
+      out += fmt::format("<li>{}</li>", html_escaped(failure));
     out += "</ul>";
   }
   return out + "</body></html>\n";
