@@ -26,6 +26,20 @@ namespace json = boost::json;
 
 constexpr const char* host_key = "dev-host-key";
 
+// Creates drop `id` through the host API of the server at `port`: 60 s holds, no waitlist.
+void create_drop(unsigned short port, std::string_view id, int stock, int per_user_limit = 1) {
+  ASSERT_EQ(http_call(port, "POST", "/api/drops",
+                      json::serialize(json::object{{"id", id},
+                                                   {"title", "t"},
+                                                   {"price_cents", 1},
+                                                   {"stock", stock},
+                                                   {"per_user_limit", per_user_limit},
+                                                   {"hold_seconds", 60}}),
+                      host_key)
+                .status,
+            201u);
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override { server = std::make_unique<ServerProcess>(redis, dev_config, "gw"); }
@@ -390,12 +404,7 @@ TEST(ServerLimits, EachAbuseLimitTriggersAtItsValueAndSparesOthers) {
             200u);
   // Subscriptions per connection: 2, the 3rd refused. Both kept ones must exist: the engine
   // thread forgets a subscription to an unknown drop, which would make room for the third.
-  ASSERT_EQ(http_call(port, "POST", "/api/drops",
-                      R"({"id":"v","title":"t","price_cents":1,"stock":1,"per_user_limit":1,)"
-                      R"("hold_seconds":60})",
-                      host_key)
-                .status,
-            201u);
+  create_drop(port, "v", 1);
   Viewer& buyer = *local[0];
   buyer.sign_in("bea");
   for (const char* drop : {"w", "v"}) buyer.send_json({{"type", "subscribe"}, {"drop", drop}});
@@ -440,12 +449,7 @@ TEST(ServerLimits, EachAbuseLimitTriggersAtItsValueAndSparesOthers) {
 // The engine's share per connection (issue: hardening). A fair drop for the tests below: 100
 // units, 10 per buyer, opened at once.
 void open_fair_drop(unsigned short port) {
-  ASSERT_EQ(http_call(port, "POST", "/api/drops",
-                      R"({"id":"fair","title":"t","price_cents":1,"stock":100,)"
-                      R"("per_user_limit":10,"hold_seconds":60})",
-                      host_key)
-                .status,
-            201u);
+  create_drop(port, "fair", 100, 10);
   ASSERT_EQ(
       http_call(port, "POST", "/api/drops/fair/countdown", R"({"seconds":0})", host_key).status,
       200u);
@@ -707,12 +711,7 @@ TEST(ServerLimits, CountdownTicksThinOutForALargeAudience) {
   ServerProcess server(redis, dev_config_with({}, {{"limits", "tick_deliveries_per_second = 1"}}),
                        "ticks");
   const unsigned short port = server.port();
-  ASSERT_EQ(http_call(port, "POST", "/api/drops",
-                      R"({"id":"d","title":"Chestnuts","price_cents":1990,"stock":5,)"
-                      R"("per_user_limit":1,"hold_seconds":60})",
-                      host_key)
-                .status,
-            201u);
+  create_drop(port, "d", 5);
   Viewer alice(port), bob(port), carol(port);
   alice.sign_in("alice");
   alice.send_json({{"type", "subscribe"}, {"drop", "d"}});
