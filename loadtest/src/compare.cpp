@@ -103,6 +103,7 @@ class Builder {
                                                  what, *a, *b, worse_by, *threshold));
   }
   void fail(std::string failure) { comparison_.failures.push_back(std::move(failure)); }
+  void not_gated(std::string why) { comparison_.not_gated.push_back(std::move(why)); }
   Comparison take() { return std::move(comparison_); }
 
  private:
@@ -110,17 +111,28 @@ class Builder {
   Comparison comparison_;
 };
 
+// `count_key`: where each report says over how many answers its percentiles are.
 void compare_latency(Builder& out, const CompareOptions& options, std::string section,
                      std::string_view what, const json::object* a, const json::object* b,
-                     std::string_view suffix) {
-  const auto at = [suffix](const json::object* object, std::string_view key) {
-    return object != nullptr ? number_at(*object, fmt::format("{}{}", key, suffix)) : std::nullopt;
+                     std::string_view suffix, std::string_view count_key) {
+  const auto at = [](const json::object* object, std::string_view key) {
+    return object != nullptr ? number_at(*object, key) : std::nullopt;
+  };
+  const auto percentile = [&](const json::object* object, std::string_view key) {
+    return at(object, fmt::format("{}{}", key, suffix));
   };
   for (const std::string_view key : {"p50", "p90", "p99", "max"})
-    out.row(section, std::string(key), "ms", at(a, key), at(b, key), Better::lower,
+    out.row(section, std::string(key), "ms", percentile(a, key), percentile(b, key), Better::lower,
             options.latency_floor_ms);
-  out.limit(options.max_p99_increase_percent, fmt::format("p99 {}", what), at(a, "p99"),
-            at(b, "p99"), Better::lower, options.latency_floor_ms);
+  const double answers = std::min(at(a, count_key).value_or(options.min_gated_answers),
+                                  at(b, count_key).value_or(options.min_gated_answers));
+  if (options.max_p99_increase_percent && answers < options.min_gated_answers) {
+    out.not_gated(fmt::format("p99 {}: {:.0f} answers, fewer than {:.0f}", what, answers,
+                              options.min_gated_answers));
+    return;
+  }
+  out.limit(options.max_p99_increase_percent, fmt::format("p99 {}", what), percentile(a, "p99"),
+            percentile(b, "p99"), Better::lower, options.latency_floor_ms);
 }
 
 std::string read_file(const std::string& path) {
@@ -176,7 +188,7 @@ Comparison compare_reports(std::string_view a_json, std::string_view b_json,
             number_at(results_b, status).value_or(0), Better::equal);
 
   compare_latency(out, options, "latency: all", "overall", object_at(a, "latency_ms"),
-                  object_at(b, "latency_ms"), "");
+                  object_at(b, "latency_ms"), "", "samples");
   const json::object* phases_a = object_at(a, "phases");
   const json::object* phases_b = object_at(b, "phases");
   for (const std::string_view phase : {"countdown", "spike", "after"}) {
@@ -187,7 +199,7 @@ Comparison compare_reports(std::string_view a_json, std::string_view b_json,
             in_a ? number_at(*in_a, "answers") : std::nullopt,
             in_b ? number_at(*in_b, "answers") : std::nullopt, Better::equal);
     compare_latency(out, options, fmt::format("latency: {}", phase),
-                    fmt::format("in the {}", phase), in_a, in_b, "_ms");
+                    fmt::format("in the {}", phase), in_a, in_b, "_ms", "answers");
   }
 
   const json::object* server_a = object_at(a, "server_process");
@@ -220,6 +232,8 @@ std::string comparison_text(const Comparison& comparison, std::string_view a_nam
                        shown(row.a, row.unit), shown(row.b, row.unit), change_of(row), row.mark);
     section = row.section;
   }
+  if (!comparison.not_gated.empty()) out += "\nNot gated:\n";
+  for (const std::string& why : comparison.not_gated) out += fmt::format("  {}\n", why);
   out += comparison.failures.empty() ? "\nB passes\n" : "\nB fails:\n";
   for (const std::string& failure : comparison.failures) out += fmt::format("  {}\n", failure);
   return out;
@@ -253,6 +267,12 @@ std::string comparison_html(const Comparison& comparison, std::string_view a_nam
     section = row.section;
   }
   out += "</table>";
+  if (!comparison.not_gated.empty()) {
+    out += "<h2>Not gated</h2><ul>";
+    for (const std::string& why : comparison.not_gated)
+      out += fmt::format("<li>{}</li>", html_escaped(why));
+    out += "</ul>";
+  }
   if (!pass) {
     out += "<h2 class=\"fail\">Why B fails</h2><ul>";
     for (const std::string& failure : comparison.failures)

@@ -98,6 +98,8 @@ int main(int argc, char** argv) {
                       "changes within this percentage are not marked (default 5)");
   compare->add_option("--latency-floor-ms", compare_options.latency_floor_ms,
                       "latency changes within this are not marked or failed (default 1)");
+  compare->add_option("--min-gated-answers", compare_options.min_gated_answers,
+                      "a p99 over fewer answers is shown but not gated (default 1000)");
   compare->add_option("--max-p99-increase", compare_options.max_p99_increase_percent,
                       "fail when a p99 (overall or in a phase) grows more, in percent");
   compare->add_option("--max-throughput-drop", compare_options.max_throughput_drop_percent,

@@ -418,7 +418,7 @@ int Replay::run() {
             answers[index]);
     const double now_s = std::chrono::duration<double>(Clock::now() - t0_).count();
     fmt::print(
-        "  t={:+.1f}s  sent {}  answered {} ({}/s):{}  p99 {:.1f} ms  reserved {}  stock "
+        "  t={:+.1f}s  sent {}  answered {} ({}/s):{}  p99 {:.1f} ms  reservations {}  stock "
         "left {}\n",
         now_s, sent, answered, answered - answered_before, by_status,
         static_cast<double>(latency_so_far().percentile(0.99)) / 1e3, reserved,

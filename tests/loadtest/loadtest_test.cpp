@@ -139,6 +139,16 @@ TEST(Compare, MarksChangesBeyondNoiseAndFailsOnlyPastTheGivenThresholds) {
   EXPECT_EQ(row_named(fast, "latency: all", "p99")->mark, "");
   EXPECT_TRUE(fast.failures.empty());
   EXPECT_EQ(row_named(compare_reports(b, a, {}), "latency: all", "p99")->mark, "better");
+
+  // A p99 over fewer answers than the minimum is shown, not gated (the spike has 1,000 here).
+  limits.max_p99_increase_percent = 40;
+  limits.min_gated_answers = 1'001;
+  const Comparison few = compare_reports(a, b, limits);
+  EXPECT_EQ(row_named(few, "latency: spike", "p99")->mark, "worse");
+  ASSERT_EQ(few.not_gated.size(), 1u);
+  EXPECT_NE(few.not_gated[0].find("p99 in the spike: 1000 answers"), std::string::npos);
+  for (const std::string& failure : few.failures)
+    EXPECT_EQ(failure.find("spike"), std::string::npos) << failure;
 }
 
 TEST(Compare, BFailsOnItsOwnVerdictAndUnreadableReportsAreRefused) {

@@ -18,6 +18,9 @@ struct CompareOptions {
   // Latencies closer than this are noise whatever the percentage (0.2 ms against 0.3 ms is
   // +50% and means nothing).
   double latency_floor_ms = 1;
+  // A p99 over fewer answers than this (in either report) is shown but not gated: over 300
+  // answers it is the third slowest, and two runs of one build differ by half.
+  double min_gated_answers = 1'000;
   // Thresholds, each off unless given: B fails past any of them.
   std::optional<double> max_p99_increase_percent;     // overall and in every phase
   std::optional<double> max_throughput_drop_percent;  // peak answers per second
@@ -40,7 +43,8 @@ struct ComparedRow {
 
 struct Comparison {
   std::vector<ComparedRow> rows;
-  std::vector<std::string> failures;  // empty: B passes
+  std::vector<std::string> failures;   // empty: B passes
+  std::vector<std::string> not_gated;  // thresholds not applied, and why
 };
 
 // Throws std::runtime_error when either text is not a replay report.
