@@ -23,7 +23,7 @@ namespace flashsale::gateway {
 inline constexpr std::array<double, 16> latency_bounds_s = {
     0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01,
     0.02,    0.05,   0.1,    0.2,    0.5,   1,     2.5,   10};
-// A recovery: milliseconds for a fresh journal, ~1 s per million events replayed
+// A recovery: milliseconds for a fresh journal, ~0.5 s per million orders replayed
 // (docs/benchmarks.md), minutes for a journal that was never snapshotted.
 inline constexpr std::array<double, 12> recovery_bounds_s = {0.01, 0.05, 0.1, 0.25, 0.5, 1,
                                                              2.5,  5,    10,  30,   60,  300};

@@ -24,6 +24,17 @@ std::string number(double value, double step) {
                   : fmt::format("{:.0f}", value);
 }
 
+// A round step (1, 2 or 5 times a power of ten) for an axis spanning `span`, giving at most
+// about `ticks` gridlines.
+double axis_step(double span, int ticks) {
+  if (span <= 0) return 1;
+  const double raw = span / ticks;
+  const double magnitude = std::pow(10, std::floor(std::log10(raw)));
+  for (const double factor : {1.0, 2.0, 5.0, 10.0})
+    if (raw <= factor * magnitude) return factor * magnitude;
+  return 10 * magnitude;
+}
+
 }  // namespace
 
 std::string html_escaped(std::string_view text) {
@@ -47,15 +58,6 @@ std::string html_escaped(std::string_view text) {
     }
   }
   return out;
-}
-
-double axis_step(double span, int ticks) {
-  if (span <= 0) return 1;
-  const double raw = span / ticks;
-  const double magnitude = std::pow(10, std::floor(std::log10(raw)));
-  for (const double factor : {1.0, 2.0, 5.0, 10.0})
-    if (raw <= factor * magnitude) return factor * magnitude;
-  return 10 * magnitude;
 }
 
 std::string svg_chart(const Chart& chart) {

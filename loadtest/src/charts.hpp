@@ -32,7 +32,4 @@ std::string svg_chart(const Chart& chart);
 // `text` with <, >, & and " escaped, for HTML text and attribute values.
 std::string html_escaped(std::string_view text);
 
-// A round step for an axis spanning `span`, giving at most about `ticks` gridlines.
-double axis_step(double span, int ticks);
-
 }  // namespace flashsale::loadtest

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -62,18 +61,15 @@ class Builder {
  public:
   explicit Builder(const CompareOptions& options) : options_(options) {}
 
-  // Adds a row and marks it; returns its relative change in percent, when there is one.
-  std::optional<double> row(std::string section, std::string name, std::string unit,
-                            std::optional<double> a, std::optional<double> b, Better better,
-                            double floor = 0) {
+  // Adds a row, marked when its change is beyond noise.
+  void row(std::string section, std::string name, std::string unit, std::optional<double> a,
+           std::optional<double> b, Better better, double floor = 0) {
     ComparedRow row{std::move(section), std::move(name), std::move(unit), a, b, better, ""};
-    std::optional<double> change;
     if (a && b) {
       const double difference = *b - *a;
-      if (*a != 0) change = 100 * difference / *a;
       const bool beyond_noise =
           std::abs(difference) > floor &&
-          (*a == 0 ? difference != 0 : std::abs(*change) > options_.noise_percent);
+          (*a == 0 ? difference != 0 : 100 * std::abs(difference / *a) > options_.noise_percent);
       if (beyond_noise) {
         switch (better) {
           case Better::equal:
@@ -89,7 +85,6 @@ class Builder {
       }
     }
     comparison_.rows.push_back(std::move(row));
-    return change;
   }
 
   // B fails when its change in the wrong direction is beyond `threshold` percent (and beyond

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -178,7 +177,6 @@ class Replay {
   // Main thread, while the workers run: every answer's latency so far, copied on each worker's
   // own thread.
   LatencyHistogram latency_so_far();
-  void print_progress(std::uint64_t& answered_before);
 
   const ReplayOptions& options_;
   Trace trace_;
