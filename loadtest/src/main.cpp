@@ -2,7 +2,9 @@
 // surge trace from a scenario, `replay` plays it open loop and gives a verdict and a report,
 // `compare` sets two reports side by side, `bench` measures throughput, fan-out and memory.
 #include <fmt/core.h>
+
 #include <CLI/CLI.hpp>
+#include <cstdio>
 
 #include "flashsale/loadtest/bench.hpp"
 #include "flashsale/loadtest/compare.hpp"
@@ -79,6 +81,15 @@ int main(int argc, char** argv) {
                      "folder for report.json and report.html");
   replay->add_option("--threads", replay_options.threads, "load generator threads")
       ->check(CLI::Range(1u, 64u));
+  replay
+      ->add_option("--workers", replay_options.workers,
+                   "processes to spread the viewers over (one holds at most ~19,900 sockets)")
+      ->check(CLI::Range(1u, 64u));
+  // Given by a coordinator to the worker processes it starts; not for people.
+  std::string part;
+  std::int64_t opens_at_ms = 0;
+  replay->add_option("--part", part, "K/N: play the viewers whose number mod N is K")->group("");
+  replay->add_option("--opens-at-ms", opens_at_ms, "the T-0 the coordinator set")->group("");
   replay->add_option("--sources", replay_options.sources,
                      "local addresses to connect from (127.0.0.x)");
   replay->add_option("--grace-seconds", replay_options.grace_seconds,
@@ -121,6 +132,14 @@ int main(int argc, char** argv) {
       return flashsale::loadtest::compare(report_a, report_b, compare_options, compare_html);
     if (app.got_subcommand("replay")) {
       if (assume_stock > 0) replay_options.assume_stock = assume_stock;
+      if (!part.empty()) {
+        flashsale::loadtest::ReplayOptions::Part share;
+        share.opens_at_ms = opens_at_ms;
+        if (std::sscanf(part.c_str(), "%u/%u", &share.index, &share.count) != 2 ||
+            share.index >= share.count)
+          throw std::invalid_argument("--part: expected K/N with K < N");
+        replay_options.part = share;
+      }
       return flashsale::loadtest::replay(replay_options);
     }
     if (bench->got_subcommand("capacity"))

@@ -1,5 +1,7 @@
-// See replay.hpp. Viewers are partitioned over the worker threads by number; all state of a
-// viewer lives on its thread, and per-thread tallies are merged once the replay is over.
+// See replay.hpp. Viewers are partitioned over worker processes and, within a process, over
+// its threads by number; all state of a viewer lives on its thread. Per-thread tallies are
+// merged once the replay is over, and a coordinator merges its worker processes' the same way
+// (totals.hpp), so the verdict and the report never depend on how the load was spread.
 #include "flashsale/loadtest/replay.hpp"
 
 #include <fmt/format.h>
@@ -16,10 +18,12 @@
 #include <sstream>
 
 #include "charts.hpp"
+#include "child_processes.hpp"
 #include "client.hpp"
 #include "flashsale/loadtest/histogram.hpp"
 #include "flashsale/loadtest/http.hpp"
 #include "flashsale/loadtest/trace.hpp"
+#include "totals.hpp"
 
 namespace flashsale::loadtest {
 
@@ -47,11 +51,6 @@ constexpr std::int64_t spike_ms = 5'000;
 std::string_view phase_of(std::int64_t bin_ms) {
   return bin_ms < 0 ? "countdown" : bin_ms < spike_ms ? "spike" : "after";
 }
-
-// The statuses the progress line counts one by one; any other is "other".
-constexpr std::array<std::string_view, 8> progress_statuses = {
-    "reserved", "waitlisted", "sold_out",     "limit_exceeded",
-    "not_open", "busy",       "rate_limited", "unavailable"};
 
 // The server process's own figures (process_cpu_seconds_total, process_resident_memory_bytes)
 // from its /metrics; nothing when they cannot be read (metrics on an operations address the
@@ -82,7 +81,6 @@ std::optional<ProcessFigures> read_process_figures(const std::string& metrics_ba
 
 struct Sent {
   Clock::time_point scheduled;
-  std::int64_t sent_wall_ms = 0;
 };
 
 struct Decision {
@@ -97,33 +95,30 @@ struct Viewer {
   std::map<std::string, std::deque<Sent>> pending;  // by client_order_id
   std::map<std::string, Decision> decided;          // first recorded outcome by client_order_id
   std::map<std::string, std::string> holding;       // client_order_id -> order_id while reserved
+  std::set<std::string> paying;  // order ids with a confirm or cancel not yet answered
   std::uint32_t reserved_ever = 0;
   std::uint32_t released = 0;  // cancelled or expired
 };
 
-// One thread's tallies.
+// One thread's tallies: what it saw, and the progress line's counters, which the main thread
+// reads while the replay runs (atomics, relaxed) and which go into `seen` at the end.
 struct Tally {
-  LatencyHistogram latency;
-  // By bin (its start, in ms from T-0).
-  std::map<std::int64_t, std::map<std::string, std::uint64_t>> by_status;  // status -> n
-  std::map<std::int64_t, LatencyHistogram> latency_by_bin;
-  std::map<std::int64_t, std::uint32_t> stock_left;  // the last value seen
-  std::map<std::int64_t, std::uint64_t> frames_in;   // every message from the server
-  std::map<std::int64_t, std::int64_t> connections;  // opened minus closed by the viewers
-  std::map<std::string, std::pair<std::uint32_t, std::string>> order_owner;  // order_id -> user, id
-  // Also read by the progress line on the main thread: atomics, relaxed.
+  Totals seen;
+  std::set<std::string> order_ids;  // duplicates within the thread are counted as they come
   std::atomic<std::uint64_t> sent{0};
   std::atomic<std::uint64_t> answered{0};
   std::atomic<std::uint64_t> reserved{0};
   std::array<std::atomic<std::uint64_t>, progress_statuses.size() + 1> answers{};  // + other
-  std::uint64_t abandoned = 0;   // sent on a connection the trace then dropped
-  std::uint64_t unexpected = 0;  // a result with nothing pending for it
-  std::uint64_t repeat_mismatches = 0;
-  std::uint64_t reserved_before_open = 0;
-  std::uint64_t duplicate_order_ids = 0;
-  std::uint64_t confirmed = 0;
-  std::uint64_t released = 0;
-  std::uint64_t over_limit = 0;
+  std::atomic<std::uint64_t> payments_sent{0};
+  std::atomic<std::uint64_t> payments_answered{0};  // or abandoned by a disconnect
+
+  Totals finish() {
+    seen.sent = sent;
+    seen.answered = answered;
+    seen.reserved = reserved;
+    seen.order_ids.assign(order_ids.begin(), order_ids.end());
+    return std::move(seen);
+  }
 };
 
 bool recorded(std::string_view status) {
@@ -162,21 +157,42 @@ class Replay {
   int run();
 
  private:
+  // The three ways to run: all viewers in this process; a coordinator of worker processes; and
+  // one of those workers, which plays its share of the viewers and hands back what it saw.
+  int run_whole();
+  int coordinate();
+  int run_part();
+
   void prepare_drop();
+  void set_opening(std::int64_t opens_at_ms);
+  // Plays this process's viewers until the schedule ran out and the grace period passed (or
+  // every order was answered), calling `each_second` with the progress so far; what was seen.
+  Totals play(const std::function<void(const Progress&)>& each_second);
   void tick(std::size_t thread);
   void act(std::size_t thread, const Action& action);
   void send(std::uint32_t user, std::string frame);
   void on_message(std::size_t thread, std::uint32_t user, std::string_view message);
-  std::vector<Check> verdict(const json::object& server) const;
-  void write_report(const std::vector<Check>& checks, const json::object& server,
-                    const json::value& server_process, double elapsed_s) const;
+  // The progress line, and a sample of the server's CPU and memory.
+  void show_progress(const Progress& progress);
+  // The verdict and the report from everything the viewers saw; the exit status.
+  int finish(const Totals& seen, const std::optional<ProcessFigures>& before, double elapsed_s);
+  std::vector<Check> verdict(const Totals& seen, const json::object& server) const;
+  void write_report(const Totals& seen, const std::vector<Check>& checks,
+                    const json::object& server, const json::value& server_process,
+                    double elapsed_s) const;
 
   std::int64_t bin_at(Clock::time_point when) const {
     return bin_of(std::chrono::duration_cast<std::chrono::milliseconds>(when - t0_).count());
   }
-  // Main thread, while the workers run: every answer's latency so far, copied on each worker's
-  // own thread.
-  LatencyHistogram latency_so_far();
+  // This process's share of the viewers, and the thread each of those lives on.
+  bool plays(std::uint32_t user) const { return user % parts_ == part_; }
+  std::size_t thread_of(std::uint32_t user) const { return user / parts_ % workers_.size(); }
+  const std::string& metrics_base() const {
+    return options_.metrics.empty() ? options_.api : options_.metrics;
+  }
+  // Main thread, while the workers run: the progress so far, the latencies copied on each
+  // worker's own thread.
+  Progress progress_so_far();
 
   const ReplayOptions& options_;
   Trace trace_;
@@ -190,8 +206,17 @@ class Replay {
   std::vector<std::size_t> next_;
   std::vector<std::unique_ptr<asio::steady_timer>> timers_;
   std::atomic<std::size_t> threads_done_{0};
-  std::atomic<std::uint32_t> stock_left_{0};  // the last value any viewer was told
-  // The server's CPU (cores busy) and memory, sampled once a second from its /metrics.
+  std::uint32_t part_ = 0;
+  std::uint32_t parts_ = 1;
+  // The last stock any viewer was told, and when (µs from T-0); a torn pair only misdates one
+  // progress line.
+  std::atomic<std::uint32_t> stock_left_{0};
+  std::atomic<std::int64_t> stock_told_us_{std::numeric_limits<std::int64_t>::min()};
+  // The progress line's previous count, and the server's CPU (cores busy) and memory, sampled
+  // once a second from its /metrics.
+  std::uint64_t answered_before_ = 0;
+  std::optional<ProcessFigures> sampled_;
+  Clock::time_point sampled_at_;
   struct ServerSample {
     double t_s;
     double cpu_cores;
@@ -213,8 +238,12 @@ void Replay::prepare_drop() {
   if (started.status != 200)
     throw std::runtime_error("cannot start the countdown: " + started.body);
   const json::value opened = json::parse(started.body);
-  opens_at_ms_ = opened.at("opens_at_ms").to_number<std::int64_t>();
   stock_left_ = static_cast<std::uint32_t>(opened.at("stock_left").to_number<std::int64_t>());
+  set_opening(opened.at("opens_at_ms").to_number<std::int64_t>());
+}
+
+void Replay::set_opening(std::int64_t opens_at_ms) {
+  opens_at_ms_ = opens_at_ms;
   t0_ = Clock::now() + std::chrono::milliseconds(opens_at_ms_ - wall_ms());
 }
 
@@ -246,7 +275,7 @@ void Replay::act(std::size_t thread, const Action& action) {
           [this, thread, user = action.user, connection = viewer.connection.get()](bool ok) {
             Viewer& self = viewers_[user];
             if (!ok || self.connection.get() != connection) return;
-            tallies_[thread].connections[bin_at(Clock::now())] += 1;
+            tallies_[thread].seen.connections[bin_at(Clock::now())] += 1;
             self.ready = true;
             for (auto& frame : self.waiting) self.connection->send(std::move(frame));
             self.waiting.clear();
@@ -258,7 +287,7 @@ void Replay::act(std::size_t thread, const Action& action) {
     case ActionKind::order:
     case ActionKind::retry: {
       const auto scheduled = t0_ + std::chrono::milliseconds(action.t_ms);
-      viewer.pending[action.client_order_id].push_back({scheduled, wall_ms()});
+      viewer.pending[action.client_order_id].push_back({scheduled});
       tally.sent += 1;
       return send(action.user,
                   fmt::format(R"({{"type":"order","drop":"{}","qty":{},"client_order_id":"{}"}})",
@@ -269,15 +298,18 @@ void Replay::act(std::size_t thread, const Action& action) {
       const auto held =
           viewer.holding.find(action.client_order_id.empty() ? "c1" : action.client_order_id);
       if (held == viewer.holding.end()) return;  // nothing reserved to pay for or give back
+      if (viewer.paying.insert(held->second).second) tally.payments_sent += 1;
       return send(
           action.user,
           fmt::format(R"({{"type":"{}","order_id":"{}"}})",
                       action.kind == ActionKind::confirm ? "confirm" : "cancel", held->second));
     }
     case ActionKind::disconnect:
-      for (auto& [id, sent] : viewer.pending) tally.abandoned += sent.size();
+      for (auto& [id, sent] : viewer.pending) tally.seen.abandoned += sent.size();
       viewer.pending.clear();
-      if (viewer.ready) tally.connections[bin_at(Clock::now())] -= 1;
+      tally.payments_answered += viewer.paying.size();
+      viewer.paying.clear();
+      if (viewer.ready) tally.seen.connections[bin_at(Clock::now())] -= 1;
       viewer.ready = false;
       viewer.waiting.clear();
       if (viewer.connection) viewer.connection->close();
@@ -290,17 +322,26 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
   Viewer& viewer = viewers_[user];
   Tally& tally = tallies_[thread];
   const auto now = Clock::now();
-  tally.frames_in[bin_at(now)] += 1;
+  Totals& seen = tally.seen;
+  seen.frames_in[bin_at(now)] += 1;
   const std::string_view type = field(message, "type");
   if (type == "stock") {
     const auto left = number<std::uint32_t>(field(message, "left"));
-    tally.stock_left[bin_at(now)] = left;
+    const auto told_us = std::chrono::duration_cast<std::chrono::microseconds>(now - t0_).count();
+    seen.stock_left[bin_at(now)] = {told_us, left};
     stock_left_.store(left, std::memory_order_relaxed);
+    stock_told_us_.store(told_us, std::memory_order_relaxed);
+    return;
+  }
+  if (type == "error") {
+    if (viewer.paying.erase(std::string(field(message, "ref"))) > 0) tally.payments_answered += 1;
     return;
   }
   if (type == "order_update") {
     const std::string status(field(message, "status"));
     const std::string id(field(message, "client_order_id"));
+    if (status != "reserved" && viewer.paying.erase(std::string(field(message, "order_id"))) > 0)
+      tally.payments_answered += 1;
     if (status == "reserved") {
       viewer.holding[id] = std::string(field(message, "order_id"));
       viewer.reserved_ever += 1;
@@ -308,11 +349,11 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
     } else if (status == "confirmed") {
       // Once per order: after a failover the same state may be reported twice
       // (docs/scaling.md, "Each answer once").
-      if (viewer.holding.erase(id) > 0) tally.confirmed += 1;
+      if (viewer.holding.erase(id) > 0) seen.confirmed += 1;
     } else if (status == "cancelled" || status == "expired") {
       if (viewer.holding.erase(id) > 0) {
         viewer.released += 1;
-        tally.released += 1;
+        seen.released += 1;
       }
     }
     return;
@@ -322,7 +363,7 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
   const std::string status(field(message, "status"));
   auto pending = viewer.pending.find(id);
   if (pending == viewer.pending.end() || pending->second.empty()) {
-    tally.unexpected += 1;
+    seen.unexpected += 1;
     return;
   }
   const Sent sent = pending->second.front();
@@ -330,9 +371,9 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
   tally.answered += 1;
   const auto micros = static_cast<std::uint64_t>(std::max<std::int64_t>(
       0, std::chrono::duration_cast<std::chrono::microseconds>(now - sent.scheduled).count()));
-  tally.latency.record(micros);
-  tally.latency_by_bin[bin_at(now)].record(micros);
-  tally.by_status[bin_at(now)][status] += 1;
+  seen.latency.record(micros);
+  seen.latency_by_bin[bin_at(now)].record(micros);
+  seen.by_status[bin_at(now)][status] += 1;
   const auto known = std::find(progress_statuses.begin(), progress_statuses.end(), status);
   tally.answers[static_cast<std::size_t>(known - progress_statuses.begin())].fetch_add(
       1, std::memory_order_relaxed);
@@ -341,18 +382,21 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
   const auto [decision, first] = viewer.decided.try_emplace(id, Decision{status, order_id});
   if (!first) {
     if (decision->second.status != status || decision->second.order_id != order_id)
-      tally.repeat_mismatches += 1;
+      seen.repeat_mismatches += 1;
     return;
   }
   if (status != "reserved") return;
-  if (sent.sent_wall_ms < opens_at_ms_) tally.reserved_before_open += 1;
+  // Decided by the server's clock, which set the hold running: an order sent just before T-0 may
+  // fairly arrive after it.
+  const std::int64_t decided_at_ms = number<std::int64_t>(field(message, "hold_expires_at_ms")) -
+                                     std::int64_t{trace_.header.drop.hold_seconds} * 1000;
+  if (decided_at_ms < opens_at_ms_) seen.reserved_before_open += 1;
   viewer.holding[id] = order_id;
   viewer.reserved_ever += 1;
   tally.reserved += 1;
   if (viewer.reserved_ever - viewer.released > trace_.header.drop.per_user_limit)
-    tally.over_limit += 1;
-  const auto [owner, fresh] = tally.order_owner.try_emplace(order_id, user, id);
-  if (!fresh) tally.duplicate_order_ids += 1;
+    seen.over_limit += 1;
+  if (!tally.order_ids.insert(order_id).second) seen.duplicate_order_ids += 1;
 }
 
 void Replay::tick(std::size_t thread) {
@@ -372,16 +416,107 @@ void Replay::tick(std::size_t thread) {
 
 int Replay::run() {
   raise_file_limit();
+  if (options_.part) return run_part();
+  return options_.workers > 1 ? coordinate() : run_whole();
+}
+
+int Replay::run_whole() {
   prepare_drop();
+  fmt::print("replaying {} actions of {} viewers; T-0 in {} ms\n", trace_.actions.size(),
+             trace_.header.viewers, opens_at_ms_ - wall_ms());
+  const std::optional<ProcessFigures> before = read_process_figures(metrics_base());
+  sampled_ = before;
+  sampled_at_ = Clock::now();
+  const auto started = Clock::now();
+  const Totals seen = play([this](const Progress& progress) { show_progress(progress); });
+  return finish(seen, before, std::chrono::duration<double>(Clock::now() - started).count());
+}
+
+// A worker process speaks JSON lines on its standard output: {"progress": ...} once a second,
+// then {"totals": ...} at the end; the coordinator reads nothing else from it.
+int Replay::run_part() {
+  part_ = options_.part->index;
+  parts_ = options_.part->count;
+  set_opening(options_.part->opens_at_ms);
+  const auto line = [](std::string_view key, json::value value) {
+    fmt::print("{}\n", json::serialize(json::object{{key, std::move(value)}}));
+    std::fflush(stdout);
+  };
+  const Totals seen = play([&](const Progress& progress) { line("progress", to_json(progress)); });
+  line("totals", to_json(seen));
+  return 0;
+}
+
+int Replay::coordinate() {
+  prepare_drop();
+  fmt::print("replaying {} actions of {} viewers in {} processes; T-0 in {} ms\n",
+             trace_.actions.size(), trace_.header.viewers, options_.workers,
+             opens_at_ms_ - wall_ms());
+  const std::optional<ProcessFigures> before = read_process_figures(metrics_base());
+  sampled_ = before;
+  sampled_at_ = Clock::now();
+  const auto started = Clock::now();
+  struct Worker {
+    ChildProcess process;
+    Progress progress;
+    std::optional<Totals> seen;
+  };
+  std::vector<Worker> workers;
+  for (unsigned index = 0; index < options_.workers; ++index) {
+    std::vector<std::string> arguments{"replay",
+                                       "--trace",
+                                       options_.trace,
+                                       "--url",
+                                       options_.url,
+                                       "--threads",
+                                       std::to_string(options_.threads),
+                                       "--grace-seconds",
+                                       fmt::format("{}", options_.grace_seconds),
+                                       "--part",
+                                       fmt::format("{}/{}", index, options_.workers),
+                                       "--opens-at-ms",
+                                       std::to_string(opens_at_ms_),
+                                       "--sources"};
+    arguments.insert(arguments.end(), options_.sources.begin(), options_.sources.end());
+    workers.push_back({ChildProcess(arguments), {}, std::nullopt});
+  }
+  auto next_line = Clock::now() + std::chrono::seconds(1);
+  for (;;) {
+    std::vector<ChildProcess*> running;
+    for (Worker& worker : workers)
+      if (!worker.process.finished_output()) running.push_back(&worker.process);
+    if (running.empty()) break;
+    wait_for_output(running, next_line);
+    for (Worker& worker : workers)
+      worker.process.read_lines([&worker](std::string_view text) {
+        const json::object message = json::parse(text).as_object();
+        if (const auto* progress = message.if_contains("progress"))
+          worker.progress = progress_from_json(*progress);
+        else
+          worker.seen = totals_from_json(message.at("totals"));
+      });
+    if (Clock::now() < next_line) continue;
+    Progress progress;
+    for (const Worker& worker : workers) progress.merge(worker.progress);
+    show_progress(progress);
+    next_line = Clock::now() + std::chrono::seconds(1);
+  }
+  Totals seen;
+  for (std::size_t index = 0; index < workers.size(); ++index) {
+    const int status = workers[index].process.wait();
+    if (status != 0 || !workers[index].seen)
+      throw std::runtime_error(
+          fmt::format("replay worker {} failed (exit status {})", index, status));
+    seen.merge(*workers[index].seen);
+  }
+  return finish(seen, before, std::chrono::duration<double>(Clock::now() - started).count());
+}
+
+Totals Replay::play(const std::function<void(const Progress&)>& each_second) {
   schedule_.resize(workers_.size());
   next_.assign(workers_.size(), 0);
   for (const Action& action : trace_.actions)
-    schedule_[action.user % workers_.size()].push_back(&action);
-  fmt::print("replaying {} actions of {} viewers; T-0 in {} ms\n", trace_.actions.size(),
-             trace_.header.viewers, opens_at_ms_ - wall_ms());
-  const std::string& metrics_base = options_.metrics.empty() ? options_.api : options_.metrics;
-  const std::optional<ProcessFigures> before = read_process_figures(metrics_base);
-  const auto started = Clock::now();
+    if (plays(action.user)) schedule_[thread_of(action.user)].push_back(&action);
   workers_.start();
   for (std::size_t thread = 0; thread < workers_.size(); ++thread) {
     timers_.push_back(std::make_unique<asio::steady_timer>(workers_.io(thread)));
@@ -392,66 +527,66 @@ int Replay::run() {
       trace_.actions.empty() ? t0_ : t0_ + std::chrono::milliseconds(trace_.actions.back().t_ms);
   const auto end = last + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double>(options_.grace_seconds));
-  std::uint64_t answered_before = 0;
-  std::optional<ProcessFigures> sampled = before;
-  auto sampled_at = Clock::now();
   while (Clock::now() < end) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
-    std::uint64_t sent = 0;
-    std::uint64_t answered = 0;
-    std::uint64_t reserved = 0;
-    std::array<std::uint64_t, progress_statuses.size() + 1> answers{};
-    for (const Tally& tally : tallies_) {
-      sent += tally.sent.load(std::memory_order_relaxed);
-      answered += tally.answered.load(std::memory_order_relaxed);
-      reserved += tally.reserved.load(std::memory_order_relaxed);
-      for (std::size_t index = 0; index < answers.size(); ++index)
-        answers[index] += tally.answers[index].load(std::memory_order_relaxed);
-    }
-    std::string by_status;
-    for (std::size_t index = 0; index < answers.size(); ++index)
-      if (answers[index] > 0)
-        by_status += fmt::format(
-            " {} {}", index < progress_statuses.size() ? progress_statuses[index] : "other",
-            answers[index]);
-    const double now_s = std::chrono::duration<double>(Clock::now() - t0_).count();
-    fmt::print(
-        "  t={:+.1f}s  sent {}  answered {} ({}/s):{}  p99 {:.1f} ms  reservations {}  stock "
-        "left {}\n",
-        now_s, sent, answered, answered - answered_before, by_status,
-        static_cast<double>(latency_so_far().percentile(0.99)) / 1e3, reserved,
-        stock_left_.load(std::memory_order_relaxed));
-    std::fflush(stdout);
-    answered_before = answered;
-    if (const auto figures = read_process_figures(metrics_base)) {
-      const auto at = Clock::now();
-      if (sampled)
-        server_samples_.push_back({now_s,
-                                   (figures->cpu_seconds - sampled->cpu_seconds) /
-                                       std::chrono::duration<double>(at - sampled_at).count(),
-                                   figures->resident_bytes});
-      sampled = figures;
-      sampled_at = at;
-    }
-    if (threads_done_ == workers_.size() && sent == answered && Clock::now() > last) break;
+    const Progress progress = progress_so_far();
+    each_second(progress);
+    if (threads_done_ == workers_.size() && progress.sent == progress.answered &&
+        progress.payments_sent == progress.payments_answered && Clock::now() > last)
+      break;
   }
-  for (std::size_t index = 0; index < viewers_.size(); ++index) {
-    asio::post(workers_.io(index), [this, index] {
-      if (viewers_[index].connection) viewers_[index].connection->close();
+  for (std::uint32_t user = 0; user < viewers_.size(); ++user) {
+    if (!plays(user)) continue;
+    asio::post(workers_.io(thread_of(user)), [this, user] {
+      if (viewers_[user].connection) viewers_[user].connection->close();
     });
   }
   workers_.join();
-  const double elapsed_s = std::chrono::duration<double>(Clock::now() - started).count();
+  Totals seen;
+  for (Tally& tally : tallies_) seen.merge(tally.finish());
+  return seen;
+}
 
+void Replay::show_progress(const Progress& progress) {
+  std::string by_status;
+  for (std::size_t index = 0; index < progress.answers.size(); ++index)
+    if (progress.answers[index] > 0)
+      by_status += fmt::format(
+          " {} {}", index < progress_statuses.size() ? progress_statuses[index] : "other",
+          progress.answers[index]);
+  const double now_s = std::chrono::duration<double>(Clock::now() - t0_).count();
+  const bool told = progress.stock.at_us != std::numeric_limits<std::int64_t>::min();
+  fmt::print(
+      "  t={:+.1f}s  sent {}  answered {} ({}/s):{}  p99 {:.1f} ms  reservations {}  stock "
+      "left {}\n",
+      now_s, progress.sent, progress.answered, progress.answered - answered_before_, by_status,
+      static_cast<double>(progress.latency.percentile(0.99)) / 1e3, progress.reserved,
+      told ? progress.stock.left : stock_left_.load(std::memory_order_relaxed));
+  std::fflush(stdout);
+  answered_before_ = progress.answered;
+  if (const auto figures = read_process_figures(metrics_base())) {
+    const auto at = Clock::now();
+    if (sampled_)
+      server_samples_.push_back({now_s,
+                                 (figures->cpu_seconds - sampled_->cpu_seconds) /
+                                     std::chrono::duration<double>(at - sampled_at_).count(),
+                                 figures->resident_bytes});
+    sampled_ = figures;
+    sampled_at_ = at;
+  }
+}
+
+int Replay::finish(const Totals& seen, const std::optional<ProcessFigures>& before,
+                   double elapsed_s) {
   const auto server_reply = http_call(HttpTarget::parse(options_.api), "GET",
                                       "/api/drops/" + trace_.header.drop.id, {}, options_.host_key);
   const json::object server = json::parse(server_reply.body).as_object();
-  const std::vector<Check> checks = verdict(server);
+  const std::vector<Check> checks = verdict(seen, server);
   json::value server_process;  // null when either reading failed
-  if (const auto after = read_process_figures(metrics_base); before && after)
+  if (const auto after = read_process_figures(metrics_base()); before && after)
     server_process = json::object{{"cpu_seconds", after->cpu_seconds - before->cpu_seconds},
                                   {"resident_bytes", after->resident_bytes}};
-  write_report(checks, server, server_process, elapsed_s);
+  write_report(seen, checks, server, server_process, elapsed_s);
   bool pass = true;
   for (const Check& check : checks) {
     fmt::print("  {} {:<28} {}\n", check.pass ? "PASS" : "FAIL", check.name, check.detail);
@@ -461,34 +596,33 @@ int Replay::run() {
   return pass ? 0 : 1;
 }
 
-LatencyHistogram Replay::latency_so_far() {
+Progress Replay::progress_so_far() {
   std::vector<std::promise<LatencyHistogram>> copies(workers_.size());
   for (std::size_t thread = 0; thread < workers_.size(); ++thread)
-    asio::post(workers_.io(thread),
-               [this, thread, &copies] { copies[thread].set_value(tallies_[thread].latency); });
-  LatencyHistogram all;
-  for (auto& copy : copies) all.merge(copy.get_future().get());
-  return all;
+    asio::post(workers_.io(thread), [this, thread, &copies] {
+      copies[thread].set_value(tallies_[thread].seen.latency);
+    });
+  Progress progress;
+  for (std::size_t thread = 0; thread < workers_.size(); ++thread) {
+    const Tally& tally = tallies_[thread];
+    progress.sent += tally.sent.load(std::memory_order_relaxed);
+    progress.answered += tally.answered.load(std::memory_order_relaxed);
+    progress.reserved += tally.reserved.load(std::memory_order_relaxed);
+    progress.payments_sent += tally.payments_sent.load(std::memory_order_relaxed);
+    progress.payments_answered += tally.payments_answered.load(std::memory_order_relaxed);
+    for (std::size_t index = 0; index < progress.answers.size(); ++index)
+      progress.answers[index] += tally.answers[index].load(std::memory_order_relaxed);
+    progress.latency.merge(copies[thread].get_future().get());
+  }
+  progress.stock = {stock_told_us_.load(std::memory_order_relaxed),
+                    stock_left_.load(std::memory_order_relaxed)};
+  return progress;
 }
 
-std::vector<Check> Replay::verdict(const json::object& server) const {
-  Tally all;
-  std::set<std::string> order_ids;
-  for (const Tally& tally : tallies_) {
-    all.sent += tally.sent;
-    all.answered += tally.answered;
-    all.abandoned += tally.abandoned;
-    all.unexpected += tally.unexpected;
-    all.repeat_mismatches += tally.repeat_mismatches;
-    all.reserved_before_open += tally.reserved_before_open;
-    all.duplicate_order_ids += tally.duplicate_order_ids;
-    all.reserved += tally.reserved;
-    all.confirmed += tally.confirmed;
-    all.released += tally.released;
-    all.over_limit += tally.over_limit;
-    for (const auto& [order_id, owner] : tally.order_owner)
-      if (!order_ids.insert(order_id).second) all.duplicate_order_ids += 1;
-  }
+std::vector<Check> Replay::verdict(const Totals& seen, const json::object& server) const {
+  Totals all;
+  all.merge(seen);
+  all.duplicate_order_ids += seen.duplicates_across();
   const auto number_of = [&](std::string_view key) {
     return server.at(key).to_number<std::int64_t>();
   };
@@ -516,35 +650,24 @@ std::vector<Check> Replay::verdict(const json::object& server) const {
                     fmt::format("{} viewers over", all.over_limit)});
   checks.push_back({"order_ids_unique", all.duplicate_order_ids == 0,
                     fmt::format("{} order ids given twice", all.duplicate_order_ids)});
-  checks.push_back(
-      {"no_reservation_before_open", all.reserved_before_open == 0,
-       fmt::format("{} reserved for orders sent before T-0", all.reserved_before_open)});
+  checks.push_back({"no_reservation_before_open", all.reserved_before_open == 0,
+                    fmt::format("{} reservations decided before T-0", all.reserved_before_open)});
   checks.push_back({"retries_return_the_original", all.repeat_mismatches == 0,
                     fmt::format("{} retries answered differently", all.repeat_mismatches)});
   return checks;
 }
 
-void Replay::write_report(const std::vector<Check>& checks, const json::object& server,
-                          const json::value& server_process, double elapsed_s) const {
-  LatencyHistogram latency;
-  std::map<std::int64_t, std::map<std::string, std::uint64_t>> by_status;
-  std::map<std::int64_t, LatencyHistogram> latency_by_bin;
-  std::map<std::int64_t, std::uint32_t> stock_left;
-  std::map<std::int64_t, std::uint64_t> frames_in;
-  std::map<std::int64_t, std::int64_t> connection_changes;
+void Replay::write_report(const Totals& seen, const std::vector<Check>& checks,
+                          const json::object& server, const json::value& server_process,
+                          double elapsed_s) const {
+  const LatencyHistogram& latency = seen.latency;
+  const auto& by_status = seen.by_status;
+  const auto& latency_by_bin = seen.latency_by_bin;
+  const auto& frames_in = seen.frames_in;
+  const auto& connection_changes = seen.connections;
   std::map<std::string, std::uint64_t> totals;
-  for (const Tally& tally : tallies_) {
-    latency.merge(tally.latency);
-    for (const auto& [bin, statuses] : tally.by_status)
-      for (const auto& [status, count] : statuses) {
-        by_status[bin][status] += count;
-        totals[status] += count;
-      }
-    for (const auto& [bin, histogram] : tally.latency_by_bin) latency_by_bin[bin].merge(histogram);
-    for (const auto& [bin, left] : tally.stock_left) stock_left[bin] = left;
-    for (const auto& [bin, frames] : tally.frames_in) frames_in[bin] += frames;
-    for (const auto& [bin, change] : tally.connections) connection_changes[bin] += change;
-  }
+  for (const auto& [bin, statuses] : by_status)
+    for (const auto& [status, count] : statuses) totals[status] += count;
   const auto ms = [](std::uint64_t micros) { return static_cast<double>(micros) / 1e3; };
   const auto seconds = [](std::int64_t bin) { return static_cast<double>(bin) / 1e3; };
   const auto per_s = [](double count, std::int64_t bin) {
@@ -553,13 +676,11 @@ void Replay::write_report(const std::vector<Check>& checks, const json::object& 
   json::object report;
   report["version"] = 1;
   report["scenario"] = trace_.header.scenario;
-  report["parameters"] = json::object{{"trace", options_.trace},
-                                      {"viewers", trace_.header.viewers},
-                                      {"stock", trace_.header.drop.stock},
-                                      {"scale", trace_.header.scale},
-                                      {"seed", trace_.header.seed},
-                                      {"threads", options_.threads},
-                                      {"url", options_.url}};
+  report["parameters"] =
+      json::object{{"trace", options_.trace},           {"viewers", trace_.header.viewers},
+                   {"stock", trace_.header.drop.stock}, {"scale", trace_.header.scale},
+                   {"seed", trace_.header.seed},        {"threads", options_.threads},
+                   {"workers", options_.workers},       {"url", options_.url}};
   bool pass = true;
   json::array verdict;
   for (const Check& check : checks) {
@@ -571,6 +692,8 @@ void Replay::write_report(const std::vector<Check>& checks, const json::object& 
   json::object statuses;
   for (const auto& [status, count] : totals) statuses[status] = count;
   report["results"] = statuses;
+  report["orders"] =
+      json::object{{"sent", seen.sent}, {"answered", seen.answered}, {"abandoned", seen.abandoned}};
   report["latency_ms"] = json::object{{"p50", ms(latency.percentile(0.5))},
                                       {"p90", ms(latency.percentile(0.9))},
                                       {"p99", ms(latency.percentile(0.99))},
@@ -666,7 +789,7 @@ void Replay::write_report(const std::vector<Check>& checks, const json::object& 
     span = {seconds(*bins.begin()), seconds(*bins.rbegin() + bin_width_ms(*bins.rbegin()))};
   if (!server_samples_.empty()) span.second = std::max(span.second, server_samples_.back().t_s);
   ChartSeries stock_line{"stock left", {}};
-  for (const auto& [bin, left] : stock_left) stock_line.points[seconds(bin)] = left;
+  for (const auto& [bin, told] : seen.stock_left) stock_line.points[seconds(bin)] = told.left;
   if (!stock_line.points.empty())
     stock_line.points[span.second] = stock_line.points.rbegin()->second;
 

@@ -36,6 +36,13 @@ TEST(Histogram, PercentilesAreWithinThreePercent) {
   }
   EXPECT_EQ(histogram.max(), values.back());
   EXPECT_EQ(histogram.count(), values.size());
+  // Rebuilt from its buckets, as a worker process's histogram is, it reports the same.
+  const LatencyHistogram copy =
+      LatencyHistogram::from_buckets(histogram.buckets(), histogram.max());
+  EXPECT_EQ(copy.count(), histogram.count());
+  for (const double quantile : {0.5, 0.9, 0.99, 0.999})
+    EXPECT_EQ(copy.percentile(quantile), histogram.percentile(quantile));
+  EXPECT_THROW(LatencyHistogram::from_buckets({{1u << 20, 1}}, 1), std::out_of_range);
 }
 
 TEST(Traces, GenerationIsDeterministicAndRoundTrips) {
@@ -249,6 +256,51 @@ TEST_F(Replay, CompareGatesOnTheReportsItReads) {
   EXPECT_EQ(compare(report, {}), 1);
   EXPECT_NE(std::find(output.begin(), output.end(), "  B's own verdict failed"), output.end());
   EXPECT_EQ(compare(::testing::TempDir() + "no-such-report", {}), 2);
+}
+
+// A replay spread over three worker processes sends the same orders and gets the same
+// verdict from the same checks as one process: the coordinator merges its workers' figures as
+// one process merges its threads'. Who wins a unit is timing, so the split of answers between
+// statuses may differ; their sum may not.
+TEST_F(Replay, ThreeWorkerProcessesGiveTheVerdictAndCountsOfOne) {
+  const auto printed = [this] {
+    std::string text;
+    for (const auto& line : output) text += line + "\n";
+    return text;
+  };
+  ASSERT_EQ(replay("one"), 0) << printed();
+  const auto one = report_json();
+  ASSERT_EQ(replay("three", {"--workers", "3"}), 0) << printed();
+  const auto three = report_json();
+  EXPECT_NE(printed().find("in 3 processes"), std::string::npos) << printed();
+  EXPECT_EQ(three.at("parameters").at("workers").to_number<int>(), 3);
+  const auto names = [](const boost::json::object& run) {
+    std::vector<std::string> checks;
+    for (const auto& check : run.at("verdict").at("checks").as_array()) {
+      EXPECT_TRUE(check.at("pass").as_bool()) << check;
+      checks.emplace_back(check.at("name").as_string());
+    }
+    return checks;
+  };
+  EXPECT_EQ(names(one), names(three));
+  const auto orders = [](const boost::json::object& run, std::string_view key) {
+    return run.at("orders").at(key).to_number<std::int64_t>();
+  };
+  const auto answers = [](const boost::json::object& run) {
+    std::int64_t sum = 0;
+    for (const auto& [status, count] : run.at("results").as_object())
+      sum += count.to_number<std::int64_t>();
+    return sum;
+  };
+  EXPECT_GT(orders(one, "sent"), 300);
+  EXPECT_EQ(orders(three, "sent"), orders(one, "sent"));
+  EXPECT_EQ(orders(three, "answered") + orders(three, "abandoned"),
+            orders(one, "answered") + orders(one, "abandoned"));
+  EXPECT_EQ(answers(three), orders(three, "answered"));
+  EXPECT_EQ(answers(one), orders(one, "answered"));
+  // Every unit went in both: 300 viewers compete for 20.
+  for (const auto* run : {&one, &three})
+    EXPECT_GE(run->at("results").at("reserved").to_number<std::int64_t>(), 20);
 }
 
 TEST_F(Replay, TheVerdictFailsWhenReservationsExceedTheStock) {

@@ -7,6 +7,9 @@
 #include <array>
 #include <bit>
 #include <cstdint>
+#include <stdexcept>
+#include <utility>
+#include <vector>
 
 namespace flashsale::loadtest {
 
@@ -25,6 +28,25 @@ class LatencyHistogram {
       counts_[index] += other.counts_[index];
     total_ += other.total_;
     if (other.max_ > max_) max_ = other.max_;
+  }
+  // The buckets that counted something, as (bucket, count), and a histogram rebuilt from them:
+  // how a histogram crosses from a worker process to the one that merges.
+  std::vector<std::pair<std::size_t, std::uint64_t>> buckets() const {
+    std::vector<std::pair<std::size_t, std::uint64_t>> used;
+    for (std::size_t index = 0; index < counts_.size(); ++index)
+      if (counts_[index] > 0) used.emplace_back(index, counts_[index]);
+    return used;
+  }
+  static LatencyHistogram from_buckets(
+      const std::vector<std::pair<std::size_t, std::uint64_t>>& buckets, std::uint64_t max) {
+    LatencyHistogram histogram;
+    for (const auto& [index, count] : buckets) {
+      if (index >= histogram.counts_.size()) throw std::out_of_range("histogram bucket");
+      histogram.counts_[index] += count;
+      histogram.total_ += count;
+    }
+    histogram.max_ = max;
+    return histogram;
   }
   std::uint64_t count() const noexcept { return total_; }
   std::uint64_t max() const noexcept { return max_; }

@@ -5,7 +5,8 @@
 // (open loop), one connection per virtual viewer, and latency is measured from the scheduled
 // time. Afterwards the verdict checks what a buyer and an auditor would (docs/loadtest.md), and
 // DIR/report.json and DIR/report.html are written. The exit status is 0 only when every check
-// passes.
+// passes. One process holds at most ~19,900 sockets; `workers` spreads a larger audience over
+// several, on one schedule, with the same verdict and report.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,17 @@ struct ReplayOptions {
   // Where the server's /metrics is, for its CPU and memory in the report: `api` when empty.
   std::string metrics;
   std::string report_dir = "report";
-  unsigned threads = 1;
+  unsigned threads = 1;  // per process
+  // Processes: above one, this process starts that many workers of itself, each playing a share
+  // of the viewers (user number mod workers) from its own sockets, and merges what they saw.
+  unsigned workers = 1;
+  // Set only in such a worker, by its coordinator: its share, and the T-0 the coordinator set.
+  struct Part {
+    unsigned index = 0;
+    unsigned count = 1;
+    std::int64_t opens_at_ms = 0;
+  };
+  std::optional<Part> part;
   std::vector<std::string> sources = {"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4",
                                       "127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.8"};
   double grace_seconds = 5;  // after the last action, for the last answers
