@@ -20,7 +20,8 @@ struct HttpTarget {
   static HttpTarget parse(std::string_view url);
 };
 
-// `host_key` empty: no Authorization header. Throws on connection failure.
+// `host_key` empty: no Authorization header. Throws on connection failure, and when the server
+// has not answered within 10 s.
 HttpReply http_call(const HttpTarget& target, std::string_view method, std::string_view path,
                     std::string_view body = {}, std::string_view host_key = {});
 
