@@ -1,5 +1,6 @@
 // Worker processes of the load generator: this same executable started with other arguments,
-// its standard output read by the parent as lines, its standard error left to the terminal.
+// its standard input written and its standard output read by the parent as lines, its standard
+// error left to the terminal.
 // Internal to the loadtest target.
 #pragma once
 
@@ -23,6 +24,8 @@ class ChildProcess {
   // A child still running is killed and reaped: no worker outlives its coordinator's failure.
   ~ChildProcess();
 
+  // Writes `line` and a newline to the child's standard input; throws when it cannot.
+  void write_line(std::string_view line);
   // Hands every complete line written so far to `on_line`, without blocking.
   void read_lines(const std::function<void(std::string_view)>& on_line);
   // True once the child closed its standard output (exited, usually).
@@ -33,6 +36,7 @@ class ChildProcess {
 
  private:
   pid_t pid_ = -1;
+  int input_ = -1;
   int output_ = -1;
   std::string partial_;  // the start of a line not yet ended
 };

@@ -87,9 +87,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 64u));
   // Given by a coordinator to the worker processes it starts; not for people.
   std::string part;
-  std::int64_t opens_at_ms = 0;
   replay->add_option("--part", part, "K/N: play the viewers whose number mod N is K")->group("");
-  replay->add_option("--opens-at-ms", opens_at_ms, "the T-0 the coordinator set")->group("");
   replay->add_option("--sources", replay_options.sources,
                      "local addresses to connect from (127.0.0.x)");
   replay->add_option("--grace-seconds", replay_options.grace_seconds,
@@ -134,7 +132,6 @@ int main(int argc, char** argv) {
       if (assume_stock > 0) replay_options.assume_stock = assume_stock;
       if (!part.empty()) {
         flashsale::loadtest::ReplayOptions::Part share;
-        share.opens_at_ms = opens_at_ms;
         if (std::sscanf(part.c_str(), "%u/%u", &share.index, &share.count) != 2 ||
             share.index >= share.count)
           throw std::invalid_argument("--part: expected K/N with K < N");

@@ -10,9 +10,11 @@
 #include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -432,32 +434,32 @@ int Replay::run_whole() {
   return finish(seen, before, std::chrono::duration<double>(Clock::now() - started).count());
 }
 
-// A worker process speaks JSON lines on its standard output: {"progress": ...} once a second,
-// then {"totals": ...} at the end; the coordinator reads nothing else from it.
+// A worker process speaks JSON lines on its standard output: {"ready": true} once it has read
+// the trace, then {"progress": ...} once a second and {"totals": ...} at the end; the coordinator
+// reads nothing else from it. It reads one line, {"opens_at_ms": T}, on its standard input.
 int Replay::run_part() {
   part_ = options_.part->index;
   parts_ = options_.part->count;
-  set_opening(options_.part->opens_at_ms);
   const auto line = [](std::string_view key, json::value value) {
     fmt::print("{}\n", json::serialize(json::object{{key, std::move(value)}}));
     std::fflush(stdout);
   };
+  line("ready", true);
+  std::string start;
+  if (!std::getline(std::cin, start)) throw std::runtime_error("no start from the coordinator");
+  set_opening(json::parse(start).at("opens_at_ms").to_number<std::int64_t>());
   const Totals seen = play([&](const Progress& progress) { line("progress", to_json(progress)); });
   line("totals", to_json(seen));
   return 0;
 }
 
+// The workers start first and read the trace (seconds each, for a big one, on shared cores);
+// the countdown starts once all are ready, so that none joins its schedule late.
 int Replay::coordinate() {
-  prepare_drop();
-  fmt::print("replaying {} actions of {} viewers in {} processes; T-0 in {} ms\n",
-             trace_.actions.size(), trace_.header.viewers, options_.workers,
-             opens_at_ms_ - wall_ms());
-  const std::optional<ProcessFigures> before = read_process_figures(metrics_base());
-  sampled_ = before;
-  sampled_at_ = Clock::now();
-  const auto started = Clock::now();
+  std::signal(SIGPIPE, SIG_IGN);  // a worker that died is an error from write_line
   struct Worker {
     ChildProcess process;
+    bool ready = false;
     Progress progress;
     std::optional<Totals> seen;
   };
@@ -474,12 +476,37 @@ int Replay::coordinate() {
                                        fmt::format("{}", options_.grace_seconds),
                                        "--part",
                                        fmt::format("{}/{}", index, options_.workers),
-                                       "--opens-at-ms",
-                                       std::to_string(opens_at_ms_),
                                        "--sources"};
     arguments.insert(arguments.end(), options_.sources.begin(), options_.sources.end());
-    workers.push_back({ChildProcess(arguments), {}, std::nullopt});
+    workers.push_back({ChildProcess(arguments), false, {}, std::nullopt});
   }
+  const auto all_ready = [&workers] {
+    return std::all_of(workers.begin(), workers.end(), [](const Worker& w) { return w.ready; });
+  };
+  while (!all_ready()) {
+    std::vector<ChildProcess*> starting;
+    for (Worker& worker : workers) {
+      if (worker.ready) continue;
+      if (worker.process.finished_output())
+        throw std::runtime_error("a replay worker ended before it was ready");
+      starting.push_back(&worker.process);
+    }
+    wait_for_output(starting, Clock::now() + std::chrono::seconds(1));
+    for (Worker& worker : workers)
+      worker.process.read_lines([&worker](std::string_view text) {
+        worker.ready = json::parse(text).as_object().contains("ready");
+      });
+  }
+  prepare_drop();
+  const std::string start = json::serialize(json::object{{"opens_at_ms", opens_at_ms_}});
+  for (Worker& worker : workers) worker.process.write_line(start);
+  fmt::print("replaying {} actions of {} viewers in {} processes; T-0 in {} ms\n",
+             trace_.actions.size(), trace_.header.viewers, options_.workers,
+             opens_at_ms_ - wall_ms());
+  const std::optional<ProcessFigures> before = read_process_figures(metrics_base());
+  sampled_ = before;
+  sampled_at_ = Clock::now();
+  const auto started = Clock::now();
   auto next_line = Clock::now() + std::chrono::seconds(1);
   for (;;) {
     std::vector<ChildProcess*> running;

@@ -28,11 +28,10 @@ struct ReplayOptions {
   // Processes: above one, this process starts that many workers of itself, each playing a share
   // of the viewers (user number mod workers) from its own sockets, and merges what they saw.
   unsigned workers = 1;
-  // Set only in such a worker, by its coordinator: its share, and the T-0 the coordinator set.
+  // Set only in such a worker, by its coordinator: its share (T-0 comes on its standard input).
   struct Part {
     unsigned index = 0;
     unsigned count = 1;
-    std::int64_t opens_at_ms = 0;
   };
   std::optional<Part> part;
   std::vector<std::string> sources = {"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4",
