@@ -23,6 +23,7 @@
 #include "intake.hpp"
 #include "listener.hpp"
 #include "log_format.hpp"
+#include "paced_fanout.hpp"
 #include "sequencer.hpp"
 #include "status_server.hpp"
 #include "tls.hpp"
@@ -104,6 +105,7 @@ int Server::run() {
   std::optional<journal::Journal> journal;
   std::optional<JournalLog> log;
   std::optional<Sequencer> sequencer;
+  std::vector<std::unique_ptr<PacedFanout>> paced;  // a gateway's hubs, paced by its audience
   std::optional<ClusterLink> link;
   RequestSink* requests = nullptr;
   if (config_.cluster.role == Role::all) {
@@ -115,7 +117,12 @@ int Server::run() {
     requests = &*sequencer;
   } else {
     if (!shard_count_agrees(config_)) return 2;
-    link.emplace(config_, hub_pointers, metrics);
+    std::vector<Fanout*> paced_pointers;
+    for (auto& hub : hubs) {
+      paced.push_back(std::make_unique<PacedFanout>(*hub, config_.limits, metrics));
+      paced_pointers.push_back(paced.back().get());
+    }
+    link.emplace(config_, paced_pointers, metrics);
     link->start();
     requests = &*link;
   }

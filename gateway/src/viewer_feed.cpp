@@ -2,20 +2,13 @@
 #include "viewer_feed.hpp"
 
 #include <algorithm>
-#include <cmath>
 
+#include "audience.hpp"
 #include "flashsale/gateway/protocol.hpp"
 
 namespace flashsale::gateway {
 
 using engine::TimeMs;
-
-namespace {
-
-constexpr TimeMs stock_interval_ms = 100;   // at most 10 stock updates per second per drop
-constexpr TimeMs tick_interval_ms = 1'000;  // the most often a countdown ticks
-
-}  // namespace
 
 ViewerFeed::ViewerFeed(const engine::Engine& engine, Releases& releases, const Metrics& metrics,
                        const Limits& limits)
@@ -89,23 +82,16 @@ void ViewerFeed::on_event(const engine::Event& event, TimeMs now_ms) {
       event.body);
 }
 
-// Every stock update is one frame to every viewer: with a large audience, 10 a second would
-// take the I/O threads from the order results. The interval stretches so that stock updates
-// stay within limits.stock_deliveries_per_second, counting every open connection as a viewer.
+// Every stock update and tick is one frame to every viewer: with a large audience they would
+// take the I/O threads from the order results (audience.hpp).
 TimeMs ViewerFeed::stock_interval() const {
-  const auto viewers =
-      static_cast<double>(metrics_.connections_open.load(std::memory_order_relaxed));
-  const double budget_ms = viewers * 1000.0 / limits_.stock_deliveries_per_second;
-  return std::max(stock_interval_ms, static_cast<TimeMs>(budget_ms));
+  return audience::stock_interval_ms(metrics_.connections_open.load(std::memory_order_relaxed),
+                                     limits_);
 }
 
-// Ticks, too, go to every viewer, and a countdown is when a surge's viewers arrive: past
-// limits.tick_deliveries_per_second viewers, ticks come every 2, 3, … whole seconds.
 TimeMs ViewerFeed::tick_interval() const {
-  const auto viewers =
-      static_cast<double>(metrics_.connections_open.load(std::memory_order_relaxed));
-  const double seconds = std::ceil(viewers / limits_.tick_deliveries_per_second);
-  return std::max<TimeMs>(1, static_cast<TimeMs>(seconds)) * tick_interval_ms;
+  return audience::tick_interval_ms(metrics_.connections_open.load(std::memory_order_relaxed),
+                                    limits_);
 }
 
 void ViewerFeed::flush(TimeMs now_ms) {
@@ -129,7 +115,7 @@ void ViewerFeed::flush_stock(engine::DropIndex drop, DropView& drop_view, TimeMs
     drop_view.stock_dirty = false;
     return;
   }
-  if (!(edge && since_ms >= stock_interval_ms) && since_ms < stock_interval()) return;
+  if (!(edge && since_ms >= audience::stock_interval_min_ms) && since_ms < stock_interval()) return;
   if (state_changed) {
     to_viewers(drop, protocol::state(drop_view.id, state, now_ms), FrameKind::state);
     drop_view.state_sent = state;

@@ -582,6 +582,64 @@ TEST_F(Cluster, ViewersOfAKilledGatewayFindTheirOrdersThroughTheOther) {
   EXPECT_EQ(text(*paid, "status"), "confirmed");
 }
 
+// An engine counts no viewers, so each gateway paces the stock and tick frames it forwards by
+// its own audience (gateway/src/paced_fanout.hpp). A third gateway with a budget of 100 stock
+// frames and 20 ticks a second and 61 connections: a stock frame at most every 610 ms, the last
+// value always, and a tick only when a whole multiple of 4 s is left.
+TEST_F(Cluster, AGatewayPacesStockAndTicksByItsOwnAudience) {
+  std::ifstream file(config);
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  text.replace(text.find("stock_deliveries_per_second = 30000"),
+               std::string_view("stock_deliveries_per_second = 30000").size(),
+               "stock_deliveries_per_second = 100\ntick_deliveries_per_second = 20");
+  ServerProcess paced(redis, write_temp_file("paced.toml", text), prefix,
+                      {"--role", "gateway", "--id", "g2"});
+  const auto deadline = Clock::now() + 10s;
+  while (http_call(paced.port(), "GET", "/readyz").status != 200) {
+    ASSERT_LT(Clock::now(), deadline);
+    std::this_thread::sleep_for(50ms);
+  }
+  Viewer watcher(paced.port());
+  watcher.sign_in("watcher");
+  std::vector<std::unique_ptr<Viewer>> audience;
+  for (int index = 0; index < 60; ++index) {
+    audience.push_back(std::make_unique<Viewer>(paced.port()));
+    audience.back()->sign_in(fmt::format("v{}", index));
+  }
+  const std::string id = drop_on(1, "paced");
+  create(0, id, 20, 16);
+  watcher.send_json({{"type", "subscribe"}, {"drop", id}});
+  ASSERT_TRUE(watcher.next_of("drop"));
+  ASSERT_EQ(host(0, "POST", "/api/drops/" + id + "/countdown", R"({"seconds":6})").status, 200u);
+  std::vector<std::int64_t> seconds_left;
+  for (;;) {
+    const auto message = watcher.next(8s);
+    ASSERT_TRUE(message);
+    const std::string_view type = message->at("type").as_string();
+    if (type == "tick") seconds_left.push_back((message->at("ms_left").as_int64() + 500) / 1000);
+    if (type == "state" && message->at("state").as_string() == "open") break;
+  }
+  ASSERT_FALSE(seconds_left.empty());
+  for (const std::int64_t left : seconds_left) EXPECT_EQ(left % 4, 0) << left;
+
+  // 16 orders 150 ms apart on another gateway: the engine sends a stock frame for each (its own
+  // pace is 10 a second), the paced gateway one every 610 ms or so.
+  Viewer buyer(gateways[0]->port());
+  buyer.sign_in("buyer");
+  for (int index = 0; index < 16; ++index) {
+    ASSERT_EQ(order_status(buyer, id, fmt::format("p{}", index)), "reserved");
+    std::this_thread::sleep_for(150ms);
+  }
+  int frames = 0;
+  for (int left = -1; left != 4; ++frames) {
+    const auto message = watcher.next_of("stock", 2s);
+    ASSERT_TRUE(message) << "the last stock value never came";
+    left = message->at("left").to_number<int>();
+  }
+  EXPECT_LE(frames, 8);
+  std::cout << "paced: " << frames << " stock frames for 16 changes\n";
+}
+
 TEST_F(Cluster, APausedOwnerThatLostItsLeaseCannotWrite) {
   const std::string id = open_drop(1, "paused", 3);
   Viewer viewer(gateways[0]->port());
