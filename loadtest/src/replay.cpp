@@ -379,7 +379,8 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
   const auto known = std::find(progress_statuses.begin(), progress_statuses.end(), status);
   tally.answers[static_cast<std::size_t>(known - progress_statuses.begin())].fetch_add(
       1, std::memory_order_relaxed);
-  if (!recorded(status)) return;
+  // A sold_out answered at the edge says it is not recorded: a retry is a fresh attempt.
+  if (!recorded(status) || field(message, "recorded") == "false") return;
   const std::string order_id(field(message, "order_id"));
   const auto [decision, first] = viewer.decided.try_emplace(id, Decision{status, order_id});
   if (!first) {
