@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "cluster.hpp"
+#include "flashsale/engine/bytes.hpp"
 
 namespace flashsale::gateway::cluster {
 
@@ -51,8 +52,8 @@ constexpr std::array<std::string_view, count> names = {
 }  // namespace answer_field
 
 namespace update_field {
-enum : std::size_t { kind, drop_index, drop, frame, count };
-constexpr std::array<std::string_view, count> names = {"k", "i", "d", "f"};
+enum : std::size_t { kind, drop_index, drop, frame, gate, limit, waitlist, buyers, count };
+constexpr std::array<std::string_view, count> names = {"k", "i", "d", "f", "g", "l", "w", "b"};
 }  // namespace update_field
 // clang-format on
 
@@ -472,12 +473,54 @@ std::string encode_update(const DropUpdate& update) {
   return message;
 }
 
+std::string encode_gate(const EdgeGate& gate) {
+  using namespace update_field;
+  std::string buyer_bytes;
+  engine::ByteWriter out(buyer_bytes);
+  for (const std::uint64_t buyer : gate.buyers) out.fixed64(buyer);
+  std::string message;
+  Writer<count>(message, names, gate.drop.size() + buyer_bytes.size())
+      .number(update_field::gate, gate.sold_out ? 1 : 0)
+      .text(drop, gate.drop)
+      .number(limit, gate.per_user_limit)
+      .number(waitlist, gate.waitlist_full ? 1 : 0)
+      .text(buyers, buyer_bytes);
+  return message;
+}
+
+namespace {
+
+std::optional<Update> decode_gate(const Reader<update_field::count>& in) {
+  using namespace update_field;
+  EdgeGate decoded;
+  unsigned sold_out = 0;
+  unsigned waitlist_full = 0;
+  std::string_view buyer_bytes;
+  if (!in.number(gate, sold_out) || sold_out > 1 || !in.text(drop, decoded.drop) ||
+      !in.number(limit, decoded.per_user_limit) || !in.number(waitlist, waitlist_full) ||
+      waitlist_full > 1 || !in.text(buyers, buyer_bytes) || buyer_bytes.size() % 8 != 0)
+    return std::nullopt;
+  decoded.waitlist_full = waitlist_full == 1;
+  decoded.sold_out = sold_out == 1;
+  engine::ByteReader bytes(buyer_bytes);
+  decoded.buyers.reserve(buyer_bytes.size() / 8);
+  for (std::size_t index = 0; index < buyer_bytes.size() / 8; ++index)
+    decoded.buyers.push_back(bytes.fixed64());
+  if (!std::is_sorted(decoded.buyers.begin(), decoded.buyers.end())) return std::nullopt;
+  return decoded;
+}
+
+}  // namespace
+
 std::optional<Update> decode_update(std::string_view message) {
   using namespace update_field;
   if (message == heartbeat) return Heartbeat{};
   Reader<count> in(names);
+  if (!in.read(message)) return std::nullopt;
+  std::string_view present;
+  if (in.text(gate, present)) return decode_gate(in);
   DropUpdate update;
-  if (in.read(message) && in.kind(kind, update.kind) && in.number(drop_index, update.drop_index) &&
+  if (in.kind(kind, update.kind) && in.number(drop_index, update.drop_index) &&
       in.text(drop, update.drop) && in.text(frame, update.frame))
     return update;
   return std::nullopt;

@@ -54,6 +54,7 @@
 #include <string_view>
 #include <variant>
 
+#include "edge_gate.hpp"
 #include "outbox.hpp"
 #include "requests.hpp"
 
@@ -179,10 +180,13 @@ struct Heartbeat {
   friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
 };
 inline constexpr std::string_view heartbeat = "alive";
-using Update = std::variant<Heartbeat, DropUpdate>;
+// A drop's gate for answers at the edge (edge_gate.hpp): the buyers as 8 little-endian bytes
+// each, ascending.
+using Update = std::variant<Heartbeat, DropUpdate, EdgeGate>;
 
 std::string encode_update(const DropUpdate& update);
-// Views into `message`.
+std::string encode_gate(const EdgeGate& gate);
+// A DropUpdate views into `message`.
 std::optional<Update> decode_update(std::string_view message);
 
 }  // namespace flashsale::gateway::cluster

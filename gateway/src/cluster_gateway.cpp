@@ -1,6 +1,8 @@
 // See cluster_gateway.hpp; docs/scaling.md.
 #include "cluster_gateway.hpp"
 
+#include <boost/unordered/unordered_flat_set.hpp>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -403,8 +405,17 @@ void ClusterLink::read_updates() {
   for (std::uint32_t shard = 0; shard < config_.cluster.shards; ++shard)
     channels.push_back(cluster::updates_channel(config_.journal.prefix, shard));
   std::unique_ptr<journal::RedisConnection> redis;
+  // Drops whose standing gate came over this connection: a new connection may have missed
+  // their fall or a new buyer, so they fall until their engine renews them.
+  boost::unordered_flat_set<std::string> gated;
   while (!stopping_) {
     if (redis == nullptr || !redis->ok()) {
+      for (const std::string& drop : gated) {
+        auto fallen = std::make_shared<EdgeGate>();
+        fallen->drop = drop;
+        for (Fanout* hub : hubs_) hub->gate(fallen);
+      }
+      gated.clear();
       // Every owner says it is alive once a second: a silent connection is a dead one.
       redis = std::make_unique<journal::RedisConnection>(endpoint, config_.cluster.unserved_after);
       if (!redis->ok()) {
@@ -426,6 +437,16 @@ void ClusterLink::read_updates() {
     heard_ms_[shard].store(steady_ms(), std::memory_order_relaxed);
     const auto update = cluster::decode_update(journal::text_of(message->element[2]));
     if (!update || std::holds_alternative<cluster::Heartbeat>(*update)) continue;
+    if (auto* gate = std::get_if<EdgeGate>(&*update)) {
+      if (gate->sold_out) {
+        gated.insert(gate->drop);
+      } else {
+        gated.erase(gate->drop);
+      }
+      const auto shared = std::make_shared<const EdgeGate>(std::move(*gate));
+      for (Fanout* hub : hubs_) hub->gate(shared);
+      continue;
+    }
     const auto& drop_update = std::get<cluster::DropUpdate>(*update);
     const std::string drop(drop_update.drop);
     const SharedFrame frame = share(std::string(drop_update.frame));

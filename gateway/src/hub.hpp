@@ -3,17 +3,20 @@
 // own thread — no locks, no copies of the frame.
 //
 // The hub also keeps the time for its viewers' idle checks: one timer per thread sweeps every
-// connection (Outbox::sweep), so that no read or write arms a timer of its own.
+// connection (Outbox::sweep), so that no read or write arms a timer of its own. And it holds the
+// drops' gates for answers at the edge (edge_gate.hpp), which its viewers' orders consult.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/container_hash/hash.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "metrics.hpp"
@@ -52,6 +55,30 @@ class Hub final : public Fanout {
     if (found->second.empty()) subscribers_.erase(found);
   }
 
+  // Any thread: the drop's latest gate, held here for EdgeGate::valid_for.
+  void gate(std::shared_ptr<const EdgeGate> gate) override {
+    boost::asio::post(io_, [this, gate = std::move(gate)]() mutable {
+      if (!gate->sold_out) {
+        gates_.erase(gate->drop);
+        return;
+      }
+      const auto until = std::chrono::steady_clock::now() + EdgeGate::valid_for;
+      std::string drop = gate->drop;
+      gates_.insert_or_assign(std::move(drop), Gate{std::move(gate), until});
+    });
+  }
+  // The hub's own thread: the gate by which this order is answered sold_out here
+  // (edge_gate.hpp), or null.
+  const EdgeGate* answers_at_edge(std::string_view drop, std::uint64_t user, std::uint32_t qty,
+                                  std::chrono::steady_clock::time_point now) const {
+    if (gates_.empty()) return nullptr;
+    const auto found = gates_.find(drop);
+    if (found == gates_.end() || now >= found->second.until ||
+        !found->second.gate->answers(user, qty))
+      return nullptr;
+    return found->second.gate.get();
+  }
+
   // Any thread: every subscriber of `drop` on this hub gets `frame`.
   void publish(std::string drop, SharedFrame frame, FrameKind kind,
                std::uint32_t drop_index) override {
@@ -78,8 +105,21 @@ class Hub final : public Fanout {
     });
   }
 
+  struct Gate {
+    std::shared_ptr<const EdgeGate> gate;
+    std::chrono::steady_clock::time_point until;
+  };
+  // Looked up by the order's drop name as it was read, without a copy.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const noexcept {
+      return boost::hash<std::string_view>{}(name);
+    }
+  };
+
   boost::asio::io_context& io_;
   Metrics& metrics_;
+  boost::unordered_flat_map<std::string, Gate, NameHash, std::equal_to<>> gates_;
   boost::unordered_flat_map<std::string, boost::unordered_flat_set<Outbox*>> subscribers_;
   boost::unordered_flat_set<Outbox*> connected_;
   std::weak_ptr<boost::asio::steady_timer> sweep_timer_;

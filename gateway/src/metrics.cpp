@@ -106,6 +106,10 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
   for (std::size_t index = 0; index < order_statuses.size(); ++index)
     fmt::format_to(std::back_inserter(out), "flashsale_orders_total{{status=\"{}\"}} {}\n",
                    order_statuses[index], load(orders[index]));
+  series("flashsale_orders_at_edge_total", "counter",
+         "Orders answered sold_out by this process's I/O threads without asking an engine "
+         "(also in flashsale_orders_total).",
+         load(orders_at_edge));
   out +=
       "# HELP flashsale_limited_total Requests refused by an abuse limit, by limit.\n"
       "# TYPE flashsale_limited_total counter\n";

@@ -33,6 +33,8 @@ constexpr std::size_t order_status_index(protocol::GatewayStatus status) {
       return 9;
     case protocol::GatewayStatus::rate_limited:
       return 10;
+    case protocol::GatewayStatus::sold_out:
+      return order_status_index(engine::OrderOutcome::sold_out);
   }
   return 9;
 }
@@ -40,6 +42,7 @@ static_assert(order_statuses[order_status_index(engine::OrderOutcome::pending)] 
 static_assert(order_statuses[order_status_index(protocol::GatewayStatus::busy)] == "busy");
 static_assert(order_statuses[order_status_index(protocol::GatewayStatus::rate_limited)] ==
               "rate_limited");
+static_assert(order_statuses[order_status_index(protocol::GatewayStatus::sold_out)] == "sold_out");
 
 // Abuse limits (config.hpp, docs/protocol.md), counted each time one refuses something.
 enum class Limit : std::uint8_t {
@@ -87,6 +90,7 @@ struct Metrics {
   Counter tls_reloads_failed{0};     // SIGHUP found files that do not load: the old ones stay
   Counter tls_expires_at_s{0};       // the certificate in use; 0 without TLS
   std::array<Counter, order_statuses.size()> orders{};
+  Counter orders_at_edge{0};  // answered sold_out by an I/O thread (edge_gate.hpp), in `orders` too
   Counter engine_queue_depth{0};
   Counter engine_queue_max{0};  // limits.engine_queue_max, where an engine thread runs
   Counter engine_batches{0};

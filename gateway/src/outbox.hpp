@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "edge_gate.hpp"
+
 namespace boost::asio {
 class io_context;
 }
@@ -66,6 +68,8 @@ class Fanout {
   // `drop_index` tells supersedable frames of different drops apart.
   virtual void publish(std::string drop, SharedFrame frame, FrameKind kind,
                        std::uint32_t drop_index) = 0;
+  // A drop's gate for answers at the edge (edge_gate.hpp), to every hub, never paced.
+  virtual void gate(std::shared_ptr<const EdgeGate> gate) = 0;
 };
 
 inline SharedFrame share(std::string text) {

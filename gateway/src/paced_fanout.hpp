@@ -33,6 +33,7 @@ class PacedFanout final : public Fanout {
 
   void publish(std::string drop, SharedFrame frame, FrameKind kind,
                std::uint32_t drop_index) override;
+  void gate(std::shared_ptr<const EdgeGate> gate) override { hub_.gate(std::move(gate)); }
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -152,6 +152,8 @@ std::string_view to_string(GatewayStatus status) noexcept {
       return "busy";
     case GatewayStatus::rate_limited:
       return "rate_limited";
+    case GatewayStatus::sold_out:
+      return "sold_out";
   }
   return "unavailable";
 }
@@ -255,12 +257,14 @@ std::string order_result(std::string_view drop, std::string_view client_order_id
 
 std::string order_result_status(std::string_view drop, std::string_view client_order_id,
                                 GatewayStatus status, std::string_view reason) {
-  return JsonObject("order_result")
-      .text("client_order_id", client_order_id)
+  JsonObject out("order_result");
+  out.text("client_order_id", client_order_id)
       .text("drop", drop)
       .text("status", to_string(status))
-      .text("reason", reason)
-      .done();
+      .text("reason", reason);
+  // The engine's sold_out is recorded; this one is not, and says so.
+  if (status == GatewayStatus::sold_out) out.raw("recorded", "false");
+  return out.done();
 }
 
 std::string order_update(std::string_view drop, engine::OrderNumber order, const OrderIds& ids,

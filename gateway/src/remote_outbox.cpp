@@ -57,6 +57,10 @@ void ShardFanout::publish(std::string drop, SharedFrame frame, FrameKind kind,
       {"PUBLISH", channel_, cluster::encode_update({kind, drop_index, drop, *frame})});
 }
 
+void ShardFanout::gate(std::shared_ptr<const EdgeGate> gate) {
+  out_.push_command({"PUBLISH", channel_, cluster::encode_gate(*gate)});
+}
+
 void send_host_answer(RedisPipe& out, std::string stream, std::uint64_t call, HostReply reply) {
   push_answer(out, std::move(stream), cluster::HostAnswer{call, std::move(reply)});
 }

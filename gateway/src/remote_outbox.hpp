@@ -44,6 +44,7 @@ class ShardFanout final : public Fanout {
   ShardFanout(RedisPipe& out, std::string channel);
   void publish(std::string drop, SharedFrame frame, FrameKind kind,
                std::uint32_t drop_index) override;
+  void gate(std::shared_ptr<const EdgeGate> gate) override;
 
  private:
   RedisPipe& out_;

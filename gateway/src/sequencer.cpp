@@ -24,8 +24,9 @@ Sequencer::Sequencer(const GatewayConfig& config, EventLog& log, std::vector<Fan
       metrics_(metrics),
       clock_(std::move(clock)),
       engine_(config.engine),
-      releases_(engine_, config.ack, std::move(fanouts), metrics),
+      releases_(engine_, config.ack, fanouts, metrics),
       feed_(engine_, releases_, metrics, config.limits),
+      edge_(engine_, std::move(fanouts)),
       buyers_(releases_, metrics, config.limits, order_ids_) {
   metrics_.engine_queue_max.store(config.limits.engine_queue_max, std::memory_order_relaxed);
   log_.on_durable([this](const journal::DurableBatch& batch) {
@@ -55,6 +56,7 @@ journal::RecoveryStats Sequencer::recover() {
   metrics_.recovery.observe(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double, std::milli>(stats.total_ms)));
   feed_.recovered();
+  edge_.recovered();
   return stats;
 }
 
@@ -132,6 +134,7 @@ void Sequencer::run() {
       metrics_.engine_batches.fetch_add(1, std::memory_order_relaxed);
     }
     publish_events(now_ms);
+    edge_.flush(now_ms);
     journal_events();
     feed_.flush(now_ms);
     if (log_.snapshot_due()) log_.append_snapshot(engine_);
@@ -311,6 +314,7 @@ void Sequencer::journal_events() {
 void Sequencer::publish_events(TimeMs now_ms) {
   for (const engine::Event& event : events_) {
     feed_.on_event(event, now_ms);
+    edge_.on_event(event);
     tell_buyers(event);
   }
 }

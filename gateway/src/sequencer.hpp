@@ -2,7 +2,8 @@
 // this thread takes everything queued at once, runs it through the engine (consecutive orders
 // as one `place_orders` batch), hands the events to the event log, turns them into messages for
 // buyers (Buyers) and viewers (ViewerFeed), and releases every message only once the log says
-// the events it depends on are durable (Releases).
+// the events it depends on are durable (Releases). The drops' gates for answers at the edge
+// (EdgeGates) go out as soon as they are decided.
 //
 // It also keeps time moving: holds expire and drops open even when no request arrives, since
 // the thread wakes at least every 50 ms and reads its clock.
@@ -17,6 +18,7 @@
 
 #include "buyers.hpp"
 #include "clock.hpp"
+#include "edge_gates.hpp"
 #include "event_log.hpp"
 #include "flashsale/engine/engine.hpp"
 #include "flashsale/gateway/config.hpp"
@@ -79,6 +81,7 @@ class Sequencer final : public GroupSink {
   OrderIds order_ids_{OrderIds::random_key()};
   Releases releases_;
   ViewerFeed feed_;
+  EdgeGates edge_;
   Buyers buyers_;
   std::vector<engine::OrderResult> results_;
   std::vector<engine::PlaceOrder> batch_;

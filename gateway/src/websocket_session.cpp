@@ -163,6 +163,14 @@ void WebsocketSession<Stream>::handle(const protocol::ClientMessage& message) {
       if (!orders_.take(limits.orders_per_second, limits.orders_burst, now)) {
         context_.metrics.count_limited(Limit::orders_per_connection);
         refusal = "too many orders from this connection";
+      } else if (const EdgeGate* gate =
+                     hub_.answers_at_edge(message.drop, user_hash_, message.qty, now)) {
+        if (gate->waitlist_full) context_.metrics.count_limited(Limit::waitlist_full);
+        context_.metrics.count_order(protocol::GatewayStatus::sold_out);
+        context_.metrics.orders_at_edge.fetch_add(1, std::memory_order_relaxed);
+        return reply(protocol::order_result_status(
+            message.drop, message.client_order_id, protocol::GatewayStatus::sold_out,
+            "sold out; a retry may get units that come back"));
       } else {
         refusal = engine_refusal(now);
       }
@@ -213,6 +221,7 @@ void WebsocketSession<Stream>::hello(const protocol::ClientMessage& message) {
   }
   signed_in_ = true;
   user_ = user;
+  user_hash_ = user_hash(user_);
   deadline_.cancel();
   if (!context_.requests.submit(HelloRequest{this->shared_from_this(), std::move(user)}))
     close_with(

@@ -79,6 +79,7 @@ class WebsocketSession : public Outbox,
   boost::beast::flat_buffer buffer_;
   boost::asio::steady_timer deadline_;  // hello, then a stuck close
   std::string user_;
+  std::uint64_t user_hash_ = 0;  // user_hash(user_), for the drops' edge gates
   bool signed_in_ = false;
   bool heard_ = true;    // a frame (data or control) came in since the last sweep
   bool pinged_ = false;  // silent through one sweep: a ping is out

@@ -16,6 +16,7 @@
 #include "clients.hpp"
 #include "cluster.hpp"
 #include "cluster_codec.hpp"
+#include "edge_gate.hpp"
 #include "flashsale/journal/redis_connection.hpp"
 #include "process.hpp"
 #include "server_process.hpp"
@@ -638,6 +639,115 @@ TEST_F(Cluster, AGatewayPacesStockAndTicksByItsOwnAudience) {
   }
   EXPECT_LE(frames, 8);
   std::cout << "paced: " << frames << " stock frames for 16 changes\n";
+}
+
+// A metric's value from /metrics at `port` (the whole line's number), or -1 when absent.
+double metric(unsigned short port, const std::string& series) {
+  const std::string body = http_call(port, "GET", "/metrics").body;
+  const auto at = body.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(body.substr(at + series.size() + 2));
+}
+
+// Orders one unit: "edge" when a gateway answered sold_out without the engine (not recorded),
+// else the status as order_status() gives it.
+std::string order_where(Viewer& viewer, const std::string& drop, const std::string& id,
+                        std::string* order_id = nullptr) {
+  viewer.send_json({{"type", "order"}, {"drop", drop}, {"qty", 1}, {"client_order_id", id}});
+  const auto result = viewer.next_of("order_result");
+  if (!result) return "none";
+  if (result->contains("recorded") && !result->at("recorded").as_bool()) return "edge";
+  if (order_id != nullptr && result->contains("order_id")) *order_id = text(*result, "order_id");
+  return text(*result, "status");
+}
+
+// Orders by `viewer` until one is answered at the edge (fresh ids `stem`0, 1, ...), within
+// `patience`; every other answer must be the engine's sold_out.
+bool await_edge(Viewer& viewer, const std::string& drop, const std::string& stem,
+                std::chrono::milliseconds patience = 3s) {
+  const auto deadline = Clock::now() + patience;
+  for (int attempt = 0; Clock::now() < deadline; ++attempt) {
+    const std::string answer = order_where(viewer, drop, stem + std::to_string(attempt));
+    if (answer == "edge") return true;
+    EXPECT_EQ(answer, "sold_out");
+  }
+  return false;
+}
+
+// A sold-out surge through both gateways is answered there, the engine seeing none of it; a
+// buyer's retry through the other gateway still reaches their reservation; a unit that comes
+// back is sold to the next order within the gate's validity, and only once.
+TEST_F(Cluster, ASoldOutSurgeIsAnsweredAtTheGatewaysAndAReturnedUnitSellsOnce) {
+  const std::string id = open_drop(0, "edge", 2);
+  Viewer alice(gateways[0]->port());
+  Viewer bob(gateways[1]->port());
+  alice.sign_in("alice");
+  bob.sign_in("bob");
+  std::string alice_order, bob_order;
+  ASSERT_EQ(order_where(alice, id, "a1", &alice_order), "reserved");
+  ASSERT_EQ(order_where(bob, id, "b1", &bob_order), "reserved");
+  std::vector<std::unique_ptr<Viewer>> probes;
+  for (std::size_t gateway = 0; gateway < gateways.size(); ++gateway) {
+    probes.push_back(std::make_unique<Viewer>(gateways[gateway]->port()));
+    probes.back()->sign_in(fmt::format("probe{}", gateway));
+    ASSERT_TRUE(await_edge(*probes.back(), id, "p")) << "gateway " << gateway;
+  }
+
+  const unsigned short engine_port = engines[0]->status_port();
+  const double engine_sold_out = metric(engine_port, "flashsale_orders_total{status=\"sold_out\"}");
+  std::vector<std::unique_ptr<Viewer>> surge;
+  for (int index = 0; index < 40; ++index) {
+    surge.push_back(std::make_unique<Viewer>(gateways[index % 2]->port()));
+    surge.back()->sign_in(fmt::format("s{}", index));
+  }
+  for (int round = 0; round < 5; ++round)
+    for (auto& viewer : surge)
+      viewer->send_json({{"type", "order"},
+                         {"drop", id},
+                         {"qty", 1},
+                         {"client_order_id", fmt::format("r{}", round)}});
+  int at_edge = 0;
+  for (auto& viewer : surge)
+    for (int round = 0; round < 5; ++round) {
+      const auto result = viewer->next_of("order_result");
+      ASSERT_TRUE(result);
+      at_edge += result->contains("recorded") ? 1 : 0;
+    }
+  EXPECT_EQ(at_edge, 200);
+  EXPECT_EQ(metric(engine_port, "flashsale_orders_total{status=\"sold_out\"}"), engine_sold_out)
+      << "the engine saw none of the surge";
+  EXPECT_GE(metric(gateways[0]->port(), "flashsale_orders_at_edge_total") +
+                metric(gateways[1]->port(), "flashsale_orders_at_edge_total"),
+            200);
+
+  // Alice's retry through the other gateway: her reservation, as the engine recorded it.
+  Viewer alice_elsewhere(gateways[1]->port());
+  alice_elsewhere.sign_in("alice");
+  std::string repeated;
+  EXPECT_EQ(order_where(alice_elsewhere, id, "a1", &repeated), "reserved");
+  EXPECT_EQ(repeated, alice_order);
+
+  // Bob's unit comes back: Carol, answered at the edge before, gets it by retrying.
+  Viewer carol(gateways[0]->port());
+  carol.sign_in("carol");
+  ASSERT_EQ(order_where(carol, id, "c1"), "edge");
+  bob.send_json({{"type", "cancel"}, {"order_id", bob_order}});
+  ASSERT_TRUE(bob.next_of("order_update"));
+  const auto deadline = Clock::now() + gateway::EdgeGate::valid_for + 1s;
+  std::string carol_answer;
+  while ((carol_answer = order_where(carol, id, "c1")) == "edge" && Clock::now() < deadline) {
+  }
+  EXPECT_EQ(carol_answer, "reserved");
+  // Sold out again, on both gateways; the unit went once.
+  Viewer dave(gateways[1]->port());
+  dave.sign_in("dave");
+  EXPECT_TRUE(await_edge(dave, id, "d"));
+  const auto counters = drop(id);
+  EXPECT_EQ(counters.at("held").as_int64(), 2);
+  EXPECT_EQ(counters.at("stock_left").as_int64(), 0);
+  EXPECT_EQ(counters.at("stock_left").as_int64() + counters.at("held").as_int64() +
+                counters.at("sold").as_int64(),
+            counters.at("stock_total").as_int64());
 }
 
 TEST_F(Cluster, APausedOwnerThatLostItsLeaseCannotWrite) {

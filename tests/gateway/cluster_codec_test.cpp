@@ -118,8 +118,18 @@ std::vector<DropUpdate> updates() {
   };
 }
 
+std::vector<EdgeGate> gates() {
+  return {
+      EdgeGate{"chestnut", true, 2, true, {1, 0x3a3a3a3a3a3a3a3aULL, u64_max}},
+      EdgeGate{longest_id, true, u32_max, false, {}},
+      EdgeGate{awkward, false, 0, false, {0}},
+      EdgeGate{empty, false, 0, true, {}},
+  };
+}
+
 std::string encoded_update(const Update& update) {
   if (std::holds_alternative<Heartbeat>(update)) return std::string(heartbeat);
+  if (const auto* gate = std::get_if<EdgeGate>(&update)) return encode_gate(*gate);
   return encode_update(std::get<DropUpdate>(update));
 }
 
@@ -133,6 +143,7 @@ std::vector<Sample> samples() {
   for (const Command& command : commands()) all.push_back({encoded(command), 0});
   for (const Answer& answer : answers()) all.push_back({encoded(answer), 1});
   for (const DropUpdate& update : updates()) all.push_back({encode_update(update), 2});
+  for (const EdgeGate& gate : gates()) all.push_back({encode_gate(gate), 2});
   return all;
 }
 
@@ -225,6 +236,25 @@ TEST(ClusterCodec, UpdatesAndTheHeartbeatComeBackAsTheyWent) {
   const auto alive = decode_update(heartbeat);
   ASSERT_TRUE(alive.has_value());
   EXPECT_TRUE(std::holds_alternative<Heartbeat>(*alive));
+  for (const EdgeGate& gate : gates()) {
+    const std::string message = encode_gate(gate);
+    SCOPED_TRACE(message);
+    const auto decoded = decode_update(message);
+    ASSERT_TRUE(decoded.has_value());
+    ASSERT_TRUE(std::holds_alternative<EdgeGate>(*decoded));
+    EXPECT_EQ(std::get<EdgeGate>(*decoded), gate);
+  }
+}
+
+// A gate's buyers are searched by bisection: a message whose buyers are out of order, or not
+// whole 8-byte numbers, is refused rather than misread.
+TEST(ClusterCodec, AGateWithBuyersOutOfOrderOrCutIsRefused) {
+  std::string unsorted = encode_gate(EdgeGate{"d", true, 1, false, {2, 1}});
+  EXPECT_FALSE(decode_update(unsorted).has_value());
+  auto fields = fields_of(encode_gate(EdgeGate{"d", true, 1, false, {1, 2}}));
+  for (auto& [name, value] : fields)
+    if (name == "b") value = value.substr(0, 12);
+  EXPECT_FALSE(decode_update(record_of(fields)).has_value());
 }
 
 TEST(ClusterCodec, ViewerMessagesAreViewsIntoTheirRecord) {

@@ -313,6 +313,74 @@ bool await_metric(unsigned short port, const std::string& series, double value,
   return true;
 }
 
+// A sold-out drop is answered at the edge (docs/decisions.md): an order that could get nothing
+// is answered `sold_out` by the I/O thread, not recorded, while a buyer with an order in the
+// drop still reaches the engine and hears their original outcome again. A unit that comes back
+// is sold to the next order, never twice.
+TEST_F(ServerTest, ASoldOutDropIsAnsweredAtTheEdgeAndAReturnedUnitSellsOnce) {
+  create("d", 2, 1, 60, 0);
+  open_now("d");
+  Viewer alice(server->port());
+  Viewer bob(server->port());
+  Viewer carol(server->port());
+  Viewer dave(server->port());
+  alice.sign_in("alice");
+  bob.sign_in("bob");
+  carol.sign_in("carol");
+  dave.sign_in("dave");
+  // The status, and "(unrecorded)" after an answer the engine did not record.
+  const auto status_of = [](Viewer& viewer, const json::object& message) {
+    viewer.send_json(message);
+    const auto result = viewer.next_of("order_result");
+    if (!result) return std::string("no answer");
+    const bool unrecorded = result->contains("recorded") && !result->at("recorded").as_bool();
+    return text(*result, "status") + (unrecorded ? " (unrecorded)" : "");
+  };
+  alice.send_json(order("d", "a-1"));
+  const auto alice_result = alice.next_of("order_result");
+  ASSERT_TRUE(alice_result);
+  bob.send_json(order("d", "b-1"));
+  const auto bob_result = bob.next_of("order_result");
+  ASSERT_TRUE(bob_result);
+  ASSERT_EQ(text(*bob_result, "status"), "reserved");
+
+  const std::string at_edge = "sold_out (unrecorded)";
+  EXPECT_EQ(status_of(carol, order("d", "c-1")), at_edge);
+  EXPECT_EQ(metric(server->port(), "flashsale_orders_at_edge_total"), 1);
+  // Alice has an order here: her retry is the engine's, and so is her second order.
+  alice.send_json(order("d", "a-1"));
+  const auto repeated = alice.next_of("order_result");
+  ASSERT_TRUE(repeated);
+  EXPECT_EQ(*repeated, *alice_result);
+  EXPECT_EQ(status_of(alice, order("d", "a-2")), "limit_exceeded");
+  EXPECT_EQ(metric(server->port(), "flashsale_orders_at_edge_total"), 1);
+
+  // Bob's unit comes back: Carol's retry, a fresh attempt, gets it.
+  bob.send_json({{"type", "cancel"}, {"order_id", bob_result->at("order_id")}});
+  const auto cancelled = bob.next_of("order_update");
+  ASSERT_TRUE(cancelled);
+  EXPECT_EQ(text(*cancelled, "status"), "cancelled");
+  carol.send_json(order("d", "c-1"));
+  const auto carol_result = carol.next_of("order_result");
+  ASSERT_TRUE(carol_result);
+  EXPECT_EQ(text(*carol_result, "status"), "reserved");
+  // Sold out again: Dave is answered at the edge; Carol's retry still reaches her reservation.
+  EXPECT_EQ(status_of(dave, order("d", "d-1")), at_edge);
+  carol.send_json(order("d", "c-1"));
+  const auto carol_again = carol.next_of("order_result");
+  ASSERT_TRUE(carol_again);
+  EXPECT_EQ(*carol_again, *carol_result);
+  EXPECT_EQ(metric(server->port(), "flashsale_orders_at_edge_total"), 2);
+  EXPECT_EQ(metric(server->port(), "flashsale_orders_total{status=\"sold_out\"}"), 2);
+
+  const auto counters = host("GET", "/api/drops/d").json().as_object();
+  EXPECT_EQ(counters.at("held").as_int64(), 2);
+  EXPECT_EQ(counters.at("stock_left").as_int64(), 0);
+  EXPECT_EQ(counters.at("stock_left").as_int64() + counters.at("held").as_int64() +
+                counters.at("sold").as_int64(),
+            counters.at("stock_total").as_int64());
+}
+
 // What an operator reads during a drop: each answered order is timed (its whole stay in the
 // server, its wait for the engine thread, its wait for durability) in Prometheus histograms
 // whose buckets add up, and so are host calls by route, journal batches and the recovery; the

@@ -83,6 +83,7 @@ enum class GatewayStatus : std::uint8_t {
   unavailable,   // the journal cannot take writes, or no engine serves the drop
   busy,          // the engine thread's queue is full
   rate_limited,  // over limits.orders_per_second on this connection
+  sold_out,      // answered at the edge: nothing left for this buyer, not recorded
 };
 std::string_view to_string(GatewayStatus status) noexcept;
 

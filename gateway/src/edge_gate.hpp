@@ -1,0 +1,58 @@
+// EdgeGate: what the servers that hold the viewers' connections need to answer an order
+// `sold_out` themselves, without a round trip to the engine or Redis (docs/decisions.md,
+// "Answers at the edge").
+//
+// The engine thread publishes one per drop whenever the drop cannot give a new buyer anything —
+// open, no units left, no waitlist place, nothing collected in an admission window — and again
+// when that ends (`sold_out` false) or when a buyer gets an order in it meanwhile. Each hub keeps
+// the latest for `valid_for` from its arrival; the engine renews a standing gate every
+// `renew_every`, so a gate nobody renews (its engine died, a message was lost) lapses by itself.
+//
+// Such an answer is not recorded: a retry is a fresh attempt. So that it never contradicts a
+// recorded one, the gate lists every buyer who has an order in the drop (reserved, waitlisted,
+// paid, cancelled or expired: everyone whose client_order_id may hold an outcome other than
+// sold_out), and their orders still go to the engine, which repeats the original outcome.
+// Buyers are 64-bit hashes of the user name: a collision only sends an order to the engine.
+//
+// Immutable once published: every hub shares the one copy.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flashsale::gateway {
+
+struct EdgeGate {
+  static constexpr std::chrono::milliseconds renew_every{1000};
+  static constexpr std::chrono::milliseconds valid_for{2500};
+
+  std::string drop;
+  bool sold_out = false;              // false: every order goes to the engine
+  std::uint32_t per_user_limit = 0;   // larger quantities go to the engine (limit_exceeded)
+  bool waitlist_full = false;         // the drop has a waitlist, at its cap
+  std::vector<std::uint64_t> buyers;  // sorted user_hash() of every buyer with an order
+
+  // Whether an order of `qty` units by the user hashed `user` is answered sold_out here.
+  bool answers(std::uint64_t user, std::uint32_t qty) const {
+    return sold_out && qty >= 1 && qty <= per_user_limit &&
+           !std::binary_search(buyers.begin(), buyers.end(), user);
+  }
+
+  friend bool operator==(const EdgeGate&, const EdgeGate&) = default;
+};
+
+// FNV-1a, 64 bits: the same in every process of a cluster, whatever its build.
+inline std::uint64_t user_hash(std::string_view user) {
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char byte : user) {
+    hash ^= static_cast<unsigned char>(byte);
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+}  // namespace flashsale::gateway
