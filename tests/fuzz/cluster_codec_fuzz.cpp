@@ -1,7 +1,7 @@
 // libFuzzer target: whatever bytes sit in a command stream, an answer stream or an updates
-// channel — another version's, someone else's, a torn write — the cluster codec refuses or
-// decodes them without crashing or reading out of bounds (ASan, UBSan), and what it decodes
-// encodes to a record that decodes to the same message.
+// channel (drop updates and edge gates) — another version's, someone else's, a torn write — the
+// cluster codec refuses or decodes them without crashing or reading out of bounds (ASan, UBSan),
+// and what it decodes encodes to a record that decodes to the same message.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -30,9 +30,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (const auto answer = cluster::decode_answer(input))
     round_trip(*answer, [](std::string_view record) { return cluster::decode_answer(record); });
   if (const auto update = cluster::decode_update(input);
-      update && std::holds_alternative<cluster::DropUpdate>(*update)) {
-    const auto& drop_update = std::get<cluster::DropUpdate>(*update);
-    const std::string again = cluster::encode_update(drop_update);
+      update && !std::holds_alternative<cluster::Heartbeat>(*update)) {
+    const auto* gate = std::get_if<flashsale::gateway::EdgeGate>(&*update);
+    const std::string again = gate != nullptr
+                                  ? cluster::encode_gate(*gate)
+                                  : cluster::encode_update(std::get<cluster::DropUpdate>(*update));
     const auto decoded = cluster::decode_update(again);
     if (!decoded || !(*decoded == *update)) __builtin_trap();
   }
