@@ -5,7 +5,11 @@
 // - a tick goes out when the time it says is left is a whole multiple of the tick interval;
 // - of stock frames that come faster than the stock interval, the newest waits and goes out
 //   when the interval is up, except that the sell-out and the return of units go out as soon as
-//   100 ms have passed.
+//   100 ms have passed — once per interval: a drop whose last units come and go flaps at the
+//   audience's pace, not ten times a second;
+// - a drop's flip between `open` and `sold_out` after it opened (a `state` frame the engine
+//   sends just before the stock frame that shows it) waits with that stock frame and goes out
+//   just before it; a newer flip replaces it.
 // Every other frame passes at once. Only a frame that a newer one of the same kind and drop
 // supersedes is ever held back or left out, as a slow viewer's queue would (docs/protocol.md).
 //
@@ -40,10 +44,14 @@ class PacedFanout final : public Fanout {
   // What this hub's viewers were last sent of one drop's stock, and the frame that waits.
   struct Paced {
     Clock::time_point sent_at{};
+    Clock::time_point early_at{};  // the last frame sent before the interval was up
     bool sold_out_sent = false;
+    bool opened = false;  // an open or sold_out state went out: later ones are flips
     std::string drop;
     SharedFrame waiting;
     bool waiting_sold_out = false;
+    bool waiting_early = false;
+    SharedFrame waiting_state;             // a flip, sent just before `waiting`
     std::optional<Clock::time_point> due;  // the timer's expiry while it is armed
     std::unique_ptr<boost::asio::steady_timer> timer;
   };
@@ -53,6 +61,7 @@ class PacedFanout final : public Fanout {
   }
   void tick(std::string drop, SharedFrame frame, std::uint32_t drop_index);
   void stock(std::string drop, SharedFrame frame, std::uint32_t drop_index);
+  void state(std::string drop, SharedFrame frame, std::uint32_t drop_index);
   void send_waiting(Paced& paced, std::uint32_t drop_index);
 
   Hub& hub_;

@@ -115,7 +115,13 @@ void ViewerFeed::flush_stock(engine::DropIndex drop, DropView& drop_view, TimeMs
     drop_view.stock_dirty = false;
     return;
   }
-  if (!(edge && since_ms >= audience::stock_interval_min_ms) && since_ms < stock_interval()) return;
+  // The sell-out and the return of units go out early, but once per interval: a drop whose last
+  // units come and go flaps at the audience's pace.
+  const TimeMs interval = stock_interval();
+  const bool early = edge && since_ms >= audience::stock_interval_min_ms &&
+                     now_ms - drop_view.early_sent_ms >= interval;
+  if (!early && since_ms < interval) return;
+  if (since_ms < interval) drop_view.early_sent_ms = now_ms;
   if (state_changed) {
     to_viewers(drop, protocol::state(drop_view.id, state, now_ms), FrameKind::state);
     drop_view.state_sent = state;

@@ -4,7 +4,8 @@
 // — every few for a large audience (limits.tick_deliveries_per_second) — and
 // `stock` updates are coalesced to at most 10 per second per drop — fewer for a large audience
 // (limits.stock_deliveries_per_second) — with the value at sell-out and at the return of units
-// always sent. Every frame goes through Releases, so viewers never see what is not durable.
+// always sent, early (after 100 ms) once per interval. Every frame goes through Releases, so
+// viewers never see what is not durable.
 //
 // Engine thread only.
 #pragma once
@@ -50,7 +51,8 @@ class ViewerFeed {
     bool pledges = false;  // a charity drop: confirmations change what viewers see
     std::int64_t raised_sent = 0;
     engine::TimeMs stock_sent_ms = 0;
-    engine::TimeMs next_tick_ms = 0;  // 0: not counting down
+    engine::TimeMs early_sent_ms = 0;  // the last stock frame sent before the interval was up
+    engine::TimeMs next_tick_ms = 0;   // 0: not counting down
   };
 
   DropView& view(engine::DropIndex drop);

@@ -585,14 +585,14 @@ TEST_F(Cluster, ViewersOfAKilledGatewayFindTheirOrdersThroughTheOther) {
 
 // An engine counts no viewers, so each gateway paces the stock and tick frames it forwards by
 // its own audience (gateway/src/paced_fanout.hpp). A third gateway with a budget of 100 stock
-// frames and 20 ticks a second and 61 connections: a stock frame at most every 610 ms, the last
-// value always, and a tick only when a whole multiple of 4 s is left.
+// frames and 40 ticks a second and 121 connections: a stock frame at most every 1,210 ms, the
+// last value always, and a tick only when a whole multiple of 4 s is left.
 TEST_F(Cluster, AGatewayPacesStockAndTicksByItsOwnAudience) {
   std::ifstream file(config);
   std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   text.replace(text.find("stock_deliveries_per_second = 30000"),
                std::string_view("stock_deliveries_per_second = 30000").size(),
-               "stock_deliveries_per_second = 100\ntick_deliveries_per_second = 20");
+               "stock_deliveries_per_second = 100\ntick_deliveries_per_second = 40");
   ServerProcess paced(redis, write_temp_file("paced.toml", text), prefix,
                       {"--role", "gateway", "--id", "g2"});
   const auto deadline = Clock::now() + 10s;
@@ -603,7 +603,7 @@ TEST_F(Cluster, AGatewayPacesStockAndTicksByItsOwnAudience) {
   Viewer watcher(paced.port());
   watcher.sign_in("watcher");
   std::vector<std::unique_ptr<Viewer>> audience;
-  for (int index = 0; index < 60; ++index) {
+  for (int index = 0; index < 120; ++index) {
     audience.push_back(std::make_unique<Viewer>(paced.port()));
     audience.back()->sign_in(fmt::format("v{}", index));
   }
@@ -624,7 +624,7 @@ TEST_F(Cluster, AGatewayPacesStockAndTicksByItsOwnAudience) {
   for (const std::int64_t left : seconds_left) EXPECT_EQ(left % 4, 0) << left;
 
   // 16 orders 150 ms apart on another gateway: the engine sends a stock frame for each (its own
-  // pace is 10 a second), the paced gateway one every 610 ms or so.
+  // pace is 10 a second), the paced gateway one every 1,210 ms or so.
   Viewer buyer(gateways[0]->port());
   buyer.sign_in("buyer");
   for (int index = 0; index < 16; ++index) {
@@ -639,6 +639,33 @@ TEST_F(Cluster, AGatewayPacesStockAndTicksByItsOwnAudience) {
   }
   EXPECT_LE(frames, 8);
   std::cout << "paced: " << frames << " stock frames for 16 changes\n";
+
+  // The last units come and go: 12 flips between sold_out and open, 150 ms apart. The paced
+  // gateway sends the sell-out and the return early only once per interval, and each flip's
+  // state with the stock frame that shows it: at most two state frames per 1,210 ms.
+  Viewer last_buyer(gateways[0]->port());
+  last_buyer.sign_in("last-buyer");
+  std::vector<std::string> last(4);
+  for (int index = 0; index < 4; ++index)
+    ASSERT_EQ(order_status(last_buyer, id, fmt::format("q{}", index), &last[index]), "reserved");
+  const auto flips_began = Clock::now();
+  for (int flip = 0; flip < 6; ++flip) {
+    std::this_thread::sleep_for(150ms);
+    last_buyer.send_json({{"type", "cancel"}, {"order_id", last[flip % 4]}});
+    ASSERT_TRUE(last_buyer.next_of("order_update"));
+    std::this_thread::sleep_for(150ms);
+    ASSERT_EQ(order_status(last_buyer, id, fmt::format("f{}", flip), &last[flip % 4]), "reserved");
+  }
+  const auto intervals = (Clock::now() - flips_began) / 1210ms + 1;
+  int states = 0;
+  for (;;) {
+    const auto message = watcher.next(2s);
+    if (!message) break;
+    states += message->at("type").as_string() == "state" ? 1 : 0;
+  }
+  EXPECT_GE(states, 1);
+  EXPECT_LE(states, 2 * intervals + 1);
+  std::cout << "paced: " << states << " state frames for 12 flips\n";
 }
 
 // A metric's value from /metrics at `port` (the whole line's number), or -1 when absent.
