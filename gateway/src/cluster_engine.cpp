@@ -135,23 +135,16 @@ int run_engine_node(const GatewayConfig& config, const std::atomic<bool>& stop) 
   RedisPipe out(config.journal.redis_endpoint(), config.journal.redis_timeout, std::size_t{1} << 20,
                 "engine answers");
   std::vector<std::unique_ptr<ShardWorker>> workers;
-  const auto& preferred = config.cluster.preferred_shards;
-  for (std::uint32_t shard = 0; shard < config.cluster.shards; ++shard) {
-    const bool prefers = preferred.empty() ||
-                         std::find(preferred.begin(), preferred.end(), shard) != preferred.end();
-    workers.push_back(
-        std::make_unique<ShardWorker>(config, shard, prefers, consumer, out, metrics, stop));
-  }
-  spdlog::info(
-      "flashsale: engine {} serving or standing by for {} shards (preferring {})", consumer,
-      config.cluster.shards,
-      preferred.empty() ? std::string("all") : fmt::format("{}", fmt::join(preferred, ",")));
+  std::mutex workers_mutex;  // the status port reads them while they are being started
   const auto shard_statuses = [&] {
+    std::lock_guard lock(workers_mutex);
     std::vector<ShardStatus> shards;
     shards.reserve(workers.size());
     for (const auto& worker : workers) shards.push_back(worker->status());
     return shards;
   };
+  // Listening first: an address in use ends the process with its error before any shard's
+  // thread runs.
   std::optional<StatusServer> status;
   if (!config.cluster.status_listen.empty()) {
     status.emplace(
@@ -159,8 +152,21 @@ int run_engine_node(const GatewayConfig& config, const std::atomic<bool>& stop) 
         [&] { return engine_health(consumer, shard_statuses()); },
         [&] { return engine_metrics(metrics, shard_statuses()); });
   }
+  const auto& preferred = config.cluster.preferred_shards;
+  for (std::uint32_t shard = 0; shard < config.cluster.shards; ++shard) {
+    const bool prefers = preferred.empty() ||
+                         std::find(preferred.begin(), preferred.end(), shard) != preferred.end();
+    auto worker =
+        std::make_unique<ShardWorker>(config, shard, prefers, consumer, out, metrics, stop);
+    std::lock_guard lock(workers_mutex);
+    workers.push_back(std::move(worker));
+  }
+  spdlog::info(
+      "flashsale: engine {} serving or standing by for {} shards (preferring {})", consumer,
+      config.cluster.shards,
+      preferred.empty() ? std::string("all") : fmt::format("{}", fmt::join(preferred, ",")));
   while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  status.reset();
+  status.reset();   // nothing reads the workers any more
   workers.clear();  // each returns once `stop` is seen and its shard is handed back
   return 0;
 }

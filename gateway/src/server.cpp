@@ -80,7 +80,12 @@ int Server::run_engine() {
   });
   int code = 0;
   std::thread node([&] {
-    code = run_engine_node(config_, stop);
+    try {
+      code = run_engine_node(config_, stop);
+    } catch (const std::exception& error) {  // e.g. its status address in use
+      spdlog::error("flashsale: {}", error.what());
+      code = 2;
+    }
     asio::post(io, [&] { io.stop(); });
   });
   io.run();

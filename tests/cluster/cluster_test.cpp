@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <boost/asio/ip/tcp.hpp>
 #include <condition_variable>
 #include <fstream>
 #include <map>
@@ -263,6 +264,21 @@ TEST(ClusterLayout, RecordsRoundTripAnyBytesAndRefuseDamage) {
   EXPECT_FALSE(gateway::cluster::decode_record(record.substr(0, record.size() - 1), fields));
   EXPECT_FALSE(gateway::cluster::decode_record("t:x:o", fields));
   EXPECT_FALSE(gateway::cluster::decode_record("t", fields));
+}
+
+// An engine whose status address is taken says so and exits with 2, rather than aborting with
+// its shards' threads running.
+TEST(ClusterStart, AnEngineWhoseStatusAddressIsTakenExitsWithItsError) {
+  RedisServer redis;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor taken(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  ChildProcess engine({FLASHSALE_SERVER, "--config", cluster_config(), "--redis", redis.socket(),
+                       "--journal-prefix", prefix, "--role", "engine", "--id", "e9", "--listen",
+                       fmt::format("127.0.0.1:{}", taken.local_endpoint().port())});
+  std::string printed;
+  for (const auto& line : engine.drain_stdout(20s)) printed += line + "\n";
+  EXPECT_EQ(engine.wait(20s), 2) << engine.report();
+  EXPECT_NE(printed.find("Address already in use"), std::string::npos) << printed;
 }
 
 TEST_F(Cluster, ViewersOnBothGatewaysBuyFromDropsOfBothEngines) {
