@@ -8,8 +8,8 @@
 //                     (journal.hpp)
 //   {P-sN}:commands   stream: orders, actions, subscriptions and host calls from gateways,
 //                     read by the owning engine with consumer group "engine"
-//   {P-sN}:updates    Pub/Sub channel: drop updates (tick, state, stock, drop) for every gateway,
-//                     and the owner's heartbeat
+//   {P-sN}:updates    Pub/Sub channel: drop updates (tick, state, stock, drop) and the drops'
+//                     edge gates for every gateway, and the owner's heartbeat
 //   {P-gw-ID}:out     stream: answers for the connections and host calls of gateway ID
 //   {P}:cluster       the deployment's shard count, fixed by the first process to start
 //
