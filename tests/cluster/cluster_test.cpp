@@ -791,6 +791,29 @@ TEST_F(Cluster, ASoldOutSurgeIsAnsweredAtTheGatewaysAndAReturnedUnitSellsOnce) {
   EXPECT_EQ(counters.at("stock_left").as_int64() + counters.at("held").as_int64() +
                 counters.at("sold").as_int64(),
             counters.at("stock_total").as_int64());
+
+  // A restock lowers the gate: Dave's next order gets the new unit.
+  ASSERT_EQ(host(1, "POST", "/api/drops/" + id + "/restock", R"({"add":1})").status, 200u);
+  const auto restocked = Clock::now() + gateway::EdgeGate::valid_for + 1s;
+  std::string dave_answer;
+  while ((dave_answer = order_where(dave, id, "dr")) == "edge" && Clock::now() < restocked) {
+  }
+  EXPECT_EQ(dave_answer, "reserved");
+
+  // The shard's engine dies: its gates lapse, and its successor rebuilds every buyer from the
+  // journal. Once the old gates are gone, a new buyer is answered at the edge by the
+  // successor's gate, and a buyer with an order still reaches it.
+  engines[0]->kill();
+  ASSERT_TRUE(engines[1]->await("shard 0: serving as e1", 10s)) << engines[1]->log();
+  std::this_thread::sleep_for(gateway::EdgeGate::valid_for);  // the old gate's longest life
+  Viewer erin(gateways[0]->port());
+  erin.sign_in("erin");
+  EXPECT_TRUE(await_edge(erin, id, "e", 5s));
+  Viewer alice_again(gateways[0]->port());
+  alice_again.sign_in("alice");
+  std::string after_failover;
+  EXPECT_EQ(order_where(alice_again, id, "a1", &after_failover), "reserved");
+  EXPECT_EQ(after_failover, alice_order);
 }
 
 TEST_F(Cluster, APausedOwnerThatLostItsLeaseCannotWrite) {

@@ -373,6 +373,16 @@ TEST_F(ServerTest, ASoldOutDropIsAnsweredAtTheEdgeAndAReturnedUnitSellsOnce) {
   EXPECT_EQ(metric(server->port(), "flashsale_orders_at_edge_total"), 2);
   EXPECT_EQ(metric(server->port(), "flashsale_orders_total{status=\"sold_out\"}"), 2);
 
+  // An expired hold lowers the gate too: a 1 s hold on a drop of one unit.
+  create("x", 1, 1, 1, 0);
+  open_now("x");
+  EXPECT_EQ(status_of(alice, order("x", "a-x")), "reserved");
+  EXPECT_EQ(status_of(bob, order("x", "b-x")), at_edge);
+  const auto expired = alice.next_of("order_update", 5s);
+  ASSERT_TRUE(expired);
+  EXPECT_EQ(text(*expired, "status"), "expired");
+  EXPECT_EQ(status_of(bob, order("x", "b-x")), "reserved");
+
   const auto counters = host("GET", "/api/drops/d").json().as_object();
   EXPECT_EQ(counters.at("held").as_int64(), 2);
   EXPECT_EQ(counters.at("stock_left").as_int64(), 0);
@@ -858,6 +868,18 @@ TEST_F(ServerTest, AdmissionWindowAnswersEveryBuyerWhenItCloses) {
   ASSERT_TRUE(retried);
   EXPECT_EQ(text(*retried, "status"), first_answer);
   EXPECT_EQ(metric(server->port(), "flashsale_orders_total{status=\"pending\"}"), 6);
+  EXPECT_EQ(metric(server->port(), "flashsale_orders_at_edge_total"), 0)
+      << "nothing inside the window is answered at the edge";
+  // After the draw the drop is sold out: a buyer the draw passed over (no order, a recorded
+  // sold_out) hears sold_out again, now from the edge; a winner's retry is still the engine's.
+  for (auto& buyer : buyers) {
+    buyer->send_json(order("fair", "c1"));
+    const auto again = buyer->next_of("order_result");
+    ASSERT_TRUE(again);
+    const bool unrecorded = again->contains("recorded");
+    EXPECT_EQ(unrecorded, text(*again, "status") == "sold_out");
+  }
+  EXPECT_EQ(metric(server->port(), "flashsale_orders_at_edge_total"), 3);
 }
 
 // ack = "durable" holds an outcome until Redis has it; ack = "async" answers at once. With
