@@ -403,10 +403,12 @@ struct Answer {
   std::int64_t qty = 0;
   std::int64_t hold_expires_at_ms = 0;
   std::int64_t position = 0;
+  bool recorded = true;  // false: a sold_out answered at the edge, which a retry may not repeat
 
   static Answer of(const json::object& result) {
     Answer answer;
     answer.status = text(result, "status");
+    answer.recorded = !result.contains("recorded") || result.at("recorded").as_bool();
     if (result.contains("order_id")) answer.order_id = text(result, "order_id");
     if (result.contains("qty")) answer.qty = result.at("qty").to_number<std::int64_t>();
     if (result.contains("hold_expires_at_ms"))
@@ -419,8 +421,9 @@ struct Answer {
 };
 
 std::ostream& operator<<(std::ostream& out, const Answer& answer) {
-  return out << answer.status << " " << answer.order_id << " qty " << answer.qty << " hold "
-             << answer.hold_expires_at_ms << " position " << answer.position;
+  return out << answer.status << (answer.recorded ? "" : " (unrecorded)") << " " << answer.order_id
+             << " qty " << answer.qty << " hold " << answer.hold_expires_at_ms << " position "
+             << answer.position;
 }
 
 // Kills the owner of a shard while orders and a host's restocks are in flight — right after the
@@ -511,7 +514,9 @@ TEST_F(Cluster, EveryOrderInFlightAtAKillIsAnsweredOnce) {
     }
     for (std::size_t call = 0; call < restocks.size(); ++call)
       EXPECT_EQ(restocks[call], 200u) << "restock " << call << " of " << restocks.size();
-    // Retried, each client_order_id returns what its answer said.
+    // Retried, each client_order_id returns what its answer said, if the engine recorded it
+    // (the restocks bring units back, so an unrecorded sold_out may rightly be followed by a
+    // reservation).
     for (int viewer = 0; viewer < viewers; ++viewer) {
       Viewer again(gateways[(viewer + 1) % 2]->port());
       again.sign_in(fmt::format("r{}v{}", round, viewer));
@@ -519,7 +524,9 @@ TEST_F(Cluster, EveryOrderInFlightAtAKillIsAnsweredOnce) {
         again.send_json({{"type", "order"}, {"drop", id}, {"qty", 1}, {"client_order_id", key}});
         const auto retried = again.next_of("order_result", 10s);
         ASSERT_TRUE(retried) << "viewer " << viewer << " " << key;
-        EXPECT_EQ(Answer::of(*retried), got.front()) << "viewer " << viewer << " " << key;
+        if (got.front().recorded) {
+          EXPECT_EQ(Answer::of(*retried), got.front()) << "viewer " << viewer << " " << key;
+        }
       }
     }
     const auto info = drop(id);

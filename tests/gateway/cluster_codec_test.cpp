@@ -251,7 +251,8 @@ TEST(ClusterCodec, UpdatesAndTheHeartbeatComeBackAsTheyWent) {
 TEST(ClusterCodec, AGateWithBuyersOutOfOrderOrCutIsRefused) {
   std::string unsorted = encode_gate(EdgeGate{"d", true, 1, false, {2, 1}});
   EXPECT_FALSE(decode_update(unsorted).has_value());
-  auto fields = fields_of(encode_gate(EdgeGate{"d", true, 1, false, {1, 2}}));
+  const std::string whole = encode_gate(EdgeGate{"d", true, 1, false, {1, 2}});
+  auto fields = fields_of(whole);
   for (auto& [name, value] : fields)
     if (name == "b") value = value.substr(0, 12);
   EXPECT_FALSE(decode_update(record_of(fields)).has_value());
