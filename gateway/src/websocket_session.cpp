@@ -164,7 +164,10 @@ void WebsocketSession<Stream>::handle(const protocol::ClientMessage& message) {
         context_.metrics.count_limited(Limit::orders_per_connection);
         refusal = "too many orders from this connection";
       } else if (const EdgeGate* gate =
-                     hub_.answers_at_edge(message.drop, user_hash_, message.qty, now)) {
+                     engine::is_valid_name(message.client_order_id,
+                                           engine::client_order_id_length_max)
+                         ? hub_.answers_at_edge(message.drop, user_hash_, message.qty, now)
+                         : nullptr) {  // a malformed id is the engine's to call invalid
         if (gate->waitlist_full) context_.metrics.count_limited(Limit::waitlist_full);
         context_.metrics.count_order(protocol::GatewayStatus::sold_out);
         context_.metrics.orders_at_edge.fetch_add(1, std::memory_order_relaxed);

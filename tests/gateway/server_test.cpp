@@ -373,6 +373,7 @@ TEST_F(ServerTest, ASoldOutDropIsAnsweredAtTheEdgeAndAReturnedUnitSellsOnce) {
   EXPECT_EQ(text(carol_result, "status"), "reserved");
   // Sold out again: Dave is answered at the edge; Carol's retry still reaches her reservation.
   EXPECT_EQ(status_of(dave, order("d", "d-1")), at_edge);
+  EXPECT_EQ(status_of(dave, order("d", "not an id")), "invalid") << "the engine's answer";
   EXPECT_EQ(result_of(carol, order("d", "c-1")), carol_result);
   EXPECT_EQ(metric(server->port(), "flashsale_orders_at_edge_total"), 2);
   EXPECT_EQ(metric(server->port(), "flashsale_orders_total{status=\"sold_out\"}"), 2);
