@@ -2,6 +2,7 @@
 #include "edge_gates.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 namespace flashsale::gateway {
 
@@ -28,8 +29,10 @@ void EdgeGates::recovered() {
   for (engine::DropIndex index = 0; index < engine_.drop_count(); ++index) {
     Drop& known = drop(index);
     const std::uint32_t orders = engine_.drop_info(index).orders;
-    for (engine::OrderNumber order = 1; order <= orders; ++order)
-      known.buyers.insert(user_hash(engine_.order_info(index, order)->user));
+    for (engine::OrderNumber order = 1; order <= orders; ++order) {
+      const std::uint64_t buyer = user_hash(engine_.order_info(index, order)->user);
+      if (known.buyers.insert(buyer).second) known.added.push_back(buyer);
+    }
     known.touched = true;
     touched_.push_back(index);
   }
@@ -38,8 +41,10 @@ void EdgeGates::recovered() {
 void EdgeGates::on_event(const engine::Event& event) {
   Drop& known = drop(event.drop);
   if (const auto* decided = std::get_if<engine::OrderDecided>(&event.body);
-      decided != nullptr && decided->order != 0)
-    known.buyers_added |= known.buyers.insert(user_hash(decided->user)).second;
+      decided != nullptr && decided->order != 0) {
+    const std::uint64_t buyer = user_hash(decided->user);
+    if (known.buyers.insert(buyer).second) known.added.push_back(buyer);
+  }
   if (!known.touched) {
     known.touched = true;
     touched_.push_back(event.drop);
@@ -51,14 +56,13 @@ void EdgeGates::flush(engine::TimeMs now_ms) {
     Drop& known = drops_[index];
     const engine::DropInfo info = engine_.drop_info(index);
     const bool stands = closed_to_buyers(info);
-    if (stands && (known.standing == nullptr || known.buyers_added)) {
+    if (stands && (known.standing == nullptr || !known.added.empty())) {
       auto gate = std::make_shared<EdgeGate>();
       gate->drop = info.spec.id;
       gate->sold_out = true;
       gate->per_user_limit = info.spec.per_user_limit;
       gate->waitlist_full = info.spec.waitlist_limit > 0;
-      gate->buyers.assign(known.buyers.begin(), known.buyers.end());
-      std::sort(gate->buyers.begin(), gate->buyers.end());
+      gate->buyers = buyers_of(known);
       known.standing = std::move(gate);
       known.published_ms = now_ms;
       publish(known.standing);
@@ -69,7 +73,6 @@ void EdgeGates::flush(engine::TimeMs now_ms) {
       publish(fallen);
     }
     known.touched = false;
-    known.buyers_added = false;
   }
   touched_.clear();
   for (Drop& known : drops_) {
@@ -78,6 +81,18 @@ void EdgeGates::flush(engine::TimeMs now_ms) {
     known.published_ms = now_ms;
     publish(known.standing);
   }
+}
+
+const std::vector<std::uint64_t>& EdgeGates::buyers_of(Drop& known) {
+  if (known.added.empty()) return known.sorted;
+  std::sort(known.added.begin(), known.added.end());
+  std::vector<std::uint64_t> merged;
+  merged.reserve(known.sorted.size() + known.added.size());
+  std::merge(known.sorted.begin(), known.sorted.end(), known.added.begin(), known.added.end(),
+             std::back_inserter(merged));
+  known.sorted.swap(merged);
+  known.added.clear();
+  return known.sorted;
 }
 
 void EdgeGates::publish(const std::shared_ptr<const EdgeGate>& gate) {
