@@ -28,17 +28,14 @@
 #include <utility>
 #include <vector>
 
+#include "fnv1a.hpp"
+
 namespace flashsale::gateway::cluster {
 
-// FNV-1a, 64 bits, over the id's bytes: stable across versions and platforms, since a drop's
-// shard must never change while its journal exists.
+// FNV-1a of the id: stable across versions and platforms, since a drop's shard must never
+// change while its journal exists.
 inline std::uint32_t shard_of(std::string_view drop, std::uint32_t shards) {
-  std::uint64_t hash = 0xcbf29ce484222325ULL;
-  for (const char byte : drop) {
-    hash ^= static_cast<unsigned char>(byte);
-    hash *= 0x100000001b3ULL;
-  }
-  return static_cast<std::uint32_t>(hash % shards);
+  return static_cast<std::uint32_t>(fnv1a64(drop) % shards);
 }
 
 // This process's name in Redis: the configured cluster.id, or "<host>-<pid>".

@@ -24,6 +24,8 @@
 #include <string_view>
 #include <vector>
 
+#include "fnv1a.hpp"
+
 namespace flashsale::gateway {
 
 struct EdgeGate {
@@ -45,14 +47,9 @@ struct EdgeGate {
   friend bool operator==(const EdgeGate&, const EdgeGate&) = default;
 };
 
-// FNV-1a, 64 bits: the same in every process of a cluster, whatever its build.
+// A buyer as gates list them: the same in every process of a cluster.
 inline std::uint64_t user_hash(std::string_view user) {
-  std::uint64_t hash = 0xcbf29ce484222325ULL;
-  for (const char byte : user) {
-    hash ^= static_cast<unsigned char>(byte);
-    hash *= 0x100000001b3ULL;
-  }
-  return hash;
+  return fnv1a64(user);
 }
 
 }  // namespace flashsale::gateway

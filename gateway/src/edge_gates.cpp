@@ -29,10 +29,8 @@ void EdgeGates::recovered() {
   for (engine::DropIndex index = 0; index < engine_.drop_count(); ++index) {
     Drop& known = drop(index);
     const std::uint32_t orders = engine_.drop_info(index).orders;
-    for (engine::OrderNumber order = 1; order <= orders; ++order) {
-      const std::uint64_t buyer = user_hash(engine_.order_info(index, order)->user);
-      if (known.buyers.insert(buyer).second) known.added.push_back(buyer);
-    }
+    for (engine::OrderNumber order = 1; order <= orders; ++order)
+      known.added.push_back(user_hash(engine_.order_info(index, order)->user));
     known.touched = true;
     touched_.push_back(index);
   }
@@ -41,10 +39,8 @@ void EdgeGates::recovered() {
 void EdgeGates::on_event(const engine::Event& event) {
   Drop& known = drop(event.drop);
   if (const auto* decided = std::get_if<engine::OrderDecided>(&event.body);
-      decided != nullptr && decided->order != 0) {
-    const std::uint64_t buyer = user_hash(decided->user);
-    if (known.buyers.insert(buyer).second) known.added.push_back(buyer);
-  }
+      decided != nullptr && decided->order != 0)
+    known.added.push_back(user_hash(decided->user));
   if (!known.touched) {
     known.touched = true;
     touched_.push_back(event.drop);
@@ -86,10 +82,11 @@ void EdgeGates::flush(engine::TimeMs now_ms) {
 const std::vector<std::uint64_t>& EdgeGates::buyers_of(Drop& known) {
   if (known.added.empty()) return known.sorted;
   std::sort(known.added.begin(), known.added.end());
+  known.added.erase(std::unique(known.added.begin(), known.added.end()), known.added.end());
   std::vector<std::uint64_t> merged;
   merged.reserve(known.sorted.size() + known.added.size());
-  std::merge(known.sorted.begin(), known.sorted.end(), known.added.begin(), known.added.end(),
-             std::back_inserter(merged));
+  std::set_union(known.sorted.begin(), known.sorted.end(), known.added.begin(), known.added.end(),
+                 std::back_inserter(merged));
   known.sorted.swap(merged);
   known.added.clear();
   return known.sorted;

@@ -12,7 +12,6 @@
 // Engine thread only.
 #pragma once
 
-#include <boost/unordered/unordered_flat_set.hpp>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -35,17 +34,16 @@ class EdgeGates {
 
  private:
   struct Drop {
-    boost::unordered_flat_set<std::uint64_t> buyers;
-    std::vector<std::uint64_t> sorted;  // the buyers as last published, ascending
-    std::vector<std::uint64_t> added;   // buyers since then: merged in, not re-sorted whole
+    std::vector<std::uint64_t> sorted;  // the buyers as last published, ascending, once each
+    std::vector<std::uint64_t> added;   // buyers of orders since then, some perhaps listed
     bool touched = false;
     std::shared_ptr<const EdgeGate> standing;  // published and not fallen
     engine::TimeMs published_ms = 0;
   };
 
   Drop& drop(engine::DropIndex index);
-  // Every buyer, ascending: the last list with the new ones merged in. O(buyers) per call, so a
-  // standing gate that gains a buyer costs a copy, not a sort.
+  // Every buyer, ascending, once each: the last list with the new ones merged in. O(buyers)
+  // per call, so a standing gate that gains a buyer costs a copy, not a sort.
   static const std::vector<std::uint64_t>& buyers_of(Drop& known);
   void publish(const std::shared_ptr<const EdgeGate>& gate);
 

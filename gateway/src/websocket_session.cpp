@@ -163,11 +163,7 @@ void WebsocketSession<Stream>::handle(const protocol::ClientMessage& message) {
       if (!orders_.take(limits.orders_per_second, limits.orders_burst, now)) {
         context_.metrics.count_limited(Limit::orders_per_connection);
         refusal = "too many orders from this connection";
-      } else if (const EdgeGate* gate =
-                     engine::is_valid_name(message.client_order_id,
-                                           engine::client_order_id_length_max)
-                         ? hub_.answers_at_edge(message.drop, user_hash_, message.qty, now)
-                         : nullptr) {  // a malformed id is the engine's to call invalid
+      } else if (const EdgeGate* gate = edge_gate(message, now)) {
         if (gate->waitlist_full) context_.metrics.count_limited(Limit::waitlist_full);
         context_.metrics.count_order(protocol::GatewayStatus::sold_out);
         context_.metrics.orders_at_edge.fetch_add(1, std::memory_order_relaxed);
@@ -202,6 +198,18 @@ void WebsocketSession<Stream>::handle(const protocol::ClientMessage& message) {
         refuse(ErrorCode::rate_limited, "the server is busy; retry", message.order_id);
       return;
   }
+}
+
+// The gate by which the drop's hub answers this order sold_out itself (edge_gate.hpp), or null.
+// A malformed client_order_id is the engine's to call invalid.
+template <class Stream>
+const EdgeGate* WebsocketSession<Stream>::edge_gate(const protocol::ClientMessage& order,
+                                                    std::chrono::steady_clock::time_point now) {
+  const EdgeGate* gate = hub_.answers_at_edge(order.drop, user_hash_, order.qty, now);
+  return gate != nullptr &&
+                 engine::is_valid_name(order.client_order_id, engine::client_order_id_length_max)
+             ? gate
+             : nullptr;
 }
 
 template <class Stream>

@@ -63,6 +63,8 @@ class WebsocketSession : public Outbox,
   void reply(std::string frame);
   void refuse(protocol::ErrorCode code, std::string_view message, std::string_view ref);
   std::optional<std::string_view> engine_refusal(std::chrono::steady_clock::time_point now);
+  const EdgeGate* edge_gate(const protocol::ClientMessage& order,
+                            std::chrono::steady_clock::time_point now);
   void enqueue(const SharedFrame& frame, FrameKind kind, std::uint32_t drop);
   void do_write();
   void on_write(boost::beast::error_code error, std::size_t bytes);
