@@ -91,7 +91,8 @@ JournalCopy read_export(const std::string& path) {
   return copy;
 }
 
-AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head) {
+AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head,
+                  const EventVisitor& visit) {
   AuditReport report;
   engine::EngineLimits limits;
   limits.decisions_per_drop_reserve = 0;  // sized as it grows: an audit is not a surge
@@ -174,7 +175,7 @@ AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head) {
     const std::size_t position = static_cast<std::size_t>(batch - batches.begin());
     if (std::string problem =
             detail::replay_batch(engine, batch->header, batch->events, snapshot.covered_sequence,
-                                 report.events_replayed);
+                                 report.events_replayed, visit);
         !problem.empty()) {
       report.problem = "entry " + copy.entries[position].first + " (position " +
                        std::to_string(position + 1) + " in the stream): " + problem;

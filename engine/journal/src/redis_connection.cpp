@@ -4,6 +4,7 @@
 #include <boost/url/parse.hpp>
 
 #include <charconv>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace flashsale::journal {
@@ -41,6 +42,16 @@ RedisEndpoint parse_url(std::string_view text) {
 }
 
 }  // namespace
+
+RedisEndpoint RedisEndpoint::from_command_line(std::string_view text) {
+  RedisEndpoint endpoint = parse(text);
+  if (endpoint.password.empty()) {
+    if (const char* password = std::getenv("FLASHSALE_REDIS_PASSWORD"))
+      endpoint.password = password;
+    if (const char* user = std::getenv("FLASHSALE_REDIS_USER")) endpoint.user = user;
+  }
+  return endpoint;
+}
 
 RedisEndpoint RedisEndpoint::parse(std::string_view text) {
   if (text.starts_with("redis://")) return parse_url(text);

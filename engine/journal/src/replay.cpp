@@ -6,7 +6,8 @@
 namespace flashsale::journal::detail {
 
 std::string replay_batch(engine::Engine& engine, const BatchHeader& header, std::string_view events,
-                         std::uint64_t after_sequence, std::uint64_t& applied) {
+                         std::uint64_t after_sequence, std::uint64_t& applied,
+                         const std::function<void(const engine::Event&)>& visit) {
   engine::ByteReader in(events);
   engine::TimeMs previous_at_ms = 0;
   for (std::uint32_t index = 0; index < header.event_count; ++index) {
@@ -22,6 +23,7 @@ std::string replay_batch(engine::Engine& engine, const BatchHeader& header, std:
       return "event " + std::to_string(sequence) + " goes back in time";
     engine.apply(event);
     applied += 1;
+    if (visit) visit(event);
   }
   if (!in.done()) return "trailing bytes";
   return {};

@@ -14,7 +14,6 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <cstdlib>
 #include <iostream>
 
 #include "flashsale/journal/audit.hpp"
@@ -56,18 +55,6 @@ int verify(const journal::JournalCopy& copy, const std::string& expect_head) {
   return 0;
 }
 
-// --redis, with the password from FLASHSALE_REDIS_PASSWORD when the address carries none (and
-// FLASHSALE_REDIS_USER for an ACL user), so that it need not be on the command line.
-journal::RedisEndpoint endpoint_of(const std::string& redis) {
-  journal::RedisEndpoint endpoint = journal::RedisEndpoint::parse(redis);
-  if (endpoint.password.empty()) {
-    if (const char* password = std::getenv("FLASHSALE_REDIS_PASSWORD"))
-      endpoint.password = password;
-    if (const char* user = std::getenv("FLASHSALE_REDIS_USER")) endpoint.user = user;
-  }
-  return endpoint;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,7 +76,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (exporting->parsed()) {
-      const journal::JournalCopy copy = journal::read_journal(endpoint_of(redis), prefix);
+      const journal::JournalCopy copy =
+          journal::read_journal(journal::RedisEndpoint::from_command_line(redis), prefix);
       journal::write_export(copy, out);
       fmt::print("exported {} entries{} to {}\n", copy.entries.size(),
                  copy.snapshot ? " and the snapshot" : "", out);
@@ -99,9 +87,10 @@ int main(int argc, char** argv) {
       std::cerr << "flashsale-audit: give --file, or --redis and --journal-prefix\n";
       return 2;
     }
-    const journal::JournalCopy copy = file.empty()
-                                          ? journal::read_journal(endpoint_of(redis), prefix)
-                                          : journal::read_export(file);
+    const journal::JournalCopy copy =
+        file.empty()
+            ? journal::read_journal(journal::RedisEndpoint::from_command_line(redis), prefix)
+            : journal::read_export(file);
     return verify(copy, expect_head);
   } catch (const std::exception& error) {
     std::cerr << "flashsale-audit: " << error.what() << "\n";

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -51,8 +52,13 @@ struct AuditReport {
   std::vector<DropTotals> drops;  // when verified
 };
 
+// Sees each event the audit replays, in order, after the engine has applied it. Its strings
+// point into the JournalCopy.
+using EventVisitor = std::function<void(const engine::Event&)>;
+
 // With `head`, the journal must also contain that batch — anywhere in its chain, since later
 // batches only extend it — and the totals are those of the state it commits to.
-AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head = std::nullopt);
+AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head = std::nullopt,
+                  const EventVisitor& visit = {});
 
 }  // namespace flashsale::journal

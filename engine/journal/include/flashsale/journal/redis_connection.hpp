@@ -35,6 +35,10 @@ struct RedisEndpoint {
   // "redis://[USER[:PASSWORD]@]HOST:PORT" (percent-encoded). Throws std::invalid_argument with a
   // message that never repeats the password.
   static RedisEndpoint parse(std::string_view text);
+  // parse, for tools: when the address carries no password, it comes from the environment
+  // (FLASHSALE_REDIS_PASSWORD, and FLASHSALE_REDIS_USER for an ACL user), so that it need not be
+  // on the command line.
+  static RedisEndpoint from_command_line(std::string_view text);
   std::string describe() const;
 };
 
