@@ -1,12 +1,15 @@
 // flashsale-loadtest: load testing a running flashsale server (docs/loadtest.md): `gen` writes a
-// surge trace from a scenario, `replay` plays it open loop and gives a verdict and a report,
-// `compare` sets two reports side by side, `bench` measures throughput, fan-out and memory.
+// surge trace from a scenario, `capture` one from a real drop's journal, `replay` plays a trace
+// open loop and gives a verdict and a report, `compare` sets two reports side by side, `bench`
+// measures throughput, fan-out and memory.
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "flashsale/journal/redis_connection.hpp"
 #include "flashsale/loadtest/bench.hpp"
+#include "flashsale/loadtest/capture.hpp"
 #include "flashsale/loadtest/compare.hpp"
 #include "flashsale/loadtest/replay.hpp"
 #include "flashsale/loadtest/trace.hpp"
@@ -96,6 +99,15 @@ int main(int argc, char** argv) {
                      "check against this stock, not the server's (tests the verdict)");
   replay->add_option("--metrics", replay_options.metrics,
                      "base URL of the server's /metrics when not --api (its operations address)");
+  CLI::App* capture = app.add_subcommand(
+      "capture", "turn a drop's journal (Redis or an export file) into a trace to replay");
+  std::string redis, journal_prefix, journal_file, drop;
+  capture->add_option("--redis", redis, "Redis HOST:PORT, redis://… or a unix socket path");
+  capture->add_option("--journal-prefix", journal_prefix, "the journal's key prefix");
+  capture->add_option("--file", journal_file, "a `flashsale-audit export` file instead of Redis")
+      ->check(CLI::ExistingFile);
+  capture->add_option("--drop", drop, "the drop to capture (default: the journal's only one)");
+  capture->add_option("--out", out, "trace file to write")->required();
   CLI::App* compare = app.add_subcommand(
       "compare", "compare two replay reports, A the baseline and B the build under test");
   std::string report_a, report_b, compare_html;
@@ -124,6 +136,24 @@ int main(int argc, char** argv) {
       flashsale::loadtest::write_trace(trace, out);
       fmt::print("{}: {} viewers, {} units, {} actions\n", out, trace.header.viewers,
                  trace.header.drop.stock, trace.actions.size());
+      return 0;
+    }
+    if (app.got_subcommand("capture")) {
+      if (journal_file.empty() == (redis.empty() || journal_prefix.empty()))
+        throw std::invalid_argument("capture: give --file, or --redis and --journal-prefix");
+      const auto journal =
+          journal_file.empty()
+              ? flashsale::journal::read_journal(
+                    flashsale::journal::RedisEndpoint::from_command_line(redis), journal_prefix)
+              : flashsale::journal::read_export(journal_file);
+      flashsale::loadtest::CaptureSummary summary;
+      const auto trace = flashsale::loadtest::capture(journal, drop, &summary);
+      flashsale::loadtest::write_trace(trace, out);
+      fmt::print("{}: drop {}, {} viewers, {} units, {} actions\n", out, trace.header.drop.id,
+                 trace.header.viewers, trace.header.drop.stock, trace.actions.size());
+      if (summary.restocks + summary.closes > 0)
+        fmt::print("not in the trace (a replay runs without them): {} restocks, {} closes\n",
+                   summary.restocks, summary.closes);
       return 0;
     }
     if (app.got_subcommand("compare"))

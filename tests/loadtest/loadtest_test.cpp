@@ -6,8 +6,10 @@
 #include <boost/json.hpp>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 
+#include "clients.hpp"
 #include "flashsale/loadtest/compare.hpp"
 #include "flashsale/loadtest/histogram.hpp"
 #include "flashsale/loadtest/trace.hpp"
@@ -171,16 +173,21 @@ TEST(Compare, BFailsOnItsOwnVerdictAndUnreadableReportsAreRefused) {
 
 class Replay : public ::testing::Test {
  protected:
-  // Generates the small scenario and replays it against a fresh server; the exit status.
-  int replay(const std::string& prefix, std::vector<std::string> extra = {}) {
+  // Replays `given` (default: the small scenario, generated) against a fresh server whose
+  // journal is under `prefix`; the exit status.
+  int replay(const std::string& prefix, std::vector<std::string> extra = {},
+             const std::string& given = {}) {
     server = std::make_unique<testing::ServerProcess>(
         redis, FLASHSALE_SOURCE_DIR "/configs/dev.toml", prefix);
-    trace = ::testing::TempDir() + prefix + ".jsonl";
+    trace = given;
     report = ::testing::TempDir() + prefix + "-report";
-    testing::ChildProcess gen({FLASHSALE_LOADTEST, "gen", "--scenario",
-                               FLASHSALE_SOURCE_DIR "/tests/loadtest/small.toml", "--out", trace,
-                               "--seed", "3"});
-    EXPECT_EQ(gen.wait(30s), 0);
+    if (trace.empty()) {
+      trace = ::testing::TempDir() + prefix + ".jsonl";
+      testing::ChildProcess gen({FLASHSALE_LOADTEST, "gen", "--scenario",
+                                 FLASHSALE_SOURCE_DIR "/tests/loadtest/small.toml", "--out", trace,
+                                 "--seed", "3"});
+      EXPECT_EQ(gen.wait(30s), 0);
+    }
     const std::string port = std::to_string(server->port());
     std::vector<std::string> arguments{FLASHSALE_LOADTEST,
                                        "replay",
@@ -313,6 +320,63 @@ TEST_F(Replay, TheVerdictFailsWhenReservationsExceedTheStock) {
       EXPECT_FALSE(check.at("pass").as_bool());
     }
   }
+}
+
+// A replayed surge's journal, captured, replays against a fresh server and passes the verdict:
+// the capture holds every recorded order once at its time, by the same viewers (under
+// pseudonyms), and their payments. Who wins is timing, so the sale may split differently; every
+// unit sells both times.
+TEST_F(Replay, ACapturedDropReplaysWithTheOrdersAndPaymentsItRecorded) {
+  const auto printed = [this] {
+    std::string text;
+    for (const auto& line : output) text += line + "\n";
+    return text;
+  };
+  const auto audit = [this] {
+    return testing::http_call(server->port(), "GET", "/api/drops/small/audit", {}, "dev-host-key")
+        .json();
+  };
+  ASSERT_EQ(replay("live"), 0) << printed();
+  const auto generated = loadtest::read_trace(trace);
+  const auto live = audit();
+  const std::string captured = ::testing::TempDir() + "captured.jsonl";
+  testing::ChildProcess capture({FLASHSALE_LOADTEST, "capture", "--redis", redis.socket(),
+                                 "--journal-prefix", "live", "--out", captured});
+  const auto capture_output = capture.drain_stdout(30s);
+  ASSERT_EQ(capture.wait(30s), 0);
+  ASSERT_FALSE(capture_output.empty());
+  EXPECT_NE(capture_output[0].find("drop small"), std::string::npos) << capture_output[0];
+
+  const auto capture_trace = loadtest::read_trace(captured);
+  EXPECT_EQ(capture_trace.header.drop.stock, 20u);
+  EXPECT_EQ(capture_trace.header.drop.waitlist_limit, 5u);
+  const auto orders_of = [](const loadtest::Trace& of) {
+    std::set<std::pair<std::uint32_t, std::string>> orders;
+    std::size_t confirms = 0;
+    for (const auto& action : of.actions) {
+      if (action.kind == loadtest::ActionKind::order || action.kind == loadtest::ActionKind::retry)
+        orders.emplace(action.user, action.client_order_id);
+      confirms += action.kind == loadtest::ActionKind::confirm;
+    }
+    return std::pair{orders, confirms};
+  };
+  const auto [captured_orders, captured_confirms] = orders_of(capture_trace);
+  const auto generated_orders = orders_of(generated).first;
+  // One order action per recorded client_order_id: retries returned what was recorded.
+  EXPECT_EQ(static_cast<std::size_t>(std::count_if(
+                capture_trace.actions.begin(), capture_trace.actions.end(),
+                [](const auto& action) { return action.kind == loadtest::ActionKind::order; })),
+            captured_orders.size());
+  EXPECT_GE(captured_orders.size(), 25u);  // every unit and every waitlist place was ordered
+  EXPECT_LE(captured_orders.size(), generated_orders.size());
+  EXPECT_EQ(captured_confirms, live.at("orders_confirmed").to_number<std::size_t>());
+
+  ASSERT_EQ(replay("again", {}, captured), 0) << printed();
+  const auto again = report_json();
+  EXPECT_TRUE(again.at("verdict").at("pass").as_bool()) << printed();
+  EXPECT_EQ(again.at("orders").at("sent").to_number<std::size_t>(), captured_orders.size());
+  EXPECT_GE(again.at("results").at("reserved").to_number<std::int64_t>(), 20);
+  EXPECT_GT(audit().at("orders_confirmed").to_number<std::int64_t>(), 0);
 }
 
 }  // namespace
