@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 #include <algorithm>
 #include <array>
+#include <ranges>
 
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
@@ -119,25 +120,6 @@ std::optional<std::uint64_t> admission_seed() {
   return seed;
 }
 
-std::variant<host::Command, HostReply> drop_action(std::string drop, std::string_view action,
-                                                   const json::object& body) {
-  Fields fields(body);
-  if (action == "countdown") {
-    const auto seconds = fields.integer<TimeMs>("seconds", 0, engine::countdown_ms_max / 1000);
-    if (fields.problem()) return invalid(*fields.problem());
-    const auto seed = admission_seed();
-    if (!seed) return host_json::error(503, "unavailable", "no random seed for the admission draw");
-    return host::StartCountdown{std::move(drop), seconds * 1000, *seed};
-  }
-  if (action == "restock") {
-    const auto add = fields.integer<std::uint32_t>("add", 1, engine::stock_max);
-    if (fields.problem()) return invalid(*fields.problem());
-    return host::Restock{std::move(drop), add};
-  }
-  if (action == "close") return host::CloseDrop{std::move(drop)};
-  return no_route();
-}
-
 // An empty body reads as {}; false if the body is not a JSON object, or names a key twice.
 bool read_body(const HttpRequest& request, json::object& body) {
   if (request.body().empty()) return true;
@@ -182,6 +164,106 @@ HostReply mint(const json::object& body, const GatewayConfig& config) {
   if (config.token_secret.empty())
     return host_json::error(409, "no_secret", "auth.token_secret is not configured");
   return {200, host_json::token(mint_token(config.token_secret, user, wall_ms() / 1000 + ttl))};
+}
+
+using Answer = std::variant<host::Command, HostReply>;
+
+// What a route's handler reads: the body (a JSON object, {} when empty or not a POST), the
+// target, and the {drop} segment if its path has one.
+struct Call {
+  const json::object& body;
+  const Target& target;
+  std::string drop;
+  const GatewayConfig& config;
+};
+
+Answer countdown(const Call& call) {
+  Fields fields(call.body);
+  const auto seconds = fields.integer<TimeMs>("seconds", 0, engine::countdown_ms_max / 1000);
+  if (fields.problem()) return invalid(*fields.problem());
+  const auto seed = admission_seed();
+  if (!seed) return host_json::error(503, "unavailable", "no random seed for the admission draw");
+  return host::StartCountdown{call.drop, seconds * 1000, *seed};
+}
+
+Answer restock(const Call& call) {
+  Fields fields(call.body);
+  const auto add = fields.integer<std::uint32_t>("add", 1, engine::stock_max);
+  if (fields.problem()) return invalid(*fields.problem());
+  return host::Restock{call.drop, add};
+}
+
+Answer read_orders(const Call& call) {
+  auto user = query_value(call.target.url, "user");
+  if (!user || user->empty()) return invalid("?user= is required");
+  return host::ReadOrders{call.drop, std::move(*user)};
+}
+
+struct Route {
+  ApiRoute api;
+  Answer (*handle)(const Call&);
+  // How a reply the handler gives itself is timed: as a refusal, except where answering at
+  // once is the route's work (minting a token).
+  std::size_t replies_as = Metrics::host_route_refused;
+};
+
+using http::verb;
+constexpr std::array routes{
+    Route{{verb::post, "/api/drops"},
+          [](const Call& call) { return create_drop(call.body, call.config); }},
+    Route{{verb::get, "/api/drops"}, [](const Call&) -> Answer { return host::ReadDrops{}; }},
+    Route{{verb::get, "/api/drops/{drop}"},
+          [](const Call& call) -> Answer { return host::ReadDrop{call.drop}; }},
+    Route{{verb::get, "/api/drops/{drop}/audit"},
+          [](const Call& call) -> Answer { return host::ReadAudit{call.drop}; }},
+    Route{{verb::get, "/api/drops/{drop}/orders"}, read_orders},
+    Route{{verb::post, "/api/drops/{drop}/countdown"}, countdown},
+    Route{{verb::post, "/api/drops/{drop}/restock"}, restock},
+    Route{{verb::post, "/api/drops/{drop}/close"},
+          [](const Call& call) -> Answer { return host::CloseDrop{call.drop}; }},
+    Route{{verb::post, "/api/tokens"},
+          [](const Call& call) -> Answer { return mint(call.body, call.config); },
+          Metrics::host_route_tokens},
+};
+
+constexpr std::array api_route_list = [] {
+  std::array<ApiRoute, routes.size()> list{};
+  for (std::size_t index = 0; index < routes.size(); ++index) list[index] = routes[index].api;
+  return list;
+}();
+
+// Whether `segments` (after "/api/") fit `path`, whose "{drop}" takes any one segment; `drop`
+// gets that segment.
+bool fits(std::string_view path, const std::vector<std::string>& segments, std::string& drop) {
+  path.remove_prefix(std::string_view("/api/").size());
+  std::size_t index = 0;
+  for (std::string_view part : std::views::split(path, '/') | std::views::transform([](auto range) {
+                                 return std::string_view(range.begin(), range.end());
+                               })) {
+    if (index == segments.size()) return false;
+    if (part == "{drop}")
+      drop = segments[index];
+    else if (part != segments[index])
+      return false;
+    ++index;
+  }
+  return index == segments.size();
+}
+
+// The route for `request`, with its {drop}; or the refusal: 404 when no path fits, 405 (naming
+// the methods that would) when only the method is wrong.
+std::variant<std::pair<const Route*, std::string>, HostReply> find_route(const HttpRequest& request,
+                                                                         const Target& target) {
+  std::string allowed;
+  for (const Route& route : routes) {
+    std::string drop;
+    if (!fits(route.api.path, target.segments, drop)) continue;
+    if (route.api.method == request.method()) return std::pair{&route, std::move(drop)};
+    allowed += allowed.empty() ? "" : " or ";
+    allowed += http::to_string(route.api.method);
+  }
+  if (allowed.empty()) return no_route();
+  return wrong_method(allowed);
 }
 
 // Times a host call from its request read to its reply, by route (Metrics::host_calls).
@@ -239,40 +321,8 @@ std::optional<HostReply> check_host_key(const HttpRequest& request, ServerContex
   return std::nullopt;
 }
 
-std::variant<host::Command, HostReply> parse_host_call(const HttpRequest& request,
-                                                       const GatewayConfig& config) {
-  const auto target = read_target(request.target());
-  if (!target) return no_route();
-  const std::vector<std::string>& parts = target->segments;
-  if (parts.empty() || parts[0] != "drops") return no_route();
-  const bool post = request.method() == http::verb::post;
-  const bool get = request.method() == http::verb::get;
-  json::object body;
-  if (post && !read_body(request, body))
-    return host_json::error(400, "bad_json", "the body must be a JSON object, each key once");
-  if (parts.size() == 1) {
-    if (post) return create_drop(body, config);
-    if (get) return host::ReadDrops{};
-    return wrong_method("GET or POST");
-  }
-  std::string drop(parts[1]);
-  if (parts.size() == 2) {
-    if (!get) return wrong_method("GET");
-    return host::ReadDrop{std::move(drop)};
-  }
-  if (parts.size() != 3) return no_route();
-  if (parts[2] == "audit") {
-    if (!get) return wrong_method("GET");
-    return host::ReadAudit{std::move(drop)};
-  }
-  if (parts[2] == "orders") {
-    if (!get) return wrong_method("GET");
-    auto user = query_value(target->url, "user");
-    if (!user || user->empty()) return invalid("?user= is required");
-    return host::ReadOrders{std::move(drop), std::move(*user)};
-  }
-  if (!post) return wrong_method("POST");
-  return drop_action(std::move(drop), parts[2], body);
+std::span<const ApiRoute> api_routes() {
+  return api_route_list;
 }
 
 std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& context,
@@ -283,19 +333,19 @@ std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& co
     return timer.answered(Metrics::host_route_refused, std::move(reply));
   };
   if (auto refused = check_host_key(request, context, source)) return refuse(std::move(*refused));
-  std::string_view path = request.target();
-  path = path.substr(0, path.find('?'));
-  if (path == "/api/tokens") {
-    if (request.method() != http::verb::post) return refuse(wrong_method("POST"));
-    json::object body;
-    if (!read_body(request, body))
-      return refuse(
-          host_json::error(400, "bad_json", "the body must be a JSON object, each key once"));
-    return timer.answered(Metrics::host_route_tokens, mint(body, context.config));
-  }
-  auto call = parse_host_call(request, context.config);
-  if (auto* refused = std::get_if<HostReply>(&call)) return refuse(std::move(*refused));
-  return submit(context, std::move(std::get<host::Command>(call)), std::move(done), timer);
+  const auto target = read_target(request.target());
+  if (!target) return refuse(no_route());
+  auto found = find_route(request, *target);
+  if (auto* refused = std::get_if<HostReply>(&found)) return refuse(std::move(*refused));
+  auto& [route, drop] = std::get<0>(found);
+  json::object body;
+  if (request.method() == http::verb::post && !read_body(request, body))
+    return refuse(
+        host_json::error(400, "bad_json", "the body must be a JSON object, each key once"));
+  Answer answer = route->handle(Call{body, *target, std::move(drop), context.config});
+  if (auto* reply = std::get_if<HostReply>(&answer))
+    return timer.answered(route->replies_as, std::move(*reply));
+  return submit(context, std::move(std::get<host::Command>(answer)), std::move(done), timer);
 }
 
 std::optional<HostReply> public_drops(ServerContext& context, std::function<void(HostReply)> done) {

@@ -9,6 +9,8 @@
 #include <boost/beast/http.hpp>
 #include <functional>
 #include <optional>
+#include <span>
+#include <string_view>
 #include <variant>
 
 #include "context.hpp"
@@ -23,11 +25,15 @@ using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>
 std::optional<HostReply> check_host_key(const HttpRequest& request, ServerContext& context,
                                         const boost::asio::ip::address& source);
 
-// The command a request under /api/drops asks for, or the reply that refuses it (400, 404,
-// 405; 503 when no random seed can be drawn). Does not check the host key. I/O thread: a
-// countdown's admission seed is drawn here.
-std::variant<host::Command, HostReply> parse_host_call(const HttpRequest& request,
-                                                       const GatewayConfig& config);
+// One route of the host API: its method and path, where "{drop}" stands for a drop's id.
+struct ApiRoute {
+  boost::beast::http::verb method{};
+  std::string_view path;
+};
+
+// Every route route_api serves, in the order it tries them. contracts/openapi.json documents
+// each (tests/gateway/contract_test.cpp holds the two to each other).
+std::span<const ApiRoute> api_routes();
 
 // Handles one request under /api/. Returns the reply at once, or nullopt when `done` will be
 // called with it later, from the engine's side (post it to your own thread).
