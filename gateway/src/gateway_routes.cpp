@@ -14,8 +14,9 @@ namespace flashsale::gateway {
 namespace http = boost::beast::http;
 
 void GatewayRoutes::route(HttpSession& session, HttpRequest& request) {
-  const std::string_view target = request.target();
   if (boost::beast::websocket::is_upgrade(request)) return upgrade(session, request);
+  // Routed by path: a query (a cache-buster, a probe's marker) does not change the resource.
+  const std::string_view target = request.target().substr(0, request.target().find('?'));
   const bool reading = request.method() == http::verb::get || request.method() == http::verb::head;
   if (!context_.config.ops_listen.empty() &&
       (target == "/healthz" || target == "/readyz" || target == "/metrics"))
@@ -35,7 +36,7 @@ void GatewayRoutes::route(HttpSession& session, HttpRequest& request) {
     if (!reading) return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
     return session.respond({200, context_.render_metrics()}, "text/plain; version=0.0.4");
   }
-  if (const WebAsset* asset = find_web_asset(target.substr(0, target.find('?')))) {
+  if (const WebAsset* asset = find_web_asset(target)) {
     if (!reading) return session.respond(host_json::error(405, "method_not_allowed", "use GET"));
     return session.respond_asset(*asset, request);
   }

@@ -145,9 +145,17 @@ void HttpSession::respond(HostReply reply, std::string_view content_type) {
   response->set(http::field::content_type, content_type);
   response->set(http::field::cache_control, "no-store");
   response->keep_alive(keep_alive_);
-  response->body() = std::move(reply.body);
+  // A HEAD is told the length of what a GET would get, and sent no body (RFC 9110, 9.3.2):
+  // a body here would be read as the start of the next response.
+  const std::size_t length = reply.body.size();
+  if (!answering_head()) response->body() = std::move(reply.body);
   response->prepare_payload();
+  if (answering_head()) response->content_length(length);
   send(std::move(response));
+}
+
+bool HttpSession::answering_head() const {
+  return parser_ && parser_->is_header_done() && parser_->get().method() == http::verb::head;
 }
 
 // Pages are revalidated on every load (no-cache with an ETag: a 304 costs a header), so a

@@ -70,6 +70,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void on_write(bool keep_alive, boost::beast::error_code error, std::size_t bytes);
   void end();
   bool count_in();
+  bool answering_head() const;
 
   // Timed by deadline_ rather than a beast::tcp_stream, whose timer could not come along into
   // the WebSocket session an upgrade hands the stream to.

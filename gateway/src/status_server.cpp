@@ -25,7 +25,7 @@ class StatusRoutes final : public HttpSession::Routes {
       : health_(std::move(health)), metrics_text_(std::move(metrics_text)) {}
 
   void route(HttpSession& session, HttpRequest& request) override {
-    const std::string_view target = request.target();
+    const std::string_view target = request.target().substr(0, request.target().find('?'));
     if (target != "/healthz" && target != "/readyz" && target != "/metrics")
       return session.respond(
           host_json::error(404, "not_found", "only /healthz, /readyz and /metrics here"));
