@@ -18,14 +18,16 @@ struct WebAsset {
 std::span<const WebAsset> web_assets();
 
 // The asset for a request path: "/" is the viewer page, "/host" the console, "/web/NAME" any
-// file. nullptr when there is none.
+// file, and the contracts (contracts/) are at /api/openapi.json and /api/asyncapi.json, beside
+// the API they describe, with no key. nullptr when there is none.
 inline const WebAsset* find_web_asset(std::string_view target) {
   std::string_view path;
   if (target == "/") {
     path = "/index.html";
   } else if (target == "/host") {
     path = "/host.html";
-  } else if (target.starts_with("/web/")) {
+  } else if (target.starts_with("/web/") || target == "/api/openapi.json" ||
+             target == "/api/asyncapi.json") {
     path = target.substr(4);
   } else {
     return nullptr;

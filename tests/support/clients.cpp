@@ -1,17 +1,76 @@
 // See clients.hpp.
 #include "clients.hpp"
 
+#include <unistd.h>
+
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <mutex>
 #include <stdexcept>
+#include <unordered_set>
 
 namespace flashsale::testing {
 
 namespace beast = boost::beast;
 using boost::asio::ip::tcp;
+
+namespace {
+
+// Bounds the file a long test writes (a flood repeats itself; a surge's stock frames do not).
+constexpr std::size_t traffic_lines_max = 20'000;
+
+struct TrafficLog {
+  std::mutex mutex;
+  std::ofstream out;
+  std::unordered_set<std::string> written;
+};
+
+TrafficLog* traffic_log() {
+  static TrafficLog* const log = []() -> TrafficLog* {
+    const char* folder = std::getenv("FLASHSALE_TRAFFIC_DIR");
+    if (folder == nullptr || *folder == '\0') return nullptr;
+    std::filesystem::create_directories(folder);
+    auto* opened = new TrafficLog;  // lives as long as the process: no order-of-exit races
+    opened->out.open(std::filesystem::path(folder) / (std::to_string(::getpid()) + ".jsonl"),
+                     std::ios::app);
+    return opened;
+  }();
+  return log;
+}
+
+bool documented_http(std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  return path.starts_with("/api/") || path == "/drops" || path == "/healthz" || path == "/readyz";
+}
+
+}  // namespace
+
+void record_traffic(const boost::json::object& line) {
+  TrafficLog* log = traffic_log();
+  if (log == nullptr) return;
+  std::string text = boost::json::serialize(line);
+  std::lock_guard lock(log->mutex);
+  if (log->written.size() >= traffic_lines_max || !log->written.insert(text).second) return;
+  log->out << text << '\n' << std::flush;
+}
+
+HttpReply http_call(unsigned short port, std::string_view method, std::string_view target,
+                    std::string_view body, std::string_view host_key) {
+  HttpReply reply{loadtest::http_call({"127.0.0.1", port}, method, target, body, host_key)};
+  if (documented_http(target))
+    record_traffic({{"kind", "http"},
+                    {"method", method},
+                    {"target", target},
+                    {"status", reply.status},
+                    {"body", reply.body}});
+  return reply;
+}
 
 Viewer::Viewer(unsigned short port, int receive_buffer, const std::string& source,
                const std::string& origin, std::string_view preamble)
@@ -39,8 +98,16 @@ Viewer::~Viewer() {
 }
 
 void Viewer::send(std::string_view text) {
+  record_traffic(
+      {{"kind", "ws"}, {"direction", "sent"}, {"frame", text}, {"unchecked", !checked_}});
   ws_.text(true);
   ws_.write(boost::asio::buffer(text));
+}
+
+void Viewer::send_unchecked(std::string_view text) {
+  checked_ = false;
+  send(text);
+  checked_ = true;
 }
 
 void Viewer::send_binary(std::string_view bytes) {
@@ -68,6 +135,7 @@ std::optional<boost::json::object> Viewer::next(std::chrono::milliseconds timeou
   }
   const std::string text = beast::buffers_to_string(buffer_.data());
   buffer_.consume(buffer_.size());
+  record_traffic({{"kind", "ws"}, {"direction", "received"}, {"frame", text}});
   return boost::json::parse(text).as_object();
 }
 

@@ -20,11 +20,15 @@ struct HttpReply : loadtest::HttpReply {
   boost::json::value json() const { return boost::json::parse(body); }
 };
 
+// With FLASHSALE_TRAFFIC_DIR set, what the test clients send and receive is recorded there, one
+// JSON object a line (a file per process), for tests/contracts/traffic.test.mjs to check against
+// contracts/: every frame a Viewer sends and reads, and the reply to every http_call under /api/
+// and to /drops, /healthz and /readyz. Repeated lines are written once.
+void record_traffic(const boost::json::object& line);
+
 // One request to 127.0.0.1:`port` on a fresh connection (the load tester's client).
-inline HttpReply http_call(unsigned short port, std::string_view method, std::string_view target,
-                           std::string_view body = {}, std::string_view host_key = {}) {
-  return {loadtest::http_call({"127.0.0.1", port}, method, target, body, host_key)};
-}
+HttpReply http_call(unsigned short port, std::string_view method, std::string_view target,
+                    std::string_view body = {}, std::string_view host_key = {});
 
 // A GET (or HEAD) with the response's headers, for the pages.
 struct PageReply {
@@ -47,6 +51,9 @@ class Viewer {
   ~Viewer();
 
   void send(std::string_view text);
+  // Sends a frame that breaks the protocol's contract on purpose (a bad-input test): recorded as
+  // such, so the traffic check does not hold it to contracts/asyncapi.json.
+  void send_unchecked(std::string_view text);
   void send_json(const boost::json::object& message) { send(boost::json::serialize(message)); }
   void send_binary(std::string_view bytes);
   // The next message, or nullopt when the deadline passes or the connection closes. After a
@@ -74,6 +81,7 @@ class Viewer {
   boost::beast::flat_buffer buffer_;
   bool closed_ = false;
   std::uint16_t close_code_ = 0;
+  bool checked_ = true;  // whether the frame being sent is recorded as one the contract allows
 };
 
 }  // namespace flashsale::testing
