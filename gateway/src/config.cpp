@@ -149,6 +149,8 @@ GatewayConfig load_config(const std::string& path) {
   read_number(journal, "journal", "snapshot_every_events", config.journal.snapshot_every_events, 1,
               1e12);
   read_ms(journal, "journal", "snapshot_every_ms", config.journal.snapshot_every, 86'400'000);
+  read_choice(journal, "journal", "history", config.journal.keep_history, "trimmed",
+              {"kept", true});
   read_number(journal, "journal", "orders_kept", config.journal.orders_kept, 1'000, 1e10);
 
   const toml::table& limits = section(root, "limits");

@@ -116,8 +116,10 @@ class Recorder {
 
 }  // namespace
 
-Trace capture(const journal::JournalCopy& journal, const std::string& drop_id,
-              CaptureSummary* summary) {
+Trace capture(journal::JournalCopy journal, const std::string& drop_id, CaptureSummary* summary) {
+  // A stream that still starts at batch 1 (journal.history = "kept") is replayed from there:
+  // the snapshot holds the same state, but not the events that led to it.
+  if (!journal.entries.empty() && journal.entries.front().first == "1-0") journal.snapshot.reset();
   Recorder recorder(drop_id);
   const journal::AuditReport report =
       journal::audit(journal, std::nullopt, [&](const Event& event) { recorder.see(event); });

@@ -141,13 +141,13 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("capture")) {
       if (journal_file.empty() == (redis.empty() || journal_prefix.empty()))
         throw std::invalid_argument("capture: give --file, or --redis and --journal-prefix");
-      const auto journal =
+      auto journal =
           journal_file.empty()
               ? flashsale::journal::read_journal(
                     flashsale::journal::RedisEndpoint::from_command_line(redis), journal_prefix)
               : flashsale::journal::read_export(journal_file);
       flashsale::loadtest::CaptureSummary summary;
-      const auto trace = flashsale::loadtest::capture(journal, drop, &summary);
+      const auto trace = flashsale::loadtest::capture(std::move(journal), drop, &summary);
       flashsale::loadtest::write_trace(trace, out);
       fmt::print("{}: drop {}, {} viewers, {} units, {} actions\n", out, trace.header.drop.id,
                  trace.header.viewers, trace.header.drop.stock, trace.actions.size());

@@ -177,8 +177,7 @@ class Replay : public ::testing::Test {
   // journal is under `prefix`; the exit status.
   int replay(const std::string& prefix, std::vector<std::string> extra = {},
              const std::string& given = {}) {
-    server = std::make_unique<testing::ServerProcess>(
-        redis, FLASHSALE_SOURCE_DIR "/configs/dev.toml", prefix);
+    server = std::make_unique<testing::ServerProcess>(redis, config, prefix);
     trace = given;
     report = ::testing::TempDir() + prefix + "-report";
     if (trace.empty()) {
@@ -214,6 +213,7 @@ class Replay : public ::testing::Test {
   }
 
   testing::RedisServer redis;
+  std::string config = FLASHSALE_SOURCE_DIR "/configs/dev.toml";
   std::unique_ptr<testing::ServerProcess> server;
   std::string trace;
   std::string report;
@@ -325,8 +325,11 @@ TEST_F(Replay, TheVerdictFailsWhenReservationsExceedTheStock) {
 // A replayed surge's journal, captured, replays against a fresh server and passes the verdict:
 // the capture holds every recorded order once at its time, by the same viewers (under
 // pseudonyms), and their payments. Who wins is timing, so the sale may split differently; every
-// unit sells both times.
+// unit sells both times. The journal keeps its history and snapshots every 10 events, so the
+// capture reads past snapshots.
 TEST_F(Replay, ACapturedDropReplaysWithTheOrdersAndPaymentsItRecorded) {
+  config = testing::dev_config_with(
+      {}, {{"journal", "history = \"kept\""}, {"journal", "snapshot_every_events = 10"}});
   const auto printed = [this] {
     std::string text;
     for (const auto& line : output) text += line + "\n";
@@ -339,6 +342,9 @@ TEST_F(Replay, ACapturedDropReplaysWithTheOrdersAndPaymentsItRecorded) {
   ASSERT_EQ(replay("live"), 0) << printed();
   const auto generated = loadtest::read_trace(trace);
   const auto live = audit();
+  EXPECT_EQ(redis.call({"EXISTS", "{live}:snapshot"}), "1");
+  EXPECT_EQ(redis.call({"XRANGE", "{live}:journal", "-", "+", "COUNT", "1"}).substr(0, 4), "1-0 ")
+      << "a snapshot trimmed the history";
   const std::string captured = ::testing::TempDir() + "captured.jsonl";
   testing::ChildProcess capture({FLASHSALE_LOADTEST, "capture", "--redis", redis.socket(),
                                  "--journal-prefix", "live", "--out", captured});

@@ -541,7 +541,8 @@ class Journal::Writer {
   }
 
   // The stream may be trimmed up to the first batch holding an event after the snapshot —
-  // but never past the top entry, which the fence compares against.
+  // but never past the top entry, which the fence compares against — unless its history is
+  // kept (MINID 0 trims nothing).
   void write_snapshot() {
     std::uint64_t keep_from = last_batch_;
     for (const auto& [batch, last_sequence] : since_snapshot_) {
@@ -565,10 +566,10 @@ class Journal::Writer {
     binding.stored = seal_batch(binding.header, {});
     const std::string binding_id = entry_id(binding.header.number);
     redis_->set_timeout(std::max(shared_.config.redis_timeout, snapshot_timeout_min));
-    const Reply reply =
-        redis_->command({"EVAL", detail::snapshot_lua, "3", shared_.lease_key, shared_.stream_key,
-                         shared_.snapshot_key, shared_.token, shared_.ttl_ms, top_id_, stored,
-                         entry_id(keep_from), binding_id, binding.stored});
+    const Reply reply = redis_->command(
+        {"EVAL", detail::snapshot_lua, "3", shared_.lease_key, shared_.stream_key,
+         shared_.snapshot_key, shared_.token, shared_.ttl_ms, top_id_, stored,
+         shared_.config.keep_history ? "0" : entry_id(keep_from), binding_id, binding.stored});
     if (redis_ != nullptr) redis_->set_timeout(shared_.config.redis_timeout);
     if (reply == nullptr || is_error(reply)) {
       // Writing it again later is harmless (it replaces the value and trims no further), and

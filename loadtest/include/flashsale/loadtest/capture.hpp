@@ -20,9 +20,10 @@ struct CaptureSummary {
 // throughout, and no name leaves the journal). What the journal cannot show — unrecorded
 // answers (early clicks, answers at the edge), retries that returned an outcome already
 // recorded, connections — is not in the trace; each viewer connects during the countdown.
-// Throws std::runtime_error when the journal does not verify, the drop is not in it (or was
-// created before its snapshot), or it never opened.
-Trace capture(const journal::JournalCopy& journal, const std::string& drop_id,
+// A journal whose history was kept (journal.history = "kept": its stream still starts at batch
+// 1) is read from its start, snapshot or not. Throws std::runtime_error when the journal does
+// not verify, the drop is not in it (or was created before its snapshot), or it never opened.
+Trace capture(journal::JournalCopy journal, const std::string& drop_id,
               CaptureSummary* summary = nullptr);
 
 }  // namespace flashsale::loadtest
