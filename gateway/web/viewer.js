@@ -1,14 +1,15 @@
 // The viewer page: watch one drop's countdown and stock, buy, then pay or cancel.
 //
-// Everything shown is derived from a few pieces of state (the drop as the server last
-// described it, this viewer's order, the connection) by render(), which runs on every message
-// and five times a second for the clocks. Orders are idempotent by client_order_id, so after
-// `busy`, a lost connection or a server restart the page simply asks again with the same id
-// and gets the original answer.
-import { ServerClock, backoffMs, clockText, element, money } from './common.js';
+// The page is UI only: the protocol — signing in, reconnecting, following the drop, the
+// server's clock, ordering with retries — is @flashsale/client (clients/js/flashsale.js, served
+// as /web/flashsale.js). Everything shown is derived from a few pieces of state (the drop as
+// the client keeps it, this viewer's order, the connection) by render(), which runs on every
+// event and five times a second for the clocks. The order is kept in localStorage, so that a
+// reload asks again with the same client_order_id rather than ordering twice.
+import { FlashsaleClient, RETRYABLE_ORDER_STATUSES, newClientOrderId } from './flashsale.js';
+import { clockText, element, money } from './common.js';
 
 const params = new URLSearchParams(location.search);
-const clock = new ServerClock();
 const ui = Object.fromEntries(
     ['connection', 'sign-in', 'choose', 'drop-list', 'drop', 'title', 'price', 'phase', 'countdown',
      'stock-bar', 'stock-left', 'stock-total', 'buy', 'order-status', 'pay', 'cancel',
@@ -25,18 +26,15 @@ if (params.has('token')) {
   history.replaceState(null, '', rest ? `${location.pathname}?${rest}` : location.pathname);
 }
 const dropId = params.get('drop');
-let socket = null;
+let client = null;
 let connected = false;
-let reconnects = 0;    // failed attempts since the last welcome
-let drop = null;       // the last `drop` message, kept current by tick, state and stock
+let welcomed = false;  // the first welcome: the drop list, or the stored order asked again
 // This viewer's order on the drop: {clientOrderId, status, waiting, orderId, qty,
-// holdExpiresAt, position, reason}. `waiting`: asked, no answer yet. Kept in localStorage, so a
-// reload asks again with the same client_order_id rather than ordering twice.
+// holdExpiresAt, position, reason}. `waiting`: asked, no final answer yet; status `busy` while
+// the client asks again after `busy` (or gave up asking: then Buy asks again).
 let order = null;
-let orderRetries = 0;
-let retryTimer = null;
-let timeSentAt = 0;
 
+// A final answer: nothing more to ask. Reserved and waitlisted orders wait for pay or cancel.
 const final = new Set(['sold_out', 'limit_exceeded', 'closed', 'confirmed']);
 const storageKey = () => `flashsale:order:${dropId}:${user}`;
 
@@ -52,29 +50,47 @@ function loadOrder() {
   }
 }
 
-function send(message) {
-  if (connected) socket.send(JSON.stringify(message));
+function connect() {
+  client = new FlashsaleClient({
+    url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
+    ...(token ? { token } : { user }),
+  });
+  client.on('connection', onConnection);
+  client.on('welcome', onWelcome);
+  client.on('dropchange', render);
+  client.on('orderchange', onOrderChange);
+  client.on('error', (error) => {
+    if (order && error.ref === order.orderId) {
+      order.reason = error.message;
+      render();
+    }
+  });
+  if (dropId) {
+    client.subscribe(dropId).catch((error) => {
+      if (error.code === 'unknown_drop') showDropList();
+    });
+  }
+  client.connect().catch(() => {});  // a refusal shows as the connection's state
 }
 
-function connect() {
-  setConnection('connecting', reconnects ? 'reconnecting…' : 'connecting…');
-  socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
-  socket.onopen = () => {
-    socket.send(JSON.stringify(token ? { type: 'hello', token } : { type: 'hello', user }));
-  };
-  socket.onmessage = (event) => receive(JSON.parse(event.data));
-  socket.onclose = (event) => {
-    connected = false;
-    socket = null;
-    if (event.code === 1008) {
-      setConnection('lost', 'signed out: ' + (event.reason || 'not allowed'));
-      return;  // a bad token or name will not get better by retrying
-    }
-    const delay = backoffMs(reconnects++);
-    setConnection('lost', `connection lost — retrying in ${Math.ceil(delay / 1000)} s`);
-    setTimeout(connect, delay);
-    render();
-  };
+function onConnection(event) {
+  connected = event.state === 'live';
+  switch (event.state) {
+    case 'connecting':
+      setConnection('connecting', event.attempt ? 'reconnecting…' : 'connecting…');
+      break;
+    case 'live':
+      setConnection('live', `live as ${event.user}`);
+      break;
+    case 'waiting':
+      setConnection('lost', `connection lost — retrying in ${Math.ceil(event.delayMs / 1000)} s`);
+      break;
+    case 'closed':
+      // A bad token or name, or too many tabs: it will not get better by retrying.
+      setConnection('lost', 'signed out: ' + (event.error?.message || event.reason || 'not allowed'));
+      break;
+  }
+  render();
 }
 
 function setConnection(state, text) {
@@ -82,104 +98,56 @@ function setConnection(state, text) {
   ui.connection.textContent = text;
 }
 
-function receive(message) {
-  switch (message.type) {
-    case 'welcome':
-      connected = true;
-      reconnects = 0;
-      user = message.user;
-      clock.fromMessage(message.server_time_ms);
-      timeSentAt = Date.now();
-      send({ type: 'time' });
-      setConnection('live', `live as ${user}`);
-      if (dropId) {
-        send({ type: 'subscribe', drop: dropId });
-        if (!order) order = loadOrder();
-        // Ask again for anything not settled: the server answers with the original outcome.
-        if (order && (order.waiting || order.status === 'reserved' || order.status === 'waitlisted' ||
-                      order.status === 'busy')) {
-          askOrder();
-        }
-      } else {
-        showDropList();
-      }
-      break;
-    case 'time':
-      clock.fromRoundTrip(message.server_time_ms, timeSentAt);
-      break;
-    case 'drop':
-      drop = message;
-      clock.fromMessage(message.server_time_ms);
-      break;
-    case 'tick':
-      if (drop && message.drop === drop.drop) {
-        drop.opens_at_ms = message.server_time_ms + message.ms_left;
-      }
-      clock.fromMessage(message.server_time_ms);
-      break;
-    case 'state':
-      if (drop && message.drop === drop.drop) drop.state = message.state;
-      break;
-    case 'stock':
-      if (drop && message.drop === drop.drop) {
-        drop.stock_left = message.left;
-        if (message.raised_cents !== undefined) {
-          drop.raised_cents = message.raised_cents;
-          drop.supporters = message.supporters;
-        }
-      }
-      break;
-    case 'order_result':
-      if (order && message.client_order_id === order.clientOrderId) onResult(message);
-      break;
-    case 'order_update':
-      if (order && message.order_id === order.orderId) onUpdate(message);
-      break;
-    case 'error':
-      if (order && message.ref === order.orderId) order.reason = message.message;
-      break;
-  }
+function onWelcome(welcome) {
+  user = welcome.user;
+  if (welcomed) return;  // after a reconnect the client subscribes and asks again by itself
+  welcomed = true;
+  if (!dropId) return showDropList();
+  order = loadOrder();
+  // Ask again for anything not settled: the server answers with the original outcome.
+  if (order && (order.waiting || ['reserved', 'waitlisted', 'busy'].includes(order.status))) askOrder();
   render();
 }
 
-function onResult(result) {
-  clearTimeout(retryTimer);
-  const retryable = ['busy', 'unavailable', 'rate_limited'];
-  if (retryable.includes(result.status)) {
-    // Same client_order_id, later: a retry can never buy twice.
-    const delay = backoffMs(orderRetries++, 500);
-    order.status = 'busy';
-    order.waiting = true;
-    retryTimer = setTimeout(askOrder, delay);
-    saveOrder();
-    return;
+// What the client learnt about an order: the answer, a retry, an update (payment, expiry, a
+// waitlisted order getting its unit).
+function onOrderChange(change) {
+  if (!order || change.client_order_id !== order.clientOrderId) return;
+  if (change.status === 'pending') return;
+  if (change.status === 'retrying' || RETRYABLE_ORDER_STATUSES.includes(change.status)) {
+    order.status = 'busy';  // being asked again, or given up on after too many tries
+  } else {
+    order.status = change.status;
+    order.reason = change.reason ?? '';
+    if (change.order_id) order.orderId = change.order_id;
+    if (change.hold_expires_at_ms) order.holdExpiresAt = change.hold_expires_at_ms;
+    if (change.position) order.position = change.position;
+    if (change.qty) order.qty = change.qty;
   }
-  orderRetries = 0;
-  order.waiting = false;
-  order.status = result.status;
-  order.reason = result.reason ?? '';
-  if (result.order_id) order.orderId = result.order_id;
-  if (result.hold_expires_at_ms) order.holdExpiresAt = result.hold_expires_at_ms;
-  if (result.position) order.position = result.position;
-  if (result.qty) order.qty = result.qty;
   saveOrder();
-}
-
-function onUpdate(update) {
-  order.status = update.status;
-  if (update.hold_expires_at_ms) order.holdExpiresAt = update.hold_expires_at_ms;
-  saveOrder();
+  render();
 }
 
 function askOrder() {
-  if (!order) return;
-  order.waiting = true;
-  send({ type: 'order', drop: dropId, qty: 1, client_order_id: order.clientOrderId });
+  const asked = order;
+  asked.waiting = true;
+  client.order(dropId, 1, { clientOrderId: asked.clientOrderId })
+      .catch((error) => {
+        // retries_exhausted: still busy; Buy asks again with the same client_order_id.
+        if (asked === order && error.code !== 'retries_exhausted') asked.reason = error.message;
+      })
+      .finally(() => {
+        asked.waiting = false;
+        saveOrder();
+        render();
+      });
 }
 
 function buy() {
-  order = { clientOrderId: crypto.randomUUID(), status: '', waiting: true };
-  orderRetries = 0;
+  // After `busy` answers the client gave up on, the same order again; otherwise a new one.
+  if (!(order && order.status === 'busy')) {
+    order = { clientOrderId: newClientOrderId(), status: '', waiting: true };
+  }
   saveOrder();
   askOrder();
   render();
@@ -203,12 +171,12 @@ async function showDropList() {
 }
 
 // What the buyer reads about their order, in plain words.
-function orderText() {
+function orderText(drop) {
   if (!order) return '';
-  const hold = order.holdExpiresAt ? clockText(order.holdExpiresAt - clock.now()) : '';
+  const hold = order.holdExpiresAt ? clockText(order.holdExpiresAt - client.now()) : '';
   switch (order.status) {
-    case '': return drop?.admission_window_ms ? 'You are in the draw — results when it closes' : 'Ordering…';
-    case 'busy': return 'So many buyers! Trying again…';
+    case '': return drop.admission_window_ms ? 'You are in the draw — results when it closes' : 'Ordering…';
+    case 'busy': return order.waiting ? 'So many buyers! Trying again…' : 'So many buyers! Tap Buy to try again';
     case 'reserved': return `Reserved for you — pay within ${hold}`;
     case 'waitlisted': return `You are #${order.position} on the waitlist — we will tell you if a unit comes back`;
     case 'sold_out': return 'Sold out — every unit is taken';
@@ -225,6 +193,7 @@ function orderText() {
 
 function render() {
   ui['sign-in'].hidden = Boolean(user || token);
+  const drop = client && dropId ? client.drop(dropId) : undefined;
   ui.drop.hidden = !drop;
   if (!drop) return;
   ui.title.textContent = drop.title;
@@ -247,8 +216,9 @@ function render() {
     sold_out: 'Sold out', closed: 'Sale closed',
   };
   ui.phase.textContent = phases[drop.state] ?? drop.state;
-  if (drop.state === 'countdown' && drop.opens_at_ms) {
-    ui.countdown.textContent = clockText(drop.opens_at_ms - clock.now());
+  const msLeft = client.msUntilOpen(dropId);
+  if (drop.state === 'countdown' && msLeft !== null) {
+    ui.countdown.textContent = clockText(msLeft);
   } else {
     ui.countdown.textContent = drop.state === 'scheduled' ? '–:––' : '0:00';
   }
@@ -267,16 +237,24 @@ function render() {
     open: 'Buy now', sold_out: waitlist ? 'Join the waitlist' : 'Sold out', closed: 'Sale closed',
   }[drop.state] ?? 'Buy now';
 
-  ui['order-status'].textContent = orderText();
+  ui['order-status'].textContent = orderText(drop);
   ui['order-status'].dataset.status = order?.status ?? '';
   ui.pay.hidden = order?.status !== 'reserved';
   ui.cancel.hidden = !(order?.status === 'reserved' || order?.status === 'waitlisted');
   ui.pay.disabled = ui.cancel.disabled = !connected;
 }
 
+// Pay and cancel: their answers come back as order changes (see onOrderChange).
+function act(action) {
+  client[action](order.orderId).catch((error) => {
+    order.reason = error.message;
+    render();
+  });
+}
+
 ui.buy.addEventListener('click', buy);
-ui.pay.addEventListener('click', () => send({ type: 'confirm', order_id: order.orderId }));
-ui.cancel.addEventListener('click', () => send({ type: 'cancel', order_id: order.orderId }));
+ui.pay.addEventListener('click', () => act('confirm'));
+ui.cancel.addEventListener('click', () => act('cancel'));
 ui['sign-in'].addEventListener('submit', (event) => {
   event.preventDefault();
   user = new FormData(event.target).get('user').trim();
@@ -284,13 +262,7 @@ ui['sign-in'].addEventListener('submit', (event) => {
   render();
   connect();
 });
-setInterval(() => {
-  render();
-  if (connected && Date.now() - timeSentAt > 30_000) {
-    timeSentAt = Date.now();
-    send({ type: 'time' });
-  }
-}, 200);
+setInterval(render, 200);
 
 render();
 if (user || token) connect();
