@@ -9,7 +9,6 @@
 #include <openssl/rand.h>
 #include <algorithm>
 #include <array>
-#include <ranges>
 
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
@@ -236,18 +235,16 @@ constexpr std::array api_route_list = [] {
 // gets that segment.
 bool fits(std::string_view path, const std::vector<std::string>& segments, std::string& drop) {
   path.remove_prefix(std::string_view("/api/").size());
-  std::size_t index = 0;
-  for (std::string_view part : std::views::split(path, '/') | std::views::transform([](auto range) {
-                                 return std::string_view(range.begin(), range.end());
-                               })) {
-    if (index == segments.size()) return false;
+  for (const std::string& segment : segments) {
+    if (path.empty()) return false;
+    const std::string_view part = path.substr(0, path.find('/'));
+    path.remove_prefix(std::min(path.size(), part.size() + 1));
     if (part == "{drop}")
-      drop = segments[index];
-    else if (part != segments[index])
+      drop = segment;
+    else if (part != segment)
       return false;
-    ++index;
   }
-  return index == segments.size();
+  return path.empty();
 }
 
 // The route for `request`, with its {drop}; or the refusal: 404 when no path fits, 405 (naming
