@@ -26,6 +26,16 @@ struct DropListCache {
   std::chrono::steady_clock::time_point read_at;
   bool reading = false;
   std::vector<std::function<void(HostReply)>> waiting;
+
+  // At shutdown, once no I/O thread runs: the callers still waiting (for a read the engine
+  // never released) are let go unanswered. Their connections may end here, so before the
+  // io_contexts they belong to are destroyed.
+  void abandon_waiting() {
+    std::vector<std::function<void(HostReply)>> abandoned;
+    std::lock_guard lock(mutex);
+    abandoned.swap(waiting);
+    reading = false;
+  }
 };
 
 struct ServerContext {

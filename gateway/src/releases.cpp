@@ -96,6 +96,12 @@ void Releases::release(std::uint64_t durable) {
   released_mark_ = std::move(released);
 }
 
+void Releases::discard() {
+  queue_.clear();
+  chain_.clear();
+  marks_.clear();  // courier_ holds nothing: every release() ends with a flush
+}
+
 std::string Releases::released_mark() const {
   std::lock_guard lock(mark_mutex_);
   return released_mark_;

@@ -53,6 +53,12 @@ class Releases {
 
   // Releases everything queued up to `durable`, in order.
   void release(std::uint64_t durable);
+  // Gives up on everything still queued, unreleased: at shutdown, what never became durable is
+  // never sent (docs/durability.md), and a host call whose change may or may not be in the
+  // journal gets no answer either (a 503 would invite a retry that could apply it twice).
+  // What is queued holds connections, and a connection's last reference may go here: call it
+  // where their I/O side (io_context, hub, ServerContext) still exists and none of it runs.
+  void discard();
   bool empty() const { return queue_.empty() && chain_.empty(); }
   std::size_t size() const { return queue_.size() + chain_.size(); }
   // Any thread: the last mark released, "" before the first.

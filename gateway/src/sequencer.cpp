@@ -2,8 +2,11 @@
 // wait for the journal.
 #include "sequencer.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <stdexcept>
 
+#include "flashsale/engine/assert.hpp"
 #include "flashsale/gateway/protocol.hpp"
 #include "host_commands.hpp"
 
@@ -75,6 +78,15 @@ void Sequencer::stop(std::chrono::milliseconds timeout) {
   // Whatever was decided last is released once durable, so nobody who was answered loses it.
   if (!releases_.empty() && log_.wait_durable(engine_.last_sequence(), timeout))
     releases_.release(log_.durable_sequence());
+}
+
+void Sequencer::discard_unreleased() {
+  FS_ASSERT(!thread_.joinable());  // the releases are the engine thread's until it ends
+  if (!releases_.empty())
+    spdlog::warn("flashsale: {} message(s) waited for events never made durable; not sent",
+                 releases_.size());
+  releases_.discard();
+  metrics_.releases_pending.store(0, std::memory_order_relaxed);
 }
 
 bool Sequencer::submit(Request request) {
@@ -276,12 +288,15 @@ void Sequencer::handle(ActionRequest& request, TimeMs now_ms) {
 }
 
 void Sequencer::handle(HostRequest& request, TimeMs now_ms, bool accepting) {
+  const bool refused = host::changes(request.command) && !accepting;
   HostOutcome outcome =
-      host::changes(request.command) && !accepting
-          ? HostOutcome{host_json::error(503, "unavailable", "the journal cannot take writes")}
-          : execute(request.command, engine_, order_ids_, now_ms, events_);
+      refused ? HostOutcome{host_json::error(503, "unavailable", "the journal cannot take writes")}
+              : execute(request.command, engine_, order_ids_, now_ms, events_);
   if (!request.keep_reply_as.empty())
     kept_replies_.push_back({std::move(request.keep_reply_as), encode_kept_reply(outcome.reply)});
+  // A refusal decides nothing, so like a refused order it goes at once (docs/durability.md):
+  // queued, it would wait behind a batch in flight whose fate only Redis, once back, can tell.
+  if (refused) return request.done(std::move(outcome.reply));
   if (!outcome.audit) {
     releases_.to_host([done = std::move(request.done), reply = std::move(outcome.reply)]() mutable {
       done(std::move(reply));

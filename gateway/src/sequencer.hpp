@@ -41,8 +41,13 @@ class Sequencer final : public GroupSink {
   journal::RecoveryStats recover();
   void start();
   // Stops taking requests, finishes those queued, waits (up to `timeout`) for their outcomes
-  // to become durable, releases them, and ends the thread.
+  // to become durable, releases them, and ends the thread. What is still not durable then
+  // stays held, with the connections it is for, until discard_unreleased() or destruction.
   void stop(std::chrono::milliseconds timeout);
+  // After stop(): gives up on what never became durable (Releases::discard), logging how much.
+  // A connection may end here, so call it where no I/O thread runs and before the connections'
+  // io_contexts, hubs and ServerContext are destroyed (Server::run).
+  void discard_unreleased();
 
   // Any thread. False when the queue is full or stopping: answer `busy` yourself.
   bool submit(Request request) override;

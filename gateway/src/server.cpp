@@ -247,13 +247,22 @@ int Server::run() {
   listener.reset();
   operations.reset();
   if (link) link->stop();
+  // What the engine decided and the journal never made durable (Redis gone with a batch in
+  // flight) is never released, but it holds connections — a buyer's, a host call's — and so
+  // does a read of the drop list waiting for it. A connection that ends closes its socket on
+  // its io_context, leaves its hub and uses the context: let go of them here, where no I/O
+  // thread runs any more and all of those are still there.
+  if (sequencer) {
+    sequencer->stop(config_.journal.redis_timeout);  // done already, by the stopper
+    sequencer->discard_unreleased();
+  }
+  context.drop_list.abandon_waiting();
   threads.clear();
   if (link) {
     link.reset();
     spdlog::info("flashsale: stopped");
     return 0;
   }
-  sequencer->stop(config_.journal.redis_timeout);
   journal->stop(config_.journal.redis_timeout);
   spdlog::info("flashsale: stopped; journal durable up to event {}", journal->durable_sequence());
   return 0;

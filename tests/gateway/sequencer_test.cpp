@@ -254,6 +254,11 @@ class SequencerTest : public ::testing::Test {
     ASSERT_EQ(host(host::StartCountdown{id, 0, 42}).status, 200u);
   }
 
+  // Submits a host call whose answer the test awaits later.
+  void submit_host(host::Command command, HostAnswer& answer) {
+    EXPECT_TRUE(sequencer_->submit(HostRequest{std::move(command), answer.done(), {}}));
+  }
+
   OrderRequest order(std::shared_ptr<Outbox> from, std::string user, std::string client_order_id,
                      std::uint64_t tag, std::string drop = "d") {
     return OrderRequest{
@@ -377,6 +382,53 @@ TEST_F(SequencerTest, AJournalThatCannotWriteRefusesChangesAtOnce) {
   log_.refuse_writes(false);
   ASSERT_TRUE(sequencer_->submit(order(buyer, "u1", "c1", 10)));
   EXPECT_EQ(buyer->wait_for(3)[2].frame.at("status"), "reserved");
+}
+
+// The journal lost Redis with an order's batch on its way: the order's fate is unknown until
+// Redis is back, so its answer and a read of the state it changed wait; refusals, which decide
+// nothing, do not wait behind it — a host call's no more than an order's.
+TEST_F(SequencerTest, RefusalsDoNotWaitForABatchWhoseFateIsUnknown) {
+  start();
+  open_drop("d", 5);
+  log_.hold_durability();
+  const auto buyer = std::make_shared<RecordingOutbox>();
+  const std::uint64_t before = log_.appended();
+  ASSERT_TRUE(sequencer_->submit(order(buyer, "u1", "c1", 7)));
+  ASSERT_TRUE(log_.wait_appended(before + 1));
+  log_.refuse_writes(true);
+  HostAnswer read;
+  submit_host(host::ReadDrop{"d"}, read);
+  EXPECT_EQ(host(host::Restock{"d", 1}).status, 503u) << "the refusal waited for the batch";
+  const auto retry = std::make_shared<RecordingOutbox>();
+  ASSERT_TRUE(sequencer_->submit(order(retry, "u1", "c1", 8)));
+  EXPECT_EQ(retry->wait_for(1)[0].frame.at("status"), "unavailable");
+  EXPECT_EQ(buyer->count(), 0u) << "answered before its reservation was durable";
+  EXPECT_FALSE(read.answered()) << "a read of a state not yet durable was answered";
+
+  log_.refuse_writes(false);  // Redis is back and the batch is written
+  log_.make_durable();
+  EXPECT_EQ(buyer->wait_for(1)[0].frame.at("status"), "reserved");
+  EXPECT_EQ(read.wait().status, 200u);
+}
+
+// Stopped while the journal cannot make the last batch durable: nothing of it is sent, and once
+// discarded nothing holds the connections it was for any more (the server then ends them while
+// their I/O side still exists).
+TEST_F(SequencerTest, WhatNeverBecameDurableIsDiscardedUnsentAfterStop) {
+  start();
+  open_drop("d", 5);
+  log_.hold_durability();
+  const auto buyer = std::make_shared<RecordingOutbox>();
+  ASSERT_TRUE(sequencer_->submit(order(buyer, "u1", "c1", 7)));
+  HostAnswer read;
+  submit_host(host::ReadDrop{"d"}, read);
+  sequencer_->stop(10ms);  // takes what was queued, then waits in vain for the journal
+  EXPECT_GT(buyer.use_count(), 1) << "the order's answer should still be held";
+  sequencer_->discard_unreleased();
+  EXPECT_EQ(buyer.use_count(), 1) << "still held after the discard";
+  EXPECT_EQ(metrics_.releases_pending.load(), 0u);
+  EXPECT_EQ(buyer->count(), 0u);
+  EXPECT_FALSE(read.answered());
 }
 
 TEST_F(SequencerTest, AnAuditNamesTheBatchThatEndsAtItsState) {

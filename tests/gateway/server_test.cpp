@@ -934,6 +934,126 @@ TEST(ServerAck, DurableWaitsForRedisAndAsyncDoesNot) {
   EXPECT_EQ(orders.at("orders").at(0).at("order_id"), original->at("order_id"));
 }
 
+// Polls /metrics until `series` reads at least `value`; false after `timeout`.
+bool await_metric_at_least(unsigned short port, const std::string& series, double value,
+                           std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto read = [&] {
+    try {
+      return metric(port, series);
+    } catch (const std::exception&) {
+      return -1.0;
+    }
+  };
+  while (read() < value) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+  }
+  return true;
+}
+
+// Polls /readyz until the journal says it cannot write (503); false after 10 s.
+bool await_journal_down(unsigned short port) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      if (http_call(port, "GET", "/readyz").status == 503) return true;
+    } catch (const std::exception&) {
+      // turned away at the HTTP connection limit: poll again
+    }
+  }
+  return false;
+}
+
+// An open drop `d` with 5 units, a buyer "ann" signed in, and her order "c1" decided while
+// Redis hangs (SIGSTOP), its batch on its way; then Redis dies (SIGKILL) and the journal knows.
+// The order's fate is unknown until Redis is back (docs/durability.md, "Redis in trouble").
+void order_into_a_hung_then_killed_redis(RedisServer& redis, unsigned short port, Viewer& buyer) {
+  create_drop(port, "d", 5);
+  ASSERT_EQ(http_call(port, "POST", "/api/drops/d/countdown", R"({"seconds":0})", host_key).status,
+            200u);
+  buyer.sign_in("ann");
+  redis.pause();
+  buyer.send(R"({"type":"order","drop":"d","client_order_id":"c1"})");
+  ASSERT_TRUE(await_metric_at_least(port, "flashsale_releases_pending", 1)) << "decided, held";
+  redis.kill();
+  ASSERT_TRUE(await_journal_down(port));
+}
+
+// While the order's fate is unknown, what decides nothing is answered at once, `unavailable`
+// (a host call too: it used to wait behind the batch until its connection timed out, an empty
+// reply), and what depends on the order — its answer, reads of the state it changed — is held.
+// A server stopped then lets go of those connections and exits cleanly: the held answers used to
+// outlive the I/O threads their connections need to end, and the process died with SIGSEGV.
+TEST(ServerRedisTrouble, HungThenKilledRedisRefusesAtOnceHoldsTheUnknownAndStopsCleanly) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config, "hung");
+  const unsigned short port = server.port();
+  Viewer buyer(port);
+  ASSERT_NO_FATAL_FAILURE(order_into_a_hung_then_killed_redis(redis, port, buyer));
+
+  const auto refused = http_call(
+      port, "POST", "/api/drops",
+      R"({"id":"late","title":"t","price_cents":1,"stock":1,"per_user_limit":1,"hold_seconds":60})",
+      host_key);
+  ASSERT_EQ(refused.status, 503u) << refused.body;
+  EXPECT_EQ(refused.json().at("error").at("code"), "unavailable");
+  Viewer again(port);
+  again.sign_in("ann");
+  again.send(R"({"type":"order","drop":"d","client_order_id":"c1"})");
+  const auto retried = again.next_of("order_result");
+  ASSERT_TRUE(retried);
+  EXPECT_EQ(text(*retried, "status"), "unavailable");
+
+  // Held: the order's answer and the stock update it made, then each read as it reaches the
+  // engine thread — the host's and the public list's.
+  ASSERT_TRUE(await_metric(port, "flashsale_releases_pending", 2));
+  auto read = std::async(std::launch::async,
+                         [port] { return http_call(port, "GET", "/api/drops/d", {}, host_key); });
+  ASSERT_TRUE(await_metric(port, "flashsale_releases_pending", 3));
+  auto list = std::async(std::launch::async, [port] { return http_call(port, "GET", "/drops"); });
+  ASSERT_TRUE(await_metric(port, "flashsale_releases_pending", 4));
+
+  EXPECT_EQ(server.stop(), 0) << server.log();
+  EXPECT_NE(server.log().find("4 message(s) waited for events never made durable"),
+            std::string::npos)
+      << server.log();
+  EXPECT_FALSE(buyer.next_of("order_result")) << "answered an order whose fate is unknown";
+  EXPECT_EQ(buyer.close_code(), 1001);
+  for (auto* call : {&read, &list}) {
+    unsigned status = 0;
+    try {
+      status = call->get().status;
+    } catch (const std::exception&) {
+      // closed unanswered, as it should be
+    }
+    EXPECT_EQ(status, 0u) << "answered a read of a state never durable";
+  }
+}
+
+// The same order, once Redis is back on its AOF: the journal looks for the batch in the stream,
+// writes it (Redis hung before reading it), and the buyer gets the answer that waited; a retry
+// gets the same order.
+TEST(ServerRedisTrouble, AnOrderLostWithAKilledRedisIsAnsweredWhenRedisIsBack) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config, "back");
+  const unsigned short port = server.port();
+  Viewer buyer(port);
+  ASSERT_NO_FATAL_FAILURE(order_into_a_hung_then_killed_redis(redis, port, buyer));
+
+  redis.start();
+  const auto answer = buyer.next_of("order_result", 20s);
+  ASSERT_TRUE(answer) << "the held answer never came";
+  EXPECT_EQ(text(*answer, "status"), "reserved");
+  Viewer again(port);
+  again.sign_in("ann");
+  again.send(R"({"type":"order","drop":"d","client_order_id":"c1"})");
+  const auto retried = again.next_of("order_result");
+  ASSERT_TRUE(retried);
+  EXPECT_EQ(text(*retried, "status"), "reserved");
+  EXPECT_EQ(retried->at("order_id"), answer->at("order_id"));
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
 TEST_F(ServerTest, EveryErrorCodeIsAnsweredAndTheConnectionKeepsServing) {
   create("d", 5, 1, 60, 0);
   open_now("d");
