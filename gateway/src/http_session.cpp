@@ -25,6 +25,15 @@ HttpSession::HttpSession(Connection&& connection, boost::asio::ip::address sourc
 
 HttpSession::~HttpSession() {
   if (counted_) metrics_.http_connections_open.fetch_sub(1, std::memory_order_relaxed);
+  if (waiting_) routes_.waiting_.erase(this);
+}
+
+void HttpSession::Routes::close_connections() {
+  closing_ = true;
+  for (HttpSession* session : std::vector(waiting_.begin(), waiting_.end())) {
+    beast::error_code ignored;
+    socket_of(session->stream_).close(ignored);  // its read ends, and with it the session
+  }
 }
 
 void HttpSession::start() {
@@ -58,6 +67,9 @@ void HttpSession::expire_after(std::chrono::steady_clock::duration timeout) {
 }
 
 void HttpSession::do_read() {
+  if (routes_.closing_) return end();
+  routes_.waiting_.insert(this);
+  waiting_ = true;
   parser_.emplace();
   parser_->body_limit(limits_.http_body_bytes_max);
   parser_->header_limit(16 * 1024);
@@ -72,6 +84,8 @@ void HttpSession::do_read() {
 }
 
 void HttpSession::on_read(beast::error_code error, std::size_t) {
+  routes_.waiting_.erase(this);
+  waiting_ = false;
   if (error == http::error::end_of_stream) return end();
   if (error == http::error::body_limit) {
     keep_alive_ = false;
@@ -90,7 +104,7 @@ void HttpSession::on_read(beast::error_code error, std::size_t) {
     return respond(host_json::error(400, "bad_request", "the request cannot be read as HTTP/1.1"));
   }
   if (error) return;  // timeouts, resets, a peer gone mid-request: the connection ends
-  keep_alive_ = parser_->get().keep_alive() &&
+  keep_alive_ = parser_->get().keep_alive() && !routes_.closing_ &&
                 std::chrono::steady_clock::now() - opened_ < limits_.http_connection_max;
   if (!counted_ && !beast::websocket::is_upgrade(parser_->get()) && !count_in()) return;
   routes_.route(*this, parser_->get());

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <unordered_set>
 
 #include "connection.hpp"
 #include "flashsale/gateway/config.hpp"
@@ -29,12 +30,22 @@ using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
+  // One per I/O thread, used on it alone.
   class Routes {
    public:
     virtual ~Routes() = default;
     // The session's thread. Answers with respond(), respond_later(), respond_asset(), or takes
     // the connection over (take_socket()).
     virtual void route(HttpSession& session, HttpRequest& request) = 0;
+    // A stopping server's, on the routes' thread: the sessions waiting for a request (idle
+    // keep-alive clients, a health checker's) end now, and the others after their answer, so
+    // that stopping does not wait for clients to leave by themselves.
+    void close_connections();
+
+   private:
+    friend class HttpSession;
+    std::unordered_set<HttpSession*> waiting_;  // for their next request, an async read pending
+    bool closing_ = false;
   };
 
   // A connection is counted as HTTP (metrics.http_connections_open, and its source's share
@@ -90,6 +101,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   const std::chrono::steady_clock::time_point opened_ = std::chrono::steady_clock::now();
   bool keep_alive_ = false;
   bool first_request_ = true;
+  // In routes_.waiting_: only while a read is pending, which holds the session, so a destructor
+  // that finds it set runs where the routes' thread has stopped (an io_context's destruction).
+  bool waiting_ = false;
 };
 
 }  // namespace flashsale::gateway

@@ -214,7 +214,11 @@ int Server::run() {
     reloads->cancel();  // a pending wait is work: the I/O thread would never run out of it
     stopper = std::thread([&] {
       if (sequencer) sequencer->stop(config_.journal.redis_timeout);
-      for (auto& hub : hubs) asio::post(hub->io(), [hub = hub.get()] { hub->shut_down_all(); });
+      for (std::size_t index = 0; index < hubs.size(); ++index)
+        asio::post(hubs[index]->io(), [hub = hubs[index].get(), http = routes[index].get()] {
+          hub->shut_down_all();
+          http->close_connections();
+        });
       asio::post(*threads[0], [&] { guards.clear(); });
       std::unique_lock lock(finished_mutex);
       if (!finished_changed.wait_for(lock, std::chrono::seconds(3),

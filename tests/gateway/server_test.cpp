@@ -1393,9 +1393,21 @@ TEST_F(ServerTest, CharityDropReportsWhatItRaisedAndItsAuditHeadSurvivesACrash) 
 TEST_F(ServerTest, ShutdownClosesViewersWith1001AndExitsCleanly) {
   Viewer alice(server->port());
   alice.sign_in("alice");
+  // An idle keep-alive HTTP client (a load balancer's health checks) does not hold the stop up.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket checker(io);
+  checker.connect({boost::asio::ip::make_address("127.0.0.1"), server->port()});
+  const std::string check = "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+  boost::asio::write(checker, boost::asio::buffer(check));
+  std::string answer;
+  boost::asio::read_until(checker, boost::asio::dynamic_buffer(answer), "alive");
   EXPECT_EQ(server->stop(), 0);
   EXPECT_FALSE(alice.next());
   EXPECT_EQ(alice.close_code(), 1001);
+  EXPECT_EQ(server->log().find("still open"), std::string::npos) << server->log();
+  boost::system::error_code closed;
+  boost::asio::read(checker, boost::asio::dynamic_buffer(answer), closed);
+  EXPECT_EQ(closed, boost::asio::error::eof);
 }
 
 // Keep-alive without a timer per connection: a viewer that answers pings stays however quiet it
