@@ -7,13 +7,13 @@
 // FLASHSALE_SOURCE_DIR (for configs/), and
 // FLASHSALE_SCREENSHOTS (where the screenshots go; default build/screenshots).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
+
+import { eventually, freePort, start, startRedis } from '../support/processes.mjs';
 
 const source = process.env.FLASHSALE_SOURCE_DIR ?? path.resolve(import.meta.dirname, '../..');
 const serverBinary = process.env.FLASHSALE_BIN ?? path.join(source, 'build/release/gateway/flashsale');
@@ -27,39 +27,6 @@ let redis;
 let server;
 let port;
 let browser;
-
-function start(program, args) {
-  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.output = '';
-  child.stdout.on('data', (chunk) => { child.output += chunk; });
-  child.stderr.on('data', (chunk) => { child.output += chunk; });
-  child.exited = new Promise((resolve) => child.on('exit', resolve));
-  return child;
-}
-
-// Resolves when `probe` does, retrying every 50 ms until `ms` have passed.
-async function eventually(probe, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port: free } = probe.address();
-      probe.close(() => resolve(free));
-    });
-  });
-}
 
 async function startServer() {
   server = start(serverBinary, ['--config', path.join(source, 'configs/dev.toml'), '--redis', redisSocket,
@@ -75,9 +42,7 @@ async function stopServer() {
 
 before(async () => {
   mkdirSync(screenshots, { recursive: true });
-  redis = start('/usr/bin/redis-server', [path.join(source, 'configs/redis.conf'), '--dir', folder, '--port', '0',
-                                          '--unixsocket', redisSocket, '--logfile', '', '--daemonize', 'no']);
-  await eventually(() => /eady to accept connections/.test(redis.output), 20_000, 'redis-server');
+  redis = await startRedis(source, folder, redisSocket);
   port = await freePort();
   await startServer();
   browser = await chromium.launch({

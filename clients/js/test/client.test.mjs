@@ -9,12 +9,13 @@
 // Environment: FLASHSALE_BIN (the server; default build/release/gateway/flashsale) and
 // FLASHSALE_SOURCE_DIR (for configs/; default this checkout).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+
+import { eventually, freePort, start, startRedis } from '../../../tests/support/processes.mjs';
 
 import {
   FlashsaleClient, FlashsaleError, ServerClock, backoffDelay, newClientOrderId,
@@ -29,42 +30,6 @@ const redisSocket = path.join(folder, 'redis.sock');
 let redis;
 let server;  // {child, port}
 
-// ---- processes (the pattern of tests/browser/drop.test.mjs) ------------------------------
-
-function start(program, args) {
-  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.output = '';
-  child.stdout.on('data', (chunk) => { child.output += chunk; });
-  child.stderr.on('data', (chunk) => { child.output += chunk; });
-  child.exited = new Promise((resolve) => child.on('exit', resolve));
-  return child;
-}
-
-// Resolves when `probe` does, retrying every 50 ms until `ms` have passed: for what has no
-// event to wait for (a process coming up).
-async function eventually(probe, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 async function startServer(config, prefix) {
   const port = await freePort();
   const child = start(serverBinary, ['--config', config, '--redis', redisSocket,
@@ -75,9 +40,7 @@ async function startServer(config, prefix) {
 }
 
 before(async () => {
-  redis = start('/usr/bin/redis-server', [path.join(source, 'configs/redis.conf'), '--dir', folder, '--port', '0',
-                                          '--unixsocket', redisSocket, '--logfile', '', '--daemonize', 'no']);
-  await eventually(() => /eady to accept connections/.test(redis.output), 20_000, 'redis-server');
+  redis = await startRedis(source, folder, redisSocket);
   server = await startServer(path.join(source, 'configs/dev.toml'), 'jsclient');
 });
 
