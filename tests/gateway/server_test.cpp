@@ -306,10 +306,10 @@ double metric(unsigned short port, const std::string& series) {
   return std::stod(body.substr(at + series.size() + 2));
 }
 
-// Polls /metrics until `series` reads `value`; false after `timeout`. A poll the server turns
-// away (at its HTTP connection limit) reads as no value.
+// Polls /metrics until `series` reads `value` (or, `at_least`, at least `value`); false after
+// `timeout`. A poll the server turns away (at its HTTP connection limit) reads as no value.
 bool await_metric(unsigned short port, const std::string& series, double value,
-                  std::chrono::milliseconds timeout = 5s) {
+                  std::chrono::milliseconds timeout = 5s, bool at_least = false) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   const auto read = [&] {
     try {
@@ -318,10 +318,15 @@ bool await_metric(unsigned short port, const std::string& series, double value,
       return -1.0;
     }
   };
-  while (read() != value) {
+  for (double seen = read(); at_least ? seen < value : seen != value; seen = read()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
   }
   return true;
+}
+
+bool await_metric_at_least(unsigned short port, const std::string& series, double value,
+                           std::chrono::milliseconds timeout = 5s) {
+  return await_metric(port, series, value, timeout, true);
 }
 
 // A sold-out drop is answered at the edge (docs/decisions.md): an order that could get nothing
@@ -932,23 +937,6 @@ TEST(ServerAck, DurableWaitsForRedisAndAsyncDoesNot) {
       http_call(durable.port(), "GET", "/api/drops/d/orders?user=ann", {}, host_key).json();
   ASSERT_EQ(orders.at("orders").as_array().size(), 1u);
   EXPECT_EQ(orders.at("orders").at(0).at("order_id"), original->at("order_id"));
-}
-
-// Polls /metrics until `series` reads at least `value`; false after `timeout`.
-bool await_metric_at_least(unsigned short port, const std::string& series, double value,
-                           std::chrono::milliseconds timeout = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  const auto read = [&] {
-    try {
-      return metric(port, series);
-    } catch (const std::exception&) {
-      return -1.0;
-    }
-  };
-  while (read() < value) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-  }
-  return true;
 }
 
 // Polls /readyz until the journal says it cannot write (503); false after 10 s.
