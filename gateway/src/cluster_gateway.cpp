@@ -75,6 +75,22 @@ void ClusterLink::stop() {
   stopping_ = true;
   if (answers_.joinable()) answers_.join();
   if (updates_.joinable()) updates_.join();
+  std::vector<Connection> open;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [outbox, connection] : connections_) open.push_back(std::move(connection));
+    connections_.clear();
+    by_id_.clear();
+    users_.clear();
+  }
+  for (const Connection& connection : open) tell_left(connection);
+  commands_.stop();
+  boost::unordered_flat_map<std::uint64_t, Pending> unanswered;
+  {
+    std::lock_guard lock(mutex_);
+    unanswered.swap(host_calls_);
+  }
+  // The calls' connections go with `unanswered`, outside the lock.
 }
 
 bool ClusterLink::alive(std::uint32_t shard) const {
@@ -168,10 +184,14 @@ bool ClusterLink::handle(LeaveRequest& leave) {
       if (user != users_.end() && --user->second == 0) users_.erase(user);
     }
   }
-  if (gone.id != 0)
-    for (const std::uint32_t shard : gone.shards)
-      send_command(shard, cluster::LeaveCommand{id_, gone.id, gone.user}, {});
+  tell_left(gone);
   return true;
+}
+
+void ClusterLink::tell_left(const Connection& gone) {
+  if (gone.id == 0) return;  // no engine heard of it
+  for (const std::uint32_t shard : gone.shards)
+    send_command(shard, cluster::LeaveCommand{id_, gone.id, gone.user}, {});
 }
 
 bool ClusterLink::handle(SubscribeRequest& subscribe) {

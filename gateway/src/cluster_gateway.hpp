@@ -39,6 +39,14 @@ class ClusterLink final : public RequestSink {
   ClusterLink& operator=(const ClusterLink&) = delete;
 
   void start();
+  // After the I/O threads stopped and before their io_contexts go (Server::run), on the thread
+  // that owns the link. Its readers stop; the connections still open (cut at the end of the
+  // stop's grace, they end with their io_contexts) leave their engines; its pipe sends its last
+  // round and stops; and it lets go of the host calls no engine answered (an engine paused or
+  // killed). Those hold HTTP connections through their `done`, and a connection that goes
+  // closes its socket on its io_context: here, where that still exists and no I/O thread runs.
+  // Afterwards nothing of the link runs on another thread, it holds no connection and uses its
+  // hubs no more; a connection's leave may still come, and finds it sent. Idempotent.
   void stop();
 
   // Any thread. Viewers' requests: false when the command queue is full (answer `busy`). A
@@ -69,6 +77,7 @@ class ClusterLink final : public RequestSink {
   bool handle(OrderRequest& order);
   bool handle(ActionRequest& action);
   bool handle(HostRequest& request);
+  void tell_left(const Connection& gone);  // to each shard it was known to
 
   bool alive(std::uint32_t shard) const;
   std::uint32_t shard_of(std::string_view drop) const;
@@ -106,8 +115,8 @@ class ClusterLink final : public RequestSink {
 
   std::unique_ptr<std::atomic<std::int64_t>[]> heard_ms_;  // per shard: its owner's heartbeat
   Courier courier_;  // read_answers() only: a read's frames, one post per I/O thread
-  // After the state its failure callbacks use: its last round, sent as it is destroyed, may
-  // answer host calls and orders it could not forward.
+  // After the state its failure callbacks use: its last round, sent by stop(), may answer host
+  // calls and orders it could not forward.
   RedisPipe commands_;
   std::atomic<bool> stopping_{false};
   std::thread answers_;

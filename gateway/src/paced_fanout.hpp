@@ -13,7 +13,8 @@
 // Every other frame passes at once. Only a frame that a newer one of the same kind and drop
 // supersedes is ever held back or left out, as a slow viewer's queue would (docs/protocol.md).
 //
-// One per hub: publish() from any thread, the pacing on the hub's own thread.
+// One per hub: publish() from any thread, the pacing on the hub's own thread. Destroyed once
+// nothing publishes and while the hub's io_context still exists: its timers belong to it.
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>

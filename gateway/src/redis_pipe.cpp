@@ -16,12 +16,16 @@ RedisPipe::RedisPipe(journal::RedisEndpoint endpoint, std::chrono::milliseconds 
       thread_([this] { run(); }) {}
 
 RedisPipe::~RedisPipe() {
+  stop();
+}
+
+void RedisPipe::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_one();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 bool RedisPipe::push(Command command) {

@@ -37,7 +37,7 @@ class RedisPipe {
 
   RedisPipe(journal::RedisEndpoint endpoint, std::chrono::milliseconds timeout,
             std::size_t queue_max, std::string name);
-  ~RedisPipe();  // sends what is queued (for up to `timeout`), then stops
+  ~RedisPipe();  // stop()
   RedisPipe(const RedisPipe&) = delete;
   RedisPipe& operator=(const RedisPipe&) = delete;
 
@@ -50,6 +50,9 @@ class RedisPipe {
   }
   bool connected() const;  // the last round reached Redis
   std::size_t queued() const;
+  // Sends what is queued (for up to `timeout`), then stops: push() refuses from then on, and no
+  // `failed` runs once it returns. Idempotent; the owner's thread.
+  void stop();
 
  private:
   void run();

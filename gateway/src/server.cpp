@@ -250,12 +250,18 @@ int Server::run() {
   reloads.reset();
   listener.reset();
   operations.reset();
-  if (link) link->stop();
-  // What the engine decided and the journal never made durable (Redis gone with a batch in
-  // flight) is never released, but it holds connections — a buyer's, a host call's — and so
-  // does a read of the drop list waiting for it. A connection that ends closes its socket on
-  // its io_context, leaves its hub and uses the context: let go of them here, where no I/O
-  // thread runs any more and all of those are still there.
+  // The rule: whatever holds a connection, or a timer or socket of an I/O thread, lets go of it
+  // here, where no I/O thread runs any more and their io_contexts, hubs and the context are
+  // all still there. A connection that ends closes its socket on its io_context, leaves its hub
+  // and uses the context; a timer cancels its wait on its io_context. Answers that never come
+  // hold connections: in one process, what the engine decided and the journal never made
+  // durable (Redis gone with a batch in flight) — a buyer's, a host call's; in a gateway, a host
+  // call no engine answered (an engine paused or killed), which the link holds; in both, a read
+  // of the drop list waiting for it. A gateway's pacing holds timers.
+  if (link) {
+    link->stop();   // its readers, its pipe's last round, its unanswered host calls
+    paced.clear();  // the link uses its hubs no more
+  }
   if (sequencer) {
     sequencer->stop(config_.journal.redis_timeout);  // done already, by the stopper
     sequencer->discard_unreleased();

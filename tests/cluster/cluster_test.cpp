@@ -689,6 +689,11 @@ TEST_F(Cluster, AGatewayPacesStockAndTicksByItsOwnAudience) {
   EXPECT_GE(states, 1);
   EXPECT_LE(states, 2 * intervals + 1);
   std::cout << "paced: " << states << " state frames for 12 flips\n";
+
+  // Its pacing timers go before its I/O threads' io_contexts: it stops cleanly.
+  const int status = paced.stop();
+  EXPECT_EQ(status, 0) << paced.log();
+  EXPECT_NE(paced.log().find("flashsale: stopped"), std::string::npos) << paced.log();
 }
 
 // A metric's value from /metrics at `port` (the whole line's number), or -1 when absent.
@@ -854,6 +859,82 @@ TEST_F(Cluster, APausedOwnerThatLostItsLeaseCannotWrite) {
   // of shard 1 is whole.
   std::string audited;
   EXPECT_EQ(audit(1, audited), 0) << audited;
+}
+
+// A gateway stopped while no engine answers it — the owner and its standby paused, a host's
+// restock and a viewer's order forwarded and waiting — exits 0 once its grace is up. The link
+// holds the restock's HTTP connection until an answer comes; it lets go of it after the I/O
+// threads stop and before their io_contexts go (it used to go with the link, after them: a
+// use after free at exit).
+TEST_F(Cluster, AGatewayWhoseEnginesNeverAnswerStopsCleanly) {
+  const std::string id = open_drop(1, "unanswered", 3);
+  Viewer viewer(gateways[0]->port());
+  viewer.sign_in("ann");
+  ASSERT_EQ(order_status(viewer, id, "before"), "reserved");
+
+  for (auto& engine : engines) engine->signal(SIGSTOP);
+  viewer.send_json({{"type", "order"}, {"drop", id}, {"qty", 1}, {"client_order_id", "waiting"}});
+  std::optional<unsigned> restocked;  // the reply's status, if one comes
+  std::jthread host_call([&] {
+    try {
+      restocked = host(0, "POST", "/api/drops/" + id + "/restock", R"({"add":1})").status;
+    } catch (const std::exception&) {  // the connection ended without a reply
+    }
+  });
+  // The commands written to shard 1's stream since the last look, each to `seen` (waits up to
+  // a second for one).
+  journal::RedisConnection redis_client(journal::RedisEndpoint::parse(redis.socket()), 5s);
+  std::string last = "0-0";
+  const auto read_commands = [&](const auto& seen) {
+    const journal::Reply read = redis_client.command(
+        {"XREAD", "BLOCK", "1000", "STREAMS", gateway::cluster::commands_key(prefix, 1), last});
+    if (read == nullptr || read->type != REDIS_REPLY_ARRAY) return;  // nothing new
+    const redisReply* entries = read->element[0]->element[1];
+    for (std::size_t entry = 0; entry < entries->elements; ++entry) {
+      last = journal::text_of(entries->element[entry]->element[0]);
+      const redisReply* values = entries->element[entry]->element[1];
+      for (std::size_t field = 1; field < values->elements; field += 2)
+        if (const auto command =
+                gateway::cluster::decode_command(journal::text_of(values->element[field])))
+          seen(*command);
+    }
+  };
+  // Both reach the stream (the owner was heard from within cluster.unserved_after), where
+  // nobody reads them.
+  bool order_forwarded = false;
+  bool call_forwarded = false;
+  const auto deadline = Clock::now() + 10s;
+  while (!(order_forwarded && call_forwarded)) {
+    ASSERT_LT(Clock::now(), deadline) << "order " << order_forwarded << ", call " << call_forwarded;
+    read_commands([&](const gateway::cluster::Command& command) {
+      if (const auto* order = std::get_if<gateway::cluster::OrderCommand>(&command))
+        order_forwarded |= order->client_order_id == "waiting";
+      if (const auto* call = std::get_if<gateway::cluster::HostCommand>(&command))
+        call_forwarded |= std::holds_alternative<gateway::host::Restock>(call->command);
+    });
+  }
+
+  const auto stopping = Clock::now();
+  const int status = gateways[0]->stop();
+  const auto took = Clock::now() - stopping;
+  const std::string log = gateways[0]->log();
+  EXPECT_EQ(status, 0) << log;
+  EXPECT_NE(log.find("flashsale: stopped"), std::string::npos) << log;
+  // The unanswered call's connection is cut at the end of the 3 s grace, like any other; the
+  // gateway waits neither for cluster.forward_timeout nor for the paused engines.
+  EXPECT_NE(log.find("connections still open after 3 s; closing them"), std::string::npos) << log;
+  EXPECT_LT(took, 5s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  host_call.join();
+  // Cut without a reply: whether the restock is done is for the engine that reads it next.
+  EXPECT_FALSE(restocked) << *restocked;
+  // Ann's connection, closed or cut, left the engine it was known to.
+  bool left = false;
+  for (const auto until = Clock::now() + 5s; !left && Clock::now() < until;)
+    read_commands([&](const gateway::cluster::Command& command) {
+      if (const auto* leave = std::get_if<gateway::cluster::LeaveCommand>(&command))
+        left |= leave->gateway == "g0" && leave->user == "ann";
+    });
+  EXPECT_TRUE(left);
 }
 
 }  // namespace
