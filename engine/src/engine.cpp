@@ -945,9 +945,15 @@ std::vector<OrderInfo> Engine::orders_of(DropIndex drop, std::string_view user) 
   FS_ASSERT(drop < drops_.size());
   const DropBook& book = *drops_[drop];
   std::vector<OrderInfo> found;
-  for (OrderNumber number = 1; number <= book.orders.size(); ++number) {
-    if (book.user_of(book.order(number)) == user) found.push_back(info_of(book, number));
+  const std::uint32_t buyer = book.find_buyer(user, detail::BuyerIndex::tag_of(user));
+  if (buyer == detail::BuyerIndex::not_found) return found;
+  for (std::uint32_t position = book.buyers[buyer].last_decision; position != detail::no_decision;
+       position = book.decisions[position].previous_of_buyer) {
+    if (book.decisions[position].order != 0)
+      found.push_back(info_of(book, book.decisions[position].order));
   }
+  std::sort(found.begin(), found.end(),
+            [](const OrderInfo& a, const OrderInfo& b) { return a.order < b.order; });
   return found;
 }
 
