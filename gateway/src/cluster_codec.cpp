@@ -306,11 +306,13 @@ void encode(const ActionCommand& action_command, std::string& record) {
 
 void encode(const SubscribeCommand& subscribe, std::string& record) {
   using namespace command_field;
-  CommandWriter(record, names, subscribe.gateway.size() + subscribe.drop.size())
+  CommandWriter(record, names,
+                subscribe.gateway.size() + subscribe.drop.size() + subscribe.user.size())
       .text(type, "s")
       .text(gateway, subscribe.gateway)
       .number(connection, subscribe.connection)
-      .text(drop, subscribe.drop);
+      .text(drop, subscribe.drop)
+      .text(user, subscribe.user);
 }
 
 void encode(const LeaveCommand& leave, std::string& record) {
@@ -360,8 +362,10 @@ std::optional<Command> decode_command(std::string_view record) {
   } else if (kind == "s") {
     SubscribeCommand subscribe;
     if (in.text(gateway, subscribe.gateway) && in.number(connection, subscribe.connection) &&
-        in.text(drop, subscribe.drop))
+        in.text(drop, subscribe.drop)) {
+      in.text(user, subscribe.user);  // optional: see SubscribeCommand
       return subscribe;
+    }
   } else if (kind == "l") {
     LeaveCommand leave;
     if (in.text(gateway, leave.gateway) && in.number(connection, leave.connection) &&

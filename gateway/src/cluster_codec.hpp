@@ -11,7 +11,7 @@
 // The command stream ({P-sN}:commands); "t" says what follows:
 //   order      t=o g c d u k q n
 //   action     t=a g c u i x=confirm|cancel
-//   subscribe  t=s g c d
+//   subscribe  t=s g c d [u]      u: the viewer, told of their orders (absent before 2026-12)
 //   leave      t=l g c u          the connection closed: forget it
 //   host call  t=<command> g call, and the command's own fields:
 //     create     d title price_cents stock per_user_limit hold_ms waitlist_limit
@@ -86,6 +86,9 @@ struct SubscribeCommand {
   std::string_view gateway;
   std::uint64_t connection = 0;
   std::string_view drop;
+  // The signed-in viewer, told where their orders in the drop stand. Absent from a gateway
+  // older than 2026-12: then nobody is told.
+  std::string_view user{};
 
   friend bool operator==(const SubscribeCommand&, const SubscribeCommand&) = default;
 };

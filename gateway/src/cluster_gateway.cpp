@@ -203,9 +203,10 @@ bool ClusterLink::handle(SubscribeRequest& subscribe) {
         FrameKind::reply);
     return true;
   }
-  return send_command(
-      shard, cluster::SubscribeCommand{id_, connection_of(subscribe.from, shard), subscribe.drop},
-      {});
+  return send_command(shard,
+                      cluster::SubscribeCommand{id_, connection_of(subscribe.from, shard),
+                                                subscribe.drop, subscribe.user},
+                      {});
 }
 
 bool ClusterLink::handle(OrderRequest& order) {

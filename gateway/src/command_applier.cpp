@@ -86,8 +86,9 @@ void CommandApplier::apply(const cluster::ActionCommand& action) {
 }
 
 void CommandApplier::apply(const cluster::SubscribeCommand& subscribe) {
-  auto from = outbox_of(subscribe.gateway, subscribe.connection, {});
-  group_.push_back(SubscribeRequest{std::move(from), std::string(subscribe.drop)});
+  auto from = outbox_of(subscribe.gateway, subscribe.connection, subscribe.user);
+  group_.push_back(
+      SubscribeRequest{std::move(from), std::string(subscribe.drop), std::string(subscribe.user)});
 }
 
 void CommandApplier::apply(const cluster::LeaveCommand& leave) {

@@ -68,6 +68,7 @@ struct LeaveRequest {
 struct SubscribeRequest {
   std::shared_ptr<Outbox> from;
   std::string drop;
+  std::string user{};  // signed in: told where their orders in the drop stand; or empty
   QueueSlot slot{};  // last: given back before `from`, which keeps its counter alive, goes
 };
 struct OrderRequest {

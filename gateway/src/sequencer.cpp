@@ -251,7 +251,16 @@ void Sequencer::handle(SubscribeRequest& request, TimeMs now_ms) {
         FrameKind::reply);
     return;
   }
-  feed_.subscribe(std::move(request.from), *drop, now_ms);
+  feed_.subscribe(request.from, *drop, now_ms);
+  // A returning buyer learns where their orders stand: what changed while they were away (an
+  // expired hold, a promotion, a payment from another device) went to connections now gone.
+  if (request.user.empty()) return;
+  for (const engine::OrderInfo& order : engine_.orders_of(*drop, request.user))
+    releases_.to_outbox(
+        request.from,
+        share(protocol::order_update(request.drop, order.order, order_ids_, order.client_order_id,
+                                     order.status, order.qty, order.hold_expires_at_ms)),
+        FrameKind::order);
 }
 
 void Sequencer::handle(ActionRequest& request, TimeMs now_ms) {

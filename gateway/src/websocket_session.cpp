@@ -142,7 +142,7 @@ void WebsocketSession<Stream>::handle(const protocol::ClientMessage& message) {
         return refuse(ErrorCode::rate_limited, *refusal, drop);
       subscriptions_.push_back(drop);
       hub_.subscribe(drop, this);
-      if (!requests.submit(SubscribeRequest{self, drop, QueueSlot(queued_)})) {
+      if (!requests.submit(SubscribeRequest{self, drop, user_, QueueSlot(queued_)})) {
         // Not followed: subscribing again must reach the engine.
         std::erase(subscriptions_, drop);
         hub_.unsubscribe(drop, this);

@@ -345,9 +345,13 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
     if (status != "reserved" && viewer.paying.erase(std::string(field(message, "order_id"))) > 0)
       tally.payments_answered += 1;
     if (status == "reserved") {
-      viewer.holding[id] = std::string(field(message, "order_id"));
-      viewer.reserved_ever += 1;
-      tally.reserved += 1;
+      // A promotion, counted once per order: a subscribe also tells a buyer of holds it has.
+      const auto [held, promoted] =
+          viewer.holding.try_emplace(id, std::string(field(message, "order_id")));
+      if (promoted) {
+        viewer.reserved_ever += 1;
+        tally.reserved += 1;
+      }
     } else if (status == "confirmed") {
       // Once per order: after a failover the same state may be reported twice
       // (docs/scaling.md, "Each answer once").

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -1040,6 +1041,56 @@ TEST(ServerRedisTrouble, AnOrderLostWithAKilledRedisIsAnsweredWhenRedisIsBack) {
   EXPECT_EQ(text(*retried, "status"), "reserved");
   EXPECT_EQ(retried->at("order_id"), answer->at("order_id"));
   EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+// A buyer who comes back learns where their orders stand when they subscribe: a payment made
+// from another device while they were away, and a hold still running. Another viewer is told
+// nothing of them.
+TEST_F(ServerTest, ASubscribeTellsAReturningBuyerWhereTheirOrdersStand) {
+  create("d", 5, 2, 60, 0);
+  open_now("d");
+  std::string paid_id;
+  {
+    Viewer phone(server->port());
+    phone.sign_in("alice");
+    phone.send_json(order("d", "a-1"));
+    const auto first = phone.next_of("order_result");
+    ASSERT_TRUE(first);
+    paid_id = text(*first, "order_id");
+    phone.send_json(order("d", "a-2"));
+    ASSERT_TRUE(phone.next_of("order_result"));
+  }  // the phone is gone; the laptop pays, without following the drop
+  {
+    Viewer laptop(server->port());
+    laptop.sign_in("alice");
+    laptop.send_json({{"type", "confirm"}, {"order_id", paid_id}});
+    const auto paid = laptop.next_of("order_update");
+    ASSERT_TRUE(paid);
+    EXPECT_EQ(text(*paid, "status"), "confirmed");
+  }
+  Viewer back(server->port());
+  back.sign_in("alice");
+  back.send_json({{"type", "subscribe"}, {"drop", "d"}});
+  ASSERT_TRUE(back.next_of("drop"));
+  std::map<std::string, std::string> told;
+  for (int index = 0; index < 2; ++index) {
+    const auto update = back.next_of("order_update");
+    ASSERT_TRUE(update);
+    told[text(*update, "client_order_id")] = text(*update, "status");
+  }
+  EXPECT_EQ(told, (std::map<std::string, std::string>{{"a-1", "confirmed"}, {"a-2", "reserved"}}));
+
+  // What a subscribe sends comes before what a later one does: bob hears of no order between.
+  create("e", 5, 1, 60, 0);
+  Viewer bob(server->port());
+  bob.sign_in("bob");
+  bob.send_json({{"type", "subscribe"}, {"drop", "d"}});
+  bob.send_json({{"type", "subscribe"}, {"drop", "e"}});
+  for (auto message = bob.next(); message; message = bob.next()) {
+    EXPECT_NE(text(*message, "type"), "order_update");
+    if (text(*message, "type") == "drop" && text(*message, "drop") == "e") return;
+  }
+  ADD_FAILURE() << "no drop e";
 }
 
 TEST_F(ServerTest, EveryErrorCodeIsAnsweredAndTheConnectionKeepsServing) {
