@@ -581,6 +581,8 @@ TEST_F(Cluster, AnAnswerReceivedTwiceIsDeliveredOnce) {
             std::string::npos);
 }
 
+// A buyer whose gateway dies finds her order through the other: a retry of its
+// client_order_id returns it, she pays there, and a device that only subscribes is told of it.
 TEST_F(Cluster, ViewersOfAKilledGatewayFindTheirOrdersThroughTheOther) {
   const std::string id = open_drop(0, "gone", 1);
   std::string order_id;
@@ -604,6 +606,14 @@ TEST_F(Cluster, ViewersOfAKilledGatewayFindTheirOrdersThroughTheOther) {
   const auto paid = again.next_of("order_update");
   ASSERT_TRUE(paid);
   EXPECT_EQ(text(*paid, "status"), "confirmed");
+  // Another device of hers that only follows the drop is told where the order stands.
+  Viewer laptop(gateways[1]->port());
+  laptop.sign_in("ann");
+  laptop.send_json({{"type", "subscribe"}, {"drop", id}});
+  const auto told = laptop.next_of("order_update");
+  ASSERT_TRUE(told);
+  EXPECT_EQ(text(*told, "order_id"), order_id);
+  EXPECT_EQ(text(*told, "status"), "confirmed");
 }
 
 // An engine counts no viewers, so each gateway paces the stock and tick frames it forwards by
