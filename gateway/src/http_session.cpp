@@ -161,10 +161,11 @@ void HttpSession::respond(HostReply reply, std::string_view content_type) {
   response->keep_alive(keep_alive_);
   // A HEAD is told the length of what a GET would get, and sent no body (RFC 9110, 9.3.2):
   // a body here would be read as the start of the next response.
+  const bool head = answering_head();
   const std::size_t length = reply.body.size();
-  if (!answering_head()) response->body() = std::move(reply.body);
+  if (!head) response->body() = std::move(reply.body);
   response->prepare_payload();
-  if (answering_head()) response->content_length(length);
+  if (head) response->content_length(length);
   send(std::move(response));
 }
 

@@ -91,7 +91,8 @@ function checkHttp(http, line, where, findings) {
   const found = http.operation(upper, pathname);
   // A HEAD answer has no body to read (a client records none).
   const headersOnly = upper === 'HEAD' && body === '';
-  const errorBody = (label) => {
+  // The body against `schema` (each problem named after `what`); a HEAD answer has none.
+  const checkBody = (label, schema, what) => {
     if (headersOnly) return;
     let parsed;
     try {
@@ -100,8 +101,9 @@ function checkHttp(http, line, where, findings) {
       findings.add(`${label}: ${status} body is not JSON`, where, body);
       return;
     }
-    for (const problem of http.schemas.check(http.errorSchema, parsed)) findings.add(`${label}: ${status} body against Error: ${problem}`, where, body);
+    for (const problem of http.schemas.check(schema, parsed)) findings.add(`${what}: ${problem}`, where, body);
   };
+  const errorBody = (label) => checkBody(label, http.errorSchema, `${label}: ${status} body against Error`);
 
   if (!found?.operation) {
     if (outOfDocument.some((pattern) => pattern.test(pathname))) {
@@ -126,15 +128,7 @@ function checkHttp(http, line, where, findings) {
     if (body !== '' && response.content) findings.add(`${label}: ${status} body is not documented as JSON`, where, body);
     return;
   }
-  if (headersOnly) return;
-  let parsed;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    findings.add(`${label}: ${status} body is not JSON`, where, body);
-    return;
-  }
-  for (const problem of http.schemas.check(media.schema, parsed)) findings.add(`${label} ${status}: ${problem}`, where, body);
+  checkBody(label, media.schema, `${label} ${status}`);
 }
 
 function checkWs(ws, line, where, findings) {
