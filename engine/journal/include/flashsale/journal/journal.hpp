@@ -66,8 +66,8 @@ struct JournalConfig {
   std::chrono::milliseconds snapshot_every{60'000};
   // A snapshot trims the stream up to itself (recovery needs no more). Kept: nothing is
   // trimmed, so every drop's whole history stays in Redis — for `flashsale-loadtest capture`,
-  // and an audit from the first batch — at the cost of Redis memory that only grows (about
-  // 100 bytes an event; an operator trims after exporting) and of recovery reading it all.
+  // and an audit from the first batch — at the cost of Redis memory that only grows (an
+  // operator exports, then trims; docs/operations.md) and of recovery reading it all.
   bool keep_history = false;
   // Appended bytes not yet durable; past it `accepting()` is false, so the caller answers
   // `unavailable` instead of deciding more. Bounds memory while Redis is away.
