@@ -2,6 +2,7 @@
 #include "flashsale/journal/redis_connection.hpp"
 
 #include <boost/url/parse.hpp>
+#include <boost/url/pct_string_view.hpp>
 
 #include <charconv>
 #include <cstdlib>
@@ -41,6 +42,59 @@ RedisEndpoint parse_url(std::string_view text) {
   return endpoint;
 }
 
+std::string percent_decoded(std::string_view text) {
+  const auto decoded = boost::urls::make_pct_string_view(text);
+  if (!decoded) throw std::invalid_argument("bad percent-encoding in the sentinel URL credentials");
+  return decoded->decode();
+}
+
+HostPort parse_host_port(std::string_view text, std::string_view where) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0)
+    throw std::invalid_argument("expected HOST:PORT in " + std::string(where) + ": " +
+                                std::string(text));
+  std::string_view host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')  // [IPv6]
+    host = host.substr(1, host.size() - 2);
+  return {std::string(host), parse_port(text.substr(colon + 1), text)};
+}
+
+// sentinel://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT…]/NAME. Boost.URL reads one host per
+// authority, so the list is split here; the credentials are percent-decoded as in redis://.
+RedisEndpoint parse_sentinel_url(std::string_view text) {
+  constexpr std::string_view usage =
+      "a sentinel URL must be sentinel://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT…]/NAME "
+      "(credentials not shown)";
+  std::string_view rest = text.substr(std::string_view("sentinel://").size());
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos) throw std::invalid_argument(std::string(usage));
+  std::string_view authority = rest.substr(0, slash);
+  RedisEndpoint endpoint;
+  endpoint.sentinel_master = std::string(rest.substr(slash + 1));
+  if (endpoint.sentinel_master.empty() ||
+      endpoint.sentinel_master.find_first_of("/?#@ ") != std::string::npos)
+    throw std::invalid_argument(std::string(usage));
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view userinfo = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    const auto colon = userinfo.find(':');
+    if (colon == std::string_view::npos) {  // a password alone, like redis-cli
+      endpoint.password = percent_decoded(userinfo);
+    } else {
+      endpoint.user = percent_decoded(userinfo.substr(0, colon));
+      endpoint.password = percent_decoded(userinfo.substr(colon + 1));
+    }
+  }
+  for (std::size_t start = 0;;) {  // every piece between commas is a HOST:PORT
+    const auto comma = authority.find(',', start);
+    endpoint.sentinels.push_back(
+        parse_host_port(authority.substr(start, comma - start), "a sentinel URL"));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return endpoint;
+}
+
 }  // namespace
 
 RedisEndpoint RedisEndpoint::from_command_line(std::string_view text) {
@@ -50,11 +104,15 @@ RedisEndpoint RedisEndpoint::from_command_line(std::string_view text) {
       endpoint.password = password;
     if (const char* user = std::getenv("FLASHSALE_REDIS_USER")) endpoint.user = user;
   }
+  if (const char* password = std::getenv("FLASHSALE_SENTINEL_PASSWORD"))
+    endpoint.sentinel_password = password;
+  if (const char* user = std::getenv("FLASHSALE_SENTINEL_USER")) endpoint.sentinel_user = user;
   return endpoint;
 }
 
 RedisEndpoint RedisEndpoint::parse(std::string_view text) {
   if (text.starts_with("redis://")) return parse_url(text);
+  if (text.starts_with("sentinel://")) return parse_sentinel_url(text);
   RedisEndpoint endpoint;
   if (text.find('/') != std::string_view::npos) {
     endpoint.unix_socket = std::string(text);
@@ -70,6 +128,15 @@ RedisEndpoint RedisEndpoint::parse(std::string_view text) {
 }
 
 std::string RedisEndpoint::describe() const {
+  if (behind_sentinel()) {
+    std::string text = "sentinel://";
+    for (const HostPort& sentinel : sentinels) {
+      const bool ipv6 = sentinel.host.find(':') != std::string::npos;
+      text += (text.size() > 11 ? "," : "") + (ipv6 ? "[" + sentinel.host + "]" : sentinel.host) +
+              ":" + std::to_string(sentinel.port);
+    }
+    return text + "/" + sentinel_master;
+  }
   return unix_socket.empty() ? host + ":" + std::to_string(port) : unix_socket;
 }
 
@@ -90,30 +157,96 @@ void RedisConnection::set_timeout(std::chrono::milliseconds timeout) {
 }
 
 RedisConnection::RedisConnection(const RedisEndpoint& endpoint, std::chrono::milliseconds timeout) {
-  const timeval tv = to_timeval(timeout);
-  context_ = endpoint.unix_socket.empty()
-                 ? redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, tv)
-                 : redisConnectUnixWithTimeout(endpoint.unix_socket.c_str(), tv);
-  if (context_ == nullptr) {
-    error_ = "out of memory allocating a redis context";
+  if (!endpoint.behind_sentinel()) {
+    open({endpoint.host, endpoint.port}, endpoint.unix_socket, timeout, endpoint.user,
+         endpoint.password);
     return;
   }
+  const std::optional<HostPort> primary = ask_sentinels(endpoint, timeout);
+  if (!primary) return;
+  if (open(*primary, {}, timeout, endpoint.user, endpoint.password)) check_primary();
+}
+
+bool RedisConnection::open(const HostPort& node, const std::string& unix_socket,
+                           std::chrono::milliseconds timeout, const std::string& user,
+                           const std::string& password) {
+  if (context_ != nullptr) redisFree(context_);
+  context_ = nullptr;
+  error_.clear();
+  peer_ = unix_socket.empty() ? node.host + ":" + std::to_string(node.port) : unix_socket;
+  const timeval tv = to_timeval(timeout);
+  context_ = unix_socket.empty() ? redisConnectWithTimeout(node.host.c_str(), node.port, tv)
+                                 : redisConnectUnixWithTimeout(unix_socket.c_str(), tv);
+  if (context_ == nullptr) {
+    error_ = "out of memory allocating a redis context";
+    return false;
+  }
   if (context_->err != 0) {
-    error_ = context_->errstr;
-    return;
+    error_ = peer_ + ": " + context_->errstr;
+    return false;
   }
   if (redisSetTimeout(context_, tv) != REDIS_OK) {
     error_ = "cannot set the redis timeout";
-    return;
+    return false;
   }
-  if (endpoint.password.empty()) return;
+  if (password.empty()) return true;
   std::vector<std::string_view> auth{"AUTH"};
-  if (!endpoint.user.empty()) auth.push_back(endpoint.user);
-  auth.push_back(endpoint.password);
+  if (!user.empty()) auth.push_back(user);
+  auth.push_back(password);
   const Reply reply = command(auth);
   // Redis's answer (WRONGPASS, or no password set) never repeats the password.
   if (reply != nullptr && reply->type == REDIS_REPLY_ERROR)
-    error_ = "redis refused AUTH: " + std::string(reply->str, reply->len);
+    error_ = peer_ + " refused AUTH: " + std::string(reply->str, reply->len);
+  return ok();
+}
+
+// In the order given, as Redis's guidelines for Sentinel clients say; a sentinel that cannot be
+// reached, refuses us or does not know the set is passed over, and the last such reason kept.
+std::optional<HostPort> RedisConnection::ask_sentinels(const RedisEndpoint& endpoint,
+                                                       std::chrono::milliseconds timeout) {
+  std::string problems;
+  for (const HostPort& sentinel : endpoint.sentinels) {
+    if (!open(sentinel, {}, timeout, endpoint.sentinel_user, endpoint.sentinel_password)) {
+      problems += "; " + error();
+      continue;
+    }
+    const Reply reply = command({"SENTINEL", "get-master-addr-by-name", endpoint.sentinel_master});
+    if (reply != nullptr && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+      try {
+        return HostPort{std::string(text_of(reply->element[0])),
+                        parse_port(text_of(reply->element[1]), "a sentinel's answer")};
+      } catch (const std::invalid_argument& bad) {
+        problems += "; " + peer_ + ": " + bad.what();
+        continue;
+      }
+    }
+    problems +=
+        "; " + peer_ + ": " +
+        (reply == nullptr  ? error()
+         : is_error(reply) ? std::string(text_of(reply))
+                           : "does not know a primary named '" + endpoint.sentinel_master + "'");
+  }
+  if (context_ != nullptr) redisFree(context_);
+  context_ = nullptr;
+  error_ = "no sentinel named the primary of '" + endpoint.sentinel_master + "'" + problems;
+  return std::nullopt;
+}
+
+// A sentinel may name a node that is not a primary (yet, or any more) while a failover is under
+// way: writing to it would be refused, and reading from it could read a stale copy.
+void RedisConnection::check_primary() {
+  const Reply reply = command({"ROLE"});
+  if (reply == nullptr) return;
+  const bool primary = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                       text_of(reply->element[0]) == "master";
+  if (!primary)
+    error_ = peer_ + " was named the primary by a sentinel but is not one (" +
+             (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
+                  ? std::string(text_of(reply->element[0]))
+                  : std::string(text_of(reply))) +
+             ")";
 }
 
 RedisConnection::~RedisConnection() {
@@ -153,7 +286,13 @@ Reply RedisConnection::read() {
     if (reply != nullptr) freeReplyObject(reply);
     return nullptr;
   }
-  return Reply(static_cast<redisReply*>(reply));
+  Reply owned(static_cast<redisReply*>(reply));
+  // The node was demoted under us (a failover): nothing this connection sends will be written.
+  if (is_error(owned) && text_of(owned).starts_with("READONLY")) {
+    error_ = peer_ + " is no longer the primary: " + std::string(text_of(owned));
+    return nullptr;
+  }
+  return owned;
 }
 
 Reply RedisConnection::command(const std::vector<std::string_view>& arguments) {
