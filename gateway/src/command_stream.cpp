@@ -147,7 +147,7 @@ bool CommandStream::run() {
     if (Clock::now() >= heartbeat_at_) {
       // Reads are fenced by their script at once; the journal's own writes are looked at
       // here, once a second, rather than copying its status on every read.
-      if (journal_.status().state == journal::JournalState::fenced) return false;
+      if (journal::journal_lost(journal_.status().state)) return false;
       out_.push_command({"PUBLISH", channel_, std::string(cluster::heartbeat)});
       heartbeat_at_ = Clock::now() + heartbeat_every;
     }

@@ -97,10 +97,16 @@ void read_secret_file(const toml::table& table, const std::string& section, cons
 // journal.redis_user and the password, from journal.redis_password_file (its first line) or
 // else the environment's FLASHSALE_REDIS_PASSWORD: never from the config file itself, which is
 // read by more people than the password should be.
+// The sentinels' own, the same way: journal.sentinel_user, journal.sentinel_password_file or
+// FLASHSALE_SENTINEL_PASSWORD.
 void read_redis_credentials(const toml::table& journal, journal::JournalConfig& out) {
   read_string(journal, "journal", "redis_user", out.redis_user);
   if (const char* password = std::getenv("FLASHSALE_REDIS_PASSWORD")) out.redis_password = password;
   read_secret_file(journal, "journal", "redis_password_file", out.redis_password);
+  read_string(journal, "journal", "sentinel_user", out.sentinel_user);
+  if (const char* password = std::getenv("FLASHSALE_SENTINEL_PASSWORD"))
+    out.sentinel_password = password;
+  read_secret_file(journal, "journal", "sentinel_password_file", out.sentinel_password);
 }
 
 const toml::table& section(const toml::table& root, const char* name) {
@@ -152,6 +158,8 @@ GatewayConfig load_config(const std::string& path) {
   read_choice(journal, "journal", "history", config.journal.keep_history, "trimmed",
               {"kept", true});
   read_number(journal, "journal", "orders_kept", config.journal.orders_kept, 1'000, 1e10);
+  read_number(journal, "journal", "min_replicas", config.journal.min_replicas, 0, 64);
+  read_ms(journal, "journal", "replica_timeout_ms", config.journal.replica_timeout, 600'000);
 
   const toml::table& limits = section(root, "limits");
   Limits& l = config.limits;

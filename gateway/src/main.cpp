@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <optional>
+
 #include "flashsale/gateway/config.hpp"
 #include "flashsale/gateway/server.hpp"
 
@@ -22,8 +24,13 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "HOST:PORT to serve on (overrides server.listen)");
   app.add_option("--redis", redis,
-                 "journal Redis, HOST:PORT, redis://[USER[:PASSWORD]@]HOST:PORT or a unix socket "
-                 "path (overrides journal.redis)");
+                 "journal Redis, HOST:PORT, redis://[USER[:PASSWORD]@]HOST:PORT, a unix socket "
+                 "path or sentinel://[USER[:PASSWORD]@]HOST:PORT,…/NAME (overrides journal.redis)");
+  std::optional<std::uint32_t> min_replicas;
+  app.add_option("--min-replicas", min_replicas,
+                 "replicas that must have a batch before it counts as durable (overrides "
+                 "journal.min_replicas)")
+      ->check(CLI::Range(0u, 64u));
   app.add_option("--journal-prefix", prefix, "journal key prefix (overrides journal.prefix)");
   app.add_option("--io-threads", io_threads, "I/O threads (overrides server.io_threads)")
       ->check(CLI::Range(1u, 64u));
@@ -40,6 +47,7 @@ int main(int argc, char** argv) {
     flashsale::gateway::GatewayConfig config = flashsale::gateway::load_config(config_path);
     if (!listen.empty()) config.listen = listen;
     if (!redis.empty()) config.journal.redis = redis;
+    if (min_replicas) config.journal.min_replicas = *min_replicas;
     if (!prefix.empty()) config.journal.prefix = prefix;
     if (io_threads != 0) config.io_threads = io_threads;
     using flashsale::gateway::Role;

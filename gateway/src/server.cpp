@@ -46,6 +46,10 @@ std::string_view health_problem(journal::JournalState state) {
       return "the journal's Redis refuses writes; retrying";
     case journal::JournalState::fenced:
       return "another engine holds the journal's lease";
+    case journal::JournalState::too_few_replicas:
+      return "the journal's Redis replicas do not confirm writes; retrying";
+    case journal::JournalState::diverged:
+      return "the journal's Redis lacks batches this engine wrote; stopped";
     case journal::JournalState::stopped:
     case journal::JournalState::ok:
       break;

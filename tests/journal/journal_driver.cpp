@@ -6,7 +6,8 @@
 //     outcome of the batch is printed on stdout — the acknowledgements a buyer would get:
 //       ACK <drop> <user> <client_order_id> <outcome> <order>
 //       PAID <drop> <order>          CANCELLED <drop> <order>
-//     Exits 3 when fenced (another engine took the journal).
+//     Exits 3 when fenced (another engine took the journal), 4 when the journal diverged (its
+//     Redis lacks batches the driver wrote).
 //   journal_driver window --redis SOCKET --prefix P --seed N --orders N --stock S
 //     Recovers, then (unless the journal already has it) creates drop "w" with a 60 s admission
 //     window and countdown seed N, opening at once. Places orders from users u0..u<N-1> in
@@ -24,6 +25,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <random>
 #include <sstream>
@@ -43,6 +45,12 @@ using engine::OrderOutcome;
 using engine::TimeMs;
 
 constexpr int exit_fenced = 3;
+constexpr int exit_diverged = 4;
+
+// The exit code for a journal that writes no more.
+int exit_lost(const journal::Journal& journal) {
+  return journal.status().state == journal::JournalState::diverged ? exit_diverged : exit_fenced;
+}
 
 TimeMs wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -56,10 +64,10 @@ struct Held {
   std::string user;
 };
 
-// Waits until everything the engine produced is durable; false when fenced.
+// Waits until everything the engine produced is durable; false when fenced or diverged.
 bool await_durable(journal::Journal& journal, const Engine& engine) {
   while (!journal.wait_durable(engine.last_sequence(), std::chrono::seconds(1))) {
-    if (journal.status().state == journal::JournalState::fenced) return false;
+    if (journal::journal_lost(journal.status().state)) return false;
   }
   return true;
 }
@@ -79,14 +87,14 @@ int surge(journal::Journal& journal, std::uint64_t seed) {
   }
   journal.append(events);
   events.clear();
-  if (!await_durable(journal, engine)) return exit_fenced;
+  if (!await_durable(journal, engine)) return exit_lost(journal);
 
   std::mt19937_64 random(seed);
   std::vector<Held> held;
   std::vector<std::string> lines;
   while (true) {
     if (!journal.accepting()) {
-      if (journal.status().state == journal::JournalState::fenced) return exit_fenced;
+      if (journal::journal_lost(journal.status().state)) return exit_lost(journal);
       // Redis is away: fail closed (no orders taken) until the writer reports it back.
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
@@ -124,7 +132,7 @@ int surge(journal::Journal& journal, std::uint64_t seed) {
     journal.append(events);
     events.clear();
     if (journal.snapshot_due()) journal.append_snapshot(engine);
-    if (!await_durable(journal, engine)) return exit_fenced;
+    if (!await_durable(journal, engine)) return exit_lost(journal);
     for (const std::string& line : lines) std::fputs((line + "\n").c_str(), stdout);
     std::fflush(stdout);
     lines.clear();
@@ -144,7 +152,7 @@ int window(journal::Journal& journal, std::uint64_t seed, std::uint32_t orders,
   }
   journal.append(events);
   events.clear();
-  if (!await_durable(journal, engine)) return exit_fenced;
+  if (!await_durable(journal, engine)) return exit_lost(journal);
   constexpr std::uint32_t batch = 50;
   for (std::uint32_t first = 0; first < orders; first += batch) {
     for (std::uint32_t user = first; user < std::min(orders, first + batch); ++user) {
@@ -157,7 +165,7 @@ int window(journal::Journal& journal, std::uint64_t seed, std::uint32_t orders,
     }
     journal.append(events);
     events.clear();
-    if (!await_durable(journal, engine)) return exit_fenced;
+    if (!await_durable(journal, engine)) return exit_lost(journal);
     std::printf("COLLECTED %u\n", std::min(orders, first + batch));
     std::fflush(stdout);
   }
@@ -165,7 +173,7 @@ int window(journal::Journal& journal, std::uint64_t seed, std::uint32_t orders,
   engine.advance_time(*info.opens_at_ms + info.spec.admission_window_ms, events);
   journal.append(events);
   events.clear();
-  if (!await_durable(journal, engine)) return exit_fenced;
+  if (!await_durable(journal, engine)) return exit_lost(journal);
   std::vector<std::string> winners;
   for (std::uint32_t user = 0; user < orders; ++user) {
     const std::string name = "u" + std::to_string(user);
@@ -253,7 +261,9 @@ int main(int argc, char** argv) {
   for (CLI::App* mode : {app.add_subcommand("surge", "play a surge"),
                          app.add_subcommand("window", "collect an admission window and draw"),
                          app.add_subcommand("check", "check acknowledgements from stdin")}) {
-    mode->add_option("--redis", config.redis, "redis socket path or HOST:PORT")->required();
+    mode->add_option("--redis", config.redis, "redis socket path, HOST:PORT or sentinel://…")
+        ->required();
+    mode->add_option("--min-replicas", config.min_replicas, "replicas that must have a batch");
     mode->add_option("--prefix", config.prefix, "journal prefix")->required();
     mode->add_option("--lease-ms", lease_ms, "lease time to live");
     mode->add_option("--timeout-ms", timeout_ms, "redis timeout");
@@ -268,6 +278,10 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_logger_mt("driver"));
   config.lease_ttl = std::chrono::milliseconds(lease_ms);
   config.redis_timeout = std::chrono::milliseconds(timeout_ms);
+  if (const char* password = std::getenv("FLASHSALE_REDIS_PASSWORD"))
+    config.redis_password = password;
+  if (const char* password = std::getenv("FLASHSALE_SENTINEL_PASSWORD"))
+    config.sentinel_password = password;
   config.backoff_max = std::chrono::milliseconds(200);
   journal::Journal journal(config);
   if (app.got_subcommand("surge")) return surge(journal, seed);

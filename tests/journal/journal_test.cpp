@@ -152,6 +152,85 @@ TEST(JournalLease, RecoveryTakesBackALapsedLeaseOnlyIfNobodyWrote) {
   EXPECT_EQ(redis.call({"GET", "{l}:lease"}), "");
 }
 
+// A stream that ends before what the engine last wrote lacks batches it wrote (a replica
+// promoted without them): every write script refuses it as a gap, whoever holds the lease.
+TEST(JournalLease, AStreamShorterThanWhatTheEngineWroteIsAGap) {
+  RedisServer redis;
+  redis.call({"XADD", "{g}:journal", "1-0", "b", "x"});
+  redis.call({"SET", "{g}:lease", "me", "PX", "60000"});
+  const auto renew = [&](const std::string& top) {
+    return redis.call(
+        {"EVAL", detail::renew_lua, "2", "{g}:lease", "{g}:journal", "me", "60000", top});
+  };
+  EXPECT_EQ(renew("1-0"), "OK");
+  EXPECT_EQ(renew("3-0"), "GAP the journal ends at 1-0 but this engine wrote up to 3-0");
+  redis.call({"DEL", "{g}:lease"});
+  EXPECT_TRUE(renew("3-0").starts_with("GAP")) << "a lapsed lease is no excuse";
+  redis.call({"DEL", "{g}:journal"});
+  EXPECT_EQ(renew("1-0"), "GAP the journal ends at 0-0 but this engine wrote up to 1-0");
+  EXPECT_EQ(redis.call({"GET", "{g}:lease"}), "") << "nothing was taken";
+}
+
+// A journal whose Redis loses its last batches under it (as a failover to a replica that
+// lacked them would) stops as diverged at its next write, and nothing more becomes durable.
+TEST(Journal, ARedisThatLostBatchesStopsTheJournalAsDiverged) {
+  RedisServer redis;
+  Engine engine;
+  Journal journal(config_for(redis, "lost"));
+  journal.recover(engine);
+  play(engine, journal, 0, 200);
+  const std::uint64_t durable = journal.durable_sequence();
+  const std::string top = redis.call({"XREVRANGE", "{lost}:journal", "+", "-", "COUNT", "1"});
+  redis.call({"XDEL", "{lost}:journal", top.substr(0, top.find(' '))});
+  Events events;
+  engine.place_order({"d", "late", "c-late", 1}, 9'000, events);
+  journal.append(events);
+  EXPECT_FALSE(journal.wait_durable(engine.last_sequence(), 2s));
+  EXPECT_EQ(journal.status().state, JournalState::diverged) << journal.status().detail;
+  EXPECT_TRUE(journal.status().detail.starts_with("GAP")) << journal.status().detail;
+  EXPECT_EQ(journal.durable_sequence(), durable);
+  EXPECT_FALSE(journal.accepting());
+}
+
+TEST(RedisEndpoint, ASentinelSetIsReadWithItsCredentialsApart) {
+  const RedisEndpoint endpoint =
+      RedisEndpoint::parse("sentinel://app:p%40ss%2Fw@10.0.0.1:26379,[::1]:26380,s3:26381/sale");
+  ASSERT_TRUE(endpoint.behind_sentinel());
+  ASSERT_EQ(endpoint.sentinels.size(), 3u);
+  EXPECT_EQ(endpoint.sentinels[0].host, "10.0.0.1");
+  EXPECT_EQ(endpoint.sentinels[0].port, 26379);
+  EXPECT_EQ(endpoint.sentinels[1].host, "::1");
+  EXPECT_EQ(endpoint.sentinels[2].port, 26381);
+  EXPECT_EQ(endpoint.sentinel_master, "sale");
+  EXPECT_EQ(endpoint.user, "app");
+  EXPECT_EQ(endpoint.password, "p@ss/w");
+  EXPECT_EQ(endpoint.describe(), "sentinel://10.0.0.1:26379,[::1]:26380,s3:26381/sale");
+  EXPECT_EQ(RedisEndpoint::parse("sentinel://secret@h:1/m").password, "secret");
+  EXPECT_FALSE(RedisEndpoint::parse("127.0.0.1:6379").behind_sentinel());
+}
+
+TEST(RedisEndpoint, AMalformedSentinelSetIsRefusedWithoutItsPassword) {
+  for (const char* bad : {"sentinel://h:1", "sentinel://h:1/", "sentinel:///m", "sentinel://h/m",
+                          "sentinel://h:0/m", "sentinel://h:1,/m", "sentinel://u:hunter2@h:x/m"}) {
+    try {
+      RedisEndpoint::parse(bad);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const std::invalid_argument& error) {
+      EXPECT_EQ(std::string(error.what()).find("hunter2"), std::string::npos) << error.what();
+    }
+  }
+}
+
+// No sentinel there: the connection says so, naming each sentinel and the set.
+TEST(RedisEndpoint, UnreachableSentinelsAreNamedInTheError) {
+  const RedisConnection connection(RedisEndpoint::parse("sentinel://127.0.0.1:1,127.0.0.1:2/sale"),
+                                   500ms);
+  EXPECT_FALSE(connection.ok());
+  EXPECT_NE(connection.error().find("no sentinel named the primary of 'sale'"), std::string::npos)
+      << connection.error();
+  EXPECT_NE(connection.error().find("127.0.0.1:2"), std::string::npos) << connection.error();
+}
+
 TEST(Journal, SnapshotsTrimTheStreamAndRecoveryStartsFromThem) {
   RedisServer redis;
   Engine original;

@@ -36,6 +36,8 @@ RedisEndpoint JournalConfig::redis_endpoint() const {
     endpoint.user = redis_user;
     endpoint.password = redis_password;
   }
+  endpoint.sentinel_user = sentinel_user;
+  endpoint.sentinel_password = sentinel_password;
   return endpoint;
 }
 
@@ -53,8 +55,16 @@ std::string_view to_string(JournalState state) noexcept {
       return "fenced";
     case JournalState::stopped:
       return "stopped";
+    case JournalState::too_few_replicas:
+      return "too_few_replicas";
+    case JournalState::diverged:
+      return "diverged";
   }
   return "unknown";
+}
+
+bool journal_lost(JournalState state) noexcept {
+  return state == JournalState::fenced || state == JournalState::diverged;
 }
 
 namespace {
@@ -103,7 +113,7 @@ struct PendingSnapshot {
 // Error replies a retry may cure: Redis loading its data, busy with a script, out of memory.
 bool transient(std::string_view error) {
   for (const std::string_view prefix :
-       {"LOADING", "BUSY", "OOM", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN"})
+       {"LOADING", "BUSY", "OOM", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS"})
     if (error.starts_with(prefix)) return true;
   return false;
 }
@@ -131,6 +141,8 @@ struct Journal::Shared {
   std::string order_id_key;
   std::string token = make_token();
   std::string ttl_ms;
+  std::string min_replicas;
+  std::string replica_timeout_ms;
 
   mutable std::mutex mutex;
   std::condition_variable wake;  // the writer's
@@ -182,7 +194,15 @@ struct Journal::Shared {
         replies_key("{" + config.prefix + "}:replies"),
         replies_kept(std::to_string(config.replies_kept)),
         order_id_key("{" + config.prefix + "}:order-ids-key"),
-        ttl_ms(std::to_string(config.lease_ttl.count())) {}
+        ttl_ms(std::to_string(config.lease_ttl.count())),
+        min_replicas(std::to_string(config.min_replicas)),
+        replica_timeout_ms(std::to_string(config.replica_timeout.count())) {}
+
+  // How long a reply may take: a WAIT may hold its reply back for replica_timeout.
+  std::chrono::milliseconds io_timeout() const {
+    return config.redis_timeout +
+           (config.min_replicas > 0 ? config.replica_timeout : std::chrono::milliseconds(0));
+  }
 
   // Logs each change of state once, not every retry.
   void set_state(JournalState next, std::string detail) {
@@ -192,7 +212,12 @@ struct Journal::Shared {
       status.detail = detail;
     }
     if (previous == next) return;
-    if (next == JournalState::ok) {
+    if (next == JournalState::diverged) {
+      spdlog::critical(
+          "journal: redis {} lacks batches this engine wrote: {}. This engine stops writing; an "
+          "operator must find the Redis that has them (docs/operations.md) before anyone serves",
+          endpoint.describe(), detail);
+    } else if (next == JournalState::ok) {
       spdlog::info("journal: writing to redis {} again", endpoint.describe());
     } else {
       spdlog::warn("journal: {} ({}): {}", to_string(next), endpoint.describe(), detail);
@@ -239,6 +264,8 @@ class Journal::Writer {
       }
       if (snapshot_) {
         write_snapshot();
+      } else if (in_flight_ && written_) {
+        await_replicas();
       } else if (in_flight_) {
         write_batch();
       } else if (cursor_) {
@@ -246,14 +273,14 @@ class Journal::Writer {
       } else {
         renew();
       }
-      if (shared_.state == JournalState::fenced) break;
+      if (journal_lost(shared_.state)) break;
     }
     bool drained = false;
     {
       std::lock_guard lock(shared_.mutex);
       drained = !in_flight_ && shared_.open_count == 0;
     }
-    if (shared_.state != JournalState::fenced && drained && connected()) release_lease();
+    if (!journal_lost(shared_.state) && drained && connected()) release_lease();
   }
 
   // Waits for something to do; false when it is time to stop.
@@ -334,21 +361,68 @@ class Journal::Writer {
     in_flight_ = std::move(batch);
   }
 
+  // A new connection may reach a new primary (a failover): before anything else goes through it,
+  // settle the batch whose reply was lost, then hold the lease there and check that the stream
+  // ends where this engine last wrote.
   bool connected() {
     if (redis_ != nullptr && redis_->ok()) return true;
-    redis_ = std::make_unique<RedisConnection>(shared_.endpoint, shared_.config.redis_timeout);
+    redis_ = std::make_unique<RedisConnection>(shared_.endpoint, shared_.io_timeout());
     if (!redis_->ok()) {
       shared_.set_state(JournalState::redis_unavailable, redis_->error());
       redis_.reset();
       return false;
     }
     if (uncertain_ && !resolve_uncertain()) return false;
+    if (journal_lost(shared_.state) || !renew(true)) return false;
     if (shared_.state == JournalState::redis_unavailable) shared_.set_state(JournalState::ok, "");
-    return shared_.state != JournalState::fenced;
+    return !journal_lost(shared_.state);
+  }
+
+  // The top of the stream as this engine expects it: its batch written but not yet on enough
+  // replicas counts, since the primary has it.
+  std::string expected_top() const {
+    return written_ ? entry_id(in_flight_->header.number) : top_id_;
+  }
+
+  // WAIT's reply: true when enough replicas have everything this connection wrote. Short of
+  // that, the journal stops accepting until they do (fail closed: a batch only the primary
+  // holds could be lost with it).
+  bool replicated(const Reply& waited, std::string_view what) {
+    const long long replicas = waited->type == REDIS_REPLY_INTEGER ? waited->integer : -1;
+    if (replicas >= static_cast<long long>(shared_.config.min_replicas)) return true;
+    shared_.set_state(
+        JournalState::too_few_replicas,
+        fmt::format("{} of {} replicas acknowledged {} within {} ms", replicas,
+                    shared_.config.min_replicas, what, shared_.config.replica_timeout.count()));
+    return false;
+  }
+
+  // Pipelines WAIT after whatever was appended; the first reply (nullptr: the connection died)
+  // and WAIT's (nullptr unless replicas are asked for and it came).
+  std::pair<Reply, Reply> send_and_wait() {
+    if (shared_.config.min_replicas > 0)
+      redis_->append({"WAIT", shared_.min_replicas, shared_.replica_timeout_ms});
+    Reply reply = redis_->read();
+    Reply waited = reply != nullptr && shared_.config.min_replicas > 0 ? redis_->read() : nullptr;
+    return {std::move(reply), std::move(waited)};
+  }
+
+  // The batch is on the primary: asks again whether enough replicas have it, through a write
+  // (the lease) so that WAIT counts from this connection's latest offset even when it is new.
+  void await_replicas() {
+    redis_->append({"EVAL", detail::renew_lua, "2", shared_.lease_key, shared_.stream_key,
+                    shared_.token, shared_.ttl_ms, expected_top()});
+    const auto [reply, waited] = send_and_wait();
+    if (reply == nullptr || waited == nullptr) return connection_lost();
+    if (is_error(reply)) return handle_error(text_of(reply));
+    last_lease_touch_ = Clock::now();
+    if (!replicated(waited, "batch " + std::to_string(in_flight_->header.number))) return pause();
+    complete_batch(std::nullopt);
   }
 
   void connection_lost() {
     uncertain_ = in_flight_.has_value();
+    written_ = false;  // the next primary may not have it: read it there
     shared_.set_state(JournalState::redis_unavailable,
                       redis_ != nullptr ? redis_->error() : "connection lost");
     redis_.reset();
@@ -379,7 +453,8 @@ class Journal::Writer {
       if (entries[0].batch == in_flight_->stored) {
         spdlog::info("journal: batch {} was written before the connection dropped",
                      in_flight_->header.number);
-        complete_batch(std::nullopt);
+        written_ = true;
+        if (shared_.config.min_replicas == 0) complete_batch(std::nullopt);
       } else {
         shared_.set_state(JournalState::fenced, "another engine wrote batch " + id);
       }
@@ -412,10 +487,12 @@ class Journal::Writer {
     return false;
   }
 
-  // An error reply: fenced, or a trouble that a retry may cure.
+  // An error reply: fenced, diverged, or a trouble that a retry may cure.
   void handle_error(std::string_view text) {
     if (text.starts_with("FENCED")) {
       shared_.set_state(JournalState::fenced, std::string(text));
+    } else if (text.starts_with("GAP")) {
+      shared_.set_state(JournalState::diverged, std::string(text));
     } else if (text.find("equal or smaller than the target stream top") != std::string_view::npos) {
       uncertain_ = true;
       if (resolve_uncertain() && in_flight_) pause();
@@ -464,9 +541,16 @@ class Journal::Writer {
                                           order_count};
     command.insert(command.end(), in_flight_->order_values.begin(), in_flight_->order_values.end());
     command.insert(command.end(), in_flight_->reply_values.begin(), in_flight_->reply_values.end());
-    const Reply reply = redis_->command(command);
+    redis_->append(command);
+    const auto [reply, waited] = send_and_wait();
     if (reply == nullptr) return connection_lost();
     if (is_error(reply)) return handle_error(text_of(reply));
+    written_ = true;
+    if (shared_.config.min_replicas > 0 &&
+        (waited == nullptr || !replicated(waited, "batch " + id))) {
+      if (waited == nullptr) return connection_lost();
+      return pause();
+    }
     complete_batch(Clock::now() - started);
   }
 
@@ -485,8 +569,13 @@ class Journal::Writer {
                                           *cursor_,
                                           shared_.replies_kept};
     command.insert(command.end(), cursor_replies_.begin(), cursor_replies_.end());
-    const Reply reply = redis_->command(command);
-    if (reply == nullptr || is_error(reply)) {
+    redis_->append(command);
+    const auto [reply, waited] = send_and_wait();
+    // Written but on too few replicas counts as not written: it is sent again (idempotent).
+    const bool short_of_replicas = reply != nullptr && !is_error(reply) &&
+                                   shared_.config.min_replicas > 0 &&
+                                   (waited == nullptr || !replicated(waited, "the cursor"));
+    if (reply == nullptr || is_error(reply) || short_of_replicas) {
       {
         std::lock_guard lock(shared_.mutex);
         if (!shared_.cursor_dirty) {  // not overtaken by a newer one meanwhile: send it again
@@ -500,7 +589,8 @@ class Journal::Writer {
       }
       cursor_replies_.clear();
       cursor_.reset();
-      if (reply == nullptr) return connection_lost();
+      if (reply == nullptr || (short_of_replicas && waited == nullptr)) return connection_lost();
+      if (short_of_replicas) return pause();
       return handle_error(text_of(reply));
     }
     last_lease_touch_ = Clock::now();
@@ -513,6 +603,7 @@ class Journal::Writer {
   // `round_trip`: none when the batch was found written after a reconnect, or binds a snapshot.
   void complete_batch(std::optional<Clock::duration> round_trip) {
     Batch& batch = *in_flight_;
+    written_ = false;
     last_batch_ = batch.header.number;
     top_id_ = entry_id(last_batch_);
     since_snapshot_.emplace_back(last_batch_, batch.last_sequence);
@@ -565,12 +656,13 @@ class Journal::Writer {
     binding.last_sequence = next_sequence_ - 1;
     binding.stored = seal_batch(binding.header, {});
     const std::string binding_id = entry_id(binding.header.number);
-    redis_->set_timeout(std::max(shared_.config.redis_timeout, snapshot_timeout_min));
-    const Reply reply = redis_->command(
-        {"EVAL", detail::snapshot_lua, "3", shared_.lease_key, shared_.stream_key,
-         shared_.snapshot_key, shared_.token, shared_.ttl_ms, top_id_, stored,
-         shared_.config.keep_history ? "0" : entry_id(keep_from), binding_id, binding.stored});
-    if (redis_ != nullptr) redis_->set_timeout(shared_.config.redis_timeout);
+    redis_->set_timeout(std::max(shared_.io_timeout(), snapshot_timeout_min));
+    redis_->append({"EVAL", detail::snapshot_lua, "3", shared_.lease_key, shared_.stream_key,
+                    shared_.snapshot_key, shared_.token, shared_.ttl_ms, top_id_, stored,
+                    shared_.config.keep_history ? "0" : entry_id(keep_from), binding_id,
+                    binding.stored});
+    const auto [reply, waited] = send_and_wait();
+    redis_->set_timeout(shared_.io_timeout());
     if (reply == nullptr || is_error(reply)) {
       // Writing it again later is harmless (it replaces the value and trims no further), and
       // batches must not wait behind it meanwhile.
@@ -591,26 +683,44 @@ class Journal::Writer {
     }
     sealed_hash_ = sha256(binding.stored);
     in_flight_ = std::move(binding);
-    complete_batch(std::nullopt);
+    written_ = true;
     while (!since_snapshot_.empty() && since_snapshot_.front().first < keep_from)
       since_snapshot_.pop_front();
     last_lease_touch_ = Clock::now();
     spdlog::info("journal: snapshot of {} events ({} bytes) written; journal kept from batch {}",
                  header.covered_sequence, stored.size(), keep_from);
     snapshot_.reset();
-    std::lock_guard lock(shared_.mutex);
-    shared_.status.snapshots_written += 1;
+    {
+      std::lock_guard lock(shared_.mutex);
+      shared_.status.snapshots_written += 1;
+    }
+    // Like any batch, the binding one is settled once enough replicas have it.
+    if (shared_.config.min_replicas > 0 &&
+        (waited == nullptr || !replicated(waited, "batch " + binding_id))) {
+      if (waited == nullptr) return connection_lost();
+      return pause();
+    }
+    complete_batch(std::nullopt);
   }
 
-  void renew() {
-    if (Clock::now() < last_lease_touch_ + shared_.config.lease_ttl / 3) return;
+  // Renews the lease once a third of its time passed (or at once, `now`), checking the top of
+  // the stream as every write does. False when that failed (handled).
+  bool renew(bool now = false) {
+    if (!now && Clock::now() < last_lease_touch_ + shared_.config.lease_ttl / 3) return true;
     const Reply reply =
         redis_->command({"EVAL", detail::renew_lua, "2", shared_.lease_key, shared_.stream_key,
-                         shared_.token, shared_.ttl_ms, top_id_});
-    if (reply == nullptr) return connection_lost();
-    if (is_error(reply)) return handle_error(text_of(reply));
+                         shared_.token, shared_.ttl_ms, expected_top()});
+    if (reply == nullptr) {
+      connection_lost();
+      return false;
+    }
+    if (is_error(reply)) {
+      handle_error(text_of(reply));
+      return false;
+    }
     last_lease_touch_ = Clock::now();
-    if (shared_.state != JournalState::ok) shared_.set_state(JournalState::ok, "");
+    if (!written_ && shared_.state != JournalState::ok) shared_.set_state(JournalState::ok, "");
+    return true;
   }
 
   void release_lease() {
@@ -626,7 +736,8 @@ class Journal::Writer {
   std::optional<std::string> cursor_;        // a position being written on its own
   std::vector<std::string> cursor_replies_;  // and the replies it carries
   bool uncertain_ = false;                   // in_flight_ was sent and its reply never came
-  Reply last_reply_;                         // owns what read_entries' views point into
+  bool written_ = false;  // in_flight_ is on the primary, not yet known to be on min_replicas
+  Reply last_reply_;      // owns what read_entries' views point into
   std::uint64_t last_batch_;
   std::string top_id_;  // the stream's top entry as this engine last wrote it
   std::deque<std::pair<std::uint64_t, std::uint64_t>> since_snapshot_;  // (batch, last sequence)
@@ -644,6 +755,9 @@ Journal::Journal(JournalConfig config) : shared_(std::make_unique<Shared>(std::m
     throw std::invalid_argument("journal prefix must be 1-64 of [A-Za-z0-9_.-]");
   if (shared_->config.lease_ttl < std::chrono::milliseconds(100))
     throw std::invalid_argument("lease ttl must be at least 100 ms");
+  // WAIT with a timeout of 0 would wait for ever.
+  if (shared_->config.min_replicas > 0 && shared_->config.replica_timeout.count() < 1)
+    throw std::invalid_argument("replica timeout must be at least 1 ms");
 }
 
 Journal::~Journal() {
@@ -665,7 +779,7 @@ class Journal::RecoveryRedis {
     std::chrono::milliseconds backoff = shared_.config.backoff_min;
     while (true) {
       if (redis_ == nullptr || !redis_->ok()) {
-        redis_ = std::make_unique<RedisConnection>(shared_.endpoint, shared_.config.redis_timeout);
+        redis_ = std::make_unique<RedisConnection>(shared_.endpoint, shared_.io_timeout());
         if (!redis_->ok()) {
           spdlog::warn("journal: cannot reach redis {}: {}; retrying in {} ms",
                        shared_.endpoint.describe(), redis_->error(), backoff.count());
@@ -721,6 +835,38 @@ class Journal::RecoveryRedis {
           "live {} ms); nobody wrote meanwhile, so it was taken back",
           shared_.lease_key, since_ms, shared_.config.lease_ttl.count());
     touched_ = Clock::now();
+  }
+
+  // Waits until min_replicas replicas have everything this recovery read: a batch that a
+  // predecessor wrote but never saw replicated was never acknowledged, and must not be now (a
+  // retry would be answered from it). WAIT counts from this connection's last write, so the
+  // lease is touched first, on the same connection.
+  void await_replicas() {
+    std::chrono::milliseconds backoff = shared_.config.backoff_min;
+    while (true) {
+      call({"PING"}, "waiting for replicas");  // (re)connected, whatever it takes
+      redis_->append({"EVAL", detail::touch_lua, "2", shared_.lease_key, shared_.stream_key,
+                      shared_.token, shared_.ttl_ms, top_});
+      redis_->append({"WAIT", shared_.min_replicas, shared_.replica_timeout_ms});
+      const Reply touched = redis_->read();
+      const Reply waited = redis_->read();
+      if (touched != nullptr && touched->type == REDIS_REPLY_INTEGER && touched->integer == 0)
+        throw std::runtime_error("journal: another engine took the lease " + shared_.lease_key +
+                                 " while recovery waited for replicas");
+      const bool held = touched != nullptr && touched->type == REDIS_REPLY_INTEGER;
+      if (held) touched_ = Clock::now();
+      const long long replicas =
+          waited != nullptr && waited->type == REDIS_REPLY_INTEGER ? waited->integer : 0;
+      if (held && replicas >= static_cast<long long>(shared_.config.min_replicas)) return;
+      spdlog::warn(
+          "journal: {} of {} replicas have the journal as recovered{}; waiting for them "
+          "before serving",
+          replicas, shared_.config.min_replicas,
+          held                 ? ""
+          : touched == nullptr ? " (" + redis_->error() + ")"
+                               : " (" + std::string(text_of(touched)) + ")");
+      wait(backoff);
+    }
   }
 
   std::unique_ptr<RedisConnection> release() { return std::move(redis_); }
@@ -845,6 +991,7 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
   if (cursor->type == REDIS_REPLY_STRING) stats.cursor = std::string(text_of(cursor));
   shared.durable_cursor = stats.cursor;
   redis.keep_lease();
+  if (shared.config.min_replicas > 0) redis.await_replicas();
 
   stats.last_sequence = engine.last_sequence();
   stats.total_ms = elapsed_ms(started);

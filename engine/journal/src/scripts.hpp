@@ -6,7 +6,9 @@
 // write proceeds only if this engine still holds it — renewing it as a side effect — or if the
 // lease lapsed *and* the stream's top entry is still the one this engine last wrote (nobody
 // else recovered and wrote since, so taking the lease back loses nothing). Anything else is
-// "FENCED": another engine owns the journal. Recovery keeps its lease by the same rule.
+// "FENCED": another engine owns the journal. Recovery keeps its lease by the same rule. And a
+// stream that ends before what this engine last wrote is "GAP": after a failover, the new
+// primary lacks batches that were written (and, without replicas, acknowledged).
 #pragma once
 
 #include <string>
@@ -14,25 +16,34 @@
 namespace flashsale::journal::detail {
 
 // KEYS[1] lease, KEYS[2] stream; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] expected top id.
-// hold_lease() returns 1 (held, renewed), 2 (had lapsed, nobody wrote since: taken back) or 0.
+// hold_lease() returns 1 (held, renewed), 2 (had lapsed, nobody wrote since: taken back), 0
+// (another engine's), or -1 and the top id when the stream ends *before* the expected top: this
+// Redis lacks batches the engine wrote (a replica promoted without them), whoever holds the lease.
 inline const std::string hold_lease_function = R"(
+local function batch_number(id) return tonumber(string.match(id, '^%d+')) end
 local function hold_lease()
+  local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  local top_id = '0-0'
+  if top[1] then top_id = top[1][1] end
+  if batch_number(top_id) < batch_number(ARGV[3]) then return -1, top_id end
   local holder = redis.call('GET', KEYS[1])
   if holder == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
     return 1
   end
   if holder then return 0 end
-  local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-  local top_id = '0-0'
-  if top[1] then top_id = top[1][1] end
   if top_id ~= ARGV[3] then return 0 end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 2
 end
 )";
 inline const std::string hold_lease_lua = hold_lease_function + R"(
-if hold_lease() == 0 then
+local held, top_id = hold_lease()
+if held == -1 then
+  return redis.error_reply('GAP the journal ends at ' .. top_id .. ' but this engine wrote up to ' ..
+    ARGV[3])
+end
+if held == 0 then
   return redis.error_reply('FENCED the journal belongs to another engine')
 end
 )";

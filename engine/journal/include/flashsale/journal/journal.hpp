@@ -22,8 +22,14 @@
 //
 // Single writer: only the holder of the lease may write, and every write is fenced by a Lua
 // script that checks the token first, so an engine paused past its lease (and replaced) cannot
-// write when it resumes; it sees `fenced` and must stop serving. docs/durability.md has the
-// whole argument.
+// write when it resumes; it sees `fenced` and must stop serving. The same script checks that the
+// stream ends where this engine last wrote: a Redis that lost batches (a replica promoted
+// without them) is `diverged`, and the engine stops rather than serve a shorter history.
+//
+// Replicated (min_replicas > 0): a batch is durable once the primary has fsynced it *and* WAIT
+// says that many replicas have it; until then nothing of it is released. Behind Sentinel
+// (`redis` = sentinel://…) every new connection asks the sentinels for the primary, so a
+// failover is followed by reconnecting. docs/durability.md has the whole argument.
 //
 // Threads: `recover`, `append`, `append_snapshot`, `snapshot_due` are for the engine thread;
 // `durable_sequence`, `wait_durable`, `status`, `accepting` for any thread. The writer thread
@@ -53,8 +59,18 @@ struct JournalConfig {
   // of `redis` so that they need not be on a command line; never logged.
   std::string redis_user;
   std::string redis_password;
+  // The sentinels' own credentials, when `redis` is a sentinel:// set whose sentinels ask for
+  // them (Sentinel's requirepass). Never logged.
+  std::string sentinel_user;
+  std::string sentinel_password;
   RedisEndpoint redis_endpoint() const;  // `redis` with the credentials; throws if malformed
-  std::string prefix = "flashsale";      // 1-64 of [A-Za-z0-9_.-]
+  // A batch is durable once this many replicas have it too (WAIT, after the primary's fsync).
+  // 0: the primary's fsync alone, as with a single Redis.
+  std::uint32_t min_replicas = 0;
+  // How long one WAIT may take. When it ends short of min_replicas the journal stops accepting
+  // (`too_few_replicas`) and asks again until the replicas have the batch.
+  std::chrono::milliseconds replica_timeout{1'000};
+  std::string prefix = "flashsale";  // 1-64 of [A-Za-z0-9_.-]
   std::chrono::milliseconds lease_ttl{5'000};
   // recover() waits while another engine holds the lease; false: it throws LeaseHeld instead
   // (an engine that stands by for many journals watches the leases itself).
@@ -114,8 +130,12 @@ enum class JournalState : std::uint8_t {
   redis_error = 3,        // Redis answers with errors (out of memory, loading, …); retrying
   fenced = 4,             // another engine holds the lease: this one must stop serving
   stopped = 5,
+  too_few_replicas = 6,  // the last batch is on the primary but not yet on min_replicas; waiting
+  diverged = 7,          // Redis lacks batches this engine wrote (a failover lost them): stopped
 };
 std::string_view to_string(JournalState state) noexcept;
+// Fenced or diverged: the journal writes no more, and whoever serves from it must stop.
+bool journal_lost(JournalState state) noexcept;
 
 struct JournalStatus {
   JournalState state = JournalState::recovering;
