@@ -25,6 +25,7 @@
 #include "flashsale/journal/redis_connection.hpp"
 #include "replay.hpp"
 #include "scripts.hpp"
+#include "sentinel_watch.hpp"
 
 namespace flashsale::journal {
 
@@ -245,6 +246,17 @@ class Journal::Writer {
     if (thread_.joinable()) thread_.join();
   }
 
+  // Any thread: a sentinel announced `primary` (HOST:PORT) as the new primary. A connection to
+  // another node is cut, so that the writer reconnects now instead of at its next timeout.
+  void primary_switched(const std::string& primary) {
+    std::lock_guard lock(connection_mutex_);
+    if (redis_ != nullptr && redis_->peer() != primary) {
+      spdlog::info("journal: a sentinel announced {} as the primary; leaving {}", primary,
+                   redis_->peer());
+      redis_->interrupt();
+    }
+  }
+
  private:
   struct Batch {
     BatchHeader header;
@@ -366,12 +378,13 @@ class Journal::Writer {
   // ends where this engine last wrote.
   bool connected() {
     if (redis_ != nullptr && redis_->ok()) return true;
-    redis_ = std::make_unique<RedisConnection>(shared_.endpoint, shared_.io_timeout());
-    if (!redis_->ok()) {
-      shared_.set_state(JournalState::redis_unavailable, redis_->error());
-      redis_.reset();
+    auto redis = std::make_unique<RedisConnection>(shared_.endpoint, shared_.io_timeout());
+    if (!redis->ok()) {
+      shared_.set_state(JournalState::redis_unavailable, redis->error());
+      set_connection(nullptr);
       return false;
     }
+    set_connection(std::move(redis));
     if (uncertain_ && !resolve_uncertain()) return false;
     if (journal_lost(shared_.state) || !renew(true)) return false;
     if (shared_.state == JournalState::redis_unavailable) shared_.set_state(JournalState::ok, "");
@@ -425,8 +438,14 @@ class Journal::Writer {
     written_ = false;  // the next primary may not have it: read it there
     shared_.set_state(JournalState::redis_unavailable,
                       redis_ != nullptr ? redis_->error() : "connection lost");
-    redis_.reset();
+    set_connection(nullptr);
     pause();
+  }
+
+  // The writer's thread: primary_switched() may look at the connection meanwhile.
+  void set_connection(std::unique_ptr<RedisConnection> redis) {
+    std::lock_guard lock(connection_mutex_);
+    redis_ = std::move(redis);
   }
 
   // Waits out the backoff, doubling it up to the maximum. A stop cuts it short, but while
@@ -728,6 +747,7 @@ class Journal::Writer {
   }
 
   Shared& shared_;
+  std::mutex connection_mutex_;  // guards redis_ being replaced against primary_switched()
   std::unique_ptr<RedisConnection> redis_;
   Hash sealed_hash_;             // of the last batch sealed (in flight or written)
   std::uint64_t next_sequence_;  // the first event of the next batch
@@ -1013,6 +1033,11 @@ RecoveryStats Journal::recover(engine::Engine& engine) {
   const Clock::time_point touched = redis.touched();
   writer_ = std::make_unique<Writer>(shared, redis.release(), last_batch, chain.head(),
                                      engine.last_sequence() + 1, touched);
+  if (shared.endpoint.behind_sentinel())
+    watch_ = std::make_unique<SentinelWatch>(shared.endpoint, shared.config.redis_timeout,
+                                             [writer = writer_.get()](const std::string& primary) {
+                                               writer->primary_switched(primary);
+                                             });
   return stats;
 }
 
@@ -1146,6 +1171,7 @@ JournalStatus Journal::status() const {
 
 void Journal::stop(std::chrono::milliseconds timeout) {
   if (writer_ == nullptr) return;
+  watch_.reset();  // before the writer it calls
   {
     std::lock_guard lock(shared_->mutex);
     shared_->stopping = true;

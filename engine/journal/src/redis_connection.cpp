@@ -4,6 +4,8 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/pct_string_view.hpp>
 
+#include <sys/socket.h>
+
 #include <charconv>
 #include <cstdlib>
 #include <stdexcept>
@@ -251,6 +253,10 @@ void RedisConnection::check_primary() {
 
 RedisConnection::~RedisConnection() {
   if (context_ != nullptr) redisFree(context_);
+}
+
+void RedisConnection::interrupt() noexcept {
+  if (context_ != nullptr && context_->fd >= 0) ::shutdown(context_->fd, SHUT_RDWR);
 }
 
 bool RedisConnection::ok() const noexcept {

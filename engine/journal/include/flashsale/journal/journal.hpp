@@ -53,6 +53,8 @@
 
 namespace flashsale::journal {
 
+class SentinelWatch;
+
 struct JournalConfig {
   std::string redis = "127.0.0.1:6379";  // HOST:PORT, a unix socket path, or redis://…
   // Credentials for AUTH when `redis` carries none (an ACL user, or a password alone). Kept out
@@ -245,6 +247,7 @@ class Journal {
   class RecoveryRedis;
   std::unique_ptr<Shared> shared_;
   std::unique_ptr<Writer> writer_;
+  std::unique_ptr<SentinelWatch> watch_;  // behind Sentinel: tells the writer of a failover
 };
 
 }  // namespace flashsale::journal

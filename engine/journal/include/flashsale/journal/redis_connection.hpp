@@ -74,6 +74,9 @@ class RedisConnection {
   // The node this connection reached ("HOST:PORT" or the socket): behind Sentinel, the primary
   // it named when the connection was made.
   const std::string& peer() const noexcept { return peer_; }
+  // The one call another thread may make, while the owner keeps the connection alive: shuts
+  // the socket down, so that a read blocked on it returns at once and the connection is dead.
+  void interrupt() noexcept;
   // How long a reply may take from now on.
   void set_timeout(std::chrono::milliseconds timeout);
   std::string error() const;  // why the connection is dead
