@@ -20,6 +20,7 @@
 #include "edge_gate.hpp"
 #include "flashsale/journal/redis_connection.hpp"
 #include "process.hpp"
+#include "replicated_redis.hpp"
 #include "server_process.hpp"
 
 namespace flashsale::testing {
@@ -35,14 +36,15 @@ constexpr auto lease = 1000ms;
 constexpr auto standby_delay = 500ms;
 const std::string prefix = "cl";
 
-// configs/dev.toml with a short lease, so that a failover takes about a second.
-std::string cluster_config() {
+// configs/dev.toml with a short lease, so that a failover takes about a second, and
+// `journal` lines added to its [journal].
+std::string cluster_config(const std::string& journal = "") {
   std::ifstream dev(FLASHSALE_SOURCE_DIR "/configs/dev.toml");
   std::string config((std::istreambuf_iterator<char>(dev)), std::istreambuf_iterator<char>());
   const auto at = config.find("lease_ms = 2000");
   if (at == std::string::npos) throw std::runtime_error("dev.toml: no lease_ms = 2000");
   config.replace(at, std::string_view("lease_ms = 2000").size(),
-                 fmt::format("lease_ms = {}", lease.count()));
+                 fmt::format("lease_ms = {}\n{}", lease.count(), journal));
   config += fmt::format("\n[cluster]\nshards = {}\nstandby_delay_ms = {}\n", shards,
                         standby_delay.count());
   return write_temp_file("cluster.toml", config);
@@ -60,11 +62,15 @@ std::string drop_on(std::uint32_t shard, const std::string& stem) {
 class Engine {
  public:
   Engine(const RedisServer& redis, const std::string& config, std::string id, std::uint32_t prefer)
+      : Engine(redis.socket(), {}, config, std::move(id), std::to_string(prefer)) {}
+  // Against any Redis (`--redis`), with `environment` (NAME=value) for its passwords.
+  Engine(const std::string& redis, const std::vector<std::string>& environment,
+         const std::string& config, std::string id, const std::string& prefer)
       : id_(std::move(id)),
-        process_(std::make_unique<ChildProcess>(std::vector<std::string>{
-            FLASHSALE_SERVER, "--config", config, "--redis", redis.socket(), "--journal-prefix",
-            prefix, "--role", "engine", "--id", id_, "--prefer", std::to_string(prefer), "--listen",
-            "127.0.0.1:0"})),
+        process_(std::make_unique<ChildProcess>(with_environment(
+            environment,
+            {FLASHSALE_SERVER, "--config", config, "--redis", redis, "--journal-prefix", prefix,
+             "--role", "engine", "--id", id_, "--prefer", prefer, "--listen", "127.0.0.1:0"}))),
         reader_([this] {
           while (auto line = process_->read_line(1h)) {
             std::lock_guard lock(mutex_);
@@ -945,6 +951,76 @@ TEST_F(Cluster, AGatewayWhoseEnginesNeverAnswerStopsCleanly) {
         left |= leave->gateway == "g0" && leave->user == "ann";
     });
   EXPECT_TRUE(left);
+}
+
+// Orders until the answer is an outcome rather than "come back later" (unavailable, busy, or
+// no answer on a connection that closed): what a client does across a failover. A fresh
+// connection each time, so a closed one is no obstacle; nullopt after `timeout`.
+std::optional<std::string> order_through(unsigned short port, const std::string& user,
+                                         const std::string& drop,
+                                         const std::string& client_order_id, std::string& order_id,
+                                         std::chrono::seconds timeout) {
+  for (const auto until = Clock::now() + timeout; Clock::now() < until;) {
+    Viewer viewer(port);
+    viewer.sign_in(user);
+    const std::string status = order_status(viewer, drop, client_order_id, &order_id);
+    if (status != "unavailable" && status != "busy" && status != "none") return status;
+  }
+  return std::nullopt;
+}
+
+// The multi-process roles over a replicated journal that they find through Sentinel: an engine
+// and a gateway told only the sentinels, one replica required per batch. The primary's machine
+// is lost; once the old machine is back as the new primary's replica, the buyer's retry finds
+// the same order and new orders are taken.
+TEST(ClusterOverSentinel, AnOrderTakenBeforeThePrimaryIsLostIsThereAfterTheFailover) {
+  ReplicatedRedis redis;
+  const std::vector<std::string> environment{"FLASHSALE_REDIS_PASSWORD=" + redis.password(),
+                                             "FLASHSALE_SENTINEL_PASSWORD=" + redis.password()};
+  const std::string config = cluster_config("min_replicas = 1");
+  Engine engine(redis.sentinel_url(), environment, config, "e0", "0,1");
+  for (std::uint32_t shard = 0; shard < shards; ++shard)
+    ASSERT_TRUE(engine.await(fmt::format("shard {}: serving as e0", shard), 30s)) << engine.log();
+  ServerProcess gateway(redis.sentinel_url(), environment, config, prefix,
+                        {"--role", "gateway", "--id", "g0"});
+  for (const auto deadline = Clock::now() + 10s;
+       http_call(gateway.port(), "GET", "/readyz").status != 200;) {
+    ASSERT_LT(Clock::now(), deadline) << gateway.log();
+    std::this_thread::sleep_for(50ms);
+  }
+  const std::string drop = drop_on(1, "sentinel");
+  ASSERT_EQ(http_call(gateway.port(), "POST", "/api/drops",
+                      json::serialize(json::object{{"id", drop},
+                                                   {"title", "Chestnuts"},
+                                                   {"price_cents", 990},
+                                                   {"stock", 3},
+                                                   {"per_user_limit", 1},
+                                                   {"hold_seconds", 600}}),
+                      host_key)
+                .status,
+            201u);
+  ASSERT_EQ(http_call(gateway.port(), "POST", "/api/drops/" + drop + "/countdown",
+                      R"({"seconds":0})", host_key)
+                .status,
+            200u);
+  std::string before;
+  ASSERT_EQ(order_through(gateway.port(), "ann", drop, "a1", before, 10s), "reserved");
+
+  redis.kill_and_wipe(0);
+  ASSERT_TRUE(redis.await_primary(redis.port(1), 60s)) << redis.report();
+  redis.start(0);
+  ASSERT_TRUE(redis.await_replica_in_sync(0, 60s)) << redis.report();
+
+  std::string after;
+  EXPECT_EQ(order_through(gateway.port(), "ann", drop, "a1", after, 30s), "reserved")
+      << engine.log();
+  EXPECT_EQ(after, before) << "the retry found another order";
+  std::string bob_order;
+  EXPECT_EQ(order_through(gateway.port(), "bob", drop, "b1", bob_order, 30s), "reserved");
+  const auto state = http_call(gateway.port(), "GET", "/api/drops/" + drop, {}, host_key);
+  ASSERT_EQ(state.status, 200u) << state.body;
+  EXPECT_EQ(state.json().at("held").as_int64(), 2) << state.body;
+  EXPECT_EQ(state.json().at("stock_left").as_int64(), 1) << state.body;
 }
 
 }  // namespace

@@ -13,60 +13,12 @@
 #include "../engine/random_commands.hpp"
 #include "../support/process.hpp"
 #include "../support/redis_server.hpp"
+#include "driver_process.hpp"
 
 namespace flashsale::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::unique_ptr<ChildProcess> start_surge(const RedisServer& redis, const std::string& prefix,
-                                          std::uint64_t seed, std::vector<std::string> extra = {}) {
-  std::vector<std::string> arguments{
-      FLASHSALE_JOURNAL_DRIVER, "surge", "--redis", redis.socket(), "--prefix", prefix, "--seed",
-      std::to_string(seed)};
-  arguments.insert(arguments.end(), extra.begin(), extra.end());
-  return std::make_unique<ChildProcess>(arguments);
-}
-
-// Reads acknowledgements until `count` more arrived; false if the driver stopped first.
-bool collect(ChildProcess& driver, std::vector<std::string>& acks, std::size_t count,
-             std::chrono::milliseconds timeout = 30s) {
-  const std::size_t target = acks.size() + count;
-  while (acks.size() < target) {
-    auto line = driver.read_line(timeout);
-    if (!line) return false;
-    acks.push_back(std::move(*line));
-  }
-  return true;
-}
-
-// Kills the driver and keeps what it printed before dying: each of those was durable.
-void kill_and_keep(ChildProcess& driver, std::vector<std::string>& acks) {
-  driver.signal(SIGKILL);
-  for (auto& line : driver.drain_stdout(10s)) acks.push_back(std::move(line));
-  driver.wait(10s);
-}
-
-// Runs journal_driver check on the acknowledgements; its verdict line.
-std::string check(const RedisServer& redis, const std::string& prefix,
-                  const std::vector<std::string>& acks) {
-  const std::string input = ::testing::TempDir() + "acks-" + std::to_string(getpid()) + ".txt";
-  {
-    std::FILE* file = std::fopen(input.c_str(), "w");
-    for (const auto& line : acks) std::fputs((line + "\n").c_str(), file);
-    std::fclose(file);
-  }
-  ChildProcess checker({"/bin/sh", "-c",
-                        std::string(FLASHSALE_JOURNAL_DRIVER) + " check --redis " + redis.socket() +
-                            " --prefix " + prefix + " < " + input});
-  const auto verdict = checker.read_line(60s);
-  const auto status = checker.wait(60s);
-  std::remove(input.c_str());
-  if (!verdict || status != 0)
-    return "check failed: " + (verdict ? "it said '" + *verdict + "'" : "it said nothing") + "; " +
-           checker.report();
-  return *verdict;
-}
 
 TEST(JournalCrash, KilledEngineLosesNoAcknowledgedOutcome) {
   const std::uint64_t seed = engine::testing::random_base_seed();

@@ -151,4 +151,14 @@ std::string ChildProcess::report(std::chrono::milliseconds settle) {
   return said;
 }
 
+std::vector<std::string> with_environment(const std::vector<std::string>& environment,
+                                          std::vector<std::string> arguments) {
+  if (environment.empty()) return arguments;
+  std::vector<std::string> command{"/usr/bin/env"};
+  command.insert(command.end(), environment.begin(), environment.end());
+  command.insert(command.end(), std::make_move_iterator(arguments.begin()),
+                 std::make_move_iterator(arguments.end()));
+  return command;
+}
+
 }  // namespace flashsale::testing

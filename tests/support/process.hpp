@@ -55,4 +55,9 @@ class ChildProcess {
   std::string stderr_seen_;
 };
 
+// `arguments` run under /usr/bin/env with `environment` (NAME=value) added, if there is any: for
+// passwords a program reads from its environment rather than its command line.
+std::vector<std::string> with_environment(const std::vector<std::string>& environment,
+                                          std::vector<std::string> arguments);
+
 }  // namespace flashsale::testing

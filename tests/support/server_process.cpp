@@ -12,9 +12,13 @@ namespace flashsale::testing {
 
 ServerProcess::ServerProcess(const RedisServer& redis, std::string config, std::string prefix,
                              std::vector<std::string> extra)
-    : arguments_{FLASHSALE_SERVER,  "--config",     std::move(config),
-                 "--redis",         redis.socket(), "--journal-prefix",
-                 std::move(prefix), "--listen",     "127.0.0.1:0"} {
+    : ServerProcess(redis.socket(), {}, std::move(config), std::move(prefix), std::move(extra)) {}
+
+ServerProcess::ServerProcess(std::string redis, const std::vector<std::string>& environment,
+                             std::string config, std::string prefix, std::vector<std::string> extra)
+    : arguments_(with_environment(environment, {FLASHSALE_SERVER, "--config", std::move(config),
+                                                "--redis", std::move(redis), "--journal-prefix",
+                                                std::move(prefix), "--listen", "127.0.0.1:0"})) {
   arguments_.insert(arguments_.end(), extra.begin(), extra.end());
   start();
 }

@@ -21,6 +21,10 @@ class ServerProcess {
   // `config` is a TOML file; `prefix` the journal prefix.
   ServerProcess(const RedisServer& redis, std::string config, std::string prefix,
                 std::vector<std::string> extra = {});
+  // Against any Redis the server can reach (`--redis`), with `environment` (NAME=value) for
+  // what it reads from there: the passwords.
+  ServerProcess(std::string redis, const std::vector<std::string>& environment, std::string config,
+                std::string prefix, std::vector<std::string> extra = {});
   ~ServerProcess();
 
   unsigned short port() const noexcept { return port_; }
