@@ -10,6 +10,10 @@
 //                     cores, Redis takes one).
 //   recovery          a fresh engine recovering those events from the stream alone, and from a
 //                     snapshot.
+//   replicated        engine + journal again over a replicated set (tests/support/
+//                     replicated_redis.hpp: primary, replica, three Sentinels, over TCP, both data
+//                     nodes fsyncing), first without WAIT, then with min_replicas = 1: what
+//                     replication before acknowledging costs.
 //
 // Usage: bench_journal [orders]   (default 1,000,000)
 #include <spdlog/spdlog.h>
@@ -17,11 +21,13 @@
 #include <hiredis/hiredis.h>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "../support/redis_server.hpp"
+#include "../support/replicated_redis.hpp"
 #include "flashsale/journal/journal.hpp"
 
 namespace {
@@ -35,10 +41,10 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-journal::JournalConfig config_for(const testing::RedisServer& redis) {
+journal::JournalConfig config_for(const std::string& redis, const std::string& prefix = "bench") {
   journal::JournalConfig config;
-  config.redis = redis.socket();
-  config.prefix = "bench";
+  config.redis = redis;
+  config.prefix = prefix;
   config.snapshot_every_events = std::uint64_t{1} << 62;  // only when asked
   config.snapshot_every = std::chrono::hours(24);
   config.pending_bytes_max = std::size_t{1} << 30;
@@ -52,10 +58,12 @@ engine::EngineLimits limits_for(std::uint32_t orders) {
   return limits;
 }
 
-void engine_and_journal(const testing::RedisServer& redis, const std::vector<std::string>& users) {
+// Plays the orders; the engine's digest, for recovery to compare with.
+std::uint64_t play(const journal::JournalConfig& config, const char* label,
+                   const std::vector<std::string>& users) {
   const auto orders = static_cast<std::uint32_t>(users.size());
   engine::Engine engine(limits_for(orders));
-  journal::Journal journal(config_for(redis));
+  journal::Journal journal(config);
   journal.recover(engine);
   engine::Events events;
   engine.create_drop({"chestnut", "Chestnuts", 1990, stock, 1, 60'000, 0}, 1, events);
@@ -77,38 +85,44 @@ void engine_and_journal(const testing::RedisServer& redis, const std::vector<std
   }
   const double decided_s = seconds_since(start);
   if (!journal.wait_durable(engine.last_sequence(), std::chrono::minutes(5))) {
-    std::printf("journal did not become durable\n");
-    return;
+    std::printf("%s: journal did not become durable\n", label);
+    std::exit(1);
   }
   const double durable_s = seconds_since(start);
   const journal::JournalStatus status = journal.status();
   std::printf(
-      "engine + journal : %u orders durable in %.3f s = %.0f orders/s "
-      "(decided in %.3f s; %llu batches, %.0f events/batch, %.1f journal bytes/order)\n",
-      orders, durable_s, orders / durable_s, decided_s,
+      "%s: %u orders durable in %.3f s = %.0f orders/s "
+      "(decided in %.3f s; %llu batches, %.0f events/batch, %.1f journal bytes/order, last batch "
+      "%.2f ms)\n",
+      label, orders, durable_s, orders / durable_s, decided_s,
       static_cast<unsigned long long>(status.batches_written),
       static_cast<double>(status.events_written) / static_cast<double>(status.batches_written),
-      static_cast<double>(status.bytes_written) / orders);
+      static_cast<double>(status.bytes_written) / orders, status.last_batch_ms);
   journal.stop(std::chrono::seconds(10));
+  return engine.digest();
+}
+
+void engine_and_journal(const testing::RedisServer& redis, const std::vector<std::string>& users) {
+  const auto orders = static_cast<std::uint32_t>(users.size());
+  const std::uint64_t digest = play(config_for(redis.socket()), "engine + journal ", users);
 
   engine::Engine replayed(limits_for(orders));
-  journal::Journal reader(config_for(redis));
+  journal::Journal reader(config_for(redis.socket()));
   const journal::RecoveryStats from_stream = reader.recover(replayed);
   std::printf("recovery (stream): %llu events in %.0f ms = %.0f ms per million orders; digest %s\n",
               static_cast<unsigned long long>(from_stream.events_replayed), from_stream.total_ms,
               from_stream.total_ms * 1e6 / orders,
-              replayed.digest() == engine.digest() ? "equal" : "DIFFERENT");
+              replayed.digest() == digest ? "equal" : "DIFFERENT");
   reader.append_snapshot(replayed);
   reader.stop(std::chrono::seconds(30));
 
   engine::Engine restored(limits_for(orders));
-  journal::Journal again(config_for(redis));
+  journal::Journal again(config_for(redis.socket()));
   const journal::RecoveryStats from_snapshot = again.recover(restored);
   std::printf(
       "recovery (snapshot): %.1f MB snapshot in %.0f ms = %.0f ms per million orders; digest %s\n",
       static_cast<double>(from_snapshot.snapshot_bytes) / 1e6, from_snapshot.total_ms,
-      from_snapshot.total_ms * 1e6 / orders,
-      restored.digest() == engine.digest() ? "equal" : "DIFFERENT");
+      from_snapshot.total_ms * 1e6 / orders, restored.digest() == digest ? "equal" : "DIFFERENT");
 }
 
 // The usual design: stock and buyers in Redis, one script per order.
@@ -179,5 +193,14 @@ int main(int argc, char** argv) {
               redis.call({"CONFIG", "GET", "appendfsync"}).c_str(), orders);
   engine_and_journal(redis, users);
   lua_per_order(redis, users);
+
+  testing::ReplicatedRedis replicated;
+  journal::JournalConfig config = config_for(replicated.sentinel_url(), "bench-async");
+  config.redis_password = replicated.password();
+  config.sentinel_password = replicated.password();
+  play(config, "replicated, no WAIT", users);
+  config.prefix = "bench-wait";
+  config.min_replicas = 1;
+  play(config, "replicated, WAIT 1", users);
   return 0;
 }
