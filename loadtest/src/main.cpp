@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   CLI::App* capture = app.add_subcommand(
       "capture", "turn a drop's journal (Redis or an export file) into a trace to replay");
   std::string redis, journal_prefix, journal_file, drop;
-  capture->add_option("--redis", redis, "Redis HOST:PORT, redis://… or a unix socket path");
+  capture->add_option("--redis", redis, "Redis HOST:PORT, redis://…, sentinel://…/NAME or a unix socket path");
   capture->add_option("--journal-prefix", journal_prefix, "the journal's key prefix");
   capture->add_option("--file", journal_file, "a `flashsale-audit export` file instead of Redis")
       ->check(CLI::ExistingFile);

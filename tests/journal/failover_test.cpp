@@ -161,6 +161,29 @@ TEST(JournalFailover, UnreachableSentinelsAndAWrongPasswordAreReportedAndWaitedO
   }
 }
 
+// ACL users of their own, on the data nodes and on the sentinels, are all the journal needs (the
+// hardening issue's production setup: `user default off`).
+TEST(JournalFailover, AclUsersOnTheNodesAndTheSentinelsAreEnough) {
+  ReplicatedRedis redis;
+  for (int node = 0; node < ReplicatedRedis::data_node_count; ++node)
+    ASSERT_EQ(redis.call(node, {"ACL", "SETUSER", "journal", "on", ">journal-secret", "~*", "&*",
+                                "+@all"}),
+              "OK");
+  for (int sentinel = 0; sentinel < ReplicatedRedis::sentinel_count; ++sentinel)
+    ASSERT_EQ(redis.call_sentinel(
+                  sentinel, {"ACL", "SETUSER", "watcher", "on", ">watcher-secret", "&*", "+@all"}),
+              "OK");
+  const DriverRedis as_users(
+      redis.sentinel_url(),
+      {"FLASHSALE_REDIS_USER=journal", "FLASHSALE_REDIS_PASSWORD=journal-secret",
+       "FLASHSALE_SENTINEL_USER=watcher", "FLASHSALE_SENTINEL_PASSWORD=watcher-secret"});
+  std::vector<std::string> acks;
+  auto driver = start_surge(as_users, "users", 29, one_replica);
+  ASSERT_TRUE(collect(*driver, acks, 100)) << driver->report();
+  kill_and_keep(*driver, acks);
+  EXPECT_EQ(check(as_users, "users", acks, one_replica).rfind("CHECKED", 0), 0u);
+}
+
 // The journal's watch hears the sentinels announce the new primary (so that the writer leaves a
 // primary that is cut off rather than dead without waiting for its timeout), and stops at once.
 TEST(JournalFailover, TheSentinelWatchHearsOfTheNewPrimary) {

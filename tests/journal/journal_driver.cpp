@@ -278,10 +278,13 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_logger_mt("driver"));
   config.lease_ttl = std::chrono::milliseconds(lease_ms);
   config.redis_timeout = std::chrono::milliseconds(timeout_ms);
-  if (const char* password = std::getenv("FLASHSALE_REDIS_PASSWORD"))
-    config.redis_password = password;
-  if (const char* password = std::getenv("FLASHSALE_SENTINEL_PASSWORD"))
-    config.sentinel_password = password;
+  // Credentials as the server takes them: never on the command line.
+  for (const auto& [variable, field] :
+       {std::pair{"FLASHSALE_REDIS_USER", &config.redis_user},
+        std::pair{"FLASHSALE_REDIS_PASSWORD", &config.redis_password},
+        std::pair{"FLASHSALE_SENTINEL_USER", &config.sentinel_user},
+        std::pair{"FLASHSALE_SENTINEL_PASSWORD", &config.sentinel_password}})
+    if (const char* value = std::getenv(variable)) *field = value;
   config.backoff_max = std::chrono::milliseconds(200);
   journal::Journal journal(config);
   if (app.got_subcommand("surge")) return surge(journal, seed);

@@ -8,30 +8,9 @@
 #include <random>
 #include <stdexcept>
 
+#include "redis_reply.hpp"
+
 namespace flashsale::testing {
-
-namespace {
-
-std::string text_of(const redisReply* reply) {
-  switch (reply->type) {
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-    case REDIS_REPLY_ERROR:
-      return std::string(reply->str, reply->len);
-    case REDIS_REPLY_INTEGER:
-      return std::to_string(reply->integer);
-    case REDIS_REPLY_ARRAY: {
-      std::string joined;
-      for (std::size_t index = 0; index < reply->elements; ++index)
-        joined += (index ? " " : "") + text_of(reply->element[index]);
-      return joined;
-    }
-    default:
-      return "";
-  }
-}
-
-}  // namespace
 
 RedisServer::RedisServer(std::vector<std::string> extra) : extra_(std::move(extra)) {
   std::random_device random;
@@ -104,7 +83,7 @@ std::string RedisServer::call(const std::vector<std::string>& arguments) const {
   }
   auto* reply = static_cast<redisReply*>(redisCommandArgv(
       context, static_cast<int>(arguments.size()), pointers.data(), lengths.data()));
-  std::string text = reply != nullptr ? text_of(reply) : "";
+  std::string text = reply != nullptr ? reply_text(reply) : "";
   if (reply != nullptr) freeReplyObject(reply);
   redisFree(context);
   return text;

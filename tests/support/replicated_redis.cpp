@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "process.hpp"
+#include "redis_reply.hpp"
 
 namespace flashsale::testing {
 
@@ -46,25 +47,6 @@ struct ReplyFree {
   void operator()(redisReply* reply) const { freeReplyObject(reply); }
 };
 using Reply = std::unique_ptr<redisReply, ReplyFree>;
-
-std::string text_of(const redisReply* reply) {
-  switch (reply->type) {
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-    case REDIS_REPLY_ERROR:
-      return std::string(reply->str, reply->len);
-    case REDIS_REPLY_INTEGER:
-      return std::to_string(reply->integer);
-    case REDIS_REPLY_ARRAY: {
-      std::string joined;
-      for (std::size_t index = 0; index < reply->elements; ++index)
-        joined += (index ? " " : "") + text_of(reply->element[index]);
-      return joined;
-    }
-    default:
-      return "";
-  }
-}
 
 Reply command(redisContext* context, const std::vector<std::string>& arguments) {
   std::vector<const char*> pointers;
@@ -106,7 +88,7 @@ std::map<std::string, std::string> fields_of(const redisReply* reply) {
   std::map<std::string, std::string> fields;
   if (reply->type != REDIS_REPLY_ARRAY) return fields;
   for (std::size_t index = 0; index + 1 < reply->elements; index += 2)
-    fields[text_of(reply->element[index])] = text_of(reply->element[index + 1]);
+    fields[reply_text(reply->element[index])] = reply_text(reply->element[index + 1]);
   return fields;
 }
 
@@ -123,7 +105,7 @@ std::vector<std::map<std::string, std::string>> entries_of(const redisReply* rep
 int named_primary(int sentinel_port, const std::string& password, const std::string& name) {
   const Reply reply = query(sentinel_port, password, {"SENTINEL", "get-master-addr-by-name", name});
   if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return 0;
-  return std::atoi(text_of(reply->element[1]).c_str());
+  return std::atoi(reply_text(reply->element[1]).c_str());
 }
 
 // Polls `condition` every poll_interval until it holds (true) or `timeout` passes (false).
@@ -434,7 +416,7 @@ bool ReplicatedRedis::await_primary(int port, std::chrono::milliseconds timeout)
           votes += named_primary(sentinel.port, password_, master_name_) == port;
         if (votes <= sentinel_count / 2) return false;
         const Reply info = query(port, password_, {"INFO", "replication"});
-        return info != nullptr && info_field(text_of(info.get()), "role") == "master";
+        return info != nullptr && info_field(reply_text(info.get()), "role") == "master";
       },
       timeout);
 }
@@ -445,7 +427,7 @@ bool ReplicatedRedis::await_replica_in_sync(int node, std::chrono::milliseconds 
       [&] {
         const Reply reply = query(node_port, password_, {"INFO"});
         if (reply == nullptr || reply->type != REDIS_REPLY_STRING) return false;
-        const std::string info = text_of(reply.get());
+        const std::string info = reply_text(reply.get());
         return info_field(info, "role") == "slave" &&
                info_field(info, "master_link_status") == "up" &&
                info_field(info, "master_sync_in_progress") == "0" &&
@@ -479,7 +461,7 @@ std::string ReplicatedRedis::call(int node, const std::vector<std::string>& argu
   if (reply == nullptr)
     throw std::runtime_error(target.name + " (port " + std::to_string(target.port) +
                              ") did not answer");
-  return text_of(reply.get());
+  return reply_text(reply.get());
 }
 
 std::string ReplicatedRedis::call_sentinel(int sentinel,
@@ -489,7 +471,7 @@ std::string ReplicatedRedis::call_sentinel(int sentinel,
   if (reply == nullptr)
     throw std::runtime_error(target.name + " (port " + std::to_string(target.port) +
                              ") did not answer");
-  return text_of(reply.get());
+  return reply_text(reply.get());
 }
 
 void ReplicatedRedis::kill_sentinels() {

@@ -64,12 +64,12 @@ int main(int argc, char** argv) {
   std::string file;
   std::string expect_head;
   std::string out;
-  app.add_option("--redis", redis, "Redis HOST:PORT, redis://… or a unix socket path");
+  app.add_option("--redis", redis, "Redis HOST:PORT, redis://…, sentinel://…/NAME or a unix socket path");
   app.add_option("--journal-prefix", prefix, "the journal's key prefix");
   app.add_option("--file", file, "an export file instead of Redis");
   app.add_option("--expect-head", expect_head, "fail unless the chain ends at this hash (hex)");
   CLI::App* exporting = app.add_subcommand("export", "copy a journal from Redis to a file");
-  exporting->add_option("--redis", redis, "Redis HOST:PORT, redis://… or a unix socket path")
+  exporting->add_option("--redis", redis, "Redis HOST:PORT, redis://…, sentinel://…/NAME or a unix socket path")
       ->required();
   exporting->add_option("--journal-prefix", prefix, "the journal's key prefix")->required();
   exporting->add_option("--out", out, "the export file to write")->required();
