@@ -51,17 +51,41 @@ int audit(const ReplicatedRedis& redis, const std::string& prefix) {
   return status.value_or(-1);
 }
 
-// The primary's machine is lost mid-surge, twice: Sentinel promotes the replica, the old
-// primary comes back empty and is made its replica, and the engine serves again — with every
-// outcome it acknowledged before the loss.
-TEST(JournalFailover, APrimaryLostWithItsDiskLosesNoAcknowledgedOutcome) {
+// A surge through the replicated set (`journal_driver`, one replica per batch), its seed
+// printed; every acknowledgement it printed kept.
+class JournalFailoverSurge : public ::testing::Test {
+ protected:
+  void start(const std::string& prefix) {
+    std::cout << "JournalFailoverSurge: seed " << seed
+              << " (FLASHSALE_SEED reproduces the kill points)\n";
+    prefix_ = prefix;
+    driver = start_surge(to, prefix, seed, one_replica);
+  }
+  // Stops the surge; every acknowledgement must be on the primary now, unchanged, and its hash
+  // chain must verify.
+  void expect_every_acknowledgement_kept() {
+    kill_and_keep(*driver, acks);
+    const std::string verdict = check(to, prefix_, acks, one_replica);
+    EXPECT_EQ(verdict.rfind("CHECKED", 0), 0u) << verdict;
+    EXPECT_EQ(audit(redis, prefix_), 0);
+  }
+
   const std::uint64_t seed = engine::testing::random_base_seed();
-  std::cout << "JournalFailover: seed " << seed << " (FLASHSALE_SEED reproduces the kill points)\n";
-  std::mt19937_64 random(seed);
+  std::mt19937_64 random{seed};
   ReplicatedRedis redis;
   const DriverRedis to = driver_redis(redis);
   std::vector<std::string> acks;
-  auto driver = start_surge(to, "loss", seed, one_replica);
+  std::unique_ptr<ChildProcess> driver;
+
+ private:
+  std::string prefix_;
+};
+
+// The primary's machine is lost mid-surge, twice: Sentinel promotes the replica, the old
+// primary comes back empty and is made its replica, and the engine serves again — with every
+// outcome it acknowledged before the loss.
+TEST_F(JournalFailoverSurge, APrimaryLostWithItsDiskLosesNoAcknowledgedOutcome) {
+  start("loss");
   for (int loss = 0; loss < 2; ++loss) {
     ASSERT_TRUE(collect(*driver, acks, 1 + random() % 400)) << driver->report();
     const int lost = primary_node(redis);
@@ -73,28 +97,19 @@ TEST(JournalFailover, APrimaryLostWithItsDiskLosesNoAcknowledgedOutcome) {
     ASSERT_TRUE(redis.await_replica_in_sync(lost, 60s)) << redis.report();
     const double rejoined_s = seconds_since(killed);
     ASSERT_TRUE(collect(*driver, acks, 1, 30s)) << driver->report();
-    std::cout << "JournalFailover: loss " << loss << " after " << acks.size()
+    std::cout << "JournalFailoverSurge: loss " << loss << " after " << acks.size()
               << " acknowledgements: replica promoted in " << promoted_s
               << " s, old primary back as its replica in " << rejoined_s
               << " s, orders served again in " << seconds_since(killed) << " s\n";
     ASSERT_TRUE(collect(*driver, acks, 50)) << driver->report();
   }
-  kill_and_keep(*driver, acks);
-  const std::string verdict = check(to, "loss", acks, one_replica);
-  EXPECT_EQ(verdict.rfind("CHECKED", 0), 0u) << verdict;
-  EXPECT_EQ(audit(redis, "loss"), 0);
+  expect_every_acknowledgement_kept();
 }
 
 // A primary cut off (SIGSTOP) long enough for a failover, then back: no write is acknowledged
 // through it once deposed, and the engine ends up on the new primary with everything.
-TEST(JournalFailover, ADeposedPrimaryAcknowledgesNothing) {
-  const std::uint64_t seed = engine::testing::random_base_seed();
-  std::cout << "JournalFailover partition: seed " << seed << "\n";
-  std::mt19937_64 random(seed);
-  ReplicatedRedis redis;
-  const DriverRedis to = driver_redis(redis);
-  std::vector<std::string> acks;
-  auto driver = start_surge(to, "cut", seed, one_replica);
+TEST_F(JournalFailoverSurge, ADeposedPrimaryAcknowledgesNothing) {
+  start("cut");
   ASSERT_TRUE(collect(*driver, acks, 1 + random() % 400)) << driver->report();
   const int cut = primary_node(redis);
   const Clock::time_point paused = Clock::now();
@@ -104,13 +119,10 @@ TEST(JournalFailover, ADeposedPrimaryAcknowledgesNothing) {
   redis.resume(cut);
   ASSERT_TRUE(redis.await_replica_in_sync(cut, 60s)) << redis.report();
   ASSERT_TRUE(collect(*driver, acks, 50)) << driver->report();
-  std::cout << "JournalFailover partition: promoted in " << promoted_s << " s, served again in "
-            << seconds_since(paused) << " s\n";
-  kill_and_keep(*driver, acks);
+  std::cout << "JournalFailoverSurge partition: promoted in " << promoted_s
+            << " s, served again in " << seconds_since(paused) << " s\n";
   EXPECT_EQ(primary_node(redis), 1 - cut);
-  const std::string verdict = check(to, "cut", acks, one_replica);
-  EXPECT_EQ(verdict.rfind("CHECKED", 0), 0u) << verdict;
-  EXPECT_EQ(audit(redis, "cut"), 0);
+  expect_every_acknowledgement_kept();
 }
 
 // With one replica required and the only one killed, nothing more is acknowledged — WAIT ends
