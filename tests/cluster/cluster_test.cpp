@@ -1026,5 +1026,48 @@ TEST(ClusterOverSentinel, AnOrderTakenBeforeThePrimaryIsLostIsThereAfterTheFailo
   EXPECT_EQ(state.json().at("stock_left").as_int64(), 1) << state.body;
 }
 
+// One process over the replicated journal, one replica required: with its only replica gone,
+// orders are answered `unavailable` — never `reserved` — and /readyz says why; when the replica
+// is back, orders are reserved again without anyone touching the server.
+TEST(ClusterOverSentinel, WithoutItsReplicaAServerAnswersUnavailableNeverReserved) {
+  ReplicatedRedis redis;
+  ServerProcess server(redis.sentinel_url(),
+                       {"FLASHSALE_REDIS_PASSWORD=" + redis.password(),
+                        "FLASHSALE_SENTINEL_PASSWORD=" + redis.password()},
+                       dev_config, "alone", {"--min-replicas", "1"});
+  ASSERT_EQ(http_call(server.port(), "POST", "/api/drops",
+                      json::serialize(json::object{{"id", "d"},
+                                                   {"title", "Chestnuts"},
+                                                   {"price_cents", 990},
+                                                   {"stock", 100},
+                                                   {"per_user_limit", 1},
+                                                   {"hold_seconds", 600}}),
+                      host_key)
+                .status,
+            201u);
+  ASSERT_EQ(http_call(server.port(), "POST", "/api/drops/d/countdown", R"({"seconds":0})", host_key)
+                .status,
+            200u);
+  std::string order_id;
+  ASSERT_EQ(order_through(server.port(), "ann", "d", "a1", order_id, 10s), "reserved");
+
+  redis.kill(1);
+  for (const auto deadline = Clock::now() + 20s;
+       http_call(server.port(), "GET", "/readyz").body.find("too_few_replicas") ==
+       std::string::npos;) {
+    ASSERT_LT(Clock::now(), deadline) << server.log();
+    std::this_thread::sleep_for(50ms);
+  }
+  Viewer bob(server.port());
+  bob.sign_in("bob");
+  EXPECT_EQ(order_status(bob, "d", "b1"), "unavailable");
+
+  redis.start(1);
+  ASSERT_TRUE(redis.await_replica_in_sync(1, 60s)) << redis.report();
+  EXPECT_EQ(order_through(server.port(), "bob", "d", "b1", order_id, 30s), "reserved")
+      << server.log();
+  EXPECT_EQ(http_call(server.port(), "GET", "/readyz").status, 200u);
+}
+
 }  // namespace
 }  // namespace flashsale::testing

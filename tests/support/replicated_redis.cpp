@@ -39,8 +39,9 @@ constexpr int port_draws_max = 10;
 // connections draw from.
 constexpr int port_first = 20000;
 constexpr int port_last = 32000;
-// Test timings; the operator's (5 s, 60 s) are in configs/replicated/sentinel.conf.
-constexpr int down_after_ms = 1000;
+// Test timings; the operator's (5 s, 60 s) are in configs/replicated/sentinel.conf. Above
+// Sentinel's 1 s ping period, or one late reply is a failover (replicated_redis.hpp).
+constexpr int down_after_ms = 2000;
 constexpr int failover_timeout_ms = 10000;
 
 struct ReplyFree {

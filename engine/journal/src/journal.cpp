@@ -512,6 +512,10 @@ class Journal::Writer {
       shared_.set_state(JournalState::fenced, std::string(text));
     } else if (text.starts_with("GAP")) {
       shared_.set_state(JournalState::diverged, std::string(text));
+    } else if (text.starts_with("NOREPLICAS")) {
+      // The primary's own min-replicas-to-write: the same trouble as a WAIT that ends short.
+      shared_.set_state(JournalState::too_few_replicas, std::string(text));
+      pause();
     } else if (text.find("equal or smaller than the target stream top") != std::string_view::npos) {
       uncertain_ = true;
       if (resolve_uncertain() && in_flight_) pause();
@@ -723,13 +727,15 @@ class Journal::Writer {
   }
 
   // Renews the lease once a third of its time passed (or at once, `now`), checking the top of
-  // the stream as every write does. False when that failed (handled).
+  // the stream as every write does. Replicated, it asks WAIT too, so that an idle journal learns
+  // that its replicas are gone (and stops accepting) before an order has to wait to find out.
+  // False when the renewal failed (handled).
   bool renew(bool now = false) {
     if (!now && Clock::now() < last_lease_touch_ + shared_.config.lease_ttl / 3) return true;
-    const Reply reply =
-        redis_->command({"EVAL", detail::renew_lua, "2", shared_.lease_key, shared_.stream_key,
-                         shared_.token, shared_.ttl_ms, expected_top()});
-    if (reply == nullptr) {
+    redis_->append({"EVAL", detail::renew_lua, "2", shared_.lease_key, shared_.stream_key,
+                    shared_.token, shared_.ttl_ms, expected_top()});
+    const auto [reply, waited] = send_and_wait();
+    if (reply == nullptr || (shared_.config.min_replicas > 0 && waited == nullptr)) {
       connection_lost();
       return false;
     }
@@ -738,7 +744,10 @@ class Journal::Writer {
       return false;
     }
     last_lease_touch_ = Clock::now();
-    if (!written_ && shared_.state != JournalState::ok) shared_.set_state(JournalState::ok, "");
+    const bool replicas_there =
+        shared_.config.min_replicas == 0 || replicated(waited, "the lease's renewal");
+    if (replicas_there && !written_ && shared_.state != JournalState::ok)
+      shared_.set_state(JournalState::ok, "");
     return true;
   }
 
