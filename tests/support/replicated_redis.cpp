@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "flashsale/journal/redis_connection.hpp"
 #include "process.hpp"
 #include "redis_reply.hpp"
 
@@ -32,7 +33,7 @@ using namespace std::chrono_literals;
 constexpr auto poll_interval = 50ms;
 constexpr auto process_start_timeout = 20s;
 constexpr auto set_ready_timeout = 30s;
-constexpr timeval reply_timeout{2, 0};
+constexpr auto reply_timeout = 2s;
 constexpr std::size_t log_lines_kept = 400;
 constexpr int port_draws_max = 10;
 // Below Linux's ephemeral range (32768 and up by default), which bind-to-port-0 and outgoing
@@ -44,32 +45,19 @@ constexpr int port_last = 32000;
 constexpr int down_after_ms = 2000;
 constexpr int failover_timeout_ms = 10000;
 
-struct ReplyFree {
-  void operator()(redisReply* reply) const { freeReplyObject(reply); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyFree>;
+using journal::Reply;
 
-Reply command(redisContext* context, const std::vector<std::string>& arguments) {
-  std::vector<const char*> pointers;
-  std::vector<std::size_t> lengths;
-  for (const auto& argument : arguments) {
-    pointers.push_back(argument.data());
-    lengths.push_back(argument.size());
-  }
-  return Reply(static_cast<redisReply*>(redisCommandArgv(
-      context, static_cast<int>(arguments.size()), pointers.data(), lengths.data())));
-}
-
-// One command to 127.0.0.1:`port` after AUTH: its reply, AUTH's if AUTH failed, or nullptr when
-// the process cannot be reached or does not answer within reply_timeout.
+// One command to 127.0.0.1:`port` after AUTH, through the journal's own connection: its reply,
+// or nullptr when the process cannot be reached, refuses AUTH or does not answer within
+// reply_timeout.
 Reply query(int port, const std::string& password, const std::vector<std::string>& arguments) {
-  std::unique_ptr<redisContext, decltype(&redisFree)> context(
-      redisConnectWithTimeout("127.0.0.1", port, reply_timeout), redisFree);
-  if (context == nullptr || context->err != 0) return nullptr;
-  redisSetTimeout(context.get(), reply_timeout);
-  Reply auth = command(context.get(), {"AUTH", password});
-  if (auth == nullptr || auth->type == REDIS_REPLY_ERROR) return auth;
-  return command(context.get(), arguments);
+  journal::RedisEndpoint endpoint;
+  endpoint.host = "127.0.0.1";
+  endpoint.port = port;
+  endpoint.password = password;
+  journal::RedisConnection connection(endpoint, reply_timeout);
+  if (!connection.ok()) return nullptr;
+  return connection.command({arguments.begin(), arguments.end()});
 }
 
 // The value of `field` in an INFO reply's "field:value" lines; "" when absent.
