@@ -8,8 +8,8 @@
 // Test timings instead of the operator's: a Sentinel counts a silent node as down after 2 s, so a
 // killed primary is replaced in about 3.3 s. Not 1 s: Sentinel pings once a second, so with 1 s a
 // single late reply counts as down, and right after a failover that called the new primary down
-// and promoted the old one back — empty, rejoined a moment before and not yet synced (seen here:
-// the journal then stops as diverged, rightly). An old primary that comes back claiming
+// and promoted the old one back — empty, rejoined a moment before and not yet synced (seen here;
+// the journal's gap check would then stop it as diverged). An old primary that comes back claiming
 // to be a primary is turned into a replica about 10 s later (Sentinel asks replicas for INFO every
 // 10 s and waits 8 s after it sees such a claim, both fixed in Redis), then fully synced: 11 s
 // measured. Allow more on a loaded machine: a Sentinel whose timer is late by over 2 s (starved
