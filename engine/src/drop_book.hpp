@@ -12,10 +12,12 @@
 // - `decisions` holds one Record per recorded outcome, in the order they were made (the
 //   canonical order for digests and snapshots); key bytes live in the arena.
 // - `orders` holds accepted orders (reserved or waitlisted), numbered from 1 by position.
-// - `holds` and `waitlist` are FIFO queues of order numbers with lazy deletion: an order that
-//   left them (paid, cancelled) is skipped when it reaches the front. Holds of one drop expire
-//   in the order they were granted because hold_ms is fixed per drop and time never goes
-//   backwards, so expiry is O(1) per hold.
+// - `holds` and each variant's `waitlist` are FIFO queues of order numbers with lazy deletion:
+//   an order that left them (paid, cancelled) is skipped when it reaches the front. Holds of one
+//   drop expire in the order they were granted because hold_ms is fixed per drop and time never
+//   goes backwards, so expiry is O(1) per hold; one queue serves all variants.
+// - `variants` keeps each variant's stock and waitlist; the drop's counters are their sums,
+//   kept alongside because the drop's state (open, sold out) and most readers want the sums.
 // - `admission` lists the orders collected in the admission window (their records say
 //   `pending`), in arrival order until the draw shuffles it; freed when the draw is over.
 //   Their units are not in the buyer's `units` (the draw would have to visit every buyer to
@@ -49,6 +51,7 @@ struct Record {
   std::uint8_t user_length = 0;
   std::uint8_t client_order_id_length = 0;
   OrderOutcome outcome = OrderOutcome::invalid;
+  std::uint8_t variant = 0;
   std::uint32_t qty = 0;
   OrderNumber order = 0;                          // reserved or waitlisted; 0 otherwise
   std::uint32_t previous_of_buyer = no_decision;  // the buyer's previous decision
@@ -67,6 +70,7 @@ struct Order {
   TimeMs hold_expires_at_ms = 0;        // 0 while waitlisted
   std::uint32_t waitlist_position = 0;  // at entry; 0 if reserved at once
   OrderStatus status = OrderStatus::waitlisted;
+  std::uint8_t variant = 0;
 };
 static_assert(sizeof(Order) == 32, "an order stays within 32 bytes");
 
@@ -89,14 +93,37 @@ struct Buyer {
 };
 static_assert(sizeof(Buyer) == 24, "a buyer stays within 24 bytes");
 
+// The variants a spec sells: its own, or the one unnamed variant of a drop created without.
+std::vector<VariantSpec> variants_of(const DropSpec& spec);
+
+// One variant's stock and queue. Its units balance on their own: stock_left + held + sold ==
+// stock_total.
+struct Variant {
+  std::string_view id;  // in the arena; empty for the unnamed variant
+  std::int64_t price_cents = 0;
+  std::uint32_t stock_total = 0;
+  std::uint32_t stock_left = 0;
+  std::uint32_t held = 0;
+  std::uint32_t sold = 0;
+  std::uint32_t waitlist_orders = 0;
+  std::deque<OrderNumber> waitlist;
+};
+
+inline constexpr int no_variant = -1;
+
 class DropBook {
  public:
   DropBook(DropIndex drop_index, const DropSpec& drop_spec, std::uint32_t decisions_reserve)
-      : index(drop_index),
-        spec(drop_spec),
-        stock_total(drop_spec.stock),
-        stock_left(drop_spec.stock),
-        buyer_index(decisions_reserve) {
+      : index(drop_index), spec(drop_spec), buyer_index(decisions_reserve) {
+    for (const VariantSpec& offered : variants_of(drop_spec)) {
+      Variant& added = variants.emplace_back();
+      added.id = offered.id;
+      added.price_cents = offered.price_cents;
+      added.stock_total = offered.stock;
+      added.stock_left = offered.stock;
+      stock_total += offered.stock;
+    }
+    stock_left = stock_total;
     // Sized and touched now, when the host creates the drop, so the surge pays for neither
     // reallocation nor first-touch page faults.
     decisions.resize(decisions_reserve);
@@ -125,6 +152,34 @@ class DropBook {
       if (decisions[position].outcome == OrderOutcome::pending) units += decisions[position].qty;
     }
     return units;
+  }
+
+  // Units the buyer has in one variant — held, confirmed, waitlisted and, while the admission
+  // window collects, pending — walking the buyer's chain (at most decisions_per_buyer_max).
+  std::uint64_t variant_units_of(const Buyer& buyer, std::uint8_t variant) const {
+    std::uint64_t units = 0;
+    for (std::uint32_t position = buyer.last_decision; position != no_decision;
+         position = decisions[position].previous_of_buyer) {
+      const Record& record = decisions[position];
+      if (record.variant != variant) continue;
+      if (record.outcome == OrderOutcome::pending && !admission_closed) units += record.qty;
+      if (record.order == 0) continue;
+      const OrderStatus status = order(record.order).status;
+      if (status == OrderStatus::reserved || status == OrderStatus::confirmed ||
+          status == OrderStatus::waitlisted)
+        units += record.qty;
+    }
+    return units;
+  }
+
+  // The variant an order names, or no_variant. A drop with one variant takes orders naming
+  // none (protocol v1); the ids are few and short, so a scan beats hashing.
+  int find_variant(std::string_view id) const noexcept {
+    if (id.empty()) return variants.size() == 1 ? 0 : no_variant;
+    for (std::size_t position = 0; position < variants.size(); ++position) {
+      if (variants[position].id == id) return static_cast<int>(position);
+    }
+    return no_variant;
   }
 
   // The position of (buyer, client_order_id)'s decision, walking the buyer's chain.
@@ -164,31 +219,61 @@ class DropBook {
     return buyers[order.buyer];
   }
 
-  // The cheap invariant, checked after every change: no unit appears or vanishes.
-  void check_balance() const {
+  // The cheap invariant, checked after every change: no unit appears or vanishes, in the drop
+  // and in the variant the change touched.
+  void check_balance(const Variant& variant) const {
+    FS_ASSERT(std::uint64_t{variant.stock_left} + variant.held + variant.sold ==
+              variant.stock_total);
     FS_ASSERT(stock_left <= stock_total);
     FS_ASSERT(held <= stock_total);
     FS_ASSERT(sold <= stock_total);
     FS_ASSERT(std::uint64_t{stock_left} + held + sold == stock_total);
   }
 
+  // Units move between a variant's stock, holds and sales; the drop's sums move with them.
+  void hold_units(Variant& variant, std::uint32_t qty) {
+    FS_ASSERT(variant.stock_left >= qty);
+    variant.stock_left -= qty;
+    variant.held += qty;
+    stock_left -= qty;
+    held += qty;
+  }
+  void unhold_units(Variant& variant, std::uint32_t qty) {
+    FS_ASSERT(variant.held >= qty);
+    variant.held -= qty;
+    variant.stock_left += qty;
+    held -= qty;
+    stock_left += qty;
+  }
+  void sell_units(Variant& variant, std::uint32_t qty) {
+    FS_ASSERT(variant.held >= qty);
+    variant.held -= qty;
+    variant.sold += qty;
+    held -= qty;
+    sold += qty;
+  }
+
   // Drops queue fronts that no longer wait (paid, cancelled, expired, promoted).
-  void prune_queues() {
+  void prune_holds() {
     while (!holds.empty() && order(holds.front()).status != OrderStatus::reserved)
       holds.pop_front();
-    while (!waitlist.empty() && order(waitlist.front()).status != OrderStatus::waitlisted)
-      waitlist.pop_front();
+  }
+  void prune_waitlist(Variant& variant) {
+    while (!variant.waitlist.empty() &&
+           order(variant.waitlist.front()).status != OrderStatus::waitlisted)
+      variant.waitlist.pop_front();
   }
 
   const DropIndex index;
   const DropSpec spec;  // strings in the arena
+  std::vector<Variant> variants;
   DropState state = DropState::scheduled;
   TimeMs opens_at_ms = 0;  // meaningful from countdown on
   std::uint32_t stock_total = 0;
   std::uint32_t stock_left = 0;
   std::uint32_t held = 0;
   std::uint32_t sold = 0;
-  std::uint32_t waitlist_orders = 0;
+  std::uint32_t waitlist_orders = 0;  // all variants'
   std::uint32_t orders_confirmed = 0;
   std::uint32_t supporters = 0;      // buyers with `supporter` set
   std::uint64_t admission_seed = 0;  // from the countdown
@@ -197,6 +282,11 @@ class DropBook {
 
   // Orders arriving before this instant are collected for the draw (with a window at all).
   TimeMs admission_closes_at_ms() const noexcept { return opens_at_ms + spec.admission_window_ms; }
+  // With a duration, the sale ends by itself at this instant (from countdown on).
+  std::optional<TimeMs> closes_at_ms() const noexcept {
+    if (spec.duration_ms == 0 || state == DropState::scheduled) return std::nullopt;
+    return opens_at_ms + spec.duration_ms;
+  }
   bool collecting(TimeMs now_ms) const noexcept {
     return spec.admission_window_ms > 0 && !admission_closed &&
            (state == DropState::open || state == DropState::sold_out) &&
@@ -208,7 +298,6 @@ class DropBook {
   BuyerIndex buyer_index;
   std::vector<Order> orders;
   std::deque<OrderNumber> holds;
-  std::deque<OrderNumber> waitlist;
   struct Collected {
     std::uint32_t decision = 0;
     std::uint32_t buyer = 0;

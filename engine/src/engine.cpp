@@ -35,14 +35,66 @@ struct Engine::Deadlines {
   std::vector<Entry> due;  // scratch for advance_to, kept to reuse its capacity
 };
 
+std::vector<VariantSpec> detail::variants_of(const DropSpec& spec) {
+  if (!spec.variants.empty()) return spec.variants;
+  return {VariantSpec{.id = {},
+                      .label = {},
+                      .price_cents = spec.price_cents,
+                      .list_price_cents = spec.list_price_cents,
+                      .stock = spec.stock}};
+}
+
+namespace {
+
+const char* validate_prices(std::int64_t price_cents, std::int64_t list_price_cents,
+                            std::uint32_t pledge_bps) {
+  if (price_cents < 0 || price_cents > price_cents_max) return "price_cents must be 0..10^12";
+  if (list_price_cents != 0 &&
+      (list_price_cents < price_cents || list_price_cents > price_cents_max))
+    return "list_price_cents must be at least price_cents (and at most 10^12), or absent";
+  // Keeps the amount raised within 64 bits whatever the restocks: 10^9 cents × 10^9 units.
+  if (pledge_bps > 0 && price_cents > charity_price_cents_max)
+    return "a charity drop's price_cents must be at most 10^9";
+  return nullptr;
+}
+
+const char* validate_variants(const DropSpec& spec) {
+  if (spec.variants.empty()) {
+    if (spec.stock > stock_max) return "stock must be 0..10^9";
+    return validate_prices(spec.price_cents, spec.list_price_cents, spec.pledge_bps);
+  }
+  if (spec.variants.size() > variants_max) return "a drop has at most 64 variants";
+  if (spec.price_cents != 0 || spec.list_price_cents != 0 || spec.stock != 0)
+    return "a drop with variants sets price and stock per variant";
+  std::uint64_t stock = 0;
+  for (std::size_t position = 0; position < spec.variants.size(); ++position) {
+    const VariantSpec& variant = spec.variants[position];
+    if (!is_valid_variant_id(variant.id))
+      return "a variant id must be 1-32 characters of [A-Za-z0-9_.-]";
+    for (std::size_t earlier = 0; earlier < position; ++earlier) {
+      if (spec.variants[earlier].id == variant.id) return "variant ids must be unique";
+    }
+    if (variant.label.size() > variant_label_length_max)
+      return "a variant label must be at most 100 bytes";
+    if (const char* problem =
+            validate_prices(variant.price_cents, variant.list_price_cents, spec.pledge_bps))
+      return problem;
+    stock += variant.stock;
+  }
+  if (stock > stock_max) return "the variants' stock must total 0..10^9";
+  return nullptr;
+}
+
+}  // namespace
+
 const char* detail::validate_spec(const DropSpec& spec) {
   if (!is_valid_drop_id(spec.id)) return "id must be 1-64 characters of [A-Za-z0-9_.-]";
   if (spec.title.size() > title_length_max) return "title must be at most 200 bytes";
-  if (spec.price_cents < 0 || spec.price_cents > price_cents_max)
-    return "price_cents must be 0..10^12";
-  if (spec.stock > stock_max) return "stock must be 0..10^9";
+  if (const char* problem = validate_variants(spec)) return problem;
   if (spec.per_user_limit < 1 || spec.per_user_limit > per_user_limit_max)
     return "per_user_limit must be 1..10^6";
+  if (spec.per_variant_limit > spec.per_user_limit)
+    return "per_variant_limit must be 0 (none) .. per_user_limit";
   if (spec.hold_ms < hold_ms_min || spec.hold_ms > hold_ms_max) return "hold must be 1 s .. 24 h";
   if (spec.waitlist_limit > waitlist_limit_max) return "waitlist_limit must be 0..10^7";
   if (spec.admission_window_ms < 0 || spec.admission_window_ms > admission_window_ms_max)
@@ -53,9 +105,11 @@ const char* detail::validate_spec(const DropSpec& spec) {
     return "beneficiary_note must be at most 300 bytes";
   if (spec.pledge_bps > pledge_bps_max) return "pledge_bps must be 0..10000";
   if (spec.pledge_bps > 0 && spec.beneficiary.empty()) return "a pledge needs a beneficiary";
-  // Keeps the amount raised within 64 bits whatever the restocks: 10^9 cents × 10^9 units.
-  if (spec.pledge_bps > 0 && spec.price_cents > charity_price_cents_max)
-    return "a charity drop's price_cents must be at most 10^9";
+  if (spec.duration_ms != 0 &&
+      (spec.duration_ms < sale_duration_ms_min || spec.duration_ms > sale_duration_ms_max))
+    return "duration must be 1 s .. 7 days";
+  if (spec.duration_ms != 0 && spec.duration_ms <= spec.admission_window_ms)
+    return "the duration must be longer than the admission window";
   return nullptr;
 }
 
@@ -68,14 +122,16 @@ bool accepts_orders(DropState state) {
 // The drop's next moment of interest: its opening instant, the end of its admission window
 // (with orders to draw) or its first hold's expiry.
 std::optional<TimeMs> next_deadline(DropBook& book) {
-  book.prune_queues();
+  book.prune_holds();
   std::optional<TimeMs> next;
-  if (book.state == DropState::countdown) next = book.opens_at_ms;
-  if (book.pending_orders > 0) next = book.admission_closes_at_ms();
-  if (!book.holds.empty()) {
-    const TimeMs expiry = book.order(book.holds.front()).hold_expires_at_ms;
-    next = next ? std::min(*next, expiry) : expiry;
-  }
+  const auto consider = [&next](TimeMs deadline) {
+    next = next ? std::min(*next, deadline) : deadline;
+  };
+  if (book.state == DropState::countdown) consider(book.opens_at_ms);
+  if (book.pending_orders > 0) consider(book.admission_closes_at_ms());
+  if (!book.holds.empty()) consider(book.order(book.holds.front()).hold_expires_at_ms);
+  if (const auto closes_at = book.closes_at_ms(); closes_at && book.state != DropState::closed)
+    consider(*closes_at);
   return next;
 }
 
@@ -114,6 +170,7 @@ OrderResult result_of(const DropBook& book, std::uint32_t position, bool repeate
   result.drop = book.index;
   result.qty = record.qty;
   result.order = record.order;
+  result.variant = record.variant;
   if (record.order != 0) {
     const Order& order = book.order(record.order);
     result.status = order.status;
@@ -140,10 +197,15 @@ void release_user_units(DropBook& book, const Order& order) {
   buyer.units -= order.qty;
 }
 
-void release_hold(DropBook& book, const Order& order) {
-  FS_ASSERT(book.held >= order.qty);
-  book.held -= order.qty;
-  book.stock_left += order.qty;
+detail::Variant& variant_of(DropBook& book, const Order& order) {
+  FS_ASSERT(order.variant < book.variants.size());
+  return book.variants[order.variant];
+}
+
+// Nobody above the per-variant limit: checked as each order is applied.
+void check_variant_limit(const DropBook& book, const detail::Buyer& buyer, std::uint8_t variant) {
+  if (book.spec.per_variant_limit > 0)
+    FS_ASSERT(book.variant_units_of(buyer, variant) <= book.spec.per_variant_limit);
 }
 
 // --- Applying events to a drop. Each asserts what the event claims about the state after. ---
@@ -152,23 +214,24 @@ void release_hold(DropBook& book, const Order& order) {
 void add_order(DropBook& book, const OrderDecided& decided, std::uint32_t position,
                std::uint32_t buyer_position) {
   FS_ASSERT(decided.order == book.orders.size() + 1);
+  FS_ASSERT(decided.variant < book.variants.size());
+  detail::Variant& variant = book.variants[decided.variant];
   if (decided.outcome == OrderOutcome::reserved) {
-    FS_ASSERT(book.waitlist_orders == 0);
-    FS_ASSERT(book.stock_left >= decided.qty);
-    book.stock_left -= decided.qty;
-    book.held += decided.qty;
+    FS_ASSERT(variant.waitlist_orders == 0);
+    book.hold_units(variant, decided.qty);
     book.orders.push_back({position, buyer_position, decided.qty, decided.hold_expires_at_ms, 0,
-                           OrderStatus::reserved});
+                           OrderStatus::reserved, decided.variant});
     book.holds.push_back(decided.order);
   } else {
+    variant.waitlist_orders += 1;
     book.waitlist_orders += 1;
-    FS_ASSERT(book.waitlist_orders <= book.spec.waitlist_limit);
-    FS_ASSERT(decided.waitlist_position == book.waitlist_orders);
+    FS_ASSERT(variant.waitlist_orders <= book.spec.waitlist_limit);
+    FS_ASSERT(decided.waitlist_position == variant.waitlist_orders);
     book.orders.push_back({position, buyer_position, decided.qty, 0, decided.waitlist_position,
-                           OrderStatus::waitlisted});
-    book.waitlist.push_back(decided.order);
+                           OrderStatus::waitlisted, decided.variant});
+    variant.waitlist.push_back(decided.order);
   }
-  FS_ASSERT(book.stock_left == decided.stock_left);
+  FS_ASSERT(variant.stock_left == decided.stock_left);
 }
 
 // The draw decides an order collected in the admission window: its pending record takes the
@@ -194,7 +257,8 @@ void add_order(DropBook& book, const OrderDecided& decided, std::uint32_t positi
   // The record is the one named by the event's (user, client_order_id): found by them on
   // replay, or the very record the draw took them from.
   Record& record = book.decisions[collected.decision];
-  FS_ASSERT(record.outcome == OrderOutcome::pending && record.qty == decided.qty);
+  FS_ASSERT(record.outcome == OrderOutcome::pending && record.qty == decided.qty &&
+            record.variant == decided.variant);
   decided.user = record.user();  // the arena's copies, as for every applied event
   decided.client_order_id = record.client_order_id();
   record.outcome = decided.outcome;
@@ -202,13 +266,14 @@ void add_order(DropBook& book, const OrderDecided& decided, std::uint32_t positi
   book.pending_orders -= 1;
   if (decided.outcome == OrderOutcome::sold_out) {
     FS_ASSERT(decided.order == 0);
-    FS_ASSERT(book.stock_left == decided.stock_left);
+    FS_ASSERT(book.variants[decided.variant].stock_left == decided.stock_left);
     return;
   }
   detail::Buyer& buyer = book.buyers[collected.buyer];
   buyer.units += decided.qty;
   FS_ASSERT(buyer.units <= book.spec.per_user_limit);  // nobody above their limit
   add_order(book, decided, collected.decision, collected.buyer);
+  check_variant_limit(book, buyer, decided.variant);
 }
 
 // An order arrived inside the admission window: it waits for the draw.
@@ -216,16 +281,18 @@ void add_order(DropBook& book, const OrderDecided& decided, std::uint32_t positi
                                std::uint32_t buyer_position) {
   FS_ASSERT(decided.order == 0 && book.spec.admission_window_ms > 0 && !book.admission_closed);
   FS_ASSERT(book.state == DropState::open || book.state == DropState::sold_out);
-  FS_ASSERT(book.stock_left == decided.stock_left);
-  // Nobody above their limit, counting what waits for the draw.
+  FS_ASSERT(book.variants[decided.variant].stock_left == decided.stock_left);
+  // Nobody above their limits, counting what waits for the draw.
   const detail::Buyer& buyer = book.buyers[buyer_position];
   FS_ASSERT(buyer.units + book.pending_units_of(buyer) <= book.spec.per_user_limit);
+  check_variant_limit(book, buyer, decided.variant);
   book.admission.push_back({position, buyer_position});
   book.pending_orders += 1;
 }
 
 void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
   FS_ASSERT(is_recorded(decided.outcome));
+  FS_ASSERT(decided.variant < book.variants.size());
   if (decided.drawn) return apply_drawn(book, decided);
   const char* key = arena.copy(decided.user, decided.client_order_id);
   decided.user = {key, decided.user.size()};
@@ -256,6 +323,7 @@ void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
   record.user_length = static_cast<std::uint8_t>(decided.user.size());
   record.client_order_id_length = static_cast<std::uint8_t>(decided.client_order_id.size());
   record.outcome = decided.outcome;
+  record.variant = decided.variant;
   record.qty = decided.qty;
   record.order = decided.order;
   record.previous_of_buyer = buyer.last_decision;
@@ -271,6 +339,7 @@ void apply_to(DropBook& book, detail::Arena& arena, OrderDecided& decided) {
   buyer.units += decided.qty;
   FS_ASSERT(buyer.units <= book.spec.per_user_limit);  // nobody above their limit
   add_order(book, decided, position, buyer_position);
+  check_variant_limit(book, buyer, decided.variant);
 }
 
 void apply_to(DropBook& book, const AdmissionClosed& closed) {
@@ -282,26 +351,24 @@ void apply_to(DropBook& book, const AdmissionClosed& closed) {
 }
 
 void apply_to(DropBook& book, const OrderPromoted& promoted) {
-  book.prune_queues();
-  FS_ASSERT(!book.waitlist.empty() && book.waitlist.front() == promoted.order);
   Order& order = book.order(promoted.order);
+  detail::Variant& variant = variant_of(book, order);
+  book.prune_waitlist(variant);
+  FS_ASSERT(!variant.waitlist.empty() && variant.waitlist.front() == promoted.order);
   FS_ASSERT(order.status == OrderStatus::waitlisted);
-  FS_ASSERT(book.stock_left >= order.qty);
-  book.stock_left -= order.qty;
-  book.held += order.qty;
+  book.hold_units(variant, order.qty);
+  variant.waitlist_orders -= 1;
   book.waitlist_orders -= 1;
   order.status = OrderStatus::reserved;
   order.hold_expires_at_ms = promoted.hold_expires_at_ms;
   book.holds.push_back(promoted.order);
-  FS_ASSERT(book.stock_left == promoted.stock_left);
+  FS_ASSERT(variant.stock_left == promoted.stock_left);
 }
 
 void apply_to(DropBook& book, const OrderConfirmed& confirmed) {
   Order& order = book.order(confirmed.order);
   FS_ASSERT(order.status == OrderStatus::reserved);
-  FS_ASSERT(book.held >= order.qty);
-  book.held -= order.qty;
-  book.sold += order.qty;
+  book.sell_units(variant_of(book, order), order.qty);
   order.status = OrderStatus::confirmed;
   book.orders_confirmed += 1;
   detail::Buyer& buyer = book.buyer_of(order);
@@ -313,34 +380,42 @@ void apply_to(DropBook& book, const OrderConfirmed& confirmed) {
 
 void apply_to(DropBook& book, const OrderCancelled& cancelled) {
   Order& order = book.order(cancelled.order);
+  detail::Variant& variant = variant_of(book, order);
   if (order.status == OrderStatus::reserved) {
     FS_ASSERT(cancelled.reason == CancelReason::by_buyer);
-    release_hold(book, order);
+    book.unhold_units(variant, order.qty);
   } else {
     FS_ASSERT(order.status == OrderStatus::waitlisted);
-    FS_ASSERT(book.waitlist_orders >= 1);
+    FS_ASSERT(variant.waitlist_orders >= 1 && book.waitlist_orders >= 1);
+    variant.waitlist_orders -= 1;
     book.waitlist_orders -= 1;
   }
   release_user_units(book, order);
   order.status = OrderStatus::cancelled;
-  FS_ASSERT(book.stock_left == cancelled.stock_left);
+  FS_ASSERT(variant.stock_left == cancelled.stock_left);
 }
 
 void apply_to(DropBook& book, const HoldExpired& expired) {
   Order& order = book.order(expired.order);
   FS_ASSERT(order.status == OrderStatus::reserved);
-  release_hold(book, order);
+  detail::Variant& variant = variant_of(book, order);
+  book.unhold_units(variant, order.qty);
   release_user_units(book, order);
   order.status = OrderStatus::expired;
-  FS_ASSERT(book.stock_left == expired.stock_left);
+  FS_ASSERT(variant.stock_left == expired.stock_left);
 }
 
 void apply_to(DropBook& book, const Restocked& restocked) {
   FS_ASSERT(book.state != DropState::closed);
-  FS_ASSERT(restocked.added >= 1);
+  FS_ASSERT(restocked.added >= 1 && restocked.variant < book.variants.size());
+  FS_ASSERT(std::uint64_t{book.stock_total} + restocked.added <= stock_max);
+  detail::Variant& variant = book.variants[restocked.variant];
+  variant.stock_total += restocked.added;
+  variant.stock_left += restocked.added;
   book.stock_total += restocked.added;
   book.stock_left += restocked.added;
-  FS_ASSERT(book.stock_total == restocked.stock_total && book.stock_left == restocked.stock_left);
+  FS_ASSERT(variant.stock_total == restocked.stock_total &&
+            variant.stock_left == restocked.stock_left);
 }
 
 void apply_to(DropBook& book, const CountdownStarted& started) {
@@ -423,6 +498,10 @@ void Engine::apply_body(DropIndex drop, EventBody& body) {
     spec.title = arena_->intern(spec.title);
     spec.beneficiary = arena_->intern(spec.beneficiary);
     spec.beneficiary_note = arena_->intern(spec.beneficiary_note);
+    for (VariantSpec& variant : spec.variants) {
+      variant.id = arena_->intern(variant.id);
+      variant.label = arena_->intern(variant.label);
+    }
     created->spec = std::make_shared<const DropSpec>(spec);
     drops_.push_back(std::make_unique<DropBook>(drop, spec, limits_.decisions_per_drop_reserve));
     // Room for the reserved decisions' keys at a typical 24 bytes each.
@@ -432,16 +511,23 @@ void Engine::apply_body(DropIndex drop, EventBody& body) {
   }
   FS_ASSERT(drop < drops_.size());
   DropBook& book = *drops_[drop];
+  std::uint8_t touched = 0;  // the variant whose units the change moved
   std::visit(
       [&]<typename Body>(Body& change) {
         if constexpr (std::is_same_v<Body, OrderDecided>) {
           apply_to(book, *arena_, change);
+          touched = change.variant;
         } else if constexpr (!std::is_same_v<Body, DropCreated>) {
           apply_to(book, change);
+          if constexpr (std::is_same_v<Body, Restocked>) {
+            touched = change.variant;
+          } else if constexpr (requires { change.order; }) {
+            touched = book.order(change.order).variant;
+          }
         }
       },
       body);
-  book.check_balance();
+  book.check_balance(book.variants[touched]);
   if (may_bring_deadline_forward(book, body)) schedule(book);
 }
 
@@ -494,6 +580,8 @@ void Engine::advance_to(TimeMs now_ms, Events& events) {
   }
 }
 
+// In the order the deadlines fell: the opening, the draw, the holds that expired before the
+// sale's end (their units could still go to the waitlist), the end, the later holds.
 void Engine::advance_drop(DropBook& book, Events& events) {
   if (book.state == DropState::countdown && book.opens_at_ms <= now_ms_) {
     emit(book.index, StateChanged{DropState::open}, events);
@@ -501,14 +589,42 @@ void Engine::advance_drop(DropBook& book, Events& events) {
   }
   if (book.pending_orders > 0 && book.admission_closes_at_ms() <= now_ms_)
     draw_admission(book, events);
-  book.prune_queues();
+  const std::optional<TimeMs> closes_at = book.closes_at_ms();
+  if (closes_at && *closes_at <= now_ms_ && accepts_orders(book.state)) {
+    expire_holds(book, *closes_at, events);
+    end_sale(book, events);
+  }
+  expire_holds(book, now_ms_, events);
+}
+
+void Engine::expire_holds(DropBook& book, TimeMs until_ms, Events& events) {
+  book.prune_holds();
   while (!book.holds.empty()) {
     const OrderNumber number = book.holds.front();
     const Order& order = book.order(number);
-    if (order.hold_expires_at_ms > now_ms_) break;
-    emit(book.index, HoldExpired{number, book.stock_left + order.qty}, events);
-    release_units(book, events);
-    book.prune_queues();
+    if (order.hold_expires_at_ms > until_ms) break;
+    const std::uint8_t variant = order.variant;
+    emit(book.index, HoldExpired{number, book.variants[variant].stock_left + order.qty}, events);
+    release_units(book, variant, events);
+    book.prune_holds();
+  }
+}
+
+// The sale stops, by a host's close or at the end of its duration: orders collected in the
+// admission window came before it and are drawn first; waitlist entries are cancelled (variant
+// by variant, each in queue order); holds stay payable.
+void Engine::end_sale(DropBook& book, Events& events) {
+  if (book.pending_orders > 0) draw_admission(book, events);
+  emit(book.index, StateChanged{DropState::closed}, events);
+  for (detail::Variant& variant : book.variants) {
+    book.prune_waitlist(variant);
+    // Copy: emitting mutates the queue's lazily deleted front.
+    const std::vector<OrderNumber> waiting(variant.waitlist.begin(), variant.waitlist.end());
+    for (const OrderNumber number : waiting) {
+      if (book.order(number).status != OrderStatus::waitlisted) continue;
+      emit(book.index, OrderCancelled{number, CancelReason::drop_closed, variant.stock_left},
+           events);
+    }
   }
 }
 
@@ -549,12 +665,16 @@ void Engine::draw_admission(DropBook& book, Events& events) {
     picked += 1;
   };
   while (picked < std::min(ahead, count)) pick_next();
-  // Nobody left can be reserved (the waitlist goes first, or no stock) nor waitlisted (full).
-  const auto nothing_left = [&book] {
-    return book.waitlist_orders >= book.spec.waitlist_limit &&
-           (book.waitlist_orders > 0 || book.stock_left == 0);
+  // Somebody could still be reserved (no waitlist and some stock) or waitlisted, in some
+  // variant. Only a decision that takes units or a place can change the answer.
+  const auto room_left = [&book] {
+    return std::any_of(book.variants.begin(), book.variants.end(), [&book](const auto& variant) {
+      return variant.waitlist_orders < book.spec.waitlist_limit ||
+             (variant.waitlist_orders == 0 && variant.stock_left > 0);
+    });
   };
-  for (std::size_t index = 0; index < count && !nothing_left(); ++index) {
+  bool room = room_left();
+  for (std::size_t index = 0; index < count && room; ++index) {
     std::swap(draw[index], draw[picks[index % ahead]]);
     pick_next();  // replaces the pick just used, `ahead` steps on
     // Written out here, not in a lambda: GCC 12 takes a lambda that only prefetches for a pure
@@ -565,28 +685,32 @@ void Engine::draw_admission(DropBook& book, Events& events) {
     const DropBook::Collected collected = draw[index];
     const Record& record = book.decisions[collected.decision];
     if (record.outcome != OrderOutcome::pending) continue;
+    const detail::Variant& variant = book.variants[record.variant];
     OrderOutcome outcome = OrderOutcome::sold_out;
-    if (book.waitlist_orders == 0 && book.stock_left >= record.qty) {
+    if (variant.waitlist_orders == 0 && variant.stock_left >= record.qty) {
       outcome = OrderOutcome::reserved;
-    } else if (book.waitlist_orders < book.spec.waitlist_limit) {
+    } else if (variant.waitlist_orders < book.spec.waitlist_limit) {
       outcome = OrderOutcome::waitlisted;
     }
     OrderDecided& decided =
         std::get<OrderDecided>(next_event(book.index, events).body =
                                    OrderDecided{record.user(), record.client_order_id()});
     decided.outcome = outcome;
+    decided.variant = record.variant;
     decided.qty = record.qty;
-    decided.stock_left = book.stock_left;
+    decided.stock_left = variant.stock_left;
     decided.drawn = true;
     if (outcome == OrderOutcome::reserved || outcome == OrderOutcome::waitlisted)
       decided.order = static_cast<OrderNumber>(book.orders.size() + 1);
     if (outcome == OrderOutcome::reserved) {
       decided.hold_expires_at_ms = now_ms_ + book.spec.hold_ms;
-      decided.stock_left = book.stock_left - record.qty;
+      decided.stock_left = variant.stock_left - record.qty;
     }
-    if (outcome == OrderOutcome::waitlisted) decided.waitlist_position = book.waitlist_orders + 1;
+    if (outcome == OrderOutcome::waitlisted)
+      decided.waitlist_position = variant.waitlist_orders + 1;
     book.drawn = collected;
     apply_last(events);
+    if (outcome != OrderOutcome::sold_out) room = room_left();
   }
   emit(book.index, AdmissionClosed{book.pending_orders}, events);
   update_availability(book, events);
@@ -594,16 +718,17 @@ void Engine::draw_admission(DropBook& book, Events& events) {
 
 // Units came back (cancel, expiry, restock): the waitlist's head takes them first, strictly
 // in order; whatever it cannot use stays in stock.
-void Engine::release_units(DropBook& book, Events& events) {
+void Engine::release_units(DropBook& book, std::uint8_t variant_index, Events& events) {
   if (accepts_orders(book.state)) {
-    book.prune_queues();
-    while (!book.waitlist.empty()) {
-      const OrderNumber number = book.waitlist.front();
+    detail::Variant& variant = book.variants[variant_index];
+    book.prune_waitlist(variant);
+    while (!variant.waitlist.empty()) {
+      const OrderNumber number = variant.waitlist.front();
       const std::uint32_t qty = book.order(number).qty;
-      if (qty > book.stock_left) break;
-      emit(book.index, OrderPromoted{number, now_ms_ + book.spec.hold_ms, book.stock_left - qty},
+      if (qty > variant.stock_left) break;
+      emit(book.index, OrderPromoted{number, now_ms_ + book.spec.hold_ms, variant.stock_left - qty},
            events);
-      book.prune_queues();
+      book.prune_waitlist(variant);
     }
   }
   update_availability(book, events);
@@ -624,10 +749,23 @@ void Engine::after_command() {
   }
 }
 
-CommandResult Engine::create_drop(const DropSpec& spec, TimeMs now_ms, Events& events) {
+namespace {
+
+const char* validate_opening(TimeMs opens_at_ms, TimeMs now_ms) {
+  if (opens_at_ms < 0 || opens_at_ms > now_ms + countdown_ms_max)
+    return "the opening instant must be at most 7 days ahead";
+  return nullptr;
+}
+
+}  // namespace
+
+CommandResult Engine::create_drop(const DropSpec& spec, TimeMs now_ms, Events& events,
+                                  std::optional<TimeMs> opens_at_ms, std::uint64_t admission_seed) {
   advance_to(now_ms, events);
   CommandResult result;
-  if (const char* problem = detail::validate_spec(spec)) {
+  const char* problem = detail::validate_spec(spec);
+  if (problem == nullptr && opens_at_ms) problem = validate_opening(*opens_at_ms, now_ms_);
+  if (problem != nullptr) {
     result.status = CommandStatus::invalid_argument;
     result.reason = problem;
   } else if (lookup(spec.id) != nullptr) {
@@ -640,6 +778,10 @@ CommandResult Engine::create_drop(const DropSpec& spec, TimeMs now_ms, Events& e
   } else {
     result.drop = static_cast<DropIndex>(drops_.size());
     emit(result.drop, DropCreated{std::make_shared<const DropSpec>(spec)}, events);
+    if (opens_at_ms) {
+      emit(result.drop, CountdownStarted{std::max(*opens_at_ms, now_ms_), admission_seed}, events);
+      advance_to(now_ms_, events);  // an instant already past opens now
+    }
   }
   after_command();
   return result;
@@ -647,12 +789,23 @@ CommandResult Engine::create_drop(const DropSpec& spec, TimeMs now_ms, Events& e
 
 CommandResult Engine::start_countdown(std::string_view drop, TimeMs opens_in_ms, TimeMs now_ms,
                                       Events& events, std::uint64_t admission_seed) {
+  if (opens_in_ms < 0 || opens_in_ms > countdown_ms_max) {
+    advance_to(now_ms, events);
+    after_command();
+    return {CommandStatus::invalid_argument, 0, "the countdown must be 0 s .. 7 days"};
+  }
+  return start_countdown_at(drop, std::max(now_ms, now_ms_) + opens_in_ms, now_ms, events,
+                            admission_seed);
+}
+
+CommandResult Engine::start_countdown_at(std::string_view drop, TimeMs opens_at_ms, TimeMs now_ms,
+                                         Events& events, std::uint64_t admission_seed) {
   advance_to(now_ms, events);
   CommandResult result;
   DropBook* book = lookup(drop);
-  if (opens_in_ms < 0 || opens_in_ms > countdown_ms_max) {
+  if (const char* problem = validate_opening(opens_at_ms, now_ms_)) {
     result.status = CommandStatus::invalid_argument;
-    result.reason = "the countdown must be 0 s .. 7 days";
+    result.reason = problem;
   } else if (book == nullptr) {
     result.status = CommandStatus::unknown_drop;
   } else if (book->state != DropState::scheduled && book->state != DropState::countdown) {
@@ -661,7 +814,7 @@ CommandResult Engine::start_countdown(std::string_view drop, TimeMs opens_in_ms,
     result.reason = "the drop has already opened";
   } else {
     result.drop = book->index;
-    emit(book->index, CountdownStarted{now_ms_ + opens_in_ms, admission_seed}, events);
+    emit(book->index, CountdownStarted{std::max(opens_at_ms, now_ms_), admission_seed}, events);
     advance_to(now_ms_, events);  // a zero countdown opens now
   }
   after_command();
@@ -669,15 +822,21 @@ CommandResult Engine::start_countdown(std::string_view drop, TimeMs opens_in_ms,
 }
 
 CommandResult Engine::restock(std::string_view drop, std::uint32_t added, TimeMs now_ms,
-                              Events& events) {
+                              Events& events, std::string_view variant) {
   advance_to(now_ms, events);
   CommandResult result;
   DropBook* book = lookup(drop);
+  const int variant_index = book != nullptr ? book->find_variant(variant) : detail::no_variant;
   if (added < 1 || added > stock_max) {
     result.status = CommandStatus::invalid_argument;
     result.reason = "add must be 1..10^9";
   } else if (book == nullptr) {
     result.status = CommandStatus::unknown_drop;
+  } else if (variant_index == detail::no_variant) {
+    result.status = CommandStatus::unknown_variant;
+    result.drop = book->index;
+    result.reason = variant.empty() ? "the drop has several variants: name one"
+                                    : "the drop has no such variant";
   } else if (book->state == DropState::closed) {
     result.status = CommandStatus::wrong_state;
     result.drop = book->index;
@@ -688,9 +847,12 @@ CommandResult Engine::restock(std::string_view drop, std::uint32_t added, TimeMs
     result.reason = "total stock would pass 10^9";
   } else {
     result.drop = book->index;
-    emit(book->index, Restocked{added, book->stock_total + added, book->stock_left + added},
+    const auto index = static_cast<std::uint8_t>(variant_index);
+    const detail::Variant& restocked = book->variants[index];
+    emit(book->index,
+         Restocked{added, restocked.stock_total + added, restocked.stock_left + added, index},
          events);
-    release_units(*book, events);
+    release_units(*book, index, events);
   }
   after_command();
   return result;
@@ -708,17 +870,7 @@ CommandResult Engine::close(std::string_view drop, TimeMs now_ms, Events& events
     result.reason = "the drop is already closed";
   } else {
     result.drop = book->index;
-    // Orders that arrived inside the admission window came before the close: drawn now.
-    if (book->pending_orders > 0) draw_admission(*book, events);
-    emit(book->index, StateChanged{DropState::closed}, events);
-    book->prune_queues();
-    // Copy: emitting mutates the queue's lazily deleted front.
-    const std::vector<OrderNumber> waiting(book->waitlist.begin(), book->waitlist.end());
-    for (const OrderNumber number : waiting) {
-      if (book->order(number).status != OrderStatus::waitlisted) continue;
-      emit(book->index, OrderCancelled{number, CancelReason::drop_closed, book->stock_left},
-           events);
-    }
+    end_sale(*book, events);
   }
   after_command();
   return result;
@@ -769,6 +921,14 @@ OrderResult Engine::decide_order(const PlaceOrder& request, std::uint32_t tag, E
     if (const auto position = book->find_decision(*buyer, request.client_order_id))
       return result_of(*book, *position, true);
   }
+  const int variant_index = book->find_variant(request.variant);
+  if (variant_index == detail::no_variant)
+    return unrecorded(OrderOutcome::unknown_variant,
+                      request.variant.empty() ? "the drop has several variants: name one"
+                                              : "the drop has no such variant",
+                      book->index);
+  const auto variant_at = static_cast<std::uint8_t>(variant_index);
+  const detail::Variant& variant = book->variants[variant_at];
   if (book->state == DropState::scheduled || book->state == DropState::countdown)
     return unrecorded(OrderOutcome::not_open, "the drop has not opened yet", book->index);
   if (book->decisions.size() >= limits_.decisions_per_drop_max)
@@ -785,26 +945,31 @@ OrderResult Engine::decide_order(const PlaceOrder& request, std::uint32_t tag, E
     outcome = OrderOutcome::closed;
   } else if (units + request.qty > book->spec.per_user_limit) {
     outcome = OrderOutcome::limit_exceeded;
+  } else if (book->spec.per_variant_limit > 0 &&
+             (buyer != nullptr ? book->variant_units_of(*buyer, variant_at) : 0) + request.qty >
+                 book->spec.per_variant_limit) {
+    outcome = OrderOutcome::limit_exceeded;
   } else if (collecting) {
     outcome = OrderOutcome::pending;
-  } else if (book->waitlist_orders == 0 && book->stock_left >= request.qty) {
+  } else if (variant.waitlist_orders == 0 && variant.stock_left >= request.qty) {
     outcome = OrderOutcome::reserved;
-  } else if (book->waitlist_orders < book->spec.waitlist_limit) {
+  } else if (variant.waitlist_orders < book->spec.waitlist_limit) {
     outcome = OrderOutcome::waitlisted;
   }
   // The event is written straight into the output (see next_event).
   OrderDecided& decided = std::get<OrderDecided>(
       next_event(book->index, events).body = OrderDecided{request.user, request.client_order_id});
   decided.outcome = outcome;
+  decided.variant = variant_at;
   decided.qty = request.qty;
-  decided.stock_left = book->stock_left;
+  decided.stock_left = variant.stock_left;
   if (outcome == OrderOutcome::reserved || outcome == OrderOutcome::waitlisted)
     decided.order = static_cast<OrderNumber>(book->orders.size() + 1);
   if (outcome == OrderOutcome::reserved) {
     decided.hold_expires_at_ms = now_ms_ + book->spec.hold_ms;
-    decided.stock_left = book->stock_left - request.qty;
+    decided.stock_left = variant.stock_left - request.qty;
   }
-  if (outcome == OrderOutcome::waitlisted) decided.waitlist_position = book->waitlist_orders + 1;
+  if (outcome == OrderOutcome::waitlisted) decided.waitlist_position = variant.waitlist_orders + 1;
   book->decided_buyer = {tag, found};  // spares applying a second lookup of the same buyer
   apply_last(events);
   if (outcome == OrderOutcome::reserved) update_availability(*book, events);
@@ -866,9 +1031,12 @@ ActionResult Engine::cancel(const OrderAction& action, TimeMs now_ms, Events& ev
   }
   if (order.status == OrderStatus::reserved || order.status == OrderStatus::waitlisted) {
     const std::uint32_t returned = order.status == OrderStatus::reserved ? order.qty : 0;
+    const std::uint8_t variant = order.variant;
     emit(book->index,
-         OrderCancelled{action.order, CancelReason::by_buyer, book->stock_left + returned}, events);
-    release_units(*book, events);
+         OrderCancelled{action.order, CancelReason::by_buyer,
+                        book->variants[variant].stock_left + returned},
+         events);
+    release_units(*book, variant, events);
   } else if (order.status != OrderStatus::cancelled) {
     result.status = CommandStatus::wrong_state;
     result.reason = "a confirmed or expired order cannot be cancelled";
@@ -882,14 +1050,25 @@ void Engine::advance_time(TimeMs now_ms, Events& events) {
   after_command();
 }
 
-std::int64_t pledged_cents(std::int64_t price_cents, std::uint64_t units,
-                           std::uint32_t pledge_bps) {
+std::int64_t pledged_cents(std::int64_t sales_cents, std::uint32_t pledge_bps) {
   __extension__ using Wide = unsigned __int128;
-  FS_ASSERT(price_cents >= 0 && pledge_bps <= pledge_bps_max);
-  const Wide value = static_cast<Wide>(price_cents) * units * pledge_bps / pledge_bps_max;
-  FS_ASSERT(value <= static_cast<Wide>(INT64_MAX));
-  return static_cast<std::int64_t>(value);
+  FS_ASSERT(sales_cents >= 0 && pledge_bps <= pledge_bps_max);
+  return static_cast<std::int64_t>(static_cast<Wide>(sales_cents) * pledge_bps / pledge_bps_max);
 }
+
+namespace {
+
+// Σ sold × price over the variants. Exact for a charity drop (prices within 10^9, units within
+// 10^9); any other drop's value saturates at 2^63 - 1 cents, far past anything sold.
+std::int64_t sales_of(const DropBook& book) {
+  __extension__ using Wide = unsigned __int128;
+  Wide total = 0;
+  for (const detail::Variant& variant : book.variants)
+    total += static_cast<Wide>(variant.price_cents) * variant.sold;
+  return total > static_cast<Wide>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(total);
+}
+
+}  // namespace
 
 std::optional<DropIndex> Engine::find_drop(std::string_view id) const noexcept {
   const auto found = drop_ids_->map.find(id);
@@ -909,6 +1088,15 @@ DropInfo Engine::drop_info(DropIndex drop) const {
   info.spec = book.spec;
   info.state = book.state;
   if (book.state != DropState::scheduled) info.opens_at_ms = book.opens_at_ms;
+  info.closes_at_ms = book.closes_at_ms();
+  const std::vector<VariantSpec> sold = detail::variants_of(book.spec);
+  for (std::size_t position = 0; position < book.variants.size(); ++position) {
+    const detail::Variant& variant = book.variants[position];
+    info.variants.push_back({sold[position].id, sold[position].label, sold[position].price_cents,
+                             sold[position].list_price_cents, variant.stock_total,
+                             variant.stock_left, variant.held, variant.sold,
+                             variant.waitlist_orders});
+  }
   info.stock_total = book.stock_total;
   info.stock_left = book.stock_left;
   info.held = book.held;
@@ -917,7 +1105,8 @@ DropInfo Engine::drop_info(DropIndex drop) const {
   info.pending_orders = book.pending_orders;
   info.orders_confirmed = book.orders_confirmed;
   info.supporters = book.supporters;
-  info.raised_cents = pledged_cents(book.spec.price_cents, book.sold, book.spec.pledge_bps);
+  info.sales_cents = sales_of(book);
+  info.raised_cents = pledged_cents(info.sales_cents, book.spec.pledge_bps);
   info.orders = static_cast<std::uint32_t>(book.orders.size());
   info.decisions = static_cast<std::uint32_t>(book.decisions.size());
   return info;
@@ -928,8 +1117,9 @@ namespace {
 OrderInfo info_of(const DropBook& book, OrderNumber number) {
   const Order& order = book.order(number);
   const Record& record = book.decisions[order.decision];
-  return OrderInfo{number,    record.user(), record.client_order_id(),
-                   order.qty, order.status,  order.hold_expires_at_ms};
+  return OrderInfo{number,       record.user(), record.client_order_id(),
+                   order.qty,    order.status,  order.hold_expires_at_ms,
+                   order.variant};
 }
 
 }  // namespace

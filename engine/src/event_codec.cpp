@@ -41,30 +41,53 @@ std::uint32_t read_u32(ByteReader& in) {
 void encode_spec(const DropSpec& spec, ByteWriter& out) {
   out.string(spec.id);
   out.string(spec.title);
+  out.varint(spec.variants.size());
+  for (const VariantSpec& variant : spec.variants) {
+    out.string(variant.id);
+    out.string(variant.label);
+    out.signed_varint(variant.price_cents);
+    out.signed_varint(variant.list_price_cents);
+    out.varint(variant.stock);
+  }
   out.signed_varint(spec.price_cents);
+  out.signed_varint(spec.list_price_cents);
   out.varint(spec.stock);
   out.varint(spec.per_user_limit);
+  out.varint(spec.per_variant_limit);
   out.signed_varint(spec.hold_ms);
   out.varint(spec.waitlist_limit);
   out.signed_varint(spec.admission_window_ms);
   out.string(spec.beneficiary);
   out.string(spec.beneficiary_note);
   out.varint(spec.pledge_bps);
+  out.signed_varint(spec.duration_ms);
 }
 
 DropSpec decode_spec(ByteReader& in) {
   DropSpec spec;
   spec.id = in.string(drop_id_length_max);
   spec.title = in.string(title_length_max);
+  const std::uint64_t variants = in.bounded(variants_max);
+  for (std::uint64_t count = 0; count < variants && in.ok(); ++count) {
+    VariantSpec& variant = spec.variants.emplace_back();
+    variant.id = in.string(variant_id_length_max);
+    variant.label = in.string(variant_label_length_max);
+    variant.price_cents = in.signed_varint();
+    variant.list_price_cents = in.signed_varint();
+    variant.stock = read_u32(in);
+  }
   spec.price_cents = in.signed_varint();
+  spec.list_price_cents = in.signed_varint();
   spec.stock = read_u32(in);
   spec.per_user_limit = read_u32(in);
+  spec.per_variant_limit = read_u32(in);
   spec.hold_ms = in.signed_varint();
   spec.waitlist_limit = read_u32(in);
   spec.admission_window_ms = in.signed_varint();
   spec.beneficiary = in.string(beneficiary_length_max);
   spec.beneficiary_note = in.string(beneficiary_note_length_max);
   spec.pledge_bps = read_u32(in);
+  spec.duration_ms = in.signed_varint();
   return spec;
 }
 
@@ -88,6 +111,7 @@ void encode_event(const Event& event, ByteWriter& out, TimeMs& previous_at_ms) {
           // The top bit of the outcome byte says `drawn`.
           out.byte(static_cast<std::uint8_t>(static_cast<std::uint8_t>(body.outcome) |
                                              (body.drawn ? drawn_bit : 0)));
+          out.byte(body.variant);
           out.varint(body.qty);
           out.varint(body.order);
           out.signed_varint(
@@ -111,6 +135,7 @@ void encode_event(const Event& event, ByteWriter& out, TimeMs& previous_at_ms) {
           out.varint(body.added);
           out.varint(body.stock_total);
           out.varint(body.stock_left);
+          out.byte(body.variant);
         } else if constexpr (std::is_same_v<Body, AdmissionClosed>) {
           out.varint(body.sold_out);
         }
@@ -162,6 +187,7 @@ bool decode_body(ByteReader& in, std::uint8_t kind, Event& event) {
       decided.outcome = static_cast<OrderOutcome>(outcome & ~drawn_bit);
       if (!in.ok() || (outcome & ~drawn_bit) > static_cast<std::uint8_t>(OrderOutcome::pending))
         return false;
+      decided.variant = in.byte();
       decided.qty = read_u32(in);
       decided.order = read_u32(in);
       TimeMs hold = 0;
@@ -209,6 +235,7 @@ bool decode_body(ByteReader& in, std::uint8_t kind, Event& event) {
       restocked.added = read_u32(in);
       restocked.stock_total = read_u32(in);
       restocked.stock_left = read_u32(in);
+      restocked.variant = in.byte();
       event.body = restocked;
       return in.ok() && restocked.added >= 1;
     }

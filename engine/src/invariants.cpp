@@ -33,9 +33,20 @@ class DigestWriter {
 void digest_drop(const DropBook& book, DigestWriter& writer) {
   writer.add(book.spec.id);
   writer.add(book.spec.title);
+  writer.add(book.spec.variants.size());
+  for (const VariantSpec& variant : book.spec.variants) {
+    writer.add(variant.id);
+    writer.add(variant.label);
+    writer.add(static_cast<std::uint64_t>(variant.price_cents));
+    writer.add(static_cast<std::uint64_t>(variant.list_price_cents));
+    writer.add(variant.stock);
+  }
   writer.add(static_cast<std::uint64_t>(book.spec.price_cents));
+  writer.add(static_cast<std::uint64_t>(book.spec.list_price_cents));
   writer.add(book.spec.stock);
   writer.add(book.spec.per_user_limit);
+  writer.add(book.spec.per_variant_limit);
+  writer.add(static_cast<std::uint64_t>(book.spec.duration_ms));
   writer.add(static_cast<std::uint64_t>(book.spec.hold_ms));
   writer.add(book.spec.waitlist_limit);
   writer.add(static_cast<std::uint64_t>(book.spec.admission_window_ms));
@@ -51,11 +62,24 @@ void digest_drop(const DropBook& book, DigestWriter& writer) {
   writer.add(book.held);
   writer.add(book.sold);
   writer.add(book.waitlist_orders);
+  for (const detail::Variant& variant : book.variants) {
+    writer.add(variant.stock_total);
+    writer.add(variant.stock_left);
+    writer.add(variant.held);
+    writer.add(variant.sold);
+    writer.add(variant.waitlist_orders);
+    // Queue order matters (who is next); entries already gone from the queue do not.
+    for (const OrderNumber number : variant.waitlist) {
+      if (book.order(number).status == OrderStatus::waitlisted) writer.add(number);
+    }
+    writer.add(std::uint64_t{0});
+  }
   writer.add(book.decisions.size());
   for (const Record& record : book.decisions) {
     writer.add(record.user());
     writer.add(record.client_order_id());
     writer.add(static_cast<std::uint64_t>(record.outcome));
+    writer.add(record.variant);
     writer.add(record.qty);
     writer.add(record.order);
   }
@@ -66,45 +90,92 @@ void digest_drop(const DropBook& book, DigestWriter& writer) {
     writer.add(static_cast<std::uint64_t>(order.hold_expires_at_ms));
     writer.add(order.waitlist_position);
     writer.add(static_cast<std::uint64_t>(order.status));
+    writer.add(order.variant);
   }
-  // Queue order matters (who is next); entries already gone from the queue do not.
-  for (const OrderNumber number : book.waitlist) {
-    if (book.order(number).status == OrderStatus::waitlisted) writer.add(number);
-  }
-  writer.add(std::uint64_t{0});
   for (const OrderNumber number : book.holds) {
     if (book.order(number).status == OrderStatus::reserved) writer.add(number);
   }
 }
 
-void check_drop(const DropBook& book) {
-  book.check_balance();
+// Per variant, recounted from the orders.
+struct VariantCount {
   std::uint64_t held = 0;
   std::uint64_t sold = 0;
   std::uint32_t waitlisted = 0;
+};
+
+void check_variants(const DropBook& book, const std::vector<VariantCount>& counts) {
+  FS_ASSERT(!book.variants.empty() && book.variants.size() <= variants_max);
+  FS_ASSERT(book.variants.size() == detail::variants_of(book.spec).size());
+  std::uint64_t total = 0, left = 0, held = 0, sold = 0, waitlisted = 0;
+  for (std::size_t position = 0; position < book.variants.size(); ++position) {
+    const detail::Variant& variant = book.variants[position];
+    book.check_balance(variant);  // stock left + held + sold == total, per variant
+    FS_ASSERT(counts[position].held == variant.held && counts[position].sold == variant.sold);
+    FS_ASSERT(counts[position].waitlisted == variant.waitlist_orders);
+    FS_ASSERT(variant.waitlist_orders <= book.spec.waitlist_limit);
+    total += variant.stock_total;
+    left += variant.stock_left;
+    held += variant.held;
+    sold += variant.sold;
+    waitlisted += variant.waitlist_orders;
+    // The waitlist lists every waiting order of this variant, first in, first out.
+    std::uint32_t queued = 0;
+    OrderNumber previous = 0;
+    for (const OrderNumber number : variant.waitlist) {
+      FS_ASSERT(number > previous);
+      previous = number;
+      const Order& order = book.order(number);
+      FS_ASSERT(order.variant == position);
+      if (order.status == OrderStatus::waitlisted) queued += 1;
+    }
+    FS_ASSERT(queued == variant.waitlist_orders);
+  }
+  // The drop's counters are the sums of its variants'.
+  FS_ASSERT(total == book.stock_total && left == book.stock_left && held == book.held &&
+            sold == book.sold && waitlisted == book.waitlist_orders);
+}
+
+void check_drop(const DropBook& book) {
+  std::uint64_t held = 0;
+  std::uint64_t sold = 0;
+  std::uint32_t waitlisted = 0;
+  std::vector<VariantCount> counts(book.variants.size());
   boost::unordered_flat_map<std::string_view, std::uint64_t, detail::StringHash, std::equal_to<>>
       units;
+  // (user, variant) -> units, for the per-variant limit.
+  boost::unordered_flat_map<std::pair<std::string_view, std::uint8_t>, std::uint64_t,
+                            boost::hash<std::pair<std::string_view, std::uint8_t>>>
+      variant_units;
   for (OrderNumber number = 1; number <= book.orders.size(); ++number) {
     const Order& order = book.order(number);
     const Record& record = book.decisions[order.decision];
     // Every order belongs to exactly one decision and back: order numbers are unique.
     FS_ASSERT(record.order == number);
     FS_ASSERT(book.buyers[order.buyer].user() == record.user());
-    FS_ASSERT(record.qty == order.qty);
+    FS_ASSERT(record.qty == order.qty && record.variant == order.variant);
+    FS_ASSERT(order.variant < book.variants.size());
     FS_ASSERT(record.outcome == OrderOutcome::reserved ||
               record.outcome == OrderOutcome::waitlisted);
+    VariantCount& count = counts[order.variant];
     switch (order.status) {
       case OrderStatus::reserved:
         held += order.qty;
+        count.held += order.qty;
         units[record.user()] += order.qty;
+        variant_units[{record.user(), order.variant}] += order.qty;
         break;
       case OrderStatus::confirmed:
         sold += order.qty;
+        count.sold += order.qty;
         units[record.user()] += order.qty;
+        variant_units[{record.user(), order.variant}] += order.qty;
         break;
       case OrderStatus::waitlisted:
         waitlisted += 1;
+        count.waitlisted += 1;
         units[record.user()] += order.qty;
+        variant_units[{record.user(), order.variant}] += order.qty;
         break;
       case OrderStatus::cancelled:
       case OrderStatus::expired:
@@ -113,6 +184,7 @@ void check_drop(const DropBook& book) {
   }
   FS_ASSERT(held == book.held);
   FS_ASSERT(sold == book.sold);
+  check_variants(book, counts);
   // Supporters: the distinct buyers of the confirmed orders.
   std::uint32_t confirmed_orders = 0;
   boost::unordered_flat_map<std::uint32_t, bool> paying;
@@ -132,10 +204,12 @@ void check_drop(const DropBook& book) {
   boost::unordered_flat_map<std::string_view, std::uint64_t, detail::StringHash, std::equal_to<>>
       waiting;
   for (const Record& record : book.decisions) {
+    FS_ASSERT(record.variant < book.variants.size());
     if (record.outcome != OrderOutcome::pending) continue;
     FS_ASSERT(record.order == 0 && book.spec.admission_window_ms > 0);
     pending += 1;
     waiting[record.user()] += record.qty;
+    if (!book.admission_closed) variant_units[{record.user(), record.variant}] += record.qty;
   }
   if (book.admission_closed) {
     FS_ASSERT(book.pending_orders == 0 && book.admission.empty());
@@ -150,6 +224,10 @@ void check_drop(const DropBook& book) {
   for (const DropBook::Collected& collected : book.admission) {
     FS_ASSERT(collected.decision < book.decisions.size());
     FS_ASSERT(book.decisions[collected.decision].user() == book.buyers[collected.buyer].user());
+  }
+  if (book.spec.per_variant_limit > 0) {
+    for (const auto& [key, count] : variant_units)
+      FS_ASSERT(count <= book.spec.per_variant_limit);  // nobody above the variant's limit
   }
   for (const auto& [user, count] : units) {
     FS_ASSERT(count <= book.spec.per_user_limit);  // nobody above their limit
@@ -179,15 +257,7 @@ void check_drop(const DropBook& book) {
     const auto found = book.find_decision(record.user(), record.client_order_id());
     FS_ASSERT(found && *found == position);  // one outcome per (user, client_order_id)
   }
-  // The waitlist and the holds list every waiting / held order, in order.
-  std::uint32_t queued = 0;
-  OrderNumber previous = 0;
-  for (const OrderNumber number : book.waitlist) {
-    FS_ASSERT(number > previous);  // first in, first out
-    previous = number;
-    if (book.order(number).status == OrderStatus::waitlisted) queued += 1;
-  }
-  FS_ASSERT(queued == waitlisted);
+  // The holds list every held order, in order of expiry.
   std::uint64_t queued_held = 0;
   TimeMs previous_expiry = 0;
   for (const OrderNumber number : book.holds) {
@@ -205,7 +275,8 @@ void check_drop(const DropBook& book) {
     FS_ASSERT(book.waitlist_orders == 0);
   }
   // The deadline heap holds an entry no later than the drop's next deadline.
-  if (book.state == DropState::countdown || held > 0 || book.pending_orders > 0) {
+  const bool ends = book.closes_at_ms().has_value() && book.state != DropState::closed;
+  if (book.state == DropState::countdown || held > 0 || book.pending_orders > 0 || ends) {
     FS_ASSERT(book.scheduled_deadline.has_value());
     if (book.state == DropState::countdown) FS_ASSERT(*book.scheduled_deadline <= book.opens_at_ms);
   }

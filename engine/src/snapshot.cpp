@@ -9,6 +9,7 @@
 // reserved outright only while the waitlist is empty, so nobody granted later has a lower number
 // at the same deadline.
 #include <algorithm>
+#include <array>
 #include <queue>
 
 #include "arena.hpp"
@@ -26,7 +27,8 @@ using detail::Record;
 namespace {
 
 constexpr std::uint64_t snapshot_magic = 0x31534e5353414c46ULL;  // "FLASSNS1"
-constexpr std::uint64_t snapshot_version = 3;  // 2: admission windows; 3: charity pledges
+// 2: admission windows; 3: charity pledges; 4: variants, list prices, durations
+constexpr std::uint64_t snapshot_version = 4;
 
 void write_drop(const DropBook& book, ByteWriter& out) {
   encode_spec(book.spec, out);
@@ -34,15 +36,18 @@ void write_drop(const DropBook& book, ByteWriter& out) {
   out.signed_varint(book.opens_at_ms);
   out.fixed64(book.admission_seed);
   out.byte(book.admission_closed ? 1 : 0);
-  out.varint(book.stock_total);
-  out.varint(book.stock_left);
-  out.varint(book.held);
-  out.varint(book.sold);
+  for (const detail::Variant& variant : book.variants) {
+    out.varint(variant.stock_total);
+    out.varint(variant.stock_left);
+    out.varint(variant.held);
+    out.varint(variant.sold);
+  }
   out.varint(book.decisions.size());
   for (const Record& record : book.decisions) {
     out.string(record.user());
     out.string(record.client_order_id());
     out.byte(static_cast<std::uint8_t>(record.outcome));
+    out.byte(record.variant);
     out.varint(record.qty);
     out.varint(record.order);
   }
@@ -96,10 +101,21 @@ std::string Engine::restore(std::string_view bytes) {
     const std::uint8_t admission_closed = in.byte();
     if (admission_closed > 1) return "bad admission flag";
     book.admission_closed = admission_closed == 1;
-    book.stock_total = static_cast<std::uint32_t>(in.bounded(1'000'000'000));
-    book.stock_left = static_cast<std::uint32_t>(in.bounded(book.stock_total));
-    const auto held = in.bounded(book.stock_total);
-    const auto sold = in.bounded(book.stock_total);
+    // Each variant's stock as written; its held and sold units are recounted from the orders
+    // and must agree.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> written;  // (held, sold)
+    book.stock_total = 0;
+    book.stock_left = 0;
+    for (detail::Variant& variant : book.variants) {
+      variant.stock_total = static_cast<std::uint32_t>(in.bounded(stock_max));
+      variant.stock_left = static_cast<std::uint32_t>(in.bounded(variant.stock_total));
+      const auto variant_held = in.bounded(variant.stock_total);
+      const auto variant_sold = in.bounded(variant.stock_total);
+      written.emplace_back(variant_held, variant_sold);
+      book.stock_total += variant.stock_total;
+      book.stock_left += variant.stock_left;
+      if (book.stock_total > stock_max) return "a drop's stock beyond 10^9";
+    }
     if (book.opens_at_ms < 0 || book.opens_at_ms > time_ms_max) return "opening time out of range";
     if ((book.state == DropState::open && book.stock_left == 0) ||
         (book.state == DropState::sold_out && book.stock_left != 0))
@@ -113,6 +129,7 @@ std::string Engine::restore(std::string_view bytes) {
       const std::string_view user = in.string(user_length_max);
       const std::string_view client_order_id = in.string(client_order_id_length_max);
       const std::uint8_t outcome = in.byte();
+      const std::uint8_t variant = in.byte();
       const auto qty = static_cast<std::uint32_t>(in.bounded(order_qty_max));
       const auto order = static_cast<OrderNumber>(in.bounded(0xffffffff));
       const auto recorded = static_cast<OrderOutcome>(outcome);
@@ -121,7 +138,7 @@ std::string Engine::restore(std::string_view bytes) {
       if (!in.ok() || !is_valid_name(user, user_length_max) ||
           !is_valid_name(client_order_id, client_order_id_length_max) ||
           outcome > static_cast<std::uint8_t>(OrderOutcome::pending) || !is_recorded(recorded) ||
-          qty == 0 || accepted != (order != 0))
+          qty == 0 || accepted != (order != 0) || variant >= book.variants.size())
         return "bad decision";
       const char* key = arena_->copy(user, client_order_id);
       const std::string_view stored_user{key, user.size()};
@@ -141,6 +158,7 @@ std::string Engine::restore(std::string_view bytes) {
       record.user_length = static_cast<std::uint8_t>(user.size());
       record.client_order_id_length = static_cast<std::uint8_t>(client_order_id.size());
       record.outcome = static_cast<OrderOutcome>(outcome);
+      record.variant = variant;
       record.qty = qty;
       record.order = order;
       record.previous_of_buyer = owner.last_decision;
@@ -173,26 +191,30 @@ std::string Engine::restore(std::string_view bytes) {
       if (order.hold_expires_at_ms < 0 || order.hold_expires_at_ms > time_ms_max)
         return "hold out of range";
       order.qty = record.qty;
+      order.variant = record.variant;
       order.buyer = book.find_buyer(record.user(), detail::BuyerIndex::tag_of(record.user()));
       detail::Buyer& owner = book.buyers[order.buyer];
+      detail::Variant& variant = book.variants[order.variant];
       const bool counts = order.status == OrderStatus::reserved ||
                           order.status == OrderStatus::confirmed ||
                           order.status == OrderStatus::waitlisted;
       if (counts && std::uint64_t{owner.units} + order.qty > book.spec.per_user_limit)
         return "a buyer above the limit";
-      if (std::uint64_t{book.held} + book.sold + order.qty > book.stock_total &&
+      if (std::uint64_t{variant.held} + variant.sold + order.qty > variant.stock_total &&
           (order.status == OrderStatus::reserved || order.status == OrderStatus::confirmed))
-        return "more units held and sold than the drop has";
+        return "more units held and sold than the variant has";
       if (order.status == OrderStatus::waitlisted && book.state != DropState::open &&
           book.state != DropState::sold_out)
         return "a waitlist on a drop that does not sell";
       switch (order.status) {
         case OrderStatus::reserved:
+          variant.held += order.qty;
           book.held += order.qty;
           owner.units += order.qty;
           reserved.push_back(number);
           break;
         case OrderStatus::confirmed:
+          variant.sold += order.qty;
           book.sold += order.qty;
           owner.units += order.qty;
           book.orders_confirmed += 1;
@@ -202,26 +224,50 @@ std::string Engine::restore(std::string_view bytes) {
           }
           break;
         case OrderStatus::waitlisted:
+          variant.waitlist_orders += 1;
           book.waitlist_orders += 1;
           owner.units += order.qty;
-          book.waitlist.push_back(number);
+          variant.waitlist.push_back(number);
           break;
         case OrderStatus::cancelled:
         case OrderStatus::expired:
           break;
       }
     }
-    if (book.held != held || book.sold != sold) return "drop counters disagree with its orders";
+    for (std::size_t position = 0; position < book.variants.size(); ++position) {
+      const detail::Variant& variant = book.variants[position];
+      if (variant.held != written[position].first || variant.sold != written[position].second)
+        return "variant counters disagree with its orders";
+      if (std::uint64_t{variant.stock_left} + variant.held + variant.sold != variant.stock_total)
+        return "variant stock does not balance";
+      if (variant.waitlist_orders > book.spec.waitlist_limit) return "waitlist over its limit";
+    }
     for (std::uint32_t position = 0; position < book.decisions.size(); ++position) {
       const OrderNumber order = book.decisions[position].order;
       if (order != 0 && (order > book.orders.size() || book.orders[order - 1].decision != position))
         return "a decision names an order that is not its own";
     }
-    if (book.waitlist_orders > book.spec.waitlist_limit) return "waitlist over its limit";
     if (book.pending_orders > 0) {
       for (const detail::Buyer& owner : book.buyers) {
         if (owner.units + book.pending_units_of(owner) > book.spec.per_user_limit)
           return "a buyer above the limit";
+      }
+    }
+    if (book.spec.per_variant_limit > 0) {
+      std::array<std::uint64_t, variants_max> per_variant{};
+      for (const detail::Buyer& owner : book.buyers) {
+        per_variant.fill(0);
+        for (std::uint32_t position = owner.last_decision; position != detail::no_decision;
+             position = book.decisions[position].previous_of_buyer) {
+          const Record& record = book.decisions[position];
+          const bool waits = record.outcome == OrderOutcome::pending && !book.admission_closed;
+          const bool counts = record.order != 0 &&
+                              book.order(record.order).status != OrderStatus::cancelled &&
+                              book.order(record.order).status != OrderStatus::expired;
+          if (waits || counts) per_variant[record.variant] += record.qty;
+          if (per_variant[record.variant] > book.spec.per_variant_limit)
+            return "a buyer above the variant's limit";
+        }
       }
     }
     std::sort(reserved.begin(), reserved.end(), [&book](OrderNumber a, OrderNumber b) {

@@ -42,6 +42,8 @@ std::string_view to_string(OrderOutcome outcome) noexcept {
       return "unavailable";
     case OrderOutcome::pending:
       return "pending";
+    case OrderOutcome::unknown_variant:
+      return "unknown_variant";
   }
   return "unknown";
 }
@@ -90,16 +92,30 @@ std::string_view to_string(CommandStatus status) noexcept {
       return "unknown_order";
     case CommandStatus::not_owner:
       return "not_owner";
+    case CommandStatus::unknown_variant:
+      return "unknown_variant";
   }
   return "unknown";
 }
 
-bool is_valid_drop_id(std::string_view id) noexcept {
-  if (id.empty() || id.size() > drop_id_length_max) return false;
+namespace {
+
+bool is_id(std::string_view id, std::size_t length_max) noexcept {
+  if (id.empty() || id.size() > length_max) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '.' || c == '-';
   });
+}
+
+}  // namespace
+
+bool is_valid_drop_id(std::string_view id) noexcept {
+  return is_id(id, drop_id_length_max);
+}
+
+bool is_valid_variant_id(std::string_view id) noexcept {
+  return is_id(id, variant_id_length_max);
 }
 
 bool is_valid_name(std::string_view name, std::size_t length_max) noexcept {

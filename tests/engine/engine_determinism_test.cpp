@@ -265,7 +265,8 @@ TEST_P(Determinism, BatchedOrdersMatchOrdersOneByOne) {
   const auto flush = [&] {
     batch.clear();
     for (const Command& command : pending)
-      batch.push_back({command.drop, command.user, command.client_order_id, command.qty});
+      batch.push_back(
+          {command.drop, command.user, command.client_order_id, command.qty, command.variant});
     results.assign(batch.size(), OrderResult{});
     if (!batch.empty()) batched.place_orders(batch, pending.front().now_ms, batch_events, results);
     for (std::size_t index = 0; index < pending.size(); ++index) {
@@ -274,6 +275,7 @@ TEST_P(Determinism, BatchedOrdersMatchOrdersOneByOne) {
       ASSERT_EQ(single.order.order, results[index].order) << "order " << index;
       ASSERT_EQ(single.order.repeated, results[index].repeated) << "order " << index;
       ASSERT_EQ(single.order.hold_expires_at_ms, results[index].hold_expires_at_ms);
+      ASSERT_EQ(single.order.variant, results[index].variant);
     }
     pending.clear();
   };

@@ -28,17 +28,29 @@ struct ModelOrder {
   OrderStatus status = OrderStatus::waitlisted;
   TimeMs hold_expires_at_ms = 0;
   std::uint32_t waitlist_position = 0;
+  std::size_t variant = 0;
 };
 
 struct ModelDecision {
   OrderOutcome outcome;
   std::uint32_t qty;
   OrderNumber order;
+  std::size_t variant;
+};
+
+struct ModelVariant {
+  std::string id;  // empty: the unnamed variant
+  std::int64_t price_cents = 0;
+  std::uint32_t total = 0;
+  std::uint32_t left = 0;
 };
 
 struct ModelDrop {
   std::uint32_t per_user_limit = 1;
+  std::uint32_t per_variant_limit = 0;
   std::uint32_t waitlist_limit = 0;
+  TimeMs sale_ms = 0;  // the sale's duration; 0 = until closed
+  std::vector<ModelVariant> variants;
   TimeMs hold_ms = 0;
   TimeMs window_ms = 0;  // admission window
   std::uint32_t pledge_bps = 0;
@@ -47,40 +59,69 @@ struct ModelDrop {
   std::vector<std::pair<std::string, std::string>> pending;  // collected, in arrival order
   DropState state = DropState::scheduled;
   TimeMs opens_at_ms = 0;
-  std::uint32_t total = 0;
-  std::uint32_t left = 0;
   std::vector<ModelOrder> orders;  // order number = index + 1
   std::map<std::pair<std::string, std::string>, ModelDecision> decisions;
 
-  std::uint32_t count(OrderStatus status) const {
+  std::uint32_t total() const {
     std::uint32_t units = 0;
-    for (const auto& order : orders) units += order.status == status ? order.qty : 0;
+    for (const auto& variant : variants) units += variant.total;
     return units;
   }
-  std::uint32_t waiting_orders() const {
+  std::uint32_t left() const {
+    std::uint32_t units = 0;
+    for (const auto& variant : variants) units += variant.left;
+    return units;
+  }
+  // Units in `status`, of one variant or (npos) all.
+  std::uint32_t count(OrderStatus status, std::size_t variant = std::string::npos) const {
+    std::uint32_t units = 0;
+    for (const auto& order : orders) {
+      if (variant == std::string::npos || order.variant == variant)
+        units += order.status == status ? order.qty : 0;
+    }
+    return units;
+  }
+  std::uint32_t waiting_orders(std::size_t variant = std::string::npos) const {
     return static_cast<std::uint32_t>(
-        std::count_if(orders.begin(), orders.end(),
-                      [](const auto& order) { return order.status == OrderStatus::waitlisted; }));
+        std::count_if(orders.begin(), orders.end(), [variant](const auto& order) {
+          return order.status == OrderStatus::waitlisted &&
+                 (variant == std::string::npos || order.variant == variant);
+        }));
+  }
+  std::optional<std::size_t> find_variant(const std::string& id) const {
+    if (id.empty()) return variants.size() == 1 ? std::optional<std::size_t>(0) : std::nullopt;
+    for (std::size_t position = 0; position < variants.size(); ++position)
+      if (variants[position].id == id) return position;
+    return std::nullopt;
+  }
+  std::optional<TimeMs> closes_at() const {
+    if (sale_ms == 0 || state == DropState::scheduled) return std::nullopt;
+    return opens_at_ms + sale_ms;
   }
   bool collecting(TimeMs now_ms) const {
     return window_ms > 0 && !drawn && (state == DropState::open || state == DropState::sold_out) &&
            now_ms < opens_at_ms + window_ms;
   }
-  std::uint32_t units_of(const std::string& user) const {
+  // The user's units, in one variant or (npos) all.
+  std::uint32_t units_of(const std::string& user, std::size_t variant = std::string::npos) const {
+    const auto in = [variant](std::size_t of) {
+      return variant == std::string::npos || of == variant;
+    };
     std::uint32_t units = 0;
     for (const auto& [key, decision] : decisions)
-      if (decision.outcome == OrderOutcome::pending && key.first == user) units += decision.qty;
+      if (decision.outcome == OrderOutcome::pending && key.first == user && in(decision.variant))
+        units += decision.qty;
     for (const auto& order : orders) {
       const bool counts = order.status == OrderStatus::waitlisted ||
                           order.status == OrderStatus::reserved ||
                           order.status == OrderStatus::confirmed;
-      if (counts && order.user == user) units += order.qty;
+      if (counts && order.user == user && in(order.variant)) units += order.qty;
     }
     return units;
   }
   void follow_stock() {
-    if (state == DropState::open && left == 0) state = DropState::sold_out;
-    if (state == DropState::sold_out && left > 0) state = DropState::open;
+    if (state == DropState::open && left() == 0) state = DropState::sold_out;
+    if (state == DropState::sold_out && left() > 0) state = DropState::open;
   }
   // The window's draw, written plainly: the whole arrival order shuffled front to back with the
   // documented generator (mt19937_64 from the seed, bounds by multiply-shift), then every order
@@ -97,15 +138,16 @@ struct ModelDrop {
     for (const auto& key : order) {
       ModelDecision& decision = decisions.at(key);
       const auto next_order = static_cast<OrderNumber>(orders.size() + 1);
-      if (waiting_orders() == 0 && left >= decision.qty) {
-        decision = {OrderOutcome::reserved, decision.qty, next_order};
-        left -= decision.qty;
+      const std::size_t v = decision.variant;
+      if (waiting_orders(v) == 0 && variants[v].left >= decision.qty) {
+        decision = {OrderOutcome::reserved, decision.qty, next_order, v};
+        variants[v].left -= decision.qty;
         orders.push_back(
-            {key.first, key.second, decision.qty, OrderStatus::reserved, now_ms + hold_ms, 0});
-      } else if (waiting_orders() < waitlist_limit) {
-        decision = {OrderOutcome::waitlisted, decision.qty, next_order};
+            {key.first, key.second, decision.qty, OrderStatus::reserved, now_ms + hold_ms, 0, v});
+      } else if (waiting_orders(v) < waitlist_limit) {
+        decision = {OrderOutcome::waitlisted, decision.qty, next_order, v};
         orders.push_back({key.first, key.second, decision.qty, OrderStatus::waitlisted, 0,
-                          waiting_orders() + 1});
+                          waiting_orders(v) + 1, v});
       } else {
         decision.outcome = OrderOutcome::sold_out;
       }
@@ -115,18 +157,41 @@ struct ModelDrop {
     follow_stock();
   }
 
-  // Units came back: the oldest waiting order takes them if they suffice, and so on.
-  void serve_waitlist(TimeMs now_ms) {
+  // Units came back to a variant: its oldest waiting order takes them if they suffice, and so on.
+  void serve_waitlist(std::size_t variant, TimeMs now_ms) {
     if (state == DropState::open || state == DropState::sold_out) {
       for (auto& order : orders) {
-        if (order.status != OrderStatus::waitlisted) continue;
-        if (order.qty > left) break;
-        left -= order.qty;
+        if (order.status != OrderStatus::waitlisted || order.variant != variant) continue;
+        if (order.qty > variants[variant].left) break;
+        variants[variant].left -= order.qty;
         order.status = OrderStatus::reserved;
         order.hold_expires_at_ms = now_ms + hold_ms;
       }
     }
     follow_stock();
+  }
+
+  // Holds due by `until_ms` expire, earliest first, each letting its variant's waitlist in.
+  void expire_holds(TimeMs until_ms, TimeMs now_ms) {
+    while (true) {
+      ModelOrder* due = nullptr;
+      for (auto& order : orders) {
+        if (order.status == OrderStatus::reserved && order.hold_expires_at_ms <= until_ms &&
+            (due == nullptr || order.hold_expires_at_ms < due->hold_expires_at_ms))
+          due = &order;
+      }
+      if (due == nullptr) break;
+      due->status = OrderStatus::expired;
+      variants[due->variant].left += due->qty;
+      serve_waitlist(due->variant, now_ms);
+    }
+  }
+
+  void close(TimeMs now_ms) {
+    if (!pending.empty()) draw(now_ms);  // they came before the close
+    state = DropState::closed;
+    for (auto& order : orders)
+      if (order.status == OrderStatus::waitlisted) order.status = OrderStatus::cancelled;
   }
 };
 
@@ -140,19 +205,25 @@ class Model {
         drop.follow_stock();
       }
       if (!drop.pending.empty() && drop.opens_at_ms + drop.window_ms <= now_ms_) drop.draw(now_ms_);
-      while (true) {  // expire the earliest due hold, then let the waitlist in
-        ModelOrder* due = nullptr;
-        for (auto& order : drop.orders) {
-          if (order.status == OrderStatus::reserved && order.hold_expires_at_ms <= now_ms_ &&
-              (due == nullptr || order.hold_expires_at_ms < due->hold_expires_at_ms))
-            due = &order;
-        }
-        if (due == nullptr) break;
-        due->status = OrderStatus::expired;
-        drop.left += due->qty;
-        drop.serve_waitlist(now_ms_);
+      // The sale's end comes after the holds that expired before it.
+      const auto closes_at = drop.closes_at();
+      if (closes_at && *closes_at <= now_ms_ &&
+          (drop.state == DropState::open || drop.state == DropState::sold_out)) {
+        drop.expire_holds(*closes_at, now_ms_);
+        drop.close(now_ms_);
       }
+      drop.expire_holds(now_ms_, now_ms_);
     }
+  }
+
+  static bool valid_create(const Command& command) {
+    if (command.duplicate_variant) return false;
+    if (command.per_variant_limit > command.per_user_limit) return false;
+    if (command.duration_ms < 1'000) return false;
+    if (command.sale_ms != 0 &&
+        (command.sale_ms < 1'000 || command.sale_ms <= command.admission_window_ms))
+      return false;
+    return true;
   }
 
   testing::Answer execute(const Command& command) {
@@ -161,22 +232,41 @@ class Model {
     ModelDrop* drop = drops_.contains(command.drop) ? &drops_[command.drop] : nullptr;
     switch (command.kind) {
       case Command::Kind::create:
-        if (command.duration_ms < 1'000) {
+        if (!valid_create(command) ||
+            (command.opens_at_ms && *command.opens_at_ms > now_ms_ + countdown_ms_max)) {
           answer.command.status = CommandStatus::invalid_argument;
         } else if (drop != nullptr) {
           answer.command.status = CommandStatus::already_exists;
         } else {
           ModelDrop& created = drops_[command.drop];
           created.per_user_limit = command.per_user_limit;
+          created.per_variant_limit = command.per_variant_limit;
           created.waitlist_limit = command.waitlist_limit;
           created.hold_ms = command.duration_ms;
           created.window_ms = command.admission_window_ms;
           created.pledge_bps = command.pledge_bps;
-          created.total = created.left = command.qty;
+          created.sale_ms = command.sale_ms;
+          if (command.variant_stock.empty()) {
+            created.variants.push_back({"", testing::variant_price(0), command.qty, command.qty});
+          }
+          for (std::size_t position = 0; position < command.variant_stock.size(); ++position) {
+            const std::uint32_t stock = command.variant_stock[position];
+            created.variants.push_back(
+                {"v" + std::to_string(position), testing::variant_price(position), stock, stock});
+          }
+          if (command.opens_at_ms) {
+            created.state = DropState::countdown;
+            created.opens_at_ms = std::max(*command.opens_at_ms, now_ms_);
+            created.seed = command.admission_seed;
+            advance(now_ms_);
+          }
         }
         break;
-      case Command::Kind::countdown:
-        if (command.duration_ms < 0) {
+      case Command::Kind::countdown: {
+        const TimeMs opens_at =
+            command.opens_at_ms ? *command.opens_at_ms : now_ms_ + command.duration_ms;
+        if ((!command.opens_at_ms && command.duration_ms < 0) ||
+            opens_at > now_ms_ + countdown_ms_max) {
           answer.command.status = CommandStatus::invalid_argument;
         } else if (drop == nullptr) {
           answer.command.status = CommandStatus::unknown_drop;
@@ -184,22 +274,26 @@ class Model {
           answer.command.status = CommandStatus::wrong_state;
         } else {
           drop->state = DropState::countdown;
-          drop->opens_at_ms = now_ms_ + command.duration_ms;
+          drop->opens_at_ms = std::max(opens_at, now_ms_);
           drop->seed = command.admission_seed;
           advance(now_ms_);
         }
         break;
+      }
       case Command::Kind::restock:
         if (command.qty == 0) {
           answer.command.status = CommandStatus::invalid_argument;
         } else if (drop == nullptr) {
           answer.command.status = CommandStatus::unknown_drop;
+        } else if (!drop->find_variant(command.variant)) {
+          answer.command.status = CommandStatus::unknown_variant;
         } else if (drop->state == DropState::closed) {
           answer.command.status = CommandStatus::wrong_state;
         } else {
-          drop->total += command.qty;
-          drop->left += command.qty;
-          drop->serve_waitlist(now_ms_);
+          const std::size_t v = *drop->find_variant(command.variant);
+          drop->variants[v].total += command.qty;
+          drop->variants[v].left += command.qty;
+          drop->serve_waitlist(v, now_ms_);
         }
         break;
       case Command::Kind::close:
@@ -208,10 +302,7 @@ class Model {
         } else if (drop->state == DropState::closed) {
           answer.command.status = CommandStatus::wrong_state;
         } else {
-          if (!drop->pending.empty()) drop->draw(now_ms_);  // they came before the close
-          drop->state = DropState::closed;
-          for (auto& order : drop->orders)
-            if (order.status == OrderStatus::waitlisted) order.status = OrderStatus::cancelled;
+          drop->close(now_ms_);
         }
         break;
       case Command::Kind::place:
@@ -239,29 +330,37 @@ class Model {
       describe(*drop, found->second, result);
       return result;
     }
+    const auto found_variant = drop->find_variant(command.variant);
+    if (!found_variant) {
+      result.outcome = OrderOutcome::unknown_variant;
+      return result;
+    }
+    const std::size_t v = *found_variant;
     if (drop->state == DropState::scheduled || drop->state == DropState::countdown) {
       result.outcome = OrderOutcome::not_open;
       return result;
     }
-    ModelDecision decision{OrderOutcome::sold_out, command.qty, 0};
+    ModelDecision decision{OrderOutcome::sold_out, command.qty, 0, v};
     const auto next_order = static_cast<OrderNumber>(drop->orders.size() + 1);
     if (drop->state == DropState::closed) {
       decision.outcome = OrderOutcome::closed;
-    } else if (drop->units_of(command.user) + command.qty > drop->per_user_limit) {
+    } else if (drop->units_of(command.user) + command.qty > drop->per_user_limit ||
+               (drop->per_variant_limit > 0 &&
+                drop->units_of(command.user, v) + command.qty > drop->per_variant_limit)) {
       decision.outcome = OrderOutcome::limit_exceeded;
     } else if (drop->collecting(now_ms_)) {
       decision.outcome = OrderOutcome::pending;
       drop->pending.push_back(key);
-    } else if (drop->waiting_orders() == 0 && drop->left >= command.qty) {
-      decision = {OrderOutcome::reserved, command.qty, next_order};
-      drop->left -= command.qty;
+    } else if (drop->waiting_orders(v) == 0 && drop->variants[v].left >= command.qty) {
+      decision = {OrderOutcome::reserved, command.qty, next_order, v};
+      drop->variants[v].left -= command.qty;
       drop->orders.push_back({command.user, command.client_order_id, command.qty,
-                              OrderStatus::reserved, now_ms_ + drop->hold_ms, 0});
+                              OrderStatus::reserved, now_ms_ + drop->hold_ms, 0, v});
       drop->follow_stock();
-    } else if (drop->waiting_orders() < drop->waitlist_limit) {
-      decision = {OrderOutcome::waitlisted, command.qty, next_order};
+    } else if (drop->waiting_orders(v) < drop->waitlist_limit) {
+      decision = {OrderOutcome::waitlisted, command.qty, next_order, v};
       drop->orders.push_back({command.user, command.client_order_id, command.qty,
-                              OrderStatus::waitlisted, 0, drop->waiting_orders() + 1});
+                              OrderStatus::waitlisted, 0, drop->waiting_orders(v) + 1, v});
     }
     drop->decisions.emplace(key, decision);
     describe(*drop, decision, result);
@@ -272,6 +371,7 @@ class Model {
     result.outcome = decision.outcome;
     result.qty = decision.qty;
     result.order = decision.order;
+    result.variant = static_cast<std::uint8_t>(decision.variant);
     if (decision.order != 0) {
       const ModelOrder& order = drop.orders[decision.order - 1];
       result.status = order.status;
@@ -303,9 +403,9 @@ class Model {
       else if (order.status != OrderStatus::confirmed)
         result.status = CommandStatus::wrong_state;
     } else if (order.status == OrderStatus::reserved || order.status == OrderStatus::waitlisted) {
-      if (order.status == OrderStatus::reserved) drop->left += order.qty;
+      if (order.status == OrderStatus::reserved) drop->variants[order.variant].left += order.qty;
       order.status = OrderStatus::cancelled;
-      drop->serve_waitlist(now_ms_);
+      drop->serve_waitlist(order.variant, now_ms_);
     } else if (order.status != OrderStatus::cancelled) {
       result.status = CommandStatus::wrong_state;
     }
@@ -324,6 +424,9 @@ void expect_same_answer(const Command& command, const testing::Answer& engine,
       ASSERT_EQ(engine.order.outcome, model.order.outcome);
       ASSERT_EQ(engine.order.repeated, model.order.repeated);
       ASSERT_EQ(engine.order.order, model.order.order);
+      if (is_recorded(engine.order.outcome)) {
+        ASSERT_EQ(engine.order.variant, model.order.variant);
+      }
       if (engine.order.order != 0) {
         ASSERT_EQ(engine.order.status, model.order.status);
         ASSERT_EQ(engine.order.hold_expires_at_ms, model.order.hold_expires_at_ms);
@@ -354,33 +457,49 @@ void expect_same_state(const Engine& engine, const Model& model, bool every_orde
     ASSERT_TRUE(index.has_value()) << id;
     const DropInfo info = engine.drop_info(*index);
     ASSERT_EQ(info.state, drop.state) << id;
-    ASSERT_EQ(info.stock_total, drop.total) << id;
-    ASSERT_EQ(info.stock_left, drop.left) << id;
+    ASSERT_EQ(info.stock_total, drop.total()) << id;
+    ASSERT_EQ(info.stock_left, drop.left()) << id;
+    ASSERT_EQ(info.closes_at_ms, drop.closes_at()) << id;
+    ASSERT_EQ(info.variants.size(), drop.variants.size()) << id;
+    for (std::size_t v = 0; v < drop.variants.size(); ++v) {
+      const VariantInfo& variant = info.variants[v];
+      ASSERT_EQ(variant.id, drop.variants[v].id) << id;
+      ASSERT_EQ(variant.stock_total, drop.variants[v].total) << id << " " << v;
+      ASSERT_EQ(variant.stock_left, drop.variants[v].left) << id << " " << v;
+      ASSERT_EQ(variant.held, drop.count(OrderStatus::reserved, v)) << id << " " << v;
+      ASSERT_EQ(variant.sold, drop.count(OrderStatus::confirmed, v)) << id << " " << v;
+      ASSERT_EQ(variant.waitlist_orders, drop.waiting_orders(v)) << id << " " << v;
+      // The invariant per variant, in the model's own terms.
+      ASSERT_EQ(drop.variants[v].left + drop.count(OrderStatus::reserved, v) +
+                    drop.count(OrderStatus::confirmed, v),
+                drop.variants[v].total);
+    }
     ASSERT_EQ(info.held, drop.count(OrderStatus::reserved)) << id;
     ASSERT_EQ(info.sold, drop.count(OrderStatus::confirmed)) << id;
     ASSERT_EQ(info.waitlist_orders, drop.waiting_orders()) << id;
     ASSERT_EQ(info.orders, drop.orders.size()) << id;
     ASSERT_EQ(info.decisions, drop.decisions.size()) << id;
     ASSERT_EQ(info.pending_orders, drop.pending.size()) << id;
-    // The amount raised, by hand: the value of every confirmed order (price 100 cents), the
-    // pledge taken of the sum and rounded down once.
+    // The amount raised, by hand: the value of every confirmed order at its variant's price,
+    // the pledge taken of the sum and rounded down once.
     std::uint64_t confirmed_value = 0;
     std::set<std::string> supporters;
     std::uint32_t confirmed_orders = 0;
     for (const ModelOrder& order : drop.orders) {
       if (order.status != OrderStatus::confirmed) continue;
-      confirmed_value += std::uint64_t{order.qty} * 100;
+      confirmed_value += std::uint64_t{order.qty} * drop.variants[order.variant].price_cents;
       supporters.insert(order.user);
       confirmed_orders += 1;
     }
+    ASSERT_EQ(info.sales_cents, static_cast<std::int64_t>(confirmed_value)) << id;
     ASSERT_EQ(info.raised_cents,
               static_cast<std::int64_t>(confirmed_value * drop.pledge_bps / 10'000))
         << id;
     ASSERT_EQ(info.supporters, supporters.size()) << id;
     ASSERT_EQ(info.orders_confirmed, confirmed_orders) << id;
     // The invariant in the model's own terms, independent of the engine's counters.
-    ASSERT_EQ(drop.left + drop.count(OrderStatus::reserved) + drop.count(OrderStatus::confirmed),
-              drop.total);
+    ASSERT_EQ(drop.left() + drop.count(OrderStatus::reserved) + drop.count(OrderStatus::confirmed),
+              drop.total());
     if (!every_order) continue;
     for (OrderNumber number = 1; number <= drop.orders.size(); ++number) {
       const auto order = engine.order_info(*index, number);

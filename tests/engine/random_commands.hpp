@@ -8,8 +8,10 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "flashsale/engine/engine.hpp"
 
@@ -30,7 +32,19 @@ struct Command {
   std::uint32_t pledge_bps = 0;      // create
   std::uint64_t admission_seed = 0;  // countdown
   OrderNumber order = 0;
+  std::string variant;  // place, restock
+  // create: the named variants' stock ("v0", "v1", ...; none: one unnamed variant of `qty`)
+  std::vector<std::uint32_t> variant_stock;
+  bool duplicate_variant = false;       // create: two variants named alike (refused)
+  std::uint32_t per_variant_limit = 0;  // create
+  TimeMs sale_ms = 0;                   // create: the sale's duration
+  std::optional<TimeMs> opens_at_ms;    // create, countdown: an absolute opening instant
 };
+
+// The price of the generated variant at `position` (the unnamed one is position 0).
+inline std::int64_t variant_price(std::size_t position) {
+  return 100 + 50 * static_cast<std::int64_t>(position);
+}
 
 // What a command answered, flattened for comparison.
 struct Answer {
@@ -52,28 +66,50 @@ inline Answer execute(Engine& engine, const Command& command, Events& events) {
                     command.duration_ms,
                     command.waitlist_limit};
       spec.admission_window_ms = command.admission_window_ms;
+      spec.per_variant_limit = command.per_variant_limit;
+      spec.duration_ms = command.sale_ms;
+      std::vector<std::string> ids;  // owns the ids while the engine copies them
+      for (std::size_t position = 0; position < command.variant_stock.size(); ++position)
+        ids.push_back("v" + std::to_string(command.duplicate_variant ? 0 : position));
+      if (!ids.empty()) {
+        spec.price_cents = 0;
+        spec.stock = 0;
+        for (std::size_t position = 0; position < ids.size(); ++position) {
+          spec.variants.push_back({.id = ids[position],
+                                   .label = "size",
+                                   .price_cents = variant_price(position),
+                                   .list_price_cents = variant_price(position) + 20,
+                                   .stock = command.variant_stock[position]});
+        }
+      }
       if (command.pledge_bps > 0) {
         spec.beneficiary = "Mountain school";
         spec.beneficiary_note = "books for a village school";
         spec.pledge_bps = command.pledge_bps;
       }
-      answer.command = engine.create_drop(spec, command.now_ms, events);
+      answer.command = engine.create_drop(spec, command.now_ms, events, command.opens_at_ms,
+                                          command.admission_seed);
       break;
     }
     case Command::Kind::countdown:
-      answer.command = engine.start_countdown(command.drop, command.duration_ms, command.now_ms,
-                                              events, command.admission_seed);
+      answer.command =
+          command.opens_at_ms
+              ? engine.start_countdown_at(command.drop, *command.opens_at_ms, command.now_ms,
+                                          events, command.admission_seed)
+              : engine.start_countdown(command.drop, command.duration_ms, command.now_ms, events,
+                                       command.admission_seed);
       break;
     case Command::Kind::restock:
-      answer.command = engine.restock(command.drop, command.qty, command.now_ms, events);
+      answer.command =
+          engine.restock(command.drop, command.qty, command.now_ms, events, command.variant);
       break;
     case Command::Kind::close:
       answer.command = engine.close(command.drop, command.now_ms, events);
       break;
     case Command::Kind::place:
-      answer.order =
-          engine.place_order({command.drop, command.user, command.client_order_id, command.qty},
-                             command.now_ms, events);
+      answer.order = engine.place_order(
+          {command.drop, command.user, command.client_order_id, command.qty, command.variant},
+          command.now_ms, events);
       break;
     case Command::Kind::confirm:
       answer.action =
@@ -113,14 +149,32 @@ class CommandGenerator {
       if (chance(0.33)) command.admission_window_ms = pick(1, 3'000);
       // Half of them are charity drops, with odd pledges so that rounding matters.
       if (chance(0.5)) command.pledge_bps = static_cast<std::uint32_t>(pick(1, 10'000));
+      // Half sell named variants, each with its own small stock and price.
+      if (chance(0.5)) {
+        command.variant_stock.resize(static_cast<std::size_t>(pick(1, 4)));
+        for (auto& stock : command.variant_stock) stock = static_cast<std::uint32_t>(pick(0, 5));
+        command.duplicate_variant = command.variant_stock.size() > 1 && chance(0.03);
+      }
+      if (chance(0.4)) command.per_variant_limit = static_cast<std::uint32_t>(pick(1, 3));
+      // Some end by themselves; a few of those too soon for their admission window (refused).
+      if (chance(0.4)) command.sale_ms = pick(1'000, 20'000);
+      if (chance(0.02)) command.sale_ms = 500;
+      // Some are scheduled at creation, now and then in the past (opens now) or too far ahead.
+      if (chance(0.2)) {
+        command.opens_at_ms = now_ms_ + pick(-2'000, 8'000);
+        if (chance(0.05)) command.opens_at_ms = now_ms_ + countdown_ms_max + pick(1, 1'000);
+        command.admission_seed = random_();
+      }
     } else if (roll < 30) {
       command.kind = Command::Kind::countdown;
       command.duration_ms = chance(0.3) ? 0 : pick(0, 8'000);
       if (chance(0.03)) command.duration_ms = -5;
+      if (chance(0.3)) command.opens_at_ms = now_ms_ + pick(-2'000, 8'000);
       command.admission_seed = random_();
     } else if (roll < 42) {
       command.kind = Command::Kind::restock;
       command.qty = static_cast<std::uint32_t>(pick(0, 4));
+      command.variant = variant_name(engine, command.drop);
     } else if (roll < 45) {
       command.kind = Command::Kind::close;
     } else if (roll < 700) {
@@ -130,6 +184,7 @@ class CommandGenerator {
       command.qty = static_cast<std::uint32_t>(pick(1, 3));
       if (chance(0.01)) command.qty = 0;
       if (chance(0.005)) command.user.clear();
+      command.variant = variant_name(engine, command.drop);
     } else if (roll < 960) {
       command.kind = chance(0.7) ? Command::Kind::confirm : Command::Kind::cancel;
       aim_at_order(engine, command);
@@ -148,6 +203,14 @@ class CommandGenerator {
   bool chance(double probability) { return std::bernoulli_distribution(probability)(random_); }
   TimeMs step() { return chance(0.5) ? 0 : pick(1, chance(0.9) ? 300 : 5'000); }
   std::string drop_name() { return chance(0.02) ? "ghost" : "d" + std::to_string(pick(0, 3)); }
+  // Mostly one the drop sells; now and then none or one it does not sell.
+  std::string variant_name(const Engine& engine, const std::string& drop) {
+    const auto index = engine.find_drop(drop);
+    const std::size_t named = index ? engine.drop_info(*index).spec.variants.size() : 0;
+    if (chance(0.03)) return "v9";
+    if (named == 0 || chance(0.03)) return {};
+    return "v" + std::to_string(pick(0, static_cast<TimeMs>(named) - 1));
+  }
 
   void aim_at_order(const Engine& engine, Command& command) {
     const auto drop = engine.find_drop(command.drop);

@@ -54,6 +54,8 @@ struct PlaceOrder {
   std::string_view user;
   std::string_view client_order_id;
   std::uint32_t qty = 0;
+  // The variant's id; may be empty on a drop with one variant.
+  std::string_view variant = {};
 };
 
 inline constexpr std::uint32_t order_qty_max = 1'000'000;
@@ -64,6 +66,7 @@ struct OrderResult {
   DropIndex drop = 0;     // meaningful unless outcome is invalid
   OrderNumber order = 0;  // reserved or waitlisted
   std::uint32_t qty = 0;
+  std::uint8_t variant = 0;                      // meaningful when recorded
   TimeMs hold_expires_at_ms = 0;                 // reserved
   std::uint32_t waitlist_position = 0;           // waitlisted
   OrderStatus status = OrderStatus::waitlisted;  // where the order stands now (with `order`)
@@ -92,12 +95,27 @@ struct CommandResult {
   std::string_view reason;
 };
 
+// One variant's numbers; the drop's are their sums.
+struct VariantInfo {
+  std::string_view id;  // empty for the unnamed variant of a drop created without variants
+  std::string_view label;
+  std::int64_t price_cents = 0;
+  std::int64_t list_price_cents = 0;
+  std::uint32_t stock_total = 0;
+  std::uint32_t stock_left = 0;
+  std::uint32_t held = 0;
+  std::uint32_t sold = 0;
+  std::uint32_t waitlist_orders = 0;
+};
+
 struct DropInfo {
   DropIndex index = 0;
   DropSpec spec;
   DropState state = DropState::scheduled;
-  std::optional<TimeMs> opens_at_ms;  // set once a countdown starts
-  std::uint32_t stock_total = 0;      // creation stock plus restocks
+  std::optional<TimeMs> opens_at_ms;   // set once a countdown starts
+  std::optional<TimeMs> closes_at_ms;  // with spec.duration_ms, once a countdown starts
+  std::vector<VariantInfo> variants;   // at least one, in the spec's order
+  std::uint32_t stock_total = 0;       // creation stock plus restocks
   std::uint32_t stock_left = 0;
   std::uint32_t held = 0;              // units reserved, awaiting payment
   std::uint32_t sold = 0;              // units confirmed
@@ -107,15 +125,17 @@ struct DropInfo {
   std::uint32_t decisions = 0;         // recorded outcomes
   std::uint32_t orders_confirmed = 0;  // paid orders
   std::uint32_t supporters = 0;        // distinct buyers with a paid order
-  // What a charity drop has raised: pledge_bps of the value of the confirmed units, in whole
-  // cents, rounded down once on the total — ⌊sold × price_cents × pledge_bps / 10,000⌋ — so it
-  // never overstates and never drifts with the number of orders. Cancelled and expired holds
-  // raise nothing; a confirmed sale is final.
+  // The value of the confirmed units: Σ over variants of sold × price_cents.
+  std::int64_t sales_cents = 0;
+  // What a charity drop has raised: pledge_bps of sales_cents, in whole cents, rounded down
+  // once on the total — ⌊Σ sold × price_cents × pledge_bps / 10,000⌋ — so it never overstates
+  // and never drifts with the number of orders. Cancelled and expired holds raise nothing; a
+  // confirmed sale is final.
   std::int64_t raised_cents = 0;
 };
 
 // The pledge arithmetic of DropInfo::raised_cents, exact in 128 bits.
-std::int64_t pledged_cents(std::int64_t price_cents, std::uint64_t units, std::uint32_t pledge_bps);
+std::int64_t pledged_cents(std::int64_t sales_cents, std::uint32_t pledge_bps);
 
 struct OrderInfo {
   OrderNumber order = 0;
@@ -124,6 +144,7 @@ struct OrderInfo {
   std::uint32_t qty = 0;
   OrderStatus status = OrderStatus::waitlisted;
   TimeMs hold_expires_at_ms = 0;  // 0 while waitlisted
+  std::uint8_t variant = 0;
 };
 
 class Engine {
@@ -134,24 +155,38 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Host commands. Precedence of failures: invalid_argument, limit_reached/already_exists
-  // (create), unknown_drop, wrong_state.
-  CommandResult create_drop(const DropSpec& spec, TimeMs now_ms, Events& events);
+  // (create), unknown_drop, unknown_variant, wrong_state.
+  //
+  // Creates a drop. With `opens_at_ms` it is scheduled at once: in countdown from its creation,
+  // as if start_countdown_at followed (same bounds, same seed).
+  CommandResult create_drop(const DropSpec& spec, TimeMs now_ms, Events& events,
+                            std::optional<TimeMs> opens_at_ms = {},
+                            std::uint64_t admission_seed = 0);
   // Opens the drop at now + opens_in_ms (0 opens it now). From scheduled or countdown (a
   // countdown may be moved); 0 <= opens_in_ms <= 7 days. `admission_seed` orders the draw of
   // the admission window (DropSpec::admission_window_ms); it only matters for drops with one.
   CommandResult start_countdown(std::string_view drop, TimeMs opens_in_ms, TimeMs now_ms,
                                 Events& events, std::uint64_t admission_seed = 0);
-  // Adds units; they serve the waitlist first. Any state but closed; 1 <= added, total <= 10^9.
-  CommandResult restock(std::string_view drop, std::uint32_t added, TimeMs now_ms, Events& events);
+  // The same with an absolute opening instant, at most 7 days ahead. An instant already
+  // past opens the drop now: a host's "at 20:00" that reaches us at 20:00:00.050 still opens.
+  CommandResult start_countdown_at(std::string_view drop, TimeMs opens_at_ms, TimeMs now_ms,
+                                   Events& events, std::uint64_t admission_seed = 0);
+  // Adds units to one variant (`variant` may be empty on a drop with one); they serve that
+  // variant's waitlist first. Any state but closed; 1 <= added, the drop's total <= 10^9.
+  CommandResult restock(std::string_view drop, std::uint32_t added, TimeMs now_ms, Events& events,
+                        std::string_view variant = {});
   // Stops the sale: new orders get `closed`, waitlist entries are cancelled. Holds stay valid
-  // until paid, cancelled or expired: a winner never loses a reservation to a close.
+  // until paid, cancelled or expired: a winner never loses a reservation to a close. A drop
+  // with a duration closes itself the same way at its instant.
   CommandResult close(std::string_view drop, TimeMs now_ms, Events& events);
 
-  // A buyer's order. Outcome precedence: invalid, (repeat: the original outcome), not_open,
-  // unavailable (table full), invalid (buyer over decisions_per_buyer_max), closed,
-  // limit_exceeded, pending (inside the admission window), reserved, waitlisted, sold_out.
-  // Reserved needs an empty waitlist and enough stock: nobody jumps the queue. A pending
-  // order's units count toward the buyer's limit until it is drawn.
+  // A buyer's order. Outcome precedence: invalid, (repeat: the original outcome),
+  // unknown_variant, not_open, unavailable (table full), invalid (buyer over
+  // decisions_per_buyer_max), closed, limit_exceeded (the drop's limit, then the variant's),
+  // pending (inside the admission window), reserved, waitlisted, sold_out. Reserved needs an
+  // empty waitlist and enough stock in the variant: nobody jumps the queue. A pending order's
+  // units count toward the buyer's limits until it is drawn. A repeat is found by (user,
+  // client_order_id) alone, whatever variant it names.
   OrderResult place_order(const PlaceOrder& request, TimeMs now_ms, Events& events);
   // Places `orders` in order, all at `now_ms`, writing results[i] for orders[i]: exactly the
   // answers and events of calling place_order for each, but faster for large batches (the
@@ -162,7 +197,8 @@ class Engine {
   ActionResult confirm(const OrderAction& action, TimeMs now_ms, Events& events);
   // Cancel: reserved or waitlisted -> cancelled; held units go to the waitlist, then to stock.
   ActionResult cancel(const OrderAction& action, TimeMs now_ms, Events& events);
-  // Expires due holds, opens due drops and draws admission windows that have closed.
+  // Expires due holds, opens due drops, draws admission windows that have closed and ends
+  // sales whose duration is up.
   void advance_time(TimeMs now_ms, Events& events);
 
   // Recovery: applies one event produced by another engine, in sequence order (asserted).
@@ -210,8 +246,10 @@ class Engine {
   void advance_to(TimeMs now_ms, Events& events);
   OrderResult decide_order(const PlaceOrder& request, std::uint32_t tag, Events& events);
   void advance_drop(detail::DropBook& book, Events& events);
+  void expire_holds(detail::DropBook& book, TimeMs until_ms, Events& events);
+  void end_sale(detail::DropBook& book, Events& events);
   void draw_admission(detail::DropBook& book, Events& events);
-  void release_units(detail::DropBook& book, Events& events);
+  void release_units(detail::DropBook& book, std::uint8_t variant, Events& events);
   void update_availability(detail::DropBook& book, Events& events);
   void schedule(detail::DropBook& book);
   void after_command();

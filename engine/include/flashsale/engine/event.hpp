@@ -14,20 +14,33 @@
 #include <memory>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "flashsale/engine/types.hpp"
 
 namespace flashsale::engine {
 
+// One thing a drop sells: a size, a colour, a bag weight. Each has its own stock, price and
+// waitlist; orders name it by id.
+struct VariantSpec {
+  std::string_view id;                // 1-32 of [A-Za-z0-9_.-], unique within the drop
+  std::string_view label;             // 0-100 bytes shown to buyers; UTF-8 is the caller's
+  std::int64_t price_cents = 0;       // the deal price, 0 .. 10^12
+  std::int64_t list_price_cents = 0;  // the price before the deal, for display: 0 or >= price
+  std::uint32_t stock = 0;            // units at creation
+
+  friend bool operator==(const VariantSpec&, const VariantSpec&) = default;
+};
+
 // What a host sets when creating a drop. Validated by `Engine::create_drop`.
 struct DropSpec {
-  std::string_view id;               // 1-64 of [A-Za-z0-9_.-]
-  std::string_view title;            // 0-200 bytes, UTF-8 is the caller's business
-  std::int64_t price_cents = 0;      // 0 .. 10^12
-  std::uint32_t stock = 0;           // units at creation, 0 .. 10^9
-  std::uint32_t per_user_limit = 1;  // units per buyer, 1 .. 10^6
+  std::string_view id;     // 1-64 of [A-Za-z0-9_.-]
+  std::string_view title;  // 0-200 bytes, UTF-8 is the caller's business
+  std::int64_t price_cents = 0;      // 0 .. 10^12; see `variants`
+  std::uint32_t stock = 0;           // units at creation, 0 .. 10^9; see `variants`
+  std::uint32_t per_user_limit = 1;  // units per buyer across all variants, 1 .. 10^6
   TimeMs hold_ms = 0;                // how long a reservation waits for payment, 1 s .. 24 h
-  std::uint32_t waitlist_limit = 0;  // waiting orders at most; 0 = no waitlist
+  std::uint32_t waitlist_limit = 0;  // waiting orders per variant at most; 0 = no waitlist
   // Fair admission: orders arriving in the first `admission_window_ms` after the opening instant
   // are collected, then decided in a random order when the window closes; later orders are
   // first come, first served. 0 (the default) serves everyone on arrival. 0 .. 60 s.
@@ -38,6 +51,18 @@ struct DropSpec {
   std::string_view beneficiary = {};
   std::string_view beneficiary_note = {};
   std::uint32_t pledge_bps = 0;
+  // An automatic end: the sale closes itself `duration_ms` after its opening instant, exactly
+  // as a host's close would. 0 = open until closed; else 1 s .. 7 days, and longer than the
+  // admission window.
+  TimeMs duration_ms = 0;
+  // A drop sells 1-64 variants. Without `variants` it sells one unnamed variant priced
+  // `price_cents` (shown beside `list_price_cents`) with `stock` units, and orders name no
+  // variant — protocol v1's drop. With them, those three stay 0. The drop's total stock, all
+  // variants and restocks together, stays within 10^9.
+  std::vector<VariantSpec> variants = {};
+  std::int64_t list_price_cents = 0;  // 0 or >= price_cents
+  // Units per buyer in any one variant, 1 .. per_user_limit; 0 = only per_user_limit applies.
+  std::uint32_t per_variant_limit = 0;
 
   friend bool operator==(const DropSpec&, const DropSpec&) = default;
 };
@@ -74,17 +99,19 @@ struct OrderDecided {
   std::string_view user;
   std::string_view client_order_id;
   OrderOutcome outcome = OrderOutcome::invalid;
-  bool drawn = false;  // next to `outcome`: an event is written per order, so its size counts
+  bool drawn = false;        // next to `outcome`: an event is written per order, so its size counts
+  std::uint8_t variant = 0;  // the variant's position in the drop's spec
   std::uint32_t qty = 0;
   OrderNumber order = 0;
   TimeMs hold_expires_at_ms = 0;        // reserved only
-  std::uint32_t waitlist_position = 0;  // waitlisted only; 1 = next in line
-  std::uint32_t stock_left = 0;         // after the decision
+  std::uint32_t waitlist_position = 0;  // waitlisted only; 1 = next in line in the variant
+  std::uint32_t stock_left = 0;         // the variant's, after the decision
 
   friend bool operator==(const OrderDecided&, const OrderDecided&) = default;
 };
 
 // A waitlisted order got its units: it is now reserved with its own hold.
+// In this and the events below, `stock_left` is the order's variant's.
 struct OrderPromoted {
   OrderNumber order = 0;
   TimeMs hold_expires_at_ms = 0;
@@ -114,10 +141,12 @@ struct HoldExpired {
   friend bool operator==(const HoldExpired&, const HoldExpired&) = default;
 };
 
+// Units added to one variant; the totals are the variant's, after the restock.
 struct Restocked {
   std::uint32_t added = 0;
-  std::uint32_t stock_total = 0;  // after the restock
+  std::uint32_t stock_total = 0;
   std::uint32_t stock_left = 0;
+  std::uint8_t variant = 0;
 
   friend bool operator==(const Restocked&, const Restocked&) = default;
 };

@@ -52,6 +52,9 @@ enum class OrderOutcome : std::uint8_t {
   // closes (an OrderDecided with `drawn` set, or sold_out by AdmissionClosed). Recorded: a
   // retry is answered `pending` until then, and the final outcome after.
   pending = 8,
+  // The order names a variant the drop does not have, or names none on a drop with several.
+  // Not recorded: the same client_order_id may be retried with a valid variant.
+  unknown_variant = 9,
 };
 
 // Where an accepted order (reserved or waitlisted) stands now.
@@ -78,7 +81,8 @@ enum class CommandStatus : std::uint8_t {
   wrong_state = 4,    // the drop or order is not in a state that allows the command
   limit_reached = 5,  // create: EngineLimits::drops_max drops exist
   unknown_order = 6,
-  not_owner = 7,  // confirm/cancel by someone other than the buyer
+  not_owner = 7,        // confirm/cancel by someone other than the buyer
+  unknown_variant = 8,  // restock: the drop has no such variant, or several and none was named
 };
 
 std::string_view to_string(DropState state) noexcept;
@@ -100,6 +104,7 @@ constexpr bool is_recorded(OrderOutcome outcome) noexcept {
     case OrderOutcome::invalid:
     case OrderOutcome::not_open:
     case OrderOutcome::unavailable:
+    case OrderOutcome::unknown_variant:
       return false;
   }
   return false;
@@ -113,21 +118,31 @@ inline constexpr std::size_t title_length_max = 200;
 inline constexpr std::size_t beneficiary_length_max = 100;
 inline constexpr std::size_t beneficiary_note_length_max = 300;
 inline constexpr std::uint32_t pledge_bps_max = 10'000;
+inline constexpr std::size_t variants_max = 64;
+inline constexpr std::size_t variant_id_length_max = 32;
+inline constexpr std::size_t variant_label_length_max = 100;
 
 // What a drop's spec and the host commands may ask for: the engine refuses anything outside
 // with `invalid_argument`; edges use the same bounds to refuse early with the same numbers.
 inline constexpr std::int64_t price_cents_max = 1'000'000'000'000;
 inline constexpr std::int64_t charity_price_cents_max = 1'000'000'000;  // 64-bit amounts raised
-inline constexpr std::uint32_t stock_max = 1'000'000'000;               // also a drop's total
+inline constexpr std::uint32_t stock_max = 1'000'000'000;  // also a drop's total, all variants
 inline constexpr std::uint32_t per_user_limit_max = 1'000'000;
 inline constexpr std::uint32_t waitlist_limit_max = 10'000'000;
 inline constexpr TimeMs hold_ms_min = 1'000;
 inline constexpr TimeMs hold_ms_max = TimeMs{24} * 3600 * 1000;
 inline constexpr TimeMs countdown_ms_max = TimeMs{7} * 24 * 3600 * 1000;
 inline constexpr TimeMs admission_window_ms_max = 60'000;
+// An automatic end: the sale runs 1 s .. 7 days from its opening instant (a week-long charity
+// drive is the longest sale the product serves).
+inline constexpr TimeMs sale_duration_ms_min = 1'000;
+inline constexpr TimeMs sale_duration_ms_max = TimeMs{7} * 24 * 3600 * 1000;
 
 // A drop id is 1-64 characters of [A-Za-z0-9_.-].
 bool is_valid_drop_id(std::string_view id) noexcept;
+
+// A variant id is 1-32 characters of [A-Za-z0-9_.-] ("42", "red-M", "2.5kg").
+bool is_valid_variant_id(std::string_view id) noexcept;
 
 // A user or client_order_id is 1-64 bytes of printable ASCII (0x21-0x7e): what a token or a
 // JSON string can carry without escaping surprises in logs and journals.

@@ -28,8 +28,9 @@
 
 namespace flashsale::journal {
 
-// 2: admission windows in events; 3: charity pledges in DropCreated, the hash chain
-inline constexpr std::uint8_t record_version = 3;
+// 2: admission windows in events; 3: charity pledges in DropCreated, the hash chain;
+// 4: variants, list prices and durations in DropCreated, the variant in OrderDecided and Restocked
+inline constexpr std::uint8_t record_version = 4;
 
 using Hash = std::array<std::uint8_t, 32>;
 
