@@ -29,6 +29,7 @@
 #include <boost/container_hash/hash.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <string_view>
@@ -111,12 +112,22 @@ struct Variant {
 
 inline constexpr int no_variant = -1;
 
+// A variant id of up to 7 bytes as one word (its bytes, its length in the top byte), so the
+// order path finds a variant with integer compares; 0 for longer ids.
+inline std::uint64_t short_key(std::string_view id) noexcept {
+  if (id.size() > 7) return 0;
+  std::uint64_t key = 0;
+  std::memcpy(&key, id.data(), id.size());
+  return key | (std::uint64_t{id.size()} << 56);
+}
+
 class DropBook {
  public:
   DropBook(DropIndex drop_index, const DropSpec& drop_spec, std::uint32_t decisions_reserve)
       : index(drop_index), spec(drop_spec), buyer_index(decisions_reserve) {
     for (const VariantSpec& offered : variants_of(drop_spec)) {
       Variant& added = variants.emplace_back();
+      variant_keys.push_back(short_key(offered.id));
       added.id = offered.id;
       added.price_cents = offered.price_cents;
       added.stock_total = offered.stock;
@@ -176,6 +187,12 @@ class DropBook {
   // none (protocol v1); the ids are few and short, so a scan beats hashing.
   int find_variant(std::string_view id) const noexcept {
     if (id.empty()) return variants.size() == 1 ? 0 : no_variant;
+    if (const std::uint64_t key = short_key(id); key != 0) {
+      for (std::size_t position = 0; position < variant_keys.size(); ++position) {
+        if (variant_keys[position] == key) return static_cast<int>(position);
+      }
+      return no_variant;
+    }
     for (std::size_t position = 0; position < variants.size(); ++position) {
       if (variants[position].id == id) return static_cast<int>(position);
     }
@@ -267,6 +284,7 @@ class DropBook {
   const DropIndex index;
   const DropSpec spec;  // strings in the arena
   std::vector<Variant> variants;
+  std::vector<std::uint64_t> variant_keys;  // short_key of each variant's id
   DropState state = DropState::scheduled;
   TimeMs opens_at_ms = 0;  // meaningful from countdown on
   std::uint32_t stock_total = 0;

@@ -2,7 +2,8 @@
 //   reserve       reservations while stock lasts (a distinct buyer each)
 //   sold_out      rejections of a sold-out drop by 1M distinct buyers (the surge's bulk)
 //                 (both also with a 200 ms admission window: every order arriving inside it,
-//                 collected then drawn, timed together; or every order arriving after it)
+//                 collected then drawn, timed together; or every order arriving after it;
+//                 and on a drop of 10 variants — sizes 38-47 — each order naming one)
 //   mixed_surge   a surge with confirms, cancels, expiring holds and waitlist promotions
 //   memory_read   the machine's random-read floor the three are judged against
 // Each benchmark iteration plays a whole batch on a fresh engine (set up outside the timing)
@@ -29,15 +30,36 @@ const std::vector<std::string>& buyers(std::size_t count) {
   return names;
 }
 
+// The sizes of the variant cases; a drop of one variant when `count` is 1.
+const std::vector<std::string>& sizes(std::size_t count) {
+  static const std::vector<std::string> one{""};
+  static std::vector<std::string> named;
+  if (count == 1) return one;
+  while (named.size() < count) named.push_back(std::to_string(38 + named.size()));
+  return named;
+}
+
+// `stock` is split evenly over `variants`.
 std::unique_ptr<Engine> open_engine(std::uint32_t stock, std::uint32_t waitlist,
                                     std::uint32_t buyers_count, TimeMs hold_ms, Events& events,
-                                    TimeMs window_ms = 0) {
+                                    TimeMs window_ms = 0, std::size_t variants = 1) {
   EngineLimits limits;
   limits.decisions_per_drop_reserve = buyers_count + buyers_count / 4;
   limits.decisions_per_drop_max = limits.decisions_per_drop_reserve;
   auto engine = std::make_unique<Engine>(limits);
   DropSpec spec{"chestnut", "Chestnuts", 1990, stock, 1, hold_ms, waitlist};
   spec.admission_window_ms = window_ms;
+  if (variants > 1) {
+    spec.price_cents = 0;
+    spec.stock = 0;
+    for (const std::string& size : sizes(variants)) {
+      spec.variants.push_back({.id = size,
+                               .label = size,
+                               .price_cents = 1990,
+                               .list_price_cents = 2990,
+                               .stock = static_cast<std::uint32_t>(stock / variants)});
+    }
+  }
   engine->create_drop(spec, t0 - 1, events);
   engine->start_countdown("chestnut", 0, t0, events, 0x5eed);
   events.clear();
@@ -47,23 +69,26 @@ std::unique_ptr<Engine> open_engine(std::uint32_t stock, std::uint32_t waitlist,
 // range(0) buyers, each ordering once; range(1) orders per call (1: place_order, more:
 // place_orders, as the gateway hands the engine a batch at a time); range(2) the admission
 // window in ms; range(3) 1: every order arrives inside the window, and the draw at its end is
-// timed too; 0: every order arrives once it has closed.
+// timed too; 0: every order arrives once it has closed; range(4) variants, the buyers taking
+// them in turn.
 void play_orders(benchmark::State& state, std::uint32_t stock) {
   const auto count = static_cast<std::uint32_t>(state.range(0));
   const auto batch = static_cast<std::size_t>(state.range(1));
   const TimeMs window_ms = state.range(2);
   const bool inside = state.range(3) != 0;
+  const auto variants = static_cast<std::size_t>(state.range(4));
   const TimeMs at_ms = inside ? t0 : t0 + window_ms;
   const auto& names = buyers(count);
+  const auto& variant_ids = sizes(variants);
   std::vector<PlaceOrder> orders;
   for (std::uint32_t buyer = 0; buyer < count; ++buyer)
-    orders.push_back({"chestnut", names[buyer], "c-1", 1});
+    orders.push_back({"chestnut", names[buyer], "c-1", 1, variant_ids[buyer % variants]});
   std::vector<OrderResult> results(batch);
   Events events;
   events.reserve(drain_every + batch + 64);
   for (auto _ : state) {
     state.PauseTiming();
-    auto engine = open_engine(stock, 0, count, 60'000, events, window_ms);
+    auto engine = open_engine(stock, 0, count, 60'000, events, window_ms, variants);
     state.ResumeTiming();
     for (std::size_t first = 0; first < orders.size(); first += batch) {
       if (batch == 1) {
@@ -89,11 +114,12 @@ void BM_reserve(benchmark::State& state) {
   play_orders(state, static_cast<std::uint32_t>(state.range(0)));
 }
 BENCHMARK(BM_reserve)
-    ->ArgNames({"buyers", "batch", "window_ms", "inside"})
-    ->Args({1'000'000, 1, 0, 0})
-    ->Args({1'000'000, 256, 0, 0})
-    ->Args({1'000'000, 256, 200, 0})
-    ->Args({1'000'000, 256, 200, 1})
+    ->ArgNames({"buyers", "batch", "window_ms", "inside", "variants"})
+    ->Args({1'000'000, 1, 0, 0, 1})
+    ->Args({1'000'000, 256, 0, 0, 1})
+    ->Args({1'000'000, 256, 0, 0, 10})
+    ->Args({1'000'000, 256, 200, 0, 1})
+    ->Args({1'000'000, 256, 200, 1, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -101,11 +127,12 @@ void BM_sold_out(benchmark::State& state) {
   play_orders(state, 0);
 }
 BENCHMARK(BM_sold_out)
-    ->ArgNames({"buyers", "batch", "window_ms", "inside"})
-    ->Args({1'000'000, 1, 0, 0})
-    ->Args({1'000'000, 256, 0, 0})
-    ->Args({1'000'000, 256, 200, 0})
-    ->Args({1'000'000, 256, 200, 1})
+    ->ArgNames({"buyers", "batch", "window_ms", "inside", "variants"})
+    ->Args({1'000'000, 1, 0, 0, 1})
+    ->Args({1'000'000, 256, 0, 0, 1})
+    ->Args({1'000'000, 256, 0, 0, 10})
+    ->Args({1'000'000, 256, 200, 0, 1})
+    ->Args({1'000'000, 256, 200, 1, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
