@@ -39,6 +39,33 @@ TEST(JournalCrash, KilledEngineLosesNoAcknowledgedOutcome) {
             << " acknowledgements checked\n";
 }
 
+// The driver's d3 ends by itself; killed just after its end (the first new order it answered
+// `closed`), the recovered journal still has it ended at that instant, and a driver killed
+// before its end recovers a sale that ends at the same instant.
+TEST(JournalCrash, KilledAtTheAutomaticEndTheSaleStillEndsAtItsInstant) {
+  RedisServer redis;
+  std::vector<std::string> acks;
+  // Killed before the end: the recovered sale ends at its instant (check advances to it).
+  auto early = start_surge(redis, "ending", 21, {"--ends-in-ms", "1500"});
+  ASSERT_TRUE(collect(*early, acks, 50)) << early->report();
+  kill_and_keep(*early, acks);
+  std::string verdict = check(redis, "ending", acks);
+  ASSERT_EQ(verdict.rfind("CHECKED", 0), 0u) << verdict;
+  // Killed at the end: as soon as an order is answered `closed`.
+  auto at_end = start_surge(redis, "ending", 22);
+  bool ended = false;
+  while (!ended) {
+    const auto line = at_end->read_line(30s);
+    ASSERT_TRUE(line.has_value()) << at_end->report();
+    ended = line->starts_with("ACK d3 ") && line->find(" closed ") != std::string::npos &&
+            line->ends_with(" 0");
+    acks.push_back(*line);
+  }
+  kill_and_keep(*at_end, acks);
+  verdict = check(redis, "ending", acks);
+  ASSERT_EQ(verdict.rfind("CHECKED", 0), 0u) << verdict;
+}
+
 // Runs journal_driver window until it prints DONE; the winners it printed.
 std::vector<std::string> draw_winners(ChildProcess& driver) {
   std::vector<std::string> winners;
