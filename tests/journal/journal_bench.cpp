@@ -9,7 +9,8 @@
 //                     records the buyer; pipelined 128 deep on 2 connections (the machine has 2
 //                     cores, Redis takes one).
 //   recovery          a fresh engine recovering those events from the stream alone, and from a
-//                     snapshot.
+//                     snapshot; then the same for a drop of 10 variants (sizes 38-47, the
+//                     buyers taking them in turn), against the one-variant figure.
 //   replicated        engine + journal again over a replicated set (tests/support/
 //                     replicated_redis.hpp: primary, replica, three Sentinels, over TCP, both data
 //                     nodes fsyncing), first without WAIT, then with min_replicas = 1: what
@@ -58,15 +59,26 @@ engine::EngineLimits limits_for(std::uint32_t orders) {
   return limits;
 }
 
-// Plays the orders; the engine's digest, for recovery to compare with.
+// Plays the orders on a drop of `variants` (1: one unnamed variant); the engine's digest, for
+// recovery to compare with.
 std::uint64_t play(const journal::JournalConfig& config, const char* label,
-                   const std::vector<std::string>& users) {
+                   const std::vector<std::string>& users, std::size_t variants = 1) {
   const auto orders = static_cast<std::uint32_t>(users.size());
   engine::Engine engine(limits_for(orders));
   journal::Journal journal(config);
   journal.recover(engine);
   engine::Events events;
-  engine.create_drop({"chestnut", "Chestnuts", 1990, stock, 1, 60'000, 0}, 1, events);
+  engine::DropSpec spec{"chestnut", "Chestnuts", 1990, stock, 1, 60'000, 0};
+  std::vector<std::string> sizes;
+  for (std::size_t size = 0; variants > 1 && size < variants; ++size)
+    sizes.push_back(std::to_string(38 + size));
+  for (const std::string& size : sizes)
+    spec.variants.push_back({size, size, 1990, 0, stock / static_cast<std::uint32_t>(variants)});
+  if (!sizes.empty()) {
+    spec.price_cents = 0;
+    spec.stock = 0;
+  }
+  engine.create_drop(spec, 1, events);
   engine.start_countdown("chestnut", 0, 1, events);
   journal.append(events);
   events.clear();
@@ -77,8 +89,10 @@ std::uint64_t play(const journal::JournalConfig& config, const char* label,
   const Clock::time_point start = Clock::now();
   for (std::size_t first = 0; first < users.size(); first += 1024) {
     batch.clear();
-    for (std::size_t index = first; index < std::min(users.size(), first + 1024); ++index)
-      batch.push_back({"chestnut", users[index], "c-1", 1});
+    for (std::size_t index = first; index < std::min(users.size(), first + 1024); ++index) {
+      batch.push_back({"chestnut", users[index], "c-1", 1,
+                       sizes.empty() ? std::string_view() : sizes[index % sizes.size()]});
+    }
     engine.place_orders(batch, 2, events, results);
     journal.append(events);
     events.clear();
@@ -102,12 +116,15 @@ std::uint64_t play(const journal::JournalConfig& config, const char* label,
   return engine.digest();
 }
 
-void engine_and_journal(const testing::RedisServer& redis, const std::vector<std::string>& users) {
+void engine_and_journal(const testing::RedisServer& redis, const std::vector<std::string>& users,
+                        std::size_t variants, const std::string& prefix) {
   const auto orders = static_cast<std::uint32_t>(users.size());
-  const std::uint64_t digest = play(config_for(redis.socket()), "engine + journal ", users);
+  const std::string label = "engine + journal, " + std::to_string(variants) + " variant(s)";
+  const std::uint64_t digest =
+      play(config_for(redis.socket(), prefix), label.c_str(), users, variants);
 
   engine::Engine replayed(limits_for(orders));
-  journal::Journal reader(config_for(redis.socket()));
+  journal::Journal reader(config_for(redis.socket(), prefix));
   const journal::RecoveryStats from_stream = reader.recover(replayed);
   std::printf("recovery (stream): %llu events in %.0f ms = %.0f ms per million orders; digest %s\n",
               static_cast<unsigned long long>(from_stream.events_replayed), from_stream.total_ms,
@@ -117,7 +134,7 @@ void engine_and_journal(const testing::RedisServer& redis, const std::vector<std
   reader.stop(std::chrono::seconds(30));
 
   engine::Engine restored(limits_for(orders));
-  journal::Journal again(config_for(redis.socket()));
+  journal::Journal again(config_for(redis.socket(), prefix));
   const journal::RecoveryStats from_snapshot = again.recover(restored);
   std::printf(
       "recovery (snapshot): %.1f MB snapshot in %.0f ms = %.0f ms per million orders; digest %s\n",
@@ -191,7 +208,8 @@ int main(int argc, char** argv) {
   std::printf("%s, %s, %zu orders\n",
               info.substr(version, info.find('\r', version) - version).c_str(),
               redis.call({"CONFIG", "GET", "appendfsync"}).c_str(), orders);
-  engine_and_journal(redis, users);
+  engine_and_journal(redis, users, 1, "bench");
+  engine_and_journal(redis, users, 10, "bench-sizes");
   lua_per_order(redis, users);
 
   testing::ReplicatedRedis replicated;
