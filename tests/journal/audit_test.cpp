@@ -3,6 +3,7 @@
 // by hand; each kind of tampering fails, naming the entry.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <random>
 
 #include "../support/process.hpp"
@@ -21,14 +22,38 @@ using namespace std::chrono_literals;
 constexpr std::int64_t price_cents = 1'999;
 constexpr std::uint32_t pledge_bps = 1'500;
 
+// The shoe drop sells three sizes at their own prices, for the same cause at another rate.
+struct Size {
+  const char* id;
+  const char* label;
+  std::int64_t price_cents;
+  std::uint32_t stock;
+};
+constexpr std::array<Size, 3> sizes = {
+    {{"40", "EU 40", 8'999, 12}, {"41", "EU 41", 9'499, 20}, {"42", "EU 42", 10'001, 8}}};
+constexpr std::uint32_t shoes_pledge_bps = 777;
+
 struct Written {
   std::int64_t raised_cents = 0;  // by hand
   std::uint64_t sold = 0;
+  // The shoe drop, by hand from the confirms that succeeded.
+  std::array<std::uint64_t, sizes.size()> shoes_sold{};
+  std::int64_t shoes_raised_cents = 0;
   Hash head{};
 };
 
+engine::DropSpec shoes_spec() {
+  engine::DropSpec spec{"shoes", "Running shoes", 0, 0, 3, 5'000, 4};
+  for (const Size& size : sizes)
+    spec.variants.push_back({size.id, size.label, size.price_cents, 0, size.stock});
+  spec.beneficiary = "Village school";
+  spec.pledge_bps = shoes_pledge_bps;
+  return spec;
+}
+
 // A charity drop sold over 40 awaited batches (one stream entry each), with a snapshot after
-// the 20th that trims the stream; confirms, cancels and expiries along the way.
+// the 20th that trims the stream; confirms, cancels and expiries along the way. A second drop
+// sells sizes of a shoe alongside.
 Written write_journal(const RedisServer& redis, const std::string& prefix) {
   JournalConfig config;
   config.redis = redis.socket();
@@ -42,6 +67,9 @@ Written write_journal(const RedisServer& redis, const std::string& prefix) {
   spec.pledge_bps = pledge_bps;
   engine.create_drop(spec, 1'000, events);
   engine.start_countdown("pears", 0, 1'000, events);
+  engine.create_drop(shoes_spec(), 1'000, events);
+  engine.start_countdown("shoes", 0, 1'000, events);
+  Written written;
   std::mt19937_64 random(7);
   engine::TimeMs now = 1'000;
   for (int round = 0; round < 40; ++round) {
@@ -58,6 +86,24 @@ Written write_journal(const RedisServer& redis, const std::string& prefix) {
       else if (random() % 2 == 0)
         engine.cancel(action, now, events);
     }
+    for (int order = 0; order < 4; ++order) {
+      now += 50;
+      const std::string user = "s" + std::to_string(random() % 60);
+      // The middle size is wanted most.
+      const std::size_t size = random() % 4 == 0 ? 0 : random() % 3 == 0 ? 2 : 1;
+      const auto qty = static_cast<std::uint32_t>(1 + random() % 2);
+      const auto result = engine.place_order(
+          {"shoes", user, "c" + std::to_string(round), qty, sizes[size].id}, now, events);
+      if (result.outcome != engine::OrderOutcome::reserved || result.repeated) continue;
+      EXPECT_EQ(result.variant, size);
+      const engine::OrderAction action{"shoes", result.order, user};
+      if (random() % 3 != 0) {
+        if (engine.confirm(action, now, events).status == engine::CommandStatus::ok)
+          written.shoes_sold[size] += qty;
+      } else {
+        engine.cancel(action, now, events);
+      }
+    }
     journal.append(events);
     events.clear();
     EXPECT_TRUE(journal.wait_durable(engine.last_sequence(), 10s));
@@ -65,7 +111,6 @@ Written write_journal(const RedisServer& redis, const std::string& prefix) {
   }
   journal.stop(5s);
   EXPECT_EQ(journal.status().snapshots_written, 1u);
-  Written written;
   std::uint64_t confirmed_value = 0;
   const engine::DropInfo info = engine.drop_info(0);
   for (engine::OrderNumber order = 1; order <= info.orders; ++order) {
@@ -77,7 +122,17 @@ Written write_journal(const RedisServer& redis, const std::string& prefix) {
   }
   written.raised_cents = static_cast<std::int64_t>(confirmed_value * pledge_bps / 10'000);
   EXPECT_EQ(info.raised_cents, written.raised_cents);
+  std::uint64_t shoes_value = 0;
+  for (std::size_t size = 0; size < sizes.size(); ++size)
+    shoes_value += written.shoes_sold[size] * static_cast<std::uint64_t>(sizes[size].price_cents);
+  written.shoes_raised_cents = static_cast<std::int64_t>(shoes_value * shoes_pledge_bps / 10'000);
+  EXPECT_GT(written.shoes_raised_cents, 0);
   return written;
+}
+
+std::string money(std::int64_t cents) {
+  return "¥" + std::to_string(cents / 100) + "." + (cents % 100 < 10 ? "0" : "") +
+         std::to_string(cents % 100);
 }
 
 // Writes `copy` under another prefix, as it would sit in Redis.
@@ -133,14 +188,40 @@ TEST_F(Audit, AnUntouchedJournalVerifiesAfterTrimmingAndGivesTheTotals) {
   EXPECT_NE(copy.entries.front().first, "1-0") << "the snapshot trimmed the stream";
   const Verdict verdict = run_audit(redis, "sale");
   ASSERT_EQ(verdict.status, 0) << verdict.err;
-  const std::string raised = "raised ¥" + std::to_string(written.raised_cents / 100) + "." +
-                             (written.raised_cents % 100 < 10 ? "0" : "") +
-                             std::to_string(written.raised_cents % 100);
-  EXPECT_NE(verdict.out.find(raised), std::string::npos) << verdict.out;
+  EXPECT_NE(verdict.out.find("raised " + money(written.raised_cents)), std::string::npos)
+      << verdict.out;
   EXPECT_NE(verdict.out.find("sold " + std::to_string(written.sold) + " units"), std::string::npos)
+      << verdict.out;
+  EXPECT_NE(verdict.out.find("raised " + money(written.shoes_raised_cents)), std::string::npos)
       << verdict.out;
   const AuditReport report = audit(copy);
   ASSERT_EQ(report.problem, "");
+  // Per variant, each size's units and sales at its own price.
+  ASSERT_EQ(report.drops.size(), 2u);
+  const DropTotals& shoes = report.drops[1];
+  ASSERT_EQ(shoes.variants.size(), sizes.size());
+  std::int64_t shoes_sales = 0;
+  for (std::size_t size = 0; size < sizes.size(); ++size) {
+    const VariantTotals& variant = shoes.variants[size];
+    EXPECT_EQ(variant.id, sizes[size].id);
+    EXPECT_EQ(variant.units_sold, written.shoes_sold[size]) << variant.id;
+    const auto sales =
+        static_cast<std::int64_t>(written.shoes_sold[size]) * sizes[size].price_cents;
+    EXPECT_EQ(variant.sales_cents, sales) << variant.id;
+    shoes_sales += sales;
+    EXPECT_NE(verdict.out.find("  variant " + variant.id + ": sold " +
+                               std::to_string(variant.units_sold) + " units, sales " +
+                               money(sales) + "\n"),
+              std::string::npos)
+        << verdict.out;
+  }
+  EXPECT_EQ(shoes.sales_cents, shoes_sales);
+  EXPECT_EQ(shoes.raised_cents, written.shoes_raised_cents);
+  // A drop without variants has one, unnamed, and no variant lines.
+  ASSERT_EQ(report.drops[0].variants.size(), 1u);
+  EXPECT_EQ(report.drops[0].variants[0].id, "");
+  EXPECT_EQ(report.drops[0].sales_cents, static_cast<std::int64_t>(written.sold) * price_cents);
+  EXPECT_EQ(verdict.out.find("variant :"), std::string::npos) << verdict.out;
   EXPECT_NE(verdict.out.find("head: " + to_hex(report.head.hash)), std::string::npos);
   // The same from an export file, and with the head expected.
   const std::string file = ::testing::TempDir() + "journal-" + std::to_string(getpid()) + ".fsj";
@@ -162,10 +243,52 @@ TEST_F(Audit, AnEarlierHeadStillVerifiesWithItsOwnTotals) {
   const AuditReport now = audit(copy, then.head.hash);
   ASSERT_EQ(now.problem, "");
   EXPECT_EQ(now.head.batch, then.head.batch);
-  ASSERT_EQ(now.drops.size(), 1u);
-  EXPECT_EQ(now.drops[0].raised_cents, then.drops[0].raised_cents);
-  EXPECT_EQ(now.drops[0].units_sold, then.drops[0].units_sold);
+  ASSERT_EQ(now.drops.size(), 2u);
+  for (std::size_t drop = 0; drop < now.drops.size(); ++drop) {
+    EXPECT_EQ(now.drops[drop].raised_cents, then.drops[drop].raised_cents);
+    EXPECT_EQ(now.drops[drop].units_sold, then.drops[drop].units_sold);
+    for (std::size_t variant = 0; variant < now.drops[drop].variants.size(); ++variant)
+      EXPECT_EQ(now.drops[drop].variants[variant].sales_cents,
+                then.drops[drop].variants[variant].sales_cents);
+  }
   EXPECT_EQ(run_audit(redis, "sale", {"--expect-head", to_hex(then.head.hash)}).status, 0);
+}
+
+// The audit's own arithmetic names what does not add up: a variant that sold more than its
+// confirmed orders hold, one whose counters do not balance, a drop whose sales or amount raised
+// are not its variants'.
+TEST(AuditTotals, AVariantOrADropThatDoesNotAddUpIsNamed) {
+  Engine engine;
+  Events events;
+  ASSERT_EQ(engine.create_drop(shoes_spec(), 1'000, events).status, engine::CommandStatus::ok);
+  engine.start_countdown("shoes", 0, 1'000, events);
+  const auto reserved = engine.place_order({"shoes", "ann", "c1", 2, "41"}, 2'000, events);
+  ASSERT_EQ(reserved.outcome, engine::OrderOutcome::reserved);
+  ASSERT_EQ(engine.confirm({"shoes", reserved.order, "ann"}, 2'000, events).status,
+            engine::CommandStatus::ok);
+  const engine::DropInfo info = engine.drop_info(0);
+  const std::array<std::uint64_t, 3> confirmed{0, 2, 0};
+  EXPECT_EQ(check_totals(info, confirmed), "");
+
+  EXPECT_EQ(check_totals(info, std::array<std::uint64_t, 3>{0, 1, 0}),
+            "variant 41 sold 2 units, but its confirmed orders hold 1");
+  engine::DropInfo oversold = info;
+  oversold.variants[1].sold += 1;
+  oversold.variants[1].stock_left -= 1;
+  EXPECT_EQ(check_totals(oversold, confirmed),
+            "variant 41 sold 3 units, but its confirmed orders hold 2");
+  engine::DropInfo unbalanced = info;
+  unbalanced.variants[2].stock_left += 1;
+  EXPECT_EQ(check_totals(unbalanced, confirmed),
+            "variant 42 does not balance: left 9 + held 0 + sold 0 != total 8");
+  engine::DropInfo mispriced = info;
+  mispriced.sales_cents += 1;
+  EXPECT_EQ(check_totals(mispriced, confirmed),
+            "its variants' sales add up to 18998 cents, not the 18999 it reports");
+  engine::DropInfo overstated = info;
+  overstated.raised_cents += 1;
+  EXPECT_EQ(check_totals(overstated, confirmed),
+            "it reports 1477 cents raised, but 777 bps of its sales is 1476");
 }
 
 TEST_F(Audit, AnEditedByteFailsAtThatEntry) {

@@ -69,7 +69,7 @@ TEST(Journal, RecoversWhatWasAppended) {
 
 // The caller's cursor comes back from recovery as of the last batch written, also when it
 // was stored with no events to carry it; order records land with the batch holding their
-// events, in order, and only then.
+// events, in order, and only then, with every field (the variant last).
 TEST(Journal, CursorAndOrderRecordsLandWithTheirBatch) {
   RedisServer redis;
   Engine original;
@@ -77,10 +77,12 @@ TEST(Journal, CursorAndOrderRecordsLandWithTheirBatch) {
     Journal journal(config_for(redis, "cur"));
     EXPECT_EQ(journal.recover(original).cursor, "");
     Events events;
-    original.create_drop({"d", "Chestnuts", 1990, 5, 2, 60'000, 0}, 1'000, events);
+    engine::DropSpec spec{"d", "Sneakers", 0, 0, 2, 60'000, 0};
+    spec.variants = {{"42", "EU 42", 1990, 2490, 5}};
+    original.create_drop(spec, 1'000, events);
     original.start_countdown("d", 0, 1'000, events);
     const engine::OrderResult reserved =
-        original.place_order({"d", "ann", "a-1", 1}, 2'000, events);
+        original.place_order({"d", "ann", "a-1", 1, "42"}, 2'000, events);
     ASSERT_EQ(reserved.outcome, engine::OrderOutcome::reserved);
     journal.append(events, "5-0");
     events.clear();
@@ -100,6 +102,7 @@ TEST(Journal, CursorAndOrderRecordsLandWithTheirBatch) {
     confirmed.qty = 1;
     confirmed.price_cents = 1990;
     confirmed.at_ms = 3'000;
+    confirmed.variant = "42";
     const KeptReply restock_reply{"g0:41", "200 {\"id\":\"d\"}"};
     journal.append(events, "9-3", std::span(&confirmed, 1), std::span(&restock_reply, 1));
     ASSERT_TRUE(journal.wait_durable(original.last_sequence(), 10s));
@@ -110,7 +113,7 @@ TEST(Journal, CursorAndOrderRecordsLandWithTheirBatch) {
     const std::string entries = redis.call({"XRANGE", "{cur}:orders", "-", "+"});
     EXPECT_NE(entries.find("event confirmed drop d order 1 order_id d:1 user ann client_order_id "
                            "a-1 qty 1 price_cents 1990 at_ms 3000 sequence " +
-                           std::to_string(confirmed.sequence)),
+                           std::to_string(confirmed.sequence) + " reason  variant 42"),
               std::string::npos)
         << entries;
 

@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <stdexcept>
 
+#include "flashsale/engine/assert.hpp"
 #include "flashsale/engine/bytes.hpp"
 #include "flashsale/journal/redis_connection.hpp"
 #include "replay.hpp"
@@ -16,6 +18,13 @@ namespace {
 
 constexpr std::string_view export_magic = "FLASHSALE-JOURNAL-EXPORT 1\n";
 constexpr std::size_t bytes_max = std::size_t{1} << 40;
+
+// Sales in 128 bits: a variant may sell 10^9 units at 10^12 cents.
+__extension__ using Wide = unsigned __int128;
+std::int64_t capped(Wide cents) {
+  const auto max = std::numeric_limits<std::int64_t>::max();
+  return cents > static_cast<Wide>(max) ? max : static_cast<std::int64_t>(cents);
+}
 
 Reply must(RedisConnection& redis, const std::vector<std::string_view>& command) {
   Reply reply = redis.command(command);
@@ -188,20 +197,75 @@ AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head,
                    last->hash};
   }
   engine.check_invariants();
-  for (engine::DropIndex index = 0; index < engine.drop_count(); ++index)
-    report.drops.push_back(totals_of(engine.drop_info(index)));
+  for (engine::DropIndex index = 0; index < engine.drop_count(); ++index) {
+    const engine::DropInfo info = engine.drop_info(index);
+    std::vector<std::uint64_t> confirmed_units(info.variants.size());
+    for (engine::OrderNumber order = 1; order <= info.orders; ++order) {
+      const auto found = engine.order_info(index, order);
+      if (found && found->status == engine::OrderStatus::confirmed &&
+          found->variant < confirmed_units.size())
+        confirmed_units[found->variant] += found->qty;
+    }
+    if (std::string problem = check_totals(info, confirmed_units); !problem.empty()) {
+      report.problem = "drop " + std::string(info.spec.id) + ": " + problem;
+      report.drops.clear();
+      return report;
+    }
+    report.drops.push_back(totals_of(info));
+  }
   return report;
 }
 
 DropTotals totals_of(const engine::DropInfo& info) {
-  return {std::string(info.spec.id),
-          std::string(info.spec.title),
-          std::string(info.spec.beneficiary),
-          info.spec.pledge_bps,
-          info.sold,
-          info.orders_confirmed,
-          info.supporters,
-          info.raised_cents};
+  DropTotals totals{std::string(info.spec.id),
+                    std::string(info.spec.title),
+                    std::string(info.spec.beneficiary),
+                    info.spec.pledge_bps,
+                    info.sold,
+                    info.orders_confirmed,
+                    info.supporters,
+                    info.sales_cents,
+                    engine::pledged_cents(info.sales_cents, info.spec.pledge_bps),
+                    {}};
+  for (const engine::VariantInfo& variant : info.variants)
+    totals.variants.push_back(
+        {std::string(variant.id), variant.sold,
+         capped(Wide{variant.sold} * static_cast<Wide>(variant.price_cents))});
+  return totals;
+}
+
+std::string check_totals(const engine::DropInfo& info,
+                         std::span<const std::uint64_t> confirmed_units) {
+  FS_ASSERT(confirmed_units.size() == info.variants.size());
+  std::uint64_t stock_total = 0, sold = 0;
+  Wide sales = 0;
+  for (std::size_t index = 0; index < info.variants.size(); ++index) {
+    const engine::VariantInfo& variant = info.variants[index];
+    const std::string name =
+        variant.id.empty() ? std::string("its variant") : "variant " + std::string(variant.id);
+    if (std::uint64_t{variant.stock_left} + variant.held + variant.sold != variant.stock_total)
+      return name + " does not balance: left " + std::to_string(variant.stock_left) + " + held " +
+             std::to_string(variant.held) + " + sold " + std::to_string(variant.sold) +
+             " != total " + std::to_string(variant.stock_total);
+    if (variant.sold != confirmed_units[index])
+      return name + " sold " + std::to_string(variant.sold) +
+             " units, but its confirmed orders hold " + std::to_string(confirmed_units[index]);
+    stock_total += variant.stock_total;
+    sold += variant.sold;
+    sales += Wide{variant.sold} * static_cast<Wide>(variant.price_cents);
+  }
+  if (stock_total != info.stock_total || sold != info.sold)
+    return "its variants' stock (" + std::to_string(stock_total) + ") and units sold (" +
+           std::to_string(sold) + ") do not add up to its own (" +
+           std::to_string(info.stock_total) + ", " + std::to_string(info.sold) + ")";
+  if (capped(sales) != info.sales_cents)
+    return "its variants' sales add up to " + std::to_string(capped(sales)) + " cents, not the " +
+           std::to_string(info.sales_cents) + " it reports";
+  if (engine::pledged_cents(info.sales_cents, info.spec.pledge_bps) != info.raised_cents)
+    return "it reports " + std::to_string(info.raised_cents) + " cents raised, but " +
+           std::to_string(info.spec.pledge_bps) + " bps of its sales is " +
+           std::to_string(engine::pledged_cents(info.sales_cents, info.spec.pledge_bps));
+  return {};
 }
 
 }  // namespace flashsale::journal

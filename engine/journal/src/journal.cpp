@@ -537,7 +537,8 @@ class Journal::Writer {
     values.push_back(std::to_string(record.at_ms));
     values.push_back(std::to_string(record.sequence));
     values.emplace_back(record.reason);
-    static_assert(detail::order_fields == 11);
+    values.push_back(record.variant);
+    static_assert(detail::order_fields == 12);
   }
 
   void write_batch() {

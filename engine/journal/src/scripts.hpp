@@ -60,18 +60,19 @@ inline std::string keep_replies_lua(int key, int kept, const std::string& first)
 // ARGV[6] the caller's cursor ('' leaves it), ARGV[7] how many order entries to keep, ARGV[8]
 // how many reply entries, ARGV[9] the number of order records, then each order record as
 // `order_fields` values, then the kept replies: the batch, its cursor, its orders and the
-// replies land together or not at all.
-inline constexpr int order_fields = 11;
+// replies land together or not at all. `variant` is last, so that the eleven fields before it
+// keep the places they had before variants, for consumers that read an entry by position.
+inline constexpr int order_fields = 12;
 inline const std::string append_lua = "#!lua\n" + hold_lease_lua + R"(
 local id = redis.call('XADD', KEYS[2], ARGV[4], 'b', ARGV[5])
 if ARGV[6] ~= '' then redis.call('SET', KEYS[3], ARGV[6]) end
-local replies = 10 + tonumber(ARGV[9]) * 11
-for i = 10, replies - 1, 11 do
+local replies = 10 + tonumber(ARGV[9]) * 12
+for i = 10, replies - 1, 12 do
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*',
     'event', ARGV[i], 'drop', ARGV[i + 1], 'order', ARGV[i + 2], 'order_id', ARGV[i + 3],
     'user', ARGV[i + 4], 'client_order_id', ARGV[i + 5], 'qty', ARGV[i + 6],
     'price_cents', ARGV[i + 7], 'at_ms', ARGV[i + 8], 'sequence', ARGV[i + 9],
-    'reason', ARGV[i + 10])
+    'reason', ARGV[i + 10], 'variant', ARGV[i + 11])
 end
 )" + keep_replies_lua(5, 8, "replies") +
                                       "return id\n";

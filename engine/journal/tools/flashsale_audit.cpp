@@ -45,12 +45,17 @@ int verify(const journal::JournalCopy& copy, const std::string& expect_head) {
   fmt::print("head: {} (batch {}, event {})\n", journal::to_hex(report.head.hash),
              report.head.batch, report.head.last_sequence);
   for (const journal::DropTotals& drop : report.drops) {
-    fmt::print("drop {}: sold {} units in {} confirmed orders to {} buyers", drop.id,
-               drop.units_sold, drop.orders_confirmed, drop.supporters);
+    fmt::print("drop {}: sold {} units in {} confirmed orders to {} buyers, sales {}", drop.id,
+               drop.units_sold, drop.orders_confirmed, drop.supporters, money(drop.sales_cents));
     if (drop.pledge_bps > 0)
       fmt::print("; raised {} for {} ({} bps)", money(drop.raised_cents), drop.beneficiary,
                  drop.pledge_bps);
     fmt::print("\n");
+    // A drop created without variants has one, unnamed: the line above says it all.
+    if (drop.variants.size() == 1 && drop.variants[0].id.empty()) continue;
+    for (const journal::VariantTotals& variant : drop.variants)
+      fmt::print("  variant {}: sold {} units, sales {}\n", variant.id, variant.units_sold,
+                 money(variant.sales_cents));
   }
   return 0;
 }
@@ -64,12 +69,15 @@ int main(int argc, char** argv) {
   std::string file;
   std::string expect_head;
   std::string out;
-  app.add_option("--redis", redis, "Redis HOST:PORT, redis://…, sentinel://…/NAME or a unix socket path");
+  app.add_option("--redis", redis,
+                 "Redis HOST:PORT, redis://…, sentinel://…/NAME or a unix socket path");
   app.add_option("--journal-prefix", prefix, "the journal's key prefix");
   app.add_option("--file", file, "an export file instead of Redis");
   app.add_option("--expect-head", expect_head, "fail unless the chain ends at this hash (hex)");
   CLI::App* exporting = app.add_subcommand("export", "copy a journal from Redis to a file");
-  exporting->add_option("--redis", redis, "Redis HOST:PORT, redis://…, sentinel://…/NAME or a unix socket path")
+  exporting
+      ->add_option("--redis", redis,
+                   "Redis HOST:PORT, redis://…, sentinel://…/NAME or a unix socket path")
       ->required();
   exporting->add_option("--journal-prefix", prefix, "the journal's key prefix")->required();
   exporting->add_option("--out", out, "the export file to write")->required();

@@ -120,9 +120,10 @@ struct OrderRecord {
   std::string user;
   std::string client_order_id;
   std::uint32_t qty = 0;
-  std::int64_t price_cents = 0;  // per unit
+  std::int64_t price_cents = 0;  // per unit: the variant's price
   engine::TimeMs at_ms = 0;
-  std::string_view reason;  // cancelled: "by_buyer" or "closed"; otherwise empty
+  std::string_view reason;  // cancelled: "by_buyer" or "drop_closed"; otherwise empty
+  std::string variant;      // the variant's id; empty for a drop created without variants
 };
 
 enum class JournalState : std::uint8_t {
