@@ -52,9 +52,11 @@ void Buyers::push(std::string_view user, const SharedFrame& frame) {
 }
 
 void Buyers::await_draw(engine::DropIndex drop, std::string_view user,
-                        std::string_view client_order_id, const std::shared_ptr<Outbox>& from,
-                        std::uint64_t tag) {
-  auto& waiters = waiting_[drop][OrderKey(user, client_order_id)];
+                        std::string_view client_order_id, std::string_view variant,
+                        const std::shared_ptr<Outbox>& from, std::uint64_t tag) {
+  Awaited& awaited = waiting_[drop][OrderKey(user, client_order_id)];
+  awaited.variant = variant;
+  auto& waiters = awaited.waiters;
   std::erase_if(waiters, [](const Waiter& waiter) { return waiter.outbox.expired(); });
   const auto same = std::find_if(waiters.begin(), waiters.end(), [&](const Waiter& waiter) {
     return waiter.outbox.lock() == from;
@@ -84,8 +86,11 @@ void Buyers::drawn(engine::DropIndex drop, std::string_view drop_id, std::string
   if (in_drop == waiting_.end()) return;
   const auto found = in_drop->second.find(OrderKey(user, client_order_id));
   if (found == in_drop->second.end()) return;
-  answer(found->second, share(protocol::order_result(drop_id, client_order_id, result, order_ids_)),
-         result.outcome);
+  const Awaited& awaited = found->second;
+  answer(
+      awaited.waiters,
+      share(protocol::order_result(drop_id, client_order_id, result, order_ids_, awaited.variant)),
+      result.outcome);
   in_drop->second.erase(found);
 }
 
@@ -94,9 +99,11 @@ void Buyers::passed_over(engine::DropIndex drop, std::string_view drop_id) {
   if (in_drop == waiting_.end()) return;
   engine::OrderResult sold_out;
   sold_out.outcome = engine::OrderOutcome::sold_out;
-  for (const auto& [key, waiters] : in_drop->second)
-    answer(waiters, share(protocol::order_result(drop_id, key.second, sold_out, order_ids_)),
-           sold_out.outcome);
+  for (const auto& [key, awaited] : in_drop->second)
+    answer(
+        awaited.waiters,
+        share(protocol::order_result(drop_id, key.second, sold_out, order_ids_, awaited.variant)),
+        sold_out.outcome);
   waiting_.erase(in_drop);
 }
 

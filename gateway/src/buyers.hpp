@@ -34,9 +34,10 @@ class Buyers {
   void push(std::string_view user, const SharedFrame& frame);
 
   // An order collected in an admission window: `from` is owed the draw's answer to it (once
-  // per order message: `tag`, retries included).
+  // per order message: `tag`, retries included). `variant`: the id its answer names
+  // (protocol::order_result), empty for a drop without named variants.
   void await_draw(engine::DropIndex drop, std::string_view user, std::string_view client_order_id,
-                  const std::shared_ptr<Outbox>& from, std::uint64_t tag);
+                  std::string_view variant, const std::shared_ptr<Outbox>& from, std::uint64_t tag);
   // The draw decided the order: everyone waiting for it gets `result`.
   void drawn(engine::DropIndex drop, std::string_view drop_id, std::string_view user,
              std::string_view client_order_id, const engine::OrderResult& result);
@@ -48,11 +49,15 @@ class Buyers {
     std::weak_ptr<Outbox> outbox;
     std::vector<std::uint64_t> tags;  // one per order message: the answers owed
   };
+  struct Awaited {
+    std::string variant;
+    std::vector<Waiter> waiters;
+  };
   using OrderKey = std::pair<std::string, std::string>;  // user, client_order_id
   struct OrderKeyHash {
     std::size_t operator()(const OrderKey& key) const noexcept;
   };
-  using Waiting = boost::unordered_flat_map<OrderKey, std::vector<Waiter>, OrderKeyHash>;
+  using Waiting = boost::unordered_flat_map<OrderKey, Awaited, OrderKeyHash>;
 
   void answer(const std::vector<Waiter>& waiters, const SharedFrame& frame,
               engine::OrderOutcome outcome);

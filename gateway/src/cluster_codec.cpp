@@ -10,6 +10,7 @@
 
 #include "cluster.hpp"
 #include "flashsale/engine/bytes.hpp"
+#include "flashsale/engine/types.hpp"
 
 namespace flashsale::gateway::cluster {
 
@@ -31,13 +32,15 @@ enum : std::size_t {
   type, gateway, connection, drop, user, client_order_id, qty, tag, order_id, action,
   call, title, price_cents, stock, per_user_limit, hold_ms, waitlist_limit, admission_window_ms,
   beneficiary, beneficiary_note, pledge_bps, opens_in_ms, admission_seed, add,
+  variant, variants, list_price_cents, per_variant_limit, duration_ms, opens_at_ms,
   count
 };
 constexpr std::array<std::string_view, count> names = {
   "t", "g", "c", "d", "u", "k", "q", "n", "i", "x",
   "call", "title", "price_cents", "stock", "per_user_limit", "hold_ms", "waitlist_limit",
   "admission_window_ms", "beneficiary", "beneficiary_note", "pledge_bps", "opens_in_ms",
-  "admission_seed", "add"};
+  "admission_seed", "add",
+  "v", "variants", "list_price_cents", "per_variant_limit", "duration_ms", "opens_at_ms"};
 // The type of each host::Command alternative, in the variant's order.
 constexpr const auto& host_types = host::command_names;
 }  // namespace command_field
@@ -51,9 +54,18 @@ constexpr std::array<std::string_view, count> names = {
   "t", "c", "k", "s", "i", "f", "n", "d", "code", "call", "status", "body"};
 }  // namespace answer_field
 
+// One variant of a create's "variants": each is a field "variant" holding a record of these.
+namespace variant_field {
+enum : std::size_t { id, label, price_cents, list_price_cents, stock, count };
+constexpr std::array<std::string_view, count> names = {
+  "id", "label", "price_cents", "list_price_cents", "stock"};
+constexpr std::string_view item = "variant";
+}  // namespace variant_field
+
 namespace update_field {
-enum : std::size_t { kind, drop_index, drop, frame, gate, limit, waitlist, buyers, count };
-constexpr std::array<std::string_view, count> names = {"k", "i", "d", "f", "g", "l", "w", "b"};
+enum : std::size_t { kind, drop_index, drop, frame, gate, limit, waitlist, buyers, variants, count };
+constexpr std::array<std::string_view, count> names = {
+  "k", "i", "d", "f", "g", "l", "w", "b", "v"};
 }  // namespace update_field
 // clang-format on
 
@@ -66,6 +78,7 @@ constexpr bool distinct(const std::array<std::string_view, count>& names) {
 }
 static_assert(distinct(command_field::names) && distinct(command_field::host_types));
 static_assert(distinct(answer_field::names) && distinct(update_field::names));
+static_assert(distinct(variant_field::names));
 
 // Appends the fields of one record, named by a stream's table.
 template <std::size_t count>
@@ -151,6 +164,21 @@ class Reader {
     std::string_view value;
     return text(field, value) && parse_number(value, out);
   }
+  // Fields an older sender does not write: absent leaves `out` as it is; present, as above.
+  bool has(std::size_t field) const { return (present_ & bit(field)) != 0; }
+  template <std::integral Number>
+  bool optional_number(std::size_t field, Number& out) const {
+    return !has(field) || number(field, out);
+  }
+  template <std::integral Number>
+  bool optional_number(std::size_t field, std::optional<Number>& out) const {
+    if (!has(field)) return true;
+    return number(field, out.emplace());
+  }
+  template <typename Text>
+  bool optional_text(std::size_t field, Text& out) const {
+    return !has(field) || text(field, out);
+  }
   bool kind(std::size_t field, FrameKind& out) const {
     unsigned value = 0;
     if (!number(field, value) || value > frame_kind_max) return false;
@@ -176,9 +204,14 @@ using AnswerReader = Reader<answer_field::count>;
 std::size_t text_bytes(const host::Command& command) {
   return std::visit(
       []<typename Body>(const Body& body) -> std::size_t {
-        if constexpr (std::is_same_v<Body, host::CreateDrop>)
-          return body.id.size() + body.title.size() + body.beneficiary.size() +
-                 body.beneficiary_note.size() + 128;  // and its long names
+        if constexpr (std::is_same_v<Body, host::CreateDrop>) {
+          std::size_t bytes = body.id.size() + body.title.size() + body.beneficiary.size() +
+                              body.beneficiary_note.size() + 256;  // and its long names
+          for (const host::Variant& variant : body.variants)
+            bytes += variant.id.size() + variant.label.size() + 96;
+          return bytes;
+        } else if constexpr (std::is_same_v<Body, host::Restock>)
+          return body.drop.size() + body.variant.size();
         else if constexpr (std::is_same_v<Body, host::ReadOrders>)
           return body.drop.size() + body.user.size();
         else if constexpr (requires { body.drop; })
@@ -187,6 +220,45 @@ std::size_t text_bytes(const host::Command& command) {
           return 0;
       },
       command);
+}
+
+// A create's variants, as the value of its field "variants".
+std::string encode_variants(const std::vector<host::Variant>& list) {
+  using namespace variant_field;
+  std::string record;
+  for (const host::Variant& variant : list) {
+    std::string one;
+    Writer<count>(one, names, variant.id.size() + variant.label.size())
+        .text(id, variant.id)
+        .text(label, variant.label)
+        .number(price_cents, variant.price_cents)
+        .number(list_price_cents, variant.list_price_cents)
+        .number(stock, variant.stock);
+    append_field(record, item, one);
+  }
+  return record;
+}
+// At most engine::variants_max of them: a list can be no longer than a drop's.
+bool decode_variants(std::string_view record, std::vector<host::Variant>& list) {
+  using namespace variant_field;
+  Field field;
+  while (!record.empty()) {
+    if (!next_field(record, field) || field.first != item || list.size() == engine::variants_max)
+      return false;
+    Reader<count> in(names);
+    host::Variant& variant = list.emplace_back();
+    // Read as views, then copied: GCC 12 folds this reader's copying text() into the command
+    // reader's and then warns about its own fold (-Warray-bounds).
+    std::string_view id_text;
+    std::string_view label_text;
+    if (!in.read(field.second) || !in.text(id, id_text) || !in.text(label, label_text) ||
+        !in.number(price_cents, variant.price_cents) ||
+        !in.number(list_price_cents, variant.list_price_cents) || !in.number(stock, variant.stock))
+      return false;
+    variant.id = id_text;
+    variant.label = label_text;
+  }
+  return true;
 }
 
 void write(CommandWriter& out, const host::CreateDrop& create) {
@@ -201,10 +273,19 @@ void write(CommandWriter& out, const host::CreateDrop& create) {
       .number(admission_window_ms, create.admission_window_ms)
       .text(beneficiary, create.beneficiary)
       .text(beneficiary_note, create.beneficiary_note)
-      .number(pledge_bps, create.pledge_bps);
+      .number(pledge_bps, create.pledge_bps)
+      .number(list_price_cents, create.list_price_cents)
+      .number(per_variant_limit, create.per_variant_limit)
+      .number(duration_ms, create.duration_ms)
+      .number(admission_seed, create.admission_seed);
+  if (!create.variants.empty()) out.text(variants, encode_variants(create.variants));
+  if (create.opens_at_ms) out.number(opens_at_ms, *create.opens_at_ms);
 }
+// The fields after pledge_bps are absent from a gateway older than variants: their defaults
+// are protocol v1's drop.
 bool read(const CommandReader& in, host::CreateDrop& create) {
   using namespace command_field;
+  std::string_view listed;
   return in.text(drop, create.id) && in.text(title, create.title) &&
          in.number(price_cents, create.price_cents) && in.number(stock, create.stock) &&
          in.number(per_user_limit, create.per_user_limit) && in.number(hold_ms, create.hold_ms) &&
@@ -212,7 +293,13 @@ bool read(const CommandReader& in, host::CreateDrop& create) {
          in.number(admission_window_ms, create.admission_window_ms) &&
          in.text(beneficiary, create.beneficiary) &&
          in.text(beneficiary_note, create.beneficiary_note) &&
-         in.number(pledge_bps, create.pledge_bps);
+         in.number(pledge_bps, create.pledge_bps) &&
+         in.optional_number(list_price_cents, create.list_price_cents) &&
+         in.optional_number(per_variant_limit, create.per_variant_limit) &&
+         in.optional_number(duration_ms, create.duration_ms) &&
+         in.optional_number(admission_seed, create.admission_seed) &&
+         in.optional_text(variants, listed) && decode_variants(listed, create.variants) &&
+         in.optional_number(opens_at_ms, create.opens_at_ms);
 }
 
 void write(CommandWriter& out, const host::StartCountdown& countdown) {
@@ -220,20 +307,24 @@ void write(CommandWriter& out, const host::StartCountdown& countdown) {
   out.text(drop, countdown.drop)
       .number(opens_in_ms, countdown.opens_in_ms)
       .number(admission_seed, countdown.admission_seed);
+  if (countdown.opens_at_ms) out.number(opens_at_ms, *countdown.opens_at_ms);
 }
 bool read(const CommandReader& in, host::StartCountdown& countdown) {
   using namespace command_field;
   return in.text(drop, countdown.drop) && in.number(opens_in_ms, countdown.opens_in_ms) &&
-         in.number(admission_seed, countdown.admission_seed);
+         in.number(admission_seed, countdown.admission_seed) &&
+         in.optional_number(opens_at_ms, countdown.opens_at_ms);
 }
 
 void write(CommandWriter& out, const host::Restock& restock) {
   using namespace command_field;
   out.text(drop, restock.drop).number(add, restock.add);
+  if (!restock.variant.empty()) out.text(variant, restock.variant);
 }
 bool read(const CommandReader& in, host::Restock& restock) {
   using namespace command_field;
-  return in.text(drop, restock.drop) && in.number(add, restock.add);
+  return in.text(drop, restock.drop) && in.number(add, restock.add) &&
+         in.optional_text(variant, restock.variant);
 }
 
 void write(CommandWriter& out, const host::ReadOrders& orders) {
@@ -278,10 +369,10 @@ bool read_host(const CommandReader& in, std::size_t which, host::Command& out) {
 
 void encode(const OrderCommand& order, std::string& record) {
   using namespace command_field;
-  CommandWriter(
-      record, names,
-      order.gateway.size() + order.drop.size() + order.user.size() + order.client_order_id.size())
-      .text(type, "o")
+  CommandWriter out(record, names,
+                    order.gateway.size() + order.drop.size() + order.user.size() +
+                        order.client_order_id.size() + order.variant.size());
+  out.text(type, "o")
       .text(gateway, order.gateway)
       .number(connection, order.connection)
       .text(drop, order.drop)
@@ -289,6 +380,7 @@ void encode(const OrderCommand& order, std::string& record) {
       .text(client_order_id, order.client_order_id)
       .number(qty, order.qty)
       .number(tag, order.tag);
+  if (!order.variant.empty()) out.text(variant, order.variant);
 }
 
 void encode(const ActionCommand& action_command, std::string& record) {
@@ -347,7 +439,7 @@ std::optional<Command> decode_command(std::string_view record) {
     if (in.text(gateway, order.gateway) && in.number(connection, order.connection) &&
         in.text(drop, order.drop) && in.text(user, order.user) &&
         in.text(client_order_id, order.client_order_id) && in.number(qty, order.qty) &&
-        in.number(tag, order.tag))
+        in.number(tag, order.tag) && in.optional_text(variant, order.variant))
       return order;
   } else if (kind == "a") {
     ActionCommand action_command;
@@ -480,15 +572,21 @@ std::string encode_update(const DropUpdate& update) {
 std::string encode_gate(const EdgeGate& gate) {
   using namespace update_field;
   std::string buyer_bytes;
-  engine::ByteWriter out(buyer_bytes);
-  for (const std::uint64_t buyer : gate.buyers) out.fixed64(buyer);
+  engine::ByteWriter bytes(buyer_bytes);
+  for (const std::uint64_t buyer : gate.buyers) bytes.fixed64(buyer);
   std::string message;
-  Writer<count>(message, names, gate.drop.size() + buyer_bytes.size())
-      .number(update_field::gate, gate.sold_out ? 1 : 0)
+  std::string ids;
+  for (const std::string& id : gate.variants) {
+    if (!ids.empty()) ids += ',';
+    ids += id;
+  }
+  Writer<count> out(message, names, gate.drop.size() + buyer_bytes.size() + ids.size());
+  out.number(update_field::gate, gate.sold_out ? 1 : 0)
       .text(drop, gate.drop)
       .number(limit, gate.per_user_limit)
       .number(waitlist, gate.waitlist_full ? 1 : 0)
       .text(buyers, buyer_bytes);
+  if (!ids.empty()) out.text(variants, ids);
   return message;
 }
 
@@ -506,6 +604,17 @@ std::optional<Update> decode_gate(const Reader<update_field::count>& in) {
     return std::nullopt;
   decoded.waitlist_full = waitlist_full == 1;
   decoded.sold_out = sold_out == 1;
+  std::string_view ids;
+  if (in.text(variants, ids)) {
+    for (std::size_t begin = 0; begin <= ids.size();) {
+      const std::size_t end = std::min(ids.find(',', begin), ids.size());
+      const std::string_view id = ids.substr(begin, end - begin);
+      if (!engine::is_valid_variant_id(id) || decoded.variants.size() == engine::variants_max)
+        return std::nullopt;
+      decoded.variants.emplace_back(id);
+      begin = end + 1;
+    }
+  }
   engine::ByteReader bytes(buyer_bytes);
   decoded.buyers.reserve(buyer_bytes.size() / 8);
   for (std::size_t index = 0; index < buyer_bytes.size() / 8; ++index)

@@ -9,15 +9,17 @@
 // number (0-5). A field name means one thing in every message of its stream.
 //
 // The command stream ({P-sN}:commands); "t" says what follows:
-//   order      t=o g c d u k q n
+//   order      t=o g c d u k q n [v]
 //   action     t=a g c u i x=confirm|cancel
 //   subscribe  t=s g c d [u]      u: the viewer, told of their orders (absent before 2026-12)
 //   leave      t=l g c u          the connection closed: forget it
 //   host call  t=<command> g call, and the command's own fields:
 //     create     d title price_cents stock per_user_limit hold_ms waitlist_limit
 //                admission_window_ms beneficiary beneficiary_note pledge_bps
-//     countdown  d opens_in_ms admission_seed
-//     restock    d add
+//                list_price_cents per_variant_limit duration_ms admission_seed [variants]
+//                [opens_at_ms]
+//     countdown  d opens_in_ms admission_seed [opens_at_ms]
+//     restock    d add [v]
 //     close      d
 //     drops      (none)           every drop, as the host sees it
 //     list       (none)           every drop, as anyone sees it
@@ -26,8 +28,13 @@
 //     audit      d
 //   g the gateway's id; c its number for the connection; d a drop id; u a user; k a
 //   client_order_id; q a quantity; n the gateway's number for the order (its tag, given back
-//   with the answer); i an order id; call the gateway's number for the host call. The host key
-//   does not travel: the gateway checked it.
+//   with the answer); v a variant's id (absent: none named); i an order id; call the gateway's
+//   number for the host call; opens_at_ms an opening instant (absent: none, or for a countdown
+//   opens_in_ms instead); variants the drop's named variants (absent: none), a record holding
+//   for each a field "variant", itself a record: id label price_cents list_price_cents stock.
+//   The fields a create gained with variants (from list_price_cents on) are absent from an
+//   older gateway's, and read as protocol v1's defaults. The host key does not travel: the
+//   gateway checked it.
 //
 // A gateway's answer stream ({P-gw-ID}:out); "t" says what follows:
 //   frame      t=f c k s i f      a frame for connection c
@@ -38,8 +45,9 @@
 //   k a frame kind; s the engine's shard; i the drop's index in that shard; f a frame; status an
 //   HTTP status (100-599) and body its JSON.
 //
-// The updates channel ({P-sN}:updates): a drop update, k i d f as above; or "alive", the owner's
-// heartbeat, once a second.
+// The updates channel ({P-sN}:updates): a drop update, k i d f as above; a drop's gate for
+// answers at the edge, g d l w b [v] (v: its named variants' ids, comma-separated; absent:
+// none); or "alive", the owner's heartbeat, once a second.
 //
 // Decoding refuses (nullopt) anything malformed: not a record, an unknown type, a missing field,
 // a field the stream knows given twice, a number out of range. Fields it does not know are
@@ -70,6 +78,7 @@ struct OrderCommand {
   std::string_view client_order_id;
   std::uint32_t qty = 0;
   std::uint64_t tag = 0;
+  std::string_view variant{};  // empty: the order names none
 
   friend bool operator==(const OrderCommand&, const OrderCommand&) = default;
 };

@@ -229,7 +229,7 @@ bool ClusterLink::handle(OrderRequest& order) {
   const bool queued = send_command(
       shard,
       cluster::OrderCommand{id_, connection, order.drop, order.user, order.client_order_id,
-                            order.qty, tag},
+                            order.qty, tag, order.variant},
       [this, tag, from = std::weak_ptr<Outbox>(order.from), unavailable](std::string_view) {
         // Not forwarded: the gateway answers, and owes no other answer.
         if (auto asker = from.lock(); asker && take_order_tag(asker.get(), tag)) unavailable();

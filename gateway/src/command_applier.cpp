@@ -75,8 +75,9 @@ std::shared_ptr<Outbox> CommandApplier::outbox_of(std::string_view gateway,
 void CommandApplier::apply(const cluster::OrderCommand& order) {
   auto from = outbox_of(order.gateway, order.connection, order.user);
   group_.push_back(OrderRequest{std::move(from), std::string(order.drop), std::string(order.user),
-                                std::string(order.client_order_id), order.qty, order.tag,
-                                QueueSlot(), std::chrono::steady_clock::now()});
+                                std::string(order.client_order_id), std::string(order.variant),
+                                order.qty, order.tag, QueueSlot(),
+                                std::chrono::steady_clock::now()});
 }
 
 void CommandApplier::apply(const cluster::ActionCommand& action) {

@@ -8,11 +8,15 @@ namespace flashsale::gateway {
 
 namespace {
 
-// Whether a new order for the drop could get anything but sold_out: units, a waitlist place,
-// a place in the admission window's draw. Closed drops answer `closed`, which is the engine's.
+// Whether a new order for the drop could get anything but sold_out: units, a waitlist place
+// (each variant has its own waitlist), a place in the admission window's draw. Closed drops
+// answer `closed`, which is the engine's.
 bool closed_to_buyers(const engine::DropInfo& info) {
+  const auto waitlist_full = [&](const engine::VariantInfo& variant) {
+    return variant.waitlist_orders >= info.spec.waitlist_limit;
+  };
   return info.state == engine::DropState::sold_out && info.pending_orders == 0 &&
-         (info.spec.waitlist_limit == 0 || info.waitlist_orders >= info.spec.waitlist_limit);
+         std::all_of(info.variants.begin(), info.variants.end(), waitlist_full);
 }
 
 }  // namespace
@@ -56,9 +60,13 @@ void EdgeGates::flush(engine::TimeMs now_ms) {
       auto gate = std::make_shared<EdgeGate>();
       gate->drop = info.spec.id;
       gate->sold_out = true;
-      gate->per_user_limit = info.spec.per_user_limit;
+      gate->per_user_limit = info.spec.per_variant_limit > 0
+                                 ? std::min(info.spec.per_user_limit, info.spec.per_variant_limit)
+                                 : info.spec.per_user_limit;
       gate->waitlist_full = info.spec.waitlist_limit > 0;
       gate->buyers = buyers_of(known);
+      for (const engine::VariantSpec& variant : info.spec.variants)
+        gate->variants.emplace_back(variant.id);
       known.standing = std::move(gate);
       known.published_ms = now_ms;
       publish(known.standing);

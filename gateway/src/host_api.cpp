@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 #include <algorithm>
 #include <array>
+#include <limits>
 
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
@@ -38,16 +39,18 @@ HostReply wrong_method(std::string_view allowed) {
 }
 
 // The fields of a JSON body, each checked against its bound; the last problem is the answer.
+// `prefix` names the object in problems ("variants[2]."); none for the body itself.
 class Fields {
  public:
-  explicit Fields(const json::object& body) : body_(body) {}
+  explicit Fields(const json::object& body, std::string prefix = {})
+      : body_(body), prefix_(std::move(prefix)) {}
 
   template <typename Number>
   Number integer(std::string_view field, std::int64_t min, std::int64_t max) {
     const json::value* value = body_.if_contains(field);
     if (value == nullptr || !value->is_int64() || value->get_int64() < min ||
         value->get_int64() > max) {
-      fail(fmt::format("\"{}\" must be a whole number from {} to {}", field, min, max));
+      fail(fmt::format("\"{}{}\" must be a whole number from {} to {}", prefix_, field, min, max));
       return Number{};
     }
     return static_cast<Number>(value->get_int64());
@@ -61,13 +64,13 @@ class Fields {
   std::string text(std::string_view field, std::size_t max) {
     const json::value* value = body_.if_contains(field);
     if (value == nullptr || !value->is_string() || value->get_string().size() > max) {
-      fail(fmt::format("\"{}\" must be a string of at most {} bytes", field, max));
+      fail(fmt::format("\"{}{}\" must be a string of at most {} bytes", prefix_, field, max));
       return {};
     }
     const json::string& text = value->get_string();
     if (std::any_of(text.begin(), text.end(),
                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
-      fail(fmt::format("\"{}\" must not contain control characters", field));
+      fail(fmt::format("\"{}{}\" must not contain control characters", prefix_, field));
       return {};
     }
     return std::string(text);
@@ -75,13 +78,127 @@ class Fields {
   std::string optional_text(std::string_view field, std::size_t max) {
     return body_.contains(field) ? text(field, max) : std::string();
   }
+  // A variant's id, as orders and restocks name it.
+  std::string variant_id(std::string_view field) {
+    std::string id = text(field, engine::variant_id_length_max);
+    if (!engine::is_valid_variant_id(id))
+      fail(fmt::format("\"{}{}\" must be 1-{} of [A-Za-z0-9_.-]", prefix_, field,
+                       engine::variant_id_length_max));
+    return id;
+  }
+  // An instant (Unix ms) at most `ahead_max_ms` after `now_ms`. One already past is the
+  // engine's to take as now: a host's "at 20:00" may reach it at 20:00:00.050.
+  TimeMs instant(std::string_view field, TimeMs now_ms, TimeMs ahead_max_ms) {
+    const auto at_ms = integer<TimeMs>(field, 0, std::numeric_limits<TimeMs>::max());
+    if (at_ms > now_ms + ahead_max_ms)
+      fail(fmt::format("\"{}{}\" must be at most {} days ahead", prefix_, field,
+                       ahead_max_ms / day_ms));
+    return at_ms;
+  }
   const std::optional<std::string>& problem() const { return problem_; }
 
  private:
+  static constexpr TimeMs day_ms = TimeMs{24} * 3600 * 1000;
   void fail(std::string problem) { problem_ = std::move(problem); }
   const json::object& body_;
+  const std::string prefix_;
   std::optional<std::string> problem_;
 };
+
+// A drop's variants: 1-64 objects, their ids unique, their stock together within a drop's.
+std::variant<std::vector<host::Variant>, HostReply> read_variants(const json::value& value) {
+  const json::array* list = value.if_array();
+  if (list == nullptr || list->empty() || list->size() > engine::variants_max)
+    return invalid(
+        fmt::format("\"variants\" must be an array of 1 to {} objects", engine::variants_max));
+  std::vector<host::Variant> variants;
+  variants.reserve(list->size());
+  std::uint64_t stock = 0;
+  for (std::size_t index = 0; index < list->size(); ++index) {
+    const json::object* object = (*list)[index].if_object();
+    if (object == nullptr) return invalid(fmt::format("\"variants[{}]\" must be an object", index));
+    Fields fields(*object, fmt::format("variants[{}].", index));
+    host::Variant variant;
+    variant.id = fields.variant_id("id");
+    variant.label = fields.optional_text("label", engine::variant_label_length_max);
+    variant.price_cents = fields.integer<std::int64_t>("price_cents", 0, engine::price_cents_max);
+    // The price before the deal, shown struck through: never below the deal itself.
+    variant.list_price_cents = fields.optional_integer<std::int64_t>(
+        "list_price_cents", variant.price_cents, engine::price_cents_max);
+    variant.stock = fields.integer<std::uint32_t>("stock", 0, engine::stock_max);
+    if (fields.problem()) return invalid(*fields.problem());
+    const auto same_id = [&](const host::Variant& other) { return other.id == variant.id; };
+    if (std::any_of(variants.begin(), variants.end(), same_id))
+      return invalid(fmt::format("\"variants[{}].id\": \"{}\" is given twice", index, variant.id));
+    stock += variant.stock;
+    variants.push_back(std::move(variant));
+  }
+  if (stock > engine::stock_max)
+    return invalid(fmt::format("the variants' stock must add up to at most {}", engine::stock_max));
+  return variants;
+}
+
+// What the drop sells: named variants, or (protocol v1) one unnamed variant priced and stocked
+// at the top level. The two do not mix.
+std::optional<HostReply> read_goods(const json::object& body, Fields& fields,
+                                    host::CreateDrop& create) {
+  const json::value* variants = body.if_contains("variants");
+  if (variants == nullptr) {
+    create.price_cents = fields.integer<std::int64_t>("price_cents", 0, engine::price_cents_max);
+    create.list_price_cents = fields.optional_integer<std::int64_t>(
+        "list_price_cents", create.price_cents, engine::price_cents_max);
+    create.stock = fields.integer<std::uint32_t>("stock", 0, engine::stock_max);
+    return std::nullopt;
+  }
+  for (const std::string_view own : {"price_cents", "list_price_cents", "stock"}) {
+    if (body.contains(own))
+      return invalid(fmt::format(
+          "with \"variants\", \"{}\" is each variant's: leave it out at the top level", own));
+  }
+  auto read = read_variants(*variants);
+  if (auto* refused = std::get_if<HostReply>(&read)) return std::move(*refused);
+  create.variants = std::move(std::get<std::vector<host::Variant>>(read));
+  return std::nullopt;
+}
+
+// When the sale opens, and how long it lasts: as a duration, or as the instant it ends.
+std::optional<HostReply> read_schedule(const json::object& body, Fields& fields,
+                                       host::CreateDrop& create) {
+  if (body.contains("opens_at_ms"))
+    create.opens_at_ms = fields.instant("opens_at_ms", wall_ms(), engine::countdown_ms_max);
+  if (!body.contains("ends_at_ms")) {
+    create.duration_ms = 1000 * fields.optional_integer<TimeMs>(
+                                    "duration_seconds", engine::sale_duration_ms_min / 1000,
+                                    engine::sale_duration_ms_max / 1000);
+    return std::nullopt;
+  }
+  if (body.contains("duration_seconds"))
+    return invalid("give \"duration_seconds\" or \"ends_at_ms\", not both");
+  if (!create.opens_at_ms) return invalid("\"ends_at_ms\" needs \"opens_at_ms\"");
+  const auto ends_at_ms =
+      fields.integer<TimeMs>("ends_at_ms", 0, std::numeric_limits<TimeMs>::max());
+  if (fields.problem()) return invalid(*fields.problem());
+  if (ends_at_ms <= *create.opens_at_ms)
+    return invalid("\"ends_at_ms\" must be after \"opens_at_ms\"");
+  create.duration_ms = ends_at_ms - *create.opens_at_ms;
+  if (create.duration_ms < engine::sale_duration_ms_min ||
+      create.duration_ms > engine::sale_duration_ms_max)
+    return invalid(fmt::format("\"ends_at_ms\" must be {} to {} seconds after \"opens_at_ms\"",
+                               engine::sale_duration_ms_min / 1000,
+                               engine::sale_duration_ms_max / 1000));
+  return std::nullopt;
+}
+
+// The admission window's draw must be unpredictable to buyers: a fresh CSPRNG seed.
+std::optional<std::uint64_t> admission_seed() {
+  std::uint64_t seed = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed) != 1) return std::nullopt;
+  return seed;
+}
+
+HostReply no_seed() {
+  return host_json::error(503, "unavailable", "no random seed for the admission draw");
+}
 
 std::variant<host::Command, HostReply> create_drop(const json::object& body,
                                                    const GatewayConfig& config) {
@@ -93,10 +210,11 @@ std::variant<host::Command, HostReply> create_drop(const json::object& body,
   if (!create.id.empty() && create.id.find_first_not_of('.') == std::string::npos)
     return invalid("\"id\" must contain a character other than \".\"");
   create.title = fields.text("title", engine::title_length_max);
-  create.price_cents = fields.integer<std::int64_t>("price_cents", 0, engine::price_cents_max);
-  create.stock = fields.integer<std::uint32_t>("stock", 0, engine::stock_max);
+  if (auto refused = read_goods(body, fields, create)) return std::move(*refused);
   create.per_user_limit =
       fields.integer<std::uint32_t>("per_user_limit", 1, engine::per_user_limit_max);
+  create.per_variant_limit =
+      fields.optional_integer<std::uint32_t>("per_variant_limit", 1, engine::per_user_limit_max);
   create.hold_ms = 1000 * fields.integer<TimeMs>("hold_seconds", engine::hold_ms_min / 1000,
                                                  engine::hold_ms_max / 1000);
   create.waitlist_limit =
@@ -108,15 +226,18 @@ std::variant<host::Command, HostReply> create_drop(const json::object& body,
   create.beneficiary = fields.optional_text("beneficiary", engine::beneficiary_length_max);
   create.beneficiary_note =
       fields.optional_text("beneficiary_note", engine::beneficiary_note_length_max);
+  if (auto refused = read_schedule(body, fields, create)) return std::move(*refused);
   if (fields.problem()) return invalid(*fields.problem());
+  if (create.per_variant_limit > create.per_user_limit)
+    return invalid("\"per_variant_limit\" must be at most \"per_user_limit\"");
+  if (create.duration_ms != 0 && create.duration_ms <= create.admission_window_ms)
+    return invalid("the sale must last longer than its admission window");
+  if (create.opens_at_ms) {
+    const auto seed = admission_seed();
+    if (!seed) return no_seed();
+    create.admission_seed = *seed;
+  }
   return create;
-}
-
-// The admission window's draw must be unpredictable to buyers: a fresh CSPRNG seed.
-std::optional<std::uint64_t> admission_seed() {
-  std::uint64_t seed = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed) != 1) return std::nullopt;
-  return seed;
 }
 
 // An empty body reads as {}; false if the body is not a JSON object, or names a key twice.
@@ -178,18 +299,29 @@ struct Call {
 
 Answer countdown(const Call& call) {
   Fields fields(call.body);
-  const auto seconds = fields.integer<TimeMs>("seconds", 0, engine::countdown_ms_max / 1000);
+  const bool at = call.body.contains("opens_at_ms");
+  if (at == call.body.contains("seconds"))
+    return invalid("give exactly one of \"seconds\" and \"opens_at_ms\"");
+  host::StartCountdown countdown{call.drop};
+  if (at) {
+    countdown.opens_at_ms = fields.instant("opens_at_ms", wall_ms(), engine::countdown_ms_max);
+  } else {
+    countdown.opens_in_ms =
+        1000 * fields.integer<TimeMs>("seconds", 0, engine::countdown_ms_max / 1000);
+  }
   if (fields.problem()) return invalid(*fields.problem());
   const auto seed = admission_seed();
-  if (!seed) return host_json::error(503, "unavailable", "no random seed for the admission draw");
-  return host::StartCountdown{call.drop, seconds * 1000, *seed};
+  if (!seed) return no_seed();
+  countdown.admission_seed = *seed;
+  return countdown;
 }
 
 Answer restock(const Call& call) {
   Fields fields(call.body);
-  const auto add = fields.integer<std::uint32_t>("add", 1, engine::stock_max);
+  host::Restock restock{call.drop, fields.integer<std::uint32_t>("add", 1, engine::stock_max)};
+  if (call.body.contains("variant")) restock.variant = fields.variant_id("variant");
   if (fields.problem()) return invalid(*fields.problem());
-  return host::Restock{call.drop, add};
+  return restock;
 }
 
 Answer read_orders(const Call& call) {

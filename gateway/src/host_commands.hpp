@@ -1,7 +1,8 @@
 // Host commands on the engine thread: each typed command (requests.hpp) run against the
 // engine, answered with the host API's status and body (docs/protocol.md, "Host API").
-// Statuses: 201 created, 400 invalid_argument, 404 unknown_drop, 409 already_exists /
-// wrong_state / limit_reached, 500 internal for an engine status it does not expect.
+// Statuses: 201 created, 400 invalid_argument / unknown_variant, 404 unknown_drop,
+// 409 already_exists / wrong_state / limit_reached, 500 internal for an engine status it does
+// not expect.
 #pragma once
 
 #include <optional>

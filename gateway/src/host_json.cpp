@@ -38,14 +38,16 @@ std::string drops(const engine::Engine& engine, protocol::DropAudience audience)
   return JsonObject().raw("drops", list.done()).done();
 }
 
-std::string orders(std::string_view drop, std::span<const engine::OrderInfo> orders,
+std::string orders(const engine::DropInfo& drop, std::span<const engine::OrderInfo> orders,
                    const OrderIds& order_ids) {
+  const bool named = !drop.spec.variants.empty();
   JsonArray list;
   for (const engine::OrderInfo& order : orders) {
-    list.raw(JsonObject()
-                 .text("order_id", order_ids.format(drop, order.order))
-                 .text("client_order_id", order.client_order_id)
-                 .number("qty", order.qty)
+    JsonObject item;
+    item.text("order_id", order_ids.format(drop.spec.id, order.order))
+        .text("client_order_id", order.client_order_id);
+    if (named) item.text("variant", drop.variants[order.variant].id);
+    list.raw(item.number("qty", order.qty)
                  .text("status", engine::to_string(order.status))
                  .number("hold_expires_at_ms", order.hold_expires_at_ms)
                  .done());
@@ -54,6 +56,13 @@ std::string orders(std::string_view drop, std::span<const engine::OrderInfo> ord
 }
 
 std::string audit(const journal::DropTotals& totals, const journal::ChainHead& head) {
+  JsonArray variants;
+  for (const journal::VariantTotals& variant : totals.variants)
+    variants.raw(JsonObject()
+                     .text("id", variant.id)
+                     .number("units_sold", variant.units_sold)
+                     .number("sales_cents", variant.sales_cents)
+                     .done());
   return JsonObject()
       .text("drop", totals.id)
       .text("beneficiary", totals.beneficiary)
@@ -61,7 +70,9 @@ std::string audit(const journal::DropTotals& totals, const journal::ChainHead& h
       .number("units_sold", totals.units_sold)
       .number("orders_confirmed", totals.orders_confirmed)
       .number("supporters", totals.supporters)
+      .number("sales_cents", totals.sales_cents)
       .number("raised_cents", totals.raised_cents)
+      .raw("variants", variants.done())
       .text("head", journal::to_hex(head.hash))
       .number("batch", head.batch)
       .number("sequence", head.last_sequence)

@@ -23,8 +23,9 @@ HostReply error(unsigned status, std::string_view code, std::string_view message
 std::string drop(const engine::DropInfo& info);
 // {"drops":[…]}: every drop, as the host or (listing) anyone sees it.
 std::string drops(const engine::Engine& engine, protocol::DropAudience audience);
-// {"orders":[…]}: a buyer's orders in a drop.
-std::string orders(std::string_view drop, std::span<const engine::OrderInfo> orders,
+// {"orders":[…]}: a buyer's orders in a drop, each with its variant's id when the drop has
+// named variants.
+std::string orders(const engine::DropInfo& drop, std::span<const engine::OrderInfo> orders,
                    const OrderIds& order_ids);
 // What a drop's sale commits to (journal::totals_of), and the journal's chain head at that
 // state (docs/audit.md).

@@ -70,11 +70,12 @@ class Hub final : public Fanout {
   // The hub's own thread: the gate by which this order is answered sold_out here
   // (edge_gate.hpp), or null.
   const EdgeGate* answers_at_edge(std::string_view drop, std::uint64_t user, std::uint32_t qty,
+                                  std::string_view variant,
                                   std::chrono::steady_clock::time_point now) const {
     if (gates_.empty()) return nullptr;
     const auto found = gates_.find(drop);
     if (found == gates_.end() || now >= found->second.until ||
-        !found->second.gate->answers(user, qty))
+        !found->second.gate->answers(user, qty, variant))
       return nullptr;
     return found->second.gate.get();
   }

@@ -19,9 +19,9 @@ namespace flashsale::gateway {
 // Statuses an order_result can carry: the engine's outcomes (by their enum value) and the
 // gateway's own. `pending` counts orders collected in an admission window (their result
 // follows the draw). The gateway's `unavailable` shares the engine's counter.
-inline constexpr std::array<std::string_view, 11> order_statuses = {
-    "invalid",  "closed",      "not_open", "limit_exceeded", "reserved",    "waitlisted",
-    "sold_out", "unavailable", "pending",  "busy",           "rate_limited"};
+inline constexpr std::array<std::string_view, 12> order_statuses = {
+    "invalid",  "closed",      "not_open", "limit_exceeded",  "reserved", "waitlisted",
+    "sold_out", "unavailable", "pending",  "unknown_variant", "busy",     "rate_limited"};
 constexpr std::size_t order_status_index(engine::OrderOutcome outcome) {
   return static_cast<std::size_t>(outcome);
 }
@@ -30,15 +30,17 @@ constexpr std::size_t order_status_index(protocol::GatewayStatus status) {
     case protocol::GatewayStatus::unavailable:
       return order_status_index(engine::OrderOutcome::unavailable);
     case protocol::GatewayStatus::busy:
-      return 9;
-    case protocol::GatewayStatus::rate_limited:
       return 10;
+    case protocol::GatewayStatus::rate_limited:
+      return 11;
     case protocol::GatewayStatus::sold_out:
       return order_status_index(engine::OrderOutcome::sold_out);
   }
-  return 9;
+  return 10;
 }
 static_assert(order_statuses[order_status_index(engine::OrderOutcome::pending)] == "pending");
+static_assert(order_statuses[order_status_index(engine::OrderOutcome::unknown_variant)] ==
+              "unknown_variant");
 static_assert(order_statuses[order_status_index(protocol::GatewayStatus::busy)] == "busy");
 static_assert(order_statuses[order_status_index(protocol::GatewayStatus::rate_limited)] ==
               "rate_limited");

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/json.hpp>
 #include <charconv>
@@ -54,8 +55,8 @@ std::optional<ClientType> type_of(std::string_view name) {
 }
 
 // The fields a message is read by: naming one twice is refused, whichever one a reader takes.
-constexpr std::array<std::string_view, 7> read_fields = {
-    "type", "token", "user", "drop", "client_order_id", "qty", "order_id"};
+constexpr std::array<std::string_view, 8> read_fields = {
+    "type", "token", "user", "drop", "client_order_id", "qty", "order_id", "variant"};
 
 ParseError field_error(std::string_view field, std::string_view expected, std::string_view ref) {
   return {ErrorCode::bad_field, fmt::format("\"{}\" must be {}", field, expected),
@@ -115,6 +116,11 @@ std::optional<ParseError> parse(std::string_view frame, ParseBuffer& buffer,
       if (auto problem =
               string_field(*object, "drop", engine::drop_id_length_max, ref, message.drop))
         return problem;
+      if (const json::value* variant = object->if_contains("variant")) {
+        if (!variant->is_string() || !engine::is_valid_variant_id(variant->get_string()))
+          return field_error("variant", "1-32 of [A-Za-z0-9_.-]", ref);
+        message.variant = variant->get_string();
+      }
       const json::value* qty = object->if_contains("qty");
       if (qty == nullptr) {
         message.qty = 1;
@@ -173,18 +179,50 @@ std::string error(ErrorCode code, std::string_view message, std::string_view ref
   return out.done();
 }
 
+namespace {
+
+// [{id, label, price_cents, list_price_cents?, stock_total, stock_left}, …], the host's with
+// each variant's counters too.
+std::string variants_of(const engine::DropInfo& info, DropAudience audience) {
+  JsonArray list;
+  for (const engine::VariantInfo& variant : info.variants) {
+    JsonObject item;
+    item.text("id", variant.id)
+        .text("label", variant.label)
+        .number("price_cents", variant.price_cents);
+    if (variant.list_price_cents > 0) item.number("list_price_cents", variant.list_price_cents);
+    item.number("stock_total", variant.stock_total).number("stock_left", variant.stock_left);
+    if (audience == DropAudience::host)
+      item.number("held", variant.held)
+          .number("sold", variant.sold)
+          .number("waitlist", variant.waitlist_orders);
+    list.raw(item.done());
+  }
+  return list.done();
+}
+
+}  // namespace
+
 void drop_fields(JsonObject& out, const engine::DropInfo& info, DropAudience audience) {
   const auto& spec = info.spec;
+  const bool named = !spec.variants.empty();
+  // With named variants, the price a drop is announced at is its lowest.
+  const auto cheapest = std::min_element(
+      spec.variants.begin(), spec.variants.end(),
+      [](const auto& one, const auto& other) { return one.price_cents < other.price_cents; });
   out.text(audience == DropAudience::viewer ? "drop" : "id", spec.id)
       .text("title", spec.title)
-      .number("price_cents", spec.price_cents)
-      .text("state", engine::to_string(info.state))
-      .number_or_null("opens_at_ms", info.opens_at_ms)
-      .number("stock_total", info.stock_total)
-      .number("stock_left", info.stock_left);
+      .number("price_cents", named ? cheapest->price_cents : spec.price_cents);
+  if (spec.list_price_cents > 0) out.number("list_price_cents", spec.list_price_cents);
+  out.text("state", engine::to_string(info.state)).number_or_null("opens_at_ms", info.opens_at_ms);
+  if (spec.duration_ms > 0)
+    out.number("duration_ms", spec.duration_ms).number_or_null("closes_at_ms", info.closes_at_ms);
+  out.number("stock_total", info.stock_total).number("stock_left", info.stock_left);
+  if (named) out.raw("variants", variants_of(info, audience));
   if (audience == DropAudience::listing) return;
-  out.number("per_user_limit", spec.per_user_limit)
-      .number("waitlist_limit", spec.waitlist_limit)
+  out.number("per_user_limit", spec.per_user_limit);
+  if (spec.per_variant_limit > 0) out.number("per_variant_limit", spec.per_variant_limit);
+  out.number("waitlist_limit", spec.waitlist_limit)
       .number("admission_window_ms", spec.admission_window_ms);
   if (audience == DropAudience::host) {
     out.number("hold_seconds", spec.hold_ms / 1000)
@@ -231,17 +269,25 @@ std::string state(std::string_view drop, engine::DropState state, engine::TimeMs
 std::string stock(std::string_view drop, std::uint32_t left, const engine::DropInfo& info) {
   JsonObject out("stock");
   out.text("drop", drop).number("left", left);
+  if (!info.spec.variants.empty()) {
+    JsonArray variants;
+    for (const engine::VariantInfo& variant : info.variants)
+      variants.raw(JsonObject().text("id", variant.id).number("left", variant.stock_left).done());
+    out.raw("variants", variants.done());
+  }
   if (info.spec.pledge_bps > 0)
     out.number("raised_cents", info.raised_cents).number("supporters", info.supporters);
   return out.done();
 }
 
 std::string order_result(std::string_view drop, std::string_view client_order_id,
-                         const engine::OrderResult& result, const OrderIds& ids) {
+                         const engine::OrderResult& result, const OrderIds& ids,
+                         std::string_view variant) {
   JsonObject out("order_result");
   out.text("client_order_id", client_order_id)
       .text("drop", drop)
       .text("status", engine::to_string(result.outcome));
+  if (!variant.empty()) out.text("variant", variant);
   if (result.outcome == engine::OrderOutcome::reserved) {
     out.text("order_id", ids.format(drop, result.order))
         .number("qty", result.qty)
@@ -269,12 +315,14 @@ std::string order_result_status(std::string_view drop, std::string_view client_o
 
 std::string order_update(std::string_view drop, engine::OrderNumber order, const OrderIds& ids,
                          std::string_view client_order_id, engine::OrderStatus status,
-                         std::uint32_t qty, engine::TimeMs hold_expires_at_ms) {
+                         std::uint32_t qty, engine::TimeMs hold_expires_at_ms,
+                         std::string_view variant) {
   JsonObject out("order_update");
   out.text("order_id", ids.format(drop, order))
       .text("client_order_id", client_order_id)
       .text("drop", drop)
       .text("status", engine::to_string(status));
+  if (!variant.empty()) out.text("variant", variant);
   if (status == engine::OrderStatus::reserved)
     out.number("qty", qty).number("hold_expires_at_ms", hold_expires_at_ms);
   return out.done();

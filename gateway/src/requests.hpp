@@ -69,13 +69,14 @@ struct SubscribeRequest {
   std::shared_ptr<Outbox> from;
   std::string drop;
   std::string user{};  // signed in: told where their orders in the drop stand; or empty
-  QueueSlot slot{};  // last: given back before `from`, which keeps its counter alive, goes
+  QueueSlot slot{};    // last: given back before `from`, which keeps its counter alive, goes
 };
 struct OrderRequest {
   std::shared_ptr<Outbox> from;
   std::string drop;
   std::string user;
   std::string client_order_id;
+  std::string variant;  // the variant's id; empty names none (a drop with one variant)
   std::uint32_t qty = 1;
   std::uint64_t tag = 0;  // the asker's number for this message, given back with its answer
   QueueSlot slot{};
@@ -95,6 +96,18 @@ struct ActionRequest {
 // limits, carried as data, executed on the engine thread (host_commands.hpp).
 namespace host {
 
+// One of a drop's variants (engine::VariantSpec, owning its strings).
+struct Variant {
+  std::string id;
+  std::string label;
+  std::int64_t price_cents = 0;
+  std::int64_t list_price_cents = 0;
+  std::uint32_t stock = 0;
+
+  friend bool operator==(const Variant&, const Variant&) = default;
+};
+
+// engine::DropSpec, owning its strings, and the opening instant that may come with it.
 struct CreateDrop {
   std::string id;
   std::string title;
@@ -107,6 +120,14 @@ struct CreateDrop {
   std::string beneficiary;
   std::string beneficiary_note;
   std::uint32_t pledge_bps = 0;
+  std::vector<Variant> variants{};  // empty: one unnamed variant (price_cents, stock)
+  std::int64_t list_price_cents = 0;
+  std::uint32_t per_variant_limit = 0;
+  engine::TimeMs duration_ms = 0;
+  // Set: the drop is created in countdown to this instant, its admission seed drawn as
+  // StartCountdown's is.
+  std::optional<engine::TimeMs> opens_at_ms{};
+  std::uint64_t admission_seed = 0;
 
   friend bool operator==(const CreateDrop&, const CreateDrop&) = default;
 };
@@ -116,12 +137,15 @@ struct StartCountdown {
   // Orders the admission window's draw: drawn from a CSPRNG on the I/O thread that took the
   // call, journaled with the countdown, never shown.
   std::uint64_t admission_seed = 0;
+  // Set: the opening instant itself, and opens_in_ms is not read.
+  std::optional<engine::TimeMs> opens_at_ms{};
 
   friend bool operator==(const StartCountdown&, const StartCountdown&) = default;
 };
 struct Restock {
   std::string drop;
   std::uint32_t add = 0;
+  std::string variant{};  // may be empty on a drop with one variant
 
   friend bool operator==(const Restock&, const Restock&) = default;
 };

@@ -205,7 +205,7 @@ void Sequencer::place(std::vector<Request>& work, std::size_t first, std::size_t
   batch_.clear();
   for (std::size_t index = first; index < end; ++index) {
     const auto& order = std::get<OrderRequest>(work[index]);
-    batch_.push_back({order.drop, order.user, order.client_order_id, order.qty});
+    batch_.push_back({order.drop, order.user, order.client_order_id, order.qty, order.variant});
   }
   results_.resize(batch_.size());
   const auto decided = std::chrono::steady_clock::now();
@@ -217,15 +217,20 @@ void Sequencer::place(std::vector<Request>& work, std::size_t first, std::size_t
       metrics_.order_queue_wait.observe(decided - order.received);
     metrics_.count_order(result.outcome);
     if (result.waitlist_full) metrics_.count_limited(Limit::waitlist_full);
+    // Only a recorded outcome has a variant (an unknown one, or none, is not recorded).
+    const std::string_view variant = engine::is_recorded(result.outcome)
+                                         ? feed_.variant_id(result.drop, result.variant)
+                                         : std::string_view();
     // Collected in an admission window: the answer is the draw's, sent when it happens.
     if (result.outcome == engine::OrderOutcome::pending) {
-      buyers_.await_draw(result.drop, order.user, order.client_order_id, order.from, order.tag);
+      buyers_.await_draw(result.drop, order.user, order.client_order_id, variant, order.from,
+                         order.tag);
       continue;
     }
-    releases_.order_answer(
-        std::move(order.from),
-        share(protocol::order_result(order.drop, order.client_order_id, result, order_ids_)),
-        order.tag, order.received, decided);
+    releases_.order_answer(std::move(order.from),
+                           share(protocol::order_result(order.drop, order.client_order_id, result,
+                                                        order_ids_, variant)),
+                           order.tag, order.received, decided);
   }
 }
 
@@ -259,7 +264,8 @@ void Sequencer::handle(SubscribeRequest& request, TimeMs now_ms) {
     releases_.to_outbox(
         request.from,
         share(protocol::order_update(request.drop, order.order, order_ids_, order.client_order_id,
-                                     order.status, order.qty, order.hold_expires_at_ms)),
+                                     order.status, order.qty, order.hold_expires_at_ms,
+                                     feed_.variant_id(*drop, order.variant))),
         FrameKind::order);
 }
 
@@ -291,7 +297,8 @@ void Sequencer::handle(ActionRequest& request, TimeMs now_ms) {
     releases_.to_outbox(
         std::move(request.from),
         share(protocol::order_update(ref->drop, ref->order, order_ids_, result.client_order_id,
-                                     result.order_status, info->qty, info->hold_expires_at_ms)),
+                                     result.order_status, info->qty, info->hold_expires_at_ms,
+                                     feed_.variant_id(*drop, info->variant))),
         FrameKind::order);
   }
 }
@@ -348,10 +355,11 @@ void Sequencer::publish_events(TimeMs now_ms) {
 void Sequencer::tell_buyers(const engine::Event& event) {
   const auto push_update = [&](engine::OrderNumber order) {
     const auto info = engine_.order_info(event.drop, order);
-    buyers_.push(info->user,
-                 share(protocol::order_update(feed_.drop_id(event.drop), order, order_ids_,
-                                              info->client_order_id, info->status, info->qty,
-                                              info->hold_expires_at_ms)));
+    buyers_.push(
+        info->user,
+        share(protocol::order_update(
+            feed_.drop_id(event.drop), order, order_ids_, info->client_order_id, info->status,
+            info->qty, info->hold_expires_at_ms, feed_.variant_id(event.drop, info->variant))));
   };
   const auto record = [&](engine::OrderNumber order, std::string_view change,
                           std::string_view reason = {}) {
@@ -366,7 +374,15 @@ void Sequencer::tell_buyers(const engine::Event& event) {
     added.user = info->user;
     added.client_order_id = info->client_order_id;
     added.qty = info->qty;
-    added.price_cents = engine_.drop_info(event.drop).spec.price_cents;
+    const engine::DropInfo drop = engine_.drop_info(event.drop);
+    const engine::DropSpec& spec = drop.spec;
+    if (spec.variants.empty()) {
+      added.price_cents = spec.price_cents;
+    } else {
+      const engine::VariantSpec& variant = spec.variants[info->variant];
+      added.variant = variant.id;
+      added.price_cents = variant.price_cents;
+    }
     added.at_ms = event.at_ms;
     added.reason = reason;
   };
@@ -377,6 +393,7 @@ void Sequencer::tell_buyers(const engine::Event& event) {
           engine::OrderResult result;
           result.outcome = body.outcome;
           result.order = body.order;
+          result.variant = body.variant;
           result.qty = body.qty;
           result.hold_expires_at_ms = body.hold_expires_at_ms;
           result.waitlist_position = body.waitlist_position;

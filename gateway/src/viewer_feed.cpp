@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "audience.hpp"
+#include "flashsale/engine/assert.hpp"
 #include "flashsale/gateway/protocol.hpp"
 
 namespace flashsale::gateway {
@@ -19,6 +20,9 @@ ViewerFeed::DropView& ViewerFeed::view(engine::DropIndex drop) {
     DropView added;
     const engine::DropInfo info = engine_.drop_info(static_cast<engine::DropIndex>(views_.size()));
     added.id = std::string(info.spec.id);
+    for (const engine::VariantSpec& variant : info.spec.variants)
+      added.variant_ids.emplace_back(variant.id);
+    added.variant_stock_sent.assign(info.variants.size(), 0);
     added.pledges = info.spec.pledge_bps > 0;
     added.raised_sent = info.raised_cents;
     views_.push_back(std::move(added));
@@ -26,11 +30,24 @@ ViewerFeed::DropView& ViewerFeed::view(engine::DropIndex drop) {
   return views_[drop];
 }
 
+std::string_view ViewerFeed::variant_id(engine::DropIndex drop, std::uint8_t variant) {
+  const DropView& drop_view = view(drop);
+  if (drop_view.variant_ids.empty()) return {};
+  FS_ASSERT(variant < drop_view.variant_ids.size());
+  return drop_view.variant_ids[variant];
+}
+
+void ViewerFeed::mark_stock_sent(DropView& drop_view, const engine::DropInfo& info) {
+  drop_view.stock_sent = info.stock_left;
+  for (std::size_t index = 0; index < info.variants.size(); ++index)
+    drop_view.variant_stock_sent[index] = info.variants[index].stock_left;
+}
+
 void ViewerFeed::recovered() {
   for (engine::DropIndex drop = 0; drop < engine_.drop_count(); ++drop) {
     DropView& drop_view = view(drop);
     const engine::DropInfo info = engine_.drop_info(drop);
-    drop_view.stock_sent = info.stock_left;
+    mark_stock_sent(drop_view, info);
     if (info.state != engine::DropState::scheduled && info.state != engine::DropState::countdown)
       drop_view.state_sent = info.state;
     if (info.state == engine::DropState::countdown) drop_view.next_tick_ms = 1;
@@ -65,9 +82,10 @@ void ViewerFeed::on_event(const engine::Event& event, TimeMs now_ms) {
           }
           drop_view.stock_dirty = true;
         } else if constexpr (std::is_same_v<Body, engine::Restocked>) {
-          to_viewers(event.drop, protocol::drop(engine_.drop_info(event.drop), now_ms),
-                     FrameKind::drop);
-          drop_view.stock_sent = body.stock_left;
+          // The event's numbers are its variant's; the frame has the drop's and every variant's.
+          const engine::DropInfo info = engine_.drop_info(event.drop);
+          to_viewers(event.drop, protocol::drop(info, now_ms), FrameKind::drop);
+          mark_stock_sent(drop_view, info);
         } else if constexpr (std::is_same_v<Body, engine::OrderDecided>) {
           drop_view.stock_dirty |= body.outcome == engine::OrderOutcome::reserved;
         } else if constexpr (std::is_same_v<Body, engine::OrderPromoted> ||
@@ -107,11 +125,19 @@ void ViewerFeed::flush_stock(engine::DropIndex drop, DropView& drop_view, TimeMs
   const engine::DropInfo info = engine_.drop_info(drop);
   const std::uint32_t left = info.stock_left;
   const bool raised_changed = info.raised_cents != drop_view.raised_sent;
-  const bool edge = (left == 0) != (drop_view.stock_sent == 0);  // sold out, or units back
+  // Sold out, or units back: the drop's, or one of its variants'.
+  bool edge = (left == 0) != (drop_view.stock_sent == 0);
+  bool variants_changed = false;
+  for (std::size_t index = 0; index < info.variants.size(); ++index) {
+    const std::uint32_t variant_left = info.variants[index].stock_left;
+    const std::uint32_t variant_sent = drop_view.variant_stock_sent[index];
+    variants_changed |= variant_left != variant_sent;
+    edge |= (variant_left == 0) != (variant_sent == 0);
+  }
   const TimeMs since_ms = now_ms - drop_view.stock_sent_ms;
   const engine::DropState state = info.state;
   const bool state_changed = drop_view.state_sent && *drop_view.state_sent != state;
-  if (left == drop_view.stock_sent && !state_changed && !raised_changed) {
+  if (left == drop_view.stock_sent && !variants_changed && !state_changed && !raised_changed) {
     drop_view.stock_dirty = false;
     return;
   }
@@ -127,7 +153,7 @@ void ViewerFeed::flush_stock(engine::DropIndex drop, DropView& drop_view, TimeMs
     drop_view.state_sent = state;
   }
   to_viewers(drop, protocol::stock(drop_view.id, left, info), FrameKind::stock);
-  drop_view.stock_sent = left;
+  mark_stock_sent(drop_view, info);
   drop_view.raised_sent = info.raised_cents;
   drop_view.stock_sent_ms = now_ms;
   drop_view.stock_dirty = false;

@@ -4,8 +4,10 @@
 // — every few for a large audience (limits.tick_deliveries_per_second) — and
 // `stock` updates are coalesced to at most 10 per second per drop — fewer for a large audience
 // (limits.stock_deliveries_per_second) — with the value at sell-out and at the return of units
-// always sent, early (after 100 ms) once per interval. Every frame goes through Releases, so
-// viewers never see what is not durable.
+// always sent, early (after 100 ms) once per interval. A drop with named variants tells each
+// variant's stock in every `stock` frame: a change in any of them is a change to send, and a
+// variant selling out or coming back is an edge like the drop's. Every frame goes through
+// Releases, so viewers never see what is not durable.
 //
 // Engine thread only.
 #pragma once
@@ -13,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "flashsale/engine/engine.hpp"
@@ -38,13 +41,18 @@ class ViewerFeed {
   void flush(engine::TimeMs now_ms);
   // The drop's id (the engine's own view of it stays on the engine thread).
   const std::string& drop_id(engine::DropIndex drop) { return view(drop).id; }
+  // The id of the drop's variant number `variant` (OrderResult::variant, OrderInfo::variant):
+  // what order answers name, so only for a drop with named variants; empty for one without.
+  std::string_view variant_id(engine::DropIndex drop, std::uint8_t variant);
 
  private:
   // What the viewers of one drop were last told.
   struct DropView {
     std::string id;
+    std::vector<std::string> variant_ids;  // empty: the drop's one variant is unnamed
     bool stock_dirty = false;
     std::uint32_t stock_sent = 0;
+    std::vector<std::uint32_t> variant_stock_sent;  // by variant, as `stock_sent`
     // The open/sold_out state viewers were last told, once the drop opened (units coming back
     // after a sell-out flip the drop between the two; viewers get the latest, coalesced).
     std::optional<engine::DropState> state_sent;
@@ -60,6 +68,7 @@ class ViewerFeed {
   engine::TimeMs stock_interval() const;
   engine::TimeMs tick_interval() const;
   void flush_stock(engine::DropIndex drop, DropView& drop_view, engine::TimeMs now_ms);
+  static void mark_stock_sent(DropView& drop_view, const engine::DropInfo& info);
   void tick(engine::DropIndex drop, DropView& drop_view, engine::TimeMs now_ms);
 
   const engine::Engine& engine_;

@@ -179,9 +179,9 @@ void WebsocketSession<Stream>::handle(const protocol::ClientMessage& message) {
                                                    protocol::GatewayStatus::rate_limited,
                                                    *refusal));
       }
-      if (!requests.submit(OrderRequest{self, std::string(message.drop), user_,
-                                        std::string(message.client_order_id), message.qty, 0,
-                                        QueueSlot(queued_), now})) {
+      if (!requests.submit(OrderRequest{
+              self, std::string(message.drop), user_, std::string(message.client_order_id),
+              std::string(message.variant), message.qty, 0, QueueSlot(queued_), now})) {
         context_.metrics.count_order(protocol::GatewayStatus::busy);
         reply(protocol::order_result_status(
             message.drop, message.client_order_id, protocol::GatewayStatus::busy,
@@ -205,7 +205,8 @@ void WebsocketSession<Stream>::handle(const protocol::ClientMessage& message) {
 template <class Stream>
 const EdgeGate* WebsocketSession<Stream>::edge_gate(const protocol::ClientMessage& order,
                                                     std::chrono::steady_clock::time_point now) {
-  const EdgeGate* gate = hub_.answers_at_edge(order.drop, user_hash_, order.qty, now);
+  const EdgeGate* gate =
+      hub_.answers_at_edge(order.drop, user_hash_, order.qty, order.variant, now);
   return gate != nullptr &&
                  engine::is_valid_name(order.client_order_id, engine::client_order_id_length_max)
              ? gate

@@ -350,6 +350,90 @@ TEST_F(Cluster, ViewersOnBothGatewaysBuyFromDropsOfBothEngines) {
   }
 }
 
+// What variants and schedules add crosses Redis intact: a drop of sizes scheduled at creation
+// through one gateway, restocked and counted down again to an instant through the other, and
+// orders naming a size from both, each answered for its own size by the drop's engine.
+TEST_F(Cluster, VariantsAndSchedulesTravelBetweenGatewaysAndEngines) {
+  const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  for (const std::uint32_t shard : {0u, 1u}) {
+    const std::string id = drop_on(shard, "tee");
+    const json::object body{
+        {"id", id},
+        {"title", "Tee"},
+        {"per_user_limit", 2},
+        {"per_variant_limit", 1},
+        {"hold_seconds", 60},
+        {"opens_at_ms", now_ms + 600'000},
+        {"duration_seconds", 3600},
+        {"variants", json::array{json::object{{"id", "S"},
+                                              {"label", "Small"},
+                                              {"price_cents", 1500},
+                                              {"list_price_cents", 2500},
+                                              {"stock", 1}},
+                                 json::object{{"id", "M"}, {"price_cents", 1200}, {"stock", 1}}}}};
+    const auto created = host(0, "POST", "/api/drops", json::serialize(body));
+    ASSERT_EQ(created.status, 201u) << created.body;
+    const auto scheduled = created.json().as_object();
+    EXPECT_EQ(text(scheduled, "state"), "countdown");
+    EXPECT_EQ(scheduled.at("opens_at_ms").as_int64(), now_ms + 600'000);
+    EXPECT_EQ(scheduled.at("closes_at_ms").as_int64(), now_ms + 600'000 + 3'600'000);
+    EXPECT_EQ(scheduled.at("per_variant_limit").as_int64(), 1);
+    EXPECT_EQ(scheduled.at("variants").as_array()[0].at("list_price_cents").as_int64(), 2500);
+
+    const auto restocked =
+        host(1, "POST", "/api/drops/" + id + "/restock", R"({"add":2,"variant":"M"})");
+    ASSERT_EQ(restocked.status, 200u) << restocked.body;
+    EXPECT_EQ(restocked.json().at("variants").as_array()[1].at("stock_total").as_int64(), 3);
+    const auto unknown =
+        host(1, "POST", "/api/drops/" + id + "/restock", R"({"add":2,"variant":"XL"})");
+    EXPECT_EQ(unknown.status, 400u);
+    EXPECT_EQ(unknown.json().at("error").at("code").as_string(), "unknown_variant");
+    const auto opened =
+        host(1, "POST", "/api/drops/" + id + "/countdown",
+             json::serialize(json::object{{"opens_at_ms", now_ms - 1}}));  // past: open now
+    ASSERT_EQ(opened.status, 200u) << opened.body;
+    EXPECT_EQ(text(opened.json().as_object(), "state"), "open");
+
+    Viewer on_first(gateways[0]->port());
+    Viewer on_second(gateways[1]->port());
+    on_first.sign_in("ann");
+    on_second.sign_in("bob");
+    on_first.send_json({{"type", "subscribe"}, {"drop", id}});
+    ASSERT_TRUE(on_first.next_of("drop"));
+    const auto order = [&](Viewer& viewer, std::string_view client_order_id,
+                           std::string_view variant) {
+      viewer.send_json({{"type", "order"},
+                        {"drop", id},
+                        {"client_order_id", client_order_id},
+                        {"variant", variant}});
+      return viewer.next_of("order_result");
+    };
+    const auto medium = order(on_second, "b1", "M");
+    ASSERT_TRUE(medium);
+    EXPECT_EQ(text(*medium, "status"), "reserved");
+    EXPECT_EQ(text(*medium, "variant"), "M");
+    const auto small = order(on_first, "a1", "S");
+    ASSERT_TRUE(small);
+    EXPECT_EQ(text(*small, "status"), "reserved");
+    EXPECT_EQ(text(*small, "variant"), "S");
+    const auto extra = order(on_first, "a2", "XL");
+    ASSERT_TRUE(extra);
+    EXPECT_EQ(text(*extra, "status"), "unknown_variant");
+
+    // The viewer on the first gateway sees both sizes go, from the engine of the drop's shard.
+    std::optional<json::object> stock;
+    do stock = on_first.next_of("stock", 3s);
+    while (stock && stock->at("left").to_number<int>() != 2);
+    ASSERT_TRUE(stock) << "no stock update with 2 left";
+    const auto& variants = stock->at("variants").as_array();
+    ASSERT_EQ(variants.size(), 2u);
+    EXPECT_EQ(variants[0].at("left").as_int64(), 0);
+    EXPECT_EQ(variants[1].at("left").as_int64(), 2);
+  }
+}
+
 TEST_F(Cluster, AKilledEngineShardMovesAndKeepsEveryAcknowledgedOrder) {
   const std::string id = drop_on(1, "failover");
   auto surge = replay(trace_for(id), 0, "failover");

@@ -28,7 +28,12 @@ void returned_unit_resold(benchmark::State& state) {
   CountingFanout fanout;
   EdgeGates gates(engine, {&fanout});
   constexpr engine::TimeMs t0 = 1'700'000'000'000;
-  const engine::DropSpec spec{"d", "t", 100, buyers, 1, 3'600'000, 0};
+  const engine::DropSpec spec{.id = "d",
+                              .title = "t",
+                              .price_cents = 100,
+                              .stock = buyers,
+                              .per_user_limit = 1,
+                              .hold_ms = 3'600'000};
   engine.create_drop(spec, t0, events);
   engine.start_countdown("d", 0, t0, events);
   std::vector<std::string> users;

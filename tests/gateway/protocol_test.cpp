@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <string>
+#include <vector>
 
 #include "flashsale/gateway/json_keys.hpp"
+#include "flashsale/gateway/json_writer.hpp"
 #include "flashsale/gateway/order_ids.hpp"
 #include "flashsale/gateway/protocol.hpp"
 #include "flashsale/gateway/tokens.hpp"
@@ -125,6 +128,160 @@ TEST(Writing, ServerMessagesAreValidJsonWithEscapedStrings) {
           .as_object();
   EXPECT_EQ(update.at("status").as_string(), "reserved");
   EXPECT_EQ(update.at("qty").as_int64(), 2);
+}
+
+// An order may name its variant; a malformed name is the message's fault, like a bad qty.
+TEST_F(Parsing, AnOrderNamesItsVariantOrNone) {
+  ASSERT_FALSE(
+      parse(R"({"type":"order","drop":"d","client_order_id":"c-1","variant":"red-M.2_x"})"));
+  EXPECT_EQ(message.variant, "red-M.2_x");
+  ASSERT_FALSE(parse(R"({"type":"order","drop":"d","client_order_id":"c-1"})"));
+  EXPECT_TRUE(message.variant.empty()) << "nothing left over from the message before";
+  const std::string longest(32, 'v');
+  ASSERT_FALSE(
+      parse(R"({"type":"order","drop":"d","client_order_id":"c","variant":")" + longest + "\"}"));
+  EXPECT_EQ(message.variant, longest);
+  for (const std::string& variant :
+       std::vector<std::string>{R"("")", R"("a b")", R"("ä")", R"("x/y")", "\"" + longest + "v\"",
+                                "7", "null", R"(["M"])"}) {
+    const auto problem =
+        parse(R"({"type":"order","drop":"d","client_order_id":"c-2","variant":)" + variant + "}");
+    ASSERT_TRUE(problem) << variant;
+    EXPECT_EQ(problem->code, ErrorCode::bad_field) << variant;
+    EXPECT_EQ(problem->ref, "c-2");
+    EXPECT_NE(problem->message.find("variant"), std::string::npos) << problem->message;
+  }
+  EXPECT_EQ(
+      parse(R"({"type":"order","drop":"d","client_order_id":"c","variant":"S","variant":"M"})")
+          ->code,
+      ErrorCode::bad_json);
+}
+
+// A drop whose three variants are named, as a spec and a DropInfo the engine would give.
+engine::DropInfo three_sizes() {
+  engine::DropInfo info;
+  info.spec.id = "tee";
+  info.spec.title = "Tee";
+  info.spec.per_user_limit = 3;
+  info.spec.per_variant_limit = 2;
+  info.spec.duration_ms = 3'600'000;
+  info.spec.variants = {
+      {"S", "Small", 1500, 2500, 5}, {"M", "Medium", 1200, 0, 5}, {"L", "Large", 1800, 2500, 0}};
+  info.state = engine::DropState::open;
+  info.opens_at_ms = 1'000;
+  info.closes_at_ms = 3'601'000;
+  info.stock_total = 10;
+  info.stock_left = 7;
+  info.held = 2;
+  info.sold = 1;
+  for (const engine::VariantSpec& spec : info.spec.variants) {
+    engine::VariantInfo& variant = info.variants.emplace_back();
+    variant.id = spec.id;
+    variant.label = spec.label;
+    variant.price_cents = spec.price_cents;
+    variant.list_price_cents = spec.list_price_cents;
+    variant.stock_total = variant.stock_left = spec.stock;
+  }
+  info.variants[0].stock_left = 2;
+  info.variants[0].held = 2;
+  info.variants[0].sold = 1;
+  info.variants[2].waitlist_orders = 4;
+  return info;
+}
+
+TEST(Writing, ADropWithNamedVariantsListsThemForEveryReader) {
+  const engine::DropInfo info = three_sizes();
+  const auto viewer = boost::json::parse(protocol::drop(info, 99)).as_object();
+  EXPECT_EQ(viewer.at("price_cents").as_int64(), 1200) << "announced at its lowest price";
+  EXPECT_FALSE(viewer.contains("list_price_cents")) << "list prices are each variant's";
+  EXPECT_EQ(viewer.at("per_variant_limit").as_int64(), 2);
+  EXPECT_EQ(viewer.at("duration_ms").as_int64(), 3'600'000);
+  EXPECT_EQ(viewer.at("closes_at_ms").as_int64(), 3'601'000);
+  EXPECT_EQ(boost::json::serialize(viewer.at("variants")),
+            R"([{"id":"S","label":"Small","price_cents":1500,"list_price_cents":2500,)"
+            R"("stock_total":5,"stock_left":2},)"
+            R"({"id":"M","label":"Medium","price_cents":1200,"stock_total":5,"stock_left":5},)"
+            R"({"id":"L","label":"Large","price_cents":1800,"list_price_cents":2500,)"
+            R"("stock_total":0,"stock_left":0}])");
+
+  JsonObject listing;
+  protocol::drop_fields(listing, info, protocol::DropAudience::listing);
+  const auto listed = boost::json::parse(listing.done()).as_object();
+  EXPECT_EQ(listed.at("variants"), viewer.at("variants"));
+  EXPECT_FALSE(listed.contains("per_variant_limit")) << "limits are not the listing's";
+
+  JsonObject host;
+  protocol::drop_fields(host, info, protocol::DropAudience::host);
+  const auto hosted = boost::json::parse(host.done()).as_object();
+  const auto& small = hosted.at("variants").as_array().at(0).as_object();
+  EXPECT_EQ(small.at("held").as_int64(), 2);
+  EXPECT_EQ(small.at("sold").as_int64(), 1);
+  EXPECT_EQ(small.at("waitlist").as_int64(), 0);
+  EXPECT_EQ(hosted.at("variants").as_array().at(2).as_object().at("waitlist").as_int64(), 4);
+
+  engine::DropInfo counting = info;
+  counting.closes_at_ms.reset();
+  EXPECT_TRUE(
+      boost::json::parse(protocol::drop(counting, 99)).as_object().at("closes_at_ms").is_null());
+}
+
+// A drop created as in protocol v1 looks exactly as before; a list price is its only addition.
+TEST(Writing, ADropWithoutNamedVariantsHasNoNewFieldsButItsListPrice) {
+  engine::DropInfo info;
+  info.spec.id = "d";
+  info.spec.price_cents = 900;
+  info.variants.emplace_back();
+  for (const auto audience : {protocol::DropAudience::viewer, protocol::DropAudience::listing,
+                              protocol::DropAudience::host}) {
+    JsonObject out;
+    protocol::drop_fields(out, info, audience);
+    const auto drop = boost::json::parse(out.done()).as_object();
+    for (const char* added :
+         {"variants", "list_price_cents", "per_variant_limit", "duration_ms", "closes_at_ms"})
+      EXPECT_FALSE(drop.contains(added)) << added;
+  }
+  info.spec.list_price_cents = 1200;
+  EXPECT_EQ(
+      boost::json::parse(protocol::drop(info, 1)).as_object().at("list_price_cents").as_int64(),
+      1200);
+  const auto stock = boost::json::parse(protocol::stock("d", 3, info)).as_object();
+  EXPECT_FALSE(stock.contains("variants"));
+}
+
+TEST(Writing, StockAndOrderAnswersNameTheVariants) {
+  const engine::DropInfo info = three_sizes();
+  EXPECT_EQ(protocol::stock("tee", 7, info),
+            R"({"type":"stock","drop":"tee","left":7,"variants":[{"id":"S","left":2},)"
+            R"({"id":"M","left":5},{"id":"L","left":0}]})");
+
+  const OrderIds ids(OrderIds::random_key());
+  engine::OrderResult reserved;
+  reserved.outcome = engine::OrderOutcome::reserved;
+  reserved.order = 3;
+  reserved.qty = 1;
+  reserved.variant = 1;
+  reserved.hold_expires_at_ms = 5000;
+  const auto result =
+      boost::json::parse(protocol::order_result("tee", "c-1", reserved, ids, "M")).as_object();
+  EXPECT_EQ(result.at("variant").as_string(), "M");
+  EXPECT_FALSE(boost::json::parse(protocol::order_result("tee", "c-1", reserved, ids))
+                   .as_object()
+                   .contains("variant"));
+
+  engine::OrderResult unknown;
+  unknown.outcome = engine::OrderOutcome::unknown_variant;
+  unknown.reason = "no variant \"XL\"";
+  const auto refused =
+      boost::json::parse(protocol::order_result("tee", "c-2", unknown, ids)).as_object();
+  EXPECT_EQ(refused.at("status").as_string(), "unknown_variant");
+  EXPECT_EQ(refused.at("reason").as_string(), unknown.reason);
+  EXPECT_FALSE(refused.contains("order_id"));
+
+  const auto update =
+      boost::json::parse(protocol::order_update("tee", 3, ids, "c-1",
+                                                engine::OrderStatus::confirmed, 1, 5000, "M"))
+          .as_object();
+  EXPECT_EQ(update.at("variant").as_string(), "M");
 }
 
 TEST(Protocol, AFieldNamedTwiceIsRefusedWhicheverWayItIsSpelled) {

@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 
 #include "sequencer.hpp"
@@ -75,6 +76,12 @@ class MemoryLog final : public EventLog {
     std::lock_guard lock(mutex_);
     return kept_;
   }
+  // The order stream's records, once there are `count`.
+  std::vector<journal::OrderRecord> wait_orders(std::size_t count) {
+    EXPECT_TRUE(await(mutex_, changed_, [&] { return orders_.size() >= count; }));
+    std::lock_guard lock(mutex_);
+    return orders_;
+  }
 
   void on_durable(std::function<void(const journal::DurableBatch&)> callback) override {
     std::lock_guard lock(mutex_);
@@ -82,7 +89,7 @@ class MemoryLog final : public EventLog {
   }
   journal::RecoveryStats recover(engine::Engine&) override { return {}; }
   void append(std::span<const engine::Event> events, std::string_view cursor,
-              std::span<const journal::OrderRecord>,
+              std::span<const journal::OrderRecord> orders,
               std::span<const journal::KeptReply> replies) override {
     std::function<void(const journal::DurableBatch&)> callback;
     std::uint64_t durable = 0;
@@ -96,6 +103,7 @@ class MemoryLog final : public EventLog {
       }
       if (!events.empty()) appended_ = events.back().sequence;
       if (!cursor.empty()) cursor_ = cursor;
+      orders_.insert(orders_.end(), orders.begin(), orders.end());
       kept_ += replies.size();
       if (automatic_ && durable_ < appended_) {
         durable_ = appended_;
@@ -142,6 +150,7 @@ class MemoryLog final : public EventLog {
   bool at_gate_ = false;
   std::atomic<bool> accepting_{true};
   std::string cursor_;
+  std::vector<journal::OrderRecord> orders_;
   std::size_t kept_ = 0;
   std::vector<std::uint64_t> cuts_;
 };
@@ -192,6 +201,42 @@ class RecordingOutbox final : public Outbox {
   std::vector<Sent> sent_;
 };
 
+// What the hubs would fan out to viewers: the drop updates, in order.
+class RecordingFanout final : public Fanout {
+ public:
+  void publish(std::string, SharedFrame frame, FrameKind kind, std::uint32_t) override {
+    {
+      std::lock_guard lock(mutex_);
+      published_.push_back({boost::json::parse(*frame).as_object(), kind, 0});
+    }
+    changed_.notify_all();
+  }
+  void gate(std::shared_ptr<const EdgeGate>) override {}
+
+  // The first frame from the `from`th on that `fits`, once it has come.
+  template <typename Fits>
+  std::optional<boost::json::object> wait_for(std::size_t from, Fits fits) {
+    std::optional<boost::json::object> found;
+    EXPECT_TRUE(await(mutex_, changed_,
+                      [&] {
+                        for (std::size_t index = from; index < published_.size() && !found; ++index)
+                          if (fits(published_[index].frame)) found = published_[index].frame;
+                        return found.has_value();
+                      }))
+        << "no such frame among " << published_.size();
+    return found;
+  }
+  std::size_t count() const {
+    std::lock_guard lock(mutex_);
+    return published_.size();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Sent> published_;
+};
+
 // A host call's reply, awaited.
 class HostAnswer {
  public:
@@ -228,7 +273,7 @@ class SequencerTest : public ::testing::Test {
   }
 
   void start() {
-    sequencer_.emplace(config_, log_, std::vector<Fanout*>{}, metrics_,
+    sequencer_.emplace(config_, log_, std::vector<Fanout*>{&viewers_}, metrics_,
                        [this] { return now_.load(); });
     sequencer_->recover();
     sequencer_->start();
@@ -260,13 +305,19 @@ class SequencerTest : public ::testing::Test {
   }
 
   OrderRequest order(std::shared_ptr<Outbox> from, std::string user, std::string client_order_id,
-                     std::uint64_t tag, std::string drop = "d") {
-    return OrderRequest{
-        std::move(from), std::move(drop), std::move(user), std::move(client_order_id), 1, tag};
+                     std::uint64_t tag, std::string drop = "d", std::string variant = {}) {
+    return OrderRequest{.from = std::move(from),
+                        .drop = std::move(drop),
+                        .user = std::move(user),
+                        .client_order_id = std::move(client_order_id),
+                        .variant = std::move(variant),
+                        .qty = 1,
+                        .tag = tag};
   }
 
   GatewayConfig config_;
   MemoryLog log_;
+  RecordingFanout viewers_;
   Metrics metrics_;
   std::atomic<TimeMs> now_{1'000'000};
   std::optional<Sequencer> sequencer_;
@@ -454,6 +505,130 @@ TEST_F(SequencerTest, AnAuditNamesTheBatchThatEndsAtItsState) {
   EXPECT_EQ(body.at("sequence").to_number<std::uint64_t>(), state);
   EXPECT_EQ(body.at("units_sold"), 0);
   EXPECT_EQ(body.at("drop"), "d");
+}
+
+// A drop of sizes S and M, two units each, open now.
+host::CreateDrop two_sizes() {
+  host::CreateDrop create;
+  create.id = "tee";
+  create.title = "Tee";
+  create.per_user_limit = 2;
+  create.hold_ms = 60'000;
+  create.variants = {{"S", "Small", 1'500, 2'000, 2}, {"M", "Medium", 1'200, 0, 2}};
+  return create;
+}
+
+// Answers name the variant an order is for; a variant the drop lacks is refused, and nothing
+// is recorded for it, so the same client_order_id then buys.
+TEST_F(SequencerTest, OrdersAndTheirAnswersNameTheirVariant) {
+  start();
+  ASSERT_EQ(host(two_sizes()).status, 201u);
+  ASSERT_EQ(host(host::StartCountdown{"tee", 0, 42}).status, 200u);
+  const auto buyer = std::make_shared<RecordingOutbox>();
+  ASSERT_TRUE(sequencer_->submit(order(buyer, "u1", "c1", 1, "tee", "XL")));
+  ASSERT_TRUE(sequencer_->submit(order(buyer, "u1", "c1", 2, "tee")));
+  ASSERT_TRUE(sequencer_->submit(order(buyer, "u1", "c1", 3, "tee", "M")));
+  std::map<std::uint64_t, boost::json::object> by_tag;
+  for (const Sent& answer : buyer->wait_for(3)) by_tag[answer.tag] = answer.frame;
+  for (const std::uint64_t tag : {1, 2}) {
+    EXPECT_EQ(by_tag[tag].at("status"), "unknown_variant");
+    EXPECT_FALSE(by_tag[tag].contains("variant"));
+    EXPECT_TRUE(by_tag[tag].contains("reason"));
+  }
+  EXPECT_EQ(by_tag[3].at("status"), "reserved");
+  EXPECT_EQ(by_tag[3].at("variant"), "M");
+  EXPECT_EQ(metrics_.orders[order_status_index(engine::OrderOutcome::unknown_variant)].load(), 2u);
+
+  const auto restocked = host(host::Restock{"tee", 1, "XL"});
+  EXPECT_EQ(restocked.status, 400u);
+  EXPECT_EQ(boost::json::parse(restocked.body).at("error").at("code"), "unknown_variant");
+  EXPECT_EQ(host(host::Restock{"tee", 1}).status, 400u) << "two variants: name one";
+  const auto drop = boost::json::parse(host(host::ReadDrop{"tee"}).body).as_object();
+  EXPECT_EQ(drop.at("stock_total"), 4) << "a refused restock added nothing";
+  const auto listed = boost::json::parse(host(host::ReadOrders{"tee", "u1"}).body).as_object();
+  ASSERT_EQ(listed.at("orders").as_array().size(), 1u);
+  EXPECT_EQ(listed.at("orders").as_array()[0].at("variant"), "M");
+
+  // A buyer who subscribes is told of the order, and which variant it is for.
+  const auto again = std::make_shared<RecordingOutbox>();
+  ASSERT_TRUE(sequencer_->submit(SubscribeRequest{again, "tee", "u1"}));
+  const auto told = again->wait_for(2);
+  EXPECT_EQ(told[0].frame.at("type"), "drop");
+  EXPECT_EQ(told[1].frame.at("type"), "order_update");
+  EXPECT_EQ(told[1].frame.at("variant"), "M");
+}
+
+// A unit of one variant comes back as one of another goes: the drop's total is unchanged, but
+// viewers are told, since each variant's stock is in the frame.
+TEST_F(SequencerTest, StockGoesOutWhenAVariantChangesThoughTheTotalDoesNot) {
+  start();
+  ASSERT_EQ(host(two_sizes()).status, 201u);
+  ASSERT_EQ(host(host::StartCountdown{"tee", 0, 42}).status, 200u);
+  const auto alice = std::make_shared<RecordingOutbox>();
+  ASSERT_TRUE(sequencer_->submit(order(alice, "alice", "a", 1, "tee", "S")));
+  const auto held = alice->wait_for(1)[0].frame;
+  ASSERT_EQ(held.at("status"), "reserved");
+  const auto stock_of = [](const boost::json::object& frame, std::string_view variant) {
+    for (const auto& item : frame.at("variants").as_array())
+      if (item.at("id").as_string() == variant) return item.at("left").to_number<int>();
+    return -1;
+  };
+  now_ += 1'000;  // past the stock interval: the coalesced update goes out
+  const auto after_alice = viewers_.wait_for(0, [&](const boost::json::object& frame) {
+    return frame.at("type") == "stock" && stock_of(frame, "S") == 1;
+  });
+  ASSERT_TRUE(after_alice);
+  EXPECT_EQ(after_alice->at("left"), 3);
+
+  const std::size_t seen = viewers_.count();
+  std::vector<Request> together;
+  together.push_back(
+      ActionRequest{alice, false, std::string(held.at("order_id").as_string()), "alice"});
+  const auto bob = std::make_shared<RecordingOutbox>();
+  together.push_back(order(bob, "bob", "b", 2, "tee", "M"));
+  ASSERT_TRUE(sequencer_->submit_all(together));
+  ASSERT_EQ(bob->wait_for(1)[0].frame.at("status"), "reserved");
+  now_ += 1'000;
+  const auto moved = viewers_.wait_for(
+      seen, [](const boost::json::object& frame) { return frame.at("type") == "stock"; });
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(moved->at("left"), 3);
+  EXPECT_EQ(stock_of(*moved, "S"), 2);
+  EXPECT_EQ(stock_of(*moved, "M"), 1);
+}
+
+// Downstream, an order names its variant and is priced as that variant is; an order on a drop
+// without variants names none and has the drop's price.
+TEST_F(SequencerTest, TheOrderStreamCarriesEachOrdersVariantAndItsPrice) {
+  start();
+  ASSERT_EQ(host(two_sizes()).status, 201u);
+  ASSERT_EQ(host(host::StartCountdown{"tee", 0, 42}).status, 200u);
+  open_drop("d", 5);
+  const auto buyer = std::make_shared<RecordingOutbox>();
+  ASSERT_TRUE(sequencer_->submit(order(buyer, "u1", "small", 1, "tee", "S")));
+  ASSERT_TRUE(sequencer_->submit(order(buyer, "u1", "medium", 2, "tee", "M")));
+  ASSERT_TRUE(sequencer_->submit(order(buyer, "u1", "plain", 3)));
+  std::map<std::uint64_t, std::string> order_ids;
+  for (const Sent& answer : buyer->wait_for(3)) {
+    ASSERT_EQ(answer.frame.at("status"), "reserved") << answer.frame;
+    order_ids[answer.tag] = answer.frame.at("order_id").as_string();
+  }
+  ASSERT_TRUE(sequencer_->submit(ActionRequest{buyer, true, order_ids[1], "u1"}));
+  ASSERT_TRUE(sequencer_->submit(ActionRequest{buyer, false, order_ids[2], "u1"}));
+  ASSERT_TRUE(sequencer_->submit(ActionRequest{buyer, true, order_ids[3], "u1"}));
+  std::map<std::string, journal::OrderRecord> by_client;
+  for (const journal::OrderRecord& record : log_.wait_orders(3))
+    by_client[record.client_order_id] = record;
+  ASSERT_EQ(by_client.size(), 3u);
+  EXPECT_EQ(by_client["small"].event, "confirmed");
+  EXPECT_EQ(by_client["small"].variant, "S");
+  EXPECT_EQ(by_client["small"].price_cents, 1'500);
+  EXPECT_EQ(by_client["medium"].event, "cancelled");
+  EXPECT_EQ(by_client["medium"].variant, "M");
+  EXPECT_EQ(by_client["medium"].price_cents, 1'200);
+  EXPECT_EQ(by_client["plain"].event, "confirmed");
+  EXPECT_EQ(by_client["plain"].variant, "");
+  EXPECT_EQ(by_client["plain"].price_cents, 100);
 }
 
 TEST_F(SequencerTest, AHostReplyIsKeptWithTheCursorWhenAsked) {

@@ -1170,6 +1170,241 @@ TEST_F(ServerTest, HostApiAnswersErrorsWithStatusAndCode) {
   EXPECT_NE(metrics.body.find("flashsale_orders_total{status=\"reserved\"}"), std::string::npos);
 }
 
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Sizes S, M and L of a tee: what a host creates for a drop with variants.
+json::object tee(std::string_view id) {
+  return {{"id", id},
+          {"title", "Tee"},
+          {"per_user_limit", 3},
+          {"per_variant_limit", 2},
+          {"hold_seconds", 60},
+          {"variants",
+           json::array{json::object{{"id", "S"},
+                                    {"label", "Small"},
+                                    {"price_cents", 1500},
+                                    {"list_price_cents", 2500},
+                                    {"stock", 2}},
+                       json::object{{"id", "M"}, {"price_cents", 1200}, {"stock", 3}},
+                       json::object{
+                           {"id", "L"}, {"label", "Large"}, {"price_cents", 1800}, {"stock", 1}}}}};
+}
+
+json::object order_of(std::string_view drop, std::string_view client_order_id,
+                      std::string_view variant, int qty = 1) {
+  return {{"type", "order"},
+          {"drop", drop},
+          {"qty", qty},
+          {"client_order_id", client_order_id},
+          {"variant", variant}};
+}
+
+// Each variant's stock, by id, as a `stock` frame or a drop lists them.
+std::map<std::string, std::int64_t> variant_stock(const json::object& holder,
+                                                  std::string_view left_key) {
+  std::map<std::string, std::int64_t> left;
+  for (const json::value& variant : holder.at("variants").as_array())
+    left[std::string(variant.at("id").as_string())] = variant.at(left_key).as_int64();
+  return left;
+}
+
+// Bad variants and schedules are refused at the edge with the error the docs give, and leave
+// nothing behind: no drop, no units, no recorded order.
+TEST_F(ServerTest, BadVariantsAndSchedulesAreRefusedAndChangeNothing) {
+  const auto refused = [&](json::object body, std::string_view code, std::string_view names) {
+    const auto reply = host("POST", "/api/drops", json::serialize(body));
+    EXPECT_EQ(reply.status, 400u) << reply.body;
+    if (reply.status != 400u) return;
+    const json::value answer = reply.json();
+    const json::value& error = answer.at("error");
+    EXPECT_EQ(error.at("code").as_string(), code) << reply.body;
+    EXPECT_NE(std::string(error.at("message").as_string()).find(names), std::string::npos)
+        << names << " unnamed in " << reply.body;
+  };
+  const auto with = [](json::object body, std::string_view key, json::value value) {
+    body[key] = std::move(value);
+    return body;
+  };
+  const auto with_variant = [&](std::size_t index, std::string_view key, json::value value) {
+    json::object body = tee("bad");
+    body["variants"].as_array()[index].as_object()[key] = std::move(value);
+    return body;
+  };
+  const std::int64_t now = now_ms();
+  constexpr std::int64_t day_ms = 24 * 3600 * 1000;
+  refused(with_variant(1, "id", "S"), "invalid_argument", "given twice");
+  refused(with_variant(0, "list_price_cents", 1000), "invalid_argument",
+          "variants[0].list_price_cents");
+  refused(with_variant(2, "id", "L XL"), "invalid_argument", "variants[2].id");
+  refused(with(tee("bad"), "variants", json::array{}), "invalid_argument", "variants");
+  refused(with(tee("bad"), "stock", 5), "invalid_argument", "stock");
+  refused(with(tee("bad"), "price_cents", 1500), "invalid_argument", "price_cents");
+  refused(with(tee("bad"), "per_variant_limit", 4), "invalid_argument", "per_variant_limit");
+  refused(json::object{{"id", "bad"},
+                       {"title", "t"},
+                       {"price_cents", 1500},
+                       {"list_price_cents", 1499},
+                       {"stock", 1},
+                       {"per_user_limit", 1},
+                       {"hold_seconds", 60}},
+          "invalid_argument", "list_price_cents");
+  refused(with(with(tee("bad"), "opens_at_ms", now + 60'000), "ends_at_ms", now + 30'000),
+          "invalid_argument", "ends_at_ms");
+  refused(with(tee("bad"), "ends_at_ms", now + 30'000), "invalid_argument", "opens_at_ms");
+  refused(with(with(with(tee("bad"), "opens_at_ms", now + 60'000), "ends_at_ms", now + 90'000),
+               "duration_seconds", 30),
+          "invalid_argument", "duration_seconds");
+  refused(with(tee("bad"), "opens_at_ms", now + 8 * day_ms), "invalid_argument", "opens_at_ms");
+  refused(with(tee("bad"), "duration_seconds", 7 * 24 * 3600 + 1), "invalid_argument",
+          "duration_seconds");
+  EXPECT_EQ(host("GET", "/api/drops/bad").status, 404u);
+  EXPECT_EQ(host("GET", "/api/drops").json().at("drops").as_array().size(), 0u);
+
+  ASSERT_EQ(host("POST", "/api/drops", json::serialize(tee("tee"))).status, 201u);
+  const auto before = host("GET", "/api/drops/tee").json().as_object();
+  const auto restock = [&](std::string_view body) {
+    return host("POST", "/api/drops/tee/restock", body);
+  };
+  auto unknown = restock(R"({"add":2,"variant":"XL"})");
+  EXPECT_EQ(unknown.status, 400u);
+  EXPECT_EQ(unknown.json().at("error").at("code").as_string(), "unknown_variant") << unknown.body;
+  unknown = restock(R"({"add":2})");
+  EXPECT_EQ(unknown.status, 400u);
+  EXPECT_EQ(unknown.json().at("error").at("code").as_string(), "unknown_variant") << unknown.body;
+  EXPECT_EQ(restock(R"({"add":2,"variant":"x y"})").json().at("error").at("code").as_string(),
+            "invalid_argument");
+  for (const char* both : {R"({"seconds":0,"opens_at_ms":1})", "{}"}) {
+    const auto countdown = host("POST", "/api/drops/tee/countdown", both);
+    EXPECT_EQ(countdown.status, 400u) << both;
+    EXPECT_NE(countdown.body.find("exactly one"), std::string::npos) << countdown.body;
+  }
+  EXPECT_EQ(host("POST", "/api/drops/tee/countdown",
+                 json::serialize(json::object{{"opens_at_ms", now + 8 * day_ms}}))
+                .status,
+            400u);
+  EXPECT_EQ(host("GET", "/api/drops/tee").json().as_object(), before) << "a refusal changed it";
+
+  open_now("tee");
+  Viewer alice(server->port());
+  alice.sign_in("alice");
+  for (const json::object& message : {order_of("tee", "a-1", "XL"), order("tee", "a-1")}) {
+    alice.send_json(message);
+    const auto result = alice.next_of("order_result");
+    ASSERT_TRUE(result);
+    EXPECT_EQ(text(*result, "status"), "unknown_variant");
+    EXPECT_FALSE(text(*result, "reason").empty());
+    EXPECT_FALSE(result->contains("variant"));
+  }
+  alice.send_unchecked(R"({"type":"order","drop":"tee","client_order_id":"a-1","variant":"x y"})");
+  const auto malformed = alice.next_of("error");
+  ASSERT_TRUE(malformed);
+  EXPECT_EQ(text(*malformed, "code"), "bad_field");
+  EXPECT_EQ(text(*malformed, "ref"), "a-1");
+  const auto untouched = host("GET", "/api/drops/tee").json().as_object();
+  EXPECT_EQ(untouched.at("decisions").as_int64(), 0);
+  EXPECT_EQ(untouched.at("orders").as_int64(), 0);
+  EXPECT_EQ(untouched.at("stock_left").as_int64(), 6);
+  // Nothing was recorded: the same client_order_id, naming a size the drop has, buys.
+  alice.send_json(order_of("tee", "a-1", "S"));
+  const auto bought = alice.next_of("order_result");
+  ASSERT_TRUE(bought);
+  EXPECT_EQ(text(*bought, "status"), "reserved");
+  EXPECT_EQ(text(*bought, "variant"), "S");
+}
+
+// A drop scheduled at creation, with a duration: it counts down to its instant, sells each
+// variant from its own stock over a real socket, shows viewers every variant's stock, and
+// closes by itself when its time is up, as a host's close would.
+TEST_F(ServerTest, AScheduledDropWithVariantsSellsEachAndClosesByItself) {
+  const std::int64_t opens_at_ms = now_ms() + 2'000;
+  json::object body = tee("tee");
+  body["opens_at_ms"] = opens_at_ms;
+  body["duration_seconds"] = 4;
+  const auto created = host("POST", "/api/drops", json::serialize(body));
+  ASSERT_EQ(created.status, 201u) << created.body;
+  const auto drop = created.json().as_object();
+  EXPECT_EQ(text(drop, "state"), "countdown");
+  EXPECT_EQ(drop.at("opens_at_ms").as_int64(), opens_at_ms);
+  EXPECT_EQ(drop.at("duration_ms").as_int64(), 4'000);
+  EXPECT_EQ(drop.at("closes_at_ms").as_int64(), opens_at_ms + 4'000);
+  EXPECT_EQ(drop.at("price_cents").as_int64(), 1200) << "the lowest variant's";
+  EXPECT_EQ(drop.at("per_variant_limit").as_int64(), 2);
+  EXPECT_EQ(drop.at("stock_total").as_int64(), 6);
+  EXPECT_EQ(variant_stock(drop, "stock_total"),
+            (std::map<std::string, std::int64_t>{{"S", 2}, {"M", 3}, {"L", 1}}));
+
+  Viewer alice(server->port());
+  Viewer bob(server->port());
+  alice.sign_in("alice");
+  bob.sign_in("bob");
+  for (Viewer* viewer : {&alice, &bob}) viewer->send_json({{"type", "subscribe"}, {"drop", "tee"}});
+  const auto shown = alice.next_of("drop");
+  ASSERT_TRUE(shown);
+  EXPECT_EQ(variant_stock(*shown, "stock_left"),
+            (std::map<std::string, std::int64_t>{{"S", 2}, {"M", 3}, {"L", 1}}));
+  EXPECT_EQ(shown->at("closes_at_ms").as_int64(), opens_at_ms + 4'000);
+  if (text(*shown, "state") == "countdown") {
+    const auto opened = alice.next_of("state", 5s);
+    ASSERT_TRUE(opened);
+    EXPECT_EQ(text(*opened, "state"), "open");
+  }
+
+  alice.send_json(order_of("tee", "a-1", "S", 2));
+  const auto small = alice.next_of("order_result");
+  ASSERT_TRUE(small);
+  EXPECT_EQ(text(*small, "status"), "reserved") << json::serialize(*small);
+  EXPECT_EQ(text(*small, "variant"), "S");
+  EXPECT_EQ(small->at("qty").as_int64(), 2);
+  bob.send_json(order_of("tee", "b-1", "M"));
+  const auto medium = bob.next_of("order_result");
+  ASSERT_TRUE(medium);
+  EXPECT_EQ(text(*medium, "status"), "reserved");
+  EXPECT_EQ(text(*medium, "variant"), "M");
+  alice.send_json(order_of("tee", "a-2", "S"));
+  const auto over = alice.next_of("order_result");
+  ASSERT_TRUE(over);
+  EXPECT_EQ(text(*over, "status"), "limit_exceeded") << "3 units may be hers, but 2 of a size";
+  EXPECT_EQ(text(*over, "variant"), "S");
+
+  // Viewers see every variant's stock, coalesced: S sold out, M down one, L untouched.
+  const std::map<std::string, std::int64_t> expected{{"S", 0}, {"M", 2}, {"L", 1}};
+  std::map<std::string, std::int64_t> seen;
+  std::int64_t left = -1;
+  while (seen != expected) {
+    const auto stock = bob.next_of("stock");
+    ASSERT_TRUE(stock) << "last seen: " << left;
+    seen = variant_stock(*stock, "left");
+    left = stock->at("left").as_int64();
+  }
+  EXPECT_EQ(left, 3);
+
+  alice.send_json({{"type", "confirm"}, {"order_id", small->at("order_id")}});
+  const auto paid = alice.next_of("order_update");
+  ASSERT_TRUE(paid);
+  EXPECT_EQ(text(*paid, "status"), "confirmed");
+  EXPECT_EQ(text(*paid, "variant"), "S");
+  const auto orders = host("GET", "/api/drops/tee/orders?user=alice").json().as_object();
+  ASSERT_EQ(orders.at("orders").as_array().size(), 1u) << "limit_exceeded is no order";
+  EXPECT_EQ(orders.at("orders").as_array()[0].at("variant").as_string(), "S");
+  const auto audit = host("GET", "/api/drops/tee/audit").json().as_object();
+  EXPECT_EQ(audit.at("sales_cents").as_int64(), 3'000);
+
+  // Nobody closes it: its duration does.
+  const auto closed = bob.next_of("state", 8s);
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(text(*closed, "state"), "closed");
+  EXPECT_GE(closed->at("server_time_ms").as_int64(), opens_at_ms + 4'000);
+  bob.send_json(order_of("tee", "b-2", "L"));
+  const auto late = bob.next_of("order_result");
+  ASSERT_TRUE(late);
+  EXPECT_EQ(text(*late, "status"), "closed");
+  EXPECT_EQ(text(host("GET", "/api/drops/tee").json().as_object(), "state"), "closed");
+}
+
 // The edges of the HTTP surface (issue: hardening): read-only endpoints take GET and HEAD only,
 // ids that are paths and text with control characters are refused, query values are
 // percent-decoded, and health says what is wrong in its own words, not Redis's.

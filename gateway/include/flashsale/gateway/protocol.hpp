@@ -38,6 +38,7 @@ struct ClientMessage {
   std::string_view drop;             // subscribe, unsubscribe, order
   std::string_view client_order_id;  // order
   std::uint32_t qty = 0;             // order
+  std::string_view variant;          // order: empty when the message names none
   std::string_view order_id;         // confirm, cancel
 };
 
@@ -103,15 +104,21 @@ std::string error(ErrorCode code, std::string_view message, std::string_view ref
 std::string drop(const engine::DropInfo& info, engine::TimeMs now_ms);
 std::string tick(std::string_view drop, engine::TimeMs ms_left, engine::TimeMs now_ms);
 std::string state(std::string_view drop, engine::DropState state, engine::TimeMs now_ms);
-// For a charity drop (`pledge_bps` > 0) also what it has raised so far.
+// `left` is the drop's; a drop with named variants also lists each one's, and a charity drop
+// (`pledge_bps` > 0) what it has raised so far.
 std::string stock(std::string_view drop, std::uint32_t left, const engine::DropInfo& info);
+// `variant`: the id of the order's variant, for a recorded outcome on a drop with named
+// variants; empty otherwise (and then not written).
 std::string order_result(std::string_view drop, std::string_view client_order_id,
-                         const engine::OrderResult& result, const OrderIds& ids);
+                         const engine::OrderResult& result, const OrderIds& ids,
+                         std::string_view variant = {});
 // An order the gateway answers itself, with `status` instead of an engine outcome.
 std::string order_result_status(std::string_view drop, std::string_view client_order_id,
                                 GatewayStatus status, std::string_view reason);
+// `variant` as for order_result.
 std::string order_update(std::string_view drop, engine::OrderNumber order, const OrderIds& ids,
                          std::string_view client_order_id, engine::OrderStatus status,
-                         std::uint32_t qty = 0, engine::TimeMs hold_expires_at_ms = 0);
+                         std::uint32_t qty = 0, engine::TimeMs hold_expires_at_ms = 0,
+                         std::string_view variant = {});
 
 }  // namespace flashsale::gateway::protocol
