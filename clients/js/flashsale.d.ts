@@ -12,7 +12,7 @@ export type RecordedOrderStatus = 'reserved' | 'waitlisted' | 'sold_out' | 'limi
 /** Answers that mean "ask again later, with the same client_order_id". */
 export type RetryableOrderStatus = 'busy' | 'unavailable' | 'rate_limited';
 /** Every `order_result` status. */
-export type OrderStatus = RecordedOrderStatus | RetryableOrderStatus | 'not_open' | 'invalid';
+export type OrderStatus = RecordedOrderStatus | RetryableOrderStatus | 'not_open' | 'invalid' | 'unknown_variant';
 /** Every `order_update` status (`waitlisted`: the answer to a confirm that changed nothing). */
 export type OrderUpdateStatus = 'reserved' | 'confirmed' | 'cancelled' | 'expired' | 'waitlisted';
 
@@ -33,6 +33,17 @@ export interface WelcomeMessage {
 export interface TimeMessage {
   type: 'time';
   server_time_ms: number;
+  [field: string]: unknown;
+}
+
+/** One of a drop's named variants (a size, a colour); its stock_left is kept current by `stock`. */
+export interface Variant {
+  id: string;
+  label?: string;
+  price_cents: number;
+  list_price_cents?: number;
+  stock_total: number;
+  stock_left: number;
   [field: string]: unknown;
 }
 
@@ -58,6 +69,14 @@ export interface DropState {
   pledge_bps?: number;
   raised_cents?: number;
   supporters?: number;
+  /** A drop with named variants; price_cents is then the lowest of their prices. */
+  variants?: Variant[];
+  /** The price struck through, on a drop without named variants. */
+  list_price_cents?: number;
+  per_variant_limit?: number;
+  /** A drop that ends by itself: this long after it opens; closes_at_ms null until a countdown. */
+  duration_ms?: number;
+  closes_at_ms?: number | null;
   [field: string]: unknown;
 }
 
@@ -88,6 +107,8 @@ export interface StockMessage {
   left: number;
   raised_cents?: number;
   supporters?: number;
+  /** A drop with named variants: every variant's units left. */
+  variants?: { id: string; left: number }[];
   [field: string]: unknown;
 }
 
@@ -107,6 +128,8 @@ export interface OrderResultMessage {
   reason?: string;
   /** false on a `sold_out` answered at the edge: a retry is a fresh attempt. */
   recorded?: boolean;
+  /** The variant's id, on a drop with named variants. */
+  variant?: string;
   [field: string]: unknown;
 }
 
@@ -119,6 +142,8 @@ export interface OrderUpdateMessage {
   /** With `reserved` (a waitlisted order got its units). */
   qty?: number;
   hold_expires_at_ms?: number;
+  /** The variant's id, on a drop with named variants. */
+  variant?: string;
   [field: string]: unknown;
 }
 
@@ -197,6 +222,8 @@ export interface OrderState {
    */
   status: 'pending' | 'retrying' | OrderStatus | OrderUpdateStatus;
   qty?: number;
+  /** The variant's id, on a drop with named variants. */
+  variant?: string;
   order_id?: string;
   hold_expires_at_ms?: number;
   position?: number;
@@ -297,6 +324,8 @@ export interface OrderOptions {
   clientOrderId?: string;
   /** This order's retry.attempts. */
   attempts?: number;
+  /** The id of one of the drop's named variants (1-32 of [A-Za-z0-9_.-]). */
+  variant?: string;
 }
 
 export interface WaitOptions {

@@ -542,6 +542,12 @@ export class FlashsaleClient extends Emitter {
         state.state = message.state;
       } else {
         state.stock_left = message.left;
+        // A drop with named variants: every variant's stock, each time.
+        if (Array.isArray(message.variants) && Array.isArray(state.variants)) {
+          const left = new Map(message.variants.map((variant) => [variant.id, variant.left]));
+          state.variants = state.variants.map((variant) =>
+            left.has(variant.id) ? { ...variant, stock_left: left.get(variant.id) } : variant);
+        }
         if (message.raised_cents !== undefined) state.raised_cents = message.raised_cents;
         if (message.supporters !== undefined) state.supporters = message.supporters;
       }
@@ -689,7 +695,10 @@ export class FlashsaleClient extends Emitter {
   /** A followed drop as the server last described it (a copy), or undefined. */
   drop(drop) {
     const state = this.#drops.get(drop)?.state;
-    return state ? { ...state } : undefined;
+    if (!state) return undefined;
+    const copy = { ...state };
+    if (Array.isArray(state.variants)) copy.variants = state.variants.map((variant) => ({ ...variant }));
+    return copy;
   }
 
   /** The drops followed. */
@@ -725,11 +734,15 @@ export class FlashsaleClient extends Emitter {
    * client_order_id, up to `retry.attempts` sends in all, then it rejects with
    * `retries_exhausted`. Ordering again with the same clientOrderId while it waits returns
    * the same promise; after it settled, it asks the server again (which answers a recorded
-   * order with its original outcome).
+   * order with its original outcome). `variant`: which of a drop's named variants (its id).
    */
   order(drop, qty = 1, options = {}) {
     const clientOrderId = options.clientOrderId ?? newClientOrderId();
+    const variant = options.variant ?? '';
     if (!isName(drop, 64)) return Promise.reject(new TypeError(`not a drop id: ${drop}`));
+    if (variant !== '' && !/^[A-Za-z0-9_.-]{1,32}$/.test(variant)) {
+      return Promise.reject(new TypeError('variant must be 1-32 of [A-Za-z0-9_.-]'));
+    }
     if (!Number.isInteger(qty) || qty < 1 || qty > QTY_MAX) {
       return Promise.reject(new TypeError(`qty must be a whole number from 1 to ${QTY_MAX}`));
     }
@@ -738,24 +751,26 @@ export class FlashsaleClient extends Emitter {
     }
     const waiting = this.#pending.get(clientOrderId);
     if (waiting) {
-      if (waiting.drop !== drop || waiting.qty !== qty) {
+      if (waiting.drop !== drop || waiting.qty !== qty || waiting.variant !== variant) {
         return Promise.reject(new TypeError(`client_order_id ${clientOrderId} is in use for another order`));
       }
       return waiting.promise;
     }
     const order = {
-      drop, qty, clientOrderId, attempts: 0, phase: 'queued', timer: null,
+      drop, qty, variant, clientOrderId, attempts: 0, phase: 'queued', timer: null,
       maxAttempts: Math.max(1, options.attempts ?? this.#retry.attempts),
       ...deferred(),
     };
     this.#pending.set(clientOrderId, order);
-    this.#track(clientOrderId, drop, { status: 'pending', qty });
+    this.#track(clientOrderId, drop, { status: 'pending', qty, ...(variant ? { variant } : {}) });
     this.#sendOrder(order);
     return order.promise;
   }
 
   #sendOrder(order) {
-    if (this.#send({ type: 'order', drop: order.drop, qty: order.qty, client_order_id: order.clientOrderId })) {
+    const message = { type: 'order', drop: order.drop, qty: order.qty, client_order_id: order.clientOrderId };
+    if (order.variant) message.variant = order.variant;
+    if (this.#send(message)) {
       order.phase = 'sent';
     }
   }
@@ -792,7 +807,7 @@ export class FlashsaleClient extends Emitter {
   /**
    * What this client knows of an order, by client_order_id: its drop, qty, status (`pending`
    * and `retrying` while unanswered, then an order_result status, then order_update ones),
-   * order_id, hold_expires_at_ms, position, reason.
+   * order_id, hold_expires_at_ms, position, reason, variant (on a drop with named variants).
    */
   orderState(clientOrderId) {
     const known = this.#orders.get(clientOrderId);
@@ -807,7 +822,8 @@ export class FlashsaleClient extends Emitter {
   #track(clientOrderId, drop, change) {
     if (clientOrderId === undefined) return;
     const known = this.#orders.get(clientOrderId) ?? { client_order_id: clientOrderId, drop, status: 'pending' };
-    for (const field of ['status', 'qty', 'order_id', 'hold_expires_at_ms', 'position', 'reason', 'attempts', 'recorded']) {
+    for (const field of ['status', 'qty', 'variant', 'order_id', 'hold_expires_at_ms', 'position', 'reason', 'attempts',
+                         'recorded']) {
       if (change[field] !== undefined) known[field] = change[field];
     }
     // A waitlisted order that got its units has a hold now, and no place in the queue.

@@ -1,4 +1,5 @@
-// The viewer page: watch one drop's countdown and stock, buy, then pay or cancel.
+// The viewer page: watch one drop's countdown and stock, pick a variant (a size, a colour) when
+// the drop has several, buy, then pay or cancel.
 //
 // The page is UI only: the protocol — signing in, reconnecting, following the drop, the
 // server's clock, ordering with retries — is @flashsale/client (clients/js/flashsale.js, served
@@ -7,13 +8,14 @@
 // event and five times a second for the clocks. The order is kept in localStorage, so that a
 // reload asks again with the same client_order_id rather than ordering twice.
 import { FlashsaleClient, RETRYABLE_ORDER_STATUSES, newClientOrderId } from './flashsale.js';
-import { clockText, element, money } from './common.js';
+import { clockText, discountText, element, money } from './common.js';
 
 const params = new URLSearchParams(location.search);
 const ui = Object.fromEntries(
-    ['connection', 'sign-in', 'choose', 'drop-list', 'drop', 'title', 'price', 'phase', 'countdown',
-     'stock-bar', 'stock-left', 'stock-total', 'buy', 'order-status', 'pay', 'cancel',
-     'window-note', 'raised'].map((id) => [id, element(id)]));
+    ['connection', 'sign-in', 'choose', 'drop-list', 'drop', 'title', 'deal-price', 'list-price',
+     'discount', 'phase', 'countdown', 'sale-left', 'stock-bar', 'stock-left', 'stock-total',
+     'variants', 'variant-options', 'buy', 'order-status', 'pay', 'cancel', 'window-note', 'raised']
+        .map((id) => [id, element(id)]));
 
 let user = params.get('user') ?? sessionStorage.getItem('flashsale:user');
 // A token is read from the link once, then kept for this tab only and taken out of the address
@@ -29,13 +31,17 @@ const dropId = params.get('drop');
 let client = null;
 let connected = false;
 let welcomed = false;  // the first welcome: the drop list, or the stored order asked again
-// This viewer's order on the drop: {clientOrderId, status, waiting, orderId, qty,
-// holdExpiresAt, position, reason}. `waiting`: asked, no final answer yet; status `busy` while
-// the client asks again after `busy` (or gave up asking: then Buy asks again).
+// This viewer's order on the drop: {clientOrderId, variant, status, waiting, orderId, qty,
+// holdExpiresAt, position, reason}. `variant`: the id of the variant ordered, '' on a drop
+// without named variants. `waiting`: asked, no final answer yet; status `busy` while the client
+// asks again after `busy` (or gave up asking: then Buy asks again).
 let order = null;
+// The variant picked on a drop with named variants (its id), or null.
+let chosen = null;
 
-// A final answer: nothing more to ask. Reserved and waitlisted orders wait for pay or cancel.
-const final = new Set(['sold_out', 'limit_exceeded', 'closed', 'confirmed']);
+// A final answer: nothing more to ask of that variant. Reserved and waitlisted orders wait for
+// pay or cancel.
+const final = new Set(['sold_out', 'limit_exceeded', 'closed', 'confirmed', 'unknown_variant']);
 const storageKey = () => `flashsale:order:${dropId}:${user}`;
 
 function saveOrder() {
@@ -104,6 +110,7 @@ function onWelcome(welcome) {
   welcomed = true;
   if (!dropId) return showDropList();
   order = loadOrder();
+  if (order?.variant) chosen = order.variant;
   // Ask again for anything not settled: the server answers with the original outcome.
   if (order && (order.waiting || ['reserved', 'waitlisted', 'busy'].includes(order.status))) askOrder();
   render();
@@ -131,7 +138,8 @@ function onOrderChange(change) {
 function askOrder() {
   const asked = order;
   asked.waiting = true;
-  client.order(dropId, 1, { clientOrderId: asked.clientOrderId })
+  const variant = asked.variant ? { variant: asked.variant } : {};
+  client.order(dropId, 1, { clientOrderId: asked.clientOrderId, ...variant })
       .catch((error) => {
         // retries_exhausted: still busy; Buy asks again with the same client_order_id.
         if (asked === order && error.code !== 'retries_exhausted') asked.reason = error.message;
@@ -144,9 +152,10 @@ function askOrder() {
 }
 
 function buy() {
+  const variant = chosen ?? '';
   // After `busy` answers the client gave up on, the same order again; otherwise a new one.
-  if (!(order && order.status === 'busy')) {
-    order = { clientOrderId: newClientOrderId(), status: '', waiting: true };
+  if (!(order && order.status === 'busy' && (order.variant ?? '') === variant)) {
+    order = { clientOrderId: newClientOrderId(), variant, status: '', waiting: true };
   }
   saveOrder();
   askOrder();
@@ -173,6 +182,12 @@ async function showDropList() {
 // What the buyer reads about their order, in plain words.
 function orderText(drop) {
   if (!order) return '';
+  const variant = order.variant && drop.variants?.find((item) => item.id === order.variant);
+  const text = statusText(drop);
+  return variant ? `${variantName(variant)}: ${text}` : text;
+}
+
+function statusText(drop) {
   const hold = order.holdExpiresAt ? clockText(order.holdExpiresAt - client.now()) : '';
   switch (order.status) {
     case '': return drop.admission_window_ms ? 'You are in the draw — results when it closes' : 'Ordering…';
@@ -187,8 +202,92 @@ function orderText(drop) {
     case 'expired': return 'Your hold ran out before payment';
     case 'not_open': return 'Not open yet — wait for the countdown';
     case 'invalid': return `Could not order: ${order.reason}`;
+    case 'unknown_variant': return 'This drop does not sell that one';
     default: return order.status;
   }
+}
+
+const variantName = (variant) => variant.label || variant.id;
+
+// When the sale ends by itself (Unix ms, server clock): null for a drop without a duration, or
+// while its opening instant is not set.
+function closesAt(drop) {
+  if (typeof drop.closes_at_ms === 'number') return drop.closes_at_ms;
+  const opensAt = drop.opens_at_ms;
+  return typeof opensAt === 'number' && drop.duration_ms ? opensAt + drop.duration_ms : null;
+}
+
+// The time left in a sale with a duration: how long it will run, then how long it still runs.
+function renderSaleLeft(drop) {
+  const end = closesAt(drop);
+  const timed = end !== null || Boolean(drop.duration_ms);
+  ui['sale-left'].hidden = !timed;
+  if (!timed) return;
+  const length = drop.duration_ms ?? end - drop.opens_at_ms;
+  const text = {
+    scheduled: `On sale for ${clockText(length)} once it opens`,
+    countdown: `Then on sale for ${clockText(length)}`,
+    closed: 'Sale ended',
+  }[drop.state] ?? `Sale ends in ${clockText(end - client.now())}`;
+  ui['sale-left'].textContent = text;
+  ui['sale-left'].dataset.state = drop.state === 'closed' ? 'ended' : drop.state;
+}
+
+// The deal price of what is picked (or the drop's own, or "from" its lowest), with the list
+// price struck through and the discount.
+function renderPrice(drop, variant) {
+  const variants = drop.variants ?? [];
+  const price = variant ? variant.price_cents : drop.price_cents;
+  const list = variant ? variant.list_price_cents : variants.length ? undefined : drop.list_price_cents;
+  const several = !variant && variants.some((item) => item.price_cents !== price);
+  ui['deal-price'].textContent = several ? `from ${money(price)}` : money(price);
+  const discount = discountText(price, list);
+  ui['list-price'].hidden = ui.discount.hidden = !discount;
+  ui['list-price'].textContent = discount ? money(list) : '';
+  ui.discount.textContent = discount;
+}
+
+// One button per variant, made when the set of variants changes and updated in place after
+// (the page renders five times a second: a button rebuilt under a finger loses the tap).
+function renderVariants(drop, waitlist) {
+  const variants = drop.variants ?? [];
+  ui.variants.hidden = variants.length === 0;
+  const options = ui['variant-options'];
+  const ids = variants.map((variant) => variant.id).join(' ');
+  if (options.dataset.ids !== ids) {
+    options.dataset.ids = ids;
+    options.replaceChildren(...variants.map((variant) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'variant';
+      button.dataset.testid = `variant-${variant.id}`;
+      button.dataset.variant = variant.id;
+      for (const part of ['name', 'amount', 'was', 'left']) {
+        const span = document.createElement(part === 'was' ? 's' : 'span');
+        span.className = part;
+        button.append(span);
+      }
+      button.addEventListener('click', () => {
+        chosen = variant.id;
+        render();
+      });
+      return button;
+    }));
+  }
+  variants.forEach((variant, index) => {
+    const button = options.children[index];
+    const soldOut = variant.stock_left === 0;
+    button.querySelector('.name').textContent = variantName(variant);
+    button.querySelector('.amount').textContent = money(variant.price_cents);
+    const was = button.querySelector('.was');
+    was.hidden = !discountText(variant.price_cents, variant.list_price_cents);
+    was.textContent = was.hidden ? '' : money(variant.list_price_cents);
+    button.querySelector('.left').textContent =
+        soldOut ? (waitlist ? 'sold out · waitlist' : 'sold out') : `${variant.stock_left} left`;
+    button.dataset.state = soldOut ? 'sold-out' : 'available';
+    button.disabled = (soldOut && !waitlist) || drop.state === 'closed';
+    button.setAttribute('aria-pressed', String(variant.id === chosen));
+  });
 }
 
 function render() {
@@ -196,8 +295,14 @@ function render() {
   const drop = client && dropId ? client.drop(dropId) : undefined;
   ui.drop.hidden = !drop;
   if (!drop) return;
+  const variants = drop.variants ?? [];
+  if (variants.length === 1) chosen = variants[0].id;
+  const variant = variants.find((item) => item.id === chosen);
+  // Sold out still takes orders onto a waitlist, if the drop has one (each variant has its own).
+  const waitlist = drop.waitlist_limit > 0;
   ui.title.textContent = drop.title;
-  ui.price.textContent = money(drop.price_cents);
+  renderPrice(drop, variant);
+  renderVariants(drop, waitlist);
   // A charity drop: what every confirmed sale has given so far.
   ui.raised.hidden = !drop.pledge_bps;
   if (drop.pledge_bps) {
@@ -211,9 +316,11 @@ function render() {
   ui['stock-total'].textContent = String(drop.stock_total);
   ui['stock-bar'].style.width = `${drop.stock_total ? (100 * left) / drop.stock_total : 0}%`;
 
+  // A sale with a duration ends rather than being closed (by the clock, or early by the host).
+  const ended = closesAt(drop) !== null;
   const phases = {
     scheduled: 'Coming soon', countdown: 'Opens in', open: 'On sale now',
-    sold_out: 'Sold out', closed: 'Sale closed',
+    sold_out: 'Sold out', closed: ended ? 'Sale ended' : 'Sale closed',
   };
   ui.phase.textContent = phases[drop.state] ?? drop.state;
   const msLeft = client.msUntilOpen(dropId);
@@ -226,16 +333,18 @@ function render() {
   ui['window-note'].hidden = !drop.admission_window_ms;
   ui['window-note'].textContent =
       `Fair start: everyone who orders in the first ${drop.admission_window_ms / 1000} s has the same chance.`;
+  renderSaleLeft(drop);
 
-  const settled = order && (final.has(order.status) || order.status === 'reserved' ||
-                            order.status === 'waitlisted');
-  // Sold out still takes orders onto a waitlist, if the drop has one.
-  const waitlist = drop.state === 'sold_out' && drop.waitlist_limit > 0;
-  const open = drop.state === 'open' || waitlist;
-  ui.buy.disabled = !connected || !open || Boolean(order?.waiting) || Boolean(settled);
-  ui.buy.textContent = {
-    open: 'Buy now', sold_out: waitlist ? 'Join the waitlist' : 'Sold out', closed: 'Sale closed',
-  }[drop.state] ?? 'Buy now';
+  // A final answer about one variant leaves the others to buy.
+  const settled = order && (order.status === 'reserved' || order.status === 'waitlisted' ||
+                            (final.has(order.status) && (order.variant ?? '') === (variant?.id ?? '')));
+  const soldOut = drop.state === 'sold_out' || (drop.state === 'open' && variant?.stock_left === 0);
+  const open = soldOut ? waitlist : drop.state === 'open';
+  const unpicked = variants.length > 0 && !variant;
+  ui.buy.disabled = !connected || !open || unpicked || Boolean(order?.waiting) || Boolean(settled);
+  ui.buy.textContent = drop.state === 'closed' ? phases.closed
+      : soldOut ? (waitlist ? 'Join the waitlist' : 'Sold out')
+      : unpicked && drop.state === 'open' ? 'Choose one above' : 'Buy now';
 
   ui['order-status'].textContent = orderText(drop);
   ui['order-status'].dataset.status = order?.status ?? '';

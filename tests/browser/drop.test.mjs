@@ -87,9 +87,18 @@ async function console_() {
   return page;
 }
 
-async function createDrop(host, fields) {
+// `variants`: rows of the form's variant table, [{variant_id, variant_label, variant_price, …}],
+// filled in first. A field's value may be a function, asked for it when its turn comes.
+async function createDrop(host, fields, variants = []) {
   const form = byTest(host, 'drop-form');
-  for (const [name, value] of Object.entries(fields)) await form.locator(`[name="${name}"]`).fill(String(value));
+  for (const variant of variants) {
+    await byTest(host, 'variant-add').click();
+    const row = byTest(host, 'variant-rows').locator('tbody tr').last();
+    for (const [name, value] of Object.entries(variant)) await row.locator(`[name="${name}"]`).fill(String(value));
+  }
+  for (const [name, value] of Object.entries(fields)) {
+    await form.locator(`[name="${name}"]`).fill(String(typeof value === 'function' ? await value() : value));
+  }
   await form.locator('button[type="submit"]').click();
   await host.locator('#live-title').filter({ hasText: `(${fields.id})` }).waitFor();
 }
@@ -184,6 +193,110 @@ test('a viewer page reconnects after a server restart and shows the order it had
   await dan.reload();
   await eventually(async () => (await status(dan)) === 'reserved', 10_000, 'the order after a reload');
   assert.equal(await byTest(dan, 'stock-left').textContent(), '4');
+});
+
+test('a drop in three sizes: scheduled from the console, one size sells out, the sale ends by itself', async () => {
+  const host = await console_();
+  // Five seconds from now on the console's own clock, as its datetime-local field takes it (whole
+  // seconds, the host's time zone, no ":00" for none): rounded up, so the drop opens in 5-6 s.
+  // Asked for last, just before the form goes.
+  let opensAt;
+  const fiveSecondsAhead = async () => {
+    opensAt = await host.evaluate(() => {
+      const at = new Date(Math.ceil((Date.now() + 5_000) / 1000) * 1000);
+      const two = (number) => String(number).padStart(2, '0');
+      return `${at.getFullYear()}-${two(at.getMonth() + 1)}-${two(at.getDate())}T${two(at.getHours())}:` +
+             `${two(at.getMinutes())}${at.getSeconds() ? `:${two(at.getSeconds())}` : ''}`;
+    });
+    return opensAt;
+  };
+  await createDrop(host, { id: 'tees', title: 'Festival tees', per_user_limit: 2, per_variant_limit: 1,
+                           hold_seconds: 60, waitlist_limit: 0, duration_seconds: 20, opens_at: fiveSecondsAhead }, [
+    { variant_id: 'S', variant_label: 'Small', variant_price: '59.00', variant_list_price: '99.00', variant_stock: 1 },
+    { variant_id: 'M', variant_label: 'Medium', variant_price: '69.00', variant_list_price: '99.00', variant_stock: 5 },
+    { variant_id: 'L', variant_label: 'Large', variant_price: '79.00', variant_list_price: '', variant_stock: 5 },
+  ]);
+  const opensAtMs = await host.evaluate((text) => new Date(text).getTime(), opensAt);
+  // What the console asked for, as the server keeps it.
+  const reply = await fetch(url('/api/drops/tees'), { headers: { Authorization: `Bearer ${hostKey}` } });
+  const created = await reply.json();
+  assert.equal(created.state, 'countdown');
+  assert.equal(created.opens_at_ms, opensAtMs);
+  assert.equal(created.closes_at_ms, opensAtMs + 20_000);
+  assert.equal(created.per_variant_limit, 1);
+  assert.equal(created.price_cents, 5900, 'the lowest price');
+  assert.deepEqual(created.variants.map(({ id, label, price_cents, list_price_cents, stock_total }) =>
+                     ({ id, label, price_cents, list_price_cents, stock_total })), [
+    { id: 'S', label: 'Small', price_cents: 5900, list_price_cents: 9900, stock_total: 1 },
+    { id: 'M', label: 'Medium', price_cents: 6900, list_price_cents: 9900, stock_total: 5 },
+    { id: 'L', label: 'Large', price_cents: 7900, list_price_cents: undefined, stock_total: 5 },
+  ]);
+  await byTest(host, 'live-variants').locator('tbody tr').nth(2).waitFor();
+
+  const [ann, bob] = await Promise.all([viewer('tees', 'ann'), viewer('tees', 'bob')]);
+  for (const page of [ann, bob]) {
+    await byTest(page, 'variants').waitFor();
+    assert.deepEqual(await byTest(page, 'variants').locator('.name').allTextContents(), ['Small', 'Medium', 'Large']);
+    assert.equal(await byTest(page, 'variant-S').locator('.left').textContent(), '1 left');
+    assert.equal(await page.locator('#deal-price').textContent(), 'from ¥59.00');
+    assert.match(await byTest(page, 'sale-left').textContent(), /^Then on sale for 0:20$/);
+    assert.equal(await byTest(page, 'buy').isDisabled(), true, 'Buy is disabled in the countdown');
+  }
+  // Each picks a size before T-0: its deal price, the list price struck through, the discount.
+  await byTest(ann, 'variant-S').click();
+  await byTest(bob, 'variant-M').click();
+  assert.equal(await byTest(ann, 'variant-S').getAttribute('aria-pressed'), 'true');
+  assert.equal(await ann.locator('#deal-price').textContent(), '¥59.00');
+  assert.equal(await byTest(ann, 'list-price').textContent(), '¥99.00');
+  assert.equal(await byTest(ann, 'discount').textContent(), '40% off');
+  assert.equal(await bob.locator('#deal-price').textContent(), '¥69.00');
+  assert.equal(await byTest(bob, 'discount').textContent(), '30% off');
+  await byTest(bob, 'variant-L').click();
+  assert.equal(await byTest(bob, 'list-price').isHidden(), true, 'Large has no list price');
+  await byTest(bob, 'variant-M').click();
+
+  await Promise.all([ann, bob].map((page) => byTest(page, 'buy').and(page.locator(':enabled')).waitFor({ timeout: 10_000 })));
+  assert.match(await byTest(ann, 'sale-left').textContent(), /^Sale ends in 0:(1\d|20)$/);
+  await Promise.all([byTest(ann, 'buy').click(), byTest(bob, 'buy').click()]);
+  await byTest(ann, 'order-status').and(ann.locator('[data-status="reserved"]')).waitFor({ timeout: 5_000 });
+  await byTest(bob, 'order-status').and(bob.locator('[data-status="reserved"]')).waitFor({ timeout: 5_000 });
+  assert.match(await byTest(ann, 'order-status').textContent(), /^Small: Reserved for you/);
+  assert.match(await byTest(bob, 'order-status').textContent(), /^Medium: Reserved for you/);
+
+  // Small's only unit is ann's: sold out on both pages, and nobody can pick it.
+  for (const page of [ann, bob]) {
+    await byTest(page, 'variant-S').and(page.locator('[data-state="sold-out"]:disabled')).waitFor({ timeout: 5_000 });
+    assert.equal(await byTest(page, 'variant-S').locator('.left').textContent(), 'sold out');
+    await byTest(page, 'variant-M').locator('.left').filter({ hasText: /^4 left$/ }).waitFor({ timeout: 5_000 });
+    assert.equal(await byTest(page, 'stock-left').textContent(), '9');
+  }
+  await ann.screenshot({ path: path.join(screenshots, 'viewer-variants.png') });
+  await byTest(ann, 'pay').click();
+  await byTest(ann, 'order-status').and(ann.locator('[data-status="confirmed"]')).waitFor({ timeout: 5_000 });
+
+  // The console: per-size numbers, the time left in the sale, and a restock of one size.
+  const small = byTest(host, 'live-variants').locator('tr[data-variant="S"] td');
+  await eventually(async () => (await small.allTextContents()).slice(2).join(' ') === '0 0 1 0 1', 5_000,
+                   'Small: none left, none held, one sold');
+  assert.match(await byTest(host, 'live-closes').textContent(), /^0:[0-2]\d$/, 'the time left in the sale');
+  await host.screenshot({ path: path.join(screenshots, 'host-console-variants.png'), fullPage: true });
+  await byTest(host, 'restock-variant').selectOption('S');
+  await host.locator('#restock-add').fill('2');
+  await byTest(host, 'drop-restock').click();
+  for (const page of [ann, bob]) {
+    await byTest(page, 'variant-S').and(page.locator('[data-state="available"]:enabled')).waitFor({ timeout: 5_000 });
+    assert.equal(await byTest(page, 'variant-S').locator('.left').textContent(), '2 left');
+  }
+
+  // Twenty seconds after the opening instant the sale ends by itself, on every page.
+  for (const page of [ann, bob]) {
+    await byTest(page, 'sale-left').filter({ hasText: /^Sale ended$/ }).waitFor({ timeout: 25_000 });
+    await byTest(page, 'buy').and(page.locator(':disabled')).filter({ hasText: /^Sale ended$/ }).waitFor();
+    assert.equal(await byTest(page, 'variant-M').isDisabled(), true);
+  }
+  await ann.screenshot({ path: path.join(screenshots, 'viewer-sale-ended.png') });
+  await host.locator('#live-state').filter({ hasText: /^closed$/ }).waitFor({ timeout: 5_000 });
+  assert.equal(await byTest(host, 'live-closes').textContent(), 'ended');
 });
 
 test('a replay report reads as charts with titles, captions and labelled axes', async () => {

@@ -436,6 +436,40 @@ test('sign in, subscribe, count down on the server clock, order, pay, cancel, wa
   assert.deepEqual([drop.stock_left, drop.held, drop.sold], [1, 0, 1]);
 });
 
+test('variants: an order names one, stock follows each, an unknown one is not recorded', { timeout: 60_000 }, async (t) => {
+  const { port } = server;
+  await createDrop(port, { id: 'socks', title: 'Socks', price_cents: undefined, stock: undefined, per_user_limit: 2,
+                           variants: [{ id: 'red', label: 'Red', price_cents: 500, stock: 1 },
+                                      { id: 'blue', price_cents: 600, list_price_cents: 900, stock: 2 }] });
+  await openNow(port, 'socks');
+  const vic = client(t, server, { user: 'vic' });
+  await vic.connect();
+  const drop = await vic.subscribe('socks');
+  assert.equal(drop.price_cents, 500, 'the lowest price');
+  assert.deepEqual(drop.variants.map(({ id, label, price_cents, list_price_cents, stock_left }) =>
+                     ({ id, label, price_cents, list_price_cents, stock_left })), [
+    { id: 'red', label: 'Red', price_cents: 500, list_price_cents: undefined, stock_left: 1 },
+    { id: 'blue', label: drop.variants[1].label, price_cents: 600, list_price_cents: 900, stock_left: 2 },
+  ]);
+
+  const red = await vic.order('socks', 1, { variant: 'red' });
+  assert.equal(red.status, 'reserved');
+  assert.equal(red.variant, 'red');
+  assert.equal(vic.orderState(red.client_order_id).variant, 'red');
+  // Every variant's stock in each `stock` message; `left` stays the drop's.
+  const redGone = await until(vic, 'socks', (state) => state.variants[0].stock_left === 0);
+  assert.equal(redGone.variants[1].stock_left, 2);
+  assert.equal(redGone.stock_left, 2);
+
+  // A variant the drop does not sell is not recorded: the same id may order a real one.
+  const green = await vic.order('socks', 1, { variant: 'green' });
+  assert.equal(green.status, 'unknown_variant');
+  const blue = await vic.order('socks', 1, { clientOrderId: green.client_order_id, variant: 'blue' });
+  assert.equal(blue.status, 'reserved');
+  assert.equal(blue.variant, 'blue');
+  await assert.rejects(vic.order('socks', 1, { variant: 'no spaces' }), TypeError);
+});
+
 test('one viewer too many for a user is refused once, not in a loop', { timeout: 60_000 }, async (t) => {
   const { port } = server;
   for (let i = 0; i < 4; ++i) await rawViewer(t, port, 'dora');  // connections_per_user = 4
