@@ -28,6 +28,12 @@ class Recorder {
       drop_ = {std::string(spec.id), std::string(spec.title), spec.price_cents,
                spec.stock,           spec.per_user_limit,     std::uint32_t(spec.hold_ms / 1000),
                spec.waitlist_limit,  spec.admission_window_ms};
+      for (const engine::VariantSpec& variant : spec.variants)
+        drop_.variants.push_back({std::string(variant.id), std::string(variant.label),
+                                  variant.price_cents, variant.list_price_cents, variant.stock});
+      drop_.per_variant_limit = spec.per_variant_limit;
+      drop_.duration_seconds = static_cast<std::uint32_t>((spec.duration_ms + 999) / 1000);
+      duration_ms_ = spec.duration_ms;
       return;
     }
     if (!index_ || event.drop != *index_) return;
@@ -78,7 +84,8 @@ class Recorder {
     const std::uint32_t user = viewer(decided.user);
     if (decided.order != 0) buyer_of_[decided.order] = user;
     actions_.push_back(
-        {at, user, ActionKind::order, decided.qty, std::string(decided.client_order_id)});
+        {at, user, ActionKind::order, decided.qty, std::string(decided.client_order_id),
+         drop_.variants.empty() ? std::string() : drop_.variants[decided.variant].id});
   }
   void on(engine::TimeMs at, const engine::OrderConfirmed& confirmed) {
     actions_.push_back({at, buyer_of_.at(confirmed.order), ActionKind::confirm, 1, {}});
@@ -88,8 +95,11 @@ class Recorder {
       actions_.push_back({at, buyer_of_.at(cancelled.order), ActionKind::cancel, 1, {}});
   }
   void on(engine::TimeMs, const engine::Restocked&) { summary_.restocks += 1; }
-  void on(engine::TimeMs, const engine::StateChanged& changed) {
-    if (changed.state == engine::DropState::closed) summary_.closes += 1;
+  void on(engine::TimeMs at, const engine::StateChanged& changed) {
+    // The end of the drop's duration closes it again in the replay; only a host's close is lost.
+    const bool ended_by_itself =
+        duration_ms_ > 0 && opens_at_ms_ && at >= *opens_at_ms_ + duration_ms_;
+    if (changed.state == engine::DropState::closed && !ended_by_itself) summary_.closes += 1;
   }
   // Decided by the engine from earlier events: a replay makes them happen again by itself.
   void on(engine::TimeMs, const engine::DropCreated&) {}
@@ -108,6 +118,7 @@ class Recorder {
   DropSetup drop_;
   std::optional<engine::TimeMs> opens_at_ms_;
   engine::TimeMs countdown_ms_ = 0;
+  engine::TimeMs duration_ms_ = 0;
   std::unordered_map<std::string, std::uint32_t> viewers_;
   std::unordered_map<engine::OrderNumber, std::uint32_t> buyer_of_;
   std::vector<Action> actions_;

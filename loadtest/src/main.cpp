@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
   CLI::App* capture = app.add_subcommand(
       "capture", "turn a drop's journal (Redis or an export file) into a trace to replay");
   std::string redis, journal_prefix, journal_file, drop;
-  capture->add_option("--redis", redis, "Redis HOST:PORT, redis://…, sentinel://…/NAME or a unix socket path");
+  capture->add_option("--redis", redis,
+                      "Redis HOST:PORT, redis://…, sentinel://…/NAME or a unix socket path");
   capture->add_option("--journal-prefix", journal_prefix, "the journal's key prefix");
   capture->add_option("--file", journal_file, "a `flashsale-audit export` file instead of Redis")
       ->check(CLI::ExistingFile);
@@ -135,7 +136,7 @@ int main(int argc, char** argv) {
       const auto trace = flashsale::loadtest::generate(scenario, scale, seed);
       flashsale::loadtest::write_trace(trace, out);
       fmt::print("{}: {} viewers, {} units, {} actions\n", out, trace.header.viewers,
-                 trace.header.drop.stock, trace.actions.size());
+                 trace.header.drop.units(), trace.actions.size());
       return 0;
     }
     if (app.got_subcommand("capture")) {
@@ -150,7 +151,7 @@ int main(int argc, char** argv) {
       const auto trace = flashsale::loadtest::capture(std::move(journal), drop, &summary);
       flashsale::loadtest::write_trace(trace, out);
       fmt::print("{}: drop {}, {} viewers, {} units, {} actions\n", out, trace.header.drop.id,
-                 trace.header.viewers, trace.header.drop.stock, trace.actions.size());
+                 trace.header.viewers, trace.header.drop.units(), trace.actions.size());
       if (summary.restocks + summary.closes > 0)
         fmt::print("not in the trace (a replay runs without them): {} restocks, {} closes\n",
                    summary.restocks, summary.closes);

@@ -10,13 +10,14 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::array<std::pair<std::string_view, std::uint64_t Totals::*>, 11> counters = {{
+constexpr std::array<std::pair<std::string_view, std::uint64_t Totals::*>, 12> counters = {{
     {"sent", &Totals::sent},
     {"answered", &Totals::answered},
     {"abandoned", &Totals::abandoned},
     {"unexpected", &Totals::unexpected},
     {"repeat_mismatches", &Totals::repeat_mismatches},
     {"reserved_before_open", &Totals::reserved_before_open},
+    {"reserved_after_end", &Totals::reserved_after_end},
     {"duplicate_order_ids", &Totals::duplicate_order_ids},
     {"reserved", &Totals::reserved},
     {"confirmed", &Totals::confirmed},
@@ -69,6 +70,12 @@ std::map<std::int64_t, Value> bins_from(const json::value& value, Decode decode)
 void Totals::merge(const Totals& other) {
   for (const auto& [name, counter] : counters) this->*counter += other.*counter;
   order_ids.insert(order_ids.end(), other.order_ids.begin(), other.order_ids.end());
+  for (const auto& [id, seen] : other.variants) {
+    VariantSeen& mine = variants[id];
+    mine.reserved += seen.reserved;
+    mine.released += seen.released;
+    mine.confirmed += seen.confirmed;
+  }
   latency.merge(other.latency);
   for (const auto& [bin, statuses] : other.by_status)
     for (const auto& [status, count] : statuses) by_status[bin][status] += count;
@@ -107,6 +114,10 @@ json::value to_json(const Totals& totals) {
   json::array order_ids;
   for (const std::string& id : totals.order_ids) order_ids.push_back(json::string(id));
   object["order_ids"] = std::move(order_ids);
+  json::object variants;
+  for (const auto& [id, seen] : totals.variants)
+    variants[id] = json::array{seen.reserved, seen.released, seen.confirmed};
+  object["variants"] = std::move(variants);
   object["latency"] = histogram_json(totals.latency);
   object["by_status"] = bins_json(totals.by_status, [](const auto& statuses) {
     json::object counts;
@@ -126,6 +137,10 @@ Totals totals_from_json(const json::value& value) {
     totals.*counter = value.at(name).to_number<std::uint64_t>();
   for (const json::value& id : value.at("order_ids").as_array())
     totals.order_ids.emplace_back(id.as_string());
+  for (const auto& [id, seen] : value.at("variants").as_object())
+    totals.variants.emplace(std::string(id), VariantSeen{seen.at(0).to_number<std::uint64_t>(),
+                                                         seen.at(1).to_number<std::uint64_t>(),
+                                                         seen.at(2).to_number<std::uint64_t>()});
   totals.latency = histogram_from(value.at("latency"));
   totals.by_status = bins_from<std::map<std::string, std::uint64_t>>(
       value.at("by_status"), [](const json::value& counts) {

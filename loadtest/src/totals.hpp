@@ -29,6 +29,15 @@ struct StockSeen {
   std::uint32_t left = 0;
 };
 
+// One named variant's units, by the variant each viewer ordered.
+struct VariantSeen {
+  std::uint64_t reserved = 0;   // units of every reservation and promotion a viewer was told of
+  std::uint64_t released = 0;   // of those, cancelled or expired
+  std::uint64_t confirmed = 0;  // of those, paid
+
+  friend bool operator==(const VariantSeen&, const VariantSeen&) = default;
+};
+
 // Time bins are named by their start, in ms from T-0.
 struct Totals {
   std::uint64_t sent = 0;
@@ -37,12 +46,14 @@ struct Totals {
   std::uint64_t unexpected = 0;  // a result with nothing pending for it
   std::uint64_t repeat_mismatches = 0;
   std::uint64_t reserved_before_open = 0;
+  std::uint64_t reserved_after_end = 0;   // on a drop with a duration, decided after it ran out
   std::uint64_t duplicate_order_ids = 0;  // within one thread; across them, from order_ids
   std::uint64_t reserved = 0;
   std::uint64_t confirmed = 0;
   std::uint64_t released = 0;
   std::uint64_t over_limit = 0;
-  std::vector<std::string> order_ids;  // of every reservation a viewer was told of
+  std::vector<std::string> order_ids;           // of every reservation a viewer was told of
+  std::map<std::string, VariantSeen> variants;  // by id, on a drop with named variants
   LatencyHistogram latency;
   std::map<std::int64_t, std::map<std::string, std::uint64_t>> by_status;  // status -> n
   std::map<std::int64_t, LatencyHistogram> latency_by_bin;

@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -15,6 +16,8 @@
 #include "flashsale/loadtest/trace.hpp"
 #include "process.hpp"
 #include "server_process.hpp"
+#include "totals.hpp"
+#include "verdict.hpp"
 
 namespace flashsale::loadtest {
 namespace {
@@ -81,6 +84,231 @@ TEST(Traces, MalformedTracesNameTheLine) {
   } catch (const std::runtime_error& error) {
     EXPECT_NE(std::string(error.what()).find(":2:"), std::string::npos) << error.what();
   }
+}
+
+std::string first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// The sneaker scenario: ten sizes, the middle ones wanted most, a five-minute sale. The same
+// seed gives the same trace, variants and all; each viewer orders one size by its demand.
+TEST(Traces, TheSneakerScenarioOrdersSizesByDemandDeterministically) {
+  const std::string scenario = FLASHSALE_SOURCE_DIR "/loadtest/scenarios/sneaker.toml";
+  const Trace first = generate(scenario, 0.2, 11);
+  const Trace second = generate(scenario, 0.2, 11);
+  const DropSetup& drop = first.header.drop;
+  ASSERT_EQ(drop.variants.size(), 10u);
+  EXPECT_EQ(drop.variants.front().id, "38");
+  EXPECT_EQ(drop.variants.back().id, "47");
+  EXPECT_EQ(drop.variants[4].stock, 90u) << "450 pairs of EU 42, scaled by 0.2";
+  EXPECT_EQ(drop.units(), 600u);
+  EXPECT_EQ(drop.duration_seconds, 300u);
+  EXPECT_EQ(drop.variants.back().list_price_cents, 19'900);
+  EXPECT_EQ(first.header.viewers, 2'000u);
+  ASSERT_EQ(first.actions.size(), second.actions.size());
+  std::map<std::string, std::uint32_t> orders_by_size;
+  std::set<std::uint32_t> buyers;
+  for (std::size_t index = 0; index < first.actions.size(); ++index) {
+    const Action& action = first.actions[index];
+    EXPECT_EQ(action.t_ms, second.actions[index].t_ms);
+    EXPECT_EQ(action.user, second.actions[index].user);
+    EXPECT_EQ(action.variant, second.actions[index].variant);
+    if (action.kind == ActionKind::order || action.kind == ActionKind::retry)
+      EXPECT_FALSE(action.variant.empty()) << "every order names its size";
+    else
+      EXPECT_TRUE(action.variant.empty());
+    if (action.kind == ActionKind::order) {
+      orders_by_size[action.variant] += 1;
+      buyers.insert(action.user);
+    }
+  }
+  EXPECT_EQ(buyers.size(), first.header.viewers) << "each viewer orders once";
+  // Demand 23 and 22 in 100 for EU 42 and 43, 1 for EU 38 and 47.
+  EXPECT_GT(orders_by_size["42"], 300u);
+  EXPECT_GT(orders_by_size["43"], 300u);
+  EXPECT_LT(orders_by_size["38"], 60u);
+  EXPECT_LT(orders_by_size["47"], 60u);
+  EXPECT_GT(orders_by_size["42"], 5 * orders_by_size["38"]);
+  // Another seed, another trace.
+  const Trace other = generate(scenario, 0.2, 12);
+  bool differs = other.actions.size() != first.actions.size();
+  for (std::size_t index = 0; !differs && index < other.actions.size(); ++index)
+    differs = other.actions[index].variant != first.actions[index].variant ||
+              other.actions[index].t_ms != first.actions[index].t_ms;
+  EXPECT_TRUE(differs);
+}
+
+// Version 2 carries the variants, each order's size and the duration through a file; a trace
+// without them is still written as version 1.
+TEST(Traces, VariantsRoundTripInVersionTwo) {
+  const Trace written = generate(FLASHSALE_SOURCE_DIR "/tests/loadtest/sizes.toml", 1, 4);
+  const std::string path = ::testing::TempDir() + "sizes.jsonl";
+  write_trace(written, path);
+  EXPECT_TRUE(first_line(path).starts_with(R"({"flashsale_trace":2,)")) << first_line(path);
+  const Trace read = read_trace(path);
+  EXPECT_EQ(read.header.version, 2);
+  const DropSetup& drop = read.header.drop;
+  ASSERT_EQ(drop.variants.size(), 3u);
+  EXPECT_EQ(drop.variants[0].id, "41");
+  EXPECT_EQ(drop.variants[0].label, "EU 41");
+  EXPECT_EQ(drop.variants[0].list_price_cents, 12'900);
+  EXPECT_EQ(drop.variants[1].list_price_cents, 0);
+  EXPECT_EQ(drop.variants[2].price_cents, 10'900);
+  EXPECT_EQ(drop.variants[2].stock, 5u);
+  EXPECT_EQ(drop.duration_seconds, 3u);
+  EXPECT_EQ(drop.units(), 20u);
+  // The create body the replay sends: prices and stock per variant, none at the top.
+  const boost::json::object body = to_json(drop);
+  EXPECT_FALSE(body.contains("price_cents"));
+  EXPECT_FALSE(body.contains("stock"));
+  EXPECT_EQ(body.at("variants").as_array().size(), 3u);
+  EXPECT_EQ(body.at("duration_seconds").to_number<int>(), 3);
+  ASSERT_EQ(read.actions.size(), written.actions.size());
+  for (std::size_t index = 0; index < read.actions.size(); ++index)
+    EXPECT_EQ(read.actions[index].variant, written.actions[index].variant) << index;
+
+  const std::string plain = ::testing::TempDir() + "plain.jsonl";
+  write_trace(generate(FLASHSALE_SOURCE_DIR "/tests/loadtest/small.toml", 1, 4), plain);
+  EXPECT_TRUE(first_line(plain).starts_with(R"({"flashsale_trace":1,)")) << first_line(plain);
+  EXPECT_TRUE(read_trace(plain).header.drop.variants.empty());
+}
+
+TEST(Traces, AnOrderForASizeTheDropDoesNotSellNamesTheLine) {
+  const std::string path = ::testing::TempDir() + "bad-size.jsonl";
+  std::ofstream(path)
+      << R"({"flashsale_trace":2,"scenario":"x","seed":1,"scale":1,"countdown_ms":1,"viewers":1,)"
+      << R"("drop":{"id":"x","title":"x","per_user_limit":1,"hold_seconds":1,"waitlist_limit":0,)"
+      << R"("variants":[{"id":"41","label":"","price_cents":1,"stock":1}]}})"
+      << "\n{\"t\":0,\"u\":0,\"a\":\"order\",\"q\":1,\"c\":\"c\",\"v\":\"41\"}"
+      << "\n{\"t\":1,\"u\":0,\"a\":\"retry\",\"q\":1,\"c\":\"c\",\"v\":\"44\"}\n";
+  try {
+    read_trace(path);
+    FAIL() << "accepted an order for a size the drop does not sell";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find(":3:"), std::string::npos) << error.what();
+  }
+}
+
+TEST(Traces, AScenarioWithVariantsAndATopLevelStockIsRefused) {
+  const std::string path = ::testing::TempDir() + "both.toml";
+  std::ofstream(path) << "[drop]\nstock = 5\n[[drop.variants]]\nid = \"41\"\nprice_cents = 1\n"
+                         "stock = 5\n";
+  EXPECT_THROW(generate(path, 1, 1), std::runtime_error);
+}
+
+// Per-variant figures survive the trip from a worker process to its coordinator, and add up.
+TEST(Totals, VariantFiguresMergeAndRoundTrip) {
+  Totals one;
+  one.variants["41"] = {3, 1, 2};
+  Totals two;
+  two.variants["41"] = {1, 0, 1};
+  two.variants["42"] = {5, 2, 3};
+  one.merge(totals_from_json(to_json(two)));
+  EXPECT_EQ(one.variants.at("41"), (VariantSeen{4, 1, 3}));
+  EXPECT_EQ(one.variants.at("42"), (VariantSeen{5, 2, 3}));
+  EXPECT_EQ(totals_from_json(to_json(one)).variants, one.variants);
+}
+
+// A sale of two sizes after a replay, as the host API gives it, and what its buyers saw.
+struct VerdictFixture {
+  DropSetup drop;
+  boost::json::object server;
+  Totals seen;
+
+  VerdictFixture() {
+    drop.id = "sizes";
+    drop.variants = {{"41", "EU 41", 9'900, 0, 4}, {"42", "EU 42", 9'900, 0, 6}};
+    server = boost::json::parse(R"({"id":"sizes","state":"sold_out","stock_total":10,
+        "stock_left":0,"held":1,"sold":9,"variants":[
+        {"id":"41","label":"EU 41","price_cents":9900,"stock_total":4,"stock_left":0,"held":0,
+         "sold":4,"waitlist":0},
+        {"id":"42","label":"EU 42","price_cents":9900,"stock_total":6,"stock_left":0,"held":1,
+         "sold":5,"waitlist":0}]})")
+                 .as_object();
+    seen.sent = seen.answered = 30;
+    seen.reserved = 10;
+    seen.confirmed = 9;
+    seen.variants["41"] = {4, 0, 4};
+    seen.variants["42"] = {6, 0, 5};
+  }
+  std::map<std::string, Check> checks() const {
+    std::map<std::string, Check> by_name;
+    for (Check& check : verdict(seen, server, drop, {})) by_name[check.name] = check;
+    return by_name;
+  }
+};
+
+TEST(Verdict, ASaleOfSizesThatAddsUpPassesEveryCheck) {
+  const auto checks = VerdictFixture().checks();
+  EXPECT_EQ(checks.size(), 11u);
+  for (const auto& [name, check] : checks) EXPECT_TRUE(check.pass) << name << ": " << check.detail;
+  EXPECT_TRUE(checks.contains("no_variant_oversold"));
+  EXPECT_TRUE(checks.contains("variant_counters_balance"));
+  EXPECT_TRUE(checks.contains("variant_sold_matches_confirmations"));
+}
+
+// One size oversold while the drop as a whole is not: only the per-variant check can tell.
+TEST(Verdict, AnOversoldSizeFailsTheVerdictThoughTheDropIsWithinItsStock) {
+  VerdictFixture fixture;
+  fixture.seen.variants["41"] = {5, 0, 4};  // five pairs of 41 reserved, four in stock
+  fixture.seen.variants["42"] = {5, 0, 5};
+  const auto checks = fixture.checks();
+  EXPECT_FALSE(checks.at("no_variant_oversold").pass);
+  EXPECT_EQ(checks.at("no_variant_oversold").detail, "41: 5 units held or sold, stock 4");
+  EXPECT_TRUE(checks.at("reserved_within_stock").pass) << "10 reservations for 10 units";
+  EXPECT_TRUE(checks.at("variant_counters_balance").pass);
+  EXPECT_TRUE(checks.at("variant_sold_matches_confirmations").pass);
+}
+
+TEST(Verdict, ASizeWhoseCountersDoNotBalanceOrThatSoldUnconfirmedPairsFails) {
+  VerdictFixture unbalanced;
+  unbalanced.server.at("variants").as_array()[1].as_object()["stock_left"] = 1;
+  EXPECT_EQ(unbalanced.checks().at("variant_counters_balance").detail,
+            "42: left 1 + held 1 + sold 5 != total 6");
+  VerdictFixture unconfirmed;
+  unconfirmed.seen.variants["42"].confirmed = 4;
+  EXPECT_FALSE(unconfirmed.checks().at("variant_sold_matches_confirmations").pass);
+  VerdictFixture unlisted;
+  unlisted.server.erase("variants");
+  EXPECT_FALSE(unlisted.checks().at("variant_counters_balance").pass);
+}
+
+// A drop of one unnamed variant keeps the eight checks it always had.
+TEST(Verdict, ADropWithoutVariantsKeepsItsEightChecks) {
+  VerdictFixture fixture;
+  fixture.drop.variants.clear();
+  fixture.server.erase("variants");
+  fixture.seen.variants.clear();
+  const std::vector<Check> checks = verdict(fixture.seen, fixture.server, fixture.drop, {});
+  std::vector<std::string> names;
+  for (const Check& check : checks) names.push_back(check.name);
+  EXPECT_EQ(names,
+            (std::vector<std::string>{
+                "every_order_answered_once", "reserved_within_stock", "server_counters_balance",
+                "sold_matches_confirmations", "nobody_above_the_limit", "order_ids_unique",
+                "no_reservation_before_open", "retries_return_the_original"}));
+}
+
+// A drop with a duration must have closed itself once its end is past, with nothing reserved
+// after it.
+TEST(Verdict, ASaleThatOutlivedItsEndFails) {
+  VerdictFixture fixture;
+  fixture.drop.duration_seconds = 3;
+  fixture.server["closes_at_ms"] = 10'000;
+  const auto at = [&](std::int64_t now_ms) {
+    for (const Check& check : verdict(fixture.seen, fixture.server, fixture.drop, {{}, now_ms}))
+      if (check.name == "ended_by_itself") return check;
+    return Check{"missing", false, {}};
+  };
+  EXPECT_TRUE(at(9'000).pass) << "before its end, an open drop is fine";
+  EXPECT_FALSE(at(12'000).pass) << at(12'000).detail;
+  fixture.server["state"] = "closed";
+  EXPECT_TRUE(at(12'000).pass) << at(12'000).detail;
+  fixture.seen.reserved_after_end = 1;
+  EXPECT_FALSE(at(12'000).pass);
 }
 
 // A replay report as `replay` writes it, with the figures compare reads.
@@ -320,6 +548,68 @@ TEST_F(Replay, TheVerdictFailsWhenReservationsExceedTheStock) {
       EXPECT_FALSE(check.at("pass").as_bool());
     }
   }
+}
+
+// A sale of three sizes that ends by itself three seconds after T-0, replayed against the real
+// server: each order names its size, every per-size check passes, the clicks after the end are
+// answered closed, and the report shows each size's figures.
+TEST_F(Replay, ASaleOfSizesPassesThePerVariantChecksAndEndsByItself) {
+  const std::string sizes = ::testing::TempDir() + "sizes-replay.jsonl";
+  testing::ChildProcess gen({FLASHSALE_LOADTEST, "gen", "--scenario",
+                             FLASHSALE_SOURCE_DIR "/tests/loadtest/sizes.toml", "--out", sizes,
+                             "--seed", "5"});
+  ASSERT_EQ(gen.wait(30s), 0);
+  std::string printed;
+  const int status = replay("sizes", {}, sizes);
+  for (const auto& line : output) printed += line + "\n";
+  EXPECT_EQ(status, 0) << printed;
+  const auto json = report_json();
+  std::vector<std::string> names;
+  for (const auto& check : json.at("verdict").at("checks").as_array()) {
+    EXPECT_TRUE(check.at("pass").as_bool()) << check;
+    names.emplace_back(check.at("name").as_string());
+  }
+  EXPECT_EQ(names.size(), 12u);
+  EXPECT_NE(std::find(names.begin(), names.end(), "no_variant_oversold"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "ended_by_itself"), names.end());
+  EXPECT_GT(json.at("results").at("closed").to_number<std::int64_t>(), 0) << printed;
+  EXPECT_EQ(json.at("server").at("state").as_string(), "closed");
+  const auto& variants = json.at("variants").as_array();
+  ASSERT_EQ(variants.size(), 3u);
+  std::int64_t sold = 0;
+  for (const auto& variant : variants) {
+    sold += variant.at("sold").to_number<std::int64_t>();
+    EXPECT_EQ(variant.at("sold"), variant.at("confirmed_seen")) << variant;
+  }
+  EXPECT_EQ(variants[1].at("id").as_string(), "42");
+  EXPECT_EQ(variants[1].at("stock_total").to_number<int>(), 10);
+  EXPECT_EQ(variants[1].at("stock_left").to_number<int>() +
+                variants[1].at("held").to_number<int>() + variants[1].at("sold").to_number<int>(),
+            10);
+  EXPECT_EQ(sold, json.at("server").at("sold").to_number<std::int64_t>());
+  EXPECT_EQ(json.at("parameters").at("stock").to_number<int>(), 20);
+
+  // Captured, the sale keeps its sizes, each order's size and its duration; its end is no host
+  // close the capture would lose.
+  const std::string captured = ::testing::TempDir() + "sizes-captured.jsonl";
+  testing::ChildProcess capture({FLASHSALE_LOADTEST, "capture", "--redis", redis.socket(),
+                                 "--journal-prefix", "sizes", "--out", captured});
+  const auto capture_output = capture.drain_stdout(30s);
+  ASSERT_EQ(capture.wait(30s), 0);
+  ASSERT_EQ(capture_output.size(), 1u) << capture_output.back();
+  EXPECT_NE(capture_output[0].find("20 units"), std::string::npos) << capture_output[0];
+  const Trace again = read_trace(captured);
+  ASSERT_EQ(again.header.drop.variants.size(), 3u);
+  EXPECT_EQ(again.header.drop.variants[2].price_cents, 10'900);
+  EXPECT_EQ(again.header.drop.duration_seconds, 3u);
+  std::size_t orders = 0;
+  for (const Action& action : again.actions) {
+    if (action.kind != ActionKind::order) continue;
+    orders += 1;
+    EXPECT_TRUE(action.variant == "41" || action.variant == "42" || action.variant == "43")
+        << action.variant;
+  }
+  EXPECT_GE(orders, 20u);
 }
 
 // A replayed surge's journal, captured, replays against a fresh server and passes the verdict:

@@ -11,25 +11,45 @@
 
 namespace flashsale::loadtest {
 
-inline constexpr int trace_version = 1;
+// 2: drops with variants, a per-variant limit or a duration, and orders naming a variant.
+// A trace is written in the lowest version that holds it, so one without any of that reads in
+// builds that know only version 1.
+inline constexpr int trace_version = 2;
+
+// One thing the drop sells (a size), as the host API's create body takes it.
+struct VariantSetup {
+  std::string id;
+  std::string label;
+  std::int64_t price_cents = 0;
+  std::int64_t list_price_cents = 0;  // the price before the deal; 0: none
+  std::uint32_t stock = 0;
+};
 
 struct DropSetup {
   std::string id = "surge";
   std::string title = "Surge";
-  std::int64_t price_cents = 100;
-  std::uint32_t stock = 100;
+  std::int64_t price_cents = 100;  // without variants
+  std::uint32_t stock = 100;       // without variants
   std::uint32_t per_user_limit = 1;
   std::uint32_t hold_seconds = 60;
-  std::uint32_t waitlist_limit = 0;
+  std::uint32_t waitlist_limit = 0;      // per variant
   std::int64_t admission_window_ms = 0;  // a fair start (docs/protocol.md); 0: none
+  // Named variants, each with its own stock and price; empty: the drop sells one, of
+  // `price_cents` and `stock`.
+  std::vector<VariantSetup> variants = {};
+  std::uint32_t per_variant_limit = 0;  // 0: only per_user_limit applies
+  std::uint32_t duration_seconds = 0;   // the sale ends by itself this long after T-0; 0: never
+
+  // Units at creation, all variants together.
+  std::uint64_t units() const;
 };
 
 // The drop's fields as the host API's create body takes them, which is also how a trace's
-// header stores them.
+// header stores them. A drop with variants has no top-level price_cents and stock.
 boost::json::object to_json(const DropSetup& drop);
 
 struct TraceHeader {
-  int version = trace_version;
+  int version = trace_version;  // as read; write_trace writes the lowest that holds the trace
   std::string scenario;
   std::uint64_t seed = 0;
   double scale = 1;
@@ -55,6 +75,7 @@ struct Action {
   ActionKind kind = ActionKind::connect;
   std::uint32_t qty = 1;        // order, retry
   std::string client_order_id;  // order, retry
+  std::string variant = {};     // order, retry: the variant's id, on a drop with variants
 };
 
 struct Trace {
@@ -62,8 +83,10 @@ struct Trace {
   std::vector<Action> actions;  // sorted by t_ms, then user
 };
 
-// Reads a scenario file and generates its trace. `scale` multiplies viewers and stock.
-// Throws std::runtime_error naming the file and key on a bad scenario.
+// Reads a scenario file and generates its trace. `scale` multiplies viewers and stock (each
+// variant's, at least 1). On a drop with variants each viewer orders one, drawn by the
+// scenario's demand weights. Throws std::runtime_error naming the file and key on a bad
+// scenario.
 Trace generate(const std::string& scenario_path, double scale, std::uint64_t seed);
 
 void write_trace(const Trace& trace, const std::string& path);
