@@ -29,7 +29,6 @@
 #include <boost/container_hash/hash.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
-#include <cstring>
 #include <deque>
 #include <optional>
 #include <string_view>
@@ -116,9 +115,11 @@ inline constexpr int no_variant = -1;
 // order path finds a variant with integer compares; 0 for longer ids.
 inline std::uint64_t short_key(std::string_view id) noexcept {
   if (id.size() > 7) return 0;
-  std::uint64_t key = 0;
-  std::memcpy(&key, id.data(), id.size());
-  return key | (std::uint64_t{id.size()} << 56);
+  // Byte by byte: a memcpy of a run-time length is a library call.
+  std::uint64_t key = std::uint64_t{id.size()} << 56;
+  for (std::size_t index = 0; index < id.size(); ++index)
+    key |= std::uint64_t{static_cast<unsigned char>(id[index])} << (8 * index);
+  return key;
 }
 
 class DropBook {

@@ -137,14 +137,21 @@ std::optional<TimeMs> next_deadline(DropBook& book) {
 
 // Only a new opening instant, a new hold or a first order to draw can make a drop's next
 // deadline earlier; every other change leaves the heap's entry at or before the real deadline,
-// which is all it needs.
+// which is all it needs. A new hold expires no earlier than any other (hold_ms is fixed per
+// drop, time only grows), so it matters only if the heap's entry is later than it: the common
+// case in a surge — an entry at the first hold's expiry or earlier — costs one compare, not a
+// look at the queues.
 bool may_bring_deadline_forward(const DropBook& book, const EventBody& body) {
-  if (std::holds_alternative<CountdownStarted>(body) || std::holds_alternative<OrderPromoted>(body))
-    return true;
+  const auto before = [&book](TimeMs expiry) {
+    return !book.scheduled_deadline || expiry < *book.scheduled_deadline;
+  };
+  if (std::holds_alternative<CountdownStarted>(body)) return true;
+  if (const auto* promoted = std::get_if<OrderPromoted>(&body))
+    return before(promoted->hold_expires_at_ms);
   const auto* decided = std::get_if<OrderDecided>(&body);
-  return decided != nullptr &&
-         (decided->outcome == OrderOutcome::reserved ||
-          (decided->outcome == OrderOutcome::pending && book.pending_orders == 1));
+  if (decided == nullptr) return false;
+  if (decided->outcome == OrderOutcome::reserved) return before(decided->hold_expires_at_ms);
+  return decided->outcome == OrderOutcome::pending && book.pending_orders == 1;
 }
 
 bool legal_transition(DropState from, DropState to) {

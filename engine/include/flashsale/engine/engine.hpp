@@ -66,13 +66,14 @@ struct OrderResult {
   DropIndex drop = 0;     // meaningful unless outcome is invalid
   OrderNumber order = 0;  // reserved or waitlisted
   std::uint32_t qty = 0;
-  std::uint8_t variant = 0;                      // meaningful when recorded
   TimeMs hold_expires_at_ms = 0;                 // reserved
   std::uint32_t waitlist_position = 0;           // waitlisted
   OrderStatus status = OrderStatus::waitlisted;  // where the order stands now (with `order`)
   bool waitlist_full = false;  // a new sold_out because the drop's waitlist is at its limit
+  std::uint8_t variant = 0;    // meaningful when recorded; here it fills padding
   std::string_view reason;     // for humans; static text
 };
+static_assert(sizeof(OrderResult) == 48, "a result is written per order: keep it small");
 
 // A buyer acting on their own order: confirm (paid) or cancel.
 struct OrderAction {
