@@ -101,6 +101,9 @@ struct Viewer {
   // client_order_id -> the variant named and the units asked for, on a drop with variants
   std::map<std::string, std::pair<std::string, std::uint32_t>> asked;
   std::set<std::string> paying;  // order ids with a confirm or cancel not yet answered
+  // client_order_ids whose hold is counted in reserved_ever: each once, whichever told of it
+  // first (the order's answer, a promotion, or a subscribe telling a returning buyer)
+  std::set<std::string> held_ever;
   std::uint32_t reserved_ever = 0;
   std::uint32_t released = 0;  // cancelled or expired
 };
@@ -160,6 +163,18 @@ void count_variant(const Viewer& viewer, const std::string& client_order_id,
   const auto asked = viewer.asked.find(client_order_id);
   if (asked == viewer.asked.end()) return;  // a drop without variants
   seen.variants[asked->second.first].*counter += asked->second.second;
+}
+
+// The viewer learned that its order `client_order_id` holds units. Counted once per order: after
+// a reconnect, the subscribe's update can arrive before the answer to the retried order.
+void count_hold(Viewer& viewer, const std::string& client_order_id, std::string_view order_id,
+                std::uint32_t per_user_limit, std::atomic<std::uint64_t>& reserved, Totals& seen) {
+  viewer.holding.try_emplace(client_order_id, std::string(order_id));
+  if (!viewer.held_ever.insert(client_order_id).second) return;
+  viewer.reserved_ever += 1;
+  reserved += 1;
+  count_variant(viewer, client_order_id, &VariantSeen::reserved, seen);
+  if (viewer.reserved_ever - viewer.released > per_user_limit) seen.over_limit += 1;
 }
 
 bool recorded(std::string_view status) {
@@ -383,14 +398,9 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
     if (status != "reserved" && viewer.paying.erase(std::string(field(message, "order_id"))) > 0)
       tally.payments_answered += 1;
     if (status == "reserved") {
-      // A promotion, counted once per order: a subscribe also tells a buyer of holds it has.
-      const auto [held, promoted] =
-          viewer.holding.try_emplace(id, std::string(field(message, "order_id")));
-      if (promoted) {
-        viewer.reserved_ever += 1;
-        tally.reserved += 1;
-        count_variant(viewer, id, &VariantSeen::reserved, seen);
-      }
+      // A promotion, or a subscribe telling a buyer of holds it has.
+      count_hold(viewer, id, field(message, "order_id"), trace_.header.drop.per_user_limit,
+                 tally.reserved, seen);
     } else if (status == "confirmed") {
       // Once per order: after a failover the same state may be reported twice
       // (docs/scaling.md, "Each answer once").
@@ -444,12 +454,7 @@ void Replay::on_message(std::size_t thread, std::uint32_t user, std::string_view
   const std::uint32_t duration_seconds = trace_.header.drop.duration_seconds;
   if (duration_seconds > 0 && decided_at_ms >= opens_at_ms_ + std::int64_t{duration_seconds} * 1000)
     seen.reserved_after_end += 1;
-  viewer.holding[id] = order_id;
-  viewer.reserved_ever += 1;
-  tally.reserved += 1;
-  count_variant(viewer, id, &VariantSeen::reserved, seen);
-  if (viewer.reserved_ever - viewer.released > trace_.header.drop.per_user_limit)
-    seen.over_limit += 1;
+  count_hold(viewer, id, order_id, trace_.header.drop.per_user_limit, tally.reserved, seen);
   if (!tally.order_ids.insert(order_id).second) seen.duplicate_order_ids += 1;
 }
 
