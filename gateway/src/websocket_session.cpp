@@ -255,23 +255,28 @@ void WebsocketSession<Stream>::refuse(ErrorCode code, std::string_view message,
 
 // This connection's share of the engine (docs/protocol.md, "Limits"): at most queue_share()
 // of its requests waiting in the engine's queue, and a budget of requests_per_second (bursts
-// of requests_burst). Refusals past the budget have a budget of their own: a connection that
-// keeps sending past both is closed with 1008. Nothing if the engine may be asked; else why not.
+// of requests_burst). Refusals, for either reason, have a budget of their own: a connection
+// that keeps sending past it is closed with 1008 — however slow the engine is, so a flood that
+// keeps its share of the queue full is closed too. Nothing if the engine may be asked; else why
+// not.
 template <class Stream>
 std::optional<std::string_view> WebsocketSession<Stream>::engine_refusal(
     std::chrono::steady_clock::time_point now) {
   const Limits& limits = context_.config.limits;
-  if (queued_.load(std::memory_order_relaxed) >= limits.queue_share()) {
-    context_.metrics.count_limited(Limit::queue_share);
-    return "too many requests from this connection are waiting; wait for their answers";
-  }
+  const auto refused = [&](Limit limit, std::string_view why) {
+    context_.metrics.count_limited(limit);
+    if (!overruns_.take(limits.requests_per_second, limits.requests_burst, now) && !closing_) {
+      spdlog::info("closing viewer {}: requests far past its budget", user_);
+      begin_close(websocket::close_code::policy_error, "too many requests");
+    }
+    return std::optional<std::string_view>(why);
+  };
+  if (queued_.load(std::memory_order_relaxed) >= limits.queue_share())
+    return refused(Limit::queue_share,
+                   "too many requests from this connection are waiting; wait for their answers");
   if (requests_.take(limits.requests_per_second, limits.requests_burst, now)) return std::nullopt;
-  context_.metrics.count_limited(Limit::requests_per_connection);
-  if (!overruns_.take(limits.requests_per_second, limits.requests_burst, now) && !closing_) {
-    spdlog::info("closing viewer {}: requests far past its budget", user_);
-    begin_close(websocket::close_code::policy_error, "too many requests");
-  }
-  return "too many requests from this connection; slow down";
+  return refused(Limit::requests_per_connection,
+                 "too many requests from this connection; slow down");
 }
 
 template <class Stream>

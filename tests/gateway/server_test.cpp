@@ -595,7 +595,10 @@ TEST(ServerFairness, AFloodIsRefusedThenClosedAndOthersOrdersAreServed) {
     EXPECT_EQ(others.statuses(), std::vector<std::string>(8, "reserved"));
     EXPECT_FALSE(flooder.next_of("never", 5s));
     EXPECT_EQ(flooder.close_code(), 1008);
-    EXPECT_GT(metric(server.port(), "flashsale_limited_total{limit=\"requests_per_connection\"}"),
+    // Refused past its budget, or past its share of the queue when the engine is slow to
+    // answer (a loaded machine): either way refusals it kept sending past.
+    EXPECT_GT(metric(server.port(), "flashsale_limited_total{limit=\"requests_per_connection\"}") +
+                  metric(server.port(), "flashsale_limited_total{limit=\"queue_share\"}"),
               0);
   }
 }
