@@ -8,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <condition_variable>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -1045,10 +1046,18 @@ std::optional<std::string> order_through(unsigned short port, const std::string&
                                          const std::string& client_order_id, std::string& order_id,
                                          std::chrono::seconds timeout) {
   for (const auto until = Clock::now() + timeout; Clock::now() < until;) {
-    Viewer viewer(port);
-    viewer.sign_in(user);
-    const std::string status = order_status(viewer, drop, client_order_id, &order_id);
-    if (status != "unavailable" && status != "busy" && status != "none") return status;
+    // A connection cut while the deployment fails over is asked again, as a client would; the
+    // cut is printed, so that a gateway that died shows in the log before the refusals do.
+    try {
+      Viewer viewer(port);
+      viewer.sign_in(user);
+      const std::string status = order_status(viewer, drop, client_order_id, &order_id);
+      if (status != "unavailable" && status != "busy" && status != "none") return status;
+    } catch (const std::exception& error) {
+      std::cerr << "order_through " << user << " " << client_order_id << ": " << error.what()
+                << "\n";
+      std::this_thread::sleep_for(100ms);
+    }
   }
   return std::nullopt;
 }
