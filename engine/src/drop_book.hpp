@@ -93,14 +93,24 @@ struct Buyer {
 };
 static_assert(sizeof(Buyer) == 24, "a buyer stays within 24 bytes");
 
-// The variants a spec sells: its own, or the one unnamed variant of a drop created without.
-std::vector<VariantSpec> variants_of(const DropSpec& spec);
+// How many variants a spec sells, and variant `position` of them: its own, or the one unnamed
+// variant of a drop created without (the drop's price and stock). No copies: strings stay in
+// the arena.
+inline std::size_t variant_count(const DropSpec& spec) noexcept {
+  return spec.variants.empty() ? 1 : spec.variants.size();
+}
+inline VariantSpec offered(const DropSpec& spec, std::size_t position) {
+  if (!spec.variants.empty()) return spec.variants[position];
+  return {.id = {},
+          .label = {},
+          .price_cents = spec.price_cents,
+          .list_price_cents = spec.list_price_cents,
+          .stock = spec.stock};
+}
 
-// One variant's stock and queue. Its units balance on their own: stock_left + held + sold ==
-// stock_total.
+// One variant's stock and queue (what it sells is the spec's: `offered`). Its units balance on
+// their own: stock_left + held + sold == stock_total.
 struct Variant {
-  std::string_view id;  // in the arena; empty for the unnamed variant
-  std::int64_t price_cents = 0;
   std::uint32_t stock_total = 0;
   std::uint32_t stock_left = 0;
   std::uint32_t held = 0;
@@ -126,14 +136,13 @@ class DropBook {
  public:
   DropBook(DropIndex drop_index, const DropSpec& drop_spec, std::uint32_t decisions_reserve)
       : index(drop_index), spec(drop_spec), buyer_index(decisions_reserve) {
-    for (const VariantSpec& offered : variants_of(drop_spec)) {
+    for (std::size_t position = 0; position < variant_count(drop_spec); ++position) {
+      const VariantSpec selling = offered(drop_spec, position);
       Variant& added = variants.emplace_back();
-      variant_keys.push_back(short_key(offered.id));
-      added.id = offered.id;
-      added.price_cents = offered.price_cents;
-      added.stock_total = offered.stock;
-      added.stock_left = offered.stock;
-      stock_total += offered.stock;
+      variant_keys.push_back(short_key(selling.id));
+      added.stock_total = selling.stock;
+      added.stock_left = selling.stock;
+      stock_total += selling.stock;
     }
     stock_left = stock_total;
     // Sized and touched now, when the host creates the drop, so the surge pays for neither
@@ -194,8 +203,8 @@ class DropBook {
       }
       return no_variant;
     }
-    for (std::size_t position = 0; position < variants.size(); ++position) {
-      if (variants[position].id == id) return static_cast<int>(position);
+    for (std::size_t position = 0; position < spec.variants.size(); ++position) {
+      if (spec.variants[position].id == id) return static_cast<int>(position);
     }
     return no_variant;
   }

@@ -36,15 +36,6 @@ struct Engine::Deadlines {
   std::vector<Entry> due;  // scratch for advance_to, kept to reuse its capacity
 };
 
-std::vector<VariantSpec> detail::variants_of(const DropSpec& spec) {
-  if (!spec.variants.empty()) return spec.variants;
-  return {VariantSpec{.id = {},
-                      .label = {},
-                      .price_cents = spec.price_cents,
-                      .list_price_cents = spec.list_price_cents,
-                      .stock = spec.stock}};
-}
-
 namespace {
 
 const char* validate_prices(std::int64_t price_cents, std::int64_t list_price_cents,
@@ -1077,8 +1068,10 @@ namespace {
 std::int64_t sales_of(const DropBook& book) {
   __extension__ using Wide = unsigned __int128;
   Wide total = 0;
-  for (const detail::Variant& variant : book.variants)
-    total += static_cast<Wide>(variant.price_cents) * variant.sold;
+  for (std::size_t position = 0; position < book.variants.size(); ++position) {
+    total += static_cast<Wide>(detail::offered(book.spec, position).price_cents) *
+             book.variants[position].sold;
+  }
   return total > static_cast<Wide>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(total);
 }
 
@@ -1103,12 +1096,12 @@ DropInfo Engine::drop_info(DropIndex drop) const {
   info.state = book.state;
   if (book.state != DropState::scheduled) info.opens_at_ms = book.opens_at_ms;
   info.closes_at_ms = book.closes_at_ms();
-  const std::vector<VariantSpec> sold = detail::variants_of(book.spec);
+  info.variants.reserve(book.variants.size());
   for (std::size_t position = 0; position < book.variants.size(); ++position) {
+    const VariantSpec sold = detail::offered(book.spec, position);
     const detail::Variant& variant = book.variants[position];
-    info.variants.push_back({sold[position].id, sold[position].label, sold[position].price_cents,
-                             sold[position].list_price_cents, variant.stock_total,
-                             variant.stock_left, variant.held, variant.sold,
+    info.variants.push_back({sold.id, sold.label, sold.price_cents, sold.list_price_cents,
+                             variant.stock_total, variant.stock_left, variant.held, variant.sold,
                              variant.waitlist_orders});
   }
   info.stock_total = book.stock_total;
@@ -1131,9 +1124,14 @@ namespace {
 OrderInfo info_of(const DropBook& book, OrderNumber number) {
   const Order& order = book.order(number);
   const Record& record = book.decisions[order.decision];
-  return OrderInfo{number,       record.user(), record.client_order_id(),
-                   order.qty,    order.status,  order.hold_expires_at_ms,
-                   order.variant};
+  return OrderInfo{number,
+                   record.user(),
+                   record.client_order_id(),
+                   order.qty,
+                   order.status,
+                   order.hold_expires_at_ms,
+                   order.variant,
+                   detail::offered(book.spec, order.variant).price_cents};
 }
 
 }  // namespace

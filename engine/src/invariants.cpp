@@ -106,7 +106,7 @@ struct VariantCount {
 
 void check_variants(const DropBook& book, const std::vector<VariantCount>& counts) {
   FS_ASSERT(!book.variants.empty() && book.variants.size() <= variants_max);
-  FS_ASSERT(book.variants.size() == detail::variants_of(book.spec).size());
+  FS_ASSERT(book.variants.size() == detail::variant_count(book.spec));
   std::uint64_t total = 0, left = 0, held = 0, sold = 0, waitlisted = 0;
   for (std::size_t position = 0; position < book.variants.size(); ++position) {
     const detail::Variant& variant = book.variants[position];

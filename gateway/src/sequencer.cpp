@@ -374,15 +374,8 @@ void Sequencer::tell_buyers(const engine::Event& event) {
     added.user = info->user;
     added.client_order_id = info->client_order_id;
     added.qty = info->qty;
-    const engine::DropInfo drop = engine_.drop_info(event.drop);
-    const engine::DropSpec& spec = drop.spec;
-    if (spec.variants.empty()) {
-      added.price_cents = spec.price_cents;
-    } else {
-      const engine::VariantSpec& variant = spec.variants[info->variant];
-      added.variant = variant.id;
-      added.price_cents = variant.price_cents;
-    }
+    added.variant = feed_.variant_id(event.drop, info->variant);
+    added.price_cents = info->price_cents;
     added.at_ms = event.at_ms;
     added.reason = reason;
   };

@@ -146,6 +146,7 @@ struct OrderInfo {
   OrderStatus status = OrderStatus::waitlisted;
   TimeMs hold_expires_at_ms = 0;  // 0 while waitlisted
   std::uint8_t variant = 0;
+  std::int64_t price_cents = 0;  // per unit: its variant's deal price
 };
 
 class Engine {

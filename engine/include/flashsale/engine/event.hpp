@@ -34,8 +34,8 @@ struct VariantSpec {
 
 // What a host sets when creating a drop. Validated by `Engine::create_drop`.
 struct DropSpec {
-  std::string_view id;     // 1-64 of [A-Za-z0-9_.-]
-  std::string_view title;  // 0-200 bytes, UTF-8 is the caller's business
+  std::string_view id;               // 1-64 of [A-Za-z0-9_.-]
+  std::string_view title;            // 0-200 bytes, UTF-8 is the caller's business
   std::int64_t price_cents = 0;      // 0 .. 10^12; see `variants`
   std::uint32_t stock = 0;           // units at creation, 0 .. 10^9; see `variants`
   std::uint32_t per_user_limit = 1;  // units per buyer across all variants, 1 .. 10^6
