@@ -17,15 +17,21 @@
 
 #include "arena.hpp"
 #include "drop_book.hpp"
+#include "stream_book.hpp"
 
 namespace flashsale::engine {
 
 using detail::DropBook;
 using detail::Order;
 using detail::Record;
+using detail::StreamBook;
 
 struct Engine::DropIds {
   boost::unordered_flat_map<std::string_view, DropIndex, detail::StringHash, std::equal_to<>> map;
+};
+
+struct Engine::StreamIds {
+  boost::unordered_flat_map<std::string_view, StreamIndex, detail::StringHash, std::equal_to<>> map;
 };
 
 // Earliest pending deadline per drop (opening instant or first hold expiry), min first; ties
@@ -80,7 +86,14 @@ const char* validate_variants(const DropSpec& spec) {
 }  // namespace
 
 const char* detail::validate_spec(const DropSpec& spec) {
-  if (!is_valid_drop_id(spec.id)) return "id must be 1-64 characters of [A-Za-z0-9_.-]";
+  if (!is_valid_drop_id(spec.id))
+    return "id must be 1-64 characters of [A-Za-z0-9_.-], or <stream>~<name> in a stream";
+  if (!spec.host.empty() && !is_valid_host_id(spec.host))
+    return "host must be 1-32 characters of [A-Za-z0-9_.-]";
+  if (stream_of_drop(spec.id) != spec.stream)
+    return spec.stream.empty() ? "an id with '~' names a stream: create the drop in it"
+                               : "a drop in a stream has the id <stream>~<name>";
+  if (!spec.stream.empty() && spec.host.empty()) return "a drop in a stream has the stream's host";
   if (spec.title.size() > title_length_max) return "title must be at most 200 bytes";
   if (const char* problem = validate_variants(spec)) return problem;
   if (spec.per_user_limit < 1 || spec.per_user_limit > per_user_limit_max)
@@ -102,6 +115,14 @@ const char* detail::validate_spec(const DropSpec& spec) {
     return "duration must be 1 s .. 7 days";
   if (spec.duration_ms != 0 && spec.duration_ms <= spec.admission_window_ms)
     return "the duration must be longer than the admission window";
+  return nullptr;
+}
+
+const char* detail::validate_stream(const StreamSpec& spec) {
+  if (!is_valid_stream_id(spec.id)) return "id must be 1-32 characters of [A-Za-z0-9_.-]";
+  if (!is_valid_host_id(spec.host)) return "host must be 1-32 characters of [A-Za-z0-9_.-]";
+  if (spec.title.size() > stream_title_length_max) return "title must be at most 200 bytes";
+  if (spec.video_url.size() > video_url_length_max) return "video_url must be at most 500 bytes";
   return nullptr;
 }
 
@@ -145,6 +166,12 @@ bool may_bring_deadline_forward(const DropBook& book, const EventBody& body) {
   if (decided->outcome == OrderOutcome::reserved) return before(decided->hold_expires_at_ms);
   return decided->outcome == OrderOutcome::pending && book.pending_orders == 1;
 }
+
+// The stream events, applied apart from the drops' (apply_stream_body).
+template <typename Body>
+constexpr bool about_a_stream =
+    std::is_same_v<Body, StreamCreated> || std::is_same_v<Body, StreamStateChanged> ||
+    std::is_same_v<Body, StreamPinned>;
 
 bool legal_transition(DropState from, DropState to) {
   switch (to) {
@@ -451,12 +478,16 @@ Engine::Engine(EngineLimits limits)
     : limits_(limits),
       arena_(std::make_unique<detail::Arena>()),
       drop_ids_(std::make_unique<DropIds>()),
+      stream_ids_(std::make_unique<StreamIds>()),
       deadlines_(std::make_unique<Deadlines>()) {
   FS_ASSERT(limits_.drops_max >= 1);
+  FS_ASSERT(limits_.streams_max >= 1 && limits_.drops_per_stream_max >= 1);
   FS_ASSERT(limits_.decisions_per_drop_reserve <= limits_.decisions_per_drop_max);
   FS_ASSERT(limits_.decisions_per_buyer_max >= 1);
   drops_.reserve(limits_.drops_max);
   drop_ids_->map.reserve(limits_.drops_max);
+  streams_.reserve(limits_.streams_max);
+  stream_ids_->map.reserve(limits_.streams_max);
 }
 
 Engine::~Engine() = default;
@@ -468,6 +499,11 @@ DropBook* Engine::lookup(std::string_view id) const noexcept {
   if (found == drop_ids_->map.end()) return nullptr;
   last_found_ = drops_[found->second].get();
   return last_found_;
+}
+
+StreamBook* Engine::lookup_stream(std::string_view id) const noexcept {
+  const auto found = stream_ids_->map.find(id);
+  return found == stream_ids_->map.end() ? nullptr : streams_[found->second].get();
 }
 
 void Engine::emit(DropIndex drop, EventBody body, Events& events) {
@@ -493,12 +529,25 @@ void Engine::apply_last(Events& events) {
 }
 
 void Engine::apply_body(DropIndex drop, EventBody& body) {
+  if (is_stream_event(body)) {
+    FS_ASSERT(drop == 0);
+    return apply_stream_body(body);
+  }
   if (auto* created = std::get_if<DropCreated>(&body)) {
     FS_ASSERT(drop == drops_.size());
     FS_ASSERT(drops_.size() < limits_.drops_max);
     FS_ASSERT(created->spec != nullptr && detail::validate_spec(*created->spec) == nullptr);
     DropSpec spec = *created->spec;
     spec.id = arena_->intern(spec.id);
+    spec.host = arena_->intern(spec.host);
+    if (!spec.stream.empty()) {
+      StreamBook* stream = lookup_stream(spec.stream);
+      FS_ASSERT(stream != nullptr && stream->state != StreamState::ended);
+      FS_ASSERT(stream->spec.host == spec.host);
+      FS_ASSERT(stream->drops.size() < limits_.drops_per_stream_max);
+      spec.stream = stream->spec.id;
+      stream->drops.push_back(drop);
+    }
     spec.title = arena_->intern(spec.title);
     spec.beneficiary = arena_->intern(spec.beneficiary);
     spec.beneficiary_note = arena_->intern(spec.beneficiary_note);
@@ -521,7 +570,7 @@ void Engine::apply_body(DropIndex drop, EventBody& body) {
         if constexpr (std::is_same_v<Body, OrderDecided>) {
           apply_to(book, *arena_, change);
           touched = change.variant;
-        } else if constexpr (!std::is_same_v<Body, DropCreated>) {
+        } else if constexpr (!std::is_same_v<Body, DropCreated> && !about_a_stream<Body>) {
           apply_to(book, change);
           if constexpr (std::is_same_v<Body, Restocked>) {
             touched = change.variant;
@@ -533,6 +582,50 @@ void Engine::apply_body(DropIndex drop, EventBody& body) {
       body);
   book.check_balance(book.variants[touched]);
   if (may_bring_deadline_forward(book, body)) schedule(book);
+}
+
+void Engine::apply_stream_body(EventBody& body) {
+  if (auto* created = std::get_if<StreamCreated>(&body)) {
+    FS_ASSERT(streams_.size() < limits_.streams_max);
+    FS_ASSERT(created->spec != nullptr && detail::validate_stream(*created->spec) == nullptr);
+    StreamSpec spec = *created->spec;
+    spec.id = arena_->intern(spec.id);
+    spec.host = arena_->intern(spec.host);
+    spec.title = arena_->intern(spec.title);
+    spec.video_url = arena_->intern(spec.video_url);
+    created->spec = std::make_shared<const StreamSpec>(spec);
+    const auto index = static_cast<StreamIndex>(streams_.size());
+    streams_.push_back(std::make_unique<StreamBook>(index, spec));
+    FS_ASSERT(stream_ids_->map.emplace(spec.id, index).second);
+    return;
+  }
+  if (const auto* changed = std::get_if<StreamStateChanged>(&body)) {
+    FS_ASSERT(changed->stream < streams_.size());
+    StreamBook& stream = *streams_[changed->stream];
+    if (changed->state == StreamState::live) {
+      FS_ASSERT(stream.state == StreamState::scheduled);
+    } else {
+      // Ended after its drops were closed and its pin taken off (end_stream).
+      FS_ASSERT(changed->state == StreamState::ended && stream.state != StreamState::ended);
+      FS_ASSERT(!stream.pinned);
+      for (const DropIndex index : stream.drops)
+        FS_ASSERT(drops_[index]->state == DropState::closed);
+    }
+    stream.state = changed->state;
+    return;
+  }
+  const auto& pinned = std::get<StreamPinned>(body);
+  FS_ASSERT(pinned.stream < streams_.size());
+  StreamBook& stream = *streams_[pinned.stream];
+  FS_ASSERT(stream.state != StreamState::ended);
+  if (pinned.pinned) {
+    FS_ASSERT(pinned.drop < drops_.size() && drops_[pinned.drop]->spec.stream == stream.spec.id);
+    FS_ASSERT(stream.pinned != pinned.drop);  // an event only for a change
+    stream.pinned = pinned.drop;
+  } else {
+    FS_ASSERT(stream.pinned.has_value() && pinned.drop == 0);
+    stream.pinned.reset();
+  }
 }
 
 void Engine::apply(const Event& event) {
@@ -779,7 +872,7 @@ CommandResult Engine::create_drop(const DropSpec& spec, TimeMs now_ms, Events& e
   } else if (drops_.size() >= limits_.drops_max) {
     result.status = CommandStatus::limit_reached;
     result.reason = "the engine holds its maximum number of drops";
-  } else {
+  } else if (!refused_by_stream(spec, result)) {
     result.drop = static_cast<DropIndex>(drops_.size());
     emit(result.drop, DropCreated{std::make_shared<const DropSpec>(spec)}, events);
     if (opens_at_ms) {
@@ -789,6 +882,31 @@ CommandResult Engine::create_drop(const DropSpec& spec, TimeMs now_ms, Events& e
   }
   after_command();
   return result;
+}
+
+// The checks of a drop created in a stream, after the drop's own: true, with `result` saying
+// why, when the stream refuses it.
+bool Engine::refused_by_stream(const DropSpec& spec, CommandResult& result) const {
+  if (spec.stream.empty()) return false;
+  const StreamBook* stream = lookup_stream(spec.stream);
+  if (stream == nullptr) {
+    result.status = CommandStatus::unknown_stream;
+    return true;
+  }
+  result.stream = stream->index;
+  if (spec.host != stream->spec.host) {
+    result.status = CommandStatus::invalid_argument;
+    result.reason = "a drop in a stream has the stream's host";
+  } else if (stream->state == StreamState::ended) {
+    result.status = CommandStatus::wrong_state;
+    result.reason = "the stream has ended";
+  } else if (stream->drops.size() >= limits_.drops_per_stream_max) {
+    result.status = CommandStatus::limit_reached;
+    result.reason = "the stream holds its maximum number of drops";
+  } else {
+    return false;
+  }
+  return true;
 }
 
 CommandResult Engine::start_countdown(std::string_view drop, TimeMs opens_in_ms, TimeMs now_ms,
@@ -875,6 +993,99 @@ CommandResult Engine::close(std::string_view drop, TimeMs now_ms, Events& events
   } else {
     result.drop = book->index;
     end_sale(*book, events);
+  }
+  after_command();
+  return result;
+}
+
+CommandResult Engine::create_stream(const StreamSpec& spec, TimeMs now_ms, Events& events) {
+  advance_to(now_ms, events);
+  CommandResult result;
+  if (const char* problem = detail::validate_stream(spec)) {
+    result.status = CommandStatus::invalid_argument;
+    result.reason = problem;
+  } else if (const StreamBook* existing = lookup_stream(spec.id)) {
+    result.status = CommandStatus::already_exists;
+    result.stream = existing->index;
+    result.reason = "a stream with this id exists";
+  } else if (streams_.size() >= limits_.streams_max) {
+    result.status = CommandStatus::limit_reached;
+    result.reason = "the engine holds its maximum number of streams";
+  } else {
+    result.stream = static_cast<StreamIndex>(streams_.size());
+    emit(0, StreamCreated{std::make_shared<const StreamSpec>(spec)}, events);
+  }
+  after_command();
+  return result;
+}
+
+CommandResult Engine::go_live(std::string_view stream, TimeMs now_ms, Events& events) {
+  advance_to(now_ms, events);
+  CommandResult result;
+  const StreamBook* book = lookup_stream(stream);
+  if (book == nullptr) {
+    result.status = CommandStatus::unknown_stream;
+  } else if (book->state != StreamState::scheduled) {
+    result.status = CommandStatus::wrong_state;
+    result.stream = book->index;
+    result.reason =
+        book->state == StreamState::live ? "the stream is already live" : "the stream has ended";
+  } else {
+    result.stream = book->index;
+    emit(0, StreamStateChanged{book->index, StreamState::live}, events);
+  }
+  after_command();
+  return result;
+}
+
+CommandResult Engine::pin(std::string_view stream, std::string_view drop, TimeMs now_ms,
+                          Events& events) {
+  advance_to(now_ms, events);
+  CommandResult result;
+  const StreamBook* book = lookup_stream(stream);
+  const DropBook* pinned = drop.empty() ? nullptr : lookup(drop);
+  if (book == nullptr) {
+    result.status = CommandStatus::unknown_stream;
+  } else if (!drop.empty() && (pinned == nullptr || pinned->spec.stream != book->spec.id)) {
+    result.status = CommandStatus::unknown_drop;
+    result.stream = book->index;
+    result.reason = "the stream has no such drop";
+  } else if (book->state == StreamState::ended) {
+    result.status = CommandStatus::wrong_state;
+    result.stream = book->index;
+    result.reason = "the stream has ended";
+  } else {
+    result.stream = book->index;
+    if (pinned != nullptr) {
+      result.drop = pinned->index;
+      if (book->pinned != pinned->index)
+        emit(0, StreamPinned{book->index, true, pinned->index}, events);
+    } else if (book->pinned) {
+      emit(0, StreamPinned{book->index, false, 0}, events);
+    }
+  }
+  after_command();
+  return result;
+}
+
+CommandResult Engine::end_stream(std::string_view stream, TimeMs now_ms, Events& events) {
+  advance_to(now_ms, events);
+  CommandResult result;
+  const StreamBook* book = lookup_stream(stream);
+  if (book == nullptr) {
+    result.status = CommandStatus::unknown_stream;
+  } else if (book->state == StreamState::ended) {
+    result.status = CommandStatus::wrong_state;
+    result.stream = book->index;
+    result.reason = "the stream has already ended";
+  } else {
+    result.stream = book->index;
+    for (const DropIndex index : book->drops) {
+      DropBook& dropped = *drops_[index];
+      if (dropped.state != DropState::closed) end_sale(dropped, events);
+    }
+    if (book->pinned) emit(0, StreamPinned{book->index, false, 0}, events);
+    emit(0, StreamStateChanged{book->index, StreamState::ended}, events);
   }
   after_command();
   return result;
@@ -1085,6 +1296,22 @@ std::optional<DropIndex> Engine::find_drop(std::string_view id) const noexcept {
 
 std::uint32_t Engine::drop_count() const noexcept {
   return static_cast<std::uint32_t>(drops_.size());
+}
+
+std::optional<StreamIndex> Engine::find_stream(std::string_view id) const noexcept {
+  const StreamBook* book = lookup_stream(id);
+  if (book == nullptr) return std::nullopt;
+  return book->index;
+}
+
+std::uint32_t Engine::stream_count() const noexcept {
+  return static_cast<std::uint32_t>(streams_.size());
+}
+
+StreamInfo Engine::stream_info(StreamIndex stream) const {
+  FS_ASSERT(stream < streams_.size());
+  const StreamBook& book = *streams_[stream];
+  return {book.index, book.spec, book.state, book.pinned, book.drops};
 }
 
 DropInfo Engine::drop_info(DropIndex drop) const {

@@ -4,6 +4,7 @@
 
 #include "drop_book.hpp"
 #include "flashsale/engine/engine.hpp"
+#include "stream_book.hpp"
 
 #include <type_traits>
 
@@ -28,7 +29,7 @@ bool read_time(ByteReader& in, TimeMs base, TimeMs& out) {
 }
 
 // The body of one event; false when a field is out of its range.
-bool decode_body(ByteReader& in, std::uint8_t kind, Event& event);
+bool decode_body(ByteReader& in, std::uint8_t kind, std::uint8_t version, Event& event);
 
 constexpr std::uint8_t drawn_bit = 0x80;
 
@@ -61,9 +62,11 @@ void encode_spec(const DropSpec& spec, ByteWriter& out) {
   out.string(spec.beneficiary_note);
   out.varint(spec.pledge_bps);
   out.signed_varint(spec.duration_ms);
+  out.string(spec.host);
+  out.string(spec.stream);
 }
 
-DropSpec decode_spec(ByteReader& in) {
+DropSpec decode_spec(ByteReader& in, std::uint8_t version) {
   DropSpec spec;
   spec.id = in.string(drop_id_length_max);
   spec.title = in.string(title_length_max);
@@ -88,6 +91,10 @@ DropSpec decode_spec(ByteReader& in) {
   spec.beneficiary_note = in.string(beneficiary_note_length_max);
   spec.pledge_bps = read_u32(in);
   spec.duration_ms = in.signed_varint();
+  if (version >= 5) {
+    spec.host = in.string(host_id_length_max);
+    spec.stream = in.string(stream_id_length_max);
+  }
   return spec;
 }
 
@@ -138,16 +145,31 @@ void encode_event(const Event& event, ByteWriter& out, TimeMs& previous_at_ms) {
           out.byte(body.variant);
         } else if constexpr (std::is_same_v<Body, AdmissionClosed>) {
           out.varint(body.sold_out);
+        } else if constexpr (std::is_same_v<Body, StreamCreated>) {
+          out.string(body.spec->id);
+          out.string(body.spec->host);
+          out.string(body.spec->title);
+          out.string(body.spec->video_url);
+        } else if constexpr (std::is_same_v<Body, StreamStateChanged>) {
+          out.varint(body.stream);
+          out.byte(static_cast<std::uint8_t>(body.state));
+        } else if constexpr (std::is_same_v<Body, StreamPinned>) {
+          out.varint(body.stream);
+          out.byte(body.pinned ? 1 : 0);
+          out.varint(body.drop);
         }
       },
       event.body);
 }
 
-bool decode_event(ByteReader& in, std::uint64_t sequence, TimeMs& previous_at_ms, Event& event) {
+bool decode_event(ByteReader& in, std::uint64_t sequence, TimeMs& previous_at_ms, Event& event,
+                  std::uint8_t version) {
   const std::uint8_t kind = in.byte();
   event.sequence = sequence;
-  const bool ok = read_time(in, previous_at_ms, event.at_ms) &&
-                  (event.drop = read_u32(in), in.ok()) && decode_body(in, kind, event);
+  const bool ok = version >= event_format_version_min && version <= event_format_version &&
+                  read_time(in, previous_at_ms, event.at_ms) &&
+                  (event.drop = read_u32(in), in.ok()) && decode_body(in, kind, version, event) &&
+                  (!is_stream_event(event.body) || event.drop == 0);
   if (!ok) {
     in.reject();
     return false;
@@ -158,10 +180,43 @@ bool decode_event(ByteReader& in, std::uint64_t sequence, TimeMs& previous_at_ms
 
 namespace {
 
-bool decode_body(ByteReader& in, std::uint8_t kind, Event& event) {
+// The stream events, kinds 10-12 (from version 5).
+bool decode_stream_body(ByteReader& in, std::uint8_t kind, Event& event) {
+  switch (kind) {
+    case 10: {
+      StreamSpec spec;
+      spec.id = in.string(stream_id_length_max);
+      spec.host = in.string(host_id_length_max);
+      spec.title = in.string(stream_title_length_max);
+      spec.video_url = in.string(video_url_length_max);
+      event.body = StreamCreated{std::make_shared<const StreamSpec>(spec)};
+      return in.ok() && detail::validate_stream(spec) == nullptr;
+    }
+    case 11: {
+      StreamStateChanged changed;
+      changed.stream = read_u32(in);
+      if (!read_enum(in, StreamState::ended, changed.state)) return false;
+      event.body = changed;
+      return changed.state != StreamState::scheduled;  // a stream is created scheduled
+    }
+    case 12: {
+      StreamPinned pinned;
+      pinned.stream = read_u32(in);
+      const std::uint8_t flag = in.byte();
+      pinned.pinned = flag == 1;
+      pinned.drop = read_u32(in);
+      event.body = pinned;
+      return in.ok() && flag <= 1 && (pinned.pinned || pinned.drop == 0);
+    }
+    default:
+      return false;
+  }
+}
+
+bool decode_body(ByteReader& in, std::uint8_t kind, std::uint8_t version, Event& event) {
   switch (kind) {
     case 0: {
-      const DropSpec spec = decode_spec(in);
+      const DropSpec spec = decode_spec(in, version);
       event.body = DropCreated{std::make_shared<const DropSpec>(spec)};
       return in.ok() && detail::validate_spec(spec) == nullptr;
     }
@@ -243,9 +298,9 @@ bool decode_body(ByteReader& in, std::uint8_t kind, Event& event) {
       event.body = AdmissionClosed{read_u32(in)};
       return in.ok();
     default:
-      return false;
+      return version >= 5 && decode_stream_body(in, kind, event);
   }
-  static_assert(std::variant_size_v<EventBody> == 10, "a new event kind needs a decoder case");
+  static_assert(std::variant_size_v<EventBody> == 13, "a new event kind needs a decoder case");
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // Snapshots: the engine's whole state in a canonical byte form, so recovery can start from a
 // recent point instead of replaying every event since the first drop.
 //
-// Only what cannot be derived is written: drops, their decisions in order and their orders.
-// Restoring rebuilds the rest — buyers and their decision chains, units per buyer, the hold and
+// Only what cannot be derived is written: streams (spec, state, pin), drops, their decisions in
+// order and their orders. Restoring rebuilds the rest — each stream's list of drops from the
+// drops' specs, buyers and their decision chains, units per buyer, the hold and
 // waitlist queues, the deadline heap — and then checks every invariant, so a snapshot is also a
 // compact proof that the derived state was right. Holds are restored in grant order, which is
 // (hold deadline, order number): hold_ms is fixed per drop, time only grows, and an order can be
@@ -17,18 +18,31 @@
 #include "flashsale/engine/bytes.hpp"
 #include "flashsale/engine/engine.hpp"
 #include "flashsale/engine/event_codec.hpp"
+#include "stream_book.hpp"
 
 namespace flashsale::engine {
 
 using detail::DropBook;
 using detail::Order;
 using detail::Record;
+using detail::StreamBook;
 
 namespace {
 
 constexpr std::uint64_t snapshot_magic = 0x31534e5353414c46ULL;  // "FLASSNS1"
-// 2: admission windows; 3: charity pledges; 4: variants, list prices, durations
-constexpr std::uint64_t snapshot_version = 4;
+// 2: admission windows; 3: charity pledges; 4: variants, list prices, durations; 5: streams
+// (before the drops), a drop's host and stream. Version 4 is still read: no streams.
+constexpr std::uint64_t snapshot_version = 5;
+constexpr std::uint64_t snapshot_version_min = 4;
+
+void write_stream(const StreamBook& stream, ByteWriter& out) {
+  out.string(stream.spec.id);
+  out.string(stream.spec.host);
+  out.string(stream.spec.title);
+  out.string(stream.spec.video_url);
+  out.byte(static_cast<std::uint8_t>(stream.state));
+  out.varint(stream.pinned ? std::uint64_t{*stream.pinned} + 1 : 0);  // 0: nothing pinned
+}
 
 void write_drop(const DropBook& book, ByteWriter& out) {
   encode_spec(book.spec, out);
@@ -69,27 +83,94 @@ std::string Engine::snapshot() const {
   out.varint(snapshot_version);
   out.signed_varint(now_ms_);
   out.varint(sequence_);
+  out.varint(streams_.size());
+  for (const auto& stream : streams_) write_stream(*stream, out);
   out.varint(drops_.size());
   for (const auto& book : drops_) write_drop(*book, out);
   return bytes;
 }
 
+// Streams are read before the drops, which join them as they are restored, and take their
+// state and pin after: a drop can only be created in a stream that has not ended.
+struct Engine::StreamRestore {
+  Engine& engine;
+  std::vector<std::pair<std::uint8_t, std::uint64_t>> states;  // (state, pinned drop + 1 or 0)
+
+  std::string read(ByteReader& in, std::uint64_t version);
+  std::string settle();
+};
+
+std::string Engine::StreamRestore::read(ByteReader& in, std::uint64_t version) {
+  if (version < 5) return {};
+  const EngineLimits& limits = engine.limits_;
+  const std::uint64_t count = in.bounded(limits.streams_max);
+  for (std::uint64_t index = 0; index < count && in.ok(); ++index) {
+    StreamSpec spec;
+    spec.id = in.string(stream_id_length_max);
+    spec.host = in.string(host_id_length_max);
+    spec.title = in.string(stream_title_length_max);
+    spec.video_url = in.string(video_url_length_max);
+    const std::uint8_t state = in.byte();
+    states.emplace_back(state, in.bounded(limits.drops_max));
+    if (!in.ok()) break;
+    if (const char* problem = detail::validate_stream(spec))
+      return "invalid stream: " + std::string(problem);
+    if (engine.find_stream(spec.id)) return "duplicate stream " + std::string(spec.id);
+    EventBody created = StreamCreated{std::make_shared<const StreamSpec>(spec)};
+    engine.apply_body(0, created);
+  }
+  if (!in.ok()) return "truncated stream";
+  return {};
+}
+
+std::string Engine::StreamRestore::settle() {
+  for (std::size_t index = 0; index < states.size(); ++index) {
+    StreamBook& stream = *engine.streams_[index];
+    const auto [state, pinned] = states[index];
+    if (state > static_cast<std::uint8_t>(StreamState::ended)) return "bad stream state";
+    stream.state = static_cast<StreamState>(state);
+    if (pinned != 0) {
+      if (pinned > engine.drops_.size() || engine.drops_[pinned - 1]->spec.stream != stream.spec.id)
+        return "a stream pins a drop not its own";
+      stream.pinned = static_cast<DropIndex>(pinned - 1);
+    }
+    if (stream.state == StreamState::ended) {
+      if (stream.pinned) return "an ended stream pins a drop";
+      for (const DropIndex drop : stream.drops) {
+        if (engine.drops_[drop]->state != DropState::closed)
+          return "an ended stream with a drop not closed";
+      }
+    }
+  }
+  return {};
+}
+
 std::string Engine::restore(std::string_view bytes) {
-  FS_ASSERT(drops_.empty() && sequence_ == 0);
+  FS_ASSERT(drops_.empty() && streams_.empty() && sequence_ == 0);
   ByteReader in(bytes);
   if (in.fixed64() != snapshot_magic) return "not a flashsale snapshot";
-  if (in.varint() != snapshot_version) return "unknown snapshot version";
+  const std::uint64_t version = in.varint();
+  if (version < snapshot_version_min || version > snapshot_version)
+    return "unknown snapshot version";
   now_ms_ = in.signed_varint();
   sequence_ = in.varint();
   if (now_ms_ < 0 || now_ms_ > time_ms_max) return "snapshot time out of range";
+  StreamRestore streams{*this, {}};
+  if (std::string problem = streams.read(in, version); !problem.empty()) return problem;
   const std::uint64_t drop_count = in.bounded(limits_.drops_max);
   if (!in.ok()) return "bad snapshot header";
   for (DropIndex index = 0; index < drop_count; ++index) {
-    const DropSpec spec = decode_spec(in);
+    const DropSpec spec = decode_spec(in, static_cast<std::uint8_t>(version));
     if (!in.ok()) return "truncated drop";
     if (const char* problem = detail::validate_spec(spec))
       return "invalid drop: " + std::string(problem);
     if (find_drop(spec.id)) return "duplicate drop " + std::string(spec.id);
+    if (!spec.stream.empty()) {
+      const StreamBook* stream = lookup_stream(spec.stream);
+      if (stream == nullptr || stream->spec.host != spec.host)
+        return "a drop not in its stream, or not of its host";
+      if (stream->drops.size() >= limits_.drops_per_stream_max) return "too many drops in a stream";
+    }
     EventBody created = DropCreated{std::make_shared<const DropSpec>(spec)};
     apply_body(index, created);
     DropBook& book = *drops_.back();
@@ -281,6 +362,7 @@ std::string Engine::restore(std::string_view bytes) {
     schedule(book);
   }
   if (!in.done()) return "trailing bytes after the snapshot";
+  if (std::string problem = streams.settle(); !problem.empty()) return problem;
   check_invariants();
   return {};
 }

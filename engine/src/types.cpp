@@ -22,6 +22,18 @@ std::string_view to_string(DropState state) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(StreamState state) noexcept {
+  switch (state) {
+    case StreamState::scheduled:
+      return "scheduled";
+    case StreamState::live:
+      return "live";
+    case StreamState::ended:
+      return "ended";
+  }
+  return "unknown";
+}
+
 std::string_view to_string(OrderOutcome outcome) noexcept {
   switch (outcome) {
     case OrderOutcome::invalid:
@@ -94,6 +106,8 @@ std::string_view to_string(CommandStatus status) noexcept {
       return "not_owner";
     case CommandStatus::unknown_variant:
       return "unknown_variant";
+    case CommandStatus::unknown_stream:
+      return "unknown_stream";
   }
   return "unknown";
 }
@@ -111,7 +125,23 @@ bool is_id(std::string_view id, std::size_t length_max) noexcept {
 }  // namespace
 
 bool is_valid_drop_id(std::string_view id) noexcept {
-  return is_id(id, drop_id_length_max);
+  const std::size_t tilde = id.find('~');
+  if (tilde == std::string_view::npos) return is_id(id, drop_id_length_max);
+  return id.size() <= drop_id_length_max && is_valid_stream_id(id.substr(0, tilde)) &&
+         is_id(id.substr(tilde + 1), drop_id_length_max);
+}
+
+std::string_view stream_of_drop(std::string_view drop_id) noexcept {
+  const std::size_t tilde = drop_id.find('~');
+  return tilde == std::string_view::npos ? std::string_view{} : drop_id.substr(0, tilde);
+}
+
+bool is_valid_stream_id(std::string_view id) noexcept {
+  return is_id(id, stream_id_length_max);
+}
+
+bool is_valid_host_id(std::string_view id) noexcept {
+  return is_id(id, host_id_length_max);
 }
 
 bool is_valid_variant_id(std::string_view id) noexcept {

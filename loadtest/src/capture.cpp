@@ -106,6 +106,10 @@ class Recorder {
   void on(engine::TimeMs, const engine::OrderPromoted&) {}
   void on(engine::TimeMs, const engine::HoldExpired&) {}
   void on(engine::TimeMs, const engine::AdmissionClosed&) {}
+  // A stream's events name no drop (their Event::drop is 0, which may be the chosen drop's).
+  void on(engine::TimeMs, const engine::StreamCreated&) {}
+  void on(engine::TimeMs, const engine::StreamStateChanged&) {}
+  void on(engine::TimeMs, const engine::StreamPinned&) {}
 
   std::uint32_t viewer(std::string_view user) {
     const auto [found, added] =

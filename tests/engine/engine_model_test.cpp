@@ -1,7 +1,8 @@
 // The engine against a deliberately simple reference model: long random command streams, every
-// answer compared, every drop's counters compared after every command, and the full invariant
-// scan run often. The model keeps no indexes, lazy queues or heaps — plain maps and vectors
-// scanned in full — so where the two disagree, the engine's machinery is the suspect.
+// answer compared, every drop's counters and every stream's state, pin and drops compared after
+// every command, and the full invariant scan run often. The model keeps no indexes, lazy queues or
+// heaps — plain maps and vectors scanned in full — so where the two disagree, the engine's
+// machinery is the suspect.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -195,6 +196,13 @@ struct ModelDrop {
   }
 };
 
+struct ModelStream {
+  std::string host;
+  StreamState state = StreamState::scheduled;
+  std::string pinned;              // a drop id; empty: none
+  std::vector<std::string> drops;  // in creation order
+};
+
 class Model {
  public:
   void advance(TimeMs now_ms) {
@@ -218,6 +226,7 @@ class Model {
 
   static bool valid_create(const Command& command) {
     if (command.duplicate_variant) return false;
+    if (std::string(stream_of_drop(command.drop)) != command.stream) return false;
     if (command.per_variant_limit > command.per_user_limit) return false;
     if (command.duration_ms < 1'000) return false;
     if (command.sale_ms != 0 &&
@@ -237,7 +246,11 @@ class Model {
           answer.command.status = CommandStatus::invalid_argument;
         } else if (drop != nullptr) {
           answer.command.status = CommandStatus::already_exists;
+        } else if (const CommandStatus refused = refused_by_stream(command);
+                   refused != CommandStatus::ok) {
+          answer.command.status = refused;
         } else {
+          if (!command.stream.empty()) streams_[command.stream].drops.push_back(command.drop);
           ModelDrop& created = drops_[command.drop];
           created.per_user_limit = command.per_user_limit;
           created.per_variant_limit = command.per_variant_limit;
@@ -314,13 +327,63 @@ class Model {
         break;
       case Command::Kind::advance:
         break;
+      case Command::Kind::create_stream:
+      case Command::Kind::go_live:
+      case Command::Kind::pin:
+      case Command::Kind::end_stream:
+        answer.command.status = stream_command(command);
+        break;
     }
     return answer;
   }
 
   const std::map<std::string, ModelDrop>& drops() const { return drops_; }
+  const std::map<std::string, ModelStream>& streams() const { return streams_; }
 
  private:
+  CommandStatus refused_by_stream(const Command& command) const {
+    if (command.stream.empty()) return CommandStatus::ok;
+    const auto found = streams_.find(command.stream);
+    if (found == streams_.end()) return CommandStatus::unknown_stream;
+    if (found->second.host != command.host) return CommandStatus::invalid_argument;
+    if (found->second.state == StreamState::ended) return CommandStatus::wrong_state;
+    return CommandStatus::ok;
+  }
+
+  CommandStatus stream_command(const Command& command) {
+    const auto found = streams_.find(command.stream);
+    ModelStream* stream = found == streams_.end() ? nullptr : &found->second;
+    if (command.kind == Command::Kind::create_stream) {
+      if (command.host.empty()) return CommandStatus::invalid_argument;
+      if (stream != nullptr) return CommandStatus::already_exists;
+      streams_[command.stream].host = command.host;
+      return CommandStatus::ok;
+    }
+    if (stream == nullptr) return CommandStatus::unknown_stream;
+    switch (command.kind) {
+      case Command::Kind::go_live:
+        if (stream->state != StreamState::scheduled) return CommandStatus::wrong_state;
+        stream->state = StreamState::live;
+        return CommandStatus::ok;
+      case Command::Kind::pin:
+        if (!command.drop.empty() && std::find(stream->drops.begin(), stream->drops.end(),
+                                               command.drop) == stream->drops.end())
+          return CommandStatus::unknown_drop;
+        if (stream->state == StreamState::ended) return CommandStatus::wrong_state;
+        stream->pinned = command.drop;
+        return CommandStatus::ok;
+      default:  // end_stream
+        if (stream->state == StreamState::ended) return CommandStatus::wrong_state;
+        for (const std::string& id : stream->drops) {
+          ModelDrop& ended = drops_.at(id);
+          if (ended.state != DropState::closed) ended.close(now_ms_);
+        }
+        stream->pinned.clear();
+        stream->state = StreamState::ended;
+        return CommandStatus::ok;
+    }
+  }
+
   OrderResult place(ModelDrop* drop, const Command& command) {
     OrderResult result;
     if (command.qty < 1 || command.user.empty() || drop == nullptr) return result;  // invalid
@@ -414,6 +477,7 @@ class Model {
   }
 
   std::map<std::string, ModelDrop> drops_;
+  std::map<std::string, ModelStream> streams_;
   TimeMs now_ms_ = 0;
 };
 
@@ -450,7 +514,23 @@ void expect_same_answer(const Command& command, const testing::Answer& engine,
   }
 }
 
+void expect_same_streams(const Engine& engine, const Model& model) {
+  ASSERT_EQ(engine.stream_count(), model.streams().size());
+  for (const auto& [id, stream] : model.streams()) {
+    const auto index = engine.find_stream(id);
+    ASSERT_TRUE(index.has_value()) << id;
+    const StreamInfo info = engine.stream_info(*index);
+    ASSERT_EQ(info.state, stream.state) << id;
+    ASSERT_EQ(info.spec.host, stream.host) << id;
+    ASSERT_EQ(info.pinned ? engine.drop_info(*info.pinned).spec.id : "", stream.pinned) << id;
+    std::vector<std::string> drops;
+    for (const DropIndex drop : info.drops) drops.emplace_back(engine.drop_info(drop).spec.id);
+    ASSERT_EQ(drops, stream.drops) << id;
+  }
+}
+
 void expect_same_state(const Engine& engine, const Model& model, bool every_order) {
+  ASSERT_NO_FATAL_FAILURE(expect_same_streams(engine, model));
   ASSERT_EQ(engine.drop_count(), model.drops().size());
   for (const auto& [id, drop] : model.drops()) {
     const auto index = engine.find_drop(id);

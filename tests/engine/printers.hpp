@@ -10,6 +10,9 @@ namespace flashsale::engine {
 inline void PrintTo(DropState value, std::ostream* out) {
   *out << to_string(value);
 }
+inline void PrintTo(StreamState value, std::ostream* out) {
+  *out << to_string(value);
+}
 inline void PrintTo(OrderOutcome value, std::ostream* out) {
   *out << to_string(value);
 }

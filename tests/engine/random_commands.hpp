@@ -2,8 +2,9 @@
 //
 // The generator favours collisions: few drops, a small crowd of users and client order ids,
 // small stock, short holds and uneven time steps, so limits, repeats, expiries, waitlist
-// promotions, restocks and closes all happen often. Commands own their strings so a stream
-// can be recorded and replayed.
+// promotions, restocks and closes all happen often. Some drops are created in streams (ids
+// `s<N>~<name>`, host `h<N>`), which go live, pin them and end. Commands own their strings so a
+// stream can be recorded and replayed.
 #pragma once
 
 #include <cstdint>
@@ -18,10 +19,25 @@
 namespace flashsale::engine::testing {
 
 struct Command {
-  enum class Kind { create, countdown, restock, close, place, confirm, cancel, advance };
+  enum class Kind {
+    create,
+    countdown,
+    restock,
+    close,
+    place,
+    confirm,
+    cancel,
+    advance,
+    create_stream,
+    go_live,
+    pin,
+    end_stream,
+  };
   Kind kind = Kind::advance;
   TimeMs now_ms = 0;
-  std::string drop;
+  std::string drop;    // pin: the drop to pin, empty to unpin
+  std::string stream;  // create: the drop's (empty: in none); stream commands
+  std::string host;    // create, create_stream
   std::string user;
   std::string client_order_id;
   std::uint32_t qty = 0;  // place: qty; restock: added; create: stock
@@ -87,6 +103,8 @@ inline Answer execute(Engine& engine, const Command& command, Events& events) {
         spec.beneficiary_note = "books for a village school";
         spec.pledge_bps = command.pledge_bps;
       }
+      spec.host = command.host;
+      spec.stream = command.stream;
       answer.command = engine.create_drop(spec, command.now_ms, events, command.opens_at_ms,
                                           command.admission_seed);
       break;
@@ -121,6 +139,22 @@ inline Answer execute(Engine& engine, const Command& command, Events& events) {
       break;
     case Command::Kind::advance:
       engine.advance_time(command.now_ms, events);
+      break;
+    case Command::Kind::create_stream: {
+      const std::string title = "live " + command.stream;
+      const std::string url = "https://video.example/" + command.stream;
+      answer.command =
+          engine.create_stream({command.stream, command.host, title, url}, command.now_ms, events);
+      break;
+    }
+    case Command::Kind::go_live:
+      answer.command = engine.go_live(command.stream, command.now_ms, events);
+      break;
+    case Command::Kind::pin:
+      answer.command = engine.pin(command.stream, command.drop, command.now_ms, events);
+      break;
+    case Command::Kind::end_stream:
+      answer.command = engine.end_stream(command.stream, command.now_ms, events);
       break;
   }
   return answer;
@@ -165,6 +199,15 @@ class CommandGenerator {
         if (chance(0.05)) command.opens_at_ms = now_ms_ + countdown_ms_max + pick(1, 1'000);
         command.admission_seed = random_();
       }
+      // A drop in a stream has its host, now and then another (refused) or no stream named
+      // (refused); some drops in no stream have a host too.
+      command.stream = std::string(stream_of_drop(command.drop));
+      if (!command.stream.empty()) {
+        command.host = chance(0.95) ? host_of(command.stream) : "h9";
+        if (chance(0.03)) command.stream.clear();
+      } else if (chance(0.3)) {
+        command.host = "h0";
+      }
     } else if (roll < 30) {
       command.kind = Command::Kind::countdown;
       command.duration_ms = chance(0.3) ? 0 : pick(0, 8'000);
@@ -177,6 +220,21 @@ class CommandGenerator {
       command.variant = variant_name(engine, command.drop);
     } else if (roll < 45) {
       command.kind = Command::Kind::close;
+    } else if (roll < 60) {
+      command.stream = chance(0.03) ? "s9" : "s" + std::to_string(pick(0, 3));
+      if (roll < 49) {
+        command.kind = Command::Kind::create_stream;
+        command.host = chance(0.03) ? "" : host_of(command.stream);  // no host: refused
+      } else if (roll < 52) {
+        command.kind = Command::Kind::go_live;
+      } else if (roll < 59 || chance(0.7)) {  // an end is rare: a stream cannot come back
+        command.kind = Command::Kind::pin;
+        // Mostly one of its own drops; now and then none (unpin), or another's.
+        command.drop = chance(0.2) ? "" : drop_name();
+        if (chance(0.7)) command.drop = command.stream + (chance(0.5) ? "~a" : "~b");
+      } else {
+        command.kind = Command::Kind::end_stream;
+      }
     } else if (roll < 700) {
       command.kind = Command::Kind::place;
       command.user = "u" + std::to_string(pick(0, 40));
@@ -202,7 +260,13 @@ class CommandGenerator {
   }
   bool chance(double probability) { return std::bernoulli_distribution(probability)(random_); }
   TimeMs step() { return chance(0.5) ? 0 : pick(1, chance(0.9) ? 300 : 5'000); }
-  std::string drop_name() { return chance(0.02) ? "ghost" : "d" + std::to_string(pick(0, 3)); }
+  // Four drops in no stream, eight in four streams.
+  std::string drop_name() {
+    if (chance(0.02)) return "ghost";
+    if (chance(0.6)) return "d" + std::to_string(pick(0, 3));
+    return "s" + std::to_string(pick(0, 3)) + (chance(0.5) ? "~a" : "~b");
+  }
+  static std::string host_of(const std::string& stream) { return "h" + stream.substr(1); }
   // Mostly one the drop sells; now and then none or one it does not sell.
   std::string variant_name(const Engine& engine, const std::string& drop) {
     const auto index = engine.find_drop(drop);

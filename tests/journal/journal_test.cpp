@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "../../engine/journal/src/scripts.hpp"
+#include "../engine/format_v4.hpp"
 #include "../support/redis_server.hpp"
 #include "flashsale/journal/journal.hpp"
 
@@ -65,6 +66,42 @@ TEST(Journal, RecoversWhatWasAppended) {
   EXPECT_EQ(stats.events_replayed, original.last_sequence());
   EXPECT_EQ(recovered.digest(), digest);
   EXPECT_LT(stats.lease_wait_ms, 500) << "a clean stop releases the lease";
+}
+
+// A journal written by format version 4 (before streams) recovers in place, to the digest it was
+// written with; the engine goes on writing version 5 batches after it, and the next recovery
+// reads both.
+TEST(Journal, AVersion4JournalRecoversAndGoesOn) {
+  namespace v4 = testing::format_v4;
+  RedisServer redis;
+  redis.call({"SET", "{old}:snapshot", v4::bytes_of(v4::snapshot_record)});
+  redis.call({"XADD", "{old}:journal", "1-0", "b", v4::bytes_of(v4::batch_1)});
+  redis.call({"XADD", "{old}:journal", "2-0", "b", v4::bytes_of(v4::batch_2)});
+  Engine upgraded;
+  {
+    Journal journal(config_for(redis, "old"));
+    const RecoveryStats stats = journal.recover(upgraded);
+    EXPECT_EQ(stats.last_sequence, v4::last_sequence);
+    EXPECT_EQ(stats.snapshot_sequence, v4::snapshot_sequence);
+    ASSERT_EQ(upgraded.digest(), v4::final_digest);
+    Events events;
+    const engine::TimeMs now = upgraded.now_ms() + 1'000;
+    ASSERT_EQ(upgraded.create_stream({"s1", "h1", "Friday", ""}, now, events).status,
+              engine::CommandStatus::ok);
+    engine::DropSpec spec{"s1~tee", "Tee", 1'500, 5, 2, 60'000, 0};
+    spec.host = "h1";
+    spec.stream = "s1";
+    ASSERT_EQ(upgraded.create_drop(spec, now, events).status, engine::CommandStatus::ok);
+    ASSERT_EQ(upgraded.pin("s1", "s1~tee", now, events).status, engine::CommandStatus::ok);
+    journal.append(events);
+    ASSERT_TRUE(journal.wait_durable(upgraded.last_sequence(), 10s));
+  }
+  Engine recovered;
+  Journal journal(config_for(redis, "old"));
+  const RecoveryStats stats = journal.recover(recovered);
+  EXPECT_EQ(stats.last_sequence, upgraded.last_sequence());
+  EXPECT_EQ(recovered.digest(), upgraded.digest());
+  EXPECT_EQ(recovered.stream_info(0).pinned, recovered.find_drop("s1~tee"));
 }
 
 // The caller's cursor comes back from recovery as of the last batch written, also when it

@@ -106,6 +106,8 @@ AuditReport audit(const JournalCopy& copy, const std::optional<Hash>& head,
   engine::EngineLimits limits;
   limits.decisions_per_drop_reserve = 0;  // sized as it grows: an audit is not a surge
   limits.drops_max = 100'000;
+  limits.streams_max = 100'000;
+  limits.drops_per_stream_max = 100'000;
   limits.decisions_per_drop_max = 0xffffffff;  // whatever the engine that wrote it allowed
   engine::Engine engine(limits);
   SnapshotHeader snapshot;

@@ -33,10 +33,11 @@ std::string unseal(std::string_view stored, std::string_view& body) {
   body = stored.substr(0, stored.size() - 8);
   ByteReader trailer(stored.substr(stored.size() - 8));
   if (trailer.fixed64() != crc_of(body)) return "checksum mismatch";
-  if (static_cast<std::uint8_t>(body[0]) != record_version)
-    return "unknown record version " + std::to_string(static_cast<std::uint8_t>(body[0])) +
-           " (this flashsale reads version " + std::to_string(record_version) +
-           "): written by another version";
+  const auto version = static_cast<std::uint8_t>(body[0]);
+  if (version < record_version_min || version > record_version)
+    return "unknown record version " + std::to_string(version) +
+           " (this flashsale reads versions " + std::to_string(record_version_min) + " to " +
+           std::to_string(record_version) + "): written by another version";
   return {};
 }
 
@@ -108,6 +109,7 @@ std::string seal_batch(const BatchHeader& header, std::string_view encoded_event
 std::string open_batch(std::string_view stored, BatchHeader& header, std::string_view& events) {
   std::string_view body;
   if (std::string problem = unseal(stored, body); !problem.empty()) return problem;
+  header.version = static_cast<std::uint8_t>(body[0]);
   ByteReader in(body.substr(1));
   header.number = in.varint();
   header.first_sequence = in.varint();

@@ -13,7 +13,7 @@ std::string replay_batch(engine::Engine& engine, const BatchHeader& header, std:
   for (std::uint32_t index = 0; index < header.event_count; ++index) {
     engine::Event event;
     const std::uint64_t sequence = header.first_sequence + index;
-    if (!engine::decode_event(in, sequence, previous_at_ms, event))
+    if (!engine::decode_event(in, sequence, previous_at_ms, event, header.version))
       return "undecodable event " + std::to_string(sequence);
     if (sequence <= after_sequence) continue;
     if (sequence != engine.last_sequence() + 1)

@@ -31,6 +31,7 @@ namespace flashsale::engine {
 namespace detail {
 class DropBook;
 class Arena;
+struct StreamBook;
 }  // namespace detail
 
 using Events = std::vector<Event>;
@@ -47,6 +48,9 @@ struct EngineLimits {
   // Distinct client_order_ids one buyer may use on one drop. Past it, new ones get `invalid`:
   // a real buyer retries with the same id, and this keeps each buyer's records short.
   std::uint32_t decisions_per_buyer_max = 64;
+  std::uint32_t streams_max = 4096;
+  // Drops created in one stream, whatever became of them.
+  std::uint32_t drops_per_stream_max = 64;
 };
 
 struct PlaceOrder {
@@ -94,6 +98,8 @@ struct CommandResult {
   CommandStatus status = CommandStatus::ok;
   DropIndex drop = 0;  // valid when status is ok (and for wrong_state/already_exists)
   std::string_view reason;
+  // Stream commands and a drop created in a stream: when ok (and for wrong_state/already_exists).
+  StreamIndex stream = 0;
 };
 
 // One variant's numbers; the drop's are their sums.
@@ -135,6 +141,14 @@ struct DropInfo {
   std::int64_t raised_cents = 0;
 };
 
+struct StreamInfo {
+  StreamIndex index = 0;
+  StreamSpec spec;
+  StreamState state = StreamState::scheduled;
+  std::optional<DropIndex> pinned;  // the drop on screen, if any
+  std::vector<DropIndex> drops;     // created in the stream, in creation order
+};
+
 // The pledge arithmetic of DropInfo::raised_cents, exact in 128 bits.
 std::int64_t pledged_cents(std::int64_t sales_cents, std::uint32_t pledge_bps);
 
@@ -156,11 +170,17 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Host commands. Precedence of failures: invalid_argument, limit_reached/already_exists
-  // (create), unknown_drop, unknown_variant, wrong_state.
+  // Host commands. Precedence of failures: invalid_argument, already_exists/limit_reached
+  // (create), unknown_stream, unknown_drop, unknown_variant, wrong_state. The engine does not
+  // authenticate: callers decide who may act on which host's stream or drop.
   //
   // Creates a drop. With `opens_at_ms` it is scheduled at once: in countdown from its creation,
-  // as if start_countdown_at followed (same bounds, same seed).
+  // as if start_countdown_at followed (same bounds, same seed). With `spec.stream` it is created
+  // in that stream: its id is `<stream>~<name>` and its host the stream's. Precedence:
+  // invalid_argument (the spec: its fields, an id whose stream part is not spec.stream, a host
+  // that is not a host id), already_exists, limit_reached (drops_max), unknown_stream,
+  // invalid_argument (spec.host is not the stream's host), wrong_state (the stream has ended),
+  // limit_reached (drops_per_stream_max).
   CommandResult create_drop(const DropSpec& spec, TimeMs now_ms, Events& events,
                             std::optional<TimeMs> opens_at_ms = {},
                             std::uint64_t admission_seed = 0);
@@ -181,6 +201,24 @@ class Engine {
   // until paid, cancelled or expired: a winner never loses a reservation to a close. A drop
   // with a duration closes itself the same way at its instant.
   CommandResult close(std::string_view drop, TimeMs now_ms, Events& events);
+
+  // Stream commands; `.stream` of the result names the stream when found.
+  //
+  // Creates a stream, scheduled. Precedence: invalid_argument (id or host not an id, title
+  // over 200 bytes, video_url over 500), already_exists, limit_reached (streams_max).
+  CommandResult create_stream(const StreamSpec& spec, TimeMs now_ms, Events& events);
+  // scheduled -> live. unknown_stream; wrong_state from live or ended.
+  CommandResult go_live(std::string_view stream, TimeMs now_ms, Events& events);
+  // Puts `drop` on screen (replacing any other), whatever the drop's state; an empty `drop`
+  // takes the pin off. Scheduled and live streams. Precedence: unknown_stream, unknown_drop
+  // (no such drop, or not one of this stream's), wrong_state (ended). Pinning the drop already
+  // pinned, or unpinning with nothing pinned, is ok and changes nothing (no event). When
+  // pinning, `.drop` is the pinned drop.
+  CommandResult pin(std::string_view stream, std::string_view drop, TimeMs now_ms, Events& events);
+  // Ends the stream: every drop of it not yet closed is closed exactly as `close` closes it
+  // (holds stay payable), in creation order; then the pin comes off; then ended, for good.
+  // unknown_stream; wrong_state when already ended.
+  CommandResult end_stream(std::string_view stream, TimeMs now_ms, Events& events);
 
   // A buyer's order. Outcome precedence: invalid, (repeat: the original outcome),
   // unknown_variant, not_open, unavailable (table full), invalid (buyer over
@@ -210,9 +248,10 @@ class Engine {
   // The whole state as bytes: versioned and canonical (equal engines give equal bytes), with
   // the clock and the sequence. O(state); allocates the string it returns.
   std::string snapshot() const;
-  // Loads a snapshot into this engine, which must be fresh (no drops, no events). Returns an
-  // empty string on success, else what is wrong with the bytes; the engine is then unusable.
-  // Afterwards `digest()` equals the snapshotted engine's.
+  // Loads a snapshot into this engine, which must be fresh (no streams, no drops, no events).
+  // Returns an empty string on success, else what is wrong with the bytes; the engine is then
+  // unusable. Afterwards `digest()` equals the snapshotted engine's. Reads this version's
+  // snapshots and version 4's (before streams), whose digest is the one it was written with.
   std::string restore(std::string_view bytes);
 
   // Queries: pure reads, any time on the owning thread.
@@ -220,6 +259,9 @@ class Engine {
   std::uint32_t drop_count() const noexcept;
   DropInfo drop_info(DropIndex drop) const;  // precondition: drop < drop_count()
   std::optional<OrderInfo> order_info(DropIndex drop, OrderNumber order) const;
+  std::optional<StreamIndex> find_stream(std::string_view id) const noexcept;
+  std::uint32_t stream_count() const noexcept;
+  StreamInfo stream_info(StreamIndex stream) const;  // precondition: stream < stream_count()
   // The buyer's orders in a drop, oldest first. O(the buyer's decisions, at most 64 distinct
   // client_order_ids): cheap enough for every subscribe of a signed-in buyer.
   std::vector<OrderInfo> orders_of(DropIndex drop, std::string_view user) const;
@@ -230,21 +272,25 @@ class Engine {
   std::uint64_t last_sequence() const noexcept { return sequence_; }
   const EngineLimits& limits() const noexcept { return limits_; }
 
-  // A hash over a canonical encoding of the whole state (drops, decisions, orders, queues,
-  // sequence; not the clock). Equal digests mean equal engines. O(state).
+  // A hash over a canonical encoding of the whole state (streams, drops, decisions, orders,
+  // queues, sequence; not the clock). Equal digests mean equal engines. O(state).
   std::uint64_t digest() const;
   // Full scan of every invariant (stock_left + held + sold == total, per-user units within the
-  // limit and equal to their orders, queue and table consistency); FS_ASSERTs on a breach.
+  // limit and equal to their orders, queue and table consistency, each stream's drops and pin);
+  // FS_ASSERTs on a breach.
   void check_invariants() const;
 
  private:
   detail::DropBook* lookup(std::string_view id) const noexcept;
+  detail::StreamBook* lookup_stream(std::string_view id) const noexcept;
   // Applies a change, then appends it as the next event: deciding code never mutates state
   // except through here, so replaying events takes exactly the same path.
   void emit(DropIndex drop, EventBody body, Events& events);
   Event& next_event(DropIndex drop, Events& events);  // appends, not yet applied
   void apply_last(Events& events);
   void apply_body(DropIndex drop, EventBody& body);
+  void apply_stream_body(EventBody& body);
+  bool refused_by_stream(const DropSpec& spec, CommandResult& result) const;
   void advance_to(TimeMs now_ms, Events& events);
   OrderResult decide_order(const PlaceOrder& request, std::uint32_t tag, Events& events);
   void advance_drop(detail::DropBook& book, Events& events);
@@ -261,6 +307,10 @@ class Engine {
   std::vector<std::unique_ptr<detail::DropBook>> drops_;
   struct DropIds;
   std::unique_ptr<DropIds> drop_ids_;
+  std::vector<std::unique_ptr<detail::StreamBook>> streams_;
+  struct StreamIds;
+  std::unique_ptr<StreamIds> stream_ids_;
+  struct StreamRestore;                             // restore's help with streams (snapshot.cpp)
   mutable detail::DropBook* last_found_ = nullptr;  // lookup's one-entry cache
   struct Deadlines;
   std::unique_ptr<Deadlines> deadlines_;

@@ -32,9 +32,19 @@ struct VariantSpec {
   friend bool operator==(const VariantSpec&, const VariantSpec&) = default;
 };
 
+// What a host sets when creating a live stream. Validated by `Engine::create_stream`.
+struct StreamSpec {
+  std::string_view id;         // 1-32 of [A-Za-z0-9_.-]
+  std::string_view host;       // the owning host's id, 1-32 of [A-Za-z0-9_.-]
+  std::string_view title;      // 0-200 bytes, UTF-8 is the caller's business
+  std::string_view video_url;  // 0-500 bytes, shown to viewers as given
+
+  friend bool operator==(const StreamSpec&, const StreamSpec&) = default;
+};
+
 // What a host sets when creating a drop. Validated by `Engine::create_drop`.
 struct DropSpec {
-  std::string_view id;               // 1-64 of [A-Za-z0-9_.-]
+  std::string_view id;               // see is_valid_drop_id: `S~N` in stream S, else no '~'
   std::string_view title;            // 0-200 bytes, UTF-8 is the caller's business
   std::int64_t price_cents = 0;      // 0 .. 10^12; see `variants`
   std::uint32_t stock = 0;           // units at creation, 0 .. 10^9; see `variants`
@@ -63,6 +73,10 @@ struct DropSpec {
   std::int64_t list_price_cents = 0;  // 0 or >= price_cents
   // Units per buyer in any one variant, 1 .. per_user_limit; 0 = only per_user_limit applies.
   std::uint32_t per_variant_limit = 0;
+  // The owning host's id (is_valid_host_id); empty: journaled before hosts, the operator's.
+  std::string_view host = {};
+  // The stream the drop is created in (its id's part before '~'); empty: in no stream.
+  std::string_view stream = {};
 
   friend bool operator==(const DropSpec&, const DropSpec&) = default;
 };
@@ -161,16 +175,51 @@ struct AdmissionClosed {
   friend bool operator==(const AdmissionClosed&, const AdmissionClosed&) = default;
 };
 
+// Stream events. They name their stream in the body; their Event::drop is 0 and means nothing
+// (a consumer of drop events skips them: see is_stream_event).
+struct StreamCreated {
+  std::shared_ptr<const StreamSpec> spec;  // shared for the reason DropCreated's is
+
+  friend bool operator==(const StreamCreated& a, const StreamCreated& b) {
+    return *a.spec == *b.spec;
+  }
+};
+
+struct StreamStateChanged {
+  StreamIndex stream = 0;
+  StreamState state = StreamState::scheduled;
+
+  friend bool operator==(const StreamStateChanged&, const StreamStateChanged&) = default;
+};
+
+// The drop on screen: `drop` is pinned (replacing any other), or with `pinned` false the
+// stream's pin is taken off (`drop` is then 0).
+struct StreamPinned {
+  StreamIndex stream = 0;
+  bool pinned = false;
+  DropIndex drop = 0;
+
+  friend bool operator==(const StreamPinned&, const StreamPinned&) = default;
+};
+
 using EventBody =
     std::variant<DropCreated, CountdownStarted, StateChanged, OrderDecided, OrderPromoted,
-                 OrderConfirmed, OrderCancelled, HoldExpired, Restocked, AdmissionClosed>;
+                 OrderConfirmed, OrderCancelled, HoldExpired, Restocked, AdmissionClosed,
+                 StreamCreated, StreamStateChanged, StreamPinned>;
+
+// True for the events about a stream rather than a drop (their Event::drop means nothing).
+constexpr bool is_stream_event(const EventBody& body) noexcept {
+  return std::holds_alternative<StreamCreated>(body) ||
+         std::holds_alternative<StreamStateChanged>(body) ||
+         std::holds_alternative<StreamPinned>(body);
+}
 
 static_assert(sizeof(OrderDecided) == 64, "an order's event stays within 64 bytes");
 
 struct Event {
   std::uint64_t sequence = 0;  // 1, 2, 3, ... without gaps over the engine's life
   TimeMs at_ms = 0;            // engine time of the command that caused it
-  DropIndex drop = 0;
+  DropIndex drop = 0;          // 0 and meaningless for a stream event
   EventBody body;
 
   friend bool operator==(const Event&, const Event&) = default;

@@ -25,6 +25,9 @@ using DropIndex = std::uint32_t;
 // pair (drop id, order number) names an order; the gateway spells it as a string.
 using OrderNumber = std::uint32_t;
 
+// A stream's position in creation order, stable and reproduced by replay like a DropIndex.
+using StreamIndex = std::uint32_t;
+
 // A drop's lifecycle. `sold_out` and `open` alternate as units run out and come back
 // (cancels, expiries, restocks); `closed` is final.
 enum class DropState : std::uint8_t {
@@ -33,6 +36,14 @@ enum class DropState : std::uint8_t {
   open = 2,
   sold_out = 3,
   closed = 4,
+};
+
+// A live stream's lifecycle: scheduled -> live -> ended, or scheduled -> ended; `ended` is
+// final and closes every drop of the stream.
+enum class StreamState : std::uint8_t {
+  scheduled = 0,
+  live = 1,
+  ended = 2,
 };
 
 // The answer to one order attempt, in order of precedence: the first that applies is given.
@@ -76,16 +87,18 @@ enum class CancelReason : std::uint8_t {
 enum class CommandStatus : std::uint8_t {
   ok = 0,
   invalid_argument = 1,  // a field is out of its documented range
-  already_exists = 2,    // create: a drop with this id exists
+  already_exists = 2,    // create: a drop (stream) with this id exists
   unknown_drop = 3,
-  wrong_state = 4,    // the drop or order is not in a state that allows the command
-  limit_reached = 5,  // create: EngineLimits::drops_max drops exist
+  wrong_state = 4,    // the drop, order or stream is not in a state that allows the command
+  limit_reached = 5,  // create: a limit of EngineLimits (drops, streams, drops per stream)
   unknown_order = 6,
   not_owner = 7,        // confirm/cancel by someone other than the buyer
   unknown_variant = 8,  // restock: the drop has no such variant, or several and none was named
+  unknown_stream = 9,
 };
 
 std::string_view to_string(DropState state) noexcept;
+std::string_view to_string(StreamState state) noexcept;
 std::string_view to_string(OrderOutcome outcome) noexcept;
 std::string_view to_string(OrderStatus status) noexcept;
 std::string_view to_string(CancelReason reason) noexcept;
@@ -121,6 +134,10 @@ inline constexpr std::uint32_t pledge_bps_max = 10'000;
 inline constexpr std::size_t variants_max = 64;
 inline constexpr std::size_t variant_id_length_max = 32;
 inline constexpr std::size_t variant_label_length_max = 100;
+inline constexpr std::size_t stream_id_length_max = 32;
+inline constexpr std::size_t host_id_length_max = 32;
+inline constexpr std::size_t stream_title_length_max = 200;
+inline constexpr std::size_t video_url_length_max = 500;
 
 // What a drop's spec and the host commands may ask for: the engine refuses anything outside
 // with `invalid_argument`; edges use the same bounds to refuse early with the same numbers.
@@ -138,8 +155,15 @@ inline constexpr TimeMs admission_window_ms_max = 60'000;
 inline constexpr TimeMs sale_duration_ms_min = 1'000;
 inline constexpr TimeMs sale_duration_ms_max = TimeMs{7} * 24 * 3600 * 1000;
 
-// A drop id is 1-64 characters of [A-Za-z0-9_.-].
+// A drop id is 1-64 characters of [A-Za-z0-9_.-] — or, for a drop created in stream S, `S~N`:
+// exactly one '~' between a valid stream id and 1+ characters of [A-Za-z0-9_.-], 64 in all.
 bool is_valid_drop_id(std::string_view id) noexcept;
+// The stream part of a drop id (before its '~'); empty for a drop id without one.
+std::string_view stream_of_drop(std::string_view drop_id) noexcept;
+
+// Stream ids and host ids are 1-32 characters of [A-Za-z0-9_.-].
+bool is_valid_stream_id(std::string_view id) noexcept;
+bool is_valid_host_id(std::string_view id) noexcept;
 
 // A variant id is 1-32 characters of [A-Za-z0-9_.-] ("42", "red-M", "2.5kg").
 bool is_valid_variant_id(std::string_view id) noexcept;

@@ -26,11 +26,19 @@
 #include <string_view>
 #include <vector>
 
+#include "flashsale/engine/event_codec.hpp"
+
 namespace flashsale::journal {
 
 // 2: admission windows in events; 3: charity pledges in DropCreated, the hash chain;
-// 4: variants, list prices and durations in DropCreated, the variant in OrderDecided and Restocked
-inline constexpr std::uint8_t record_version = 4;
+// 4: variants, list prices and durations in DropCreated, the variant in OrderDecided and Restocked;
+// 5: streams (their events, a drop's host and stream). A batch's events are in the event format
+// of its version. Version 4 is still read (an engine snapshot of that time too): it has the same
+// layout, and its events are decoded as version 4's.
+inline constexpr std::uint8_t record_version = 5;
+inline constexpr std::uint8_t record_version_min = 4;
+static_assert(record_version == engine::event_format_version &&
+              record_version_min == engine::event_format_version_min);
 
 using Hash = std::array<std::uint8_t, 32>;
 
@@ -45,11 +53,12 @@ std::string to_hex(const Hash& hash);
 std::optional<Hash> from_hex(std::string_view text);
 
 struct BatchHeader {
-  std::uint64_t number = 0;          // 1, 2, 3, … : also the stream entry id "<number>-0"
-  std::uint64_t first_sequence = 0;  // of its first event; the rest follow without gaps
-  std::uint32_t event_count = 0;     // 0 for a batch that only carries a checkpoint
-  Hash previous{};                   // the hash of batch number - 1
-  std::optional<Hash> checkpoint;    // the hash of the snapshot record written just before
+  std::uint64_t number = 0;               // 1, 2, 3, … : also the stream entry id "<number>-0"
+  std::uint64_t first_sequence = 0;       // of its first event; the rest follow without gaps
+  std::uint32_t event_count = 0;          // 0 for a batch that only carries a checkpoint
+  Hash previous{};                        // the hash of batch number - 1
+  std::optional<Hash> checkpoint;         // the hash of the snapshot record written just before
+  std::uint8_t version = record_version;  // read from the batch; sealing writes record_version
 };
 
 std::string seal_batch(const BatchHeader& header, std::string_view encoded_events);
