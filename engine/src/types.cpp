@@ -136,12 +136,14 @@ std::string_view stream_of_drop(std::string_view drop_id) noexcept {
   return tilde == std::string_view::npos ? std::string_view{} : drop_id.substr(0, tilde);
 }
 
+// Streams and hosts are newer than drops, so no journal holds one named "." or "..": those are
+// paths, not names, and are refused here (a drop's are refused at the edge).
 bool is_valid_stream_id(std::string_view id) noexcept {
-  return is_id(id, stream_id_length_max);
+  return is_id(id, stream_id_length_max) && id.find_first_not_of('.') != std::string_view::npos;
 }
 
 bool is_valid_host_id(std::string_view id) noexcept {
-  return is_id(id, host_id_length_max);
+  return is_id(id, host_id_length_max) && id.find_first_not_of('.') != std::string_view::npos;
 }
 
 bool is_valid_variant_id(std::string_view id) noexcept {

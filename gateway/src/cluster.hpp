@@ -1,8 +1,9 @@
 // The cluster's layout in Redis (docs/scaling.md has the picture).
 //
-// A drop belongs to shard fnv1a64(id) % shards; each shard is a journal of its own (prefix
-// "<prefix>-s<shard>") whose lease names the engine that serves it. Every key of a shard
-// carries the shard's hash tag, so a shard lives in one Redis Cluster slot:
+// A drop belongs to shard fnv1a64(id) % shards (a drop in a stream: of its stream's id); each
+// shard is a journal of its own (prefix "<prefix>-s<shard>") whose lease names the engine that
+// serves it. Every key of a shard carries the shard's hash tag, so a shard lives in one Redis
+// Cluster slot:
 //
 //   {P-sN}:journal, :snapshot, :lease, :cursor, :orders, :replies   the shard's journal
 //                     (journal.hpp)
@@ -33,9 +34,11 @@
 namespace flashsale::gateway::cluster {
 
 // FNV-1a of the id: stable across versions and platforms, since a drop's shard must never
-// change while its journal exists.
-inline std::uint32_t shard_of(std::string_view drop, std::uint32_t shards) {
-  return static_cast<std::uint32_t>(fnv1a64(drop) % shards);
+// change while its journal exists. A drop in a stream ("<stream>~<name>") is placed by its
+// stream's id, so a stream and all its drops share a shard: pinning and the shelf never
+// reach across shards. Ids without '~' (every drop before streams) hash whole, as always.
+inline std::uint32_t shard_of(std::string_view id, std::uint32_t shards) {
+  return static_cast<std::uint32_t>(fnv1a64(id.substr(0, id.find('~'))) % shards);
 }
 
 // This process's name in Redis: the configured cluster.id, or "<host>-<pid>".

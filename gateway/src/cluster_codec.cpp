@@ -17,7 +17,7 @@ namespace flashsale::gateway::cluster {
 namespace {
 
 // The last FrameKind (outbox.hpp): a kind added there is refused here until added too.
-constexpr auto frame_kind_max = static_cast<unsigned>(FrameKind::tick);
+constexpr auto frame_kind_max = static_cast<unsigned>(FrameKind::stream);
 constexpr unsigned http_status_min = 100;
 constexpr unsigned http_status_max = 599;
 
@@ -33,6 +33,7 @@ enum : std::size_t {
   call, title, price_cents, stock, per_user_limit, hold_ms, waitlist_limit, admission_window_ms,
   beneficiary, beneficiary_note, pledge_bps, opens_in_ms, admission_seed, add,
   variant, variants, list_price_cents, per_variant_limit, duration_ms, opens_at_ms,
+  stream, host, video_url, by, by_operator,
   count
 };
 constexpr std::array<std::string_view, count> names = {
@@ -40,7 +41,8 @@ constexpr std::array<std::string_view, count> names = {
   "call", "title", "price_cents", "stock", "per_user_limit", "hold_ms", "waitlist_limit",
   "admission_window_ms", "beneficiary", "beneficiary_note", "pledge_bps", "opens_in_ms",
   "admission_seed", "add",
-  "v", "variants", "list_price_cents", "per_variant_limit", "duration_ms", "opens_at_ms"};
+  "v", "variants", "list_price_cents", "per_variant_limit", "duration_ms", "opens_at_ms",
+  "stream", "host", "video_url", "by", "op"};
 // The type of each host::Command alternative, in the variant's order.
 constexpr const auto& host_types = host::command_names;
 }  // namespace command_field
@@ -127,7 +129,7 @@ bool parse_number(std::string_view text, Number& out) {
 // record.
 template <std::size_t count>
 class Reader {
-  static_assert(count <= 32, "one bit per field");
+  static_assert(count <= 64, "one bit per field");
 
  public:
   explicit Reader(const std::array<std::string_view, count>& names) : names_(names) {}
@@ -187,11 +189,11 @@ class Reader {
   }
 
  private:
-  static constexpr std::uint32_t bit(std::size_t index) { return std::uint32_t{1} << index; }
+  static constexpr std::uint64_t bit(std::size_t index) { return std::uint64_t{1} << index; }
 
   const std::array<std::string_view, count>& names_;
   std::array<std::string_view, count> values_{};
-  std::uint32_t present_ = 0;
+  std::uint64_t present_ = 0;
 };
 
 using CommandWriter = Writer<command_field::count>;
@@ -210,12 +212,18 @@ std::size_t text_bytes(const host::Command& command) {
           for (const host::Variant& variant : body.variants)
             bytes += variant.id.size() + variant.label.size() + 96;
           return bytes;
+        } else if constexpr (std::is_same_v<Body, host::CreateStream>) {
+          return body.id.size() + body.host.size() + body.title.size() + body.video_url.size() + 32;
+        } else if constexpr (std::is_same_v<Body, host::Pin>) {
+          return body.stream.size() + body.drop.size();
         } else if constexpr (std::is_same_v<Body, host::Restock>)
           return body.drop.size() + body.variant.size();
         else if constexpr (std::is_same_v<Body, host::ReadOrders>)
           return body.drop.size() + body.user.size();
         else if constexpr (requires { body.drop; })
           return body.drop.size();
+        else if constexpr (requires { body.stream; })
+          return body.stream.size();
         else
           return 0;
       },
@@ -280,6 +288,7 @@ void write(CommandWriter& out, const host::CreateDrop& create) {
       .number(admission_seed, create.admission_seed);
   if (!create.variants.empty()) out.text(variants, encode_variants(create.variants));
   if (create.opens_at_ms) out.number(opens_at_ms, *create.opens_at_ms);
+  if (!create.stream.empty()) out.text(stream, create.stream);
 }
 // The fields after pledge_bps are absent from a gateway older than variants: their defaults
 // are protocol v1's drop.
@@ -299,7 +308,21 @@ bool read(const CommandReader& in, host::CreateDrop& create) {
          in.optional_number(duration_ms, create.duration_ms) &&
          in.optional_number(admission_seed, create.admission_seed) &&
          in.optional_text(variants, listed) && decode_variants(listed, create.variants) &&
-         in.optional_number(opens_at_ms, create.opens_at_ms);
+         in.optional_number(opens_at_ms, create.opens_at_ms) &&
+         in.optional_text(stream, create.stream);
+}
+
+void write(CommandWriter& out, const host::CreateStream& create) {
+  using namespace command_field;
+  out.text(stream, create.id)
+      .text(host, create.host)
+      .text(title, create.title)
+      .text(video_url, create.video_url);
+}
+bool read(const CommandReader& in, host::CreateStream& create) {
+  using namespace command_field;
+  return in.text(stream, create.id) && in.text(host, create.host) && in.text(title, create.title) &&
+         in.text(video_url, create.video_url);
 }
 
 void write(CommandWriter& out, const host::StartCountdown& countdown) {
@@ -336,19 +359,42 @@ bool read(const CommandReader& in, host::ReadOrders& orders) {
   return in.text(drop, orders.drop) && in.text(user, orders.user);
 }
 
-// CloseDrop, ReadDrop, ReadAudit: the drop alone. ReadDrops, ListDrops: nothing.
+// The rest: their drop, their stream, both (a pin) or nothing (the lists).
 template <typename Body>
 void write(CommandWriter& out, const Body& body) {
   using namespace command_field;
   if constexpr (requires { body.drop; }) out.text(drop, body.drop);
+  if constexpr (requires { body.stream; }) out.text(stream, body.stream);
 }
 template <typename Body>
 bool read(const CommandReader& in, Body& body) {
   using namespace command_field;
   if constexpr (requires { body.drop; })
-    return in.text(drop, body.drop);
+    if (!in.text(drop, body.drop)) return false;
+  if constexpr (requires { body.stream; })
+    if (!in.text(stream, body.stream)) return false;
+  return true;
+}
+
+// Whom the call acts for (host::Caller): "by" a host, or "op" the operator. A call with
+// neither comes from a gateway older than host accounts, whose one host key could do anything.
+void write(CommandWriter& out, const host::Caller& caller) {
+  using namespace command_field;
+  if (caller.is_operator)
+    out.number(by_operator, 1);
   else
+    out.text(by, caller.host);
+}
+bool read(const CommandReader& in, host::Caller& caller) {
+  using namespace command_field;
+  std::uint32_t is_operator = 0;
+  if (!in.optional_number(by_operator, is_operator) || is_operator > 1) return false;
+  if (!in.has(by)) {
+    caller = host::Caller::operator_();
     return true;
+  }
+  caller.is_operator = false;
+  return is_operator == 0 && in.text(by, caller.host);
 }
 
 // The host::Command alternative number `which`, read into `out`.
@@ -418,11 +464,14 @@ void encode(const LeaveCommand& leave, std::string& record) {
 
 void encode(const HostCommand& message, std::string& record) {
   using namespace command_field;
-  CommandWriter out(record, names, message.gateway.size() + text_bytes(message.command));
+  CommandWriter out(
+      record, names,
+      message.gateway.size() + message.caller.host.size() + text_bytes(message.command));
   out.text(type, host_types[message.command.index()])
       .text(gateway, message.gateway)
       .number(call, message.call);
   std::visit([&](const auto& body) { write(out, body); }, message.command);
+  write(out, message.caller);
 }
 
 void encode(const Command& command, std::string& record) {
@@ -467,6 +516,7 @@ std::optional<Command> decode_command(std::string_view record) {
              host_type != host_types.end()) {
     HostCommand message;
     if (in.text(gateway, message.gateway) && in.number(call, message.call) &&
+        read(in, message.caller) &&
         read_host(in, static_cast<std::size_t>(host_type - host_types.begin()), message.command))
       return message;
   }

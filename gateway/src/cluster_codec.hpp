@@ -6,12 +6,13 @@
 // Every message is one record (cluster.hpp): <name>:<length>:<value>…, binary-safe, fields in
 // any order. Numbers are decimal digits and nothing else, within their type's range ('-' first
 // only for the signed ones: price_cents and the *_ms fields); a frame kind is FrameKind's
-// number (0-5). A field name means one thing in every message of its stream.
+// number (0-6). A field name means one thing in every message of its stream.
 //
 // The command stream ({P-sN}:commands); "t" says what follows:
 //   order      t=o g c d u k q n [v]
 //   action     t=a g c u i x=confirm|cancel
-//   subscribe  t=s g c d [u]      u: the viewer, told of their orders (absent before 2026-12)
+//   subscribe  t=s g c d [u]      u: the viewer, told of their orders (absent before 2026-12);
+//                                d a topic (topic.hpp): a drop's id, or ~ and a stream's
 //   leave      t=l g c u          the connection closed: forget it
 //   host call  t=<command> g call, and the command's own fields:
 //     create     d title price_cents stock per_user_limit hold_ms waitlist_limit
@@ -26,6 +27,10 @@
 //     drop       d
 //     orders     d u
 //     audit      d
+//     create_stream  stream host title video_url
+//     live, end, stream  stream
+//     pin        stream d          d empty: unpin
+//     streams    (none)           every stream the caller may act on
 //   g the gateway's id; c its number for the connection; d a drop id; u a user; k a
 //   client_order_id; q a quantity; n the gateway's number for the order (its tag, given back
 //   with the answer); v a variant's id (absent: none named); i an order id; call the gateway's
@@ -33,21 +38,24 @@
 //   opens_in_ms instead); variants the drop's named variants (absent: none), a record holding
 //   for each a field "variant", itself a record: id label price_cents list_price_cents stock.
 //   The fields a create gained with variants (from list_price_cents on) are absent from an
-//   older gateway's, and read as protocol v1's defaults. The host key does not travel: the
+//   older gateway's, and read as protocol v1's defaults; a create in a stream adds its stream.
+//   Every host call says whom it acts for: by=<host id>, or op=1 for the operator (neither:
+//   from a gateway older than host accounts, the operator). No credential travels: the
 //   gateway checked it.
 //
 // A gateway's answer stream ({P-gw-ID}:out); "t" says what follows:
 //   frame      t=f c k s i f      a frame for connection c
 //   order      t=o c k n f        an order_result: delivered once per tag n
-//   forget     t=u c d            no drop d: drop the subscription
+//   forget     t=u c d            no drop (stream) by the topic d: drop the subscription
 //   close      t=x c code f       close the connection (WebSocket code) after the frame
 //   host       t=h call status body
-//   k a frame kind; s the engine's shard; i the drop's index in that shard; f a frame; status an
-//   HTTP status (100-599) and body its JSON.
+//   k a frame kind; s the engine's shard; i the drop's index in that shard (a stream frame's:
+//   the stream's); f a frame; status an HTTP status (100-599) and body its JSON.
 //
-// The updates channel ({P-sN}:updates): a drop update, k i d f as above; a drop's gate for
-// answers at the edge, g d l w b [v] (v: its named variants' ids, comma-separated; absent:
-// none); or "alive", the owner's heartbeat, once a second.
+// The updates channel ({P-sN}:updates): a drop update, k i d f as above (a stream's: kind
+// stream, i the stream's index, d its topic); a drop's gate for answers at the edge,
+// g d l w b [v] (v: its named variants' ids, comma-separated; absent: none); or "alive", the
+// owner's heartbeat, once a second.
 //
 // Decoding refuses (nullopt) anything malformed: not a record, an unknown type, a missing field,
 // a field the stream knows given twice, a number out of range. Fields it does not know are
@@ -112,6 +120,7 @@ struct HostCommand {
   std::string gateway;
   std::uint64_t call = 0;
   host::Command command;
+  host::Caller caller{};
 
   friend bool operator==(const HostCommand&, const HostCommand&) = default;
 };

@@ -14,6 +14,7 @@
 #include "flashsale/gateway/json_writer.hpp"
 #include "flashsale/gateway/protocol.hpp"
 #include "host_json.hpp"
+#include "topic.hpp"
 #include "welcome.hpp"
 
 namespace flashsale::gateway {
@@ -42,7 +43,8 @@ std::vector<std::string> command_streams(const GatewayConfig& config) {
 struct ClusterLink::Gather {
   std::function<void(HostReply)> done;
   std::size_t waiting = 0;
-  bool list = false;  // merge the shards' lists
+  bool list = false;          // merge the shards' lists
+  std::string_view list_key;  // of "drops" or "streams"
   std::vector<HostReply> parts;
 };
 
@@ -194,12 +196,18 @@ void ClusterLink::tell_left(const Connection& gone) {
     send_command(shard, cluster::LeaveCommand{id_, gone.id, gone.user}, {});
 }
 
+// A stream's subscription goes where the stream is (topic.hpp), as a drop's does.
 bool ClusterLink::handle(SubscribeRequest& subscribe) {
-  const std::uint32_t shard = shard_of(subscribe.drop);
+  const std::string_view id = topic::shard_key(subscribe.drop);
+  const std::uint32_t shard = shard_of(id);
   if (!alive(shard)) {
+    const bool stream = topic::stream_of(subscribe.drop).has_value();
+    subscribe.from->forget_subscription(subscribe.drop);
     subscribe.from->send(
-        share(protocol::error(ErrorCode::unavailable, "no engine serves this drop right now; retry",
-                              subscribe.drop)),
+        share(protocol::error(ErrorCode::unavailable,
+                              stream ? "no engine serves this stream right now; retry"
+                                     : "no engine serves this drop right now; retry",
+                              id)),
         FrameKind::reply);
     return true;
   }
@@ -266,13 +274,14 @@ bool ClusterLink::handle(ActionRequest& action) {
 bool ClusterLink::handle(HostRequest& request) {
   auto gather = std::make_shared<Gather>();
   gather->done = std::move(request.done);
-  gather->list = std::holds_alternative<host::ReadDrops>(request.command) ||
-                 std::holds_alternative<host::ListDrops>(request.command);
+  gather->list = host::is_list(request.command);
+  gather->list_key =
+      std::holds_alternative<host::ReadStreams>(request.command) ? "streams" : "drops";
   std::vector<std::uint32_t> shards;
   if (gather->list) {
     for (std::uint32_t shard = 0; shard < config_.cluster.shards; ++shard) shards.push_back(shard);
   } else {
-    shards.push_back(shard_of(host::drop_of(request.command)));
+    shards.push_back(shard_of(host::shard_key_of(request.command)));
   }
   for (const std::uint32_t shard : shards) {
     if (!alive(shard)) {
@@ -291,7 +300,8 @@ bool ClusterLink::handle(HostRequest& request) {
       host_calls_[call] = {gather, deadline};
     }
     const bool queued = send_command(
-        shard, cluster::HostCommand{id_, call, request.command}, [this, call](std::string_view) {
+        shard, cluster::HostCommand{id_, call, request.command, request.caller},
+        [this, call](std::string_view) {
           answer_host(call,
                       host_json::error(503, "unavailable", "redis cannot take the call; retry"));
         });
@@ -312,7 +322,7 @@ void ClusterLink::answer_host(std::uint64_t call, HostReply reply) {
     gather->parts.push_back(std::move(reply));
     if (--gather->waiting > 0) return;
   }
-  gather->done(gather->list ? host_json::merge_drop_lists(gather->parts)
+  gather->done(gather->list ? host_json::merge_lists(gather->parts, gather->list_key)
                             : std::move(gather->parts.front()));
 }
 

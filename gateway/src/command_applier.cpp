@@ -114,7 +114,8 @@ void CommandApplier::apply(cluster::HostCommand& call, const KeptReplies* kept) 
                                 "its reply is lost; read the drop to see its state"));
     return;
   }
-  group_.push_back(HostRequest{std::move(call.command), std::move(done), std::move(keep_as)});
+  group_.push_back(HostRequest{std::move(call.command), std::move(call.caller), std::move(done),
+                               std::move(keep_as)});
 }
 
 }  // namespace flashsale::gateway

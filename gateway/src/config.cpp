@@ -141,6 +141,12 @@ GatewayConfig load_config(const std::string& path) {
   read_choice(auth, "auth", "mode", config.auth, "token", {"dev", AuthMode::dev});
   read_string(auth, "auth", "token_secret", config.token_secret);
   read_string(auth, "auth", "host_key", config.host_key);
+  read_string(auth, "auth", "host_id", config.host_id);
+  // The operator's key, like the Redis password: a file or the environment keep it out of a
+  // config file that more people read.
+  read_string(auth, "auth", "admin_key", config.admin_key);
+  if (const char* key = std::getenv("FLASHSALE_ADMIN_KEY")) config.admin_key = key;
+  read_secret_file(auth, "auth", "admin_key_file", config.admin_key);
   read_secret_file(auth, "auth", "token_secret_file", config.token_secret);
   read_secret_file(auth, "auth", "host_key_file", config.host_key);
   read_number(auth, "auth", "token_lifetime_max_s", config.token_lifetime_max_s, 60, 31'536'000);
@@ -170,6 +176,7 @@ GatewayConfig load_config(const std::string& path) {
   read_number(limits, "limits", "subscriptions_max", l.subscriptions_max, 1, 1e4);
   read_number(limits, "limits", "host_key_failures_per_minute", l.host_key_failures_per_minute, 1,
               1e6);
+  read_number(limits, "limits", "hosts_max", l.hosts_max, 1, 1e7);
   read_number(limits, "limits", "accepts_per_second", l.accepts_per_second, 1, 1e7);
   read_number(limits, "limits", "accepts_burst", l.accepts_burst, 1, 1e7);
   read_number(limits, "limits", "connections_per_source", l.connections_per_source, 1, 1e7);
@@ -205,6 +212,7 @@ GatewayConfig load_config(const std::string& path) {
 
   const toml::table& engine = section(root, "engine");
   read_number(engine, "engine", "drops_max", config.engine.drops_max, 1, 1e5);
+  read_number(engine, "engine", "streams_max", config.engine.streams_max, 1, 1e5);
   read_number(engine, "engine", "decisions_per_drop_max", config.engine.decisions_per_drop_max, 1,
               4e9);
   read_number(engine, "engine", "decisions_per_drop_reserve",
@@ -216,7 +224,16 @@ GatewayConfig load_config(const std::string& path) {
 }
 
 void validate(const GatewayConfig& config) {
-  if (config.host_key.size() < 8) bad("auth.host_key", "must be at least 8 characters");
+  if (config.host_key.empty() && config.admin_key.empty())
+    bad("auth.admin_key", "is required unless auth.host_key configures a host");
+  if (!config.host_key.empty() && config.host_key.size() < 8)
+    bad("auth.host_key", "must be at least 8 characters");
+  if (!config.admin_key.empty() && config.admin_key.size() < 12)
+    bad("auth.admin_key", "must be at least 12 characters");
+  if (config.admin_key == config.host_key)
+    bad("auth.admin_key", "must not be the configured host's key");
+  if (!engine::is_valid_host_id(config.host_id))
+    bad("auth.host_id", "must be 1-32 of [A-Za-z0-9_.-]");
   if (config.auth == AuthMode::token && config.token_secret.size() < 16)
     bad("auth.token_secret", "must be at least 16 characters with mode = \"token\"");
   // configs/dev.toml's secrets are public: token mode is for real viewers, so not with them.
@@ -224,6 +241,8 @@ void validate(const GatewayConfig& config) {
     bad("auth.token_secret", "is the development secret from configs/dev.toml; set your own");
   if (config.auth == AuthMode::token && config.host_key == "dev-host-key")
     bad("auth.host_key", "is the development key from configs/dev.toml; set your own");
+  if (config.auth == AuthMode::token && config.admin_key == "dev-admin-key")
+    bad("auth.admin_key", "is the development key from configs/dev.toml; set your own");
   try {
     config.journal.redis_endpoint();
   } catch (const std::invalid_argument& error) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "flashsale/gateway/config.hpp"
+#include "host_directory.hpp"
 #include "metrics.hpp"
 #include "requests.hpp"
 #include "source_limits.hpp"
@@ -44,6 +45,7 @@ struct ServerContext {
   RequestSink& requests;
   Metrics& metrics;
   SourceLimits& source_limits;
+  HostDirectory& hosts;
   // GET /readyz (can this process serve orders now, and if not why) and GET /metrics: what the
   // process is made of decides what they say.
   std::function<HostReply()> health;

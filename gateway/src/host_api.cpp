@@ -1,6 +1,8 @@
-// See host_api.hpp. Status codes: 400 bad input, 401 no or wrong host key, 404 unknown drop or
-// route, 405 wrong method, 409 exists / wrong state / drop limit, 503 the journal cannot take
-// writes or the engine is busy.
+// See host_api.hpp. Status codes: 400 bad input, 401 no or wrong key, 403 a host on the
+// operator's routes, 404 unknown route / stream / drop / host (another host's stream or drop
+// among them), 405 wrong method, 409 exists / wrong state / a limit / a configured host, 429 too
+// many wrong keys, 503 the journal or the host directory cannot take writes, or the engine is
+// busy. docs/protocol.md, "Host API", has each code.
 #include "host_api.hpp"
 
 #include <fmt/format.h>
@@ -286,15 +288,29 @@ HostReply mint(const json::object& body, const GatewayConfig& config) {
   return {200, host_json::token(mint_token(config.token_secret, user, wall_ms() / 1000 + ttl))};
 }
 
-using Answer = std::variant<host::Command, HostReply>;
+// A call on host accounts, for the HostDirectory.
+struct HostsCall {
+  enum class Op : std::uint8_t { create, list, rotate, revoke } op;
+  std::string id;
+};
+
+using Answer = std::variant<host::Command, HostReply, HostsCall>;
 
 // What a route's handler reads: the body (a JSON object, {} when empty or not a POST), the
-// target, and the {drop} segment if its path has one.
+// target, the segment its path's "{…}" matched, and whom the call acts for.
 struct Call {
   const json::object& body;
   const Target& target;
-  std::string drop;
+  std::string param;
   const GatewayConfig& config;
+  const host::Caller& caller;
+  const HostDirectory& hosts;
+
+  // Whether `id` is a host: the configured one, or an account (revoked ones included: their
+  // streams are still theirs).
+  bool known_host(std::string_view id) const {
+    return (!config.host_key.empty() && id == config.host_id) || hosts.knows(id);
+  }
 };
 
 Answer countdown(const Call& call) {
@@ -302,7 +318,7 @@ Answer countdown(const Call& call) {
   const bool at = call.body.contains("opens_at_ms");
   if (at == call.body.contains("seconds"))
     return invalid("give exactly one of \"seconds\" and \"opens_at_ms\"");
-  host::StartCountdown countdown{call.drop};
+  host::StartCountdown countdown{call.param};
   if (at) {
     countdown.opens_at_ms = fields.instant("opens_at_ms", wall_ms(), engine::countdown_ms_max);
   } else {
@@ -318,7 +334,7 @@ Answer countdown(const Call& call) {
 
 Answer restock(const Call& call) {
   Fields fields(call.body);
-  host::Restock restock{call.drop, fields.integer<std::uint32_t>("add", 1, engine::stock_max)};
+  host::Restock restock{call.param, fields.integer<std::uint32_t>("add", 1, engine::stock_max)};
   if (call.body.contains("variant")) restock.variant = fields.variant_id("variant");
   if (fields.problem()) return invalid(*fields.problem());
   return restock;
@@ -327,8 +343,102 @@ Answer restock(const Call& call) {
 Answer read_orders(const Call& call) {
   auto user = query_value(call.target.url, "user");
   if (!user || user->empty()) return invalid("?user= is required");
-  return host::ReadOrders{call.drop, std::move(*user)};
+  return host::ReadOrders{call.param, std::move(*user)};
 }
+
+Answer answer_of(std::variant<host::Command, HostReply> either) {
+  return std::visit([](auto&& one) -> Answer { return std::move(one); }, std::move(either));
+}
+
+HostReply unknown_stream() {
+  return host_json::error(404, "unknown_stream", "no such stream");
+}
+
+// A URL a viewer's page may show the stream from: http(s), absolute, without credentials.
+bool is_video_url(std::string_view text) {
+  const auto url = boost::urls::parse_absolute_uri(text);
+  return url &&
+         (url->scheme_id() == boost::urls::scheme::https ||
+          url->scheme_id() == boost::urls::scheme::http) &&
+         url->has_authority() && !url->has_userinfo() && !url->host().empty();
+}
+
+Answer create_stream(const Call& call) {
+  Fields fields(call.body);
+  host::CreateStream create;
+  create.id = fields.text("id", engine::stream_id_length_max);
+  create.title = fields.text("title", engine::stream_title_length_max);
+  create.video_url = fields.optional_text("video_url", engine::video_url_length_max);
+  if (call.caller.is_operator || call.body.contains("host"))
+    create.host = fields.text("host", engine::host_id_length_max);
+  if (fields.problem()) return invalid(*fields.problem());
+  if (!engine::is_valid_stream_id(create.id))
+    return invalid(
+        fmt::format("\"id\" must be 1-{} of [A-Za-z0-9_.-]", engine::stream_id_length_max));
+  if (!create.video_url.empty() && !is_video_url(create.video_url))
+    return invalid("\"video_url\" must be an absolute http(s) URL without credentials");
+  if (call.caller.is_operator) {
+    if (!engine::is_valid_host_id(create.host))
+      return invalid("the operator names the stream's \"host\": 1-32 of [A-Za-z0-9_.-]");
+    if (!call.known_host(create.host))
+      return host_json::error(404, "unknown_host", "no such host to own the stream");
+  } else if (call.body.contains("host") && create.host != call.caller.host) {
+    return host_json::error(403, "forbidden", "a host creates streams for itself only");
+  } else {
+    create.host = call.caller.host;
+  }
+  return create;
+}
+
+// A drop in the stream of the path: its "id" is the drop's name there, its id "<stream>~<name>".
+Answer create_stream_drop(const Call& call) {
+  if (!engine::is_valid_stream_id(call.param)) return unknown_stream();
+  json::object body = call.body;
+  if (const json::value* name = body.if_contains("id"); name != nullptr && name->is_string()) {
+    if (name->get_string().find('~') != json::string::npos)
+      return invalid("\"id\" is the drop's name in the stream: no \"~\"");
+    body["id"] = fmt::format("{}~{}", call.param, std::string_view(name->get_string()));
+  }
+  auto answer = create_drop(body, call.config);
+  if (auto* create = std::get_if<host::Command>(&answer))
+    std::get<host::CreateDrop>(*create).stream = call.param;
+  return answer_of(std::move(answer));
+}
+
+Answer pin(const Call& call) {
+  Fields fields(call.body);
+  std::string drop = fields.text("drop", engine::drop_id_length_max);
+  if (fields.problem()) return invalid(*fields.problem());
+  // A name in the stream, or the drop's whole id.
+  if (drop.find('~') == std::string::npos) drop = fmt::format("{}~{}", call.param, drop);
+  return host::Pin{call.param, std::move(drop)};
+}
+
+// The {host} of an operator's call on a configured host, which only the config changes.
+std::optional<HostReply> configured(const Call& call) {
+  if (call.config.host_key.empty() || call.param != call.config.host_id) return std::nullopt;
+  return host_json::error(409, "configured",
+                          "this host is configured (auth.host_key); change it in the config");
+}
+
+Answer create_host(const Call& call) {
+  Fields fields(call.body);
+  std::string id = fields.text("id", engine::host_id_length_max);
+  if (fields.problem()) return invalid(*fields.problem());
+  if (!engine::is_valid_host_id(id))
+    return invalid("\"id\" must be 1-32 of [A-Za-z0-9_.-], not all dots");
+  if (!call.config.host_key.empty() && id == call.config.host_id)
+    return host_json::error(409, "already_exists", "the configured host has this id");
+  return HostsCall{HostsCall::Op::create, std::move(id)};
+}
+
+Answer change_host(const Call& call, HostsCall::Op op) {
+  if (auto refused = configured(call)) return std::move(*refused);
+  return HostsCall{op, call.param};
+}
+
+using http::verb;
+using Access = ApiRoute::Access;
 
 struct Route {
   ApiRoute api;
@@ -338,23 +448,45 @@ struct Route {
   std::size_t replies_as = Metrics::host_route_refused;
 };
 
-using http::verb;
 constexpr std::array routes{
     Route{{verb::post, "/api/drops"},
-          [](const Call& call) { return create_drop(call.body, call.config); }},
+          [](const Call& call) { return answer_of(create_drop(call.body, call.config)); }},
     Route{{verb::get, "/api/drops"}, [](const Call&) -> Answer { return host::ReadDrops{}; }},
     Route{{verb::get, "/api/drops/{drop}"},
-          [](const Call& call) -> Answer { return host::ReadDrop{call.drop}; }},
+          [](const Call& call) -> Answer { return host::ReadDrop{call.param}; }},
     Route{{verb::get, "/api/drops/{drop}/audit"},
-          [](const Call& call) -> Answer { return host::ReadAudit{call.drop}; }},
+          [](const Call& call) -> Answer { return host::ReadAudit{call.param}; }},
     Route{{verb::get, "/api/drops/{drop}/orders"}, read_orders},
     Route{{verb::post, "/api/drops/{drop}/countdown"}, countdown},
     Route{{verb::post, "/api/drops/{drop}/restock"}, restock},
     Route{{verb::post, "/api/drops/{drop}/close"},
-          [](const Call& call) -> Answer { return host::CloseDrop{call.drop}; }},
+          [](const Call& call) -> Answer { return host::CloseDrop{call.param}; }},
+    Route{{verb::post, "/api/streams"}, create_stream},
+    Route{{verb::get, "/api/streams"}, [](const Call&) -> Answer { return host::ReadStreams{}; }},
+    Route{{verb::get, "/api/streams/{stream}"},
+          [](const Call& call) -> Answer { return host::ReadStream{call.param}; }},
+    Route{{verb::post, "/api/streams/{stream}/drops"}, create_stream_drop},
+    Route{{verb::post, "/api/streams/{stream}/live"},
+          [](const Call& call) -> Answer { return host::GoLive{call.param}; }},
+    Route{{verb::post, "/api/streams/{stream}/pin"}, pin},
+    Route{{verb::post, "/api/streams/{stream}/unpin"},
+          [](const Call& call) -> Answer {
+            return host::Pin{call.param, {}};
+          }},
+    Route{{verb::post, "/api/streams/{stream}/end"},
+          [](const Call& call) -> Answer { return host::EndStream{call.param}; }},
     Route{{verb::post, "/api/tokens"},
           [](const Call& call) -> Answer { return mint(call.body, call.config); },
           Metrics::host_route_tokens},
+    Route{{verb::post, "/api/admin/hosts", Access::operator_only}, create_host},
+    Route{{verb::get, "/api/admin/hosts", Access::operator_only},
+          [](const Call&) -> Answer {
+            return HostsCall{HostsCall::Op::list, {}};
+          }},
+    Route{{verb::post, "/api/admin/hosts/{host}/key", Access::operator_only},
+          [](const Call& call) { return change_host(call, HostsCall::Op::rotate); }},
+    Route{{verb::post, "/api/admin/hosts/{host}/revoke", Access::operator_only},
+          [](const Call& call) { return change_host(call, HostsCall::Op::revoke); }},
 };
 
 constexpr std::array api_route_list = [] {
@@ -363,31 +495,31 @@ constexpr std::array api_route_list = [] {
   return list;
 }();
 
-// Whether `segments` (after "/api/") fit `path`, whose "{drop}" takes any one segment; `drop`
-// gets that segment.
-bool fits(std::string_view path, const std::vector<std::string>& segments, std::string& drop) {
+// Whether `segments` (after "/api/") fit `path`, whose one "{…}" takes any one segment;
+// `param` gets that segment.
+bool fits(std::string_view path, const std::vector<std::string>& segments, std::string& param) {
   path.remove_prefix(std::string_view("/api/").size());
   for (const std::string& segment : segments) {
     if (path.empty()) return false;
     const std::string_view part = path.substr(0, path.find('/'));
     path.remove_prefix(std::min(path.size(), part.size() + 1));
-    if (part == "{drop}")
-      drop = segment;
+    if (part.starts_with('{'))
+      param = segment;
     else if (part != segment)
       return false;
   }
   return path.empty();
 }
 
-// The route for `request`, with its {drop}; or the refusal: 404 when no path fits, 405 (naming
+// The route for `request`, with its {…}; or the refusal: 404 when no path fits, 405 (naming
 // the methods that would) when only the method is wrong.
 std::variant<std::pair<const Route*, std::string>, HostReply> find_route(const HttpRequest& request,
                                                                          const Target& target) {
   std::string allowed;
   for (const Route& route : routes) {
-    std::string drop;
-    if (!fits(route.api.path, target.segments, drop)) continue;
-    if (route.api.method == request.method()) return std::pair{&route, std::move(drop)};
+    std::string param;
+    if (!fits(route.api.path, target.segments, param)) continue;
+    if (route.api.method == request.method()) return std::pair{&route, std::move(param)};
     allowed += allowed.empty() ? "" : " or ";
     allowed += http::to_string(route.api.method);
   }
@@ -418,36 +550,98 @@ class CallTimer {
 
 // Sends a command to the engine thread, timed under its own name.
 std::optional<HostReply> submit(ServerContext& context, host::Command command,
-                                std::function<void(HostReply)> done, const CallTimer& timer) {
+                                const host::Caller& caller, std::function<void(HostReply)> done,
+                                const CallTimer& timer) {
   const std::size_t route = command.index();
   if (!context.requests.submit(
-          HostRequest{std::move(command), timer.answer_later(route, std::move(done)), {}}))
+          HostRequest{std::move(command), caller, timer.answer_later(route, std::move(done)), {}}))
     return timer.answered(route, host_json::error(503, "busy", "the engine is busy; retry"));
   return std::nullopt;
 }
 
-}  // namespace
+HostReply hosts_reply(HostsCall::Op op, HostDirectory::Result result, const GatewayConfig& config) {
+  using Status = HostDirectory::Status;
+  switch (result.status) {
+    case Status::ok:
+      break;
+    case Status::already_exists:
+      return host_json::error(409, "already_exists", "a host with this id exists (or existed)");
+    case Status::unknown_host:
+      return host_json::error(404, "unknown_host", "no such host");
+    case Status::limit_reached:
+      return host_json::error(409, "limit_reached", "limits.hosts_max hosts exist");
+    case Status::unavailable:
+      return host_json::error(503, "unavailable", "the host directory cannot be reached; retry");
+  }
+  if (op == HostsCall::Op::list) {
+    if (!config.host_key.empty()) result.hosts.insert(result.hosts.begin(), {config.host_id, 0, 0});
+    return {200, host_json::host_accounts(
+                     result.hosts, config.host_key.empty() ? std::string_view() : config.host_id)};
+  }
+  return {op == HostsCall::Op::create ? 201u : 200u,
+          host_json::host_account(result.hosts.front(), result.key)};
+}
 
-std::optional<HostReply> check_host_key(const HttpRequest& request, ServerContext& context,
-                                        const boost::asio::ip::address& source) {
-  // Compared as SHA-256 digests, in constant time: neither the key's bytes nor its length show
-  // in how long a wrong guess takes.
+// Sends a call on host accounts to the directory, timed as "hosts".
+std::optional<HostReply> submit(ServerContext& context, HostsCall call,
+                                std::function<void(HostReply)> done, const CallTimer& timer) {
+  auto answer = timer.answer_later(Metrics::host_route_hosts, std::move(done));
+  HostDirectory::Done finish = [op = call.op, &config = context.config,
+                                answer = std::move(answer)](HostDirectory::Result result) {
+    answer(hosts_reply(op, std::move(result), config));
+  };
+  switch (call.op) {
+    case HostsCall::Op::create:
+      context.hosts.create(std::move(call.id), std::move(finish));
+      break;
+    case HostsCall::Op::list:
+      context.hosts.list(std::move(finish));
+      break;
+    case HostsCall::Op::rotate:
+      context.hosts.rotate(std::move(call.id), std::move(finish));
+      break;
+    case HostsCall::Op::revoke:
+      context.hosts.revoke(std::move(call.id), std::move(finish));
+      break;
+  }
+  return std::nullopt;
+}
+
+// Whether `given` is `expected`, compared as SHA-256 digests in constant time: neither the
+// key's bytes nor its length show in how long a wrong guess takes.
+bool same_key(std::string_view given, std::string_view expected) {
   const auto digest = [](std::string_view text) {
     std::array<unsigned char, 32> out{};
     EVP_Digest(text.data(), text.size(), out.data(), nullptr, EVP_sha256(), nullptr);
     return out;
   };
+  const auto one = digest(given);
+  const auto other = digest(expected);
+  return CRYPTO_memcmp(one.data(), other.data(), one.size()) == 0;
+}
+
+}  // namespace
+
+std::variant<host::Caller, HostReply> authenticate(const HttpRequest& request,
+                                                   ServerContext& context,
+                                                   const boost::asio::ip::address& source) {
   if (!context.source_limits.may_try_host_key(source)) {
     context.metrics.count_limited(Limit::host_key_failures);
     return host_json::error(429, "rate_limited", "too many wrong host keys from your address");
   }
-  const auto given = digest(request[http::field::authorization]);
-  const auto expected = digest("Bearer " + context.config.host_key);
-  if (CRYPTO_memcmp(given.data(), expected.data(), expected.size()) != 0) {
-    context.source_limits.wrong_host_key(source);
-    return host_json::error(401, "unauthorized", "Authorization: Bearer <host_key> required");
+  constexpr std::string_view scheme = "Bearer ";
+  const std::string_view header = request[http::field::authorization];
+  if (header.starts_with(scheme)) {
+    const std::string_view key = header.substr(scheme.size());
+    const GatewayConfig& config = context.config;
+    if (!config.admin_key.empty() && same_key(key, config.admin_key))
+      return host::Caller::operator_();
+    if (!config.host_key.empty() && same_key(key, config.host_key))
+      return host::Caller::of(config.host_id);
+    if (auto host = context.hosts.authenticate(key)) return host::Caller::of(std::move(*host));
   }
-  return std::nullopt;
+  context.source_limits.wrong_host_key(source);
+  return host_json::error(401, "unauthorized", "Authorization: Bearer <key> required");
 }
 
 std::span<const ApiRoute> api_routes() {
@@ -461,20 +655,27 @@ std::optional<HostReply> route_api(const HttpRequest& request, ServerContext& co
   const auto refuse = [&timer](HostReply reply) {
     return timer.answered(Metrics::host_route_refused, std::move(reply));
   };
-  if (auto refused = check_host_key(request, context, source)) return refuse(std::move(*refused));
+  auto caller = authenticate(request, context, source);
+  if (auto* refused = std::get_if<HostReply>(&caller)) return refuse(std::move(*refused));
+  const host::Caller& who = std::get<host::Caller>(caller);
   const auto target = read_target(request.target());
   if (!target) return refuse(no_route());
   auto found = find_route(request, *target);
   if (auto* refused = std::get_if<HostReply>(&found)) return refuse(std::move(*refused));
-  auto& [route, drop] = std::get<0>(found);
+  auto& [route, param] = std::get<0>(found);
+  if (route->api.access == Access::operator_only && !who.is_operator)
+    return refuse(host_json::error(403, "forbidden", "only the operator may do this"));
   json::object body;
   if (request.method() == http::verb::post && !read_body(request, body))
     return refuse(
         host_json::error(400, "bad_json", "the body must be a JSON object, each key once"));
-  Answer answer = route->handle(Call{body, *target, std::move(drop), context.config});
+  Answer answer =
+      route->handle(Call{body, *target, std::move(param), context.config, who, context.hosts});
   if (auto* reply = std::get_if<HostReply>(&answer))
     return timer.answered(route->replies_as, std::move(*reply));
-  return submit(context, std::move(std::get<host::Command>(answer)), std::move(done), timer);
+  if (auto* hosts = std::get_if<HostsCall>(&answer))
+    return submit(context, std::move(*hosts), std::move(done), timer);
+  return submit(context, std::move(std::get<host::Command>(answer)), who, std::move(done), timer);
 }
 
 std::optional<HostReply> public_drops(ServerContext& context, std::function<void(HostReply)> done) {
@@ -503,7 +704,7 @@ std::optional<HostReply> public_drops(ServerContext& context, std::function<void
     }
     for (auto& waiter : waiting) waiter(reply);
   };
-  if (!context.requests.submit(HostRequest{host::ListDrops{}, answer_all, {}}))
+  if (!context.requests.submit(HostRequest{host::ListDrops{}, host::Caller{}, answer_all, {}}))
     answer_all(host_json::error(503, "busy", "the engine is busy; retry"));
   return std::nullopt;
 }

@@ -1,8 +1,9 @@
-// The host HTTP API (docs/protocol.md, "Host API"): drops are created, counted down,
-// restocked, closed and watched here. A request is checked on the I/O thread — the host key
-// once, the body against the engine's spec limits — and becomes a typed host command
-// (requests.hpp), submitted to the engine thread (or, in a gateway, to the engine that owns the
-// drop). Its reply comes back once durable, like every other outcome.
+// The host HTTP API (docs/protocol.md, "Host API"): streams and drops are created, pinned,
+// counted down, restocked, closed and watched here, and the operator manages host accounts. A
+// request is checked on the I/O thread — the host key once, the body against the engine's spec
+// limits — and becomes a typed host command (requests.hpp), submitted to the engine thread (or, in
+// a gateway, to the engine that owns the drop). Its reply comes back once durable, like every other
+// outcome.
 #pragma once
 
 #include <boost/asio/ip/address.hpp>
@@ -20,15 +21,22 @@ namespace flashsale::gateway {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 
-// 401 unless the request carries `Authorization: Bearer <host_key>`; 429 without looking
-// while `source` has sent too many wrong keys lately (limits.host_key_failures_per_minute).
-std::optional<HostReply> check_host_key(const HttpRequest& request, ServerContext& context,
-                                        const boost::asio::ip::address& source);
+// Whom `Authorization: Bearer <key>` names: the operator (auth.admin_key), the configured host
+// (auth.host_key), or a host account (HostDirectory). Else 401; 429 without looking while
+// `source` has sent too many wrong keys lately (limits.host_key_failures_per_minute). The key
+// goes no further than this: what follows knows only the Caller.
+std::variant<host::Caller, HostReply> authenticate(const HttpRequest& request,
+                                                   ServerContext& context,
+                                                   const boost::asio::ip::address& source);
 
-// One route of the host API: its method and path, where "{drop}" stands for a drop's id.
+// One route of the host API: its method and path, where one "{drop}", "{stream}" or "{host}"
+// stands for an id, and who may call it. Within `host` routes, a host acts only on its own
+// streams and drops (host_commands.hpp); the operator on all.
 struct ApiRoute {
+  enum class Access : std::uint8_t { host, operator_only };
   boost::beast::http::verb method{};
   std::string_view path;
+  Access access = Access::host;
 };
 
 // Every route route_api serves, in the order it tries them. contracts/openapi.json documents

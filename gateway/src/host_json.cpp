@@ -1,14 +1,26 @@
 // See host_json.hpp.
 #include "host_json.hpp"
 
+#include <fmt/format.h>
+
 #include "flashsale/gateway/protocol.hpp"
 
 namespace flashsale::gateway::host_json {
 
 namespace {
 
-constexpr std::string_view list_open = R"({"drops":[)";
-constexpr std::string_view list_close = "]}";
+template <typename Keep>
+std::string drop_list(const engine::Engine& engine, protocol::DropAudience audience, Keep keep) {
+  JsonArray list;
+  for (engine::DropIndex index = 0; index < engine.drop_count(); ++index) {
+    const engine::DropInfo info = engine.drop_info(index);
+    if (!keep(info)) continue;
+    JsonObject item;
+    protocol::drop_fields(item, info, audience);
+    list.raw(item.done());
+  }
+  return JsonObject().raw("drops", list.done()).done();
+}
 
 }  // namespace
 
@@ -24,18 +36,51 @@ std::string drop(const engine::DropInfo& info) {
   return out.done();
 }
 
-std::string drops(const engine::Engine& engine, protocol::DropAudience audience) {
-  JsonArray list;
-  for (engine::DropIndex index = 0; index < engine.drop_count(); ++index) {
-    const engine::DropInfo info = engine.drop_info(index);
-    // Viewers see a drop once it is announced: its countdown started.
-    if (audience == protocol::DropAudience::listing && info.state == engine::DropState::scheduled)
-      continue;
+std::string public_drops(const engine::Engine& engine) {
+  // Viewers see a drop once it is announced: its countdown started.
+  return drop_list(engine, protocol::DropAudience::listing, [](const engine::DropInfo& info) {
+    return info.state != engine::DropState::scheduled;
+  });
+}
+
+std::string drops(const engine::Engine& engine, const host::Caller& caller) {
+  return drop_list(engine, protocol::DropAudience::host,
+                   [&](const engine::DropInfo& info) { return caller.may_act_on(info.spec.host); });
+}
+
+std::string stream(const engine::Engine& engine, const engine::StreamInfo& info, bool shelf) {
+  JsonArray ids;
+  JsonArray drops;
+  for (const engine::DropIndex index : info.drops) {
+    const engine::DropInfo drop_info = engine.drop_info(index);
+    ids.text(drop_info.spec.id);
+    if (!shelf) continue;
     JsonObject item;
-    protocol::drop_fields(item, info, audience);
-    list.raw(item.done());
+    protocol::drop_fields(item, drop_info, protocol::DropAudience::host);
+    drops.raw(item.done());
   }
-  return JsonObject().raw("drops", list.done()).done();
+  JsonObject out;
+  out.text("id", info.spec.id)
+      .text("host", info.spec.host)
+      .text("title", info.spec.title)
+      .text("video_url", info.spec.video_url)
+      .text("state", engine::to_string(info.state));
+  if (info.pinned)
+    out.text("pinned", engine.drop_info(*info.pinned).spec.id);
+  else
+    out.raw("pinned", "null");
+  out.raw("drops", ids.done());
+  if (shelf) out.raw("shelf", drops.done());
+  return out.done();
+}
+
+std::string streams(const engine::Engine& engine, const host::Caller& caller) {
+  JsonArray list;
+  for (engine::StreamIndex index = 0; index < engine.stream_count(); ++index) {
+    const engine::StreamInfo info = engine.stream_info(index);
+    if (caller.may_act_on(info.spec.host)) list.raw(stream(engine, info, false));
+  }
+  return JsonObject().raw("streams", list.done()).done();
 }
 
 std::string orders(const engine::DropInfo& drop, std::span<const engine::OrderInfo> orders,
@@ -79,12 +124,45 @@ std::string audit(const journal::DropTotals& totals, const journal::ChainHead& h
       .done();
 }
 
+namespace {
+
+JsonObject& account_fields(JsonObject& out, const HostDirectory::Host& host) {
+  out.text("id", host.id)
+      .text("state", host.revoked_at_ms == 0 ? "active" : "revoked")
+      .number("created_at_ms", host.created_at_ms);
+  if (host.revoked_at_ms != 0) out.number("revoked_at_ms", host.revoked_at_ms);
+  return out;
+}
+
+}  // namespace
+
+std::string host_account(const HostDirectory::Host& host, std::string_view key) {
+  JsonObject out;
+  account_fields(out, host);
+  if (!key.empty()) out.text("key", key);
+  return out.done();
+}
+
+std::string host_accounts(std::span<const HostDirectory::Host> hosts, std::string_view configured) {
+  JsonArray list;
+  for (const HostDirectory::Host& host : hosts) {
+    JsonObject item;
+    account_fields(item, host);
+    if (!configured.empty() && host.id == configured && host.created_at_ms == 0)
+      item.raw("configured", "true");
+    list.raw(item.done());
+  }
+  return JsonObject().raw("hosts", list.done()).done();
+}
+
 std::string token(std::string_view token) {
   return JsonObject().text("token", token).done();
 }
 
 // Every part was written by drops() above, so its items are spliced as they are.
-HostReply merge_drop_lists(std::vector<HostReply>& parts) {
+HostReply merge_lists(std::vector<HostReply>& parts, std::string_view key) {
+  const std::string list_open = fmt::format(R"({{"{}":[)", key);
+  constexpr std::string_view list_close = "]}";
   JsonArray merged;
   for (HostReply& part : parts) {
     if (part.status != 200) return std::move(part);
@@ -95,7 +173,7 @@ HostReply merge_drop_lists(std::vector<HostReply>& parts) {
         body.substr(list_open.size(), body.size() - list_open.size() - list_close.size());
     if (!items.empty()) merged.raw(items);
   }
-  return {200, JsonObject().raw("drops", merged.done()).done()};
+  return {200, JsonObject().raw(key, merged.done()).done()};
 }
 
 }  // namespace flashsale::gateway::host_json

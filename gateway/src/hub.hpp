@@ -1,6 +1,7 @@
-// Hub: the viewers of one I/O thread, by drop. A drop update is serialized once by the engine
-// thread, posted once to each hub, and handed by the hub to each of its subscribers on their
-// own thread — no locks, no copies of the frame.
+// Hub: the viewers of one I/O thread, by what they follow (a drop or a stream: its topic,
+// topic.hpp). An update is serialized once by the engine thread, posted once to each hub, and
+// handed by the hub to each of its subscribers on their own thread — no locks, no copies of the
+// frame.
 //
 // The hub also keeps the time for its viewers' idle checks: one timer per thread sweeps every
 // connection (Outbox::sweep), so that no read or write arms a timer of its own. And it holds the
@@ -80,7 +81,7 @@ class Hub final : public Fanout {
     return found->second.gate.get();
   }
 
-  // Any thread: every subscriber of `drop` on this hub gets `frame`.
+  // Any thread: every subscriber of `drop` (a topic) on this hub gets `frame`.
   void publish(std::string drop, SharedFrame frame, FrameKind kind,
                std::uint32_t drop_index) override {
     const auto posted = std::chrono::steady_clock::now();

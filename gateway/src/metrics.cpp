@@ -141,6 +141,7 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
   for (std::size_t route = 0; route < host_calls.size(); ++route) {
     const std::string_view name = route < host_route_tokens    ? host::command_names[route]
                                   : route == host_route_tokens ? "tokens"
+                                  : route == host_route_hosts  ? "hosts"
                                                                : "refused";
     host_calls[route].render_series(out, "flashsale_host_call_seconds",
                                     fmt::format("route=\"{}\"", name));

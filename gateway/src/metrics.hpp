@@ -105,10 +105,12 @@ struct Metrics {
   Histogram order_durable_wait;  // decided until released: the journal making it durable
   Histogram fanout_lag;          // a drop update's wait for each I/O thread that fans it out
   // Host API calls and GET /drops, from their request read to their reply, by route: each
-  // host command's name (host::command_names), then "tokens", then "refused" for calls answered
-  // before they became a command (a wrong key, bad input, an unknown route).
+  // host command's name (host::command_names), then "tokens", then "hosts" (the operator's
+  // calls on host accounts), then "refused" for calls answered before they became a command (a
+  // wrong key, bad input, an unknown route).
   static constexpr std::size_t host_route_tokens = host::command_names.size();
-  static constexpr std::size_t host_route_refused = host_route_tokens + 1;
+  static constexpr std::size_t host_route_hosts = host_route_tokens + 1;
+  static constexpr std::size_t host_route_refused = host_route_hosts + 1;
   std::array<Histogram, host_route_refused + 1> host_calls;
   // Each journal batch once durable (for an engine of the cluster, every shard's together).
   Histogram journal_round_trip;  // sent until Redis answered, fsync included

@@ -25,16 +25,19 @@ enum class FrameKind : std::uint8_t {
   state,  // a drop's state changed: never dropped
   stock,  // superseded by a newer stock frame of the same drop
   tick,   // superseded by a newer tick of the same drop
+  // A stream's full state (its `drop` number is the stream's index): each one tells all there
+  // is, so a newer one of the same stream supersedes it.
+  stream,
 };
 
 inline bool supersedable(FrameKind kind) {
-  return kind == FrameKind::stock || kind == FrameKind::tick;
+  return kind == FrameKind::stock || kind == FrameKind::tick || kind == FrameKind::stream;
 }
 
 class Outbox {
  public:
   virtual ~Outbox() = default;
-  // `drop` tells supersedable frames of different drops apart.
+  // `drop` tells supersedable frames of different drops (streams) apart.
   virtual void send(SharedFrame frame, FrameKind kind, std::uint32_t drop = 0) = 0;
   // The answer to request `tag` of this connection (an order_result). A connection whose
   // requests are forwarded to an engine elsewhere passes the tag back with the answer, so that
@@ -50,8 +53,9 @@ class Outbox {
   virtual void send_here(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) = 0;
   // Sends `frame` (if any), then closes with a WebSocket close code and reason.
   virtual void close_with(SharedFrame frame, std::uint16_t code, std::string reason) = 0;
-  // The engine knows no drop by this name: forget the subscription.
-  virtual void forget_subscription(std::string drop) = 0;
+  // The engine knows no drop or stream by this name (a topic, topic.hpp): forget the
+  // subscription.
+  virtual void forget_subscription(std::string topic) = 0;
   // Own thread: the server is stopping; close (1001) once queued frames are out.
   virtual void shut_down() = 0;
   // Own thread, from its hub every half idle timeout: ping a viewer silent since the last
@@ -60,12 +64,13 @@ class Outbox {
   virtual void sweep() {}
 };
 
-// Where the updates of a drop go to reach its viewers: this process's hubs, or (an engine
-// serving gateways) Redis Pub/Sub. Any thread.
+// Where the updates of a drop or a stream go to reach its viewers: this process's hubs, or (an
+// engine serving gateways) Redis Pub/Sub. Any thread.
 class Fanout {
  public:
   virtual ~Fanout() = default;
-  // `drop_index` tells supersedable frames of different drops apart.
+  // `drop` is the topic (topic.hpp): the drop's id, or a stream's. `drop_index` tells
+  // supersedable frames of different drops (streams) apart.
   virtual void publish(std::string drop, SharedFrame frame, FrameKind kind,
                        std::uint32_t drop_index) = 0;
   // A drop's gate for answers at the edge (edge_gate.hpp), to every hub, never paced.

@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 #include <charconv>
 
+#include "flashsale/engine/assert.hpp"
 #include "flashsale/gateway/json_keys.hpp"
 #include "flashsale/gateway/order_ids.hpp"
 
@@ -37,6 +38,8 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "unknown_order";
     case ErrorCode::unavailable:
       return "unavailable";
+    case ErrorCode::unknown_stream:
+      return "unknown_stream";
   }
   return "unknown";
 }
@@ -55,8 +58,8 @@ std::optional<ClientType> type_of(std::string_view name) {
 }
 
 // The fields a message is read by: naming one twice is refused, whichever one a reader takes.
-constexpr std::array<std::string_view, 8> read_fields = {
-    "type", "token", "user", "drop", "client_order_id", "qty", "order_id", "variant"};
+constexpr std::array<std::string_view, 9> read_fields = {
+    "type", "token", "user", "drop", "client_order_id", "qty", "order_id", "variant", "stream"};
 
 ParseError field_error(std::string_view field, std::string_view expected, std::string_view ref) {
   return {ErrorCode::bad_field, fmt::format("\"{}\" must be {}", field, expected),
@@ -106,7 +109,15 @@ std::optional<ParseError> parse(std::string_view frame, ParseBuffer& buffer,
     }
     case ClientType::subscribe:
     case ClientType::unsubscribe:
-      return string_field(*object, "drop", engine::drop_id_length_max, type_name, message.drop);
+      // A drop or a stream, never both: what the message is about must not depend on which
+      // field a reader looks at first.
+      if (!object->contains("stream"))
+        return string_field(*object, "drop", engine::drop_id_length_max, type_name, message.drop);
+      if (object->contains("drop"))
+        return ParseError{ErrorCode::bad_field, "name a \"drop\" or a \"stream\", not both",
+                          std::string(type_name)};
+      return string_field(*object, "stream", engine::stream_id_length_max, type_name,
+                          message.stream);
     case ClientType::order: {
       if (auto problem =
               string_field(*object, "client_order_id", engine::client_order_id_length_max,
@@ -210,8 +221,10 @@ void drop_fields(JsonObject& out, const engine::DropInfo& info, DropAudience aud
   const auto cheapest = std::min_element(
       spec.variants.begin(), spec.variants.end(),
       [](const auto& one, const auto& other) { return one.price_cents < other.price_cents; });
-  out.text(audience == DropAudience::viewer ? "drop" : "id", spec.id)
-      .text("title", spec.title)
+  out.text(audience == DropAudience::viewer ? "drop" : "id", spec.id);
+  if (!spec.stream.empty()) out.text("stream", spec.stream);
+  if (audience == DropAudience::host && !spec.host.empty()) out.text("host", spec.host);
+  out.text("title", spec.title)
       .number("price_cents", named ? cheapest->price_cents : spec.price_cents);
   if (spec.list_price_cents > 0) out.number("list_price_cents", spec.list_price_cents);
   out.text("state", engine::to_string(info.state)).number_or_null("opens_at_ms", info.opens_at_ms);
@@ -248,6 +261,30 @@ std::string drop(const engine::DropInfo& info, engine::TimeMs now_ms) {
   JsonObject out("drop");
   drop_fields(out, info, DropAudience::viewer);
   return out.number("server_time_ms", now_ms).done();
+}
+
+std::string stream(const engine::StreamInfo& info, std::span<const engine::DropInfo> drops,
+                   engine::TimeMs now_ms) {
+  JsonObject out("stream");
+  out.text("stream", info.spec.id)
+      .text("title", info.spec.title)
+      .text("video_url", info.spec.video_url)
+      .text("state", engine::to_string(info.state));
+  JsonArray shelf;
+  std::string_view pinned;
+  for (const engine::DropInfo& drop_info : drops) {
+    if (info.pinned == drop_info.index) pinned = drop_info.spec.id;
+    JsonObject item;
+    drop_fields(item, drop_info, DropAudience::viewer);
+    shelf.raw(item.number("server_time_ms", now_ms).done());
+  }
+  if (info.pinned) {
+    FS_ASSERT(!pinned.empty());  // the pinned drop is one of the stream's
+    out.text("pinned", pinned);
+  } else {
+    out.raw("pinned", "null");
+  }
+  return out.raw("drops", shelf.done()).number("server_time_ms", now_ms).done();
 }
 
 std::string tick(std::string_view drop, engine::TimeMs ms_left, engine::TimeMs now_ms) {

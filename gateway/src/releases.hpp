@@ -40,7 +40,8 @@ class Releases {
   void order_answer(std::shared_ptr<Outbox> outbox, SharedFrame frame, std::uint64_t tag,
                     std::chrono::steady_clock::time_point received,
                     std::chrono::steady_clock::time_point decided);
-  // To every viewer of the drop, through every fanout.
+  // To every viewer of the drop, through every fanout; or of a stream: its index and topic
+  // (topic.hpp) instead.
   void to_viewers(engine::DropIndex drop, std::string_view drop_id, SharedFrame frame,
                   FrameKind kind);
   // A host call's answer.

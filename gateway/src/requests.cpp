@@ -8,18 +8,31 @@ namespace flashsale::gateway {
 namespace host {
 
 bool changes(const Command& command) {
-  return std::holds_alternative<CreateDrop>(command) ||
-         std::holds_alternative<StartCountdown>(command) ||
-         std::holds_alternative<Restock>(command) || std::holds_alternative<CloseDrop>(command);
+  return std::visit(
+      []<typename Body>(const Body&) {
+        return std::is_same_v<Body, CreateDrop> || std::is_same_v<Body, StartCountdown> ||
+               std::is_same_v<Body, Restock> || std::is_same_v<Body, CloseDrop> ||
+               std::is_same_v<Body, CreateStream> || std::is_same_v<Body, GoLive> ||
+               std::is_same_v<Body, Pin> || std::is_same_v<Body, EndStream>;
+      },
+      command);
 }
 
-std::string_view drop_of(const Command& command) {
+bool is_list(const Command& command) {
+  return std::holds_alternative<ReadDrops>(command) || std::holds_alternative<ListDrops>(command) ||
+         std::holds_alternative<ReadStreams>(command);
+}
+
+std::string_view shard_key_of(const Command& command) {
   return std::visit(
       []<typename Body>(const Body& body) -> std::string_view {
-        if constexpr (std::is_same_v<Body, CreateDrop>) {
+        if constexpr (std::is_same_v<Body, CreateDrop> || std::is_same_v<Body, CreateStream>) {
           return body.id;
-        } else if constexpr (std::is_same_v<Body, ReadDrops> || std::is_same_v<Body, ListDrops>) {
+        } else if constexpr (std::is_same_v<Body, ReadDrops> || std::is_same_v<Body, ListDrops> ||
+                             std::is_same_v<Body, ReadStreams>) {
           return {};
+        } else if constexpr (requires { body.stream; }) {
+          return body.stream;
         } else {
           return body.drop;
         }

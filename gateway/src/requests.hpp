@@ -96,6 +96,23 @@ struct ActionRequest {
 // limits, carried as data, executed on the engine thread (host_commands.hpp).
 namespace host {
 
+// Whom a host call acts for, as the edge found it from the call's credential — never the
+// credential itself, which is checked once there and goes no further. A host acts on its own
+// streams and drops only; the operator on everything. The default acts for no one: it owns
+// nothing, so a caller forgotten somewhere is refused, not trusted.
+struct Caller {
+  std::string host;  // a host's id; empty with `is_operator` (or for no one)
+  bool is_operator = false;
+
+  static Caller operator_() { return {{}, true}; }
+  static Caller of(std::string host) { return {std::move(host), false}; }
+  // Whether this caller may act on what `owner` owns ("" : only the operator).
+  bool may_act_on(std::string_view owner) const {
+    return is_operator || (!host.empty() && host == owner);
+  }
+  friend bool operator==(const Caller&, const Caller&) = default;
+};
+
 // One of a drop's variants (engine::VariantSpec, owning its strings).
 struct Variant {
   std::string id;
@@ -109,7 +126,7 @@ struct Variant {
 
 // engine::DropSpec, owning its strings, and the opening instant that may come with it.
 struct CreateDrop {
-  std::string id;
+  std::string id;  // in a stream: "<stream>~<name>"
   std::string title;
   std::int64_t price_cents = 0;
   std::uint32_t stock = 0;
@@ -128,6 +145,9 @@ struct CreateDrop {
   // StartCountdown's is.
   std::optional<engine::TimeMs> opens_at_ms{};
   std::uint64_t admission_seed = 0;
+  std::string stream{};  // empty: in no stream (protocol v1's drop)
+  // The owner, set on the engine thread: the caller, or the stream's host.
+  std::string host{};
 
   friend bool operator==(const CreateDrop&, const CreateDrop&) = default;
 };
@@ -178,17 +198,57 @@ struct ReadAudit {
   friend bool operator==(const ReadAudit&, const ReadAudit&) = default;
 };
 
+// Streams (engine::StreamSpec): where a host's drops happen, one pinned on screen at a time.
+struct CreateStream {
+  std::string id;
+  std::string host;  // the owner: the caller, or whom the operator names
+  std::string title;
+  std::string video_url;
+
+  friend bool operator==(const CreateStream&, const CreateStream&) = default;
+};
+struct GoLive {
+  std::string stream;
+
+  friend bool operator==(const GoLive&, const GoLive&) = default;
+};
+struct Pin {
+  std::string stream;
+  std::string drop;  // empty: unpin
+
+  friend bool operator==(const Pin&, const Pin&) = default;
+};
+struct EndStream {
+  std::string stream;
+
+  friend bool operator==(const EndStream&, const EndStream&) = default;
+};
+struct ReadStreams {  // every stream the caller may see
+  friend bool operator==(const ReadStreams&, const ReadStreams&) = default;
+};
+struct ReadStream {  // one stream with its shelf of drops
+  std::string stream;
+
+  friend bool operator==(const ReadStream&, const ReadStream&) = default;
+};
+
 using Command = std::variant<CreateDrop, StartCountdown, Restock, CloseDrop, ReadDrops, ListDrops,
-                             ReadDrop, ReadOrders, ReadAudit>;
+                             ReadDrop, ReadOrders, ReadAudit, CreateStream, GoLive, Pin, EndStream,
+                             ReadStreams, ReadStream>;
 // Each alternative's name, in the variant's order: its type in the cluster's messages and its
 // route in the host API's metrics.
 inline constexpr std::array<std::string_view, std::variant_size_v<Command>> command_names = {
-    "create", "countdown", "restock", "close", "drops", "list", "drop", "orders", "audit"};
+    "create", "countdown",     "restock", "close", "drops", "list",    "drop",  "orders",
+    "audit",  "create_stream", "live",    "pin",   "end",   "streams", "stream"};
 
-// Create, countdown, restock and close change the engine; the rest only read it.
+// Creating, counting down, restocking, closing, and every stream command but the reads change
+// the engine; the rest only read it.
 bool changes(const Command& command);
-// The drop a command is about; empty for the lists, which every shard answers.
-std::string_view drop_of(const Command& command);
+// What places a command on a shard (cluster.hpp): the drop's or stream's id; empty for the
+// lists, which every shard answers.
+std::string_view shard_key_of(const Command& command);
+// Whether every shard answers it (the lists), their answers merged.
+bool is_list(const Command& command);
 
 }  // namespace host
 
@@ -205,6 +265,7 @@ std::optional<HostReply> decode_kept_reply(std::string_view kept);
 
 struct HostRequest {
   host::Command command;
+  host::Caller caller;
   std::function<void(HostReply)> done;  // called on the engine thread: post to your own
   // Not empty: the reply is kept under this key with the cursor that completes the call
   // (journal::KeptReply), for a successor to send again.

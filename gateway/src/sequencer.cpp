@@ -9,6 +9,7 @@
 #include "flashsale/engine/assert.hpp"
 #include "flashsale/gateway/protocol.hpp"
 #include "host_commands.hpp"
+#include "topic.hpp"
 
 namespace flashsale::gateway {
 
@@ -248,6 +249,17 @@ void Sequencer::refuse_orders(std::vector<Request>& work, std::size_t first, std
 }
 
 void Sequencer::handle(SubscribeRequest& request, TimeMs now_ms) {
+  if (const auto stream_id = topic::stream_of(request.drop)) {
+    const auto stream = engine_.find_stream(*stream_id);
+    if (!stream) {
+      request.from->forget_subscription(request.drop);
+      request.from->send(
+          share(protocol::error(protocol::ErrorCode::unknown_stream, "no such stream", *stream_id)),
+          FrameKind::reply);
+      return;
+    }
+    return feed_.subscribe_stream(request.from, *stream, now_ms);
+  }
   const auto drop = engine_.find_drop(request.drop);
   if (!drop) {
     request.from->forget_subscription(request.drop);
@@ -307,7 +319,7 @@ void Sequencer::handle(HostRequest& request, TimeMs now_ms, bool accepting) {
   const bool refused = host::changes(request.command) && !accepting;
   HostOutcome outcome =
       refused ? HostOutcome{host_json::error(503, "unavailable", "the journal cannot take writes")}
-              : execute(request.command, engine_, order_ids_, now_ms, events_);
+              : execute(request.command, request.caller, engine_, order_ids_, now_ms, events_);
   if (!request.keep_reply_as.empty())
     kept_replies_.push_back({std::move(request.keep_reply_as), encode_kept_reply(outcome.reply)});
   // A refusal decides nothing, so like a refused order it goes at once (docs/durability.md):
@@ -345,6 +357,7 @@ void Sequencer::journal_events() {
 void Sequencer::publish_events(TimeMs now_ms) {
   for (const engine::Event& event : events_) {
     feed_.on_event(event, now_ms);
+    if (engine::is_stream_event(event.body)) continue;  // they name no drop
     edge_.on_event(event);
     tell_buyers(event);
   }

@@ -144,7 +144,18 @@ int Server::run() {
     const journal::JournalStatus status = journal->status();
     return metrics.render(&status);
   };
-  ServerContext context{config_, *requests, metrics, source_limits, health, render_metrics};
+  HostDirectory hosts({.redis = config_.journal.redis_endpoint(),
+                       .prefix = config_.journal.prefix,
+                       .timeout = config_.journal.redis_timeout,
+                       .hosts_max = config_.limits.hosts_max,
+                       .min_replicas = config_.journal.min_replicas,
+                       .replica_timeout = config_.journal.replica_timeout});
+  // Host keys work from the first call on: the table is read before the port opens (or, Redis
+  // away, only the configured keys work until it is).
+  if (!hosts.wait_until_read(config_.journal.redis_timeout))
+    spdlog::warn(
+        "hosts: the host accounts are not read yet; only configured keys work until they are");
+  ServerContext context{config_, *requests, metrics, source_limits, hosts, health, render_metrics};
   std::vector<std::unique_ptr<GatewayRoutes>> routes;
   for (auto& hub : hubs) routes.push_back(std::make_unique<GatewayRoutes>(context, *hub));
 

@@ -6,10 +6,19 @@
 #include "audience.hpp"
 #include "flashsale/engine/assert.hpp"
 #include "flashsale/gateway/protocol.hpp"
+#include "topic.hpp"
 
 namespace flashsale::gateway {
 
 using engine::TimeMs;
+
+namespace {
+
+// How old a stream's last frame may be and still go to a new subscriber: as old as the stock
+// its viewers see between two stock-driven frames.
+constexpr TimeMs stream_frame_reused_ms_max = 1'000;
+
+}  // namespace
 
 ViewerFeed::ViewerFeed(const engine::Engine& engine, Releases& releases, const Metrics& metrics,
                        const Limits& limits)
@@ -25,6 +34,7 @@ ViewerFeed::DropView& ViewerFeed::view(engine::DropIndex drop) {
     added.variant_stock_sent.assign(info.variants.size(), 0);
     added.pledges = info.spec.pledge_bps > 0;
     added.raised_sent = info.raised_cents;
+    if (!info.spec.stream.empty()) added.stream = engine_.find_stream(info.spec.stream);
     views_.push_back(std::move(added));
   }
   return views_[drop];
@@ -59,18 +69,32 @@ void ViewerFeed::subscribe(std::shared_ptr<Outbox> viewer, engine::DropIndex dro
                       FrameKind::drop, drop);
 }
 
+void ViewerFeed::subscribe_stream(std::shared_ptr<Outbox> viewer, engine::StreamIndex stream,
+                                  TimeMs now_ms) {
+  StreamView& stream_view = stream_view_of(stream);
+  const bool reused =
+      stream_view.frame && now_ms - stream_view.written_ms < stream_frame_reused_ms_max;
+  releases_.to_outbox(std::move(viewer),
+                      reused ? stream_view.frame : write_stream(stream, stream_view, now_ms),
+                      FrameKind::stream, stream);
+}
+
 void ViewerFeed::to_viewers(engine::DropIndex drop, std::string frame, FrameKind kind) {
   releases_.to_viewers(drop, view(drop).id, share(std::move(frame)), kind);
 }
 
 void ViewerFeed::on_event(const engine::Event& event, TimeMs now_ms) {
+  if (engine::is_stream_event(event.body)) return on_stream_event(event.body);
   DropView& drop_view = view(event.drop);
   std::visit(
       [&]<typename Body>(const Body& body) {
-        if constexpr (std::is_same_v<Body, engine::CountdownStarted>) {
+        if constexpr (std::is_same_v<Body, engine::DropCreated>) {
+          stream_touched(drop_view.stream, true);
+        } else if constexpr (std::is_same_v<Body, engine::CountdownStarted>) {
           drop_view.next_tick_ms = now_ms;
           to_viewers(event.drop, protocol::drop(engine_.drop_info(event.drop), now_ms),
                      FrameKind::drop);
+          stream_touched(drop_view.stream, true);
         } else if constexpr (std::is_same_v<Body, engine::StateChanged>) {
           if (body.state != engine::DropState::countdown) drop_view.next_tick_ms = 0;
           const bool flap = drop_view.state_sent && (body.state == engine::DropState::open ||
@@ -79,6 +103,7 @@ void ViewerFeed::on_event(const engine::Event& event, TimeMs now_ms) {
             to_viewers(event.drop, protocol::state(drop_view.id, body.state, event.at_ms),
                        FrameKind::state);
             drop_view.state_sent = body.state;
+            stream_touched(drop_view.stream, true);
           }
           drop_view.stock_dirty = true;
         } else if constexpr (std::is_same_v<Body, engine::Restocked>) {
@@ -86,6 +111,7 @@ void ViewerFeed::on_event(const engine::Event& event, TimeMs now_ms) {
           const engine::DropInfo info = engine_.drop_info(event.drop);
           to_viewers(event.drop, protocol::drop(info, now_ms), FrameKind::drop);
           mark_stock_sent(drop_view, info);
+          stream_touched(drop_view.stream, true);
         } else if constexpr (std::is_same_v<Body, engine::OrderDecided>) {
           drop_view.stock_dirty |= body.outcome == engine::OrderOutcome::reserved;
         } else if constexpr (std::is_same_v<Body, engine::OrderPromoted> ||
@@ -119,6 +145,7 @@ void ViewerFeed::flush(TimeMs now_ms) {
     if (drop_view.next_tick_ms != 0 && now_ms >= drop_view.next_tick_ms)
       tick(drop, drop_view, now_ms);
   }
+  flush_streams(now_ms);
 }
 
 void ViewerFeed::flush_stock(engine::DropIndex drop, DropView& drop_view, TimeMs now_ms) {
@@ -153,6 +180,7 @@ void ViewerFeed::flush_stock(engine::DropIndex drop, DropView& drop_view, TimeMs
     drop_view.state_sent = state;
   }
   to_viewers(drop, protocol::stock(drop_view.id, left, info), FrameKind::stock);
+  stream_touched(drop_view.stream, false);
   mark_stock_sent(drop_view, info);
   drop_view.raised_sent = info.raised_cents;
   drop_view.stock_sent_ms = now_ms;
@@ -172,6 +200,63 @@ void ViewerFeed::tick(engine::DropIndex drop, DropView& drop_view, TimeMs now_ms
   const TimeMs interval = tick_interval();
   const TimeMs next_left_ms = left_ms == 0 ? -interval : (left_ms - 1) / interval * interval;
   drop_view.next_tick_ms = now_ms + (left_ms - next_left_ms);
+}
+
+ViewerFeed::StreamView& ViewerFeed::stream_view_of(engine::StreamIndex stream) {
+  while (streams_.size() <= stream) {
+    const auto added = static_cast<engine::StreamIndex>(streams_.size());
+    StreamView added_view;
+    added_view.topic = topic::of_stream(engine_.stream_info(added).spec.id);
+    streams_.push_back(std::move(added_view));
+  }
+  return streams_[stream];
+}
+
+void ViewerFeed::on_stream_event(const engine::EventBody& body) {
+  // A stream created has no viewers yet: a subscribe before it existed was refused.
+  if (const auto* state = std::get_if<engine::StreamStateChanged>(&body))
+    stream_touched(state->stream, true);
+  if (const auto* pin = std::get_if<engine::StreamPinned>(&body)) stream_touched(pin->stream, true);
+}
+
+void ViewerFeed::stream_touched(std::optional<engine::StreamIndex> stream, bool at_once) {
+  if (!stream) return;
+  StreamView& stream_view = stream_view_of(*stream);
+  if (at_once) {
+    stream_view.changed = true;
+    stream_view.frame.reset();  // no longer what a new subscriber should see
+  }
+  if (stream_view.due) return;
+  stream_view.due = true;
+  streams_due_.push_back(*stream);
+}
+
+// One frame per stream for everything its events changed since the last flush; stock alone
+// waits for the tick interval since the last frame.
+void ViewerFeed::flush_streams(TimeMs now_ms) {
+  if (streams_due_.empty()) return;
+  const TimeMs interval = tick_interval();
+  std::erase_if(streams_due_, [&](engine::StreamIndex stream) {
+    StreamView& stream_view = streams_[stream];
+    if (!stream_view.changed && now_ms - stream_view.sent_ms < interval) return false;
+    releases_.to_viewers(stream, stream_view.topic, write_stream(stream, stream_view, now_ms),
+                         FrameKind::stream);
+    stream_view.sent_ms = now_ms;
+    stream_view.changed = false;
+    stream_view.due = false;
+    return true;
+  });
+}
+
+const SharedFrame& ViewerFeed::write_stream(engine::StreamIndex stream, StreamView& stream_view,
+                                            TimeMs now_ms) {
+  const engine::StreamInfo info = engine_.stream_info(stream);
+  std::vector<engine::DropInfo> drops;
+  drops.reserve(info.drops.size());
+  for (const engine::DropIndex drop : info.drops) drops.push_back(engine_.drop_info(drop));
+  stream_view.frame = share(protocol::stream(info, drops, now_ms));
+  stream_view.written_ms = now_ms;
+  return stream_view.frame;
 }
 
 }  // namespace flashsale::gateway

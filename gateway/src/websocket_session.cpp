@@ -7,6 +7,7 @@
 
 #include "clock.hpp"
 #include "flashsale/gateway/tokens.hpp"
+#include "topic.hpp"
 
 namespace flashsale::gateway {
 
@@ -19,6 +20,11 @@ namespace {
 
 // The JSON tree of the frame being handled; one per I/O thread, as handling is synchronous.
 thread_local protocol::ParseBuffer parse_buffer;
+
+// What a subscribe or unsubscribe follows (topic.hpp).
+std::string subscription_topic(const protocol::ClientMessage& message) {
+  return message.stream.empty() ? std::string(message.drop) : topic::of_stream(message.stream);
+}
 
 }  // namespace
 
@@ -129,31 +135,33 @@ void WebsocketSession<Stream>::handle(const protocol::ClientMessage& message) {
     case ClientType::time:
       return reply(protocol::time(wall_ms()));
     case ClientType::subscribe: {
-      const std::string drop(message.drop);
+      // A drop or a stream, followed by its topic; refusals name it by its id.
+      const std::string_view ref = message.stream.empty() ? message.drop : message.stream;
+      const std::string topic = subscription_topic(message);
       // Answered here: the engine is not asked twice for what this connection already gets.
-      if (std::find(subscriptions_.begin(), subscriptions_.end(), drop) != subscriptions_.end())
+      if (std::find(subscriptions_.begin(), subscriptions_.end(), topic) != subscriptions_.end())
         return refuse(ErrorCode::bad_field, "already subscribed; unsubscribe first to start over",
-                      drop);
+                      ref);
       if (subscriptions_.size() >= context_.config.limits.subscriptions_max) {
         context_.metrics.count_limited(Limit::subscriptions_per_connection);
-        return refuse(ErrorCode::rate_limited, "too many subscriptions on this connection", drop);
+        return refuse(ErrorCode::rate_limited, "too many subscriptions on this connection", ref);
       }
       if (const auto refusal = engine_refusal(std::chrono::steady_clock::now()))
-        return refuse(ErrorCode::rate_limited, *refusal, drop);
-      subscriptions_.push_back(drop);
-      hub_.subscribe(drop, this);
-      if (!requests.submit(SubscribeRequest{self, drop, user_, QueueSlot(queued_)})) {
+        return refuse(ErrorCode::rate_limited, *refusal, ref);
+      subscriptions_.push_back(topic);
+      hub_.subscribe(topic, this);
+      if (!requests.submit(SubscribeRequest{self, topic, user_, QueueSlot(queued_)})) {
         // Not followed: subscribing again must reach the engine.
-        std::erase(subscriptions_, drop);
-        hub_.unsubscribe(drop, this);
-        refuse(ErrorCode::rate_limited, "the server is busy; subscribe again", drop);
+        std::erase(subscriptions_, topic);
+        hub_.unsubscribe(topic, this);
+        refuse(ErrorCode::rate_limited, "the server is busy; subscribe again", ref);
       }
       return;
     }
     case ClientType::unsubscribe: {
-      const std::string drop(message.drop);
-      std::erase(subscriptions_, drop);
-      hub_.unsubscribe(drop, this);
+      const std::string topic = subscription_topic(message);
+      std::erase(subscriptions_, topic);
+      hub_.unsubscribe(topic, this);
       return;
     }
     case ClientType::order: {
@@ -302,11 +310,12 @@ void WebsocketSession<Stream>::close_with(SharedFrame frame, std::uint16_t code,
 }
 
 template <class Stream>
-void WebsocketSession<Stream>::forget_subscription(std::string drop) {
-  boost::asio::post(ws_.get_executor(), [self = this->shared_from_this(), drop = std::move(drop)] {
-    std::erase(self->subscriptions_, drop);
-    self->hub_.unsubscribe(drop, self.get());
-  });
+void WebsocketSession<Stream>::forget_subscription(std::string topic) {
+  boost::asio::post(ws_.get_executor(),
+                    [self = this->shared_from_this(), topic = std::move(topic)] {
+                      std::erase(self->subscriptions_, topic);
+                      self->hub_.unsubscribe(topic, self.get());
+                    });
 }
 
 template <class Stream>
@@ -419,7 +428,7 @@ void WebsocketSession<Stream>::finish() {
   finished_ = true;
   closed_ = true;
   deadline_.cancel();
-  for (const std::string& drop : subscriptions_) hub_.unsubscribe(drop, this);
+  for (const std::string& topic : subscriptions_) hub_.unsubscribe(topic, this);
   subscriptions_.clear();
   hub_.leave(this);
   // Signed in or not: a gateway forgets the connection's id, which a subscription gave it.

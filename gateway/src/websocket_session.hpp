@@ -2,9 +2,10 @@
 //
 // Reads one message at a time and answers or forwards it to the engine thread; writes with one
 // write in flight and a queue bounded in bytes. A viewer that cannot keep up first loses stale
-// `tick` and `stock` frames (a newer one replaces the older of the same drop), and is closed
-// with 1013 if still over its bound; order messages are never the ones dropped. Everything runs
-// on the session's own I/O thread; Outbox calls from other threads are posted there.
+// `tick`, `stock` and `stream` frames (a newer one replaces the older of the same drop or
+// stream), and is closed with 1013 if still over its bound; order messages are never the ones
+// dropped. Everything runs on the session's own I/O thread; Outbox calls from other threads are
+// posted there.
 //
 // Compiled for a plain and a TLS stream (connection.hpp; both instantiated in the .cpp), so
 // the plain order path pays nothing for TLS being possible.
@@ -44,7 +45,7 @@ class WebsocketSession : public Outbox,
   boost::asio::io_context* loop() noexcept override { return &hub_.io(); }
   void send_here(const SharedFrame& frame, FrameKind kind, std::uint32_t drop) override;
   void close_with(SharedFrame frame, std::uint16_t code, std::string reason) override;
-  void forget_subscription(std::string drop) override;
+  void forget_subscription(std::string topic) override;
   void shut_down() override;
   void sweep() override;
 
@@ -85,9 +86,9 @@ class WebsocketSession : public Outbox,
   bool signed_in_ = false;
   bool heard_ = true;    // a frame (data or control) came in since the last sweep
   bool pinged_ = false;  // silent through one sweep: a ping is out
-  std::vector<std::string> subscriptions_;
-  TokenBucket orders_;                    // limits.orders_per_second
-  TokenBucket requests_;                  // limits.requests_per_second: everything for the engine
+  std::vector<std::string> subscriptions_;  // topics (topic.hpp)
+  TokenBucket orders_;                      // limits.orders_per_second
+  TokenBucket requests_;                    // limits.requests_per_second: everything for the engine
   TokenBucket overruns_;                  // the same budget for refusals past it; past both: closed
   std::atomic<std::uint32_t> queued_{0};  // requests in the engine's queue (QueueSlot)
   // devector: no allocation while empty (std::deque allocates ~600 bytes up front), and an

@@ -351,6 +351,49 @@ TEST_F(Cluster, ViewersOnBothGatewaysBuyFromDropsOfBothEngines) {
   }
 }
 
+// A stream's viewer on one gateway is told of a pin made through the other: its subscription
+// reached the stream's engine, and the frame came back over the shard's updates channel. One
+// stream on each shard.
+TEST_F(Cluster, AStreamsViewerOnOneGatewaySeesAPinMadeThroughTheOther) {
+  Viewer viewer(gateways[0]->port());
+  viewer.sign_in("vera");
+  viewer.send_json({{"type", "subscribe"}, {"stream", "nowhere"}});
+  const auto unknown = viewer.next_of("error");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(text(*unknown, "code"), "unknown_stream");
+  EXPECT_EQ(text(*unknown, "ref"), "nowhere");
+  for (const std::uint32_t shard : {0u, 1u}) {
+    const std::string stream = drop_on(shard, "show");
+    const auto created = host(1, "POST", "/api/streams",
+                              json::serialize(json::object{{"id", stream}, {"title", "Show"}}));
+    ASSERT_EQ(created.status, 201u) << created.body;
+    const auto added = host(1, "POST", "/api/streams/" + stream + "/drops",
+                            json::serialize(json::object{{"id", "mug"},
+                                                         {"title", "Mug"},
+                                                         {"price_cents", 900},
+                                                         {"stock", 5},
+                                                         {"per_user_limit", 1},
+                                                         {"hold_seconds", 60}}));
+    ASSERT_EQ(added.status, 201u) << added.body;
+
+    viewer.send_json({{"type", "subscribe"}, {"stream", stream}});
+    auto frame = viewer.next_of("stream");
+    ASSERT_TRUE(frame) << stream;
+    EXPECT_EQ(text(*frame, "stream"), stream);
+    EXPECT_TRUE(frame->at("pinned").is_null());
+    ASSERT_EQ(frame->at("drops").as_array().size(), 1u);
+
+    ASSERT_EQ(host(1, "POST", "/api/streams/" + stream + "/pin", R"({"drop":"mug"})").status, 200u);
+    // The drop's creation went out on the channel too, and may reach this gateway after the
+    // subscribe did: a frame from before the pin may come first.
+    do frame = viewer.next_of("stream");
+    while (frame && frame->at("pinned").is_null());
+    ASSERT_TRUE(frame) << stream << ": no frame with the pin";
+    EXPECT_EQ(text(*frame, "stream"), stream);
+    EXPECT_EQ(text(*frame, "pinned"), stream + "~mug");
+  }
+}
+
 // What variants and schedules add crosses Redis intact: a drop of sizes scheduled at creation
 // through one gateway, restocked and counted down again to an instant through the other, and
 // orders naming a size from both, each answered for its own size by the drop's engine.
@@ -1060,6 +1103,60 @@ std::optional<std::string> order_through(unsigned short port, const std::string&
     }
   }
   return std::nullopt;
+}
+
+// A stream's drops are placed by the stream's id, so the stream and all its drops share a shard;
+// ids without '~' hash whole, as every drop before streams did.
+TEST(ClusterLayout, AStreamAndItsDropsShareAShard) {
+  for (const char* stream : {"live", "friday-market", "a", "s.1"})
+    for (const std::uint32_t count : {2u, 7u, 1024u})
+      for (const char* name : {"tee", "chestnut", "x"})
+        EXPECT_EQ(gateway::cluster::shard_of(fmt::format("{}~{}", stream, name), count),
+                  gateway::cluster::shard_of(stream, count));
+}
+
+// Host accounts are one directory for every gateway: made through one, the key works through
+// the other once it has read the change (polled every 500 ms); revoked through one, the key is
+// refused there at once and on the other within a second.
+TEST_F(Cluster, AHostMadeThroughOneGatewayWorksThroughTheOtherUntilRevoked) {
+  const auto call = [&](std::size_t gateway, std::string_view method, const std::string& target,
+                        std::string_view body, std::string_view key) {
+    return http_call(gateways[gateway]->port(), method, target, body, key);
+  };
+  const auto made = call(0, "POST", "/api/admin/hosts", R"({"id":"alice"})", "dev-admin-key");
+  ASSERT_EQ(made.status, 201u) << made.body;
+  const std::string alice(made.json().at("key").as_string());
+  // Asked every 100 ms: each refusal counts against the address's wrong-key budget
+  // (limits.host_key_failures_per_minute, 10), which a faster poll would spend before the
+  // gateway's 500 ms poll had a chance.
+  const auto until = [&](std::size_t gateway, unsigned status) {
+    const auto deadline = Clock::now() + 1s;
+    while (call(gateway, "GET", "/api/streams", {}, alice).status != status) {
+      if (Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(100ms);
+    }
+    return true;
+  };
+  ASSERT_TRUE(until(1, 200u)) << "the other gateway never took the new key";
+  // Alice's stream, made through g1 on whichever shard its id falls, is hers through g0.
+  ASSERT_EQ(call(1, "POST", "/api/streams", R"({"id":"live","title":"Live"})", alice).status, 201u);
+  const auto drop = call(1, "POST", "/api/streams/live/drops",
+                         R"({"id":"tee","title":"Tee","price_cents":1200,"stock":3,)"
+                         R"("per_user_limit":1,"hold_seconds":60})",
+                         alice);
+  ASSERT_EQ(drop.status, 201u) << drop.body;
+  const auto pinned = call(0, "POST", "/api/streams/live/pin", R"({"drop":"tee"})", alice);
+  ASSERT_EQ(pinned.status, 200u) << pinned.body;
+  EXPECT_EQ(pinned.json().at("pinned").as_string(), "live~tee");
+  const auto listed = call(0, "GET", "/api/streams", {}, alice);
+  ASSERT_EQ(listed.status, 200u);
+  EXPECT_EQ(listed.json().at("streams").as_array().size(), 1u) << listed.body;
+  // The configured host is another host: alice's stream does not exist for it.
+  EXPECT_EQ(host(0, "POST", "/api/streams/live/end").status, 404u);
+
+  ASSERT_EQ(call(1, "POST", "/api/admin/hosts/alice/revoke", {}, "dev-admin-key").status, 200u);
+  EXPECT_EQ(call(1, "GET", "/api/streams", {}, alice).status, 401u);
+  EXPECT_TRUE(until(0, 401u)) << "the other gateway still takes a revoked key after 1 s";
 }
 
 // The multi-process roles over a replicated journal that they find through Sentinel: an engine

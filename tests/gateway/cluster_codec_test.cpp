@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <iostream>
 #include <limits>
 #include <random>
@@ -63,6 +64,12 @@ host::CreateDrop create_with_extremes() {
   return create;
 }
 
+host::CreateDrop create_in_stream() {
+  host::CreateDrop create{"live~tee", "Tee", 1'200, 5, 1, 60'000, 0, 0, "", "", 0};
+  create.stream = "live";
+  return create;
+}
+
 std::vector<host::Command> host_commands() {
   return {
       create_with_variants(),
@@ -90,6 +97,16 @@ std::vector<host::Command> host_commands() {
       host::ReadOrders{"chestnut", "alice"},
       host::ReadOrders{awkward, longest_id},
       host::ReadAudit{digits},
+      create_in_stream(),
+      host::CreateStream{"live", "alice", "Live tonight", "https://video.example/live"},
+      host::CreateStream{awkward, longest_id, awkward, awkward},
+      host::CreateStream{empty, empty, empty, empty},
+      host::GoLive{"live"},
+      host::Pin{"live", "live~tee"},
+      host::Pin{awkward, empty},
+      host::EndStream{longest_id},
+      host::ReadStreams{},
+      host::ReadStream{digits},
   };
 }
 
@@ -107,12 +124,19 @@ std::vector<Command> commands() {
       SubscribeCommand{"g0", 42, "chestnut", "alice"},
       SubscribeCommand{awkward, u64_max, longest_id, awkward},
       SubscribeCommand{empty, 0, empty, empty},
+      SubscribeCommand{"g0", 7, "~live-1", "alice"},  // a stream's topic
       LeaveCommand{"g0", 42, "alice"},
       LeaveCommand{awkward, u64_max, empty},
   };
+  // Each host command for each kind of caller: the operator, a host, and (the default) no one.
+  const std::array callers = {host::Caller::operator_(), host::Caller::of(longest_id),
+                              host::Caller{}};
   std::uint64_t call = 1;
-  for (host::Command& command : host_commands())
-    all.push_back(HostCommand{call % 2 == 0 ? "g1" : awkward, call++, std::move(command)});
+  for (host::Command& command : host_commands()) {
+    all.push_back(HostCommand{call % 2 == 0 ? "g1" : awkward, call, std::move(command),
+                              callers[call % callers.size()]});
+    ++call;
+  }
   all.push_back(HostCommand{empty, u64_max, host::ReadDrops{}});
   return all;
 }
@@ -124,12 +148,14 @@ std::vector<Answer> answers() {
       FrameAnswer{0, FrameKind::stock, 3, 17, empty},
       FrameAnswer{1, FrameKind::drop, 1, 2, digits},
       FrameAnswer{1, FrameKind::state, 1, 2, frame},
+      FrameAnswer{1, FrameKind::stream, 1, 2, frame},
       OrderAnswer{42, FrameKind::order, 7, frame},
       OrderAnswer{u64_max, FrameKind::reply, u64_max, awkward},
       OrderAnswer{0, FrameKind::order, 0, empty},
       ForgetAnswer{42, "chestnut"},
       ForgetAnswer{u64_max, awkward},
       ForgetAnswer{0, empty},
+      ForgetAnswer{7, "~live-1"},
       CloseAnswer{42, 1008, frame},
       CloseAnswer{u64_max, 65'535, awkward},
       CloseAnswer{0, 0, empty},
@@ -146,6 +172,7 @@ std::vector<DropUpdate> updates() {
       DropUpdate{FrameKind::tick, u32_max, longest_id, awkward},
       DropUpdate{FrameKind::reply, 0, empty, empty},
       DropUpdate{FrameKind::drop, 1, "alive", digits},
+      DropUpdate{FrameKind::stream, 2, "~live-1", frame},
   };
 }
 
@@ -232,7 +259,7 @@ TEST(ClusterCodec, EveryHostCommandHasItsOwnEncoding) {
   std::set<std::string> types;
   for (host::Command& command : host_commands()) {
     kinds.insert(command.index());
-    const HostCommand message{"g0", 5, std::move(command)};
+    const HostCommand message{"g0", 5, std::move(command), host::Caller::of("alice")};
     const std::string record = encoded(message);
     SCOPED_TRACE(record);
     const auto decoded = decode_command(record);
@@ -355,22 +382,38 @@ TEST(ClusterCodec, TheWireFormatIsTheDocumentedOne) {
   EXPECT_EQ(std::get<SubscribeCommand>(*decode_command("t:1:sg:2:g0c:2:42d:1:d")),
             (SubscribeCommand{"g0", 42, "d", ""}));
   EXPECT_EQ(encoded(LeaveCommand{"g0", 42, "alice"}), "t:1:lg:2:g0c:2:42u:5:alice");
-  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::Restock{"d", 5}}),
-            "t:7:restockg:2:g0call:1:9d:1:dadd:1:5");
-  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::ListDrops{}}), "t:4:listg:2:g0call:1:9");
-  EXPECT_EQ(
-      encoded(HostCommand{"g0", 9, host::CreateDrop{"d", "T", 5, 6, 1, 1'000, 0, 0, "", "", 0}}),
-      "t:6:createg:2:g0call:1:9d:1:dtitle:1:Tprice_cents:1:5stock:1:6per_user_limit:1:1"
-      "hold_ms:4:1000waitlist_limit:1:0admission_window_ms:1:0beneficiary:0:"
-      "beneficiary_note:0:pledge_bps:1:0list_price_cents:1:0per_variant_limit:1:0"
-      "duration_ms:1:0admission_seed:1:0");
+  const host::Caller alice = host::Caller::of("alice");
+  const host::Caller op = host::Caller::operator_();
+  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::Restock{"d", 5}, alice}),
+            "t:7:restockg:2:g0call:1:9d:1:dadd:1:5by:5:alice");
+  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::ListDrops{}, op}), "t:4:listg:2:g0call:1:9op:1:1");
+  // A call from a gateway before host accounts names no caller: it read the one host key, which
+  // could do anything.
+  EXPECT_EQ(std::get<HostCommand>(*decode_command("t:4:listg:2:g0call:1:9")).caller, op);
+  EXPECT_EQ(encoded(HostCommand{
+                "g0", 9, host::CreateDrop{"d", "T", 5, 6, 1, 1'000, 0, 0, "", "", 0}, alice}),
+            "t:6:createg:2:g0call:1:9d:1:dtitle:1:Tprice_cents:1:5stock:1:6per_user_limit:1:1"
+            "hold_ms:4:1000waitlist_limit:1:0admission_window_ms:1:0beneficiary:0:"
+            "beneficiary_note:0:pledge_bps:1:0list_price_cents:1:0per_variant_limit:1:0"
+            "duration_ms:1:0admission_seed:1:0by:5:alice");
+  EXPECT_EQ(encoded(HostCommand{"g0", 9, create_in_stream(), alice}),
+            "t:6:createg:2:g0call:1:9d:8:live~teetitle:3:Teeprice_cents:4:1200stock:1:5"
+            "per_user_limit:1:1hold_ms:5:60000waitlist_limit:1:0admission_window_ms:1:0"
+            "beneficiary:0:beneficiary_note:0:pledge_bps:1:0list_price_cents:1:0"
+            "per_variant_limit:1:0duration_ms:1:0admission_seed:1:0stream:4:liveby:5:alice");
+  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::CreateStream{"live", "alice", "L", ""}, op}),
+            "t:13:create_streamg:2:g0call:1:9stream:4:livehost:5:alicetitle:1:Lvideo_url:0:op:1:1");
+  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::Pin{"live", "live~tee"}, alice}),
+            "t:3:ping:2:g0call:1:9d:8:live~teestream:4:liveby:5:alice");
+  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::EndStream{"live"}, alice}),
+            "t:3:endg:2:g0call:1:9stream:4:liveby:5:alice");
   host::CreateDrop two{"d", "T", 0, 0, 2, 1'000, 0, 0, "", "", 0};
   two.variants = {{"S", "Small", 5, 7, 1}, {"M", "", 6, 0, 2}};
   two.per_variant_limit = 1;
   two.duration_ms = 60'000;
   two.opens_at_ms = 1'000;
   two.admission_seed = 3;
-  EXPECT_EQ(encoded(HostCommand{"g0", 9, two}),
+  EXPECT_EQ(encoded(HostCommand{"g0", 9, two, op}),
             "t:6:createg:2:g0call:1:9d:1:dtitle:1:Tprice_cents:1:0stock:1:0per_user_limit:1:2"
             "hold_ms:4:1000waitlist_limit:1:0admission_window_ms:1:0beneficiary:0:"
             "beneficiary_note:0:pledge_bps:1:0list_price_cents:1:0per_variant_limit:1:1"
@@ -378,13 +421,14 @@ TEST(ClusterCodec, TheWireFormatIsTheDocumentedOne) {
             "variants:143:"
             "variant:63:id:1:Slabel:5:Smallprice_cents:1:5list_price_cents:1:7stock:1:1"
             "variant:58:id:1:Mlabel:0:price_cents:1:6list_price_cents:1:0stock:1:2"
-            "opens_at_ms:4:1000");
+            "opens_at_ms:4:1000op:1:1");
   EXPECT_EQ(encoded(OrderCommand{"g0", 42, "tee", "alice", "c-1", 1, 7, "M"}),
             "t:1:og:2:g0c:2:42d:3:teeu:5:alicek:3:c-1q:1:1n:1:7v:1:M");
-  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::Restock{"d", 5, "M"}}),
-            "t:7:restockg:2:g0call:1:9d:1:dadd:1:5v:1:M");
-  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::StartCountdown{"d", 0, 3, 1'000}}),
-            "t:9:countdowng:2:g0call:1:9d:1:dopens_in_ms:1:0admission_seed:1:3opens_at_ms:4:1000");
+  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::Restock{"d", 5, "M"}, alice}),
+            "t:7:restockg:2:g0call:1:9d:1:dadd:1:5v:1:Mby:5:alice");
+  EXPECT_EQ(encoded(HostCommand{"g0", 9, host::StartCountdown{"d", 0, 3, 1'000}, alice}),
+            "t:9:countdowng:2:g0call:1:9d:1:dopens_in_ms:1:0admission_seed:1:3opens_at_ms:4:1000"
+            "by:5:alice");
   EXPECT_EQ(encode_gate(EdgeGate{"d", true, 2, false, {}, {"S", "M"}}),
             "g:1:1d:1:dl:1:2w:1:0b:0:v:3:S,M");
   EXPECT_EQ(encoded(FrameAnswer{42, FrameKind::stock, 1, 3, "{}"}),
@@ -416,12 +460,15 @@ bool optional_field(const Sample& sample, std::string_view name) {
   if (sample.stream == 2) return name == "v";
   if (sample.stream != 0) return false;
   if (record.starts_with("t:1:s")) return name == "u";
+  // Whom a host call acts for: absent from a gateway before host accounts.
+  if (name == "by" || name == "op") return !record.starts_with("t:1:");
   if (record.starts_with("t:1:o")) return name == "v";
   if (record.starts_with("t:7:restock")) return name == "v";
   if (record.starts_with("t:9:countdown")) return name == "opens_at_ms";
   return record.starts_with("t:6:create") &&
          (name == "list_price_cents" || name == "per_variant_limit" || name == "duration_ms" ||
-          name == "admission_seed" || name == "variants" || name == "opens_at_ms");
+          name == "admission_seed" || name == "variants" || name == "opens_at_ms" ||
+          name == "stream");
 }
 
 // Where the record may end and still decode: after its last field that is not optional, or
@@ -550,7 +597,7 @@ TEST(ClusterCodec, NumbersAreDigitsWithinTheirRange) {
   EXPECT_FALSE(decode_command(with(at, "opens_at_ms", "9223372036854775808")));
 
   const std::string frame_answer = encoded(FrameAnswer{1, FrameKind::tick, 2, 3, frame});
-  for (const char* bad : {"6", "255", "256", "-1", "a", ""})
+  for (const char* bad : {"7", "255", "256", "-1", "a", ""})
     EXPECT_FALSE(decode_answer(with(frame_answer, "k", bad))) << "kind " << bad;
   EXPECT_FALSE(decode_answer(with(frame_answer, "s", "4294967296")));
   EXPECT_FALSE(decode_answer(with(frame_answer, "i", "-3")));
@@ -560,7 +607,7 @@ TEST(ClusterCodec, NumbersAreDigitsWithinTheirRange) {
   for (const char* bad : {"0", "99", "600", "4294967296", "2OO"})
     EXPECT_FALSE(decode_answer(with(host_answer, "status", bad))) << "status " << bad;
   const std::string update = encode_update(DropUpdate{FrameKind::stock, 1, "d", frame});
-  EXPECT_FALSE(decode_update(with(update, "k", "6")));
+  EXPECT_FALSE(decode_update(with(update, "k", "7")));
   EXPECT_FALSE(decode_update(with(update, "i", "x")));
 }
 

@@ -284,6 +284,94 @@ TEST(Writing, StockAndOrderAnswersNameTheVariants) {
   EXPECT_EQ(update.at("variant").as_string(), "M");
 }
 
+// A subscription names a drop or a stream, never both; a stream's id is at most 32 bytes.
+TEST_F(Parsing, ASubscriptionNamesADropOrAStream) {
+  ASSERT_FALSE(parse(R"({"type":"subscribe","stream":"live-1"})"));
+  EXPECT_EQ(message.type, ClientType::subscribe);
+  EXPECT_EQ(message.stream, "live-1");
+  EXPECT_TRUE(message.drop.empty());
+  ASSERT_FALSE(parse(R"({"type":"unsubscribe","stream":"live-1"})"));
+  EXPECT_EQ(message.type, ClientType::unsubscribe);
+  EXPECT_EQ(message.stream, "live-1");
+  ASSERT_FALSE(parse(R"({"type":"subscribe","drop":"live-1~tee"})"));
+  EXPECT_TRUE(message.stream.empty()) << "nothing left over from the message before";
+  EXPECT_EQ(message.drop, "live-1~tee");
+
+  const auto both = parse(R"({"type":"subscribe","drop":"d","stream":"s"})");
+  ASSERT_TRUE(both);
+  EXPECT_EQ(both->code, ErrorCode::bad_field);
+  EXPECT_EQ(both->ref, "subscribe");
+  const std::string longest(32, 's');
+  ASSERT_FALSE(parse(R"({"type":"subscribe","stream":")" + longest + "\"}"));
+  for (const std::string& stream :
+       std::vector<std::string>{R"("")", "\"" + longest + "s\"", "7", "null", R"(["s"])"}) {
+    const auto problem = parse(R"({"type":"subscribe","stream":)" + stream + "}");
+    ASSERT_TRUE(problem) << stream;
+    EXPECT_EQ(problem->code, ErrorCode::bad_field) << stream;
+    EXPECT_NE(problem->message.find("stream"), std::string::npos) << problem->message;
+  }
+  EXPECT_EQ(parse(R"({"type":"subscribe","stream":"a","stream":"b"})")->code, ErrorCode::bad_json);
+  EXPECT_EQ(protocol::to_string(ErrorCode::unknown_stream), "unknown_stream");
+}
+
+// A stream's frame: the stream, its pin by drop id, and every drop of it exactly as a `drop`
+// frame tells it, without the type.
+TEST(Writing, AStreamFrameHoldsEveryDropAsItsDropFrameDoes) {
+  engine::StreamInfo info;
+  info.index = 2;
+  info.spec.id = "live-1";
+  info.spec.host = "anna";
+  info.spec.title = "Friday \"drops\"";
+  info.spec.video_url = "https://video.example/live-1";
+  info.state = engine::StreamState::live;
+  engine::DropInfo tee = three_sizes();
+  tee.index = 5;
+  tee.spec.id = "live-1~tee";
+  tee.spec.stream = "live-1";
+  engine::DropInfo mug;
+  mug.index = 7;
+  mug.spec.id = "live-1~mug";
+  mug.spec.stream = "live-1";
+  mug.spec.title = "Mug";
+  mug.spec.price_cents = 900;
+  mug.variants.emplace_back();
+  info.drops = {tee.index, mug.index};
+  info.pinned = mug.index;
+  const std::vector<engine::DropInfo> drops = {tee, mug};
+
+  const auto frame = boost::json::parse(protocol::stream(info, drops, 99)).as_object();
+  EXPECT_EQ(frame.at("type"), "stream");
+  EXPECT_EQ(frame.at("stream"), "live-1");
+  EXPECT_EQ(frame.at("title").as_string(), info.spec.title);
+  EXPECT_EQ(frame.at("video_url"), "https://video.example/live-1");
+  EXPECT_EQ(frame.at("state"), "live");
+  EXPECT_EQ(frame.at("pinned"), "live-1~mug");
+  EXPECT_EQ(frame.at("server_time_ms"), 99);
+  EXPECT_FALSE(frame.contains("host")) << "viewers are not told the host's account";
+  const auto& shelf = frame.at("drops").as_array();
+  ASSERT_EQ(shelf.size(), 2u);
+  for (std::size_t index = 0; index < drops.size(); ++index) {
+    auto alone = boost::json::parse(protocol::drop(drops[index], 99)).as_object();
+    alone.erase("type");
+    EXPECT_EQ(shelf[index].as_object(), alone) << index;
+  }
+  EXPECT_EQ(shelf[0].as_object().at("stream"), "live-1");
+
+  info.pinned.reset();
+  info.state = engine::StreamState::scheduled;
+  info.spec.video_url = "";
+  const auto unpinned = boost::json::parse(protocol::stream(info, drops, 99)).as_object();
+  EXPECT_TRUE(unpinned.at("pinned").is_null());
+  EXPECT_EQ(unpinned.at("state"), "scheduled");
+  EXPECT_EQ(unpinned.at("video_url"), "");
+  info.drops.clear();
+  EXPECT_TRUE(boost::json::parse(protocol::stream(info, {}, 99))
+                  .as_object()
+                  .at("drops")
+                  .as_array()
+                  .empty());
+}
+
 TEST(Protocol, AFieldNamedTwiceIsRefusedWhicheverWayItIsSpelled) {
   protocol::ParseBuffer buffer;
   protocol::ClientMessage message;

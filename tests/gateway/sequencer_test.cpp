@@ -204,10 +204,11 @@ class RecordingOutbox final : public Outbox {
 // What the hubs would fan out to viewers: the drop updates, in order.
 class RecordingFanout final : public Fanout {
  public:
-  void publish(std::string, SharedFrame frame, FrameKind kind, std::uint32_t) override {
+  void publish(std::string topic, SharedFrame frame, FrameKind kind, std::uint32_t) override {
     {
       std::lock_guard lock(mutex_);
       published_.push_back({boost::json::parse(*frame).as_object(), kind, 0});
+      topics_.push_back(std::move(topic));
     }
     changed_.notify_all();
   }
@@ -230,11 +231,21 @@ class RecordingFanout final : public Fanout {
     std::lock_guard lock(mutex_);
     return published_.size();
   }
+  // Every frame of `type` so far, and the topic each was published to.
+  std::vector<std::pair<std::string, boost::json::object>> of_type(std::string_view type) const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::pair<std::string, boost::json::object>> found;
+    for (std::size_t index = 0; index < published_.size(); ++index)
+      if (published_[index].frame.at("type").as_string() == type)
+        found.emplace_back(topics_[index], published_[index].frame);
+    return found;
+  }
 
  private:
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<Sent> published_;
+  std::vector<std::string> topics_;  // by published_'s index
 };
 
 // A host call's reply, awaited.
@@ -281,7 +292,8 @@ class SequencerTest : public ::testing::Test {
 
   HostReply host(host::Command command) {
     HostAnswer answer;
-    EXPECT_TRUE(sequencer_->submit(HostRequest{std::move(command), answer.done(), {}}));
+    EXPECT_TRUE(sequencer_->submit(
+        HostRequest{std::move(command), host::Caller::operator_(), answer.done(), {}}));
     return answer.wait();
   }
 
@@ -301,7 +313,8 @@ class SequencerTest : public ::testing::Test {
 
   // Submits a host call whose answer the test awaits later.
   void submit_host(host::Command command, HostAnswer& answer) {
-    EXPECT_TRUE(sequencer_->submit(HostRequest{std::move(command), answer.done(), {}}));
+    EXPECT_TRUE(sequencer_->submit(
+        HostRequest{std::move(command), host::Caller::operator_(), answer.done(), {}}));
   }
 
   OrderRequest order(std::shared_ptr<Outbox> from, std::string user, std::string client_order_id,
@@ -492,7 +505,8 @@ TEST_F(SequencerTest, AnAuditNamesTheBatchThatEndsAtItsState) {
   EXPECT_EQ(buyer->wait_for(1)[0].frame.at("status"), "reserved") << "async acks at once";
   const std::uint64_t state = log_.appended();  // the audit's state: the reservation's
   HostAnswer audit;
-  ASSERT_TRUE(sequencer_->submit(HostRequest{host::ReadAudit{"d"}, audit.done(), {}}));
+  ASSERT_TRUE(sequencer_->submit(
+      HostRequest{host::ReadAudit{"d"}, host::Caller::operator_(), audit.done(), {}}));
   const auto bystander = std::make_shared<RecordingOutbox>();
   ASSERT_TRUE(sequencer_->submit(SubscribeRequest{bystander, "no-such-drop"}));
   bystander->wait_for(1);
@@ -639,12 +653,118 @@ TEST_F(SequencerTest, AHostReplyIsKeptWithTheCursorWhenAsked) {
   create.title = "t";
   create.hold_ms = 60'000;
   std::vector<Request> group;
-  group.push_back(HostRequest{create, created.done(), "gw:1"});
+  group.push_back(HostRequest{create, host::Caller::operator_(), created.done(), "gw:1"});
   group.push_back(CursorMark{"5-0", true});
   ASSERT_TRUE(sequencer_->submit_all(group));
   EXPECT_EQ(created.wait().status, 201u);
   EXPECT_EQ(log_.kept_replies(), 1u);
   EXPECT_EQ(log_.last_cursor(), "5-0");
+}
+
+// A stream's viewers get one frame for everything a batch changed, published once for all of
+// them; stock alone moves it at most once a second; a new subscriber gets the last frame while
+// only stock moved since and it is under a second old.
+TEST_F(SequencerTest, AStreamIsToldOnceAChangeAndItsStockAtMostOnceASecond) {
+  start();
+  ASSERT_EQ(host(host::CreateStream{"show", "anna", "Friday show", ""}).status, 201u);
+  host::CreateDrop create;
+  create.id = "show~mug";
+  create.stream = "show";
+  create.title = "Mug";
+  create.price_cents = 900;
+  create.stock = 5;
+  create.per_user_limit = 1;
+  create.hold_ms = 60'000;
+  ASSERT_EQ(host(create).status, 201u);
+  // Once its reply is in, every frame of the work before it has been published.
+  const auto streams_told = [&] {
+    EXPECT_EQ(host(host::ReadStream{"show"}).status, 200u);
+    return viewers_.of_type("stream");
+  };
+  const auto shelf = [](const boost::json::object& frame) {
+    return frame.at("drops").as_array().at(0).as_object();
+  };
+  auto told = streams_told();
+  ASSERT_EQ(told.size(), 1u) << "a drop created in it";
+  EXPECT_EQ(told[0].first, "~show");
+  EXPECT_EQ(shelf(told[0].second).at("drop"), "show~mug");
+
+  const auto viewer = std::make_shared<RecordingOutbox>();
+  ASSERT_TRUE(sequencer_->submit(SubscribeRequest{viewer, "~show"}));
+  const Sent subscribed = viewer->wait_for(1)[0];
+  EXPECT_EQ(subscribed.kind, FrameKind::stream);
+  EXPECT_EQ(subscribed.frame.at("stream"), "show");
+  EXPECT_EQ(subscribed.frame.at("state"), "scheduled");
+  EXPECT_TRUE(subscribed.frame.at("pinned").is_null());
+  EXPECT_EQ(shelf(subscribed.frame).at("state"), "scheduled");
+  const auto stranger = std::make_shared<RecordingOutbox>();
+  ASSERT_TRUE(sequencer_->submit(SubscribeRequest{stranger, "~nope"}));
+  const Sent refused = stranger->wait_for(1)[0];
+  EXPECT_EQ(refused.frame.at("code"), "unknown_stream");
+  EXPECT_EQ(refused.frame.at("ref"), "nope");
+
+  ASSERT_EQ(host(host::Pin{"show", "show~mug"}).status, 200u);
+  ASSERT_EQ(host(host::GoLive{"show"}).status, 200u);
+  told = streams_told();
+  ASSERT_EQ(told.size(), 3u);
+  EXPECT_EQ(told[1].second.at("pinned"), "show~mug");
+  EXPECT_EQ(told[2].second.at("state"), "live");
+  // Its countdown and its opening are one batch: one frame.
+  ASSERT_EQ(host(host::StartCountdown{"show~mug", 0, 42}).status, 200u);
+  told = streams_told();
+  ASSERT_EQ(told.size(), 4u);
+  EXPECT_EQ(shelf(told[3].second).at("state"), "open");
+  EXPECT_EQ(shelf(told[3].second).at("stock_left"), 5);
+
+  // An order moves the stock: its drop's viewers hear within the stock interval, the stream's a
+  // second after its last frame.
+  const auto buyer = std::make_shared<RecordingOutbox>();
+  ASSERT_TRUE(sequencer_->submit(order(buyer, "bob", "b1", 1, "show~mug")));
+  ASSERT_EQ(buyer->wait_for(1)[0].frame.at("status"), "reserved");
+  now_ += 100;
+  ASSERT_TRUE(viewers_.wait_for(0, [](const boost::json::object& frame) {
+    return frame.at("type") == "stock" && frame.at("left") == 4;
+  }));
+  EXPECT_EQ(streams_told().size(), 4u);
+  now_ += 899;
+  EXPECT_EQ(streams_told().size(), 4u);
+  now_ += 1;
+  const auto refreshed = viewers_.wait_for(0, [&](const boost::json::object& frame) {
+    return frame.at("type") == "stream" && shelf(frame).at("stock_left") == 4;
+  });
+  ASSERT_TRUE(refreshed);
+  EXPECT_EQ(refreshed->at("server_time_ms"), now_.load());
+
+  // Within the second, a new viewer gets that frame as it is, though stock moved since.
+  ASSERT_TRUE(sequencer_->submit(order(buyer, "carol", "c1", 2, "show~mug")));
+  ASSERT_TRUE(viewers_.wait_for(0, [](const boost::json::object& frame) {
+    return frame.at("type") == "stock" && frame.at("left") == 3;
+  }));
+  now_ += 500;
+  const auto late = std::make_shared<RecordingOutbox>();
+  ASSERT_TRUE(sequencer_->submit(SubscribeRequest{late, "~show"}));
+  EXPECT_EQ(late->wait_for(1)[0].frame, *refreshed);
+  EXPECT_EQ(streams_told().size(), 5u);
+  now_ += 500;
+  ASSERT_TRUE(viewers_.wait_for(0, [&](const boost::json::object& frame) {
+    return frame.at("type") == "stream" && shelf(frame).at("stock_left") == 3;
+  }));
+  EXPECT_EQ(streams_told().size(), 6u);
+
+  // The end closes the drop and takes the pin off: one frame tells it all.
+  ASSERT_EQ(host(host::EndStream{"show"}).status, 200u);
+  told = streams_told();
+  ASSERT_EQ(told.size(), 7u);
+  EXPECT_EQ(told[6].second.at("state"), "ended");
+  EXPECT_TRUE(told[6].second.at("pinned").is_null());
+  EXPECT_EQ(shelf(told[6].second).at("state"), "closed");
+  // A second later, a new viewer gets a frame written for it.
+  now_ += 1'000;
+  const auto last = std::make_shared<RecordingOutbox>();
+  ASSERT_TRUE(sequencer_->submit(SubscribeRequest{last, "~show"}));
+  const auto ended = last->wait_for(1)[0].frame;
+  EXPECT_EQ(ended.at("state"), "ended");
+  EXPECT_EQ(ended.at("server_time_ms"), now_.load());
 }
 
 }  // namespace

@@ -231,13 +231,14 @@ TEST_F(ServerTest, SignInIsRequiredFirst) {
 
 TEST(ServerTokens, TokensAreCheckedWhenAuthIsTokenMode) {
   RedisServer redis;
-  // configs/dev.toml's key and secret are public: token mode refuses to start with them.
+  // configs/dev.toml's keys and secret are public: token mode refuses to start with them.
   EXPECT_THROW(ServerProcess(redis, dev_config_with({{"mode", "\"token\""}}), "dev-secrets"),
                std::runtime_error);
   const std::string own_key = "host-key-of-our-own";
   ServerProcess server(redis,
                        dev_config_with({{"mode", "\"token\""},
                                         {"host_key", "\"" + own_key + "\""},
+                                        {"admin_key", "\"an-admin-key-of-our-own\""},
                                         {"token_secret", "\"a-secret-of-our-own-0123456789\""}}),
                        "tokens");
   const auto minted = http_call(server.port(), "POST", "/api/tokens",
@@ -752,8 +753,8 @@ TEST(ServerOperations, TheProductionConfigStartsOnlyWithItsSecrets) {
     ASSERT_NE(at, std::string::npos) << from;
     config.replace(at, from.size(), to);
   };
-  const std::string production_key = "production-test-host-key";
-  set("\"/etc/flashsale/host-key\"", "\"" + write_temp_file("host-key", production_key) + "\"");
+  const std::string operator_key = "production-test-operator-key";
+  set("\"/etc/flashsale/admin-key\"", "\"" + write_temp_file("admin-key", operator_key) + "\"");
   set("\"/etc/flashsale/token-secret\"",
       "\"" + write_temp_file("token-secret", "production-test-token-secret") + "\"");
   set("\"/etc/flashsale/redis-password\"",
@@ -761,8 +762,13 @@ TEST(ServerOperations, TheProductionConfigStartsOnlyWithItsSecrets) {
   set("\"127.0.0.1:9100\"", "\"127.0.0.1:0\"");
   ServerProcess server(redis, write_temp_file("production.toml", config), "prod");
   EXPECT_EQ(http_call(server.port(), "GET", "/healthz").status, 404u);
+  // The operator makes a host; the host's key works.
+  const auto host =
+      http_call(server.port(), "POST", "/api/admin/hosts", R"({"id":"market"})", operator_key);
+  ASSERT_EQ(host.status, 201u) << host.body;
+  const std::string market_key(host.json().at("key").as_string());
   const auto minted = http_call(server.port(), "POST", "/api/tokens",
-                                R"({"user":"pat","ttl_seconds":600})", production_key);
+                                R"({"user":"pat","ttl_seconds":600})", market_key);
   ASSERT_EQ(minted.status, 200u) << minted.body;
   Viewer pat(server.port());
   pat.send_json({{"type", "hello"}, {"token", minted.json().at("token")}});
@@ -1756,6 +1762,104 @@ TEST_F(ServerTest, SlowViewerIsClosedAndOthersAreUnaffected) {
   const long grown_kb = rss_kb(server->pid()) - rss_before_kb;
   EXPECT_LT(grown_kb, bound_kb) << "the server grew by " << grown_kb << " KiB";
   std::cout << "SlowViewer: server memory grew by " << grown_kb << " KiB\n";
+}
+
+// A stream's viewer is told every change of it without asking again: a drop created in it,
+// the pin, going live, the drop's countdown, the end. A stream counts as a subscription.
+TEST(ServerStreams, AStreamsViewerIsToldEachChangeWithoutSubscribingAgain) {
+  RedisServer redis;
+  ServerProcess server(redis, dev_config_with({{"subscriptions_max", "2"}}), "streams");
+  const auto host = [&](std::string_view method, const std::string& target,
+                        std::string_view body = {}) {
+    return http_call(server.port(), method, target, body, host_key);
+  };
+  const auto created = host("POST", "/api/streams",
+                            R"({"id":"show","title":"Friday show",)"
+                            R"("video_url":"https://video.example/show"})");
+  ASSERT_EQ(created.status, 201u) << created.body;
+
+  Viewer viewer(server.port());
+  viewer.sign_in("vera");
+  viewer.send_json({{"type", "subscribe"}, {"stream", "nope"}});
+  const auto unknown = viewer.next_of("error");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(text(*unknown, "code"), "unknown_stream") << json::serialize(*unknown);
+  EXPECT_EQ(text(*unknown, "ref"), "nope");
+  viewer.send_json({{"type", "subscribe"}, {"stream", "show"}});
+  auto frame = viewer.next_of("stream");
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(text(*frame, "stream"), "show");
+  EXPECT_EQ(text(*frame, "title"), "Friday show");
+  EXPECT_EQ(text(*frame, "video_url"), "https://video.example/show");
+  EXPECT_EQ(text(*frame, "state"), "scheduled");
+  EXPECT_TRUE(frame->at("pinned").is_null());
+  EXPECT_TRUE(frame->at("drops").as_array().empty());
+  viewer.send_json({{"type", "subscribe"}, {"stream", "show"}});
+  const auto again = viewer.next_of("error");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(text(*again, "code"), "bad_field");
+  EXPECT_EQ(text(*again, "ref"), "show");
+
+  const auto shelf_drop = [](const json::object& stream_frame) {
+    const auto& drops = stream_frame.at("drops").as_array();
+    return drops.empty() ? json::object() : drops.at(0).as_object();
+  };
+  const auto added = host("POST", "/api/streams/show/drops",
+                          json::serialize(json::object{{"id", "mug"},
+                                                       {"title", "Mug"},
+                                                       {"price_cents", 900},
+                                                       {"stock", 5},
+                                                       {"per_user_limit", 1},
+                                                       {"hold_seconds", 60}}));
+  ASSERT_EQ(added.status, 201u) << added.body;
+  frame = viewer.next_of("stream");
+  ASSERT_TRUE(frame);
+  ASSERT_EQ(frame->at("drops").as_array().size(), 1u);
+  EXPECT_EQ(text(shelf_drop(*frame), "drop"), "show~mug");
+  EXPECT_EQ(text(shelf_drop(*frame), "stream"), "show");
+  EXPECT_EQ(text(shelf_drop(*frame), "state"), "scheduled");
+  EXPECT_EQ(shelf_drop(*frame).at("stock_left").as_int64(), 5);
+
+  ASSERT_EQ(host("POST", "/api/streams/show/pin", R"({"drop":"mug"})").status, 200u);
+  frame = viewer.next_of("stream");
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(text(*frame, "pinned"), "show~mug");
+  ASSERT_EQ(host("POST", "/api/streams/show/live").status, 200u);
+  frame = viewer.next_of("stream");
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(text(*frame, "state"), "live");
+  EXPECT_EQ(text(*frame, "pinned"), "show~mug");
+
+  // The pinned drop, followed as any drop: the viewer's second subscription, and its last.
+  viewer.send_json({{"type", "subscribe"}, {"drop", "show~mug"}});
+  const auto pinned = viewer.next_of("drop");
+  ASSERT_TRUE(pinned);
+  EXPECT_EQ(text(*pinned, "stream"), "show");
+  viewer.send_json({{"type", "subscribe"}, {"stream", "other"}});
+  const auto over = viewer.next_of("error");
+  ASSERT_TRUE(over);
+  EXPECT_EQ(text(*over, "code"), "rate_limited");
+  EXPECT_EQ(text(*over, "ref"), "other");
+
+  ASSERT_EQ(host("POST", "/api/drops/show~mug/countdown", R"({"seconds":30})").status, 200u);
+  frame = viewer.next_of("stream");
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(text(shelf_drop(*frame), "state"), "countdown");
+  EXPECT_TRUE(shelf_drop(*frame).at("opens_at_ms").is_int64());
+
+  ASSERT_EQ(host("POST", "/api/streams/show/end").status, 200u);
+  frame = viewer.next_of("stream");
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(text(*frame, "state"), "ended");
+  EXPECT_TRUE(frame->at("pinned").is_null());
+  EXPECT_EQ(text(shelf_drop(*frame), "state"), "closed");
+
+  // Unsubscribed, the stream's place is free again.
+  viewer.send_json({{"type", "unsubscribe"}, {"stream", "show"}});
+  viewer.send_json({{"type", "subscribe"}, {"stream", "show"}});
+  frame = viewer.next_of("stream");
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(text(*frame, "state"), "ended");
 }
 
 }  // namespace

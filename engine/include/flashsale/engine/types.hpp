@@ -161,7 +161,7 @@ bool is_valid_drop_id(std::string_view id) noexcept;
 // The stream part of a drop id (before its '~'); empty for a drop id without one.
 std::string_view stream_of_drop(std::string_view drop_id) noexcept;
 
-// Stream ids and host ids are 1-32 characters of [A-Za-z0-9_.-].
+// Stream ids and host ids are 1-32 characters of [A-Za-z0-9_.-], not all dots.
 bool is_valid_stream_id(std::string_view id) noexcept;
 bool is_valid_host_id(std::string_view id) noexcept;
 

@@ -64,6 +64,8 @@ struct Limits {
   std::uint32_t subscriptions_max = 16;  // per connection
   // Wrong host keys one address may send a minute; past them its host calls get 429.
   double host_key_failures_per_minute = 10;
+  // Host accounts the operator may create (revoked ones count: their ids stay taken).
+  std::uint32_t hosts_max = 10'000;
   double orders_per_second = 5;  // token bucket per connection
   double orders_burst = 10;
   // Every message for the engine (order, subscribe, confirm, cancel), per connection: a token
@@ -119,8 +121,15 @@ struct GatewayConfig {
   // else a header is not read. Empty: no one.
   std::vector<std::string> proxy_protocol_from;
   AuthMode auth = AuthMode::token;
-  std::string token_secret;                    // required with auth = "token"
-  std::string host_key;                        // required: Authorization: Bearer <host_key>
+  std::string token_secret;  // required with auth = "token"
+  // The operator's key (Authorization: Bearer <admin_key>): acts on every stream and drop and
+  // manages host accounts (/api/admin/hosts). Empty: no operator.
+  std::string admin_key;
+  // A host configured rather than created: `host_key` is the key of host `host_id`. For
+  // development and for a single-host deployment; it cannot be revoked over the API (remove
+  // it here). Empty: none. At least one of admin_key and host_key is required.
+  std::string host_key;
+  std::string host_id = "host";
   std::int64_t token_lifetime_max_s = 86'400;  // tokens expiring later than this are refused
   AckMode ack = AckMode::durable;
   Limits limits;

@@ -63,13 +63,18 @@ class JsonObject {
   std::string out_;
 };
 
-// A JSON array of values already written as JSON.
+// A JSON array of values already written as JSON, or of strings.
 class JsonArray {
  public:
   JsonArray() { out_ += '['; }
   JsonArray& raw(std::string_view json) {
     if (out_.size() > 1) out_ += ',';
     out_ += json;
+    return *this;
+  }
+  JsonArray& text(std::string_view value) {
+    if (out_.size() > 1) out_ += ',';
+    append_json_string(out_, value);
     return *this;
   }
   std::string done() {

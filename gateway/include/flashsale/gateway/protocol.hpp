@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -35,7 +36,8 @@ struct ClientMessage {
   ClientType type = ClientType::time;
   std::string_view token;            // hello
   std::string_view user;             // hello, dev auth only
-  std::string_view drop;             // subscribe, unsubscribe, order
+  std::string_view drop;             // subscribe, unsubscribe (or `stream`), order
+  std::string_view stream;           // subscribe, unsubscribe: instead of `drop`
   std::string_view client_order_id;  // order
   std::uint32_t qty = 0;             // order
   std::string_view variant;          // order: empty when the message names none
@@ -50,8 +52,9 @@ enum class ErrorCode : std::uint8_t {
   rate_limited,
   unauthenticated,
   unknown_drop,
-  unknown_order,  // also for another buyer's order: ids say nothing about others' orders
-  unavailable,    // the journal cannot take writes, or no engine serves the drop: retry later
+  unknown_order,   // also for another buyer's order: ids say nothing about others' orders
+  unavailable,     // the journal cannot take writes, or no engine serves the drop: retry later
+  unknown_stream,  // subscribe to a stream that does not exist
 };
 std::string_view to_string(ErrorCode code) noexcept;
 
@@ -102,6 +105,10 @@ std::string welcome(std::string_view user, engine::TimeMs now_ms);
 std::string time(engine::TimeMs now_ms);
 std::string error(ErrorCode code, std::string_view message, std::string_view ref = {});
 std::string drop(const engine::DropInfo& info, engine::TimeMs now_ms);
+// A stream's full state with each of its drops as a `drop` frame tells it. `drops` are the
+// infos of `info.drops`, in that order.
+std::string stream(const engine::StreamInfo& info, std::span<const engine::DropInfo> drops,
+                   engine::TimeMs now_ms);
 std::string tick(std::string_view drop, engine::TimeMs ms_left, engine::TimeMs now_ms);
 std::string state(std::string_view drop, engine::DropState state, engine::TimeMs now_ms);
 // `left` is the drop's; a drop with named variants also lists each one's, and a charity drop
