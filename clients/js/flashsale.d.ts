@@ -19,7 +19,7 @@ export type OrderUpdateStatus = 'reserved' | 'confirmed' | 'cancelled' | 'expire
 /** Error codes of `error` messages, and the client's own (FlashsaleError.code). */
 export type ServerErrorCode =
   | 'bad_json' | 'unknown_type' | 'bad_field' | 'too_large' | 'rate_limited' | 'unauthenticated'
-  | 'unknown_drop' | 'unknown_order' | 'unavailable';
+  | 'unknown_drop' | 'unknown_stream' | 'unknown_order' | 'unavailable';
 export type ClientErrorCode =
   | 'closed' | 'retries_exhausted' | 'unsubscribed' | 'timeout' | 'aborted' | 'bad_url';
 
@@ -83,6 +83,32 @@ export interface DropState {
 /** A drop's full state: on subscribe, when a countdown starts or moves, on restock. */
 export interface DropMessage extends DropState {
   type: 'drop';
+}
+
+/** A live stream's state. */
+export type StreamPhase = 'scheduled' | 'live' | 'ended';
+
+/**
+ * A live stream as the client keeps it: the last `stream` message. Sent at subscribe and again
+ * whenever the stream changes (a drop created in it, pin or unpin, its state, any of its drops'
+ * state, a restock), and at most once a second while its drops' stock moves.
+ */
+export interface StreamState {
+  stream: string;
+  title: string;
+  /** An absolute http(s) URL to show the stream from, or ''. */
+  video_url: string;
+  state: StreamPhase;
+  /** The id of the drop on screen, or null. */
+  pinned: string | null;
+  /** Every drop of the stream (the shelf), each as a `drop` message tells it. */
+  drops: DropState[];
+  server_time_ms: number;
+  [field: string]: unknown;
+}
+
+export interface StreamMessage extends StreamState {
+  type: 'stream';
 }
 
 export interface TickMessage {
@@ -151,14 +177,14 @@ export interface ErrorMessage {
   type: 'error';
   code: ServerErrorCode | (string & {});
   message: string;
-  /** The offending message's type, client_order_id, order_id, or a subscribe's drop id. */
+  /** The offending message's type, client_order_id, order_id, or a subscribe's drop or stream id. */
   ref?: string;
   [field: string]: unknown;
 }
 
 export type ServerMessage =
   | WelcomeMessage | TimeMessage | DropMessage | TickMessage | StateMessage | StockMessage
-  | OrderResultMessage | OrderUpdateMessage | ErrorMessage;
+  | StreamMessage | OrderResultMessage | OrderUpdateMessage | ErrorMessage;
 
 // ---- messages to the server (what the client sends) ---------------------------------------------
 
@@ -167,6 +193,8 @@ export type ClientMessage =
   | { type: 'hello'; user: string }
   | { type: 'subscribe'; drop: string }
   | { type: 'unsubscribe'; drop: string }
+  | { type: 'subscribe'; stream: string }
+  | { type: 'unsubscribe'; stream: string }
   | { type: 'order'; drop: string; qty: number; client_order_id: string }
   | { type: 'confirm'; order_id: string }
   | { type: 'cancel'; order_id: string }
@@ -212,6 +240,14 @@ export interface DropChangeEvent {
   cause: 'drop' | 'tick' | 'state' | 'stock';
 }
 
+/** A followed stream changed (or came in full at subscribe): its state now, and before. */
+export interface StreamChangeEvent {
+  stream: string;
+  state: StreamState;
+  /** null for the first one. */
+  previous: StreamState | null;
+}
+
 /** What the client knows of an order (see FlashsaleClient.orderState). */
 export interface OrderState {
   client_order_id: string;
@@ -251,6 +287,7 @@ export interface FlashsaleEvents {
   tick: TickMessage;
   state: StateMessage;
   stock: StockMessage;
+  stream: StreamMessage;
   order_result: OrderResultMessage;
   order_update: OrderUpdateMessage;
   error: ErrorMessage;
@@ -259,6 +296,7 @@ export interface FlashsaleEvents {
   connection: ConnectionEvent;
   close: CloseEvent;
   dropchange: DropChangeEvent;
+  streamchange: StreamChangeEvent;
   orderchange: OrderState;
   order_retry: OrderRetryEvent;
 }
@@ -366,6 +404,16 @@ export declare class FlashsaleClient {
   drop(drop: string): DropState | undefined;
   readonly drops: string[];
 
+  /**
+   * Follows a live stream (across reconnects); resolves with its state, then `streamchange`
+   * events. Rejects with `unknown_stream` for a stream that does not exist.
+   */
+  subscribeStream(stream: string): Promise<StreamState>;
+  unsubscribeStream(stream: string): void;
+  /** A followed stream's current state (a copy). */
+  stream(stream: string): StreamState | undefined;
+  readonly streams: string[];
+
   /** The server's time now (Unix ms). */
   now(): number;
   readonly clock: { offsetMs: number; roundTripMs: number | null; synced: boolean };
@@ -400,6 +448,8 @@ export declare class FlashsaleError extends Error {
   /** The order's, for a confirm or cancel that failed. */
   readonly orderId?: string;
   readonly drop?: string;
+  /** A stream subscription that failed. */
+  readonly stream?: string;
   /** retries_exhausted: the last answer. */
   readonly result?: OrderResultMessage;
   /** The server's error message, when one caused it. */

@@ -8,10 +8,11 @@
 // What it does for an application:
 // - connects, signs in (`hello` with a token, or a name in dev mode), and after a lost
 //   connection reconnects with exponential backoff and full jitter, signs in again and
-//   subscribes again to every drop it was following;
+//   subscribes again to every drop and stream it was following;
 // - keeps each followed drop's state current from `drop`, `tick`, `state` and `stock`, and
 //   estimates the server's clock from `time` round trips, so that countdowns run on the
 //   server's time whatever the device's clock says;
+// - follows live streams: each one's title, state, pinned drop and shelf from `stream`;
 // - orders with a client_order_id that stays the same across every retry and reconnect: an
 //   answer `busy`, `unavailable` or `rate_limited` is asked again after a backoff (a bounded
 //   number of times), and an order whose answer was lost with its connection is asked again on
@@ -19,7 +20,7 @@
 //   retry can buy twice;
 // - confirms and cancels, with the same care;
 // - reports everything as events: each server message under its own type, connection states,
-//   merged drop states, order changes and retries.
+//   merged drop states, stream states, order changes and retries.
 //
 // See README.md beside this file for usage, flashsale.d.ts for the types.
 
@@ -39,7 +40,7 @@ export const TERMINAL_CLOSE_CODES = Object.freeze([1008]);
 // Error codes (`error` messages) after which a confirm, cancel or subscribe is asked again.
 const RETRYABLE_ERROR_CODES = ['rate_limited', 'unavailable'];
 // The events the client makes itself; every other event is a server message of that type.
-const CLIENT_EVENTS = ['message', 'connection', 'close', 'dropchange', 'orderchange', 'order_retry'];
+const CLIENT_EVENTS = ['message', 'connection', 'close', 'dropchange', 'streamchange', 'orderchange', 'order_retry'];
 const QTY_MAX = 1_000_000;          // engine::order_qty_max
 const CLIENT_ORDER_ID_MAX = 64;     // engine::client_order_id_length_max
 
@@ -131,6 +132,8 @@ export function newClientOrderId() {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
+const isStreamId = (text) => typeof text === 'string' && /^[A-Za-z0-9_.-]{1,32}$/.test(text);
+
 function isName(text, lengthMax) {
   return typeof text === 'string' && text.length >= 1 && text.length <= lengthMax &&
          /^[\x21-\x7e]+$/.test(text);
@@ -149,6 +152,14 @@ function deferred() {
   let reject;
   const promise = new Promise((ok, fail) => { resolve = ok; reject = fail; });
   return { promise, resolve, reject };
+}
+
+// A stream's state, copied down to its drops' variants: what a caller gets may be changed freely.
+function copyStream(state) {
+  const drops = Array.isArray(state.drops) ? state.drops.map((drop) => ({
+    ...drop, ...(Array.isArray(drop.variants) ? { variants: drop.variants.map((variant) => ({ ...variant })) } : {}),
+  })) : [];
+  return { ...state, drops };
 }
 
 /**
@@ -259,6 +270,8 @@ export class FlashsaleClient extends Emitter {
   // drop id -> {sent: subscribed on this connection, fresh: its `drop` message came on it,
   // state, attempts, timer: a subscribe to ask again, waiters: subscribe() promises}
   #drops = new Map();
+  // stream id -> the same, for streams (fresh: its `stream` message came on this connection)
+  #streams = new Map();
   #pending = new Map();  // client_order_id -> an order waiting for its final answer
   #actions = new Map();  // "confirm order_id" / "cancel order_id" -> a confirm or cancel waiting
   #orders = new Map();   // client_order_id -> what this client knows of the order
@@ -375,7 +388,7 @@ export class FlashsaleClient extends Emitter {
     clearTimeout(this.#watchdog);
     this.#syncTimer = this.#watchdog = null;
     this.#timeSentAt = null;
-    for (const drop of this.#drops.values()) drop.sent = drop.fresh = false;
+    for (const entry of [...this.#drops.values(), ...this.#streams.values()]) entry.sent = entry.fresh = false;
     for (const order of this.#pending.values()) if (order.phase === 'sent') order.phase = 'queued';
     for (const action of this.#actions.values()) if (action.phase === 'sent') action.phase = 'queued';
   }
@@ -427,9 +440,9 @@ export class FlashsaleClient extends Emitter {
       this.#actions.delete(action.key);
       action.reject(new FlashsaleError(failure.code, failure.message, { orderId: action.orderId, closeCode: detail.code }));
     }
-    for (const drop of this.#drops.values()) {
-      clearTimeout(drop.timer);
-      for (const waiter of drop.waiters.splice(0)) waiter.reject(failure);
+    for (const entry of [...this.#drops.values(), ...this.#streams.values()]) {
+      clearTimeout(entry.timer);
+      for (const waiter of entry.waiters.splice(0)) waiter.reject(failure);
     }
   }
 
@@ -462,6 +475,7 @@ export class FlashsaleClient extends Emitter {
       case 'tick':
       case 'state':
       case 'stock': this.#dropMessage(message); break;
+      case 'stream': this.#streamMessage(message); break;
       case 'order_result': this.#orderResult(message); break;
       case 'order_update': this.#orderUpdate(message); break;
       case 'error': this.#error(message); break;
@@ -484,6 +498,7 @@ export class FlashsaleClient extends Emitter {
     // Subscribed again to everything followed, then whatever waited for a connection: orders
     // whose answer was lost are asked again with the same client_order_id.
     for (const [id, drop] of this.#drops) if (!drop.timer) this.#sendSubscribe(id, drop);
+    for (const [id, stream] of this.#streams) if (!stream.timer) this.#sendStreamSubscribe(id, stream);
     for (const order of this.#pending.values()) if (order.phase === 'queued') this.#sendOrder(order);
     for (const action of this.#actions.values()) if (action.phase === 'queued') this.#sendAction(action);
     for (const waiter of this.#connectWaiters.splice(0)) waiter.resolve(message);
@@ -636,20 +651,32 @@ export class FlashsaleClient extends Emitter {
       this.#track(ref, order.drop, { status: 'invalid', reason: message.message });
       order.reject(new FlashsaleError(message.code, message.message, { clientOrderId: ref, drop: order.drop, error: message }));
     }
-    // A subscription (ref: the drop id).
-    const drop = this.#drops.get(ref);
-    if (drop?.sent && !drop.fresh) {
-      drop.sent = false;
-      if (retryable && ++drop.attempts < this.#retry.attempts) {
-        drop.timer = timer(() => {
-          drop.timer = null;
-          if (this.#drops.get(ref) === drop) this.#sendSubscribe(ref, drop);
-        }, backoffDelay(drop.attempts - 1, this.#retry));
-      } else if (message.code !== 'bad_field') {  // bad_field: subscribed already
-        this.#drops.delete(ref);
-        for (const waiter of drop.waiters.splice(0)) {
-          waiter.reject(new FlashsaleError(message.code, message.message, { drop: ref, error: message }));
-        }
+    // A subscription (ref: the drop's or the stream's id; a stream may share its id with a
+    // drop outside it, so `unknown_drop` and `unknown_stream` say which one failed).
+    if (message.code !== 'unknown_stream') {
+      this.#subscriptionError(this.#drops, ref, message, retryable, 'drop', (entry) => this.#sendSubscribe(ref, entry));
+    }
+    if (message.code !== 'unknown_drop') {
+      this.#subscriptionError(this.#streams, ref, message, retryable, 'stream',
+                              (entry) => this.#sendStreamSubscribe(ref, entry));
+    }
+  }
+
+  // A subscribe to `ref` in `followed` (drops or streams) that was refused: asked again later if
+  // retrying may help, else forgotten, its subscribe() promises rejected.
+  #subscriptionError(followed, ref, message, retryable, what, resend) {
+    const entry = followed.get(ref);
+    if (!entry?.sent || entry.fresh) return;
+    entry.sent = false;
+    if (retryable && ++entry.attempts < this.#retry.attempts) {
+      entry.timer = timer(() => {
+        entry.timer = null;
+        if (followed.get(ref) === entry) resend(entry);
+      }, backoffDelay(entry.attempts - 1, this.#retry));
+    } else if (message.code !== 'bad_field') {  // bad_field: subscribed already
+      followed.delete(ref);
+      for (const waiter of entry.waiters.splice(0)) {
+        waiter.reject(new FlashsaleError(message.code, message.message, { [what]: ref, error: message }));
       }
     }
   }
@@ -703,6 +730,69 @@ export class FlashsaleClient extends Emitter {
 
   /** The drops followed. */
   get drops() { return [...this.#drops.keys()]; }
+
+  // ---- streams ------------------------------------------------------------------------------
+
+  /**
+   * Follows a live stream: its title, state, video, pinned drop and shelf (every drop of it as a
+   * `drop` message tells it) come first (the promise resolves with them), then again at every
+   * change as `streamchange` events. Kept across reconnects until unsubscribeStream(). The
+   * pinned drop's own live state comes from subscribe(pinned), as for any drop.
+   */
+  subscribeStream(stream) {
+    if (!isStreamId(stream)) return Promise.reject(new TypeError(`not a stream id: ${stream}`));
+    let entry = this.#streams.get(stream);
+    if (entry?.fresh) return Promise.resolve(copyStream(entry.state));
+    if (!entry) {
+      entry = { sent: false, fresh: false, state: null, attempts: 0, timer: null, waiters: [] };
+      this.#streams.set(stream, entry);
+    }
+    const waiter = deferred();
+    entry.waiters.push(waiter);
+    if (!entry.sent && !entry.timer) this.#sendStreamSubscribe(stream, entry);
+    return waiter.promise;
+  }
+
+  #sendStreamSubscribe(id, entry) {
+    entry.fresh = false;
+    entry.sent = this.#send({ type: 'subscribe', stream: id });
+  }
+
+  /** Stops following a stream. */
+  unsubscribeStream(stream) {
+    const entry = this.#streams.get(stream);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.#streams.delete(stream);
+    for (const waiter of entry.waiters.splice(0)) {
+      waiter.reject(new FlashsaleError('unsubscribed', `unsubscribed from ${stream}`, { stream }));
+    }
+    this.#send({ type: 'unsubscribe', stream });
+  }
+
+  /** A followed stream as the server last described it (a copy), or undefined. */
+  stream(stream) {
+    const state = this.#streams.get(stream)?.state;
+    return state ? copyStream(state) : undefined;
+  }
+
+  /** The streams followed. */
+  get streams() { return [...this.#streams.keys()]; }
+
+  #streamMessage(message) {
+    this.#clock.fromMessage(message.server_time_ms);
+    const entry = this.#streams.get(message.stream);
+    if (!entry) return;
+    const { type, ...state } = message;
+    const previous = entry.state;
+    entry.state = state;
+    entry.fresh = true;
+    entry.attempts = 0;
+    for (const waiter of entry.waiters.splice(0)) waiter.resolve(copyStream(state));
+    this.emit('streamchange', {
+      stream: message.stream, state: copyStream(state), previous: previous ? copyStream(previous) : null,
+    });
+  }
 
   /** The server's time now (Unix ms), as well as this client can tell. */
   now() { return this.#clock.now(); }

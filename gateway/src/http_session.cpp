@@ -186,8 +186,11 @@ void HttpSession::respond_asset(const WebAsset& asset, const HttpRequest& reques
   response->set(http::field::cache_control, "no-cache");
   response->set("X-Content-Type-Options", "nosniff");
   if (asset.content_type.starts_with("text/html")) {
+    // A stream's video is wherever its host put it (http(s), checked at the API), so frames and
+    // media may come from anywhere; the page sandboxes the frame. Everything else is ours.
     response->set("Content-Security-Policy",
-                  "default-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                  "default-src 'self'; connect-src 'self'; frame-src http: https:; "
+                  "media-src http: https: blob:; base-uri 'none'; form-action 'none'; "
                   "frame-ancestors 'none'");
   }
   response->keep_alive(keep_alive_);

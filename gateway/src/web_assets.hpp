@@ -17,12 +17,15 @@ struct WebAsset {
 
 std::span<const WebAsset> web_assets();
 
-// The asset for a request path: "/" is the viewer page, "/host" the console, "/web/NAME" any
+// The asset for a request path: "/" is the viewer page, and so is "/s/STREAM" (a live stream's
+// page: the page reads the stream from its own address), "/host" the console, "/web/NAME" any
 // file, and the contracts (contracts/) are at /api/openapi.json and /api/asyncapi.json, beside
 // the API they describe, with no key. nullptr when there is none.
 inline const WebAsset* find_web_asset(std::string_view target) {
+  constexpr std::string_view stream_page = "/s/";
   std::string_view path;
-  if (target == "/") {
+  if (target == "/" || (target.starts_with(stream_page) && target.size() > stream_page.size() &&
+                        target.find('/', stream_page.size()) == std::string_view::npos)) {
     path = "/index.html";
   } else if (target == "/host") {
     path = "/host.html";

@@ -1,107 +1,23 @@
 // The viewer page and the host console end to end, in Debian's headless Chromium driven by
-// playwright-core, against a real redis-server and the real `flashsale` binary.
+// playwright-core, against a real redis-server and the real `flashsale` binary (stage.mjs).
 //
 //   node --test tests/browser/            (CTest runs it; `npm ci` in tests/browser first)
 //
-// Environment: FLASHSALE_BIN (the server), FLASHSALE_LOADTEST (for a replay's report),
-// FLASHSALE_SOURCE_DIR (for configs/), and
-// FLASHSALE_SCREENSHOTS (where the screenshots go; default build/screenshots).
+// Environment: see stage.mjs.
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
 
-import { eventually, freePort, start, startRedis } from '../support/processes.mjs';
+import { eventually, start } from '../support/processes.mjs';
+import { Stage, byTest, createDrop, hostKey, loadtestBinary, screenshot, source } from './stage.mjs';
 
-const source = process.env.FLASHSALE_SOURCE_DIR ?? path.resolve(import.meta.dirname, '../..');
-const serverBinary = process.env.FLASHSALE_BIN ?? path.join(source, 'build/release/gateway/flashsale');
-const loadtestBinary = process.env.FLASHSALE_LOADTEST ?? path.join(source, 'build/release/loadtest/flashsale-loadtest');
-const screenshots = process.env.FLASHSALE_SCREENSHOTS ?? path.join(source, 'build/screenshots');
-const hostKey = 'dev-host-key';
+const stage = new Stage('browser');
+before(() => stage.start());
+after(() => stage.stop());
 
-const folder = mkdtempSync(path.join(tmpdir(), 'flashsale-browser-'));
-const redisSocket = path.join(folder, 'redis.sock');
-let redis;
-let server;
-let port;
-let browser;
-
-async function startServer() {
-  server = start(serverBinary, ['--config', path.join(source, 'configs/dev.toml'), '--redis', redisSocket,
-                                '--listen', `127.0.0.1:${port}`, '--journal-prefix', 'browser']);
-  await eventually(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 20_000,
-                   `flashsale on port ${port}:\n${server.output}`);
-}
-
-async function stopServer() {
-  server.kill('SIGTERM');
-  assert.equal(await server.exited, 0, server.output);
-}
-
-before(async () => {
-  mkdirSync(screenshots, { recursive: true });
-  redis = await startRedis(source, folder, redisSocket);
-  port = await freePort();
-  await startServer();
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-           '--disable-component-update', '--no-first-run'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  server?.kill('SIGKILL');
-  redis?.kill('SIGKILL');
-  rmSync(folder, { recursive: true, force: true });
-});
-
-const url = (target) => `http://127.0.0.1:${port}${target}`;
-const byTest = (page, id) => page.locator(`[data-testid="${id}"]`);
-
-// A phone-sized viewer page for `user` on `drop`; `skewMs` sets the page's own clock off.
-async function viewer(drop, user, skewMs = 0) {
-  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
-  if (skewMs) {
-    await context.addInitScript((skew) => {
-      const realNow = Date.now.bind(Date);
-      Date.now = () => realNow() + skew;
-    }, skewMs);
-  }
-  const page = await context.newPage();
-  await page.goto(url(`/?drop=${drop}&user=${user}`));
-  await byTest(page, 'connection').and(page.locator('[data-state="live"]')).waitFor();
-  return page;
-}
-
-async function console_() {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
-  const page = await context.newPage();
-  page.on('dialog', (dialog) => dialog.accept());
-  await page.goto(url('/host'));
-  await byTest(page, 'host-key').fill(hostKey);
-  await byTest(page, 'host-key').dispatchEvent('change');
-  return page;
-}
-
-// `variants`: rows of the form's variant table, [{variant_id, variant_label, variant_price, …}],
-// filled in first. A field's value may be a function, asked for it when its turn comes.
-async function createDrop(host, fields, variants = []) {
-  const form = byTest(host, 'drop-form');
-  for (const variant of variants) {
-    await byTest(host, 'variant-add').click();
-    const row = byTest(host, 'variant-rows').locator('tbody tr').last();
-    for (const [name, value] of Object.entries(variant)) await row.locator(`[name="${name}"]`).fill(String(value));
-  }
-  for (const [name, value] of Object.entries(fields)) {
-    await form.locator(`[name="${name}"]`).fill(String(typeof value === 'function' ? await value() : value));
-  }
-  await form.locator('button[type="submit"]').click();
-  await host.locator('#live-title').filter({ hasText: `(${fields.id})` }).waitFor();
-}
+const url = (target) => stage.url(target);
+const viewer = (drop, user, skewMs = 0) => stage.viewer(`/?drop=${drop}`, user, skewMs);
+const console_ = () => stage.console(hostKey);
 
 const status = (page) => byTest(page, 'order-status').getAttribute('data-status');
 
@@ -138,8 +54,8 @@ test('a drop from the console: countdown, a fair start, one winner of one unit, 
     }
     return seen.size >= 2;
   }, 5_000, 'the countdown to tick');
-  await host.screenshot({ path: path.join(screenshots, 'host-console-countdown.png') });
-  await ann.screenshot({ path: path.join(screenshots, 'viewer-countdown.png') });
+  await screenshot(host, 'host-console-countdown.png');
+  await screenshot(ann, 'viewer-countdown.png');
 
   await Promise.all([ann, bob].map((page) => byTest(page, 'buy').and(page.locator(':enabled')).waitFor({ timeout: 8_000 })));
   assert.equal(await byTest(ann, 'countdown').textContent(), '0:00');
@@ -155,8 +71,8 @@ test('a drop from the console: countdown, a fair start, one winner of one unit, 
   assert.ok(outcomes.includes('sold_out') || outcomes.includes('waitlisted'), `outcomes ${outcomes}`);
   const [winner, loser] = outcomes[0] === 'reserved' ? [ann, bob] : [bob, ann];
   await eventually(async () => (await byTest(loser, 'stock-left').textContent()) === '0', 5_000, 'stock 0');
-  await winner.screenshot({ path: path.join(screenshots, 'viewer-reserved.png') });
-  await loser.screenshot({ path: path.join(screenshots, 'viewer-sold-out.png') });
+  await screenshot(winner, 'viewer-reserved.png');
+  await screenshot(loser, 'viewer-sold-out.png');
 
   await byTest(winner, 'pay').click();
   await eventually(async () => (await status(winner)) === 'confirmed', 5_000, 'confirmed');
@@ -165,10 +81,10 @@ test('a drop from the console: countdown, a fair start, one winner of one unit, 
   await eventually(async () => /¥2\.98 raised for Village school · 1 supporter/.test(
                                    await byTest(loser, 'raised').textContent()),
                    5_000, 'the amount raised');
-  await winner.screenshot({ path: path.join(screenshots, 'viewer-paid.png') });
+  await screenshot(winner, 'viewer-paid.png');
   await eventually(async () => (await host.locator('#live-sold').textContent()) === '1', 5_000,
                    'the console to show the sale');
-  await host.screenshot({ path: path.join(screenshots, 'host-console.png'), fullPage: true });
+  await screenshot(host, 'host-console.png', { fullPage: true });
 });
 
 test('a viewer page reconnects after a server restart and shows the order it had', async () => {
@@ -182,9 +98,9 @@ test('a viewer page reconnects after a server restart and shows the order it had
   await byTest(dan, 'buy').click();
   await eventually(async () => (await status(dan)) === 'reserved', 5_000, 'reserved');
 
-  await stopServer();
+  await stage.stopServer();
   await byTest(dan, 'connection').and(dan.locator('[data-state="lost"]')).waitFor();
-  await startServer();
+  await stage.startServer();
   await byTest(dan, 'connection').and(dan.locator('[data-state="live"]')).waitFor({ timeout: 20_000 });
   await eventually(async () => (await status(dan)) === 'reserved', 5_000, 'the order after reconnecting');
   assert.equal(await byTest(dan, 'pay').isVisible(), true);
@@ -270,7 +186,7 @@ test('a drop in three sizes: scheduled from the console, one size sells out, the
     await byTest(page, 'variant-M').locator('.left').filter({ hasText: /^4 left$/ }).waitFor({ timeout: 5_000 });
     assert.equal(await byTest(page, 'stock-left').textContent(), '9');
   }
-  await ann.screenshot({ path: path.join(screenshots, 'viewer-variants.png') });
+  await screenshot(ann, 'viewer-variants.png');
   await byTest(ann, 'pay').click();
   await byTest(ann, 'order-status').and(ann.locator('[data-status="confirmed"]')).waitFor({ timeout: 5_000 });
 
@@ -279,7 +195,7 @@ test('a drop in three sizes: scheduled from the console, one size sells out, the
   await eventually(async () => (await small.allTextContents()).slice(2).join(' ') === '0 0 1 0 1', 5_000,
                    'Small: none left, none held, one sold');
   assert.match(await byTest(host, 'live-closes').textContent(), /^0:[0-2]\d$/, 'the time left in the sale');
-  await host.screenshot({ path: path.join(screenshots, 'host-console-variants.png'), fullPage: true });
+  await screenshot(host, 'host-console-variants.png', { fullPage: true });
   await byTest(host, 'restock-variant').selectOption('S');
   await host.locator('#restock-add').fill('2');
   await byTest(host, 'drop-restock').click();
@@ -294,24 +210,24 @@ test('a drop in three sizes: scheduled from the console, one size sells out, the
     await byTest(page, 'buy').and(page.locator(':disabled')).filter({ hasText: /^Sale ended$/ }).waitFor();
     assert.equal(await byTest(page, 'variant-M').isDisabled(), true);
   }
-  await ann.screenshot({ path: path.join(screenshots, 'viewer-sale-ended.png') });
+  await screenshot(ann, 'viewer-sale-ended.png');
   await host.locator('#live-state').filter({ hasText: /^closed$/ }).waitFor({ timeout: 5_000 });
   assert.equal(await byTest(host, 'live-closes').textContent(), 'ended');
 });
 
 test('a replay report reads as charts with titles, captions and labelled axes', async () => {
-  const trace = path.join(folder, 'small.jsonl');
-  const report = path.join(folder, 'report');
+  const trace = path.join(stage.folder, 'small.jsonl');
+  const report = path.join(stage.folder, 'report');
   const gen = start(loadtestBinary, ['gen', '--scenario', path.join(source, 'tests/loadtest/small.toml'),
                                      '--out', trace, '--seed', '3']);
   assert.equal(await gen.exited, 0, gen.output);
-  const replay = start(loadtestBinary, ['replay', '--trace', trace, '--url', `ws://127.0.0.1:${port}/ws`,
-                                        '--api', `http://127.0.0.1:${port}`, '--report', report,
+  const replay = start(loadtestBinary, ['replay', '--trace', trace, '--url', `ws://127.0.0.1:${stage.port}/ws`,
+                                        '--api', `http://127.0.0.1:${stage.port}`, '--report', report,
                                         '--grace-seconds', '2']);
   assert.equal(await replay.exited, 0, replay.output);
   assert.match(replay.output, /answered \d+ \(\d+\/s\):.* p99 [\d.]+ ms/, 'the progress line');
 
-  const context = await browser.newContext({ viewport: { width: 900, height: 1200 } });
+  const context = await stage.browser.newContext({ viewport: { width: 900, height: 1200 } });
   const page = await context.newPage();
   await page.goto(`file://${report}/report.html`);
   const figures = page.locator('figure');
@@ -327,5 +243,5 @@ test('a replay report reads as charts with titles, captions and labelled axes', 
   assert.ok(await answers.locator('polygon.area').count() >= 2, 'answers stacked by status');
   const latency = figures.filter({ has: page.locator('h3', { hasText: 'Latency over time' }) });
   assert.equal(await latency.locator('polyline.line').count(), 4, 'p50, p90, p99 and max');
-  await page.screenshot({ path: path.join(screenshots, 'replay-report.png'), fullPage: true });
+  await screenshot(page, 'replay-report.png', { fullPage: true });
 });

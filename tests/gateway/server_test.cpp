@@ -187,6 +187,12 @@ TEST_F(ServerTest, PagesAreServedWithTypesAndValidators) {
   EXPECT_NE(head.headers[http::field::content_length], "0");
   EXPECT_EQ(page_call(server->port(), http::verb::get, "/web/nothing.js").status, 404u);
   EXPECT_EQ(page_call(server->port(), http::verb::post, "/host").status, 405u);
+  // A stream's page is the viewer page under the stream's id, one segment only.
+  const PageReply stream_page = page_call(server->port(), http::verb::get, "/s/friday?user=ann");
+  EXPECT_EQ(stream_page.status, 200u);
+  EXPECT_EQ(stream_page.body, page.body);
+  EXPECT_EQ(page_call(server->port(), http::verb::get, "/s/").status, 404u);
+  EXPECT_EQ(page_call(server->port(), http::verb::get, "/s/a/b").status, 404u);
 
   // The drop list a viewer may see, without the host key and without the host's numbers, and
   // only once the drop is announced (its countdown started). The list may be 250 ms old.

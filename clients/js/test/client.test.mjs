@@ -518,6 +518,55 @@ test('a connection cut in the middle of an order: reconnected, resubscribed, one
                    [[result.client_order_id, 'reserved']]);
 });
 
+test('streams: the shelf and the pinned drop, followed across a reconnect', { timeout: 60_000 }, async (t) => {
+  const { port } = server;
+  await api(port, 'POST', '/api/streams', { id: 'market', title: 'Market', video_url: 'https://video.example/market' });
+  await api(port, 'POST', '/api/streams/market/drops', {
+    id: 'figs', title: 'Figs', price_cents: 500, stock: 3, per_user_limit: 1, hold_seconds: 600, waitlist_limit: 0,
+  });
+  const proxy = await new FrameProxy(port).listen();
+  t.after(() => proxy.close());
+  const fay = client(t, server, { user: 'fay', port: proxy.port, reconnect: { baseMs: 100, maxMs: 1000 } });
+  await fay.connect();
+  await assert.rejects(fay.subscribeStream('no-such-stream'),
+                       (error) => error.code === 'unknown_stream' && error.stream === 'no-such-stream');
+  await assert.rejects(fay.subscribeStream('not a stream'), TypeError);
+
+  const market = await fay.subscribeStream('market');
+  assert.deepEqual([market.stream, market.title, market.video_url, market.state, market.pinned],
+                   ['market', 'Market', 'https://video.example/market', 'scheduled', null]);
+  assert.deepEqual(market.drops.map((drop) => [drop.drop, drop.title, drop.state, drop.stock_left]),
+                   [['market~figs', 'Figs', 'scheduled', 3]]);
+  assert.deepEqual(fay.streams, ['market']);
+
+  // A pin comes as a change, with what was on screen before it.
+  const pinned = fay.waitFor('streamchange', (event) => event.state.pinned === 'market~figs', { timeoutMs: 10_000 });
+  await api(port, 'POST', '/api/streams/market/pin', { drop: 'figs' });
+  assert.equal((await pinned).previous.pinned, null);
+  assert.equal(fay.stream('market').pinned, 'market~figs');
+
+  // The connection is cut and a drop added: subscribed again on the next connection, the
+  // client has the stream as it is now.
+  const waiting = fay.waitFor('connection', (event) => event.state === 'waiting', { timeoutMs: 10_000 });
+  const grown = fay.waitFor('streamchange', (event) => event.state.drops.length === 2, { timeoutMs: 20_000 });
+  proxy.cut();
+  await waiting;
+  await api(port, 'POST', '/api/streams/market/drops', {
+    id: 'plums', title: 'Plums', price_cents: 700, stock: 2, per_user_limit: 1, hold_seconds: 600, waitlist_limit: 0,
+  });
+  const { state } = await grown;
+  assert.deepEqual(state.drops.map((drop) => drop.drop), ['market~figs', 'market~plums']);
+  assert.equal(state.pinned, 'market~figs');
+  const subscribes = proxy.fromClient.filter((message) => message.type === 'subscribe' && message.stream === 'market');
+  assert.deepEqual(subscribes.map((message) => message.connection), [1, 2]);
+
+  fay.unsubscribeStream('market');
+  assert.equal(fay.stream('market'), undefined);
+  assert.deepEqual(fay.streams, []);
+  await eventually(() => proxy.fromClient.some((message) => message.type === 'unsubscribe' && message.stream === 'market'),
+                   5_000, 'the unsubscribe');
+});
+
 test('busy: the engine queue is full, the client asks again with the same client_order_id', { timeout: 60_000 }, async (t) => {
   // A server whose engine queue holds 16 requests, 4 of them at most from one connection, and
   // whose budgets let five connections keep it full.
