@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
   replay->add_option("--url", replay_options.url,
                      "WebSocket URL; several, comma-separated, spread viewers over gateways");
   replay->add_option("--api", replay_options.api, "host API base URL");
-  replay->add_option("--host-key", replay_options.host_key, "host API key");
+  replay->add_option("--host-key", replay_options.host_key,
+                     "host API key: a host's, or for a stream the operator's");
   replay->add_option("--report", replay_options.report_dir,
                      "folder for report.json and report.html");
   replay->add_option("--threads", replay_options.threads, "load generator threads")
@@ -135,8 +136,12 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("gen")) {
       const auto trace = flashsale::loadtest::generate(scenario, scale, seed);
       flashsale::loadtest::write_trace(trace, out);
-      fmt::print("{}: {} viewers, {} units, {} actions\n", out, trace.header.viewers,
-                 trace.header.drop.units(), trace.actions.size());
+      const auto& stream = trace.header.stream;
+      fmt::print("{}: {} viewers, {} units{}, {} actions\n", out, trace.header.viewers,
+                 trace.header.units(),
+                 stream ? fmt::format(" in {} drops of stream {}", stream->drops.size(), stream->id)
+                        : std::string(),
+                 trace.actions.size());
       return 0;
     }
     if (app.got_subcommand("capture")) {

@@ -86,6 +86,22 @@ void Totals::merge(const Totals& other) {
   }
   for (const auto& [bin, frames] : other.frames_in) frames_in[bin] += frames;
   for (const auto& [bin, change] : other.connections) connections[bin] += change;
+  if (drops.size() < other.drops.size()) drops.resize(other.drops.size());
+  for (std::size_t index = 0; index < other.drops.size(); ++index)
+    drops[index].merge(other.drops[index]);
+  if (pins.size() < other.pins.size()) pins.resize(other.pins.size());
+  for (std::size_t index = 0; index < other.pins.size(); ++index) {
+    pins[index].owed += other.pins[index].owed;
+    pins[index].missed += other.pins[index].missed;
+    pins[index].latency.merge(other.pins[index].latency);
+  }
+}
+
+Totals Totals::combined() const {
+  Totals all = *this;
+  all.drops.clear();
+  for (const Totals& drop : drops) all.merge(drop);
+  return all;
 }
 
 std::uint64_t Totals::duplicates_across() const {
@@ -128,6 +144,13 @@ json::value to_json(const Totals& totals) {
   object["stock_left"] = bins_json(totals.stock_left, stock_json);
   object["frames_in"] = bins_json(totals.frames_in, [](std::uint64_t n) { return n; });
   object["connections"] = bins_json(totals.connections, [](std::int64_t n) { return n; });
+  json::array drops;
+  for (const Totals& drop : totals.drops) drops.push_back(to_json(drop));
+  object["drops"] = std::move(drops);
+  json::array pins;
+  for (const PinSeen& pin : totals.pins)
+    pins.push_back(json::array{pin.owed, pin.missed, histogram_json(pin.latency)});
+  object["pins"] = std::move(pins);
   return object;
 }
 
@@ -155,6 +178,11 @@ Totals totals_from_json(const json::value& value) {
       value.at("frames_in"), [](const json::value& n) { return n.to_number<std::uint64_t>(); });
   totals.connections = bins_from<std::int64_t>(
       value.at("connections"), [](const json::value& n) { return n.to_number<std::int64_t>(); });
+  for (const json::value& drop : value.at("drops").as_array())
+    totals.drops.push_back(totals_from_json(drop));
+  for (const json::value& pin : value.at("pins").as_array())
+    totals.pins.push_back({pin.at(0).to_number<std::uint64_t>(),
+                           pin.at(1).to_number<std::uint64_t>(), histogram_from(pin.at(2))});
   return totals;
 }
 

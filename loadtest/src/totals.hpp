@@ -38,6 +38,17 @@ struct VariantSeen {
   friend bool operator==(const VariantSeen&, const VariantSeen&) = default;
 };
 
+// A stream's drop pinned by the host, as its viewers saw it: the `stream` frame naming it
+// pinned, from the pin's scheduled instant (open loop, as every latency here).
+struct PinSeen {
+  // Viewers who subscribed to the stream before the pin on a connection the trace kept open to
+  // the end; and those of them never shown the drop pinned on it.
+  std::uint64_t owed = 0;
+  std::uint64_t missed = 0;
+  // Pin to screen, for every viewer shown it on a connection subscribed before the pin.
+  LatencyHistogram latency;
+};
+
 // Time bins are named by their start, in ms from T-0.
 struct Totals {
   std::uint64_t sent = 0;
@@ -60,8 +71,14 @@ struct Totals {
   std::map<std::int64_t, StockSeen> stock_left;
   std::map<std::int64_t, std::uint64_t> frames_in;   // every message from the server
   std::map<std::int64_t, std::int64_t> connections;  // opened minus closed by the viewers
+  // A stream: what its viewers did and were told in each of its drops, by the drop's index
+  // (orders and their answers are counted there, not above), and each drop's pin.
+  std::vector<Totals> drops;
+  std::vector<PinSeen> pins;
 
   void merge(const Totals& other);
+  // The whole run: these figures with every drop's added.
+  Totals combined() const;
   // Order ids given to more than one reservation, across everything merged.
   std::uint64_t duplicates_across() const;
 };

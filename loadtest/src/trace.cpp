@@ -3,11 +3,15 @@
 
 #include <toml++/toml.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cmath>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -34,21 +38,37 @@ std::string_view to_string(ActionKind kind) noexcept {
       return "cancel";
     case ActionKind::disconnect:
       return "disconnect";
+    case ActionKind::pin:
+      return "pin";
   }
   return "unknown";
 }
 
 namespace {
 
+// A drop of a stream scenario, one [[drops]] table.
+struct DropScenario {
+  DropSetup drop;  // its id is its name in the stream
+  std::vector<double> variant_demand;
+  double demand = 1;                   // the share of the viewers who try to buy it
+  std::int64_t pin_at_ms = 0;          // from the stream's start
+  std::int64_t countdown_ms = 10'000;  // from its pin to its opening
+};
+
 // What a scenario says (loadtest/scenarios/*.toml).
 struct Scenario {
   std::string name;
   std::uint32_t viewers = 1'000;
+  // Replay starts this long before T-0: the drop's countdown, or, in a stream, the lead before
+  // its first drop opens.
   std::int64_t countdown_ms = 5'000;
   std::int64_t connect_spread_ms = 3'000;  // viewers arrive over this, from the countdown's start
   DropSetup drop;
   // Per variant of the drop: how many of the buyers want it, relatively.
   std::vector<double> demand;
+  // A live stream ([stream] and [[drops]]) instead of one [drop].
+  std::optional<StreamSetup> stream;
+  std::vector<DropScenario> drops;
   std::string shape = "spike";               // spike | uniform | waves
   std::int64_t window_ms = 1'000;            // clicks fall within [0, window) after T-0
   double decay_ms = 300;                     // spike and waves: exponential decay of the click rate
@@ -83,38 +103,92 @@ void read(const toml::table& table, const std::string& file, const char* key, T&
   }
 }
 
-// [[drop.variants]]: id, label, price_cents, list_price_cents, stock and demand (a weight,
+// [[<where>.variants]]: id, label, price_cents, list_price_cents, stock and demand (a weight,
 // default 1) each. The drop's own price_cents and stock are then the variants'.
-void load_variants(const toml::table& drop, const std::string& path, Scenario& scenario) {
-  const toml::array* variants = drop["variants"].as_array();
+void load_variants(const toml::table& table, const std::string& path, const std::string& where,
+                   DropSetup& drop, std::vector<double>& demands) {
+  const std::string name = path + ": " + where + ".variants";
+  const toml::array* variants = table["variants"].as_array();
   if (variants == nullptr || variants->empty() || variants->size() > engine::variants_max)
-    throw std::runtime_error(path + ": drop.variants must be 1-64 [[drop.variants]] tables");
-  if (drop.contains("price_cents") || drop.contains("stock"))
-    throw std::runtime_error(path +
+    throw std::runtime_error(name + " must be 1-64 [[" + where + ".variants]] tables");
+  if (table.contains("price_cents") || table.contains("stock"))
+    throw std::runtime_error(path + ": " + where +
                              ": a drop with variants sets price_cents and stock per variant");
   std::set<std::string> ids;
   for (const toml::node& node : *variants) {
-    const toml::table* table = node.as_table();
-    if (table == nullptr) throw std::runtime_error(path + ": drop.variants must hold tables");
-    VariantSetup& variant = scenario.drop.variants.emplace_back();
+    const toml::table* item = node.as_table();
+    if (item == nullptr) throw std::runtime_error(name + " must hold tables");
+    VariantSetup& variant = drop.variants.emplace_back();
     double demand = 1;
-    read(*table, path, "id", variant.id);
-    read(*table, path, "label", variant.label);
-    read(*table, path, "price_cents", variant.price_cents);
-    read(*table, path, "list_price_cents", variant.list_price_cents);
-    read(*table, path, "stock", variant.stock);
-    read(*table, path, "demand", demand);
+    read(*item, path, "id", variant.id);
+    read(*item, path, "label", variant.label);
+    read(*item, path, "price_cents", variant.price_cents);
+    read(*item, path, "list_price_cents", variant.list_price_cents);
+    read(*item, path, "stock", variant.stock);
+    read(*item, path, "demand", demand);
     if (!engine::is_valid_variant_id(variant.id) || !ids.insert(variant.id).second)
-      throw std::runtime_error(path + ": drop.variants: \"" + variant.id +
+      throw std::runtime_error(name + ": \"" + variant.id +
                                "\" is not a unique id of 1-32 of [A-Za-z0-9_.-]");
     if (!(demand >= 0))
-      throw std::runtime_error(path + ": drop.variants: " + variant.id + ": demand must be >= 0");
-    scenario.demand.push_back(demand);
+      throw std::runtime_error(name + ": " + variant.id + ": demand must be >= 0");
+    demands.push_back(demand);
   }
-  scenario.drop.price_cents = 0;
-  scenario.drop.stock = 0;
-  if (std::accumulate(scenario.demand.begin(), scenario.demand.end(), 0.0) <= 0)
-    throw std::runtime_error(path + ": drop.variants: some variant must have demand");
+  drop.price_cents = 0;
+  drop.stock = 0;
+  if (std::accumulate(demands.begin(), demands.end(), 0.0) <= 0)
+    throw std::runtime_error(name + ": some variant must have demand");
+}
+
+// A [drop] table, or one of [[drops]] (`where` names it in errors).
+void load_drop(const toml::table& table, const std::string& path, const std::string& where,
+               DropSetup& drop, std::vector<double>& demand) {
+  read(table, path, "id", drop.id);
+  read(table, path, "title", drop.title);
+  read(table, path, "price_cents", drop.price_cents);
+  read(table, path, "stock", drop.stock);
+  read(table, path, "per_user_limit", drop.per_user_limit);
+  read(table, path, "hold_seconds", drop.hold_seconds);
+  read(table, path, "waitlist_limit", drop.waitlist_limit);
+  read(table, path, "admission_window_ms", drop.admission_window_ms);
+  read(table, path, "per_variant_limit", drop.per_variant_limit);
+  read(table, path, "duration_seconds", drop.duration_seconds);
+  if (table.contains("variants")) load_variants(table, path, where, drop, demand);
+}
+
+// [stream] (id, title) and its [[drops]]: each a drop's fields as in [drop], and demand (the
+// share of the viewers who try to buy it, 0-1), pin_at_ms (from the stream's start) and
+// countdown_ms (from its pin to its opening).
+void load_stream(const toml::table& root, const std::string& path, Scenario& scenario) {
+  if (root.contains("drop"))
+    throw std::runtime_error(path + ": a stream has [[drops]], not a [drop]");
+  StreamSetup& stream = scenario.stream.emplace();
+  const toml::table& table = *root["stream"].as_table();
+  read(table, path, "id", stream.id);
+  read(table, path, "title", stream.title);
+  if (!engine::is_valid_stream_id(stream.id))
+    throw std::runtime_error(path + ": stream.id must be 1-32 of [A-Za-z0-9_.-]");
+  const toml::array* drops = root["drops"].as_array();
+  if (drops == nullptr || drops->empty() || drops->size() > 64)
+    throw std::runtime_error(path + ": a stream has 1-64 [[drops]] tables");
+  std::set<std::string> names;
+  for (const toml::node& node : *drops) {
+    const toml::table* item = node.as_table();
+    const std::string where = fmt::format("drops[{}]", scenario.drops.size());
+    if (item == nullptr) throw std::runtime_error(path + ": drops must hold tables");
+    DropScenario& drop = scenario.drops.emplace_back();
+    load_drop(*item, path, where, drop.drop, drop.variant_demand);
+    read(*item, path, "demand", drop.demand);
+    read(*item, path, "pin_at_ms", drop.pin_at_ms);
+    read(*item, path, "countdown_ms", drop.countdown_ms);
+    if (drop.drop.id.find('~') != std::string::npos ||
+        !engine::is_valid_drop_id(stream.id + "~" + drop.drop.id) ||
+        !names.insert(drop.drop.id).second)
+      throw std::runtime_error(path + ": " + where + ".id \"" + drop.drop.id +
+                               "\" must be a unique name of [A-Za-z0-9_.-], the drop's id "
+                               "<stream>~<name> at most 64");
+    if (!(drop.demand >= 0 && drop.demand <= 1))
+      throw std::runtime_error(path + ": " + where + ".demand must be within 0-1");
+  }
 }
 
 Scenario load_scenario(const std::string& path) {
@@ -129,18 +203,12 @@ Scenario load_scenario(const std::string& path) {
   read(root, path, "viewers", scenario.viewers);
   read(root, path, "countdown_ms", scenario.countdown_ms);
   read(root, path, "connect_spread_ms", scenario.connect_spread_ms);
-  if (const toml::table* drop = root["drop"].as_table()) {
-    read(*drop, path, "id", scenario.drop.id);
-    read(*drop, path, "title", scenario.drop.title);
-    read(*drop, path, "price_cents", scenario.drop.price_cents);
-    read(*drop, path, "stock", scenario.drop.stock);
-    read(*drop, path, "per_user_limit", scenario.drop.per_user_limit);
-    read(*drop, path, "hold_seconds", scenario.drop.hold_seconds);
-    read(*drop, path, "waitlist_limit", scenario.drop.waitlist_limit);
-    read(*drop, path, "admission_window_ms", scenario.drop.admission_window_ms);
-    read(*drop, path, "per_variant_limit", scenario.drop.per_variant_limit);
-    read(*drop, path, "duration_seconds", scenario.drop.duration_seconds);
-    if (drop->contains("variants")) load_variants(*drop, path, scenario);
+  if (root["stream"].as_table() != nullptr) {
+    load_stream(root, path, scenario);
+  } else if (root.contains("drops")) {
+    throw std::runtime_error(path + ": [[drops]] belong to a [stream]");
+  } else if (const toml::table* drop = root["drop"].as_table()) {
+    load_drop(*drop, path, "drop", scenario.drop, scenario.demand);
   }
   if (const toml::table* arrival = root["arrival"].as_table()) {
     read(*arrival, path, "shape", scenario.shape);
@@ -187,6 +255,124 @@ std::int64_t click_time(const Scenario& scenario, std::mt19937_64& random) {
   }
 }
 
+// `stock` times `scale`, at least 1.
+std::uint32_t scaled(std::uint32_t stock, double scale) {
+  return std::max<std::uint32_t>(1, static_cast<std::uint32_t>(std::llround(stock * scale)));
+}
+
+void scale_stock(DropSetup& drop, double scale) {
+  if (drop.variants.empty()) drop.stock = scaled(drop.stock, scale);
+  for (VariantSetup& variant : drop.variants) variant.stock = scaled(variant.stock, scale);
+}
+
+// A stream's trace: T-0 is its first drop's opening; every viewer connects during the lead,
+// subscribes to the stream, and tries to buy each drop (by its demand) as it opens, in the
+// scenario's arrival shape from that opening.
+void generate_stream(const Scenario& scenario, std::uint64_t seed, Trace& trace) {
+  TraceHeader& header = trace.header;
+  StreamSetup& stream = header.stream.emplace(*scenario.stream);
+  std::int64_t first_opening = std::numeric_limits<std::int64_t>::max();
+  for (const DropScenario& drop : scenario.drops)
+    first_opening = std::min(first_opening, drop.pin_at_ms + drop.countdown_ms);
+  std::vector<std::int64_t> pins;
+  auto& actions = trace.actions;
+  for (std::uint32_t index = 0; index < scenario.drops.size(); ++index) {
+    const DropScenario& drop = scenario.drops[index];
+    StreamDrop& made = stream.drops.emplace_back(
+        StreamDrop{drop.drop, drop.pin_at_ms + drop.countdown_ms - first_opening});
+    scale_stock(made.setup, header.scale);
+    pins.push_back(drop.pin_at_ms - first_opening);
+    actions.push_back({pins.back(), 0, ActionKind::pin, 1, {}, {}, index});
+  }
+  const std::int64_t first_pin = *std::min_element(pins.begin(), pins.end());
+  if (-first_pin > scenario.countdown_ms)
+    throw std::runtime_error(fmt::format(
+        "{}: countdown_ms must be at least {}: the first pin comes that long before the first "
+        "drop opens",
+        scenario.name, -first_pin));
+
+  std::mt19937_64 random(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const auto between = [&](std::int64_t low, std::int64_t high) {
+    return low + static_cast<std::int64_t>(unit(random) * static_cast<double>(high - low));
+  };
+  std::vector<std::discrete_distribution<std::size_t>> wanted;
+  for (const DropScenario& drop : scenario.drops)
+    wanted.emplace_back(drop.variant_demand.begin(), drop.variant_demand.end());
+  // A scripted disconnect while a payment is in flight would lose its answer, and with it a
+  // confirmation the server counts: a reconnect keeps clear of the viewer's payments (on any
+  // drop) in the seconds before it, and of its other reconnects. A payment after it waits for
+  // the new connection.
+  constexpr std::int64_t in_flight_ms = 2'000, reconnecting_ms = 2'020;
+  struct Reconnect {
+    std::int64_t gone, back;
+    std::uint32_t drop;
+    std::string id, variant;
+  };
+  for (std::uint32_t user = 0; user < header.viewers; ++user) {
+    const std::int64_t connect =
+        -scenario.countdown_ms + between(0, std::max<std::int64_t>(1, scenario.connect_spread_ms));
+    actions.push_back({connect, user, ActionKind::connect, 1, {}});
+    actions.push_back({connect + 10, user, ActionKind::subscribe, 1, {}});
+    std::vector<std::int64_t> payments;
+    std::vector<Reconnect> reconnects;
+    for (std::uint32_t index = 0; index < scenario.drops.size(); ++index) {
+      if (!(unit(random) < scenario.drops[index].demand)) continue;
+      const DropSetup& drop = stream.drops[index].setup;
+      const std::int64_t opens = stream.drops[index].opens_ms;
+      const std::string id = fmt::format("c{}", index + 1);
+      const std::int64_t click = opens + click_time(scenario, random);
+      const std::string variant =
+          drop.variants.empty() ? std::string() : drop.variants[wanted[index](random)].id;
+      if (unit(random) < scenario.early_click_share) {
+        // Pressed during the drop's countdown, once it is on screen: answered not_open.
+        const std::int64_t early =
+            std::max({connect + 20, pins[index] + 500, opens + between(-2'000, -1)});
+        actions.push_back({early, user, ActionKind::order, 1, id, variant, index});
+        actions.push_back({click, user, ActionKind::retry, 1, id, variant, index});
+      } else {
+        actions.push_back({click, user, ActionKind::order, 1, id, variant, index});
+      }
+      if (unit(random) < scenario.retry_share)
+        actions.push_back(
+            {click + scenario.retry_after_ms, user, ActionKind::retry, 1, id, variant, index});
+      if (unit(random) < scenario.reconnect_share) {
+        const std::int64_t gone = click + between(50, 500);
+        reconnects.push_back({gone, gone + between(100, 2'000), index, id, variant});
+      }
+      const double choice = unit(random);
+      const std::int64_t pay =
+          click + between(scenario.pay_after_ms_min, scenario.pay_after_ms_max + 1);
+      if (choice < scenario.confirm_share) {
+        actions.push_back({pay, user, ActionKind::confirm, 1, id, {}, index});
+        payments.push_back(pay);
+      } else if (choice < scenario.confirm_share + scenario.cancel_share) {
+        actions.push_back({pay, user, ActionKind::cancel, 1, id, {}, index});
+        payments.push_back(pay);
+      }
+    }
+    std::vector<std::int64_t> kept;
+    for (const Reconnect& reconnect : reconnects) {
+      const auto near = [&](std::int64_t at) {
+        return at >= reconnect.gone - in_flight_ms && at <= reconnect.gone;
+      };
+      const auto overlaps = [&](std::int64_t other) {
+        return std::abs(other - reconnect.gone) <= in_flight_ms + reconnecting_ms;
+      };
+      if (std::any_of(payments.begin(), payments.end(), near) ||
+          std::any_of(kept.begin(), kept.end(), overlaps))
+        continue;
+      kept.push_back(reconnect.gone);
+      const std::uint32_t index = reconnect.drop;
+      actions.push_back({reconnect.gone, user, ActionKind::disconnect, 1, {}});
+      actions.push_back({reconnect.back, user, ActionKind::connect, 1, {}});
+      actions.push_back({reconnect.gone + 2'010, user, ActionKind::subscribe, 1, {}});
+      actions.push_back({reconnect.gone + 2'020, user, ActionKind::retry, 1, reconnect.id,
+                         reconnect.variant, index});
+    }
+  }
+}
+
 }  // namespace
 
 Trace generate(const std::string& scenario_path, double scale, std::uint64_t seed) {
@@ -197,15 +383,19 @@ Trace generate(const std::string& scenario_path, double scale, std::uint64_t see
   header.scenario = scenario.name;
   header.seed = seed;
   header.scale = scale;
-  header.drop = scenario.drop;
-  const auto scaled = [scale](std::uint32_t stock) {
-    return std::max<std::uint32_t>(1, static_cast<std::uint32_t>(std::llround(stock * scale)));
-  };
-  if (header.drop.variants.empty()) header.drop.stock = scaled(scenario.drop.stock);
-  for (VariantSetup& variant : header.drop.variants) variant.stock = scaled(variant.stock);
   header.countdown_ms = scenario.countdown_ms;
   header.viewers = std::max<std::uint32_t>(
       1, static_cast<std::uint32_t>(std::llround(scenario.viewers * scale)));
+  const auto in_order = [](const Action& a, const Action& b) {
+    return a.t_ms < b.t_ms || (a.t_ms == b.t_ms && a.user < b.user);
+  };
+  if (scenario.stream) {
+    generate_stream(scenario, seed, trace);
+    std::stable_sort(trace.actions.begin(), trace.actions.end(), in_order);
+    return trace;
+  }
+  header.drop = scenario.drop;
+  scale_stock(header.drop, scale);
 
   std::mt19937_64 random(seed);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -250,9 +440,7 @@ Trace generate(const std::string& scenario_path, double scale, std::uint64_t see
       actions.push_back({pay, user, ActionKind::cancel, 1, id});
     }
   }
-  std::stable_sort(actions.begin(), actions.end(), [](const Action& a, const Action& b) {
-    return a.t_ms < b.t_ms || (a.t_ms == b.t_ms && a.user < b.user);
-  });
+  std::stable_sort(actions.begin(), actions.end(), in_order);
   return trace;
 }
 
@@ -260,6 +448,17 @@ std::uint64_t DropSetup::units() const {
   if (variants.empty()) return stock;
   std::uint64_t sum = 0;
   for (const VariantSetup& variant : variants) sum += variant.stock;
+  return sum;
+}
+
+std::string StreamSetup::drop_id(std::size_t index) const {
+  return id + "~" + drops.at(index).setup.id;
+}
+
+std::uint64_t TraceHeader::units() const {
+  if (!stream) return drop.units();
+  std::uint64_t sum = 0;
+  for (const StreamDrop& in_stream : stream->drops) sum += in_stream.setup.units();
   return sum;
 }
 
@@ -293,6 +492,7 @@ namespace {
 
 // The lowest version that holds the trace.
 int version_needed(const Trace& trace) {
+  if (trace.header.stream) return 3;
   const DropSetup& drop = trace.header.drop;
   const bool in_two = !drop.variants.empty() || drop.per_variant_limit > 0 ||
                       drop.duration_seconds > 0 ||
@@ -336,27 +536,68 @@ DropSetup drop_from(const json::object& drop) {
   return setup;
 }
 
+StreamSetup stream_from(const json::object& stream, const json::array& drops) {
+  StreamSetup setup;
+  setup.id = std::string(stream.at("id").as_string());
+  setup.title = std::string(stream.at("title").as_string());
+  if (!engine::is_valid_stream_id(setup.id)) throw std::invalid_argument("stream.id");
+  if (drops.empty() || drops.size() > 64) throw std::invalid_argument("a stream has 1-64 drops");
+  std::set<std::string> names;
+  for (const json::value& item : drops) {
+    StreamDrop& drop = setup.drops.emplace_back();
+    drop.setup = drop_from(item.as_object());
+    drop.opens_ms = item.at("opens_ms").to_number<std::int64_t>();
+    if (!engine::is_valid_drop_id(setup.id + "~" + drop.setup.id) ||
+        !names.insert(drop.setup.id).second)
+      throw std::invalid_argument("drops: \"" + drop.setup.id + "\" is not a unique name");
+  }
+  return setup;
+}
+
+bool names_a_drop(ActionKind kind) {
+  return kind == ActionKind::order || kind == ActionKind::retry || kind == ActionKind::confirm ||
+         kind == ActionKind::cancel || kind == ActionKind::pin;
+}
+
 }  // namespace
 
 void write_trace(const Trace& trace, const std::string& path) {
   std::ofstream out(path);
   if (!out) throw std::runtime_error("cannot write " + path);
   const TraceHeader& header = trace.header;
-  out << json::serialize(json::object{{"flashsale_trace", version_needed(trace)},
-                                      {"scenario", header.scenario},
-                                      {"seed", header.seed},
-                                      {"scale", header.scale},
-                                      {"countdown_ms", header.countdown_ms},
-                                      {"viewers", header.viewers},
-                                      {"drop", to_json(header.drop)}})
-      << '\n';
-  for (const Action& action : trace.actions) {
-    json::object line{{"t", action.t_ms}, {"u", action.user}, {"a", to_string(action.kind)}};
-    if (action.kind == ActionKind::order || action.kind == ActionKind::retry) {
-      line["q"] = action.qty;
-      line["c"] = action.client_order_id;
-      if (!action.variant.empty()) line["v"] = action.variant;
+  json::object first{{"flashsale_trace", version_needed(trace)},
+                     {"scenario", header.scenario},
+                     {"seed", header.seed},
+                     {"scale", header.scale},
+                     {"countdown_ms", header.countdown_ms},
+                     {"viewers", header.viewers}};
+  const StreamSetup* stream = header.stream ? &*header.stream : nullptr;
+  if (stream == nullptr) {
+    first["drop"] = to_json(header.drop);
+  } else {
+    first["stream"] = json::object{{"id", stream->id}, {"title", stream->title}};
+    json::array drops;
+    for (const StreamDrop& drop : stream->drops) {
+      json::object item = to_json(drop.setup);
+      item["opens_ms"] = drop.opens_ms;
+      drops.push_back(std::move(item));
     }
+    first["drops"] = std::move(drops);
+  }
+  out << json::serialize(first) << '\n';
+  for (const Action& action : trace.actions) {
+    json::object line{{"t", action.t_ms}};
+    if (action.kind != ActionKind::pin) line["u"] = action.user;
+    line["a"] = to_string(action.kind);
+    const bool ordering = action.kind == ActionKind::order || action.kind == ActionKind::retry;
+    if (ordering) line["q"] = action.qty;
+    // In a stream, a payment names its order: the viewer has one in each drop it bought.
+    if (ordering ||
+        (stream != nullptr && names_a_drop(action.kind) && action.kind != ActionKind::pin))
+      line["c"] = action.client_order_id;
+    if (ordering && !action.variant.empty()) line["v"] = action.variant;
+    if (stream != nullptr && names_a_drop(action.kind))
+      line["d"] = stream->drops.at(action.drop).setup.id;
     out << json::serialize(line) << '\n';
   }
 }
@@ -370,6 +611,9 @@ Trace read_trace(const std::string& path) {
   const auto fail = [&](const std::string& what) {
     throw std::runtime_error(path + ":" + std::to_string(number) + ": " + what);
   };
+  // In a stream: each drop's pin, and the drop each viewer's client_order_id names.
+  std::vector<std::optional<std::int64_t>> pinned_at;
+  std::map<std::pair<std::uint32_t, std::string>, std::uint32_t> order_drops;
   while (std::getline(in, text)) {
     number += 1;
     json::error_code error;
@@ -386,34 +630,65 @@ Trace read_trace(const std::string& path) {
         header.scale = object.at("scale").to_number<double>();
         header.countdown_ms = object.at("countdown_ms").to_number<std::int64_t>();
         header.viewers = object.at("viewers").to_number<std::uint32_t>();
-        header.drop = drop_from(object.at("drop").as_object());
+        if (const json::value* stream = object.if_contains("stream")) {
+          if (header.version < 3) fail("a stream in a trace of version 1 or 2");
+          header.stream = stream_from(stream->as_object(), object.at("drops").as_array());
+          pinned_at.resize(header.stream->drops.size());
+        } else {
+          header.drop = drop_from(object.at("drop").as_object());
+        }
         continue;
       }
+      const StreamSetup* stream = trace.header.stream ? &*trace.header.stream : nullptr;
       Action action;
       action.t_ms = object.at("t").to_number<std::int64_t>();
-      action.user = object.at("u").to_number<std::uint32_t>();
       const std::string_view kind = object.at("a").as_string();
       bool known = false;
       for (auto candidate :
            {ActionKind::connect, ActionKind::subscribe, ActionKind::order, ActionKind::retry,
-            ActionKind::confirm, ActionKind::cancel, ActionKind::disconnect}) {
+            ActionKind::confirm, ActionKind::cancel, ActionKind::disconnect, ActionKind::pin}) {
         if (to_string(candidate) == kind) {
           action.kind = candidate;
           known = true;
         }
       }
-      if (!known) fail("unknown action");
-      if (action.user >= trace.header.viewers) fail("user beyond the header's viewers");
+      if (!known || (action.kind == ActionKind::pin && stream == nullptr)) fail("unknown action");
+      if (action.kind != ActionKind::pin) {
+        action.user = object.at("u").to_number<std::uint32_t>();
+        if (action.user >= trace.header.viewers) fail("user beyond the header's viewers");
+      }
+      const DropSetup* drop = &trace.header.drop;
+      if (stream != nullptr && names_a_drop(action.kind)) {
+        const std::string_view name = object.at("d").as_string();
+        const auto found =
+            std::find_if(stream->drops.begin(), stream->drops.end(),
+                         [&](const StreamDrop& candidate) { return candidate.setup.id == name; });
+        if (found == stream->drops.end()) fail("a drop the header's stream does not have");
+        action.drop = static_cast<std::uint32_t>(found - stream->drops.begin());
+        drop = &found->setup;
+      } else if (object.contains("d")) {
+        fail("a drop named outside a stream, or by an action about none");
+      }
+      if (action.kind == ActionKind::pin) {
+        if (pinned_at[action.drop]) fail("a drop pinned twice");
+        if (action.t_ms > stream->drops[action.drop].opens_ms) fail("a drop pinned after it opens");
+        pinned_at[action.drop] = action.t_ms;
+      }
+      if (const json::value* id = object.if_contains("c"))
+        action.client_order_id = std::string(id->as_string());
       if (action.kind == ActionKind::order || action.kind == ActionKind::retry) {
         action.qty = object.at("q").to_number<std::uint32_t>();
         action.client_order_id = std::string(object.at("c").as_string());
         if (const json::value* variant = object.if_contains("v")) {
           action.variant = std::string(variant->as_string());
-          const auto& variants = trace.header.drop.variants;
-          if (std::none_of(variants.begin(), variants.end(),
+          if (std::none_of(drop->variants.begin(), drop->variants.end(),
                            [&](const VariantSetup& sold) { return sold.id == action.variant; }))
-            fail("a variant the header's drop does not have");
+            fail("a variant the drop does not have");
         }
+        if (stream != nullptr &&
+            order_drops.try_emplace({action.user, action.client_order_id}, action.drop)
+                    .first->second != action.drop)
+          fail("a client_order_id this viewer used in another drop");
       }
       if (!trace.actions.empty() && action.t_ms < trace.actions.back().t_ms)
         fail("actions out of time order");
@@ -424,6 +699,10 @@ Trace read_trace(const std::string& path) {
     }
   }
   if (number == 0) fail("empty trace");
+  for (std::size_t index = 0; index < pinned_at.size(); ++index)
+    if (!pinned_at[index])
+      throw std::runtime_error(path + ": drop \"" + trace.header.stream->drops[index].setup.id +
+                               "\" is never pinned");
   return trace;
 }
 

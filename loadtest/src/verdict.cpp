@@ -129,4 +129,40 @@ std::vector<Check> verdict(const Totals& seen, const json::object& server, const
   return checks;
 }
 
+std::vector<Check> stream_verdict(const Totals& seen, const std::vector<PinCall>& calls) {
+  std::string unmade;
+  const auto add = [](std::string& to, const std::string& line) {
+    to += (to.empty() ? "" : "; ") + line;
+  };
+  for (const PinCall& call : calls) {
+    if (call.pin_status != 200 || call.countdown_status != 200)
+      add(unmade, fmt::format("{}: pin answered {}, countdown {}: {}", call.drop, call.pin_status,
+                              call.countdown_status, call.refusal));
+    else if (call.opens_at_ms != call.planned_opens_at_ms)
+      add(unmade, fmt::format("{}: opens {} ms off its planned instant", call.drop,
+                              call.opens_at_ms - call.planned_opens_at_ms));
+  }
+  std::string missed, shown;
+  LatencyHistogram latency;
+  for (std::size_t index = 0; index < calls.size(); ++index) {
+    const PinSeen pin = index < seen.pins.size() ? seen.pins[index] : PinSeen{};
+    latency.merge(pin.latency);
+    add(shown, fmt::format("{} {}/{}", calls[index].drop, pin.owed - pin.missed, pin.owed));
+    if (pin.missed > 0)
+      add(missed, fmt::format("{}: {} of {} viewers never shown it", calls[index].drop, pin.missed,
+                              pin.owed));
+  }
+  const auto ms = [](std::uint64_t micros) { return static_cast<double>(micros) / 1e3; };
+  const std::string figures =
+      fmt::format("{}; pin to screen p50 {:.1f} ms, p99 {:.1f} ms, max {:.1f} ms over {}", shown,
+                  ms(latency.percentile(0.5)), ms(latency.percentile(0.99)), ms(latency.max()),
+                  latency.count());
+  return {{"every_pin_made", unmade.empty(),
+           unmade.empty()
+               ? fmt::format("{} drops pinned, each opening at its planned instant", calls.size())
+               : unmade},
+          {"every_viewer_saw_every_pin", missed.empty(),
+           missed.empty() ? figures : missed + "; " + figures}};
+}
+
 }  // namespace flashsale::loadtest

@@ -19,6 +19,7 @@ struct Check {
   std::string name;
   bool pass = false;
   std::string detail;
+  std::string drop = {};  // in a stream, the drop a check of one drop is about (its name)
 };
 
 struct VerdictContext {
@@ -33,5 +34,23 @@ struct VerdictContext {
 // was reserved after it.
 std::vector<Check> verdict(const Totals& seen, const boost::json::object& server,
                            const DropSetup& drop, const VerdictContext& context);
+
+// What the host's calls at a stream drop's pin gave: the pin, then the countdown to the
+// drop's planned opening.
+struct PinCall {
+  std::string drop;         // its name in the stream
+  unsigned pin_status = 0;  // 0: not made, or no answer
+  unsigned countdown_status = 0;
+  std::string refusal;  // the body of a call not answered 200, or why it failed
+  std::int64_t planned_opens_at_ms = 0;
+  std::int64_t opens_at_ms = 0;  // as the server answered the countdown
+  std::int64_t late_ms = 0;      // the pin call's start after its scheduled instant
+  double pin_call_ms = 0;        // the pin call's own time
+};
+
+// The stream's own checks, over every drop's pin: each made as planned (`every_pin_made`), and
+// shown to every viewer still subscribed (`every_viewer_saw_every_pin`, with the pin-to-screen
+// latency in its detail). `seen.pins` and `calls` are by drop index.
+std::vector<Check> stream_verdict(const Totals& seen, const std::vector<PinCall>& calls);
 
 }  // namespace flashsale::loadtest

@@ -199,6 +199,191 @@ TEST(Traces, AScenarioWithVariantsAndATopLevelStockIsRefused) {
   EXPECT_THROW(generate(path, 1, 1), std::runtime_error);
 }
 
+// The stream scenario: three drops pinned a minute apart, each opening ten seconds after its
+// pin. The same seed gives the same trace; each viewer subscribes to the stream once, orders
+// each drop it wants after that drop's pin with its own client_order_id, and pays for the
+// order it named.
+TEST(Traces, TheStreamScenarioPinsEachDropAndOrdersItAsItOpens) {
+  const std::string scenario = FLASHSALE_SOURCE_DIR "/loadtest/scenarios/stream.toml";
+  const Trace first = generate(scenario, 0.1, 21);
+  const Trace second = generate(scenario, 0.1, 21);
+  ASSERT_TRUE(first.header.stream.has_value());
+  const StreamSetup& stream = *first.header.stream;
+  EXPECT_EQ(stream.id, "friday");
+  ASSERT_EQ(stream.drops.size(), 3u);
+  EXPECT_EQ(stream.drop_id(1), "friday~apron");
+  EXPECT_EQ(stream.drops[0].opens_ms, 0);
+  EXPECT_EQ(stream.drops[1].opens_ms, 60'000);
+  EXPECT_EQ(stream.drops[2].opens_ms, 120'000);
+  EXPECT_EQ(stream.drops[0].setup.stock, 50u);
+  EXPECT_EQ(stream.drops[1].setup.variants[1].stock, 16u) << "160 medium aprons, scaled by 0.1";
+  EXPECT_EQ(stream.drops[2].setup.duration_seconds, 20u);
+  EXPECT_EQ(first.header.units(), 114u);
+  EXPECT_EQ(first.header.viewers, 300u);
+  EXPECT_EQ(first.header.countdown_ms, 15'000);
+  ASSERT_EQ(first.actions.size(), second.actions.size());
+  for (std::size_t index = 0; index < first.actions.size(); ++index) {
+    const Action& one = first.actions[index];
+    const Action& other = second.actions[index];
+    ASSERT_TRUE(one.t_ms == other.t_ms && one.user == other.user && one.kind == other.kind &&
+                one.drop == other.drop && one.client_order_id == other.client_order_id &&
+                one.variant == other.variant)
+        << index;
+  }
+
+  std::vector<std::int64_t> pins(3, -1);
+  std::vector<std::set<std::uint32_t>> buyers(3);
+  std::map<std::uint32_t, std::int64_t> subscribed;
+  std::map<std::pair<std::uint32_t, std::string>, std::uint32_t> ordered;
+  std::map<std::uint32_t, std::vector<std::int64_t>> payments, disconnects;
+  for (const Action& action : first.actions) {
+    switch (action.kind) {
+      case ActionKind::pin:
+        EXPECT_EQ(pins[action.drop], -1) << "each drop is pinned once";
+        pins[action.drop] = action.t_ms;
+        break;
+      case ActionKind::subscribe:
+        subscribed.try_emplace(action.user, action.t_ms);
+        break;
+      case ActionKind::order:
+      case ActionKind::retry: {
+        const std::int64_t opens = stream.drops[action.drop].opens_ms;
+        EXPECT_GE(action.t_ms, pins[action.drop]) << "an order follows its drop's pin";
+        EXPECT_GE(action.t_ms, subscribed.at(action.user));
+        EXPECT_GE(action.t_ms, opens - 2'000);
+        EXPECT_EQ(action.client_order_id, "c" + std::to_string(action.drop + 1));
+        EXPECT_EQ(action.variant.empty(), action.drop != 1) << "only the apron comes in sizes";
+        ordered.try_emplace({action.user, action.client_order_id}, action.drop);
+        if (action.kind == ActionKind::order) buyers[action.drop].insert(action.user);
+        break;
+      }
+      case ActionKind::confirm:
+      case ActionKind::cancel:
+        EXPECT_EQ(ordered.at({action.user, action.client_order_id}), action.drop);
+        payments[action.user].push_back(action.t_ms);
+        break;
+      case ActionKind::disconnect:
+        disconnects[action.user].push_back(action.t_ms);
+        break;
+      default:
+        break;
+    }
+  }
+  EXPECT_EQ(pins, (std::vector<std::int64_t>{-10'000, 50'000, 110'000}));
+  EXPECT_EQ(subscribed.size(), 300u) << "every viewer watches the stream";
+  // Demand 0.9, 0.6 and 0.8 of 300 viewers.
+  EXPECT_NEAR(static_cast<double>(buyers[0].size()), 270, 30);
+  EXPECT_NEAR(static_cast<double>(buyers[1].size()), 180, 30);
+  EXPECT_NEAR(static_cast<double>(buyers[2].size()), 240, 30);
+  std::size_t reconnects = 0;
+  for (const auto& [user, gone] : disconnects)
+    for (const std::int64_t at : gone) {
+      reconnects += 1;
+      for (const std::int64_t paid : payments[user])
+        EXPECT_FALSE(paid >= at - 2'000 && paid <= at)
+            << "viewer " << user << " disconnects at " << at << " with a payment at " << paid;
+    }
+  EXPECT_GT(reconnects, 0u);
+
+  // Written as version 3, and read back action for action.
+  const std::string path = ::testing::TempDir() + "stream.jsonl";
+  write_trace(first, path);
+  EXPECT_TRUE(first_line(path).starts_with(R"({"flashsale_trace":3,)")) << first_line(path);
+  const Trace read = read_trace(path);
+  EXPECT_EQ(read.header.version, 3);
+  ASSERT_TRUE(read.header.stream.has_value());
+  EXPECT_EQ(read.header.stream->title, "Friday night live");
+  EXPECT_EQ(read.header.stream->drops[1].setup.variants.size(), 3u);
+  EXPECT_EQ(read.header.stream->drops[2].opens_ms, 120'000);
+  ASSERT_EQ(read.actions.size(), first.actions.size());
+  for (std::size_t index = 0; index < read.actions.size(); ++index) {
+    const Action& one = read.actions[index];
+    const Action& written = first.actions[index];
+    ASSERT_TRUE(one.t_ms == written.t_ms && one.kind == written.kind && one.drop == written.drop &&
+                one.client_order_id == written.client_order_id && one.variant == written.variant &&
+                (one.kind == ActionKind::pin || one.user == written.user))
+        << index;
+  }
+
+  const Trace other = generate(scenario, 0.1, 22);
+  bool differs = other.actions.size() != first.actions.size();
+  for (std::size_t index = 0; !differs && index < other.actions.size(); ++index)
+    differs = other.actions[index].t_ms != first.actions[index].t_ms ||
+              other.actions[index].user != first.actions[index].user;
+  EXPECT_TRUE(differs);
+}
+
+TEST(Traces, AStreamTraceThatDoesNotHoldTogetherNamesTheProblem) {
+  const std::string header =
+      R"({"flashsale_trace":3,"scenario":"x","seed":1,"scale":1,"countdown_ms":5000,)"
+      R"("viewers":2,"stream":{"id":"s","title":"S"},"drops":[)"
+      R"({"id":"a","title":"A","price_cents":1,"stock":1,"per_user_limit":1,"hold_seconds":1,)"
+      R"("waitlist_limit":0,"opens_ms":0},)"
+      R"({"id":"b","title":"B","price_cents":1,"stock":1,"per_user_limit":1,"hold_seconds":1,)"
+      R"("waitlist_limit":0,"opens_ms":3000}]})";
+  const std::string pins =
+      "\n{\"t\":-2000,\"a\":\"pin\",\"d\":\"a\"}\n{\"t\":5,\"a\":\"pin\",\"d\":\"b\"}";
+  const auto problem = [&](const std::string& name, const std::string& text) {
+    const std::string path = ::testing::TempDir() + name + ".jsonl";
+    std::ofstream(path) << text << "\n";
+    try {
+      read_trace(path);
+    } catch (const std::runtime_error& error) {
+      return std::string(error.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(problem("good", header + pins + R"(
+{"t":10,"u":0,"a":"order","q":1,"c":"c1","d":"a"}
+{"t":20,"u":0,"a":"confirm","c":"c1","d":"a"}
+{"t":3010,"u":0,"a":"order","q":1,"c":"c2","d":"b"})"),
+            "accepted");
+  EXPECT_NE(problem("unknown-drop", header + pins + R"(
+{"t":10,"u":0,"a":"order","q":1,"c":"c1","d":"z"})")
+                .find(":4: a drop the header's stream does not have"),
+            std::string::npos);
+  EXPECT_NE(problem("no-drop", header + pins + R"(
+{"t":10,"u":0,"a":"order","q":1,"c":"c1"})")
+                .find(":4: bad field"),
+            std::string::npos);
+  EXPECT_NE(problem("two-drops", header + pins + R"(
+{"t":10,"u":0,"a":"order","q":1,"c":"c1","d":"a"}
+{"t":3010,"u":0,"a":"order","q":1,"c":"c1","d":"b"})")
+                .find(":5: a client_order_id this viewer used in another drop"),
+            std::string::npos);
+  EXPECT_NE(problem("unpinned", header + "\n{\"t\":-2000,\"a\":\"pin\",\"d\":\"a\"}")
+                .find("drop \"b\" is never pinned"),
+            std::string::npos);
+  EXPECT_NE(problem("late-pin", header + "\n{\"t\":-2000,\"a\":\"pin\",\"d\":\"a\"}" +
+                                    "\n{\"t\":4000,\"a\":\"pin\",\"d\":\"b\"}")
+                .find(":3: a drop pinned after it opens"),
+            std::string::npos);
+  EXPECT_NE(problem("version-two", R"({"flashsale_trace":2)" + header.substr(20) + pins)
+                .find(":1: a stream in a trace of version 1 or 2"),
+            std::string::npos);
+  EXPECT_NE(problem("pin-outside", R"({"flashsale_trace":1,"scenario":"x","seed":1,"scale":1,)"
+                                   R"("countdown_ms":1,"viewers":1,"drop":{"id":"x","title":"x",)"
+                                   R"("price_cents":1,"stock":1,"per_user_limit":1,)"
+                                   R"("hold_seconds":1,"waitlist_limit":0}})"
+                                   "\n{\"t\":0,\"a\":\"pin\",\"d\":\"x\"}")
+                .find(":2: unknown action"),
+            std::string::npos);
+}
+
+TEST(Traces, AStreamScenarioWhoseFirstPinPrecedesTheReplayIsRefused) {
+  const std::string path = ::testing::TempDir() + "early-pin.toml";
+  std::ofstream(path) << "name = \"early\"\ncountdown_ms = 5000\n[stream]\nid = \"s\"\n"
+                         "title = \"S\"\n[[drops]]\nid = \"a\"\ncountdown_ms = 8000\n";
+  try {
+    generate(path, 1, 1);
+    FAIL() << "a pin 8 s before T-0 in a replay that starts 5 s before it";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find("countdown_ms must be at least 8000"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
 // Per-variant figures survive the trip from a worker process to its coordinator, and add up.
 TEST(Totals, VariantFiguresMergeAndRoundTrip) {
   Totals one;
@@ -210,6 +395,69 @@ TEST(Totals, VariantFiguresMergeAndRoundTrip) {
   EXPECT_EQ(one.variants.at("41"), (VariantSeen{4, 1, 3}));
   EXPECT_EQ(one.variants.at("42"), (VariantSeen{5, 2, 3}));
   EXPECT_EQ(totals_from_json(to_json(one)).variants, one.variants);
+}
+
+// A stream's figures by drop and by pin cross from a worker to its coordinator and add up; the
+// whole run's are the drops' together.
+TEST(Totals, AStreamsFiguresByDropAndPinMergeAndRoundTrip) {
+  Totals one;
+  one.frames_in[0] = 7;
+  one.drops.resize(2);
+  one.drops[0].sent = 3;
+  one.drops[1].sent = 4;
+  one.drops[1].latency.record(2'000);
+  one.pins.resize(2);
+  one.pins[1] = {5, 1, {}};
+  one.pins[1].latency.record(9'000);
+  Totals two = one;
+  two.drops[0].variants["M"] = {1, 0, 1};
+  one.merge(totals_from_json(to_json(two)));
+  ASSERT_EQ(one.drops.size(), 2u);
+  EXPECT_EQ(one.drops[0].sent, 6u);
+  EXPECT_EQ(one.drops[0].variants.at("M"), (VariantSeen{1, 0, 1}));
+  EXPECT_EQ(one.drops[1].latency.count(), 2u);
+  EXPECT_EQ(one.pins[1].owed, 10u);
+  EXPECT_EQ(one.pins[1].missed, 2u);
+  EXPECT_EQ(one.pins[1].latency.count(), 2u);
+  const Totals all = one.combined();
+  EXPECT_EQ(all.sent, 14u);
+  EXPECT_EQ(all.latency.count(), 2u);
+  EXPECT_EQ(all.frames_in.at(0), 14u);
+  EXPECT_TRUE(all.drops.empty());
+}
+
+// The stream's own checks: every pin made as planned, and shown to every viewer owed it.
+TEST(Verdict, AStreamFailsForAPinAViewerMissedOrTheHostCouldNotMake) {
+  Totals seen;
+  seen.pins.resize(2);
+  seen.pins[0] = {100, 0, {}};
+  seen.pins[1] = {90, 0, {}};
+  seen.pins[0].latency.record(4'000);
+  std::vector<PinCall> calls(2);
+  calls[0] = {"one", 200, 200, {}, 1'000, 1'000, 0, 2.0};
+  calls[1] = {"two", 200, 200, {}, 4'000, 4'000, 1, 2.0};
+  const auto check = [&](std::string_view name) {
+    for (const Check& made : stream_verdict(seen, calls))
+      if (made.name == name) return made;
+    return Check{"missing", false, {}};
+  };
+  EXPECT_TRUE(check("every_pin_made").pass) << check("every_pin_made").detail;
+  EXPECT_TRUE(check("every_viewer_saw_every_pin").pass);
+  EXPECT_NE(check("every_viewer_saw_every_pin").detail.find("one 100/100; two 90/90"),
+            std::string::npos)
+      << check("every_viewer_saw_every_pin").detail;
+  seen.pins[1].missed = 3;
+  EXPECT_FALSE(check("every_viewer_saw_every_pin").pass);
+  EXPECT_NE(check("every_viewer_saw_every_pin").detail.find("two: 3 of 90 viewers never shown it"),
+            std::string::npos);
+  calls[1].opens_at_ms = 4'250;
+  EXPECT_EQ(check("every_pin_made").detail, "two: opens 250 ms off its planned instant");
+  calls[0].pin_status = 404;
+  calls[0].countdown_status = 0;
+  calls[0].refusal = "unknown_stream";
+  EXPECT_FALSE(check("every_pin_made").pass);
+  EXPECT_NE(check("every_pin_made").detail.find("one: pin answered 404, countdown 0"),
+            std::string::npos);
 }
 
 // A sale of two sizes after a replay, as the host API gives it, and what its buyers saw.
@@ -610,6 +858,87 @@ TEST_F(Replay, ASaleOfSizesPassesThePerVariantChecksAndEndsByItself) {
         << action.variant;
   }
   EXPECT_GE(orders, 20u);
+}
+
+// A stream of three drops pinned one after another, replayed against the real server: the
+// viewers watch the stream (not a drop) and order each drop as it opens. Every drop passes its
+// own checks (the second its sizes', the third its end's), every pin is made and shown to
+// every viewer still subscribed, and the report has each drop's section and the pin-to-screen
+// latency.
+class StreamReplay : public Replay {
+ protected:
+  int replay_stream(const std::string& prefix, std::vector<std::string> extra = {}) {
+    const std::string path = ::testing::TempDir() + prefix + "-stream.jsonl";
+    testing::ChildProcess gen({FLASHSALE_LOADTEST, "gen", "--scenario",
+                               FLASHSALE_SOURCE_DIR "/tests/loadtest/stream.toml", "--out", path,
+                               "--seed", "7"});
+    EXPECT_EQ(gen.wait(30s), 0);
+    return replay(prefix, std::move(extra), path);
+  }
+  std::string printed() const {
+    std::string text;
+    for (const auto& line : output) text += line + "\n";
+    return text;
+  }
+  // Each drop's report passes, names its checks, and was shown to every viewer owed its pin.
+  void expect_every_drop_passed(const boost::json::object& json) const {
+    EXPECT_TRUE(json.at("verdict").at("pass").as_bool()) << printed();
+    std::map<std::string, std::size_t> checks_by_drop;
+    for (const auto& check : json.at("verdict").at("checks").as_array()) {
+      EXPECT_TRUE(check.at("pass").as_bool()) << check;
+      const auto* drop = check.as_object().if_contains("drop");
+      checks_by_drop[drop == nullptr ? "" : std::string(drop->as_string())] += 1;
+    }
+    EXPECT_EQ(checks_by_drop,
+              (std::map<std::string, std::size_t>{{"", 2}, {"one", 8}, {"two", 11}, {"three", 9}}));
+    const auto& drops = json.at("drops").as_array();
+    ASSERT_EQ(drops.size(), 3u);
+    for (const auto& item : drops) {
+      const auto& drop = item.as_object();
+      EXPECT_TRUE(drop.at("verdict").at("pass").as_bool()) << drop.at("name");
+      EXPECT_GT(drop.at("orders").at("sent").to_number<std::int64_t>(), 50) << drop.at("name");
+      EXPECT_GT(drop.at("results").at("reserved").to_number<std::int64_t>(), 0);
+      EXPECT_EQ(drop.at("server").at("stream").as_string(), "ci-stream");
+      const auto& pin = drop.at("pin").as_object();
+      EXPECT_GT(pin.at("owed").to_number<std::int64_t>(), 50) << drop.at("name");
+      EXPECT_EQ(pin.at("missed").to_number<std::int64_t>(), 0) << drop.at("name");
+      EXPECT_GT(pin.at("pin_to_screen_ms").at("samples").to_number<std::int64_t>(), 50);
+    }
+    EXPECT_EQ(drops[0].at("id").as_string(), "ci-stream~one");
+    EXPECT_EQ(drops[1].at("variants").as_array().size(), 2u);
+    EXPECT_EQ(drops[2].at("server").at("state").as_string(), "closed");
+    EXPECT_EQ(drops[1].at("opens_at_s").to_number<double>(), 3);
+    EXPECT_GT(json.at("stream").at("pin_to_screen_ms").at("samples").to_number<std::int64_t>(),
+              250);
+    EXPECT_EQ(json.at("server").at("pinned").as_string(), "ci-stream~three");
+    EXPECT_EQ(json.at("parameters").at("drops").to_number<int>(), 3);
+    EXPECT_EQ(json.at("parameters").at("stock").to_number<int>(), 32);
+  }
+};
+
+TEST_F(StreamReplay, ThreeDropsPinnedOneAfterAnotherPassPerDropAndEveryViewerSeesEveryPin) {
+  const int status = replay_stream("stream");
+  EXPECT_EQ(status, 0) << printed();
+  const auto json = report_json();
+  expect_every_drop_passed(json);
+  EXPECT_EQ(json.at("server").at("host").as_string(), "host") << "the configured host's key";
+  std::ifstream html(report + "/report.html");
+  std::stringstream text;
+  text << html.rdbuf();
+  EXPECT_NE(text.str().find("<h3>Pins</h3>"), std::string::npos);
+  EXPECT_NE(text.str().find("Drop <code>three</code>"), std::string::npos);
+  EXPECT_EQ(text.str().find("src="), std::string::npos) << "the report must not fetch anything";
+}
+
+// With the operator's key the stream is made for the host "loadtest"; spread over two worker
+// processes, the pins are still owed and seen viewer by viewer.
+TEST_F(StreamReplay, TheOperatorKeyAndTwoWorkerProcessesGiveTheSameVerdict) {
+  const int status =
+      replay_stream("stream-operator", {"--host-key", "dev-admin-key", "--workers", "2"});
+  EXPECT_EQ(status, 0) << printed();
+  const auto json = report_json();
+  expect_every_drop_passed(json);
+  EXPECT_EQ(json.at("server").at("host").as_string(), "loadtest");
 }
 
 // A replayed surge's journal, captured, replays against a fresh server and passes the verdict:

@@ -1,12 +1,13 @@
 // Replaying a surge trace against a running flashsale server (`flashsale-loadtest replay`).
 //
 // The drop is created (or reused) and its countdown started so that T-0 falls `countdown_ms`
-// after the start; then every action is sent at its scheduled time whatever the server does
-// (open loop), one connection per virtual viewer, and latency is measured from the scheduled
-// time. Afterwards the verdict checks what a buyer and an auditor would (docs/loadtest.md), and
-// DIR/report.json and DIR/report.html are written. The exit status is 0 only when every check
-// passes. One process holds at most ~19,900 sockets; `workers` spreads a larger audience over
-// several, on one schedule, with the same verdict and report.
+// after the start — or, for a stream, the stream and its drops are created and each drop is
+// pinned and counted down at its instant — then every action is sent at its scheduled time
+// whatever the server does (open loop), one connection per virtual viewer, and latency is
+// measured from the scheduled time. Afterwards the verdict checks what a buyer and an auditor would
+// (docs/loadtest.md), and DIR/report.json and DIR/report.html are written. The exit status is 0
+// only when every check passes. One process holds at most ~19,900 sockets; `workers` spreads a
+// larger audience over several, on one schedule, with the same verdict and report.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,7 @@ struct ReplayOptions {
   std::string trace;
   std::string url = "ws://127.0.0.1:8080/ws";
   std::string api = "http://127.0.0.1:8080";
+  // A host's key; for a stream also the operator's (the stream is then host "loadtest"'s).
   std::string host_key = "dev-host-key";
   // Where the server's /metrics is, for its CPU and memory in the report: `api` when empty.
   std::string metrics;

@@ -6,15 +6,17 @@
 
 #include <boost/json/object.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace flashsale::loadtest {
 
 // 2: drops with variants, a per-variant limit or a duration, and orders naming a variant.
-// A trace is written in the lowest version that holds it, so one without any of that reads in
-// builds that know only version 1.
-inline constexpr int trace_version = 2;
+// 3: a live stream of several drops, each pinned by the host at its instant, and actions naming
+// the drop they are about. A trace is written in the lowest version that holds it, so one
+// without any of that reads in builds that know only version 1.
+inline constexpr int trace_version = 3;
 
 // One thing the drop sells (a size), as the host API's create body takes it.
 struct VariantSetup {
@@ -48,14 +50,37 @@ struct DropSetup {
 // header stores them. A drop with variants has no top-level price_cents and stock.
 boost::json::object to_json(const DropSetup& drop);
 
+// A drop of a live stream: its create body (`setup.id` is its name in the stream; its id is
+// "<stream>~<name>") and its opening instant, in ms from the trace's T-0.
+struct StreamDrop {
+  DropSetup setup;
+  std::int64_t opens_ms = 0;
+};
+
+// A live stream (version 3): its drops are created in it beforehand, and the host pins each one
+// at its `pin` action and starts its countdown, to open at its `opens_ms`.
+struct StreamSetup {
+  std::string id;
+  std::string title;
+  std::vector<StreamDrop> drops;  // 1-64; actions name them by index
+
+  // The id viewers and the host API know drop `index` by.
+  std::string drop_id(std::size_t index) const;
+};
+
 struct TraceHeader {
   int version = trace_version;  // as read; write_trace writes the lowest that holds the trace
   std::string scenario;
   std::uint64_t seed = 0;
   double scale = 1;
-  DropSetup drop;
+  DropSetup drop;  // without a stream: the one drop
+  // With a stream, T-0 is its first drop's opening and `drop` is unused.
+  std::optional<StreamSetup> stream;
   std::int64_t countdown_ms = 5'000;  // replay starts this long before T-0
   std::uint32_t viewers = 0;
+
+  // Units at creation, of every drop.
+  std::uint64_t units() const;
 };
 
 enum class ActionKind : std::uint8_t {
@@ -65,7 +90,8 @@ enum class ActionKind : std::uint8_t {
   retry,
   confirm,
   cancel,
-  disconnect
+  disconnect,
+  pin  // the host's: pin a stream's drop and start its countdown (no viewer)
 };
 std::string_view to_string(ActionKind kind) noexcept;
 
@@ -76,6 +102,9 @@ struct Action {
   std::uint32_t qty = 1;        // order, retry
   std::string client_order_id;  // order, retry
   std::string variant = {};     // order, retry: the variant's id, on a drop with variants
+  // order, retry, confirm, cancel, pin: the stream's drop it is about, by index (version 3).
+  // A viewer's client_order_id names one drop of the stream.
+  std::uint32_t drop = 0;
 };
 
 struct Trace {
@@ -85,8 +114,9 @@ struct Trace {
 
 // Reads a scenario file and generates its trace. `scale` multiplies viewers and stock (each
 // variant's, at least 1). On a drop with variants each viewer orders one, drawn by the
-// scenario's demand weights. Throws std::runtime_error naming the file and key on a bad
-// scenario.
+// scenario's demand weights. A scenario with a [stream] has [[drops]], each pinned at its
+// instant, and viewers who watch the stream and order each drop as it opens. Throws
+// std::runtime_error naming the file and key on a bad scenario.
 Trace generate(const std::string& scenario_path, double scale, std::uint64_t seed);
 
 void write_trace(const Trace& trace, const std::string& path);
