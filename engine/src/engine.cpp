@@ -481,7 +481,8 @@ Engine::Engine(EngineLimits limits)
       stream_ids_(std::make_unique<StreamIds>()),
       deadlines_(std::make_unique<Deadlines>()) {
   FS_ASSERT(limits_.drops_max >= 1);
-  FS_ASSERT(limits_.streams_max >= 1 && limits_.drops_per_stream_max >= 1);
+  FS_ASSERT(limits_.streams_max >= 1 && limits_.drops_per_stream_max >= 1 &&
+            limits_.streams_per_host_max >= 1);
   FS_ASSERT(limits_.decisions_per_drop_reserve <= limits_.decisions_per_drop_max);
   FS_ASSERT(limits_.decisions_per_buyer_max >= 1);
   drops_.reserve(limits_.drops_max);
@@ -1011,6 +1012,11 @@ CommandResult Engine::create_stream(const StreamSpec& spec, TimeMs now_ms, Event
   } else if (streams_.size() >= limits_.streams_max) {
     result.status = CommandStatus::limit_reached;
     result.reason = "the engine holds its maximum number of streams";
+  } else if (std::count_if(streams_.begin(), streams_.end(), [&](const auto& stream) {
+               return stream->spec.host == spec.host;
+             }) >= limits_.streams_per_host_max) {
+    result.status = CommandStatus::limit_reached;
+    result.reason = "the host holds its maximum number of streams";
   } else {
     result.stream = static_cast<StreamIndex>(streams_.size());
     emit(0, StreamCreated{std::make_shared<const StreamSpec>(spec)}, events);

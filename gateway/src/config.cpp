@@ -213,6 +213,7 @@ GatewayConfig load_config(const std::string& path) {
   const toml::table& engine = section(root, "engine");
   read_number(engine, "engine", "drops_max", config.engine.drops_max, 1, 1e5);
   read_number(engine, "engine", "streams_max", config.engine.streams_max, 1, 1e5);
+  read_number(engine, "engine", "streams_per_host_max", config.engine.streams_per_host_max, 1, 1e5);
   read_number(engine, "engine", "decisions_per_drop_max", config.engine.decisions_per_drop_max, 1,
               4e9);
   read_number(engine, "engine", "decisions_per_drop_reserve",

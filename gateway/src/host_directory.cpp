@@ -289,6 +289,12 @@ HostDirectory::Result HostDirectory::change(const Job& job) {
   }
   // Taken here at once, whatever comes next: a revoked or replaced key is refused from now on.
   install(job.id, *read_record(written));
+  // Who holds a key is the operators' record to keep: each change is logged, never a key.
+  spdlog::info("hosts: {} {}",
+               job.op == Op::create   ? "created"
+               : job.op == Op::rotate ? "gave a new key to"
+                                      : "revoked",
+               job.id);
   if (!wait_for_replicas()) return {Status::unavailable, {}, {}};
   if (!refresh(true)) redis_.reset();  // other gateways' changes: the next poll reads them
   result.hosts.push_back(std::move(host));

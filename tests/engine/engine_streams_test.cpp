@@ -196,6 +196,22 @@ TEST_F(Streams, AtMostStreamsMax) {
   events.clear();  // they were small's; TearDown checks `engine`
 }
 
+// One host cannot take every stream of the engine: past its own maximum it is refused, and
+// another host still creates.
+TEST_F(Streams, AtMostStreamsPerHostMax) {
+  limits.streams_per_host_max = 2;
+  Engine small(limits);
+  ASSERT_EQ(small.create_stream(stream_spec("s1", "h1"), now, events).status, CommandStatus::ok);
+  ASSERT_EQ(small.create_stream(stream_spec("s2", "h1"), now, events).status, CommandStatus::ok);
+  const CommandResult third = small.create_stream(stream_spec("s3", "h1"), now, events);
+  EXPECT_EQ(third.status, CommandStatus::limit_reached);
+  EXPECT_EQ(third.reason, "the host holds its maximum number of streams");
+  EXPECT_EQ(small.create_stream(stream_spec("s3", "h2"), now, events).status, CommandStatus::ok);
+  EXPECT_EQ(small.stream_count(), 3u);
+  small.check_invariants();
+  events.clear();  // they were small's; TearDown checks `engine`
+}
+
 TEST_F(Streams, DropsJoinTheirStream) {
   ASSERT_EQ(create_stream(stream_spec("s1")).status, CommandStatus::ok);
   const CommandResult created = create(drop_spec("s1~tee"));

@@ -49,6 +49,9 @@ struct EngineLimits {
   // a real buyer retries with the same id, and this keeps each buyer's records short.
   std::uint32_t decisions_per_buyer_max = 64;
   std::uint32_t streams_max = 4096;
+  // Streams one host may hold in this engine, ended ones included: no host fills the engine's
+  // table and leaves the others none.
+  std::uint32_t streams_per_host_max = 256;
   // Drops created in one stream, whatever became of them.
   std::uint32_t drops_per_stream_max = 64;
 };
@@ -205,7 +208,8 @@ class Engine {
   // Stream commands; `.stream` of the result names the stream when found.
   //
   // Creates a stream, scheduled. Precedence: invalid_argument (id or host not an id, title
-  // over 200 bytes, video_url over 500), already_exists, limit_reached (streams_max).
+  // over 200 bytes, video_url over 500), already_exists, limit_reached (streams_max, then
+  // streams_per_host_max).
   CommandResult create_stream(const StreamSpec& spec, TimeMs now_ms, Events& events);
   // scheduled -> live. unknown_stream; wrong_state from live or ended.
   CommandResult go_live(std::string_view stream, TimeMs now_ms, Events& events);
