@@ -177,6 +177,11 @@ void HostDirectory::submit(Op op, std::string id, Done done) {
   done({Status::unavailable, {}, {}});
 }
 
+std::size_t HostDirectory::size() const {
+  std::lock_guard lock(mutex_);
+  return table_->size();
+}
+
 bool HostDirectory::knows(std::string_view id) const {
   std::lock_guard lock(mutex_);
   return table_->contains(std::string(id));
@@ -325,7 +330,10 @@ bool HostDirectory::refresh(bool force) {
   if (!version || version->type == REDIS_REPLY_ERROR) return false;
   // Never changed: "0", so that a directory nobody wrote to yet is read once, as empty.
   const std::string now(version->type == REDIS_REPLY_NIL ? "0" : journal::text_of(version));
-  if (!force && now == version_read_) return true;
+  if (!force && now == version_read_) {
+    read_at_ms_.store(wall_ms(), std::memory_order_relaxed);
+    return true;
+  }
   const journal::Reply all = redis_->command({"HGETALL", hosts_key_});
   if (!all || all->type != REDIS_REPLY_ARRAY) return false;
   auto table = std::make_shared<Table>();
@@ -347,6 +355,7 @@ bool HostDirectory::refresh(bool force) {
   read_once_.notify_all();
   // The counter read before the table: a change between the two reads is read again next time.
   version_read_ = now;
+  read_at_ms_.store(wall_ms(), std::memory_order_relaxed);
   return true;
 }
 

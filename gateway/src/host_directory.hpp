@@ -18,6 +18,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -85,6 +86,10 @@ class HostDirectory {
   bool wait_until_read(std::chrono::milliseconds timeout) const;
   // Any thread, no I/O: whether `id` names a host, active or revoked, as last read.
   bool knows(std::string_view id) const;
+  // Any thread, no I/O: how many hosts, and when (Unix ms) Redis last answered a read of them,
+  // changed or not; 0 before the first.
+  std::size_t size() const;
+  std::int64_t read_at_ms() const { return read_at_ms_.load(std::memory_order_relaxed); }
 
   // The operator's calls, any thread; each is done on the directory's thread, which calls
   // `done` (post to your own). At most `queue_max` wait; past it, `unavailable` at once.
@@ -123,6 +128,7 @@ class HostDirectory {
   std::condition_variable wake_;
   mutable std::condition_variable read_once_;
   bool has_read_ = false;
+  std::atomic<std::int64_t> read_at_ms_{0};
   std::deque<Job> jobs_;
   bool stopping_ = false;
   std::shared_ptr<const Table> table_ = std::make_shared<Table>();

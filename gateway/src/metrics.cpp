@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -99,6 +100,17 @@ std::string Metrics::render(const journal::JournalStatus* status) const {
            "When the TLS certificate in use expires (Unix time).", expires);
     series("flashsale_tls_reloads_failed_total", "counter",
            "Certificate reloads (SIGHUP) that kept the old certificate.", load(tls_reloads_failed));
+  }
+  if (const std::uint64_t read_at_ms = load(host_accounts_read_at_ms); read_at_ms != 0) {
+    series("flashsale_host_accounts", "gauge", "Host accounts, active and revoked, as last read.",
+           load(host_accounts));
+    const auto now_ms =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+    series("flashsale_host_accounts_read_age_seconds", "gauge",
+           "Since this gateway last read the host accounts from Redis (every 500 ms when it can).",
+           static_cast<double>(now_ms - std::min(now_ms, read_at_ms)) / 1000.0);
   }
   out +=
       "# HELP flashsale_orders_total Order results sent, by status.\n# TYPE flashsale_orders_total "

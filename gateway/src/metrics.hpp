@@ -91,6 +91,10 @@ struct Metrics {
   Counter proxy_headers_refused{0};  // a trusted proxy's connection without a valid header
   Counter tls_reloads_failed{0};     // SIGHUP found files that do not load: the old ones stay
   Counter tls_expires_at_s{0};       // the certificate in use; 0 without TLS
+  // The host accounts (HostDirectory) as last read, and when (Unix ms); 0: no directory here
+  // (an engine) or not read yet.
+  Counter host_accounts{0};
+  Counter host_accounts_read_at_ms{0};
   std::array<Counter, order_statuses.size()> orders{};
   Counter orders_at_edge{0};  // answered sold_out by an I/O thread (edge_gate.hpp), in `orders` too
   Counter engine_queue_depth{0};

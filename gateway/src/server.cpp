@@ -139,11 +139,6 @@ int Server::run() {
   const auto health = [&]() -> HostReply {
     return link ? link->health() : journal_health(*journal);
   };
-  const auto render_metrics = [&] {
-    if (link) return metrics.render(nullptr);  // the engines hold the journals
-    const journal::JournalStatus status = journal->status();
-    return metrics.render(&status);
-  };
   HostDirectory hosts({.redis = config_.journal.redis_endpoint(),
                        .prefix = config_.journal.prefix,
                        .timeout = config_.journal.redis_timeout,
@@ -155,6 +150,14 @@ int Server::run() {
   if (!hosts.wait_until_read(config_.journal.redis_timeout))
     spdlog::warn(
         "hosts: the host accounts are not read yet; only configured keys work until they are");
+  const auto render_metrics = [&] {
+    metrics.host_accounts.store(hosts.size(), std::memory_order_relaxed);
+    metrics.host_accounts_read_at_ms.store(static_cast<std::uint64_t>(hosts.read_at_ms()),
+                                           std::memory_order_relaxed);
+    if (link) return metrics.render(nullptr);  // the engines hold the journals
+    const journal::JournalStatus status = journal->status();
+    return metrics.render(&status);
+  };
   ServerContext context{config_, *requests, metrics, source_limits, hosts, health, render_metrics};
   std::vector<std::unique_ptr<GatewayRoutes>> routes;
   for (auto& hub : hubs) routes.push_back(std::make_unique<GatewayRoutes>(context, *hub));

@@ -237,6 +237,10 @@ TEST_F(Authorization, ARotatedKeyStopsAtOnceAndTheNewOneWorks) {
       EXPECT_EQ(host.at("state").as_string(), "revoked");
     }
   EXPECT_TRUE(listed) << hosts.body;
+  // Prometheus sees them too: alice, bob (revoked) and carol (revoked).
+  const std::string metrics = call("GET", "/metrics", {}, {}).body;
+  EXPECT_NE(metrics.find("\nflashsale_host_accounts 3\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\nflashsale_host_accounts_read_age_seconds "), std::string::npos);
 }
 
 // Killed (-9) and started again: the hosts (kept in Redis) and the streams, their drops and
