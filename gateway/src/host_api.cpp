@@ -7,7 +7,6 @@
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <algorithm>
 #include <array>
@@ -573,11 +572,9 @@ HostReply hosts_reply(HostsCall::Op op, HostDirectory::Result result, const Gate
     case Status::unavailable:
       return host_json::error(503, "unavailable", "the host directory cannot be reached; retry");
   }
-  if (op == HostsCall::Op::list) {
-    if (!config.host_key.empty()) result.hosts.insert(result.hosts.begin(), {config.host_id, 0, 0});
+  if (op == HostsCall::Op::list)
     return {200, host_json::host_accounts(
                      result.hosts, config.host_key.empty() ? std::string_view() : config.host_id)};
-  }
   return {op == HostsCall::Op::create ? 201u : 200u,
           host_json::host_account(result.hosts.front(), result.key)};
 }
@@ -610,13 +607,8 @@ std::optional<HostReply> submit(ServerContext& context, HostsCall call,
 // Whether `given` is `expected`, compared as SHA-256 digests in constant time: neither the
 // key's bytes nor its length show in how long a wrong guess takes.
 bool same_key(std::string_view given, std::string_view expected) {
-  const auto digest = [](std::string_view text) {
-    std::array<unsigned char, 32> out{};
-    EVP_Digest(text.data(), text.size(), out.data(), nullptr, EVP_sha256(), nullptr);
-    return out;
-  };
-  const auto one = digest(given);
-  const auto other = digest(expected);
+  const auto one = key_digest(given);
+  const auto other = key_digest(expected);
   return CRYPTO_memcmp(one.data(), other.data(), one.size()) == 0;
 }
 

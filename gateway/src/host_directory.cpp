@@ -36,12 +36,6 @@ if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return redis.call('INCR', KEYS[2]))";
 
-std::array<unsigned char, 32> digest_of(std::string_view text) {
-  std::array<unsigned char, 32> out{};
-  EVP_Digest(text.data(), text.size(), out.data(), nullptr, EVP_sha256(), nullptr);
-  return out;
-}
-
 std::string hex(std::span<const unsigned char> bytes) {
   std::string out;
   out.reserve(bytes.size() * 2);
@@ -92,6 +86,12 @@ std::optional<Record> read_record(std::string_view text) {
 }
 
 }  // namespace
+
+std::array<unsigned char, 32> key_digest(std::string_view key) {
+  std::array<unsigned char, 32> out{};
+  EVP_Digest(key.data(), key.size(), out.data(), nullptr, EVP_sha256(), nullptr);
+  return out;
+}
 
 std::string_view to_string(HostDirectory::Status status) noexcept {
   switch (status) {
@@ -146,7 +146,7 @@ std::optional<std::string> HostDirectory::authenticate(std::string_view key) con
   }
   const auto found = table->find(id);
   if (found == table->end() || found->second.revoked_at_ms != 0) return std::nullopt;
-  const auto given = digest_of(key);
+  const auto given = key_digest(key);
   if (CRYPTO_memcmp(given.data(), found->second.digest.data(), given.size()) != 0)
     return std::nullopt;
   return id;
@@ -257,7 +257,7 @@ HostDirectory::Result HostDirectory::change(const Job& job) {
   if (job.op == Op::create) {
     auto key = new_key(job.id);
     if (!key) return {Status::unavailable, {}, {}};
-    const std::string record = record_of(hex(digest_of(*key)), now_ms, 0);
+    const std::string record = record_of(hex(key_digest(*key)), now_ms, 0);
     const std::string max = std::to_string(settings_.hosts_max);
     reply =
         redis_->command({"EVAL", create_lua, "2", hosts_key_, version_key_, job.id, record, max});
@@ -279,7 +279,7 @@ HostDirectory::Result HostDirectory::change(const Job& job) {
       if (job.op == Op::rotate) {
         auto key = new_key(job.id);
         if (!key) return {Status::unavailable, {}, {}};
-        after = record_of(hex(digest_of(*key)), record->created_at_ms, 0);
+        after = record_of(hex(key_digest(*key)), record->created_at_ms, 0);
         result.key = std::move(*key);
       } else {
         host.revoked_at_ms = record->revoked_at_ms != 0 ? record->revoked_at_ms : now_ms;

@@ -142,4 +142,7 @@ class HostDirectory {
 
 std::string_view to_string(HostDirectory::Status status) noexcept;
 
+// A key's SHA-256: what the directory stores, and what every key is compared as.
+std::array<unsigned char, 32> key_digest(std::string_view key);
+
 }  // namespace flashsale::gateway

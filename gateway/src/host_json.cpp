@@ -145,11 +145,14 @@ std::string host_account(const HostDirectory::Host& host, std::string_view key) 
 
 std::string host_accounts(std::span<const HostDirectory::Host> hosts, std::string_view configured) {
   JsonArray list;
+  if (!configured.empty()) {  // made by the config, not at an instant: created_at_ms 0
+    JsonObject item;
+    account_fields(item, {std::string(configured), 0, 0});
+    list.raw(item.raw("configured", "true").done());
+  }
   for (const HostDirectory::Host& host : hosts) {
     JsonObject item;
     account_fields(item, host);
-    if (!configured.empty() && host.id == configured && host.created_at_ms == 0)
-      item.raw("configured", "true");
     list.raw(item.done());
   }
   return JsonObject().raw("hosts", list.done()).done();
@@ -159,7 +162,7 @@ std::string token(std::string_view token) {
   return JsonObject().text("token", token).done();
 }
 
-// Every part was written by drops() above, so its items are spliced as they are.
+// Every part was written by drops() or streams() above, so its items are spliced as they are.
 HostReply merge_lists(std::vector<HostReply>& parts, std::string_view key) {
   const std::string list_open = fmt::format(R"({{"{}":[)", key);
   constexpr std::string_view list_close = "]}";

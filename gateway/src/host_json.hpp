@@ -34,7 +34,8 @@ std::string audit(const journal::DropTotals& totals, const journal::ChainHead& h
 // A host account: {"id","state":"active"|"revoked","created_at_ms"[,"revoked_at_ms"][,"key"]};
 // the key only when just made.
 std::string host_account(const HostDirectory::Host& host, std::string_view key);
-// {"hosts":[…]}, the configured host (if any, `configured`) marked "configured":true.
+// {"hosts":[…]}: the configured host first (if any, `configured`), marked "configured":true,
+// then `hosts`.
 std::string host_accounts(std::span<const HostDirectory::Host> hosts, std::string_view configured);
 // {"token":"…"}
 std::string token(std::string_view token);
